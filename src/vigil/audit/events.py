@@ -1,0 +1,90 @@
+"""The versioned decision event (schema version 1) built from a DecisionRecord, with masking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from vigil.model.decision import DecisionRecord
+
+EVENT_VERSION: Final = 1
+MASK: Final = "***"
+
+
+def decision_event(record: DecisionRecord, mask: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON-ready audit event for ``record``; ``mask`` paths (``context.a.b``) become ``"***"``.
+
+    Tuples are left as tuples (JSON arrays): this runs once per decision on the writer thread.
+    """
+    principal = record.principal
+    resource = record.resource
+    event: dict[str, Any] = {
+        "v": EVENT_VERSION,
+        "type": "decision",
+        "id": record.id,
+        "time": rfc3339(record.time),
+        "decision": "allow" if record.allowed else "deny",
+        "subject": {"type": principal[0], "id": principal[1]},
+        "action": {"type": record.action[0], "name": record.action[1]},
+        "resource": {"type": resource[0], "id": resource[1]},
+        "reason_codes": record.reason_codes,
+        "policies": record.policies,
+        "risk": record.risk,
+        "signals": record.signals,
+        "advice": record.advice,
+        "policy_revision": record.policy_revision,
+        "latency_ns": record.latency_ns,
+    }
+    if record.errors:
+        event["errors"] = [{"policy": p, "message": m} for p, m in record.errors]
+    if record.error is not None:
+        event["error"] = record.error
+    if record.context:
+        event["context"] = _masked(record.context, mask) if mask else record.context
+    return event
+
+
+_second_cache: list[Any] = [None, ""]
+
+
+def rfc3339(epoch: float) -> str:
+    """``epoch`` seconds as RFC 3339 UTC with microseconds (``2026-11-28T09:14:03.123456Z``)."""
+    sec = int(epoch // 1)
+    cache = _second_cache
+    if cache[0] != sec:
+        prefix = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cache[0] = sec
+        cache[1] = prefix
+    else:
+        prefix = cache[1]
+    micros = int(round((epoch - sec) * 1_000_000))
+    if micros >= 1_000_000:
+        micros = 999_999
+    return f"{prefix}.{micros:06d}Z"
+
+
+def _masked(context: dict[str, Any], mask: Sequence[str]) -> dict[str, Any]:
+    if not mask:
+        return context
+    out: dict[str, Any] = dict(context)
+    for path in mask:
+        parts = path.split(".")
+        if parts[0] != "context" or len(parts) < 2:
+            continue
+        _mask_path(out, parts[1:])
+    return out
+
+
+def _mask_path(obj: dict[str, Any], parts: list[str]) -> None:
+    key = parts[0]
+    if key not in obj:
+        return
+    if len(parts) == 1:
+        obj[key] = MASK
+        return
+    child = obj[key]
+    if isinstance(child, dict):
+        copy = dict(child)
+        obj[key] = copy
+        _mask_path(copy, parts[1:])

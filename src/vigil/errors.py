@@ -1,0 +1,73 @@
+"""One exception tree for vigil. Every error has a stable snake_case ``code``.
+
+Transports map codes, never classes or messages: HTTP status via :data:`HTTP_STATUS`, CLI exit
+status via :data:`EXIT_STATUS`. Messages are one line, lowercase, with user values quoted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VigilError(Exception):
+    """Base of every error vigil raises on purpose."""
+
+    code: ClassVar[str] = "vigil_error"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of this error: ``{"code", "message", **details}``."""
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class RequestError(VigilError):
+    """A request that cannot be decided as sent (malformed, wrong types, too large)."""
+
+    code = "invalid_request"
+
+
+class ValueConversionError(RequestError):
+    """A JSON value with no Cedar equivalent, or a malformed ``__extn``/``__entity`` escape."""
+
+    code = "invalid_value"
+
+
+class WorkspaceError(VigilError):
+    """A workspace that cannot be activated; ``problems`` lists every file:line message."""
+
+    code = "invalid_workspace"
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message, problems=list(problems or []))
+        self.problems = list(problems or [])
+
+
+class AuditError(VigilError):
+    """An audit event could not be recorded where recording is required."""
+
+    code = "audit_unavailable"
+
+
+HTTP_STATUS: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_value": 400,
+    "request_too_large": 413,
+    "invalid_workspace": 422,
+    "audit_unavailable": 503,
+    "vigil_error": 500,
+}
+
+EXIT_STATUS: dict[str, int] = {
+    "invalid_request": 2,
+    "invalid_value": 2,
+    "request_too_large": 2,
+    "invalid_workspace": 3,
+    "audit_unavailable": 4,
+    "vigil_error": 1,
+}

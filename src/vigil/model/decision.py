@@ -1,0 +1,152 @@
+"""The result of one decision: never a bare boolean."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class ReasonCode(str, Enum):
+    """Stable machine-readable reasons. Each step of the pipeline adds its own."""
+
+    POLICY_PERMIT = "policy_permit"
+    """At least one permit policy was satisfied and no forbid was."""
+    POLICY_FORBID = "policy_forbid"
+    """A forbid policy was satisfied."""
+    NO_MATCHING_PERMIT = "no_matching_permit"
+    """No permit policy was satisfied (Cedar's default deny)."""
+    FORBID_ERRORED = "forbid_errored"
+    """A forbid policy raised an error while evaluated; vigil denies rather than skip it."""
+    POLICY_ERRORED = "policy_errored"
+    """A permit policy raised an error and was skipped (as in Cedar)."""
+    UNKNOWN_IDENTITY = "unknown_identity"
+    """The principal is not in the entity store: denied before any policy runs."""
+    INVALID_REQUEST = "invalid_request"
+    """The request could not be parsed (batch items only; single calls raise)."""
+    AUDIT_UNAVAILABLE = "audit_unavailable"
+    """Audit is required and the event could not be buffered."""
+
+    @property
+    def text(self) -> str:
+        """Human text for this code."""
+        return _TEXT[self]
+
+
+_TEXT = {
+    ReasonCode.POLICY_PERMIT: "permitted by policy",
+    ReasonCode.POLICY_FORBID: "forbidden by policy",
+    ReasonCode.NO_MATCHING_PERMIT: "no policy permits this request",
+    ReasonCode.FORBID_ERRORED: "a forbid policy failed to evaluate; denied to stay safe",
+    ReasonCode.POLICY_ERRORED: "a permit policy failed to evaluate and was skipped",
+    ReasonCode.UNKNOWN_IDENTITY: "the principal is not a known identity",
+    ReasonCode.INVALID_REQUEST: "the request is malformed",
+    ReasonCode.AUDIT_UNAVAILABLE: "the decision could not be audited and audit is required",
+}
+
+
+class Advice(str, Enum):
+    """What a caller may do about a deny."""
+
+    STEP_UP = "step_up"
+    QUARANTINED = "quarantined"
+
+
+class DecisionRecord:
+    """Everything vigil knows about one decision.
+
+    ``allowed``/``decision`` the outcome; ``reason_codes`` why (stable codes); ``policies`` the
+    determining policy ids exactly as Cedar reports them; ``errors`` the policies that failed to
+    evaluate, as ``(policy id, message)``; ``risk`` 0..100 and ``signals`` from behaviour;
+    ``advice`` for denies; ``id``; ``policy_revision``; ``latency_ns``; ``time`` (epoch seconds)
+    and the request's ``principal``/``action``/``resource`` uids and ``context`` for audit.
+    """
+
+    __slots__ = (
+        "action",
+        "advice",
+        "allowed",
+        "context",
+        "error",
+        "errors",
+        "id",
+        "latency_ns",
+        "policies",
+        "policy_revision",
+        "principal",
+        "reason_codes",
+        "resource",
+        "risk",
+        "signals",
+        "time",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        allowed: bool,
+        reason_codes: tuple[str, ...],
+        policies: tuple[str, ...],
+        errors: tuple[tuple[str, str], ...],
+        risk: int,
+        signals: tuple[str, ...],
+        advice: tuple[str, ...],
+        policy_revision: str,
+        latency_ns: int,
+        time: float,
+        principal: tuple[str, str],
+        action: tuple[str, str],
+        resource: tuple[str, str],
+        context: dict[str, Any] | None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = id
+        self.allowed = allowed
+        self.reason_codes = reason_codes
+        self.policies = policies
+        self.errors = errors
+        self.risk = risk
+        self.signals = signals
+        self.advice = advice
+        self.policy_revision = policy_revision
+        self.latency_ns = latency_ns
+        self.time = time
+        self.principal = principal
+        self.action = action
+        self.resource = resource
+        self.context = context
+        self.error = error
+
+    @property
+    def decision(self) -> str:
+        """``"allow"`` or ``"deny"``."""
+        return "allow" if self.allowed else "deny"
+
+    def __bool__(self) -> bool:
+        raise TypeError("a DecisionRecord is not a boolean: use .allowed")
+
+    def __repr__(self) -> str:
+        return (
+            f"DecisionRecord(id={self.id!r}, decision={self.decision!r}, "
+            f"reason_codes={list(self.reason_codes)!r}, policies={list(self.policies)!r}, risk={self.risk})"
+        )
+
+    def response_context(self) -> dict[str, Any]:
+        """The AuthZEN response ``context``: id, reason codes, risk, signals, advice (+ error)."""
+        ctx: dict[str, Any] = {
+            "id": self.id,
+            "reason_codes": list(self.reason_codes),
+            "risk": self.risk,
+            "signals": list(self.signals),
+            "advice": list(self.advice),
+        }
+        if self.policies:
+            ctx["policies"] = list(self.policies)
+        if self.errors:
+            ctx["errors"] = [{"policy": p, "message": m} for p, m in self.errors]
+        if self.error is not None:
+            ctx["error"] = self.error
+        return ctx
+
+    def to_authzen(self) -> dict[str, Any]:
+        """The AuthZEN evaluation response: ``{"decision": bool, "context": {...}}``."""
+        return {"decision": self.allowed, "context": self.response_context()}

@@ -1,0 +1,112 @@
+"""An access request, parsed strictly from an AuthZEN evaluation request.
+
+AuthZEN mapping (ARCHITECTURE section 4): ``subject {type, id, properties}`` -> principal
+``type::"id"``; ``action.name`` -> ``Action::"name"``; ``resource`` likewise; ``context`` -> the
+Cedar context; ``action.properties`` -> ``context.action_properties``. ``properties`` overlay the
+stored attributes of that entity for this call only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from vigil.errors import RequestError
+
+MAX_ID: Final = 1024
+MAX_TYPE: Final = 256
+
+
+class AccessRequest:
+    """One request: entity uids, raw JSON context and raw property overlays (not yet typed)."""
+
+    __slots__ = ("action", "action_properties", "context", "principal", "resource", "resource_properties",
+                 "subject_properties")
+
+    def __init__(
+        self,
+        principal: tuple[str, str],
+        action: tuple[str, str],
+        resource: tuple[str, str],
+        context: dict[str, Any],
+        subject_properties: dict[str, Any] | None = None,
+        resource_properties: dict[str, Any] | None = None,
+        action_properties: dict[str, Any] | None = None,
+    ) -> None:
+        self.principal = principal
+        self.action = action
+        self.resource = resource
+        self.context = context
+        self.subject_properties = subject_properties
+        self.resource_properties = resource_properties
+        self.action_properties = action_properties
+
+
+_EMPTY: Final[dict[str, Any]] = {}
+
+
+def parse_authzen(request: Any, action_type: str = "Action") -> AccessRequest:
+    """Parse an AuthZEN evaluation request; raises RequestError (``invalid_request``) when malformed."""
+    # Fast path for the well-formed common case; anything unusual goes through the checked path,
+    # which produces the precise error.
+    try:
+        subject = request["subject"]
+        action = request["action"]
+        resource = request["resource"]
+        stype = subject["type"]
+        sid = subject["id"]
+        name = action["name"]
+        rtype = resource["type"]
+        rid = resource["id"]
+    except (KeyError, TypeError, IndexError):
+        return _parse_checked(request, action_type)
+    if (
+        type(request) is dict and type(subject) is dict and type(action) is dict and type(resource) is dict
+        and type(stype) is str and type(sid) is str and type(name) is str and type(rtype) is str
+        and type(rid) is str and stype and name and rtype and len(sid) <= MAX_ID and len(rid) <= MAX_ID
+        and len(stype) <= MAX_TYPE and len(rtype) <= MAX_TYPE and len(name) <= MAX_ID
+        and "properties" not in subject and "properties" not in resource and "properties" not in action
+    ):
+        context = request.get("context", _EMPTY)
+        if type(context) is dict:
+            return AccessRequest((stype, sid), (action_type, name), (rtype, rid), context)
+    return _parse_checked(request, action_type)
+
+
+def _parse_checked(request: Any, action_type: str) -> AccessRequest:
+    if type(request) is not dict:
+        raise RequestError("request must be a JSON object")
+    for field in ("subject", "action", "resource"):
+        if field not in request:
+            raise RequestError(f"request is missing the required field {field!r}")
+    principal, sprops = _entity(request["subject"], "subject")
+    res, rprops = _entity(request["resource"], "resource")
+    action = request["action"]
+    if type(action) is not dict:
+        raise RequestError("'action' must be an object with a 'name'")
+    name = action.get("name")
+    if type(name) is not str or not name or len(name) > MAX_ID:
+        raise RequestError("'action.name' must be a non-empty string")
+    aprops = action.get("properties")
+    if aprops is not None and type(aprops) is not dict:
+        raise RequestError("'action.properties' must be an object")
+    context = request.get("context", _EMPTY)
+    if context is None:
+        context = _EMPTY
+    elif type(context) is not dict:
+        raise RequestError("'context' must be an object")
+    return AccessRequest(principal, (action_type, name), res, context, sprops, rprops, aprops or None)
+
+
+def _entity(value: Any, field: str) -> tuple[tuple[str, str], dict[str, Any] | None]:
+    if type(value) is not dict:
+        raise RequestError(f"{field!r} must be an object with 'type' and 'id'")
+    etype = value.get("type")
+    eid = value.get("id")
+    if type(etype) is not str or not etype or len(etype) > MAX_TYPE:
+        raise RequestError(f"'{field}.type' must be a non-empty string")
+    if type(eid) is not str or len(eid) > MAX_ID:
+        raise RequestError(f"'{field}.id' must be a string of at most {MAX_ID} characters")
+    props = value.get("properties")
+    if props is not None and type(props) is not dict:
+        raise RequestError(f"'{field}.properties' must be an object")
+    return (etype, eid), (props or None)

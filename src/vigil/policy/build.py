@@ -1,0 +1,202 @@
+"""Build a ready-to-decide policy set: parse, validate, compile, index, and wire any fallbacks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vigil.errors import ValueConversionError
+from vigil.policy import cedar
+from vigil.policy.cedar import CedarError, PolicySource, ReferenceAuthorizer
+from vigil.policy.compiler import CompiledPolicy, MatchFn, Scope, Unsupported, compile_policy
+from vigil.policy.entities import EntityStore
+from vigil.policy.evaluator import Authorizer
+from vigil.policy.json_values import to_json
+from vigil.policy.schema import Schema, SchemaError, parse_schema
+from vigil.policy.values import EntityUid, EvalError
+
+
+class BuildError(Exception):
+    """The policy set cannot be built; ``problems`` are file:line (or file: policy) messages."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """A policy evaluated by cedarpy because the compiler does not handle it."""
+
+    policy_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Everything needed to decide: the authorizer, the schema (if any), counts and fallbacks."""
+
+    authorizer: Authorizer
+    schema: Schema | None
+    policies: tuple[CompiledPolicy, ...]
+    fallbacks: tuple[Fallback, ...]
+    revision: str
+    locations: Mapping[str, tuple[str, int]]
+    validation_warnings: tuple[str, ...]
+
+    @property
+    def store(self) -> EntityStore:
+        return self.authorizer.store
+
+
+def build_policy_set(
+    sources: Sequence[PolicySource],
+    entity_items: list[Any],
+    schema_text: str | None = None,
+    links: Sequence[Mapping[str, Any]] = (),
+    *,
+    require_valid: bool = True,
+    force_fallback: frozenset[str] = frozenset(),
+) -> PolicySet:
+    """Parse, validate (when a schema is given), compile and index; raises BuildError.
+
+    ``require_valid=False`` keeps policies that fail schema validation (Cedar still evaluates
+    them); their messages land in ``validation_warnings``. ``force_fallback`` names policies to
+    evaluate through cedarpy even when they compile (for tests of the fallback path).
+    """
+    problems: list[str] = []
+    schema_handle: Any = None
+    schema: Schema | None = None
+    if schema_text is not None:
+        try:
+            schema_handle = cedar.parse_schema_handle(schema_text)
+            schema = parse_schema(schema_text)
+        except (CedarError, SchemaError) as e:
+            raise BuildError([f"schema.cedarschema: {e}"]) from None
+    try:
+        parsed = cedar.parse_policies(sources)
+        parsed = cedar.link_templates(parsed, links)
+    except CedarError as e:
+        raise BuildError(str(e).split("; ")) from None
+
+    warnings: list[str] = []
+    if schema_handle is not None:
+        for pid, message in cedar.validate(parsed, schema_handle):
+            file, line = parsed.locations.get(pid, ("policies", 0))
+            text = f"{file}:{line}: policy {pid}: {message}"
+            (problems if require_valid else warnings).append(text)
+    if problems:
+        raise BuildError(problems)
+
+    try:
+        normalized = cedar.normalize_entities(entity_items, schema_handle)
+        store = EntityStore.from_json(normalized)
+    except (CedarError, ValueConversionError) as e:
+        raise BuildError([f"entities: {e}"]) from None
+
+    compiled, fallbacks = _compile_all(parsed.pst, normalized, schema_handle, force_fallback)
+    if parsed.untyped:
+        reference = ReferenceAuthorizer(normalized, schema_handle)
+        for cedar_id, text, reason in parsed.untyped:
+            handle = reference.single_policy_text(text)
+            compiled.append(_fallback_from_handle(handle, cedar_id, cedar_id, cedar.policy_effect(text) == "forbid",
+                                                  reference, reason, {}))
+            fallbacks.append(Fallback(cedar_id, f"no typed tree: {reason}"))
+        order = {f"policy{i}": i for i in range(len(compiled) + len(parsed.untyped) + 1)}
+        compiled.sort(key=lambda p: order.get(p.cedar_id, len(order)))
+    seen: dict[str, str] = {}
+    for pol in compiled:
+        if pol.id in seen:
+            problems.append(f"policies: duplicate policy id {pol.id!r} ({seen[pol.id]} and {pol.cedar_id})")
+        seen[pol.id] = pol.cedar_id
+    if problems:
+        raise BuildError(problems)
+    digest = hashlib.sha256()
+    digest.update(parsed.text.encode())
+    digest.update(json.dumps(normalized, sort_keys=True).encode())
+    digest.update((schema_text or "").encode())
+    digest.update(json.dumps(list(links), sort_keys=True).encode())
+    return PolicySet(
+        authorizer=Authorizer(compiled, store),
+        schema=schema,
+        policies=tuple(compiled),
+        fallbacks=tuple(fallbacks),
+        revision=digest.hexdigest()[:16],
+        locations=parsed.locations,
+        validation_warnings=tuple(warnings),
+    )
+
+
+def _compile_all(
+    tree: Any, entities: list[Any], schema_handle: Any, force_fallback: frozenset[str]
+) -> tuple[list[CompiledPolicy], list[Fallback]]:
+    compiled: list[CompiledPolicy] = []
+    fallbacks: list[Fallback] = []
+    reference: ReferenceAuthorizer | None = None
+    items: list[tuple[Any, Mapping[str, EntityUid]]] = [(t, {}) for t in tree.static_policies.values()]
+    for link in tree.template_links:
+        template = tree.templates[link.template_id]
+        slots = {name: (str(uid.type), uid.id) for name, uid in link.values.items()}
+        items.append((_relabel(template, link.new_id), slots))
+    for template, slots in items:
+        pid = template.annotations.get("id", template.id)
+        try:
+            if template.id in force_fallback or pid in force_fallback:
+                raise Unsupported("forced by configuration")
+            compiled.append(compile_policy(template, policy_id=pid, slots=slots))
+        except Unsupported as e:
+            if reference is None:
+                reference = ReferenceAuthorizer(entities, schema_handle)
+            compiled.append(_fallback_policy(template, pid, slots, reference, str(e)))
+            fallbacks.append(Fallback(pid, str(e)))
+    return compiled, fallbacks
+
+
+def _relabel(template: Any, new_id: str) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(template, id=new_id)
+
+
+def _fallback_policy(
+    template: Any, pid: str, slots: Mapping[str, EntityUid], reference: ReferenceAuthorizer, reason: str
+) -> CompiledPolicy:
+    """A policy that cedarpy evaluates (conditions and scopes) for every request."""
+    handle = reference.single_policy(template, slots)
+    return _fallback_from_handle(
+        handle, pid, template.id, template.effect == "forbid", reference, reason, dict(template.annotations)
+    )
+
+
+def _fallback_from_handle(
+    handle: Any,
+    pid: str,
+    cedar_id: str,
+    forbid: bool,
+    reference: ReferenceAuthorizer,
+    reason: str,
+    annotations: dict[str, str],
+) -> CompiledPolicy:
+
+    def match(P: Any, A: Any, R: Any, C: Any, PA: Any, RA: Any, PANC: Any, RANC: Any, E: Any) -> bool:
+        satisfied, errors = reference.policy_satisfied(handle, P, A, R, to_json(C))
+        if errors:
+            raise EvalError("fallback", errors[0])
+        return satisfied
+
+    fn: MatchFn = match
+    return CompiledPolicy(
+        id=pid,
+        cedar_id=cedar_id,
+        forbid=forbid,
+        principal=Scope("any"),
+        actions=None,
+        action_in=False,
+        resource=Scope("any"),
+        match=fn,
+        fallback_reason=reason,
+        annotations=annotations,
+    )

@@ -1,0 +1,276 @@
+"""Everything vigil asks of cedarpy; the only module that imports it.
+
+cedarpy parses and validates policies, schemas and entities, renders the typed policy tree that
+:mod:`vigil.policy.compiler` compiles, formats policy text, and serves as the reference semantics
+for policies the compiler cannot handle (fallbacks) and in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cedarpy
+
+from vigil.policy.values import EntityUid
+
+
+class CedarError(Exception):
+    """cedarpy refused a policy, schema or entity set; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """One policy file's text and where it came from."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPolicies:
+    """The whole policy set: cedarpy's handle, its typed tree and where each policy starts."""
+
+    handle: Any
+    pst: Any
+    text: str
+    locations: Mapping[str, tuple[str, int]]  # cedar policy id ("policy3") -> (file, line)
+    # Policies cedarpy parses but cannot render as a typed tree: (cedar id, text, reason).
+    untyped: tuple[tuple[str, str, str], ...] = ()
+
+
+def split_statements(text: str) -> list[tuple[int, str]]:
+    """Split Cedar policy text at top-level ``;`` into (first line, statement) pairs.
+
+    Strings and ``//`` comments are respected; a trailing fragment without ``;`` is returned too,
+    so a parse error in it can be located. Never raises.
+    """
+    out: list[tuple[int, str]] = []
+    start = 0
+    line = 1
+    start_line: int | None = None
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c == "/" and text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                if text[i] == "\\":
+                    i += 1
+                elif text[i] == "\n":
+                    line += 1
+                i += 1
+        elif c == ";":
+            out.append((start_line or line, text[start : i + 1]))
+            start = i + 1
+            start_line = None
+        elif start_line is None and not c.isspace():
+            start_line = line
+        i += 1
+    if text[start:].strip() and start_line is not None and _has_code(text[start:]):
+        out.append((start_line, text[start:]))
+    return out
+
+
+_ANNOTATION = re.compile(r'@\w+(\s*\(\s*"(?:[^"\\]|\\.)*"\s*\))?')
+_COMMENT = re.compile(r"//[^\n]*")
+
+
+def policy_effect(text: str) -> str:
+    """``"permit"`` or ``"forbid"``: the effect of the one policy in ``text`` (annotations skipped)."""
+    body = _ANNOTATION.sub(" ", _COMMENT.sub(" ", text)).lstrip()
+    return "forbid" if body.startswith("forbid") else "permit"
+
+
+def _has_code(fragment: str) -> bool:
+    return any(ln.strip() and not ln.strip().startswith("//") for ln in fragment.splitlines())
+
+
+def parse_policies(sources: Sequence[PolicySource]) -> ParsedPolicies:
+    """Parse every file into one policy set; raises CedarError naming ``file:line`` on the first error.
+
+    Policies are numbered ``policy0``, ``policy1``, ... across the files in the given order, as
+    Cedar numbers one concatenated text.
+    """
+    locations: dict[str, tuple[str, int]] = {}
+    statements: list[tuple[str, str]] = []
+    problems: list[str] = []
+    n = 0
+    for src in sources:
+        for line, stmt in split_statements(src.text):
+            try:
+                cedarpy.PolicySet.from_str(stmt)
+            except ValueError as e:
+                problems.append(f"{src.path}:{line}: {_one_line(e)}")
+                continue
+            locations[f"policy{n}"] = (src.path, line)
+            statements.append((f"policy{n}", stmt))
+            n += 1
+    if problems:
+        raise CedarError("; ".join(problems))
+    text = "\n".join(s.text for s in sources)
+    try:
+        handle = cedarpy.PolicySet.from_str(text)
+    except ValueError as e:
+        raise CedarError(_one_line(e)) from None
+    try:
+        tree = handle.to_pst()
+    except ValueError:
+        tree, untyped = _tree_by_statement(statements)
+        return ParsedPolicies(handle=handle, pst=tree, text=text, locations=locations, untyped=untyped)
+    return ParsedPolicies(handle=handle, pst=tree, text=text, locations=locations)
+
+
+def _tree_by_statement(statements: list[tuple[str, str]]) -> tuple[Any, tuple[tuple[str, str, str], ...]]:
+    """The typed tree policy by policy, keeping the ones cedarpy cannot render aside."""
+    import dataclasses
+
+    from cedarpy import pst
+
+    templates: dict[str, Any] = {}
+    static: dict[str, Any] = {}
+    untyped: list[tuple[str, str, str]] = []
+    for cedar_id, stmt in statements:
+        try:
+            one = cedarpy.PolicySet.from_str(stmt).to_pst()
+        except ValueError as e:
+            untyped.append((cedar_id, stmt, _one_line(e)))
+            continue
+        for t in one.static_policies.values():
+            static[cedar_id] = dataclasses.replace(t, id=cedar_id)
+        for t in one.templates.values():
+            templates[cedar_id] = dataclasses.replace(t, id=cedar_id)
+    return pst.PolicySet(templates=templates, static_policies=static, template_links=()), tuple(untyped)
+
+
+def link_templates(parsed: ParsedPolicies, links: Sequence[Mapping[str, Any]]) -> ParsedPolicies:
+    """Link templates (``{"template", "id", "values": {"?principal": {type, id}}}``); raises CedarError."""
+    if not links:
+        return parsed
+    if parsed.untyped:
+        raise CedarError("template links cannot be used while some policies have no typed tree")
+    try:
+        handle = parsed.handle.with_linked_batch([dict(x) for x in links])
+        tree = handle.to_pst()
+    except (ValueError, TypeError, KeyError) as e:
+        raise CedarError(f"template links: {_one_line(e)}") from None
+    return ParsedPolicies(handle=handle, pst=tree, text=parsed.text, locations=parsed.locations)
+
+
+def parse_schema_handle(text: str) -> Any:
+    """cedarpy's parsed schema; raises CedarError."""
+    try:
+        return cedarpy.Schema.from_str(text)
+    except ValueError as e:
+        raise CedarError(_one_line(e)) from None
+
+
+def validate(parsed: ParsedPolicies, schema: Any) -> list[tuple[str, str]]:
+    """Strict validation against the schema: (cedar policy id, message) for every problem."""
+    result = cedarpy.validate_policies(parsed.text, schema)
+    return [(err.policy_id, err.error) for err in result.errors]
+
+
+def normalize_entities(items: list[Any], schema: Any | None) -> list[Any]:
+    """Cedar's own reading of an entity list (schema-typed when ``schema`` is given, action
+    entities from the schema added) as plain JSON; raises CedarError naming the first bad entity."""
+    try:
+        handle = cedarpy.Entities.from_json_str(json.dumps(items), schema)
+    except ValueError as e:
+        raise CedarError(_first_bad_entity(items, schema) or _one_line(e)) from None
+    rendered: list[Any] = json.loads(str(handle))
+    return rendered
+
+
+def _first_bad_entity(items: list[Any], schema: Any | None) -> str | None:
+    for item in items:
+        try:
+            cedarpy.Entities.from_json_str(json.dumps([item]), schema)
+        except ValueError as e:
+            uid = item.get("uid") if isinstance(item, dict) else None
+            label = f'{uid.get("type")}::"{uid.get("id")}"' if isinstance(uid, dict) else repr(item)[:60]
+            return f"entity {label}: {_one_line(e)}"
+    return None
+
+
+def format_text(text: str, line_width: int = 100, indent: int = 2) -> str:
+    """Cedar's canonical formatting of policy text; raises CedarError on a parse error."""
+    try:
+        out: str = cedarpy.format_policies(text, line_width, indent)
+    except ValueError as e:
+        raise CedarError(_one_line(e)) from None
+    return out
+
+
+class ReferenceAuthorizer:
+    """cedarpy evaluating single policies: the fallback for policies the compiler does not handle."""
+
+    def __init__(self, entities_json: list[Any], schema: Any | None) -> None:
+        self._entities = cedarpy.Entities.from_json_str(json.dumps(entities_json), schema)
+        self._schema = schema
+
+    def single_policy(self, template: Any, slots: Mapping[str, EntityUid]) -> Any:
+        """A cedarpy policy set holding just ``template`` (linked with ``slots`` when it has any)."""
+        from cedarpy import pst
+
+        if slots:
+            values = {name: pst.EntityUid(_pst_type(t), i) for name, (t, i) in slots.items()}
+            base_id = template.id + "__template"
+            tree = pst.PolicySet(
+                templates={base_id: _with_id(template, base_id)},
+                static_policies={},
+                template_links=(pst.TemplateLink(base_id, template.id, values),),
+            )
+        else:
+            tree = pst.PolicySet(templates={}, static_policies={template.id: template}, template_links=())
+        return cedarpy.PolicySet.from_pst(tree)
+
+    def single_policy_text(self, text: str) -> Any:
+        """A cedarpy policy set holding the one policy in ``text``."""
+        return cedarpy.PolicySet.from_str(text)
+
+    def policy_satisfied(
+        self,
+        policies: Any,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+        context_json: Mapping[str, Any],
+    ) -> tuple[bool, list[str]]:
+        """(whether the one policy in ``policies`` is satisfied, error messages) from cedarpy."""
+        request = {
+            "principal": {"type": principal[0], "id": principal[1]},
+            "action": {"type": action[0], "id": action[1]},
+            "resource": {"type": resource[0], "id": resource[1]},
+            "context": dict(context_json),
+        }
+        result = cedarpy.is_authorized(request, policies, self._entities, schema=self._schema)
+        diag = result.diagnostics
+        return bool(diag.reasons), list(diag.errors)
+
+
+def _pst_type(name: str) -> Any:
+    from cedarpy import pst
+
+    *ns, base = name.split("::")
+    return pst.EntityType(base, tuple(ns))
+
+
+def _with_id(template: Any, new_id: str) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(template, id=new_id)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())

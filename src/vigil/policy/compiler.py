@@ -1,0 +1,524 @@
+"""Compile Cedar policies (cedarpy's typed policy tree) into Python functions, once, at load.
+
+Each policy becomes generated Python source, compiled with :func:`compile` and run as an ordinary
+function on the decision path::
+
+    match(P, A, R, C, PA, RA, PANC, RANC, E) -> bool     # raises EvalError like Cedar
+
+``P``/``A``/``R`` are the request's entity uids, ``C`` the context record, ``PA``/``RA`` the
+principal's and resource's attributes, ``PANC``/``RANC`` their transitive ancestors and ``E`` the
+entity environment for every other entity. The resource scope is checked inside ``match``; the
+principal and action scopes are answered by the evaluator's index.
+
+Leading conjuncts of the conditions that read only the principal and the action (``principal.role
+== "admin"``) also become a separate *guard* ``guard(P, A, PA, PANC, E)``. Guards are evaluated once
+per (principal, action) pair, so a policy that can never apply to a principal drops out of that
+principal's candidate list and a policy that passes its guard runs only the rest of its conditions.
+
+No user text is ever pasted into source: strings become ``repr`` literals, every other value a
+named constant. A construct this compiler does not handle raises :class:`Unsupported`; the caller
+then evaluates that one policy with cedarpy (a *fallback*).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.policy import runtime
+from vigil.policy.extensions import UNARY_OPS
+from vigil.policy.values import EntityUid, EvalError, Record, make_set
+
+MatchFn = Callable[..., bool]
+GuardFn = Callable[[Any, Any, Any, Any, Any], bool]
+
+
+class Unsupported(Exception):
+    """A construct the compiler does not handle; the policy falls back to cedarpy."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A principal/resource scope: ``any``, ``eq``, ``in``, ``is`` or ``is_in``."""
+
+    kind: str
+    entity_type: str | None = None
+    entity: EntityUid | None = None
+
+
+@dataclass(slots=True)
+class CompiledPolicy:
+    """One policy, ready for the evaluator."""
+
+    id: str
+    cedar_id: str
+    forbid: bool
+    principal: Scope
+    actions: tuple[EntityUid, ...] | None  # None: any action
+    action_in: bool  # True: `action in [...]` (ancestors count), False: `action == ...`
+    resource: Scope
+    match: MatchFn
+    guard: GuardFn | None = None
+    residual: MatchFn | None = None
+    source: str = ""
+    fallback_reason: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+_PRINCIPAL_ONLY = frozenset({"principal", "action"})
+_CMP_OPS = {"less": "<", "less_eq": "<=", "greater": ">", "greater_eq": ">="}
+_EXT_BINARY = {
+    "is_in_range",
+    "offset",
+    "duration_since",
+    "decimal_less_than",
+    "decimal_less_eq",
+    "decimal_greater",
+    "decimal_greater_eq",
+}
+
+
+def _etype(node: Any) -> str:
+    return str(node)
+
+
+def _uid(node: Any) -> EntityUid:
+    return (str(node.type), node.id)
+
+
+class _Gen:
+    """Source generator for one policy."""
+
+    def __init__(self, slots: Mapping[str, EntityUid]) -> None:
+        self.consts: dict[str, Any] = {}
+        self._const_ids: dict[tuple[type, Any], str] = {}
+        self.tmp = 0
+        self.slots = slots
+
+    def const(self, value: Any) -> str:
+        key = (type(value), value) if _hashable(value) else (type(value), id(value))
+        name = self._const_ids.get(key)
+        if name is None:
+            name = f"K{len(self.consts)}"
+            self.consts[name] = value
+            self._const_ids[key] = name
+        return name
+
+    def temp(self) -> str:
+        self.tmp += 1
+        return f"t{self.tmp}"
+
+    # -- constants -------------------------------------------------------------------------
+    def literal(self, node: Any) -> tuple[bool, Any]:
+        """(True, value) when ``node`` is a constant expression this compiler can fold."""
+        kind = type(node).__name__
+        if kind == "BoolLit" or kind == "LongLit" or kind == "StringLit":
+            return True, node.value
+        if kind == "EntityLit":
+            return True, _uid(node.value)
+        if kind == "Slot":
+            return True, self._slot(node)
+        if kind == "Set":
+            vals = []
+            for el in node.elements:
+                ok, v = self.literal(el)
+                if not ok:
+                    return False, None
+                vals.append(v)
+            return True, make_set(vals)
+        if kind == "Record":
+            rec = Record()
+            for k, el in node.fields.items():
+                ok, v = self.literal(el)
+                if not ok:
+                    return False, None
+                rec[k] = v
+            return True, rec
+        if kind == "UnaryOp" and node.op in ("decimal", "ip", "datetime", "duration"):
+            ok, arg = self.literal(node.arg)
+            if ok and type(arg) is str:
+                try:
+                    return True, UNARY_OPS[node.op](arg)
+                except EvalError:
+                    return False, None
+        return False, None
+
+    def _slot(self, node: Any) -> EntityUid:
+        try:
+            return self.slots[node.name]
+        except KeyError:
+            raise Unsupported(f"unlinked template slot ?{node.name}") from None
+
+    def value_code(self, value: Any) -> str:
+        t = type(value)
+        if t is bool or t is int:
+            return repr(value)
+        if t is str:
+            return repr(value)
+        return self.const(value)
+
+    # -- expressions ------------------------------------------------------------------------
+    def expr(self, node: Any) -> str:
+        ok, value = self.literal(node)
+        if ok:
+            return self.value_code(value)
+        kind = type(node).__name__
+        method = getattr(self, "_" + kind, None)
+        if method is None:
+            raise Unsupported(f"expression node {kind}")
+        code: str = method(node)
+        return code
+
+    def _Var(self, node: Any) -> str:
+        return {"principal": "P", "action": "A", "resource": "R", "context": "C"}[node.name]
+
+    def _GetAttr(self, node: Any) -> str:
+        base = node.base
+        attr = repr(node.attr)
+        if type(base).__name__ == "Var":
+            if base.name == "principal":
+                return f"PA[{attr}]"
+            if base.name == "resource":
+                return f"RA[{attr}]"
+            if base.name == "context":
+                return f"C[{attr}]"
+        return f"_rt.get_attr({self.expr(base)}, {attr}, E)"
+
+    def _HasAttr(self, node: Any) -> str:
+        base = node.base
+        first = repr(node.attrs[0])
+        if type(base).__name__ == "Var" and base.name in ("principal", "resource", "context"):
+            holder = {"principal": "PA", "resource": "RA", "context": "C"}[base.name]
+            head = f"({first} in {holder})"
+        else:
+            head = f"_rt.has_attr({self.expr(base)}, {first}, E)"
+        if len(node.attrs) == 1:
+            return head
+        # `e has a.b` is `e has a && e.a has b`.
+        rest = f"_rt.has_attr(_rt.get_attr({self.expr(base)}, {first}, E), {node.attrs[1]!r}, E)"
+        for a in node.attrs[2:]:
+            raise Unsupported(f"`has` path longer than two ({a})")
+        return f"({head} and {rest})"
+
+    def _Like(self, node: Any) -> str:
+        parts = []
+        for el in node.pattern:
+            if type(el).__name__ == "Wildcard":
+                parts.append(".*")
+            else:
+                parts.append(re.escape(el.value))
+        pattern = re.compile("".join(parts), re.DOTALL)
+        return f"_rt.like({self.expr(node.base)}, {self.const(pattern)})"
+
+    def _Is(self, node: Any) -> str:
+        base = self.expr(node.base)
+        etype = repr(_etype(node.entity_type))
+        if node.in_expr is None:
+            if base == "P":
+                return f"(P[0] == {etype})"
+            return f"_rt.is_type({base}, {etype})"
+        t = self.temp()
+        return f"(_rt.is_type(({t} := {base}), {etype}) and {self._in_code(t, node.in_expr)})"
+
+    def _IfThenElse(self, node: Any) -> str:
+        return (
+            f"({self.expr(node.then_expr)} if _rt.as_bool({self.expr(node.cond)}) "
+            f"else {self.expr(node.else_expr)})"
+        )
+
+    def _Set(self, node: Any) -> str:
+        inner = ", ".join(self.expr(e) for e in node.elements)
+        return f"_rt.make_set({inner})"
+
+    def _Record(self, node: Any) -> str:
+        inner = ", ".join(f"{k!r}: {self.expr(v)}" for k, v in node.fields.items())
+        return f"_rt.make_record({{{inner}}})"
+
+    def _UnaryOp(self, node: Any) -> str:
+        arg = self.expr(node.arg)
+        op = node.op
+        if op == "not":
+            t = self.temp()
+            return f"(False if ({t} := {arg}) is True else (True if {t} is False else _rt.not_({t})))"
+        if op == "neg":
+            return f"_rt.neg({arg})"
+        if op == "is_empty":
+            return f"_rt.is_empty({arg})"
+        if op in UNARY_OPS:
+            return f"_rt.UNARY[{op!r}]({arg})"
+        raise Unsupported(f"unary operator {op}")
+
+    def _BinaryOp(self, node: Any) -> str:
+        op = node.op
+        if op == "and":
+            t = self.temp()
+            return (
+                f"(_rt.as_bool({self.expr(node.right)}) if ({t} := {self.expr(node.left)}) is True "
+                f"else _rt.and_false({t}))"
+            )
+        if op == "or":
+            t = self.temp()
+            return (
+                f"(True if ({t} := {self.expr(node.left)}) is True else "
+                f"(_rt.as_bool({self.expr(node.right)}) if {t} is False else _rt.cond_error({t})))"
+            )
+        if op == "eq":
+            return self._eq(node.left, node.right)
+        if op == "not_eq":
+            return f"(not {self._eq(node.left, node.right)})"
+        if op in _CMP_OPS:
+            return self._cmp(op, node.left, node.right)
+        if op == "add":
+            return f"_rt.add({self.expr(node.left)}, {self.expr(node.right)})"
+        if op == "sub":
+            return f"_rt.sub({self.expr(node.left)}, {self.expr(node.right)})"
+        if op == "mul":
+            return f"_rt.mul({self.expr(node.left)}, {self.expr(node.right)})"
+        if op == "in":
+            return self._in_code(self.expr(node.left), node.right)
+        if op == "contains":
+            return f"_rt.contains({self.expr(node.left)}, {self.expr(node.right)})"
+        if op == "contains_all":
+            return f"_rt.contains_all({self.expr(node.left)}, {self.expr(node.right)})"
+        if op == "contains_any":
+            return f"_rt.contains_any({self.expr(node.left)}, {self.expr(node.right)})"
+        if op == "get_tag":
+            return f"_rt.get_tag({self.expr(node.left)}, {self.expr(node.right)}, E)"
+        if op == "has_tag":
+            return f"_rt.has_tag({self.expr(node.left)}, {self.expr(node.right)}, E)"
+        if op in _EXT_BINARY:
+            return f"_rt.BINARY[{op!r}]({self.expr(node.left)}, {self.expr(node.right)})"
+        raise Unsupported(f"binary operator {op}")
+
+    def _eq(self, left: Any, right: Any) -> str:
+        lok, lval = self.literal(left)
+        rok, rval = self.literal(right)
+        if rok and not lok:
+            return self._eq_literal(self.expr(left), rval)
+        if lok and not rok:
+            return self._eq_literal(self.expr(right), lval)
+        return f"_rt.eq({self.expr(left)}, {self.expr(right)})"
+
+    def _eq_literal(self, code: str, value: Any) -> str:
+        t = type(value)
+        if t is str or t is tuple:
+            # Only a string equals a string and only an entity (a tuple) equals an entity.
+            return f"({code} == {self.value_code(value)})"
+        if t is bool:
+            return f"({code} is {value!r})"
+        if t is int:
+            tmp = self.temp()
+            return f"(type({tmp} := {code}) is int and {tmp} == {value!r})"
+        return f"_rt.eq({code}, {self.value_code(value)})"
+
+    def _cmp(self, op: str, left: Any, right: Any) -> str:
+        pyop = _CMP_OPS[op]
+        lcode = self.expr(left)
+        rok, rval = self.literal(right)
+        a = self.temp()
+        if rok and type(rval) is int:
+            return f"(({a} {pyop} {rval!r}) if type({a} := {lcode}) is int else _rt.compare({op!r}, {a}, {rval!r}))"
+        b = self.temp()
+        rcode = self.expr(right)
+        return (
+            f"(({a} {pyop} {b}) if (type({a} := {lcode}) is int) & (type({b} := {rcode}) is int) "
+            f"else _rt.compare({op!r}, {a}, {b}))"
+        )
+
+    def _in_code(self, left_code: str, right: Any) -> str:
+        ok, target = self.literal(right)
+        if ok and type(target) is tuple:
+            k = self.value_code(target)
+            if left_code == "P":
+                return f"(P == {k} or {k} in PANC)"
+            if left_code == "R":
+                return f"(R == {k} or {k} in RANC)"
+            return f"_rt.in_entity({left_code}, {k}, E)"
+        return f"_rt.in_({left_code}, {self.expr(right)}, E)"
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _reads(node: Any, acc: set[str]) -> set[str]:
+    """The request variables (principal/action/resource/context) an expression reads."""
+    kind = type(node).__name__
+    if kind == "Var":
+        acc.add(node.name)
+        return acc
+    if kind in ("BoolLit", "LongLit", "StringLit", "EntityLit", "Slot", "Char", "Wildcard"):
+        return acc
+    for child in _children(node):
+        _reads(child, acc)
+    return acc
+
+
+def _children(node: Any) -> Sequence[Any]:
+    kind = type(node).__name__
+    if kind == "UnaryOp":
+        return (node.arg,)
+    if kind == "BinaryOp":
+        return (node.left, node.right)
+    if kind in ("GetAttr", "HasAttr", "Like"):
+        return (node.base,)
+    if kind == "Is":
+        return (node.base,) if node.in_expr is None else (node.base, node.in_expr)
+    if kind == "IfThenElse":
+        return (node.cond, node.then_expr, node.else_expr)
+    if kind == "Set":
+        return tuple(node.elements)
+    if kind == "Record":
+        return tuple(node.fields.values())
+    return ()
+
+
+def _conjuncts(clauses: Sequence[Any]) -> list[tuple[bool, Any]]:
+    """Flatten clauses into (negate, expr) steps evaluated in order with short-circuit.
+
+    ``when { a && b }`` -> (False, a), (False, b); ``unless { a || b }`` -> (True, a), (True, b).
+    """
+    steps: list[tuple[bool, Any]] = []
+    for clause in clauses:
+        negate = type(clause).__name__ == "Unless"
+        split_op = "or" if negate else "and"
+        stack = [clause.expr]
+        flat: list[Any] = []
+        while stack:
+            e = stack.pop()
+            if type(e).__name__ == "BinaryOp" and e.op == split_op:
+                stack.append(e.right)
+                stack.append(e.left)
+            else:
+                flat.append(e)
+        steps.extend((negate, e) for e in flat)
+    return steps
+
+
+def _scope(node: Any, slots: Mapping[str, EntityUid]) -> Scope:
+    kind = type(node).__name__
+
+    def ent(x: Any) -> EntityUid:
+        if type(x).__name__ == "Slot":
+            try:
+                return slots[x.name]
+            except KeyError:
+                raise Unsupported(f"unlinked template slot ?{x.name}") from None
+        return _uid(x)
+
+    if kind == "ScopeAny":
+        return Scope("any")
+    if kind == "ScopeEq":
+        return Scope("eq", entity=ent(node.entity))
+    if kind == "ScopeIn":
+        return Scope("in", entity=ent(node.entity))
+    if kind == "ScopeIs":
+        return Scope("is", entity_type=_etype(node.entity_type))
+    if kind == "ScopeIsIn":
+        return Scope("is_in", entity_type=_etype(node.entity_type), entity=ent(node.entity))
+    raise Unsupported(f"scope {kind}")
+
+
+def _scope_lines(var: str, anc: str, scope: Scope, gen: _Gen) -> list[str]:
+    if scope.kind == "any":
+        return []
+    conds = []
+    if scope.entity_type is not None:
+        conds.append(f"{var}[0] == {scope.entity_type!r}")
+    if scope.entity is not None:
+        k = gen.value_code(scope.entity)
+        conds.append(f"{var} == {k}" if scope.kind == "eq" else f"({var} == {k} or {k} in {anc})")
+    return [f"    if not ({' and '.join(conds)}):", "        return False"]
+
+
+def _step_lines(gen: _Gen, negate: bool, expr: Any) -> list[str]:
+    code = gen.expr(expr)
+    if negate:
+        return [
+            f"    t0 = {code}",
+            "    if t0 is not False:",
+            "        if t0 is True:",
+            "            return False",
+            "        _rt.cond_error(t0)",
+        ]
+    return [
+        f"    t0 = {code}",
+        "    if t0 is not True:",
+        "        if t0 is False:",
+        "            return False",
+        "        _rt.cond_error(t0)",
+    ]
+
+
+_MATCH_ARGS = "P, A, R, C, PA, RA, PANC, RANC, E"
+_GUARD_ARGS = "P, A, PA, PANC, E"
+
+
+def compile_policy(
+    template: Any, *, policy_id: str, slots: Mapping[str, EntityUid] | None = None
+) -> CompiledPolicy:
+    """Compile one pst Template (a static policy, or a template with its link's ``slots``).
+
+    Raises :class:`Unsupported` for a construct the compiler does not handle.
+    """
+    slots = dict(slots or {})
+    gen = _Gen(slots)
+    principal = _scope(template.principal, slots)
+    resource = _scope(template.resource, slots)
+    akind = type(template.action).__name__
+    if akind == "ScopeAny":
+        actions: tuple[EntityUid, ...] | None = None
+        action_in = False
+    elif akind == "ActionEq":
+        actions, action_in = (_uid(template.action.entity),), False
+    elif akind == "ActionIn":
+        actions, action_in = tuple(_uid(e) for e in template.action.entities), True
+    else:
+        raise Unsupported(f"action scope {akind}")
+
+    steps = _conjuncts(template.clauses)
+    n_guard = 0
+    for _negate, e in steps:
+        if _reads(e, set()) <= _PRINCIPAL_ONLY:
+            n_guard += 1
+        else:
+            break
+
+    resource_lines = _scope_lines("R", "RANC", resource, gen)
+    body: list[str] = []
+    for negate, e in steps:
+        body.append("\n".join(_step_lines(gen, negate, e)))
+    match_src = _function("match", _MATCH_ARGS, resource_lines + body)
+    guard_src = _function("guard", _GUARD_ARGS, body[:n_guard]) if n_guard else ""
+    residual_src = _function("residual", _MATCH_ARGS, resource_lines + body[n_guard:]) if n_guard else ""
+    source = "\n\n".join(s for s in (match_src, guard_src, residual_src) if s)
+    namespace: dict[str, Any] = {"_rt": runtime, **gen.consts}
+    try:
+        code = compile(source, f"<policy {policy_id}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as e:
+        raise Unsupported(f"generated code does not compile: {type(e).__name__}") from None
+    exec(code, namespace)
+    return CompiledPolicy(
+        id=policy_id,
+        cedar_id=template.id,
+        forbid=template.effect == "forbid",
+        principal=principal,
+        actions=actions,
+        action_in=action_in,
+        resource=resource,
+        match=namespace["match"],
+        guard=namespace.get("guard"),
+        residual=namespace.get("residual"),
+        source=source,
+        annotations=dict(template.annotations),
+    )
+
+
+def _function(name: str, args: str, lines: list[str]) -> str:
+    return "\n".join([f"def {name}({args}):", *lines, "    return True"])

@@ -1,0 +1,167 @@
+"""The entity store: every entity's attributes, tags and transitive ancestors, computed once at load.
+
+Entities arrive as Cedar entity JSON (``uid``, ``attrs``, ``parents``, optional ``tags``), already
+normalized by :mod:`vigil.policy.cedar` (schema-typed when a schema exists, action entities from the
+schema added). Lookups on the decision path are plain dict reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from vigil.errors import ValueConversionError
+from vigil.policy.json_values import entity_uid, record_to_cedar
+from vigil.policy.values import EntityUid, EvalError, Record, entity_display
+
+EMPTY_ANCESTORS: Final[frozenset[EntityUid]] = frozenset()
+
+
+class Entity:
+    """One entity: uid, attributes (a Cedar record), parents, transitive ancestors, tags."""
+
+    __slots__ = ("ancestors", "attrs", "parents", "tags", "uid")
+
+    def __init__(
+        self,
+        uid: EntityUid,
+        attrs: Record,
+        parents: tuple[EntityUid, ...],
+        tags: Record | None = None,
+    ) -> None:
+        self.uid = uid
+        self.attrs = attrs
+        self.parents = parents
+        self.tags = tags
+        self.ancestors: frozenset[EntityUid] = EMPTY_ANCESTORS
+
+    def with_attrs(self, attrs: Record) -> Entity:
+        """A copy of this entity with ``attrs`` (same parents, ancestors and tags)."""
+        e = Entity(self.uid, attrs, self.parents, self.tags)
+        e.ancestors = self.ancestors
+        return e
+
+
+class MissingAttrs(Record):
+    """The attributes of an entity that does not exist: every read fails as in Cedar."""
+
+    __slots__ = ()
+
+
+MISSING_ATTRS: Final = MissingAttrs()
+
+
+class EntityStore:
+    """All entities by uid, with ancestors precomputed (the transitive closure of ``parents``)."""
+
+    __slots__ = ("by_uid", "children")
+
+    def __init__(self, entities: Iterable[Entity]) -> None:
+        self.by_uid: dict[EntityUid, Entity] = {}
+        for e in entities:
+            self.by_uid[e.uid] = e
+        _close_ancestors(self.by_uid)
+        self.children: dict[EntityUid, set[EntityUid]] = {}
+        for e in self.by_uid.values():
+            for a in e.ancestors:
+                self.children.setdefault(a, set()).add(e.uid)
+
+    @classmethod
+    def from_json(cls, items: Iterable[Mapping[str, Any]]) -> EntityStore:
+        """A store from Cedar entity JSON objects; raises ValueConversionError on a malformed one."""
+        return cls(entity_from_json(item, i) for i, item in enumerate(items))
+
+    def __len__(self) -> int:
+        return len(self.by_uid)
+
+    def get(self, uid: EntityUid) -> Entity | None:
+        """The entity, or None when it does not exist."""
+        return self.by_uid.get(uid)
+
+    def attrs(self, uid: Any) -> Record:
+        """The attributes of entity ``uid``; raises EvalError when it does not exist."""
+        e = self.by_uid.get(uid)
+        if e is None:
+            raise EvalError("entity", f"entity `{entity_display(uid)}` does not exist")
+        return e.attrs
+
+    def ancestors(self, uid: Any) -> frozenset[EntityUid]:
+        """The transitive ancestors of ``uid`` (empty when it does not exist)."""
+        e = self.by_uid.get(uid)
+        return EMPTY_ANCESTORS if e is None else e.ancestors
+
+    def tags(self, uid: Any) -> Record | None:
+        """The tags of entity ``uid`` (None when it has none); raises EvalError when it does not exist."""
+        e = self.by_uid.get(uid)
+        if e is None:
+            raise EvalError("entity", f"entity `{entity_display(uid)}` does not exist")
+        return e.tags
+
+    def exists(self, uid: Any) -> bool:
+        """Whether ``uid`` names an entity of the store."""
+        return uid in self.by_uid
+
+
+def entity_from_json(item: Any, index: int = 0) -> Entity:
+    """One Cedar entity JSON object as an :class:`Entity`; raises ValueConversionError when malformed."""
+    where = f"entity #{index}"
+    if type(item) is not dict:
+        raise ValueConversionError(f"{where}: expected an object")
+    uid = entity_uid(_unescape(item.get("uid")), f"{where}.uid")
+    where = f"entity {entity_display(uid)}"
+    attrs = record_to_cedar(item.get("attrs", {}), f"{where}.attrs")
+    parents_json = item.get("parents", [])
+    if type(parents_json) is not list:
+        raise ValueConversionError(f"{where}.parents: expected an array")
+    parents = tuple(entity_uid(_unescape(p), f"{where}.parents[]") for p in parents_json)
+    tags_json = item.get("tags")
+    tags = None if tags_json is None else record_to_cedar(tags_json, f"{where}.tags")
+    return Entity(uid, attrs, parents, tags)
+
+
+def _unescape(value: Any) -> Any:
+    if type(value) is dict and "__entity" in value and len(value) == 1:
+        return value["__entity"]
+    return value
+
+
+def _close_ancestors(by_uid: dict[EntityUid, Entity]) -> None:
+    """Fill every entity's ``ancestors`` with the transitive closure of its parents (cycle-safe)."""
+    done: dict[EntityUid, frozenset[EntityUid]] = {}
+    for start in by_uid:
+        if start in done:
+            continue
+        # Iterative DFS with an explicit stack: hierarchies can be deep.
+        stack: list[tuple[EntityUid, int]] = [(start, 0)]
+        on_path: set[EntityUid] = {start}
+        while stack:
+            uid, i = stack[-1]
+            ent = by_uid.get(uid)
+            parents = ent.parents if ent is not None else ()
+            if i < len(parents):
+                stack[-1] = (uid, i + 1)
+                p = parents[i]
+                if p not in done and p not in on_path and p in by_uid:
+                    on_path.add(p)
+                    stack.append((p, 0))
+                continue
+            acc: set[EntityUid] = set()
+            for p in parents:
+                acc.add(p)
+                acc |= done.get(p, EMPTY_ANCESTORS)
+            done[uid] = frozenset(acc)
+            on_path.discard(uid)
+            stack.pop()
+    # A cycle leaves members computed before their peers; a second pass settles them.
+    changed = True
+    while changed:
+        changed = False
+        for uid, anc in done.items():
+            grown = set(anc)
+            for a in anc:
+                grown |= done.get(a, EMPTY_ANCESTORS)
+            if len(grown) != len(anc):
+                done[uid] = frozenset(grown)
+                changed = True
+    for uid, ent in by_uid.items():
+        ent.ancestors = done.get(uid, EMPTY_ANCESTORS)

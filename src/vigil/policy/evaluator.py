@@ -1,0 +1,246 @@
+"""The compiled Cedar authorizer: candidate index + compiled policies -> a Cedar response.
+
+Semantics are Cedar's: deny unless some permit is satisfied and no forbid is; an erroring policy
+is skipped and reported. The determining policies are the satisfied forbids when any, else the
+satisfied permits. vigil's one stricter rule (an erroring forbid denies) is applied by the engine,
+which sees ``errors`` with their effects in :class:`Answer`.
+
+The index answers "which policies can apply to this principal and action" once per pair, from the
+scopes and the principal/action-only guards, and keeps the answer in a bounded cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from vigil.policy.compiler import CompiledPolicy, MatchFn
+from vigil.policy.entities import EMPTY_ANCESTORS, MISSING_ATTRS, Entity, EntityStore
+from vigil.policy.values import EntityUid, EvalError, Record
+
+CACHE_LIMIT: Final = 100_000
+
+
+class PolicyError:
+    """A policy that raised an error during evaluation."""
+
+    __slots__ = ("forbid", "kind", "message", "policy_id")
+
+    def __init__(self, policy_id: str, forbid: bool, kind: str, message: str) -> None:
+        self.policy_id = policy_id
+        self.forbid = forbid
+        self.kind = kind
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"PolicyError({self.policy_id!r}, {self.kind!r}, {self.message!r})"
+
+
+class Answer:
+    """Cedar's response: decision, determining policy ids, errors."""
+
+    __slots__ = ("allowed", "errors", "policies")
+
+    def __init__(self, allowed: bool, policies: tuple[str, ...], errors: tuple[PolicyError, ...]) -> None:
+        self.allowed = allowed
+        self.policies = policies
+        self.errors = errors
+
+
+_NO_ERRORS: Final[tuple[PolicyError, ...]] = ()
+Candidate = tuple[str, MatchFn]
+Candidates = tuple[tuple[Candidate, ...], tuple[Candidate, ...]]  # (forbids, permits)
+# A policy evaluated through cedarpy: (policy, principal, action, resource, context) -> bool.
+FallbackFn = Callable[..., bool]
+
+
+class OverlayEnv:
+    """Entity environment with per-call attribute overlays (AuthZEN ``properties``)."""
+
+    __slots__ = ("overlay", "store")
+
+    def __init__(self, store: EntityStore, overlay: dict[EntityUid, Record]) -> None:
+        self.store = store
+        self.overlay = overlay
+
+    def attrs(self, uid: Any) -> Record:
+        got = self.overlay.get(uid)
+        return got if got is not None else self.store.attrs(uid)
+
+    def ancestors(self, uid: Any) -> frozenset[EntityUid]:
+        return self.store.ancestors(uid)
+
+    def tags(self, uid: Any) -> Record | None:
+        return self.store.tags(uid)
+
+    def exists(self, uid: Any) -> bool:
+        return uid in self.overlay or self.store.exists(uid)
+
+
+class Authorizer:
+    """Decides Cedar requests with compiled policies over one entity store (immutable)."""
+
+    def __init__(self, policies: Sequence[CompiledPolicy], store: EntityStore) -> None:
+        self.policies = tuple(policies)
+        self.store = store
+        self._by_uid = store.by_uid
+        self._cache: dict[tuple[EntityUid, EntityUid], Candidates] = {}
+        self._scope_cache: dict[tuple[EntityUid, EntityUid], Candidates] = {}
+        self._any_action = [p for p in self.policies if p.actions is None]
+        self._by_action: dict[EntityUid, list[CompiledPolicy]] = {}
+        self._by_action_group: dict[EntityUid, list[CompiledPolicy]] = {}
+        for p in self.policies:
+            if p.actions is None:
+                continue
+            index = self._by_action_group if p.action_in else self._by_action
+            for a in p.actions:
+                index.setdefault(a, []).append(p)
+
+    # -- index ------------------------------------------------------------------------------
+    def _scope_matches(self, principal: EntityUid, action: EntityUid) -> list[CompiledPolicy]:
+        p_anc = self.store.ancestors(principal)
+        a_anc = self.store.ancestors(action)
+        seen: set[int] = set()
+        found: list[CompiledPolicy] = []
+
+        def add(pol: CompiledPolicy) -> None:
+            if id(pol) not in seen and _principal_in_scope(pol, principal, p_anc):
+                seen.add(id(pol))
+                found.append(pol)
+
+        for pol in self._any_action:
+            add(pol)
+        for pol in self._by_action.get(action, ()):
+            add(pol)
+        for a in (action, *a_anc):
+            for pol in self._by_action_group.get(a, ()):
+                add(pol)
+        order = {id(p): i for i, p in enumerate(self.policies)}
+        found.sort(key=lambda p: order[id(p)])
+        return found
+
+    def candidates(self, principal: EntityUid, action: EntityUid) -> Candidates:
+        """Forbids and permits that may apply to this pair, after their guards (cached)."""
+        key = (principal, action)
+        got = self._cache.get(key)
+        if got is not None:
+            return got
+        pe = self._by_uid.get(principal)
+        pa = pe.attrs if pe is not None else MISSING_ATTRS
+        panc = pe.ancestors if pe is not None else EMPTY_ANCESTORS
+        forbids: list[Candidate] = []
+        permits: list[Candidate] = []
+        for pol in self._scope_matches(principal, action):
+            fn = pol.match
+            if pol.guard is not None and pol.residual is not None:
+                try:
+                    passed = pol.guard(principal, action, pa, panc, self.store)
+                except (EvalError, KeyError, TypeError):
+                    passed = True  # keep the full policy: evaluation reports the error
+                else:
+                    if not passed:
+                        continue
+                    fn = pol.residual
+            (forbids if pol.forbid else permits).append((pol.id, fn))
+        result = (tuple(forbids), tuple(permits))
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+    def scope_candidates(self, principal: EntityUid, action: EntityUid) -> Candidates:
+        """Forbids and permits by scope alone, with full conditions (for calls with overlays)."""
+        key = (principal, action)
+        got = self._scope_cache.get(key)
+        if got is not None:
+            return got
+        forbids: list[Candidate] = []
+        permits: list[Candidate] = []
+        for pol in self._scope_matches(principal, action):
+            (forbids if pol.forbid else permits).append((pol.id, pol.match))
+        result = (tuple(forbids), tuple(permits))
+        if len(self._scope_cache) >= CACHE_LIMIT:
+            self._scope_cache.clear()
+        self._scope_cache[key] = result
+        return result
+
+    # -- evaluation -------------------------------------------------------------------------
+    def is_authorized(
+        self,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+        context: Record,
+        overlay: dict[EntityUid, Record] | None = None,
+    ) -> Answer:
+        """Cedar's answer for one request. ``overlay`` replaces attributes of entities for this call."""
+        by_uid = self._by_uid
+        pe: Entity | None = by_uid.get(principal)
+        re_: Entity | None = by_uid.get(resource)
+        env: Any
+        if overlay:
+            env = OverlayEnv(self.store, overlay)
+            forbids, permits = self.scope_candidates(principal, action)
+            pa = overlay.get(principal) or (pe.attrs if pe is not None else MISSING_ATTRS)
+            ra = overlay.get(resource) or (re_.attrs if re_ is not None else MISSING_ATTRS)
+        else:
+            env = self.store
+            forbids, permits = self.candidates(principal, action)
+            pa = pe.attrs if pe is not None else MISSING_ATTRS
+            ra = re_.attrs if re_ is not None else MISSING_ATTRS
+        panc = pe.ancestors if pe is not None else EMPTY_ANCESTORS
+        ranc = re_.ancestors if re_ is not None else EMPTY_ANCESTORS
+        errors: list[PolicyError] | None = None
+        hit: list[str] | None = None
+        for pid, fn in forbids:
+            try:
+                if fn(principal, action, resource, context, pa, ra, panc, ranc, env):
+                    if hit is None:
+                        hit = [pid]
+                    else:
+                        hit.append(pid)
+            except (EvalError, KeyError, TypeError) as e:
+                if errors is None:
+                    errors = []
+                errors.append(_error(pid, True, e))
+        forbidden = hit is not None
+        permitted: list[str] | None = None
+        for pid, fn in permits:
+            try:
+                if fn(principal, action, resource, context, pa, ra, panc, ranc, env):
+                    if permitted is None:
+                        permitted = [pid]
+                    else:
+                        permitted.append(pid)
+            except (EvalError, KeyError, TypeError) as e:
+                if errors is None:
+                    errors = []
+                errors.append(_error(pid, False, e))
+        errs = _NO_ERRORS if errors is None else tuple(errors)
+        if forbidden:
+            return Answer(False, tuple(hit or ()), errs)
+        if permitted is not None:
+            return Answer(True, tuple(permitted), errs)
+        return Answer(False, (), errs)
+
+
+def _principal_in_scope(pol: CompiledPolicy, principal: EntityUid, ancestors: frozenset[EntityUid]) -> bool:
+    s = pol.principal
+    if s.kind == "any":
+        return True
+    if s.entity_type is not None and principal[0] != s.entity_type:
+        return False
+    if s.entity is None:
+        return True
+    if s.kind == "eq":
+        return principal == s.entity
+    return principal == s.entity or s.entity in ancestors
+
+
+def _error(policy_id: str, forbid: bool, e: Exception) -> PolicyError:
+    if isinstance(e, EvalError):
+        return PolicyError(policy_id, forbid, e.kind, str(e))
+    if isinstance(e, KeyError):
+        attr = e.args[0] if e.args else "?"
+        return PolicyError(policy_id, forbid, "attribute", f"attribute `{attr}` does not exist")
+    return PolicyError(policy_id, forbid, "type", f"type error: {e}")

@@ -1,0 +1,168 @@
+"""Cedar's JSON value format -> Cedar values (see :mod:`vigil.policy.values`).
+
+The one documented rule for JSON with no Cedar equivalent: ``null`` and non-integer numbers are
+*rejected* (:class:`~vigil.errors.ValueConversionError`, code ``invalid_value``), never dropped or
+guessed, so a policy can never be evaluated on a value the caller did not mean. Integers outside
+the signed 64-bit range, malformed ``__extn``/``__entity`` escapes, strings longer than
+:data:`MAX_STRING`, nesting deeper than :data:`MAX_DEPTH` and more than :data:`MAX_NODES` values are
+rejected the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from vigil.errors import ValueConversionError
+from vigil.policy.extensions import from_json_extn
+from vigil.policy.extensions import DateTime, Decimal, Duration, IPAddr
+from vigil.policy.values import FALSE_KEY, LONG_MAX, LONG_MIN, TRUE_KEY, EvalError, Record, make_set
+
+MAX_DEPTH: Final = 32
+MAX_STRING: Final = 65_536
+MAX_NODES: Final = 100_000
+_FAST_EXTN: Final = {"ip": IPAddr.parse, "decimal": Decimal.parse, "datetime": DateTime.parse,
+                     "duration": Duration.parse}
+
+
+def to_cedar(value: Any, where: str = "value") -> Any:
+    """The Cedar value of a JSON value; raises ValueConversionError naming ``where`` on failure."""
+    t = type(value)
+    if t is str:
+        if len(value) > MAX_STRING:
+            raise ValueConversionError(f"{where}: string longer than {MAX_STRING} characters")
+        return value
+    if t is bool:
+        return value
+    if t is int:
+        if LONG_MIN <= value <= LONG_MAX:
+            return value
+        raise ValueConversionError(f"{where}: integer {value} is outside the 64-bit range")
+    budget = [MAX_NODES]
+    return _convert(value, where, 0, budget)
+
+
+def record_to_cedar(value: Any, where: str = "context") -> Record:
+    """A JSON object as a Cedar record; raises ValueConversionError when it is not an object."""
+    if type(value) is not dict:
+        raise ValueConversionError(f"{where}: expected an object, got {_json_type(value)}")
+    out = Record(value)
+    budget: list[int] | None = None
+    # Scalars are already Cedar values; only check them, and convert the rest in place.
+    for k, v in value.items():
+        t = type(v)
+        if t is str:
+            if len(v) > MAX_STRING:
+                raise ValueConversionError(f"{where}.{k}: string longer than {MAX_STRING} characters")
+        elif t is int:
+            if not LONG_MIN <= v <= LONG_MAX:
+                raise ValueConversionError(f"{where}.{k}: integer {v} is outside the 64-bit range")
+        elif t is not bool:
+            if t is dict and len(v) == 1 and "__extn" in v:
+                spec = v["__extn"]
+                if type(spec) is dict and len(spec) == 2:
+                    ctor = _FAST_EXTN.get(spec.get("fn"))  # type: ignore[arg-type]
+                    arg = spec.get("arg")
+                    if ctor is not None and type(arg) is str:
+                        try:
+                            out[k] = ctor(arg)
+                        except EvalError as e:
+                            raise ValueConversionError(f"{where}.{k}: {e}") from None
+                        continue
+            if budget is None:
+                budget = [MAX_NODES]
+            out[k] = _convert(v, f"{where}.{k}", 1, budget)
+    return out
+
+
+def _convert(value: Any, where: str, depth: int, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueConversionError(f"{where}: more than {MAX_NODES} values")
+    t = type(value)
+    if t is str:
+        if len(value) > MAX_STRING:
+            raise ValueConversionError(f"{where}: string longer than {MAX_STRING} characters")
+        return value
+    if t is bool:
+        return value
+    if t is int:
+        if LONG_MIN <= value <= LONG_MAX:
+            return value
+        raise ValueConversionError(f"{where}: integer {value} is outside the 64-bit range")
+    if depth >= MAX_DEPTH:
+        raise ValueConversionError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    if t is list:
+        return make_set(_convert(v, f"{where}[]", depth + 1, budget) for v in value)
+    if t is dict:
+        if "__extn" in value and len(value) == 1:
+            return _extension(value["__extn"], where)
+        if "__entity" in value and len(value) == 1:
+            return entity_uid(value["__entity"], where)
+        out = Record()
+        for k, v in value.items():
+            out[k] = _convert(v, f"{where}.{k}", depth + 1, budget)
+        return out
+    if value is None:
+        raise ValueConversionError(f"{where}: null has no Cedar equivalent")
+    if t is float:
+        raise ValueConversionError(f"{where}: non-integer number {value!r} has no Cedar equivalent")
+    raise ValueConversionError(f"{where}: unsupported JSON value of type {t.__name__}")
+
+
+def _extension(spec: Any, where: str) -> Any:
+    if type(spec) is not dict or "fn" not in spec:
+        raise ValueConversionError(f'{where}: "__extn" must be an object with "fn" and "arg"')
+    fn = spec["fn"]
+    arg = spec["arg"] if "arg" in spec else spec.get("args")
+    if type(fn) is not str:
+        raise ValueConversionError(f'{where}: "__extn.fn" must be a string')
+    try:
+        return from_json_extn(fn, arg)
+    except EvalError as e:
+        raise ValueConversionError(f"{where}: {e}") from None
+
+
+def entity_uid(spec: Any, where: str = "entity") -> tuple[str, str]:
+    """``{"type", "id"}`` as an entity uid; raises ValueConversionError when malformed."""
+    if type(spec) is not dict:
+        raise ValueConversionError(f'{where}: entity reference must be an object with "type" and "id"')
+    etype = spec.get("type")
+    eid = spec.get("id")
+    if type(etype) is not str or type(eid) is not str or not etype:
+        raise ValueConversionError(f'{where}: entity reference needs string "type" and "id"')
+    if len(eid) > MAX_STRING or len(etype) > 1024:
+        raise ValueConversionError(f"{where}: entity reference too long")
+    return (etype, eid)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def to_json(value: Any) -> Any:
+    """Cedar value (or set key) -> Cedar's JSON value format (``__entity``/``__extn`` escapes)."""
+    t = type(value)
+    if t is str or t is int or t is bool:
+        return value
+    if value is TRUE_KEY:
+        return True
+    if value is FALSE_KEY:
+        return False
+    if t is tuple:
+        if len(value) == 2 and type(value[1]) is frozenset:  # a record's set key
+            return {k: to_json(v) for k, v in value[1]}
+        return {"__entity": {"type": value[0], "id": value[1]}}
+    if t is frozenset:
+        return [to_json(v) for v in value]
+    if t is Record or isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if t is Decimal or t is IPAddr or t is DateTime or t is Duration:
+        return {"__extn": {"fn": _EXTN_FN[t], "arg": str(value)}}
+    return str(value)
+
+
+_EXTN_FN: dict[type, str] = {Decimal: "decimal", IPAddr: "ip", DateTime: "datetime", Duration: "duration"}

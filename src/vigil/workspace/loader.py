@@ -1,0 +1,151 @@
+"""Load and validate a workspace folder as a whole (ARCHITECTURE section 4).
+
+Layout: ``vigil.toml``; ``policies/*.cedar``; optional ``schema.cedarschema``; ``entities/*.json``
+(Cedar entity JSON arrays); optional ``links.json`` (template links). Files are read in sorted
+order. Any problem refuses the whole workspace with every file:line message found.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vigil.errors import WorkspaceError
+from vigil.policy.build import BuildError, PolicySet, build_policy_set
+from vigil.policy.cedar import PolicySource
+from vigil.workspace.settings import Settings, parse_settings
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A validated, compiled workspace."""
+
+    path: Path
+    settings: Settings
+    policy_set: PolicySet
+    policy_files: tuple[str, ...]
+    entity_files: tuple[str, ...]
+    has_schema: bool
+
+    @property
+    def revision(self) -> str:
+        return self.policy_set.revision
+
+
+def load_workspace(path: str | Path) -> Workspace:
+    """Read, validate and compile the workspace at ``path``; raises WorkspaceError listing every problem."""
+    root = Path(path)
+    if not root.is_dir():
+        raise WorkspaceError(f"workspace {str(root)!r} is not a directory", [f"{root}: not a directory"])
+    problems: list[str] = []
+    settings = _settings(root, problems)
+    sources = _policies(root, problems)
+    schema_text = _read(root / "schema.cedarschema", root, problems) if (root / "schema.cedarschema").exists() else None
+    entities, entity_files = _entities(root, problems)
+    links = _links(root, problems)
+    if problems:
+        raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problems[0]}", problems)
+    try:
+        policy_set = build_policy_set(sources, entities, schema_text, links)
+    except BuildError as e:
+        raise WorkspaceError(f"workspace {str(root)!r} is invalid: {e.problems[0]}", e.problems) from None
+    return Workspace(
+        path=root,
+        settings=settings or Settings(),
+        policy_set=policy_set,
+        policy_files=tuple(s.path for s in sources),
+        entity_files=tuple(entity_files),
+        has_schema=schema_text is not None,
+    )
+
+
+def _rel(root: Path, p: Path) -> str:
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return str(p)
+
+
+def _read(p: Path, root: Path, problems: list[str]) -> str | None:
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            problems.append(f"{_rel(root, p)}: file larger than {MAX_FILE_BYTES} bytes")
+            return None
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        problems.append(f"{_rel(root, p)}: not valid UTF-8")
+    except OSError as e:
+        problems.append(f"{_rel(root, p)}: cannot read: {e.strerror}")
+    return None
+
+
+def _settings(root: Path, problems: list[str]) -> Settings | None:
+    p = root / "vigil.toml"
+    if not p.exists():
+        return Settings()
+    text = _read(p, root, problems)
+    if text is None:
+        return None
+    try:
+        return parse_settings(text, "vigil.toml")
+    except WorkspaceError as e:
+        problems.extend(e.problems)
+        return None
+
+
+def _policies(root: Path, problems: list[str]) -> list[PolicySource]:
+    folder = root / "policies"
+    files = sorted(folder.glob("*.cedar")) if folder.is_dir() else []
+    if not files:
+        problems.append("policies/: no *.cedar files")
+    out = []
+    for f in files:
+        text = _read(f, root, problems)
+        if text is not None:
+            out.append(PolicySource(_rel(root, f), text))
+    return out
+
+
+def _json_file(p: Path, root: Path, problems: list[str]) -> Any:
+    text = _read(p, root, problems)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        problems.append(f"{_rel(root, p)}:{e.lineno}: invalid JSON: {e.msg}")
+        return None
+
+
+def _entities(root: Path, problems: list[str]) -> tuple[list[Any], list[str]]:
+    folder = root / "entities"
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    items: list[Any] = []
+    names = []
+    for f in files:
+        data = _json_file(f, root, problems)
+        if data is None:
+            continue
+        if not isinstance(data, list):
+            problems.append(f"{_rel(root, f)}:1: expected a JSON array of entities")
+            continue
+        items.extend(data)
+        names.append(_rel(root, f))
+    return items, names
+
+
+def _links(root: Path, problems: list[str]) -> list[Any]:
+    p = root / "links.json"
+    if not p.exists():
+        return []
+    data = _json_file(p, root, problems)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        problems.append("links.json:1: expected a JSON array of template links")
+        return []
+    return data
