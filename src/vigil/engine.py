@@ -8,7 +8,6 @@ before anything is decided or changed.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +28,7 @@ from vigil.policy.values import EntityUid, Record, make_set
 from vigil.workspace.loader import Workspace, load_workspace
 
 Clock = Callable[[], float]
-IdSource = Callable[[], str]
+IdSource = Callable[[], "str | int"]
 
 _PERMIT: Final = (ReasonCode.POLICY_PERMIT.value,)
 _PERMIT_ERR: Final = (ReasonCode.POLICY_PERMIT.value, ReasonCode.POLICY_ERRORED.value)
@@ -43,10 +42,8 @@ _NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
 
 
 def _id_source() -> IdSource:
-    """Decision ids: a random per-process prefix and a counter (unique, cheap, ordered per process)."""
-    prefix = os.urandom(6).hex()
-    counter = itertools.count(1)
-    return lambda: f"{prefix}-{next(counter):010x}"
+    """Decision ids: a counter, formatted with the per-process prefix when first read."""
+    return itertools.count(1).__next__
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +179,20 @@ class Engine:
         raw_context = req.context
         if principal not in st.by_uid:
             record = DecisionRecord(
-                self._ids(), False, _UNKNOWN, _NONE, _NO_ERRORS, 0, _NONE, _NONE, st.revision,
-                time.perf_counter_ns() - t0, when, principal, req.action, req.resource,
+                self._ids(),
+                False,
+                _UNKNOWN,
+                _NONE,
+                _NO_ERRORS,
+                0,
+                _NONE,
+                _NONE,
+                st.revision,
+                time.perf_counter_ns() - t0,
+                when,
+                principal,
+                req.action,
+                req.resource,
                 dict(raw_context) if raw_context else None,
             )
             self._finish(record)
@@ -202,8 +211,20 @@ class Engine:
             reasons = _PERMIT if allowed else (_FORBID if policies else _NO_PERMIT)
         # Positional on purpose: keyword passing costs ~1 us on this path.
         record = DecisionRecord(
-            self._ids(), allowed, reasons, policies, err_pairs, 0, _NONE, _NONE, st.revision,
-            time.perf_counter_ns() - t0, when, principal, req.action, req.resource,
+            self._ids(),
+            allowed,
+            reasons,
+            policies,
+            err_pairs,
+            0,
+            _NONE,
+            _NONE,
+            st.revision,
+            time.perf_counter_ns() - t0,
+            when,
+            principal,
+            req.action,
+            req.resource,
             dict(raw_context) if raw_context else None,
         )
         self._finish(record)
@@ -249,10 +270,22 @@ class Engine:
     def _invalid(self, request: Any, error: VigilError) -> DecisionRecord:
         st = self._state
         record = DecisionRecord(
-            id=self._ids(), allowed=False, reason_codes=(ReasonCode.INVALID_REQUEST.value,), policies=_NONE,
-            errors=_NO_ERRORS, risk=0, signals=_NONE, advice=_NONE, policy_revision=st.revision, latency_ns=0,
-            time=self._clock(), principal=_uid_or_blank(request, "subject"), action=(st.action_type, ""),
-            resource=_uid_or_blank(request, "resource"), context=None, error=error.to_dict(),
+            id=self._ids(),
+            allowed=False,
+            reason_codes=(ReasonCode.INVALID_REQUEST.value,),
+            policies=_NONE,
+            errors=_NO_ERRORS,
+            risk=0,
+            signals=_NONE,
+            advice=_NONE,
+            policy_revision=st.revision,
+            latency_ns=0,
+            time=self._clock(),
+            principal=_uid_or_blank(request, "subject"),
+            action=(st.action_type, ""),
+            resource=_uid_or_blank(request, "resource"),
+            context=None,
+            error=error.to_dict(),
         )
         self._audit.emit(record)
         return record
@@ -314,4 +347,6 @@ def _default_sink(workspace: Workspace) -> AuditSink:
     path = Path(audit.path)
     if not path.is_absolute():
         path = workspace.path / path
-    return JsonlSink(path, capacity=audit.buffer, mask=audit.mask, flush_interval_s=audit.flush_interval_ms / 1000)
+    return JsonlSink(
+        path, capacity=audit.buffer, mask=audit.mask, flush_interval_s=audit.flush_interval_ms / 1000
+    )

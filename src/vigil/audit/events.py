@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -50,7 +51,7 @@ _second_cache: list[Any] = [None, ""]
 
 def rfc3339(epoch: float) -> str:
     """``epoch`` seconds as RFC 3339 UTC with microseconds (``2026-11-28T09:14:03.123456Z``)."""
-    sec = int(epoch // 1)
+    sec = math.floor(epoch)
     cache = _second_cache
     if cache[0] != sec:
         prefix = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -58,7 +59,7 @@ def rfc3339(epoch: float) -> str:
         cache[1] = prefix
     else:
         prefix = cache[1]
-    micros = int(round((epoch - sec) * 1_000_000))
+    micros = round((epoch - sec) * 1_000_000)
     if micros >= 1_000_000:
         micros = 999_999
     return f"{prefix}.{micros:06d}Z"

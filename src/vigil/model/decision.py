@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+import os
+from enum import StrEnum
 from typing import Any
 
 
-class ReasonCode(str, Enum):
+class ReasonCode(StrEnum):
     """Stable machine-readable reasons. Each step of the pipeline adds its own."""
 
     POLICY_PERMIT = "policy_permit"
@@ -44,11 +45,15 @@ _TEXT = {
 }
 
 
-class Advice(str, Enum):
+class Advice(StrEnum):
     """What a caller may do about a deny."""
 
     STEP_UP = "step_up"
     QUARANTINED = "quarantined"
+
+
+ID_PREFIX: str = os.urandom(6).hex()
+"""Per-process random prefix of decision ids, so ids from different processes never collide."""
 
 
 class DecisionRecord:
@@ -62,13 +67,13 @@ class DecisionRecord:
     """
 
     __slots__ = (
+        "_id",
         "action",
         "advice",
         "allowed",
         "context",
         "error",
         "errors",
-        "id",
         "latency_ns",
         "policies",
         "policy_revision",
@@ -82,7 +87,7 @@ class DecisionRecord:
 
     def __init__(
         self,
-        id: str,
+        id: str | int,
         allowed: bool,
         reason_codes: tuple[str, ...],
         policies: tuple[str, ...],
@@ -99,7 +104,7 @@ class DecisionRecord:
         context: dict[str, Any] | None,
         error: dict[str, Any] | None = None,
     ) -> None:
-        self.id = id
+        self._id = id
         self.allowed = allowed
         self.reason_codes = reason_codes
         self.policies = policies
@@ -115,6 +120,14 @@ class DecisionRecord:
         self.resource = resource
         self.context = context
         self.error = error
+
+    @property
+    def id(self) -> str:
+        """The decision id. An int sequence number is formatted on first read (off the hot path)."""
+        value = self._id
+        if type(value) is int:
+            value = self._id = f"{ID_PREFIX}-{value:010x}"
+        return value  # type: ignore[return-value]
 
     @property
     def decision(self) -> str:

@@ -19,8 +19,15 @@ MAX_TYPE: Final = 256
 class AccessRequest:
     """One request: entity uids, raw JSON context and raw property overlays (not yet typed)."""
 
-    __slots__ = ("action", "action_properties", "context", "principal", "resource", "resource_properties",
-                 "subject_properties")
+    __slots__ = (
+        "action",
+        "action_properties",
+        "context",
+        "principal",
+        "resource",
+        "resource_properties",
+        "subject_properties",
+    )
 
     def __init__(
         self,
@@ -60,11 +67,26 @@ def parse_authzen(request: Any, action_type: str = "Action") -> AccessRequest:
     except (KeyError, TypeError, IndexError):
         return _parse_checked(request, action_type)
     if (
-        type(request) is dict and type(subject) is dict and type(action) is dict and type(resource) is dict
-        and type(stype) is str and type(sid) is str and type(name) is str and type(rtype) is str
-        and type(rid) is str and stype and name and rtype and len(sid) <= MAX_ID and len(rid) <= MAX_ID
-        and len(stype) <= MAX_TYPE and len(rtype) <= MAX_TYPE and len(name) <= MAX_ID
-        and "properties" not in subject and "properties" not in resource and "properties" not in action
+        type(request) is dict
+        and type(subject) is dict
+        and type(action) is dict
+        and type(resource) is dict
+        and type(stype) is str
+        and type(sid) is str
+        and type(name) is str
+        and type(rtype) is str
+        and type(rid) is str
+        and stype
+        and name
+        and rtype
+        and len(sid) <= MAX_ID
+        and len(rid) <= MAX_ID
+        and len(stype) <= MAX_TYPE
+        and len(rtype) <= MAX_TYPE
+        and len(name) <= MAX_ID
+        and "properties" not in subject
+        and "properties" not in resource
+        and "properties" not in action
     ):
         context = request.get("context", _EMPTY)
         if type(context) is dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -102,8 +103,11 @@ def build_policy_set(
         reference = ReferenceAuthorizer(normalized, schema_handle)
         for cedar_id, text, reason in parsed.untyped:
             handle = reference.single_policy_text(text)
-            compiled.append(_fallback_from_handle(handle, cedar_id, cedar_id, cedar.policy_effect(text) == "forbid",
-                                                  reference, reason, {}))
+            compiled.append(
+                _fallback_from_handle(
+                    handle, cedar_id, cedar_id, cedar.policy_effect(text) == "forbid", reference, reason, {}
+                )
+            )
             fallbacks.append(Fallback(cedar_id, f"no typed tree: {reason}"))
         order = {f"policy{i}": i for i in range(len(compiled) + len(parsed.untyped) + 1)}
         compiled.sort(key=lambda p: order.get(p.cedar_id, len(order)))
@@ -136,11 +140,12 @@ def _compile_all(
     compiled: list[CompiledPolicy] = []
     fallbacks: list[Fallback] = []
     reference: ReferenceAuthorizer | None = None
-    items: list[tuple[Any, Mapping[str, EntityUid]]] = [(t, {}) for t in tree.static_policies.values()]
+    items: list[tuple[Any, Mapping[str, EntityUid]]] = []
+    items.extend((t, {}) for t in tree.static_policies.values())
     for link in tree.template_links:
         template = tree.templates[link.template_id]
-        slots = {name: (str(uid.type), uid.id) for name, uid in link.values.items()}
-        items.append((_relabel(template, link.new_id), slots))
+        linked: dict[str, EntityUid] = {name: (str(uid.type), uid.id) for name, uid in link.values.items()}
+        items.append((_relabel(template, link.new_id), linked))
     for template, slots in items:
         pid = template.annotations.get("id", template.id)
         try:
@@ -156,8 +161,6 @@ def _compile_all(
 
 
 def _relabel(template: Any, new_id: str) -> Any:
-    import dataclasses
-
     return dataclasses.replace(template, id=new_id)
 
 

@@ -224,7 +224,7 @@ class ReferenceAuthorizer:
         from cedarpy import pst
 
         if slots:
-            values = {name: pst.EntityUid(_pst_type(t), i) for name, (t, i) in slots.items()}
+            values: dict[Any, Any] = {name: pst.EntityUid(_pst_type(t), i) for name, (t, i) in slots.items()}
             base_id = template.id + "__template"
             tree = pst.PolicySet(
                 templates={base_id: _with_id(template, base_id)},

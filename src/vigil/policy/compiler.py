@@ -62,6 +62,10 @@ class CompiledPolicy:
     match: MatchFn
     guard: GuardFn | None = None
     residual: MatchFn | None = None
+    # Resource-only leading conditions, decided per resource at load, and the variants without them.
+    resource_guard: Callable[[Any, Any, Any, Any], bool] | None = None
+    match_r: MatchFn | None = None
+    residual_r: MatchFn | None = None
     source: str = ""
     fallback_reason: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
@@ -401,6 +405,65 @@ def _conjuncts(clauses: Sequence[Any]) -> list[tuple[bool, Any]]:
     return steps
 
 
+def _guard_steps(steps: list[tuple[bool, Any]]) -> tuple[set[int], set[int]]:
+    """Indexes of the steps that can be lifted out of the per-request evaluation: those reading only
+    the principal and the action (decided once per (principal, action) pair) and those reading
+    only the resource (decided once per resource, at load).
+
+    A step is lifted into a guard only when every earlier step is in the same guard or can never
+    raise an error. Then, whatever the request, a lifted step that is false makes the policy false
+    (never an error), and one that is true can be left out of the rest without changing the result.
+    """
+    principal_steps: set[int] = set()
+    resource_steps: set[int] = set()
+    lifted_p_unsafe = lifted_r_unsafe = False  # a non-error-free step was lifted into that guard
+    others_unsafe = False  # a non-lifted step may raise an error
+    for i, (_negate, e) in enumerate(steps):
+        reads = _reads(e, set())
+        safe = _never_errors(e)
+        if reads <= _PRINCIPAL_ONLY and not others_unsafe and not lifted_r_unsafe:
+            principal_steps.add(i)
+            lifted_p_unsafe = lifted_p_unsafe or not safe
+        elif reads <= _RESOURCE_ONLY and not others_unsafe and not lifted_p_unsafe:
+            resource_steps.add(i)
+            lifted_r_unsafe = lifted_r_unsafe or not safe
+        elif not safe:
+            others_unsafe = True
+    return principal_steps, resource_steps
+
+
+_RESOURCE_ONLY = frozenset({"resource"})
+_ENTITY_VARS = frozenset({"principal", "action", "resource"})
+
+
+def _never_errors(node: Any) -> bool:
+    """True when ``node`` surely evaluates to a Bool without error (a conservative check)."""
+    kind = type(node).__name__
+    if kind == "BoolLit":
+        return True
+    if kind == "Is":
+        base_ok = type(node.base).__name__ == "Var" and node.base.name in _ENTITY_VARS
+        return base_ok and (node.in_expr is None or type(node.in_expr).__name__ == "EntityLit")
+    if kind == "HasAttr":
+        return type(node.base).__name__ == "Var" and len(node.attrs) == 1
+    if kind == "UnaryOp":
+        return node.op == "not" and _never_errors(node.arg)
+    if kind == "BinaryOp":
+        if node.op in ("and", "or"):
+            return _never_errors(node.left) and _never_errors(node.right)
+        if node.op == "in":
+            left, right = type(node.left).__name__, type(node.right).__name__
+            return left == "Var" and node.left.name in _ENTITY_VARS and right == "EntityLit"
+        if node.op in ("eq", "not_eq"):
+            return _plain_value(node.left) and _plain_value(node.right)
+    return False
+
+
+def _plain_value(node: Any) -> bool:
+    """A variable or a literal: evaluating it cannot fail."""
+    return type(node).__name__ in ("Var", "BoolLit", "LongLit", "StringLit", "EntityLit")
+
+
 def _scope(node: Any, slots: Mapping[str, EntityUid]) -> Scope:
     kind = type(node).__name__
 
@@ -458,6 +521,7 @@ def _step_lines(gen: _Gen, negate: bool, expr: Any) -> list[str]:
 
 _MATCH_ARGS = "P, A, R, C, PA, RA, PANC, RANC, E"
 _GUARD_ARGS = "P, A, PA, PANC, E"
+_RGUARD_ARGS = "R, RA, RANC, E"
 
 
 def compile_policy(
@@ -483,21 +547,26 @@ def compile_policy(
         raise Unsupported(f"action scope {akind}")
 
     steps = _conjuncts(template.clauses)
-    n_guard = 0
-    for _negate, e in steps:
-        if _reads(e, set()) <= _PRINCIPAL_ONLY:
-            n_guard += 1
-        else:
-            break
+    p_steps, r_steps = _guard_steps(steps)
 
     resource_lines = _scope_lines("R", "RANC", resource, gen)
     body: list[str] = []
     for negate, e in steps:
         body.append("\n".join(_step_lines(gen, negate, e)))
-    match_src = _function("match", _MATCH_ARGS, resource_lines + body)
-    guard_src = _function("guard", _GUARD_ARGS, body[:n_guard]) if n_guard else ""
-    residual_src = _function("residual", _MATCH_ARGS, resource_lines + body[n_guard:]) if n_guard else ""
-    source = "\n\n".join(s for s in (match_src, guard_src, residual_src) if s)
+
+    def without(skip: set[int]) -> list[str]:
+        return resource_lines + [b for i, b in enumerate(body) if i not in skip]
+
+    parts = [_function("match", _MATCH_ARGS, without(set()))]
+    if p_steps:
+        parts.append(_function("guard", _GUARD_ARGS, [body[i] for i in sorted(p_steps)]))
+        parts.append(_function("residual", _MATCH_ARGS, without(p_steps)))
+    if r_steps:
+        parts.append(_function("resource_guard", _RGUARD_ARGS, [body[i] for i in sorted(r_steps)]))
+        parts.append(_function("match_r", _MATCH_ARGS, without(r_steps)))
+    if p_steps and r_steps:
+        parts.append(_function("residual_r", _MATCH_ARGS, without(p_steps | r_steps)))
+    source = "\n\n".join(parts)
     namespace: dict[str, Any] = {"_rt": runtime, **gen.consts}
     try:
         code = compile(source, f"<policy {policy_id}>", "exec")
@@ -515,6 +584,9 @@ def compile_policy(
         match=namespace["match"],
         guard=namespace.get("guard"),
         residual=namespace.get("residual"),
+        resource_guard=namespace.get("resource_guard"),
+        match_r=namespace.get("match_r"),
+        residual_r=namespace.get("residual_r"),
         source=source,
         annotations=dict(template.annotations),
     )

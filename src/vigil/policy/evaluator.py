@@ -11,6 +11,7 @@ scopes and the principal/action-only guards, and keeps the answer in a bounded c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -49,7 +50,11 @@ class Answer:
 
 _NO_ERRORS: Final[tuple[PolicyError, ...]] = ()
 Candidate = tuple[str, MatchFn]
-Candidates = tuple[tuple[Candidate, ...], tuple[Candidate, ...]]  # (forbids, permits)
+# A candidate with a resource guard: (id, match when the guard passed, match when unknown, guard index).
+Guarded = tuple[str, MatchFn, MatchFn, int]
+# (forbids, guarded forbids, permits, guarded permits)
+Candidates = tuple[tuple[Candidate, ...], tuple[Guarded, ...], tuple[Candidate, ...], tuple[Guarded, ...]]
+_NOTHING: Final[frozenset[int]] = frozenset()
 # A policy evaluated through cedarpy: (policy, principal, action, resource, context) -> bool.
 FallbackFn = Callable[..., bool]
 
@@ -89,6 +94,8 @@ class Authorizer:
         self._any_action = [p for p in self.policies if p.actions is None]
         self._by_action: dict[EntityUid, list[CompiledPolicy]] = {}
         self._by_action_group: dict[EntityUid, list[CompiledPolicy]] = {}
+        self._rguard_index = {id(p): i for i, p in enumerate(q for q in self.policies if q.resource_guard)}
+        self._resource_status = _resource_status(self.policies, store)
         for p in self.policies:
             if p.actions is None:
                 continue
@@ -130,19 +137,31 @@ class Authorizer:
         panc = pe.ancestors if pe is not None else EMPTY_ANCESTORS
         forbids: list[Candidate] = []
         permits: list[Candidate] = []
+        g_forbids: list[Guarded] = []
+        g_permits: list[Guarded] = []
         for pol in self._scope_matches(principal, action):
-            fn = pol.match
-            if pol.guard is not None and pol.residual is not None:
+            passed_p = False
+            if pol.guard is not None:
                 try:
                     passed = pol.guard(principal, action, pa, panc, self.store)
                 except (EvalError, KeyError, TypeError):
-                    passed = True  # keep the full policy: evaluation reports the error
+                    passed = False  # keep the policy whole: its evaluation reports the error
                 else:
                     if not passed:
                         continue
-                    fn = pol.residual
-            (forbids if pol.forbid else permits).append((pol.id, fn))
-        result = (tuple(forbids), tuple(permits))
+                    passed_p = True
+            if pol.resource_guard is not None:
+                if passed_p:
+                    when_true, when_unknown = pol.residual_r, pol.residual
+                else:
+                    when_true, when_unknown = pol.match_r, pol.match
+                assert when_true is not None and when_unknown is not None
+                entry = (pol.id, when_true, when_unknown, self._rguard_index[id(pol)])
+                (g_forbids if pol.forbid else g_permits).append(entry)
+            else:
+                fn = pol.residual if passed_p and pol.residual is not None else pol.match
+                (forbids if pol.forbid else permits).append((pol.id, fn))
+        result = (tuple(forbids), tuple(g_forbids), tuple(permits), tuple(g_permits))
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[key] = result
@@ -158,7 +177,7 @@ class Authorizer:
         permits: list[Candidate] = []
         for pol in self._scope_matches(principal, action):
             (forbids if pol.forbid else permits).append((pol.id, pol.match))
-        result = (tuple(forbids), tuple(permits))
+        result: Candidates = (tuple(forbids), (), tuple(permits), ())
         if len(self._scope_cache) >= CACHE_LIMIT:
             self._scope_cache.clear()
         self._scope_cache[key] = result
@@ -180,17 +199,20 @@ class Authorizer:
         env: Any
         if overlay:
             env = OverlayEnv(self.store, overlay)
-            forbids, permits = self.scope_candidates(principal, action)
+            forbids, g_forbids, permits, g_permits = self.scope_candidates(principal, action)
             pa = overlay.get(principal) or (pe.attrs if pe is not None else MISSING_ATTRS)
             ra = overlay.get(resource) or (re_.attrs if re_ is not None else MISSING_ATTRS)
+            excluded = passed = _NOTHING
         else:
             env = self.store
-            forbids, permits = self.candidates(principal, action)
+            forbids, g_forbids, permits, g_permits = self.candidates(principal, action)
             pa = pe.attrs if pe is not None else MISSING_ATTRS
             ra = re_.attrs if re_ is not None else MISSING_ATTRS
+            excluded, passed = self._resource_status.get(resource, (_NOTHING, _NOTHING))
         panc = pe.ancestors if pe is not None else EMPTY_ANCESTORS
         ranc = re_.ancestors if re_ is not None else EMPTY_ANCESTORS
         errors: list[PolicyError] | None = None
+        # The four loops below are one loop written out: this is the hottest code in vigil.
         hit: list[str] | None = None
         for pid, fn in forbids:
             try:
@@ -203,7 +225,20 @@ class Authorizer:
                 if errors is None:
                     errors = []
                 errors.append(_error(pid, True, e))
-        forbidden = hit is not None
+        for pid, when_true, when_unknown, ri in g_forbids:
+            if ri in excluded:
+                continue
+            fn = when_true if ri in passed else when_unknown
+            try:
+                if fn(principal, action, resource, context, pa, ra, panc, ranc, env):
+                    if hit is None:
+                        hit = [pid]
+                    else:
+                        hit.append(pid)
+            except (EvalError, KeyError, TypeError) as e:
+                if errors is None:
+                    errors = []
+                errors.append(_error(pid, True, e))
         permitted: list[str] | None = None
         for pid, fn in permits:
             try:
@@ -216,12 +251,53 @@ class Authorizer:
                 if errors is None:
                     errors = []
                 errors.append(_error(pid, False, e))
+        for pid, when_true, when_unknown, ri in g_permits:
+            if ri in excluded:
+                continue
+            fn = when_true if ri in passed else when_unknown
+            try:
+                if fn(principal, action, resource, context, pa, ra, panc, ranc, env):
+                    if permitted is None:
+                        permitted = [pid]
+                    else:
+                        permitted.append(pid)
+            except (EvalError, KeyError, TypeError) as e:
+                if errors is None:
+                    errors = []
+                errors.append(_error(pid, False, e))
         errs = _NO_ERRORS if errors is None else tuple(errors)
-        if forbidden:
-            return Answer(False, tuple(hit or ()), errs)
+        if hit is not None:
+            return Answer(False, tuple(hit), errs)
         if permitted is not None:
             return Answer(True, tuple(permitted), errs)
         return Answer(False, (), errs)
+
+
+def _resource_status(
+    policies: Sequence[CompiledPolicy], store: EntityStore
+) -> dict[EntityUid, tuple[frozenset[int], frozenset[int]]]:
+    """For every entity: the resource guards it fails (policy cannot apply) and those it passes.
+
+    A guard that raises for an entity is in neither set, so the policy is evaluated whole and
+    reports the error. Identical sets are shared.
+    """
+    guarded = [p for p in policies if p.resource_guard is not None]
+    if not guarded:
+        return {}
+    interned: dict[frozenset[int], frozenset[int]] = {}
+    out: dict[EntityUid, tuple[frozenset[int], frozenset[int]]] = {}
+    for uid, ent in store.by_uid.items():
+        failed: set[int] = set()
+        ok: set[int] = set()
+        for i, pol in enumerate(guarded):
+            guard = pol.resource_guard
+            assert guard is not None
+            with contextlib.suppress(EvalError, KeyError, TypeError):
+                (ok if guard(uid, ent.attrs, ent.ancestors, store) else failed).add(i)
+        f = frozenset(failed)
+        o = frozenset(ok)
+        out[uid] = (interned.setdefault(f, f), interned.setdefault(o, o))
+    return out
 
 
 def _principal_in_scope(pol: CompiledPolicy, principal: EntityUid, ancestors: frozenset[EntityUid]) -> bool:

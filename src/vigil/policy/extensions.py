@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from vigil.policy.values import LONG_MAX, LONG_MIN, EvalError, type_name
 
@@ -55,6 +55,24 @@ def _long_or_none(digits: str) -> int | None:
     if len(stripped) > 20:
         return None
     return int(stripped) if stripped else 0
+
+
+# Parsed values are immutable, so the ip, decimal and duration constructors remember what they
+# parsed from short strings: request contexts repeat the same addresses and amounts. (Timestamps
+# rarely repeat, so datetimes are not remembered.) Each cache is emptied when full.
+_CACHE_MAX = 4096
+_CACHE_KEY_MAX = 64
+
+
+_T = TypeVar("_T")
+
+
+def _remember(cache: dict[str, _T], text: str, value: _T) -> _T:
+    if len(text) <= _CACHE_KEY_MAX:
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[text] = value
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,26 +107,10 @@ class Decimal:
         Raises :class:`EvalError` (``extension``) when ``text`` is not ``-?[0-9]+.[0-9]{1,4}`` or
         the value does not fit the signed 64-bit range after scaling by 10**4.
         """
-        m = _DECIMAL_RE.fullmatch(text)
-        if m is None:
-            _decimal_error(text)
-        sign, whole, frac = m.groups()
-        w = _long_or_none(whole)
-        if w is None:
-            _ext_error("decimal", "overflow when converting to decimal")
-        if sign:
-            w = -w
-        scaled = w * 10_000
-        if not LONG_MIN <= scaled <= LONG_MAX:
-            _ext_error("decimal", "overflow when converting to decimal")
-        n = len(frac)
-        if n > 4:
-            _ext_error("decimal", f"too many digits after the decimal in `{text}`")
-        f = int(frac) * _DECIMAL_SCALE[n]
-        value = scaled - f if sign else scaled + f
-        if not LONG_MIN <= value <= LONG_MAX:
-            _ext_error("decimal", "overflow when converting to decimal")
-        return Decimal(value)
+        hit = _DECIMAL_CACHE.get(text)
+        if hit is not None:
+            return hit
+        return _remember(_DECIMAL_CACHE, text, _parse_decimal(text))
 
     def __eq__(self, other: object) -> bool:
         return type(other) is Decimal and other.value == self.value
@@ -121,6 +123,32 @@ class Decimal:
         sign = "-" if v < 0 else ""
         whole, frac = divmod(abs(v), 10_000)
         return f'decimal("{sign}{whole}.{frac:04d}")'
+
+
+_DECIMAL_CACHE: dict[str, Decimal] = {}
+
+
+def _parse_decimal(text: str) -> Decimal:
+    m = _DECIMAL_RE.fullmatch(text)
+    if m is None:
+        _decimal_error(text)
+    sign, whole, frac = m.groups()
+    w = _long_or_none(whole)
+    if w is None:
+        _ext_error("decimal", "overflow when converting to decimal")
+    if sign:
+        w = -w
+    scaled = w * 10_000
+    if not LONG_MIN <= scaled <= LONG_MAX:
+        _ext_error("decimal", "overflow when converting to decimal")
+    n = len(frac)
+    if n > 4:
+        _ext_error("decimal", f"too many digits after the decimal in `{text}`")
+    f = int(frac) * _DECIMAL_SCALE[n]
+    value = scaled - f if sign else scaled + f
+    if not LONG_MIN <= value <= LONG_MAX:
+        _ext_error("decimal", "overflow when converting to decimal")
+    return Decimal(value)
 
 
 def _decimal_error(text: str) -> NoReturn:
@@ -192,36 +220,29 @@ def _parse_v4(text: str) -> int | None:
         return None
 
 
-def _hex_groups(text: str) -> list[int] | None:
-    if not text:
-        return []
-    out = []
-    for g in text.split(":"):
-        if not 0 < len(g) <= 4 or g.strip(_HEX_DIGITS):
-            return None
-        out.append(int(g, 16))
-    return out
+_HEX_AND_COLON = _HEX_DIGITS + ":"
 
 
 def _parse_v6(text: str) -> int | None:
     """The 128-bit value of an IPv6 address in Rust's ``Ipv6Addr`` syntax minus embedded IPv4."""
-    head_text, sep, tail_text = text.partition("::")
-    head = _hex_groups(head_text)
-    if head is None:
+    if text.strip(_HEX_AND_COLON):  # something other than hex digits and colons
         return None
+    head, sep, tail = text.partition("::")
     if sep:
-        tail = _hex_groups(tail_text)
-        if tail is None or len(head) + len(tail) > 7:
+        groups = head.split(":") if head else []
+        n = len(groups)
+        if tail:
+            groups += tail.split(":")
+        if len(groups) > 7:
             return None
-        groups = head + [0] * (8 - len(head) - len(tail)) + tail
-    elif len(head) == 8:
-        groups = head
+        groups[n:n] = ["0"] * (8 - len(groups))
     else:
+        groups = head.split(":")
+        if len(groups) != 8:
+            return None
+    if "" in groups or max(map(len, groups)) > 4:
         return None
-    value = 0
-    for g in groups:
-        value = (value << 16) | g
-    return value
+    return int("".join([g.zfill(4) for g in groups]), 16)
 
 
 def _parse_prefix(text: str, limit: int, max_len: int) -> int:
@@ -286,40 +307,28 @@ class IPAddr:
         Raises :class:`EvalError` (``extension``) for anything but a strict IPv4 dotted quad or an
         IPv6 address without embedded IPv4 or zone, optionally followed by ``/prefix``.
         """
-        if len(text) > _IP_MAX_BYTES or not text.isascii():
-            n = len(text.encode("utf-8", "surrogatepass"))
-            if n > _IP_MAX_BYTES:
-                _ext_error(
-                    "ipaddr", f"error parsing IP address from string `{text}`: string length is too large"
+        hit = _IP_CACHE.get(text)
+        if hit is not None:
+            return hit
+        # the common case first: a dotted quad, maybe with a prefix (the lookups validate it all)
+        addr, slash, prefix = text.partition("/")
+        parts = addr.split(".")
+        if len(parts) == 4:
+            octets = _OCTETS
+            try:
+                ip = IPAddr(
+                    4,
+                    (octets[parts[0]] << 24)
+                    | (octets[parts[1]] << 16)
+                    | (octets[parts[2]] << 8)
+                    | octets[parts[3]],
+                    _V4_PREFIXES[prefix] if slash else 32,
                 )
-        slash = text.find("/")
-        if slash < 0:
-            if ":" not in text:
-                v4 = _parse_v4(text)
-                if v4 is not None:
-                    return IPAddr(4, v4, 32)
-            elif text.count(":") >= 2 and text.count(".") >= 2:
-                _embedded_v4_error(text)
+            except KeyError:
+                pass
             else:
-                v6 = _parse_v6(text)
-                if v6 is not None:
-                    return IPAddr(6, v6, 128)
-            _ext_error("ipaddr", f"invalid IP address: {text}")
-        if text.count(":") >= 2 and text.count(".") >= 2:
-            _embedded_v4_error(text)
-        addr_text = text[:slash]
-        prefix_text = text[slash + 1 :]
-        if ":" in addr_text:
-            v6 = _parse_v6(addr_text)
-            if v6 is not None:
-                return IPAddr(6, v6, _parse_prefix(prefix_text, 128, 3))
-        else:
-            v4 = _parse_v4(addr_text)
-            if v4 is not None:
-                return IPAddr(4, v4, _parse_prefix(prefix_text, 32, 2))
-        _ext_error(
-            "ipaddr", f"error parsing IP address from the string `{addr_text}`: invalid IP address syntax"
-        )
+                return _remember(_IP_CACHE, text, ip)
+        return _remember(_IP_CACHE, text, _parse_ip(text))
 
     def is_ipv4(self) -> bool:
         return self.version == 4
@@ -368,6 +377,43 @@ class IPAddr:
         if self.prefix != full:
             text = f"{text}/{self.prefix}"
         return f'ip("{text}")'
+
+
+_IP_CACHE: dict[str, IPAddr] = {}
+_V4_PREFIXES: dict[str, int] = {str(i): i for i in range(33)}
+
+
+def _parse_ip(text: str) -> IPAddr:
+    if len(text) > _IP_MAX_BYTES or not text.isascii():
+        n = len(text.encode("utf-8", "surrogatepass"))
+        if n > _IP_MAX_BYTES:
+            _ext_error("ipaddr", f"error parsing IP address from string `{text}`: string length is too large")
+    slash = text.find("/")
+    if slash < 0:
+        if ":" not in text:
+            v4 = _parse_v4(text)
+            if v4 is not None:
+                return IPAddr(4, v4, 32)
+        elif text.count(":") >= 2 and text.count(".") >= 2:
+            _embedded_v4_error(text)
+        else:
+            v6 = _parse_v6(text)
+            if v6 is not None:
+                return IPAddr(6, v6, 128)
+        _ext_error("ipaddr", f"invalid IP address: {text}")
+    if text.count(":") >= 2 and text.count(".") >= 2:
+        _embedded_v4_error(text)
+    addr_text = text[:slash]
+    prefix_text = text[slash + 1 :]
+    if ":" in addr_text:
+        v6 = _parse_v6(addr_text)
+        if v6 is not None:
+            return IPAddr(6, v6, _parse_prefix(prefix_text, 128, 3))
+    else:
+        v4 = _parse_v4(addr_text)
+        if v4 is not None:
+            return IPAddr(4, v4, _parse_prefix(prefix_text, 32, 2))
+    _ext_error("ipaddr", f"error parsing IP address from the string `{addr_text}`: invalid IP address syntax")
 
 
 def _embedded_v4_error(text: str) -> NoReturn:
@@ -459,36 +505,7 @@ class DateTime:
         ``(+|-)hhmm``. Raises :class:`EvalError` (``extension``) for any other shape, an invalid
         calendar date or time of day, or an offset of 24h or more (or with minutes >= 60).
         """
-        m = _DATETIME_RE.fullmatch(text)
-        if m is None:
-            _datetime_pattern_error(text)
-        ys, mos, ds, hs, mis, ss, mss, osign, ohs, oms = m.groups()
-        y, mo, d = int(ys), int(mos), int(ds)
-        if not (
-            1 <= mo <= 12
-            and d >= 1
-            and (
-                d <= _MONTH_DAYS[mo]
-                or (mo == 2 and d == 29 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0))
-            )
-        ):
-            _ext_error("datetime", f"invalid date: {text[:10]}")
-        ms = _days_from_civil(y, mo, d) * _DAY_MS
-        if hs is None:
-            return DateTime(ms)
-        h, mi, s = int(hs), int(mis), int(ss)
-        if h > 23 or mi > 59 or s > 59:
-            _ext_error("datetime", f"invalid hour/minute/second: {text[11:19]}")
-        ms += ((h * 60 + mi) * 60 + s) * 1000
-        if mss is not None:
-            ms += int(mss)
-        if osign is not None:
-            oh, om = int(ohs), int(oms)
-            if oh >= 24 or om >= 60:
-                _ext_error("datetime", f"invalid offset range: {oh}{om}")
-            offset = (oh * 60 + om) * 60_000
-            ms += -offset if osign == "+" else offset
-        return DateTime(ms)
+        return _parse_datetime(text)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is DateTime and other.ms == self.ms
@@ -514,6 +531,36 @@ class DateTime:
         mins, s = divmod(secs, 60)
         h, mi = divmod(mins, 60)
         return f'datetime("{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{milli:03d}Z")'
+
+
+def _parse_datetime(text: str) -> DateTime:
+    m = _DATETIME_RE.fullmatch(text)
+    if m is None:
+        _datetime_pattern_error(text)
+    ys, mos, ds, hs, mis, ss, mss, osign, ohs, oms = m.groups()
+    y, mo, d = int(ys), int(mos), int(ds)
+    if not (
+        1 <= mo <= 12
+        and d >= 1
+        and (d <= _MONTH_DAYS[mo] or (mo == 2 and d == 29 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)))
+    ):
+        _ext_error("datetime", f"invalid date: {text[:10]}")
+    ms = _days_from_civil(y, mo, d) * _DAY_MS
+    if hs is None:
+        return DateTime(ms)
+    h, mi, s = int(hs), int(mis), int(ss)
+    if h > 23 or mi > 59 or s > 59:
+        _ext_error("datetime", f"invalid hour/minute/second: {text[11:19]}")
+    ms += ((h * 60 + mi) * 60 + s) * 1000
+    if mss is not None:
+        ms += int(mss)
+    if osign is not None:
+        oh, om = int(ohs), int(oms)
+        if oh >= 24 or om >= 60:
+            _ext_error("datetime", f"invalid offset range: {oh}{om}")
+        offset = (oh * 60 + om) * 60_000
+        ms += -offset if osign == "+" else offset
+    return DateTime(ms)
 
 
 def _datetime_pattern_error(text: str) -> NoReturn:
@@ -545,22 +592,10 @@ class Duration:
         Raises :class:`EvalError` (``extension``) for another shape or a total outside the signed
         64-bit range of milliseconds.
         """
-        m = _DURATION_RE.fullmatch(text)
-        if m is None or text == "" or text == "-":
-            _ext_error("duration", "invalid duration pattern")
-        sign, *parts = m.groups()
-        total = 0
-        for digits, unit in zip(parts, _DURATION_UNITS, strict=True):
-            if digits is not None:
-                n = _long_or_none(digits)
-                if n is None:
-                    _ext_error("duration", "Duration overflows internal representation")
-                total += n * unit
-        if sign:
-            total = -total
-        if not LONG_MIN <= total <= LONG_MAX:
-            _ext_error("duration", "Duration overflows internal representation")
-        return Duration(total)
+        hit = _DURATION_CACHE.get(text)
+        if hit is not None:
+            return hit
+        return _remember(_DURATION_CACHE, text, _parse_duration(text))
 
     def __eq__(self, other: object) -> bool:
         return type(other) is Duration and other.ms == self.ms
@@ -570,6 +605,28 @@ class Duration:
 
     def __repr__(self) -> str:
         return f'duration("{self.ms}ms")'
+
+
+_DURATION_CACHE: dict[str, Duration] = {}
+
+
+def _parse_duration(text: str) -> Duration:
+    m = _DURATION_RE.fullmatch(text)
+    if m is None or text == "" or text == "-":
+        _ext_error("duration", "invalid duration pattern")
+    sign, *parts = m.groups()
+    total = 0
+    for digits, unit in zip(parts, _DURATION_UNITS, strict=True):
+        if digits is not None:
+            n = _long_or_none(digits)
+            if n is None:
+                _ext_error("duration", "Duration overflows internal representation")
+            total += n * unit
+    if sign:
+        total = -total
+    if not LONG_MIN <= total <= LONG_MAX:
+        _ext_error("duration", "Duration overflows internal representation")
+    return Duration(total)
 
 
 def _datetime_ms(value: Any) -> int:
@@ -697,9 +754,14 @@ def compare(op: str, a: Any, b: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _constructor(name: str, parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+def _constructor(name: str, parse: Callable[[str], Any], cache: dict[str, Any]) -> Callable[[Any], Any]:
+    remembered = cache.get
+
     def construct(value: Any) -> Any:
         if type(value) is str:
+            hit = remembered(value)
+            if hit is not None:
+                return hit
             return parse(value)
         _type_error("string", value)
 
@@ -709,10 +771,10 @@ def _constructor(name: str, parse: Callable[[str], Any]) -> Callable[[Any], Any]
 
 
 UNARY_OPS: dict[str, Callable[[Any], Any]] = {
-    "datetime": _constructor("datetime", DateTime.parse),
-    "decimal": _constructor("decimal", Decimal.parse),
-    "duration": _constructor("duration", Duration.parse),
-    "ip": _constructor("ip", IPAddr.parse),
+    "datetime": _constructor("datetime", _parse_datetime, {}),
+    "decimal": _constructor("decimal", Decimal.parse, _DECIMAL_CACHE),
+    "duration": _constructor("duration", Duration.parse, _DURATION_CACHE),
+    "ip": _constructor("ip", IPAddr.parse, _IP_CACHE),
     "is_ipv4": _is_ipv4,
     "is_ipv6": _is_ipv6,
     "is_loopback": _is_loopback,

@@ -13,15 +13,18 @@ from __future__ import annotations
 from typing import Any, Final
 
 from vigil.errors import ValueConversionError
-from vigil.policy.extensions import from_json_extn
-from vigil.policy.extensions import DateTime, Decimal, Duration, IPAddr
+from vigil.policy.extensions import DateTime, Decimal, Duration, IPAddr, from_json_extn
 from vigil.policy.values import FALSE_KEY, LONG_MAX, LONG_MIN, TRUE_KEY, EvalError, Record, make_set
 
 MAX_DEPTH: Final = 32
 MAX_STRING: Final = 65_536
 MAX_NODES: Final = 100_000
-_FAST_EXTN: Final = {"ip": IPAddr.parse, "decimal": Decimal.parse, "datetime": DateTime.parse,
-                     "duration": Duration.parse}
+_FAST_EXTN: Final = {
+    "ip": IPAddr.parse,
+    "decimal": Decimal.parse,
+    "datetime": DateTime.parse,
+    "duration": Duration.parse,
+}
 
 
 def to_cedar(value: Any, where: str = "value") -> Any:

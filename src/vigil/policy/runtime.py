@@ -41,7 +41,7 @@ def type_error(expected: str, value: Any) -> NoReturn:
 def as_bool(value: Any) -> bool:
     """``value`` when it is a Bool; raises EvalError otherwise."""
     if value is True or value is False:
-        return value  # type: ignore[no-any-return]
+        return value
     type_error("bool", value)
 
 
@@ -75,7 +75,7 @@ def neq(a: Any, b: Any) -> bool:
 
 def _long(value: Any) -> int:
     if type(value) is int:
-        return value  # type: ignore[no-any-return]
+        return value
     type_error("long", value)
 
 

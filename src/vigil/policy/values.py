@@ -85,7 +85,7 @@ def cedar_eq(a: Any, b: Any) -> bool:
     if ta is not type(b):
         return False
     if ta is Record:
-        return set_key(a) == set_key(b)
+        return bool(set_key(a) == set_key(b))
     return bool(a == b)
 
 

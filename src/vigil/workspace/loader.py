@@ -44,7 +44,9 @@ def load_workspace(path: str | Path) -> Workspace:
     problems: list[str] = []
     settings = _settings(root, problems)
     sources = _policies(root, problems)
-    schema_text = _read(root / "schema.cedarschema", root, problems) if (root / "schema.cedarschema").exists() else None
+    schema_text = (
+        _read(root / "schema.cedarschema", root, problems) if (root / "schema.cedarschema").exists() else None
+    )
     entities, entity_files = _entities(root, problems)
     links = _links(root, problems)
     if problems:

@@ -1,0 +1,1 @@
+"""The ``vigil`` command line: thin typer commands over the library (see :mod:`vigil.cli.main`)."""

@@ -1,0 +1,588 @@
+"""Hypothesis strategies for differential tests against cedarpy: random Cedar policy sets (as text),
+entity sets (Cedar entity JSON) and requests.
+
+Everything is drawn from small shared pools (entity types and ids, attribute names, extension
+literals) so that generated policies often *match* the generated entities and contexts instead of
+just erroring. Expressions come from a typed recursive grammar: each operand is generated for the
+type its operator expects, except that now and then (``MISTYPE``) an operand of a random other type
+is used instead, to exercise Cedar's type errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+LONG_MAX = 2**63 - 1
+LONG_MIN = -(2**63)
+
+# -- pools -----------------------------------------------------------------------------------------
+
+ENTITY_TYPES = ("User", "Group", "Doc", "NS::Box")
+ENTITY_IDS = ("a", "b", "c", 'q"x', "é", "")
+# Uids that exist only in policies and requests, never in the entity set.
+GHOSTS = (("User", "ghost"), ("Doc", "gone"), ("Nope", "a"))
+UNIVERSE = (*((t, i) for t in ENTITY_TYPES for i in ENTITY_IDS[:4]), ("User", "é"), ("Group", ""))
+ACTIONS = ("read", "write", "delete", "all", "admin")
+# Action groups used when the entity set declares action entities: child -> possible parents.
+ACTION_PARENTS = {"read": ("all",), "write": ("all", "admin"), "delete": ("admin",), "admin": ("all",)}
+
+TYPES = ("bool", "long", "string", "entity", "set", "record", "ip", "decimal", "datetime", "duration")
+# Attribute name -> the type it usually has in generated entities and contexts.
+ATTRS: dict[str, str] = {
+    "flag": "bool",
+    "level": "long",
+    "name": "string",
+    "owner": "entity",
+    "roles": "set",
+    "nums": "set",
+    "mixed": "set",
+    "info": "record",
+    "addr": "ip",
+    "amount": "decimal",
+    "created": "datetime",
+    "ttl": "duration",
+    "a b": "string",
+}
+ABSENT_ATTRS = ("missing", "__extn", "type")
+# The element kind of each set-valued attribute ("mixed": longs, bools and strings together).
+SET_KINDS = {"roles": "string", "nums": "long", "mixed": "mixed"}
+INFO_FIELDS = {"a": "long", "b": "string", "c": "record"}
+INFO_KEY = {"long": "a", "string": "b", "record": "c"}
+TAG_KEYS = ("k", "env", "level", "")
+
+STRINGS = ("", "a", "ab", "abc", "ba", "A", "a*b", "*", 'q"x', "b\\s", "tab\t", "é", "😀", "x;y", "//", "nul\0")
+LONGS = (0, 1, 2, -1, 3, 7, 10, 42, -42, LONG_MAX, LONG_MIN, LONG_MAX - 1, LONG_MIN + 1, 2**62, -(2**62), 3037000500)
+IPS = ("10.0.0.1", "10.0.0.0/8", "10.1.2.3/24", "127.0.0.1", "127.0.0.0/8", "127.5.5.5/4", "192.168.1.1/32",
+       "::1", "::1/127", "::", "ff02::1", "ff00::/8", "2001:db8::1", "2001:db8::/32", "224.0.0.1")
+BAD_IPS = ("bogus", "10.0.0.01", "::ffff:1.2.3.4", "10.0.0.0/33", "1.2.3")
+DECIMALS = ("0.0", "1.5", "-1.5", "1.0000", "1.0", "2.25", "922337203685477.5807", "-922337203685477.5808", "0.0001")
+BAD_DECIMALS = ("1", "1.23456", "922337203685477.5808", "+1.0", "1e3")
+DATETIMES = ("2024-01-01", "2024-01-01T12:00:00Z", "2024-02-29T23:59:59.999+0100", "1970-01-01",
+             "1969-12-31T23:59:59.999Z", "0000-01-01", "9999-12-31T23:59:59Z", "2024-06-30T00:00:00-2359")
+BAD_DATETIMES = ("2023-02-29", "2024-01-01T24:00:00Z", "2024-1-1", "2024-01-01T00:00:00+2400")
+DURATIONS = ("1d", "-1d2h", "1h30m", "0ms", "1ms", "-1ms", "2d3h4m5s6ms", "106751991167d",
+             "9223372036854775807ms", "-9223372036854775808ms", "59s")
+BAD_DURATIONS = ("1x", "", "-", "1m1h", "9223372036854775808ms")
+EXTN_POOLS = {"ip": (IPS, BAD_IPS), "decimal": (DECIMALS, BAD_DECIMALS),
+              "datetime": (DATETIMES, BAD_DATETIMES), "duration": (DURATIONS, BAD_DURATIONS)}
+
+MISTYPE = 0.08  # chance that an operand is of a random type instead of the expected one
+
+
+# -- Cedar text helpers ----------------------------------------------------------------------------
+
+
+def cedar_string(value: str, escape_all: bool = False) -> str:
+    """``value`` as a Cedar string literal (plain where possible, or with ``\\u{..}`` everywhere)."""
+    out = []
+    for ch in value:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif escape_all and not ch.isalnum():
+            out.append(f"\\u{{{ord(ch):x}}}")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\0":
+            out.append("\\0")
+        elif not ch.isprintable():
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def cedar_entity(uid: tuple[str, str], escape_all: bool = False) -> str:
+    return f"{uid[0]}::{cedar_string(uid[1], escape_all)}"
+
+
+def is_ident(name: str) -> bool:
+    return name.isidentifier() and name.isascii()
+
+
+# -- the case model --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    forbid: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Request:
+    principal: tuple[str, str]
+    action: str
+    resource: tuple[str, str]
+    context: dict[str, Any]
+
+    def cedar(self, extra_context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """cedarpy's request form."""
+        ctx = dict(self.context)
+        if extra_context:
+            ctx.update(extra_context)
+        return {
+            "principal": cedar_entity(self.principal),
+            "action": cedar_entity(("Action", self.action)),
+            "resource": cedar_entity(self.resource),
+            "context": ctx,
+        }
+
+
+@dataclass(frozen=True)
+class Case:
+    policies: tuple[Policy, ...]
+    entities: tuple[dict[str, Any], ...]
+    requests: tuple[Request, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(p.text for p in self.policies)
+
+    def effect(self, policy_id: str) -> bool:
+        """True when the policy with cedar id ``policyN`` is a forbid."""
+        return self.policies[int(policy_id.removeprefix("policy"))].forbid
+
+    def __repr__(self) -> str:
+        import json
+
+        lines = ["Case(", "  policies:", *("    " + p.text for p in self.policies), "  entities:"]
+        lines += ["    " + json.dumps(e, ensure_ascii=False) for e in self.entities]
+        lines.append("  requests:")
+        lines += ["    " + json.dumps(r.cedar(), ensure_ascii=False) for r in self.requests]
+        return "\n".join([*lines, ")"])
+
+
+# -- expressions -----------------------------------------------------------------------------------
+
+
+class _Expr:
+    """A typed recursive generator of Cedar expression text (``draw`` is hypothesis's)."""
+
+    def __init__(self, draw: Any) -> None:
+        self.draw = draw
+
+    def choice(self, options: Any) -> Any:
+        return self.draw(st.sampled_from(options))
+
+    def chance(self, p: float) -> bool:
+        return bool(self.draw(st.integers(0, 999)) < int(p * 1000))
+
+    def operand(self, t: str, depth: int) -> str:
+        """An expression of type ``t``, or (rarely) of a random type."""
+        if self.chance(MISTYPE):
+            t = self.choice(TYPES)
+        return self.expr(t, depth)
+
+    def expr(self, t: str, depth: int) -> str:
+        if depth <= 0 or self.chance(0.3):
+            return self.leaf(t)
+        return getattr(self, "e_" + t)(depth - 1)
+
+    # leaves ---------------------------------------------------------------------------------
+    def leaf(self, t: str) -> str:
+        if self.chance(0.45):
+            return self.access(t, 0)
+        return self.literal(t)
+
+    def literal(self, t: str) -> str:
+        if t == "bool":
+            return self.choice(("true", "false"))
+        if t == "long":
+            v = self.choice(LONGS)
+            return str(v) if v >= 0 else f"({v})"
+        if t == "string":
+            return cedar_string(self.choice(STRINGS), self.chance(0.2))
+        if t == "entity":
+            return self.entity_literal()
+        if t == "set":
+            return self.set_literal(0)
+        if t == "record":
+            return self.choice(("{}", '{a: 1, "b": "x"}', "{c: {d: true}}", '{"a b": 1, flag: false}'))
+        good, bad = EXTN_POOLS[t]
+        arg = self.choice(bad) if self.chance(0.05) else self.choice(good)
+        return f"{t}({cedar_string(arg)})"
+
+    def entity_literal(self) -> str:
+        if self.chance(0.1):
+            return cedar_entity(("Action", self.choice(ACTIONS)))
+        uid = self.choice(UNIVERSE + GHOSTS)
+        return cedar_entity(uid, self.chance(0.2))
+
+    def set_literal(self, depth: int) -> str:
+        n = self.draw(st.integers(0, 3))
+        kind = self.choice(("long", "string", "entity", "bool", "mixed", "record", "ip"))
+        elems = []
+        for _ in range(n):
+            et = self.choice(("long", "bool", "string")) if kind == "mixed" else kind
+            elems.append(self.expr(et, depth) if depth > 0 else self.literal(et))
+        return "[" + ", ".join(elems) + "]"
+
+    def entity_base(self, depth: int) -> str:
+        """An entity-valued expression to read attributes from."""
+        options = ["principal", "principal", "resource", "resource", "action", "lit", "owner"]
+        pick = self.choice(options)
+        if pick == "lit":
+            return self.entity_literal()
+        if pick == "owner":
+            return f"{self.choice(('principal', 'resource', 'context'))}.owner"
+        return pick
+
+    def attr_ref(self, base: str, name: str) -> str:
+        if is_ident(name) and not self.chance(0.15):
+            return f"{base}.{name}"
+        return f"{base}[{cedar_string(name)}]"
+
+    def access(self, t: str, depth: int) -> str:
+        """An attribute read that usually yields type ``t``."""
+        if t == "record" and self.chance(0.3):
+            return "context"
+        if t == "entity" and self.chance(0.5):
+            return self.choice(("principal", "resource", "action"))
+        names = [n for n, nt in ATTRS.items() if nt == t]
+        if not names or self.chance(0.1):
+            names = [*ATTRS, *ABSENT_ATTRS]
+        name = self.choice(names)
+        if t in ("long", "string", "record", "bool") and self.chance(0.2):
+            # A field of the `info` record: info.a (long), info.b (string), info.c.d (bool).
+            base = self.attr_ref(self.choice(("principal", "resource", "context")), "info")
+            if t == "bool":
+                return f"{base}.c.d"
+            return f"{base}.{INFO_KEY[t]}"
+        if self.chance(0.2):
+            tag_base = self.entity_base(depth)
+            return f"{tag_base}.getTag({cedar_string(self.choice(TAG_KEYS))})"
+        base = "context" if self.chance(0.35) else self.entity_base(depth)
+        return self.attr_ref(base, name)
+
+    # compound expressions by type -------------------------------------------------------------
+    def e_bool(self, d: int) -> str:
+        form = self.choice((
+            "access", "has", "has", "cmp", "cmp", "eq", "eq", "and", "or", "not", "if", "in", "in_set",
+            "is", "like", "contains", "contains_all", "contains_any", "is_empty", "has_tag", "ip_pred",
+            "in_range", "decimal_cmp", "time_cmp",
+        ))
+        o = self.operand
+        if form == "access":
+            return self.access("bool", d)
+        if form == "has":
+            base = self.choice(("principal", "resource", "context", "entity", "record", "info"))
+            if base == "entity":
+                base = f"({self.entity_base(d)})"
+            elif base == "record":
+                base = f"({o('record', d)})"
+            elif base == "info":
+                base = self.attr_ref(self.choice(("principal", "context")), "info")
+                return f"({base} has {self.choice(('a', 'b', 'c', 'c.d', 'c.e', 'z'))})"
+            name = self.choice([*ATTRS, *ABSENT_ATTRS, "info.a", "info.c.d"])
+            if "." not in name and (not is_ident(name) or self.chance(0.2)):
+                name = cedar_string(name)
+            return f"({base} has {name})"
+        if form == "cmp":
+            t = self.choice(("long", "long", "long", "datetime", "duration", "decimal"))
+            op = self.choice(("<", "<=", ">", ">="))
+            return f"({o(t, d)} {op} {o(t, d)})"
+        if form == "eq":
+            t = self.choice(TYPES)
+            u = t if self.chance(0.8) else self.choice(TYPES)
+            return f"({o(t, d)} {self.choice(('==', '!='))} {o(u, d)})"
+        if form == "and":
+            return f"({o('bool', d)} && {o('bool', d)})"
+        if form == "or":
+            return f"({o('bool', d)} || {o('bool', d)})"
+        if form == "not":
+            return f"(!{o('bool', d)})"
+        if form == "if":
+            return self.ite("bool", d)
+        if form == "in":
+            return f"({o('entity', d)} in {o('entity', d)})"
+        if form == "in_set":
+            elems = ", ".join(o("entity", d) for _ in range(self.draw(st.integers(0, 3))))
+            rhs = f"[{elems}]" if self.chance(0.7) else o("set", d)
+            return f"({o('entity', d)} in {rhs})"
+        if form == "is":
+            etype = self.choice((*ENTITY_TYPES, "Action", "Nope"))
+            if self.chance(0.3):
+                return f"({o('entity', d)} is {etype} in {o('entity', d)})"
+            return f"({o('entity', d)} is {etype})"
+        if form == "like":
+            return f"({o('string', d)} like {self.pattern()})"
+        if form == "contains":
+            return f"({o('set', d)}.contains({o(self.choice(('long', 'string', 'entity', 'bool', 'record')), d)}))"
+        if form == "contains_all":
+            return f"({o('set', d)}.containsAll({o('set', d)}))"
+        if form == "contains_any":
+            return f"({o('set', d)}.containsAny({o('set', d)}))"
+        if form == "is_empty":
+            return f"({o('set', d)}.isEmpty())"
+        if form == "has_tag":
+            key = cedar_string(self.choice(TAG_KEYS)) if self.chance(0.85) else o("string", d)
+            return f"({o('entity', d)}.hasTag({key}))"
+        if form == "ip_pred":
+            return f"({o('ip', d)}.{self.choice(('isIpv4', 'isIpv6', 'isLoopback', 'isMulticast'))}())"
+        if form == "in_range":
+            return f"({o('ip', d)}.isInRange({o('ip', d)}))"
+        if form == "decimal_cmp":
+            m = self.choice(("lessThan", "lessThanOrEqual", "greaterThan", "greaterThanOrEqual"))
+            return f"({o('decimal', d)}.{m}({o('decimal', d)}))"
+        t = self.choice(("datetime", "duration"))
+        return f"({o(t, d)} {self.choice(('<', '<=', '>', '>=', '=='))} {o(t, d)})"
+
+    def pattern(self) -> str:
+        out = []
+        for _ in range(self.draw(st.integers(0, 4))):
+            piece = self.choice(("*", "*", "a", "b", "\\*", "é", '\\"', "\\\\", "\\u{61}", "\\n", "x"))
+            out.append(piece)
+        return '"' + "".join(out) + '"'
+
+    def ite(self, t: str, d: int) -> str:
+        return f"(if {self.operand('bool', d)} then {self.operand(t, d)} else {self.operand(t, d)})"
+
+    def e_long(self, d: int) -> str:
+        form = self.choice(("access", "add", "sub", "mul", "neg", "if", "dur", "lit"))
+        o = self.operand
+        if form == "access":
+            return self.access("long", d)
+        if form == "add":
+            return f"({o('long', d)} + {o('long', d)})"
+        if form == "sub":
+            return f"({o('long', d)} - {o('long', d)})"
+        if form == "mul":
+            return f"({o('long', d)} * {o('long', d)})"
+        if form == "neg":
+            return f"(-{o('long', d)})"
+        if form == "if":
+            return self.ite("long", d)
+        if form == "dur":
+            m = self.choice(("toDays", "toHours", "toMinutes", "toSeconds", "toMilliseconds"))
+            return f"({o('duration', d)}.{m}())"
+        return self.literal("long")
+
+    def e_string(self, d: int) -> str:
+        if self.chance(0.4):
+            return self.ite("string", d)
+        return self.access("string", d)
+
+    def e_entity(self, d: int) -> str:
+        form = self.choice(("access", "lit", "if"))
+        if form == "access":
+            return self.access("entity", d)
+        if form == "if":
+            return self.ite("entity", d)
+        return self.entity_literal()
+
+    def e_set(self, d: int) -> str:
+        form = self.choice(("lit", "lit", "access", "if"))
+        if form == "access":
+            return self.access("set", d)
+        if form == "if":
+            return self.ite("set", d)
+        return self.set_literal(d)
+
+    def e_record(self, d: int) -> str:
+        form = self.choice(("lit", "access", "if", "context"))
+        if form == "access":
+            return self.access("record", d)
+        if form == "if":
+            return self.ite("record", d)
+        if form == "context":
+            return "context"
+        keys = self.draw(st.lists(st.sampled_from(("a", "b", "c", "flag", "a b", "level")), max_size=3, unique=True))
+        fields = []
+        for k in keys:
+            t = {"a": "long", "b": "string", "c": "record", "flag": "bool", "level": "long"}.get(k, "string")
+            key = k if is_ident(k) and self.chance(0.7) else cedar_string(k)
+            fields.append(f"{key}: {self.operand(t, d)}")
+        return "{" + ", ".join(fields) + "}"
+
+    def e_ip(self, d: int) -> str:
+        return self.access("ip", d) if self.chance(0.4) else self.literal("ip")
+
+    def e_decimal(self, d: int) -> str:
+        return self.access("decimal", d) if self.chance(0.4) else self.literal("decimal")
+
+    def e_datetime(self, d: int) -> str:
+        form = self.choice(("access", "lit", "offset", "to_date", "if"))
+        if form == "access":
+            return self.access("datetime", d)
+        if form == "offset":
+            return f"({self.operand('datetime', d)}.offset({self.operand('duration', d)}))"
+        if form == "to_date":
+            return f"({self.operand('datetime', d)}.toDate())"
+        if form == "if":
+            return self.ite("datetime", d)
+        return self.literal("datetime")
+
+    def e_duration(self, d: int) -> str:
+        form = self.choice(("access", "lit", "since", "to_time"))
+        if form == "access":
+            return self.access("duration", d)
+        if form == "since":
+            return f"({self.operand('datetime', d)}.durationSince({self.operand('datetime', d)}))"
+        if form == "to_time":
+            return f"({self.operand('datetime', d)}.toTime())"
+        return self.literal("duration")
+
+
+@st.composite
+def expressions(draw: Any, t: str = "bool", depth: int = 3) -> str:
+    """Cedar expression text, usually of type ``t``."""
+    return _Expr(draw).expr(t, depth)
+
+
+# -- policies --------------------------------------------------------------------------------------
+
+
+@st.composite
+def scopes(draw: Any, var: str) -> str:
+    kind = draw(st.sampled_from(("any", "any", "eq", "in", "is", "is_in")))
+    g = _Expr(draw)
+    if kind == "any":
+        return var
+    if kind == "eq":
+        return f"{var} == {g.entity_literal()}"
+    if kind == "in":
+        return f"{var} in {g.entity_literal()}"
+    etype = draw(st.sampled_from(ENTITY_TYPES))
+    if kind == "is":
+        return f"{var} is {etype}"
+    return f"{var} is {etype} in {g.entity_literal()}"
+
+
+@st.composite
+def action_scopes(draw: Any) -> str:
+    kind = draw(st.sampled_from(("any", "any", "eq", "in_list", "in_one")))
+    if kind == "any":
+        return "action"
+    if kind == "eq":
+        return f'action == Action::"{draw(st.sampled_from(ACTIONS))}"'
+    if kind == "in_one":
+        return f'action in Action::"{draw(st.sampled_from(ACTIONS))}"'
+    names = draw(st.lists(st.sampled_from(ACTIONS), max_size=3))
+    return "action in [" + ", ".join(f'Action::"{n}"' for n in names) + "]"
+
+
+@st.composite
+def policies(draw: Any, max_depth: int = 3) -> Policy:
+    forbid = draw(st.booleans())
+    head = f"{'forbid' if forbid else 'permit'}({draw(scopes('principal'))}, {draw(action_scopes())}, " \
+           f"{draw(scopes('resource'))})"
+    clauses = []
+    for _ in range(draw(st.integers(0, 2))):
+        kw = draw(st.sampled_from(("when", "when", "unless")))
+        clauses.append(f" {kw} {{ {draw(expressions('bool', max_depth))} }}")
+    return Policy(forbid, head + "".join(clauses) + ";")
+
+
+# -- JSON values, entities, contexts ---------------------------------------------------------------
+
+
+class _Json:
+    """Cedar JSON values (entity attributes, tags, context) of a given type."""
+
+    def __init__(self, draw: Any) -> None:
+        self.draw = draw
+        self.g = _Expr(draw)
+
+    def value(self, t: str, depth: int = 2, set_kind: str | None = None) -> Any:
+        g = self.g
+        if g.chance(MISTYPE):
+            t = g.choice(TYPES)
+        if t == "bool":
+            return g.choice((True, False))
+        if t == "long":
+            return g.choice(LONGS)
+        if t == "string":
+            return g.choice(STRINGS)
+        if t == "entity":
+            uid = g.choice(UNIVERSE + GHOSTS)
+            return {"__entity": {"type": uid[0], "id": uid[1]}}
+        if t == "set":
+            kind = set_kind if set_kind and g.chance(0.8) else g.choice(
+                ("long", "string", "entity", "mixed", "bool", "record"))
+            out = []
+            for _ in range(self.draw(st.integers(0, 3))):
+                et = g.choice(("long", "bool", "string")) if kind == "mixed" else kind
+                out.append(self.value(et, depth - 1) if depth > 0 else g.choice(STRINGS))
+            return out
+        if t == "record":
+            if depth <= 0:
+                return {}
+            rec: dict[str, Any] = {}
+            for k, ft in INFO_FIELDS.items():
+                if g.chance(0.75):
+                    rec[k] = {"d": self.value("bool")} if ft == "record" and g.chance(0.8) else self.value(ft, depth - 1)
+            return rec
+        good, _bad = EXTN_POOLS[t]
+        return {"__extn": {"fn": t, "arg": g.choice(good)}}
+
+    def record(self, presence: float = 0.6) -> dict[str, Any]:
+        out = {}
+        for name, t in ATTRS.items():
+            if self.g.chance(presence):
+                out[name] = self.value(t, set_kind=SET_KINDS.get(name))
+        return out
+
+
+@st.composite
+def contexts(draw: Any) -> dict[str, Any]:
+    return _Json(draw).record(0.5)
+
+
+@st.composite
+def entity_sets(draw: Any) -> tuple[dict[str, Any], ...]:
+    """A Cedar entity JSON list over a random subset of UNIVERSE, with an acyclic hierarchy."""
+    j = _Json(draw)
+    chosen = draw(st.lists(st.sampled_from(UNIVERSE), min_size=0, max_size=8, unique=True))
+    out = []
+    for i, uid in enumerate(chosen):
+        later = chosen[i + 1 :]
+        parents = draw(st.lists(st.sampled_from(later), max_size=3, unique=True)) if later else []
+        if j.g.chance(0.1):
+            parents.append(j.g.choice(GHOSTS))  # a parent that is not itself an entity
+        item: dict[str, Any] = {
+            "uid": {"type": uid[0], "id": uid[1]},
+            "attrs": j.record(0.6),
+            "parents": [{"type": p[0], "id": p[1]} for p in parents],
+        }
+        if j.g.chance(0.5):
+            item["tags"] = {k: j.value(j.g.choice(("string", "long", "bool", "set", "entity"))) for k in
+                            draw(st.lists(st.sampled_from(TAG_KEYS), max_size=3, unique=True))}
+        out.append(item)
+    if j.g.chance(0.6):
+        # Action entities with a small group hierarchy (and now and then attributes).
+        for name in ACTIONS:
+            if not j.g.chance(0.8):
+                continue
+            parents = draw(st.lists(st.sampled_from(ACTION_PARENTS.get(name, ("all",))), max_size=2, unique=True))
+            parents = [p for p in parents if p != name]
+            out.append({
+                "uid": {"type": "Action", "id": name},
+                "attrs": j.record(0.2) if j.g.chance(0.2) else {},
+                "parents": [{"type": "Action", "id": p} for p in parents],
+            })
+    return tuple(out)
+
+
+@st.composite
+def requests(draw: Any, entities: tuple[dict[str, Any], ...]) -> Request:
+    existing = [(e["uid"]["type"], e["uid"]["id"]) for e in entities if e["uid"]["type"] != "Action"]
+    pool = existing * 3 + list(UNIVERSE[:4]) + list(GHOSTS)
+    principal = draw(st.sampled_from(pool))
+    resource = draw(st.sampled_from(pool))
+    action = draw(st.sampled_from(ACTIONS))
+    return Request(principal, action, resource, draw(contexts()))
+
+
+@st.composite
+def cases(draw: Any, max_policies: int = 6, max_requests: int = 4, max_depth: int = 3) -> Case:
+    pols = tuple(draw(st.lists(policies(max_depth), min_size=1, max_size=max_policies)))
+    ents = draw(entity_sets())
+    reqs = tuple(draw(st.lists(requests(ents), min_size=1, max_size=max_requests)))
+    return Case(pols, ents, reqs)
