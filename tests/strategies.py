@@ -10,6 +10,7 @@ is used instead, to exercise Cedar's type errors.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,11 +267,13 @@ class _Expr:
         form = self.choice((
             "access", "has", "has", "cmp", "cmp", "eq", "eq", "and", "or", "not", "if", "in", "in_set",
             "is", "like", "contains", "contains_all", "contains_any", "is_empty", "has_tag", "ip_pred",
-            "in_range", "decimal_cmp", "time_cmp",
+            "in_range", "decimal_cmp", "time_cmp", "guarded", "guarded",
         ))
         o = self.operand
         if form == "access":
             return self.access("bool", d)
+        if form == "guarded":
+            return self.guarded(d)
         if form == "has":
             base = self.choice(("principal", "resource", "context", "entity", "record", "info"))
             if base == "entity":
@@ -333,6 +336,32 @@ class _Expr:
             return f"({o('decimal', d)}.{m}({o('decimal', d)}))"
         t = self.choice(("datetime", "duration"))
         return f"({o(t, d)} {self.choice(('<', '<=', '>', '>=', '=='))} {o(t, d)})"
+
+    def guarded(self, d: int) -> str:
+        """``(B has n && <a test of B.n>)``, or the ``if B has n then .. else ..`` form: the usual
+        Cedar idiom, so that deeper conditions are reached instead of failing on a missing attribute."""
+        base = self.choice(("principal", "resource", "context", "principal.owner", "resource.owner"))
+        name = self.choice(tuple(ATTRS))
+        t = ATTRS[name]
+        has = name if is_ident(name) else cedar_string(name)
+        ref = self.attr_ref(base, name)
+        o = self.operand
+        test = {
+            "bool": lambda: ref,
+            "long": lambda: f"({ref} {self.choice(('<', '<=', '>', '>=', '==', '!='))} {o('long', d)})",
+            "string": lambda: f"({ref} like {self.pattern()})",
+            "entity": lambda: f"({ref} in {o('entity', d)})",
+            "set": lambda: f"({ref}.{self.choice(('contains', 'containsAny', 'containsAll'))}("
+            f"{o(self.choice(('long', 'string', 'bool')), d) if self.chance(0.5) else o('set', d)}))",
+            "record": lambda: f"({ref} has {self.choice(('a', 'b', 'c', 'c.d'))})",
+            "ip": lambda: f"({ref}.isInRange({o('ip', d)}))",
+            "decimal": lambda: f"({ref}.lessThan({o('decimal', d)}))",
+            "datetime": lambda: f"({ref} < {o('datetime', d)})",
+            "duration": lambda: f"({ref} >= {o('duration', d)})",
+        }[t]()
+        if self.chance(0.25):
+            return f"(if {base} has {has} then {test} else {o('bool', d)})"
+        return f"({base} has {has} && {test})"
 
     def pattern(self) -> str:
         out = []
@@ -441,7 +470,7 @@ def expressions(draw: Any, t: str = "bool", depth: int = 3) -> str:
 
 @st.composite
 def scopes(draw: Any, var: str) -> str:
-    kind = draw(st.sampled_from(("any", "any", "eq", "in", "is", "is_in")))
+    kind = draw(st.sampled_from(("any", "any", "any", "any", "eq", "in", "is", "is_in")))
     g = _Expr(draw)
     if kind == "any":
         return var
@@ -457,7 +486,7 @@ def scopes(draw: Any, var: str) -> str:
 
 @st.composite
 def action_scopes(draw: Any) -> str:
-    kind = draw(st.sampled_from(("any", "any", "eq", "in_list", "in_one")))
+    kind = draw(st.sampled_from(("any", "any", "any", "eq", "in_list", "in_one")))
     if kind == "any":
         return "action"
     if kind == "eq":
@@ -484,96 +513,116 @@ def policies(draw: Any, max_depth: int = 3) -> Policy:
 
 
 class _Json:
-    """Cedar JSON values (entity attributes, tags, context) of a given type."""
+    """Cedar JSON values (entity attributes, tags, context), from a seeded ``random.Random``.
 
-    def __init__(self, draw: Any) -> None:
-        self.draw = draw
-        self.g = _Expr(draw)
+    Values are bulky and hypothesis draws are not free, so each record comes from one drawn seed;
+    seed 0 always gives the empty record, so shrinking still removes what a failure does not need.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def choice(self, options: Any) -> Any:
+        return self.rng.choice(options)
 
     def value(self, t: str, depth: int = 2, set_kind: str | None = None) -> Any:
-        g = self.g
-        if g.chance(MISTYPE):
-            t = g.choice(TYPES)
+        if self.chance(MISTYPE):
+            t = self.choice(TYPES)
         if t == "bool":
-            return g.choice((True, False))
+            return self.choice((True, False))
         if t == "long":
-            return g.choice(LONGS)
+            return self.choice(LONGS)
         if t == "string":
-            return g.choice(STRINGS)
+            return self.choice(STRINGS)
         if t == "entity":
-            uid = g.choice(UNIVERSE + GHOSTS)
+            uid = self.choice(UNIVERSE + GHOSTS)
             return {"__entity": {"type": uid[0], "id": uid[1]}}
         if t == "set":
-            kind = set_kind if set_kind and g.chance(0.8) else g.choice(
+            kind = set_kind if set_kind and self.chance(0.8) else self.choice(
                 ("long", "string", "entity", "mixed", "bool", "record"))
             out = []
-            for _ in range(self.draw(st.integers(0, 3))):
-                et = g.choice(("long", "bool", "string")) if kind == "mixed" else kind
-                out.append(self.value(et, depth - 1) if depth > 0 else g.choice(STRINGS))
+            for _ in range(self.rng.randint(0, 3)):
+                et = self.choice(("long", "bool", "string")) if kind == "mixed" else kind
+                out.append(self.value(et, depth - 1) if depth > 0 else self.choice(STRINGS))
             return out
         if t == "record":
             if depth <= 0:
                 return {}
             rec: dict[str, Any] = {}
             for k, ft in INFO_FIELDS.items():
-                if g.chance(0.75):
-                    rec[k] = {"d": self.value("bool")} if ft == "record" and g.chance(0.8) else self.value(ft, depth - 1)
+                if self.chance(0.75):
+                    nested = ft == "record" and self.chance(0.8)
+                    rec[k] = {"d": self.value("bool")} if nested else self.value(ft, depth - 1)
             return rec
         good, _bad = EXTN_POOLS[t]
-        return {"__extn": {"fn": t, "arg": g.choice(good)}}
+        return {"__extn": {"fn": t, "arg": self.choice(good)}}
 
-    def record(self, presence: float = 0.6) -> dict[str, Any]:
-        out = {}
-        for name, t in ATTRS.items():
-            if self.g.chance(presence):
-                out[name] = self.value(t, set_kind=SET_KINDS.get(name))
-        return out
+    def record(self, presence: float) -> dict[str, Any]:
+        return {
+            name: self.value(t, set_kind=SET_KINDS.get(name))
+            for name, t in ATTRS.items()
+            if self.chance(presence)
+        }
+
+    def tags(self) -> dict[str, Any]:
+        keys = self.rng.sample(TAG_KEYS, self.rng.randint(0, 3))
+        return {k: self.value(self.choice(("string", "long", "bool", "set", "entity"))) for k in keys}
+
+
+SEEDS = st.integers(0, 2**32)
+
+
+def json_record(seed: int, presence: float = 0.5) -> dict[str, Any]:
+    """A random record of attributes from ATTRS (empty for seed 0)."""
+    return _Json(seed).record(presence) if seed else {}
 
 
 @st.composite
 def contexts(draw: Any) -> dict[str, Any]:
-    return _Json(draw).record(0.5)
+    return json_record(draw(SEEDS), 0.6)
 
 
 @st.composite
 def entity_sets(draw: Any) -> tuple[dict[str, Any], ...]:
-    """A Cedar entity JSON list over a random subset of UNIVERSE, with an acyclic hierarchy."""
-    j = _Json(draw)
-    chosen = draw(st.lists(st.sampled_from(UNIVERSE), min_size=0, max_size=8, unique=True))
+    """A Cedar entity JSON list over a random subset of UNIVERSE, with an acyclic hierarchy.
+
+    Parents come from entities later in the list (so there are no cycles, but there are shared
+    ancestors), now and then from GHOSTS (parents that are not entities). Action entities, when
+    present, form a small group hierarchy.
+    """
+    chosen = draw(st.lists(st.sampled_from(UNIVERSE), max_size=7, unique=True))
     out = []
     for i, uid in enumerate(chosen):
         later = chosen[i + 1 :]
-        parents = draw(st.lists(st.sampled_from(later), max_size=3, unique=True)) if later else []
-        if j.g.chance(0.1):
-            parents.append(j.g.choice(GHOSTS))  # a parent that is not itself an entity
+        parents = draw(st.lists(st.sampled_from(later + list(GHOSTS[:1])), max_size=3, unique=True))
+        seed = draw(SEEDS)
         item: dict[str, Any] = {
             "uid": {"type": uid[0], "id": uid[1]},
-            "attrs": j.record(0.6),
+            "attrs": json_record(seed, 0.7),
             "parents": [{"type": p[0], "id": p[1]} for p in parents],
         }
-        if j.g.chance(0.5):
-            item["tags"] = {k: j.value(j.g.choice(("string", "long", "bool", "set", "entity"))) for k in
-                            draw(st.lists(st.sampled_from(TAG_KEYS), max_size=3, unique=True))}
+        if seed % 2:
+            item["tags"] = _Json(seed + 1).tags()
         out.append(item)
-    if j.g.chance(0.6):
-        # Action entities with a small group hierarchy (and now and then attributes).
-        for name in ACTIONS:
-            if not j.g.chance(0.8):
-                continue
-            parents = draw(st.lists(st.sampled_from(ACTION_PARENTS.get(name, ("all",))), max_size=2, unique=True))
-            parents = [p for p in parents if p != name]
-            out.append({
-                "uid": {"type": "Action", "id": name},
-                "attrs": j.record(0.2) if j.g.chance(0.2) else {},
-                "parents": [{"type": "Action", "id": p} for p in parents],
-            })
+    actions = draw(st.lists(st.sampled_from(ACTIONS), max_size=len(ACTIONS), unique=True))
+    for name in actions:
+        parents = draw(st.lists(st.sampled_from(ACTION_PARENTS.get(name, ("all",))), max_size=2, unique=True))
+        seed = draw(SEEDS)
+        out.append({
+            "uid": {"type": "Action", "id": name},
+            "attrs": json_record(seed, 0.3) if seed % 4 == 1 else {},
+            "parents": [{"type": "Action", "id": p} for p in parents if p != name],
+        })
     return tuple(out)
 
 
 @st.composite
 def requests(draw: Any, entities: tuple[dict[str, Any], ...]) -> Request:
     existing = [(e["uid"]["type"], e["uid"]["id"]) for e in entities if e["uid"]["type"] != "Action"]
-    pool = existing * 3 + list(UNIVERSE[:4]) + list(GHOSTS)
+    pool = existing * 6 + list(UNIVERSE[:2]) + list(GHOSTS[:2])
     principal = draw(st.sampled_from(pool))
     resource = draw(st.sampled_from(pool))
     action = draw(st.sampled_from(ACTIONS))

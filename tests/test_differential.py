@@ -84,8 +84,10 @@ def parses(case: Case) -> bool:
     return True
 
 
-def build(case: Case) -> PolicySet:
-    return build_policy_set([PolicySource("p.cedar", case.text)], list(case.entities), require_valid=False)
+def build(case: Case, force_fallback: frozenset[str] = frozenset()) -> PolicySet:
+    return build_policy_set(
+        [PolicySource("p.cedar", case.text)], list(case.entities), require_valid=False, force_fallback=force_fallback
+    )
 
 
 def vigil_answer(ps: PolicySet, request: Request, overlay: Any = None) -> tuple[Verdict, Any]:
@@ -97,10 +99,11 @@ def vigil_answer(ps: PolicySet, request: Request, overlay: Any = None) -> tuple[
     return verdict, ans
 
 
-def _check_case(case: Case) -> None:
+def _check_case(case: Case, fallback: bool = False) -> None:
     assume(parses(case))
     ref = Reference(case)
-    ps = build(case)
+    ps = build(case, frozenset(f"policy{i}" for i in range(len(case.policies))) if fallback else frozenset())
+    assert len(ps.fallbacks) == (len(case.policies) if fallback else 0)
     for request in case.requests:
         expected = ref.answer(request)
         assert expected is not None, "generated contexts are well formed"
@@ -127,6 +130,13 @@ def test_authorizer_matches_cedar(case: Case) -> None:
 def test_authorizer_matches_cedar_deep_expressions(case: Case) -> None:
     """Fewer policies, deeper expressions."""
     _check_case(case)
+
+
+@_settings(150)
+@given(cases(max_policies=4))
+def test_fallback_path_matches_cedar(case: Case) -> None:
+    """Policies evaluated through cedarpy (the compiler's fallback) give the same answers."""
+    _check_case(case, fallback=True)
 
 
 @_settings(300)
@@ -237,7 +247,8 @@ def test_erroring_forbid_example() -> None:
     )
     ps = build(case)
     got, ans = vigil_answer(ps, case.requests[0])
-    assert got == Reference(case).answer(case.requests[0]) == (True, frozenset({"policy0"}), frozenset({"policy1"}))
+    expected = (True, frozenset({"policy0"}), frozenset({"policy1"}))
+    assert got == Reference(case).answer(case.requests[0]) == expected
     assert ans.errors[0].forbid
     with tempfile.TemporaryDirectory() as d:
         record = _engine(case, Path(d)).decide(_authzen(case.requests[0]))

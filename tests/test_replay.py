@@ -97,13 +97,20 @@ def test_each_line_is_decided_at_its_own_time(workspace: Path, events: list[byte
 
 
 def test_replay_matches_direct_decisions(workspace: Path, events: list[bytes]) -> None:
-    with Engine.from_workspace(workspace, audit=NullSink()) as a, Engine.from_workspace(workspace, audit=NullSink()) as b:
+    with (
+        Engine.from_workspace(workspace, audit=NullSink()) as a,
+        Engine.from_workspace(workspace, audit=NullSink()) as b,
+    ):
         replayed = [i.record for i in replay(a, events)]
         for raw, rec in zip(events, replayed, strict=True):
             req = json.loads(raw)
             direct = b.decide(req, now=datetime.fromisoformat(req["context"]["time"]))
             assert rec is not None
-            assert (rec.allowed, rec.reason_codes, rec.policies) == (direct.allowed, direct.reason_codes, direct.policies)
+            assert (rec.allowed, rec.reason_codes, rec.policies) == (
+                direct.allowed,
+                direct.reason_codes,
+                direct.policies,
+            )
 
 
 def test_offsets_are_honoured(engine: Engine) -> None:
@@ -226,7 +233,10 @@ def test_summary_memory_is_flat(engine: Engine) -> None:
     [
         ("2026-11-27T09:14:03Z", datetime(2026, 11, 27, 9, 14, 3, tzinfo=UTC)),
         ("2026-11-27t09:14:03z", datetime(2026, 11, 27, 9, 14, 3, tzinfo=UTC)),
-        ("2026-11-27T09:14:03.25+02:00", datetime(2026, 11, 27, 9, 14, 3, 250000, timezone(timedelta(hours=2)))),
+        (
+            "2026-11-27T09:14:03.25+02:00",
+            datetime(2026, 11, 27, 9, 14, 3, 250000, timezone(timedelta(hours=2))),
+        ),
         ("2026-11-27T09:14:03.123456789-00:00", datetime(2026, 11, 27, 9, 14, 3, 123456, tzinfo=UTC)),
     ],
 )
@@ -235,7 +245,9 @@ def test_parse_rfc3339(text: str, expected: datetime) -> None:
     assert got == expected and got.utcoffset() == expected.utcoffset()
 
 
-@pytest.mark.parametrize("text", ["", "2026-11-27 09:14:03Z", "2026-11-27T09:14Z", "2026-11-27T09:14:03+0200", "x" * 100])
+@pytest.mark.parametrize(
+    "text", ["", "2026-11-27 09:14:03Z", "2026-11-27T09:14Z", "2026-11-27T09:14:03+0200", "x" * 100]
+)
 def test_parse_rfc3339_refuses(text: str) -> None:
     with pytest.raises(ReplayInputError) as e:
         parse_rfc3339(text)
@@ -255,11 +267,15 @@ json_values = st.recursive(
 @st.composite
 def request_like(draw: st.DrawFn) -> bytes:
     """Mostly well-formed requests with random fields and context values (some with a valid time)."""
-    req = request(draw(st.sampled_from(["2026-11-27T09:14:03Z", "2026-11-27T09:14:03+05:30", None, 3, "bad"])))
+    req = request(
+        draw(st.sampled_from(["2026-11-27T09:14:03Z", "2026-11-27T09:14:03+05:30", None, 3, "bad"]))
+    )
     for key in draw(st.lists(st.sampled_from(["subject", "action", "resource", "context"]), max_size=2)):
         req[key] = draw(json_values)
     if isinstance(req.get("context"), dict):
-        req["context"].update(draw(st.dictionaries(st.sampled_from(["ip", "region", "hour", "mfa", "x"]), json_values)))
+        req["context"].update(
+            draw(st.dictionaries(st.sampled_from(["ip", "region", "hour", "mfa", "x"]), json_values))
+        )
     return json.dumps(req).encode()
 
 

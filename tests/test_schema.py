@@ -315,7 +315,7 @@ def test_coerced_context_is_accepted_like_the_original() -> None:
         results = [
             outcome(
                 cedarpy.is_authorized(
-                    request_with(request, ctx), case.policies, case.entities, schema=cedar_schema
+                    request_with(request, ctx), case.policies, case.entities, schema=cedar_schema(case.schema)
                 )
             )
             for ctx in (request["context"], coerced)

@@ -57,6 +57,8 @@ class AuditError(VigilError):
 HTTP_STATUS: dict[str, int] = {
     "invalid_request": 400,
     "invalid_value": 400,
+    "invalid_json": 400,
+    "invalid_time": 400,
     "request_too_large": 413,
     "invalid_workspace": 422,
     "audit_unavailable": 503,
@@ -66,6 +68,8 @@ HTTP_STATUS: dict[str, int] = {
 EXIT_STATUS: dict[str, int] = {
     "invalid_request": 2,
     "invalid_value": 2,
+    "invalid_json": 2,
+    "invalid_time": 2,
     "request_too_large": 2,
     "invalid_workspace": 3,
     "audit_unavailable": 4,

@@ -190,8 +190,8 @@ def replay(
     with ExitStack() as stack:
         stack.enter_context(engine)
         src, size = _open_input(input_, err, stack)
-        dst = _open_output(output, err, stack)
-        to_stdout = output is None
+        dst = _open_output(output, input_, err, stack)
+        to_stdout = output in (None, "-")
         show_progress = (
             not quiet
             and err.is_terminal
@@ -218,12 +218,14 @@ def _open_input(name: str, err: Console, stack: ExitStack) -> tuple[BinaryIO, in
     return f, size or None
 
 
-def _open_output(name: str | None, err: Console, stack: ExitStack) -> BinaryIO:
+def _open_output(name: str | None, input_: str, err: Console, stack: ExitStack) -> BinaryIO:
     if name is None or name == "-":
         stdout = sys.stdout.buffer
         stack.callback(stdout.flush)
         return stdout
     try:
+        if input_ != "-" and os.path.exists(name) and os.path.samefile(name, input_):
+            _fail(err, "invalid_output", f"output {name!r} is the input file", BAD_ARGUMENT)
         return stack.enter_context(open(name, "wb", buffering=1 << 16))
     except OSError as e:
         _fail(err, "invalid_output", f"cannot write output {name!r}: {e.strerror}", BAD_ARGUMENT)
@@ -241,41 +243,35 @@ def policy_fmt(
 
     Exit 0 when done, 1 with --check when a file would change, 2 when a file cannot be read or parsed.
     """
-    err = _err()
     if check_ and write:
-        _fail(err, "invalid_argument", "--check and --write cannot be used together", BAD_ARGUMENT)
+        _fail(_err(), "invalid_argument", "--check and --write cannot be used together", BAD_ARGUMENT)
     bad = 0
     changed: list[Path] = []
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
             formatted = render.format_policy(str(path), text)
+            if write and formatted != text:
+                _replace(path, formatted)
+                typer.echo(f"formatted {path}", err=True)
         except (OSError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) else "not valid UTF-8"
-            err.print(f"{path}: cannot read: {reason}", markup=False, soft_wrap=True)
+            typer.echo(f"{path}: cannot read or write: {reason}", err=True)
             bad += 1
             continue
-        except CedarError as e:
-            message = str(e)
-            err.print(
-                message if message.startswith(str(path)) else f"{path}: {message}",
-                markup=False,
-                soft_wrap=True,
-            )
+        except CedarError as e:  # the message starts with "path:line:"
+            typer.echo(str(e), err=True)
             bad += 1
             continue
         if formatted != text:
             changed.append(path)
-        if write:
-            if formatted != text:
-                _replace(path, formatted)
-                err.print(f"formatted {path}", markup=False)
-        elif not check_:
+        if not (write or check_):
             sys.stdout.write(formatted)
-    if check_ and changed:
+    if check_:
         for path in changed:
-            err.print(f"would reformat {path}", markup=False)
-        err.print(f"{len(changed)} file(s) would be reformatted", markup=False)
+            typer.echo(f"would reformat {path}", err=True)
+        if changed:
+            typer.echo(f"{len(changed)} file(s) would be reformatted", err=True)
     if bad:
         raise typer.Exit(BAD_ARGUMENT)
     if check_ and changed:

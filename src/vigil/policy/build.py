@@ -120,7 +120,8 @@ def build_policy_set(
         raise BuildError(problems)
     digest = hashlib.sha256()
     digest.update(parsed.text.encode())
-    digest.update(json.dumps(normalized, sort_keys=True).encode())
+    # cedarpy returns entities in no stable order: sort so the revision depends on content only.
+    digest.update(json.dumps(sorted(normalized, key=_uid_key), sort_keys=True).encode())
     digest.update((schema_text or "").encode())
     digest.update(json.dumps(list(links), sort_keys=True).encode())
     return PolicySet(
@@ -132,6 +133,11 @@ def build_policy_set(
         locations=parsed.locations,
         validation_warnings=tuple(warnings),
     )
+
+
+def _uid_key(item: Any) -> tuple[str, str]:
+    uid = item.get("uid", {}) if isinstance(item, dict) else {}
+    return (str(uid.get("type", "")), str(uid.get("id", "")))
 
 
 def _compile_all(

@@ -55,6 +55,7 @@ Guarded = tuple[str, MatchFn, MatchFn, int]
 # (forbids, guarded forbids, permits, guarded permits)
 Candidates = tuple[tuple[Candidate, ...], tuple[Guarded, ...], tuple[Candidate, ...], tuple[Guarded, ...]]
 _NOTHING: Final[frozenset[int]] = frozenset()
+_ANY: Final = "*"
 # A policy evaluated through cedarpy: (policy, principal, action, resource, context) -> bool.
 FallbackFn = Callable[..., bool]
 
@@ -91,38 +92,42 @@ class Authorizer:
         self._by_uid = store.by_uid
         self._cache: dict[tuple[EntityUid, EntityUid], Candidates] = {}
         self._scope_cache: dict[tuple[EntityUid, EntityUid], Candidates] = {}
-        self._any_action = [p for p in self.policies if p.actions is None]
-        self._by_action: dict[EntityUid, list[CompiledPolicy]] = {}
-        self._by_action_group: dict[EntityUid, list[CompiledPolicy]] = {}
         self._rguard_index = {id(p): i for i, p in enumerate(q for q in self.policies if q.resource_guard)}
         self._resource_status = _resource_status(self.policies, store)
+        self._order = {id(p): i for i, p in enumerate(self.policies)}
+        # Index by (action key, principal key); a key is ("eq", uid), ("in", uid) or ANY.
+        self._index: dict[tuple[Any, Any], list[CompiledPolicy]] = {}
         for p in self.policies:
-            if p.actions is None:
-                continue
-            index = self._by_action_group if p.action_in else self._by_action
-            for a in p.actions:
-                index.setdefault(a, []).append(p)
+            pkey: Any = _ANY
+            if p.principal.entity is not None:
+                pkey = ("eq" if p.principal.kind == "eq" else "in", p.principal.entity)
+            akeys: list[Any] = [_ANY] if p.actions is None else [
+                ("in" if p.action_in else "eq", a) for a in p.actions
+            ]
+            for akey in akeys:
+                self._index.setdefault((akey, pkey), []).append(p)
 
     # -- index ------------------------------------------------------------------------------
     def _scope_matches(self, principal: EntityUid, action: EntityUid) -> list[CompiledPolicy]:
-        p_anc = self.store.ancestors(principal)
-        a_anc = self.store.ancestors(action)
+        """Policies whose principal and action scopes match, in policy-set order."""
+        index = self._index
+        p_keys = [_ANY, ("eq", principal), ("in", principal)]
+        p_keys.extend(("in", a) for a in self.store.ancestors(principal))
+        a_keys = [_ANY, ("eq", action), ("in", action)]
+        a_keys.extend(("in", a) for a in self.store.ancestors(action))
         seen: set[int] = set()
         found: list[CompiledPolicy] = []
-
-        def add(pol: CompiledPolicy) -> None:
-            if id(pol) not in seen and _principal_in_scope(pol, principal, p_anc):
-                seen.add(id(pol))
-                found.append(pol)
-
-        for pol in self._any_action:
-            add(pol)
-        for pol in self._by_action.get(action, ()):
-            add(pol)
-        for a in (action, *a_anc):
-            for pol in self._by_action_group.get(a, ()):
-                add(pol)
-        order = {id(p): i for i, p in enumerate(self.policies)}
+        for ak in a_keys:
+            for pk in p_keys:
+                for pol in index.get((ak, pk), ()):
+                    if id(pol) in seen:
+                        continue
+                    s = pol.principal
+                    if s.entity_type is not None and principal[0] != s.entity_type:
+                        continue
+                    seen.add(id(pol))
+                    found.append(pol)
+        order = self._order
         found.sort(key=lambda p: order[id(p)])
         return found
 
@@ -298,19 +303,6 @@ def _resource_status(
         o = frozenset(ok)
         out[uid] = (interned.setdefault(f, f), interned.setdefault(o, o))
     return out
-
-
-def _principal_in_scope(pol: CompiledPolicy, principal: EntityUid, ancestors: frozenset[EntityUid]) -> bool:
-    s = pol.principal
-    if s.kind == "any":
-        return True
-    if s.entity_type is not None and principal[0] != s.entity_type:
-        return False
-    if s.entity is None:
-        return True
-    if s.kind == "eq":
-        return principal == s.entity
-    return principal == s.entity or s.entity in ancestors
 
 
 def _error(policy_id: str, forbid: bool, e: Exception) -> PolicyError:

@@ -755,6 +755,7 @@ def compare(op: str, a: Any, b: Any) -> bool:
 
 
 def _constructor(name: str, parse: Callable[[str], Any], cache: dict[str, Any]) -> Callable[[Any], Any]:
+    """Cedar ``name(value)``: looks in ``parse``'s cache first, then calls it."""
     remembered = cache.get
 
     def construct(value: Any) -> Any:
@@ -770,8 +771,15 @@ def _constructor(name: str, parse: Callable[[str], Any], cache: dict[str, Any]) 
     return construct
 
 
+def _construct_datetime(value: Any) -> DateTime:
+    """Cedar ``datetime(value)``; raises EvalError (``type``) unless ``value`` is a String."""
+    if type(value) is str:
+        return _parse_datetime(value)
+    _type_error("string", value)
+
+
 UNARY_OPS: dict[str, Callable[[Any], Any]] = {
-    "datetime": _constructor("datetime", _parse_datetime, {}),
+    "datetime": _construct_datetime,
     "decimal": _constructor("decimal", Decimal.parse, _DECIMAL_CACHE),
     "duration": _constructor("duration", Duration.parse, _DURATION_CACHE),
     "ip": _constructor("ip", IPAddr.parse, _IP_CACHE),

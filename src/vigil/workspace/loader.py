@@ -14,7 +14,7 @@ from typing import Any
 
 from vigil.errors import WorkspaceError
 from vigil.policy.build import BuildError, PolicySet, build_policy_set
-from vigil.policy.cedar import PolicySource
+from vigil.policy.cedar import CedarError, PolicySource, parse_policies
 from vigil.workspace.settings import Settings, parse_settings
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -50,6 +50,11 @@ def load_workspace(path: str | Path) -> Workspace:
     entities, entity_files = _entities(root, problems)
     links = _links(root, problems)
     if problems:
+        # Report policy syntax errors too, so one `vigil check` shows everything it can.
+        try:
+            parse_policies(sources)
+        except CedarError as e:
+            problems.extend(p for p in str(e).split("; ") if p not in problems)
         raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problems[0]}", problems)
     try:
         policy_set = build_policy_set(sources, entities, schema_text, links)
