@@ -175,9 +175,15 @@ class Engine:
 
     def _decide(self, st: _State, req: AccessRequest, when: float, t0: int) -> DecisionRecord:
         principal = req.principal
-        context = self._context(st, req)
-        raw_context = req.context
-        if principal not in st.by_uid:
+        if st.schema is None and req.action_properties is None:
+            context = record_to_cedar(req.context, "context")
+        else:
+            context = self._typed_context(st, req)
+        context["vigil"] = _NEUTRAL_VIGIL
+        # `context` is a fresh, deep-converted snapshot: the audit event is built from it later,
+        # so a caller mutating its request afterwards cannot change what is audited.
+        entity = st.by_uid.get(principal)
+        if entity is None:
             record = DecisionRecord(
                 self._ids(),
                 False,
@@ -193,14 +199,14 @@ class Engine:
                 principal,
                 req.action,
                 req.resource,
-                dict(raw_context) if raw_context else None,
+                context,
             )
             self._finish(record)
             return record
         overlay = None
         if req.subject_properties is not None or req.resource_properties is not None:
             overlay = self._overlay(st, req)
-        answer = st.authorizer.is_authorized(principal, req.action, req.resource, context, overlay)
+        answer = st.authorizer.is_authorized(principal, req.action, req.resource, context, overlay, entity)
         errors = answer.errors
         if errors:
             allowed, reasons, policies, err_pairs = _with_errors(answer.allowed, answer.policies, errors)
@@ -225,7 +231,7 @@ class Engine:
             principal,
             req.action,
             req.resource,
-            dict(raw_context) if raw_context else None,
+            context,
         )
         self._finish(record)
         return record
@@ -237,16 +243,16 @@ class Engine:
             record.reason_codes = (ReasonCode.AUDIT_UNAVAILABLE.value,)
         self.activity.record(record.principal, record.allowed, record.time)
 
-    def _context(self, st: _State, req: AccessRequest) -> Record:
+    def _typed_context(self, st: _State, req: AccessRequest) -> Record:
+        """The context typed by the schema, with ``action_properties``; raises ValueConversionError."""
         raw = req.context
         if st.schema is not None and raw:
             ctype = st.schema.context_type(req.action)
             if ctype is not None:
                 raw = coerce_json(raw, ctype)
-        context = record_to_cedar(raw, "context") if raw else Record()
+        context = record_to_cedar(raw, "context")
         if req.action_properties is not None:
             context["action_properties"] = record_to_cedar(req.action_properties, "action.properties")
-        context["vigil"] = _NEUTRAL_VIGIL
         return context
 
     def _overlay(self, st: _State, req: AccessRequest) -> dict[EntityUid, Record]:

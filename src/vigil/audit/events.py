@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from vigil.model.decision import DecisionRecord
+from vigil.policy.json_values import to_json
 
 EVENT_VERSION: Final = 1
 MASK: Final = "***"
@@ -42,7 +43,9 @@ def decision_event(record: DecisionRecord, mask: Sequence[str] = ()) -> dict[str
     if record.error is not None:
         event["error"] = record.error
     if record.context:
-        event["context"] = _masked(record.context, mask) if mask else record.context
+        context = {k: to_json(v) for k, v in record.context.items() if k != "vigil"}
+        if context:
+            event["context"] = _masked(context, mask) if mask else context
     return event
 
 

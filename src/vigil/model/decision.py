@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -101,7 +102,7 @@ class DecisionRecord:
         principal: tuple[str, str],
         action: tuple[str, str],
         resource: tuple[str, str],
-        context: dict[str, Any] | None,
+        context: Mapping[str, Any] | None,
         error: dict[str, Any] | None = None,
     ) -> None:
         self._id = id

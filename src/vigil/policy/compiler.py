@@ -303,7 +303,13 @@ class _Gen:
             return self._eq_literal(self.expr(left), rval)
         if lok and not rok:
             return self._eq_literal(self.expr(right), lval)
-        return f"_rt.eq({self.expr(left)}, {self.expr(right)})"
+        # Same type and not a record: Python's == is Cedar's (records hold bools and longs that
+        # Python would confuse, so they go through the generic comparison).
+        a, b, t = self.temp(), self.temp(), self.temp()
+        return (
+            f"(({a} == {b}) if ({t} := type({a} := {self.expr(left)})) is type({b} := {self.expr(right)}) "
+            f"and {t} is not _Record else _rt.eq({a}, {b}))"
+        )
 
     def _eq_literal(self, code: str, value: Any) -> str:
         t = type(value)
@@ -567,7 +573,7 @@ def compile_policy(
     if p_steps and r_steps:
         parts.append(_function("residual_r", _MATCH_ARGS, without(p_steps | r_steps)))
     source = "\n\n".join(parts)
-    namespace: dict[str, Any] = {"_rt": runtime, **gen.consts}
+    namespace: dict[str, Any] = {"_rt": runtime, "_Record": Record, **gen.consts}
     try:
         code = compile(source, f"<policy {policy_id}>", "exec")
     except (SyntaxError, RecursionError, MemoryError, ValueError) as e:

@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from vigil.policy.compiler import CompiledPolicy, MatchFn
-from vigil.policy.entities import EMPTY_ANCESTORS, MISSING_ATTRS, Entity, EntityStore
+from vigil.policy.entities import EMPTY_ANCESTORS, MISSING_ATTRS, NO_STATUS, Entity, EntityStore
 from vigil.policy.values import EntityUid, EvalError, Record
 
 CACHE_LIMIT: Final = 100_000
+PER_ENTITY_LIMIT: Final = 1_024  # actions cached per principal
 
 
 class PolicyError:
@@ -93,7 +94,7 @@ class Authorizer:
         self._cache: dict[tuple[EntityUid, EntityUid], Candidates] = {}
         self._scope_cache: dict[tuple[EntityUid, EntityUid], Candidates] = {}
         self._rguard_index = {id(p): i for i, p in enumerate(q for q in self.policies if q.resource_guard)}
-        self._resource_status = _resource_status(self.policies, store)
+        _fill_resource_status(self.policies, store)
         self._order = {id(p): i for i, p in enumerate(self.policies)}
         # Index by (action key, principal key); a key is ("eq", uid), ("in", uid) or ANY.
         self._index: dict[tuple[Any, Any], list[CompiledPolicy]] = {}
@@ -132,12 +133,17 @@ class Authorizer:
         return found
 
     def candidates(self, principal: EntityUid, action: EntityUid) -> Candidates:
-        """Forbids and permits that may apply to this pair, after their guards (cached)."""
-        key = (principal, action)
-        got = self._cache.get(key)
-        if got is not None:
-            return got
+        """Forbids and permits that may apply to this pair, after their guards (cached: on the
+        principal's entity when it exists, else in a bounded table)."""
         pe = self._by_uid.get(principal)
+        if pe is not None and pe.candidates is not None:
+            cached: Candidates | None = pe.candidates.get(action)
+            if cached is not None:
+                return cached
+        elif pe is None:
+            got = self._cache.get((principal, action))
+            if got is not None:
+                return got
         pa = pe.attrs if pe is not None else MISSING_ATTRS
         panc = pe.ancestors if pe is not None else EMPTY_ANCESTORS
         forbids: list[Candidate] = []
@@ -167,9 +173,15 @@ class Authorizer:
                 fn = pol.residual if passed_p and pol.residual is not None else pol.match
                 (forbids if pol.forbid else permits).append((pol.id, fn))
         result = (tuple(forbids), tuple(g_forbids), tuple(permits), tuple(g_permits))
-        if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = result
+        if pe is not None:
+            if pe.candidates is None:
+                pe.candidates = {}
+            if len(pe.candidates) < PER_ENTITY_LIMIT:
+                pe.candidates[action] = result
+        else:
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[(principal, action)] = result
         return result
 
     def scope_candidates(self, principal: EntityUid, action: EntityUid) -> Candidates:
@@ -196,10 +208,12 @@ class Authorizer:
         resource: EntityUid,
         context: Record,
         overlay: dict[EntityUid, Record] | None = None,
+        principal_entity: Entity | None = None,
     ) -> Answer:
-        """Cedar's answer for one request. ``overlay`` replaces attributes of entities for this call."""
+        """Cedar's answer for one request. ``overlay`` replaces attributes of entities for this call;
+        ``principal_entity`` saves a lookup when the caller already has it."""
         by_uid = self._by_uid
-        pe: Entity | None = by_uid.get(principal)
+        pe: Entity | None = principal_entity if principal_entity is not None else by_uid.get(principal)
         re_: Entity | None = by_uid.get(resource)
         env: Any
         if overlay:
@@ -210,10 +224,16 @@ class Authorizer:
             excluded = passed = _NOTHING
         else:
             env = self.store
-            forbids, g_forbids, permits, g_permits = self.candidates(principal, action)
+            cached = pe.candidates if pe is not None else None
+            got = cached.get(action) if cached is not None else None
+            forbids, g_forbids, permits, g_permits = got or self.candidates(principal, action)
             pa = pe.attrs if pe is not None else MISSING_ATTRS
-            ra = re_.attrs if re_ is not None else MISSING_ATTRS
-            excluded, passed = self._resource_status.get(resource, (_NOTHING, _NOTHING))
+            if re_ is not None:
+                ra = re_.attrs
+                excluded, passed = re_.resource_status
+            else:
+                ra = MISSING_ATTRS
+                excluded = passed = _NOTHING
         panc = pe.ancestors if pe is not None else EMPTY_ANCESTORS
         ranc = re_.ancestors if re_ is not None else EMPTY_ANCESTORS
         errors: list[PolicyError] | None = None
@@ -278,20 +298,20 @@ class Authorizer:
         return Answer(False, (), errs)
 
 
-def _resource_status(
-    policies: Sequence[CompiledPolicy], store: EntityStore
-) -> dict[EntityUid, tuple[frozenset[int], frozenset[int]]]:
-    """For every entity: the resource guards it fails (policy cannot apply) and those it passes.
+def _fill_resource_status(policies: Sequence[CompiledPolicy], store: EntityStore) -> None:
+    """Set every entity's ``resource_status``: the resource guards it fails (the policy cannot
+    apply to it) and those it passes.
 
     A guard that raises for an entity is in neither set, so the policy is evaluated whole and
     reports the error. Identical sets are shared.
     """
     guarded = [p for p in policies if p.resource_guard is not None]
-    if not guarded:
-        return {}
     interned: dict[frozenset[int], frozenset[int]] = {}
-    out: dict[EntityUid, tuple[frozenset[int], frozenset[int]]] = {}
     for uid, ent in store.by_uid.items():
+        ent.candidates = None
+        if not guarded:
+            ent.resource_status = NO_STATUS
+            continue
         failed: set[int] = set()
         ok: set[int] = set()
         for i, pol in enumerate(guarded):
@@ -301,8 +321,7 @@ def _resource_status(
                 (ok if guard(uid, ent.attrs, ent.ancestors, store) else failed).add(i)
         f = frozenset(failed)
         o = frozenset(ok)
-        out[uid] = (interned.setdefault(f, f), interned.setdefault(o, o))
-    return out
+        ent.resource_status = (interned.setdefault(f, f), interned.setdefault(o, o))
 
 
 def _error(policy_id: str, forbid: bool, e: Exception) -> PolicyError:

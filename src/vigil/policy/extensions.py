@@ -33,6 +33,7 @@ Rules worth knowing (all differ from what Python's own parsers would do):
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn, TypeVar
 
@@ -65,6 +66,10 @@ _CACHE_KEY_MAX = 64
 
 
 _T = TypeVar("_T")
+_inet_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
+_from_bytes = int.from_bytes
+_new_object = object.__new__
 
 
 def _remember(cache: dict[str, _T], text: str, value: _T) -> _T:
@@ -310,7 +315,22 @@ class IPAddr:
         hit = _IP_CACHE.get(text)
         if hit is not None:
             return hit
-        # the common case first: a dotted quad, maybe with a prefix (the lookups validate it all)
+        if "/" not in text and ":" not in text:
+            # The common case: a bare dotted quad. glibc's inet_pton accepts exactly Cedar's
+            # IPv4 syntax (four decimal octets <= 255, no leading zeros, nothing else) and is
+            # 3x faster than parsing in Python; anything it refuses takes the full path below,
+            # which produces Cedar's error.
+            try:
+                address = _from_bytes(_inet_pton(_AF_INET, text), "big")
+            except (OSError, ValueError, UnicodeError):
+                pass
+            else:
+                ip = _new_object(IPAddr)
+                ip.version = 4
+                ip.address = address
+                ip.prefix = 32
+                return _remember(_IP_CACHE, text, ip)
+        # a dotted quad with a prefix (the lookups validate it all)
         addr, slash, prefix = text.partition("/")
         parts = addr.split(".")
         if len(parts) == 4:

@@ -19,15 +19,12 @@ from vigil.policy.values import FALSE_KEY, LONG_MAX, LONG_MIN, TRUE_KEY, EvalErr
 MAX_DEPTH: Final = 32
 MAX_STRING: Final = 65_536
 MAX_NODES: Final = 100_000
-EXTN_CACHE_SIZE: Final = 65_536
 _FAST_EXTN: Final = {
     "ip": IPAddr.parse,
     "decimal": Decimal.parse,
     "datetime": DateTime.parse,
     "duration": Duration.parse,
 }
-# Requests repeat extension literals (an agent's few addresses); parsing costs more than a lookup.
-_EXTN_CACHE: Final[dict[str, dict[str, Any]]] = {fn: {} for fn in _FAST_EXTN}
 
 
 def to_cedar(value: Any, where: str = "value") -> Any:
@@ -66,30 +63,18 @@ def record_to_cedar(value: Any, where: str = "context") -> Record:
             if t is dict and len(v) == 1 and "__extn" in v:
                 spec = v["__extn"]
                 if type(spec) is dict and len(spec) == 2:
-                    cache = _EXTN_CACHE.get(spec.get("fn"))  # type: ignore[arg-type]
+                    ctor = _FAST_EXTN.get(spec.get("fn"))  # type: ignore[arg-type]
                     arg = spec.get("arg")
-                    if cache is not None and type(arg) is str:
-                        parsed = cache.get(arg)
-                        if parsed is None:
-                            parsed = _parse_cached(spec["fn"], arg, cache, f"{where}.{k}")
-                        out[k] = parsed
+                    if ctor is not None and type(arg) is str:
+                        try:
+                            out[k] = ctor(arg)  # the constructors keep a bounded cache
+                        except EvalError as e:
+                            raise ValueConversionError(f"{where}.{k}: {e}") from None
                         continue
             if budget is None:
                 budget = [MAX_NODES]
             out[k] = _convert(v, f"{where}.{k}", 1, budget)
     return out
-
-
-def _parse_cached(fn: str, arg: str, cache: dict[str, Any], where: str) -> Any:
-    """Parse an extension literal and remember it (values are immutable; the cache is bounded)."""
-    try:
-        value = _FAST_EXTN[fn](arg)
-    except EvalError as e:
-        raise ValueConversionError(f"{where}: {e}") from None
-    if len(cache) >= EXTN_CACHE_SIZE:
-        cache.clear()
-    cache[arg] = value
-    return value
 
 
 def _convert(value: Any, where: str, depth: int, budget: list[int]) -> Any:

@@ -34,13 +34,70 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """``[server]``: the HTTP service (``vigil serve``); see ``docs/http.md``.
+
+    ``host``/``port`` the listen address (the command line overrides them); ``api_keys_file`` and
+    ``admin_keys_file`` name files (relative to the workspace) of bearer keys, one a line, for the
+    decision API and the admin API (added to ``VIGIL_API_KEYS`` / ``VIGIL_ADMIN_KEYS``);
+    ``max_body_bytes`` the largest request body; ``max_evaluations`` the most items in one batch;
+    ``search_max_results`` the page size when a search names no ``page.limit``;
+    ``policy_decision_point`` the PDP identifier published in the AuthZEN metadata (default: the
+    listen URL); ``access_log`` JSON access lines on stderr.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8181
+    api_keys_file: str = ""
+    admin_keys_file: str = ""
+    max_body_bytes: int = 1_048_576
+    max_evaluations: int = 1_000
+    search_max_results: int = 1_000
+    policy_decision_point: str = ""
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ExtAuthzSettings:
+    """``[ext_authz]``: Envoy external authorization (HTTP service mode); see ``docs/http.md``.
+
+    ``routes`` lines ``"METHOD /path/{param} => action Type::{param}"``; the subject comes from the
+    header ``subject_header`` (``subject = "header"``) or from a JWT in ``Authorization: Bearer``
+    verified with the keys of ``jwks_file`` (``subject = "jwt"``: ``jwt_issuer``/``jwt_audience``
+    checked when set, the id read from ``jwt_claim``); ``subject_type`` is its entity type;
+    ``api_key_header`` the header carrying the PEP's API key (Envoy ``headers_to_add``).
+    """
+
+    routes: tuple[str, ...] = ()
+    subject: str = "header"
+    subject_header: str = "x-subject-id"
+    subject_type: str = "User"
+    jwks_file: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_claim: str = "sub"
+    api_key_header: str = "x-vigil-api-key"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     behaviour: BehaviourSettings = field(default_factory=BehaviourSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    ext_authz: ExtAuthzSettings = field(default_factory=ExtAuthzSettings)
 
 
-_SECTIONS: dict[str, type] = {"behaviour": BehaviourSettings, "audit": AuditSettings}
-_CHOICES = {("behaviour", "mode"): ("enforce", "shadow"), ("audit", "sink"): ("jsonl", "none")}
+_SECTIONS: dict[str, type] = {
+    "behaviour": BehaviourSettings,
+    "audit": AuditSettings,
+    "server": ServerSettings,
+    "ext_authz": ExtAuthzSettings,
+}
+_CHOICES = {
+    ("behaviour", "mode"): ("enforce", "shadow"),
+    ("audit", "sink"): ("jsonl", "none"),
+    ("ext_authz", "subject"): ("header", "jwt"),
+}
 
 
 def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
