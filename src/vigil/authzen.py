@@ -137,7 +137,9 @@ def evaluations(
     out: list[dict[str, Any]] = []
     records: list[DecisionRecord] = []
     decide = engine.decide
-    stop_on = False if semantic == DENY_ON_FIRST_DENY else True if semantic == PERMIT_ON_FIRST_PERMIT else None
+    stop_on = (
+        False if semantic == DENY_ON_FIRST_DENY else True if semantic == PERMIT_ON_FIRST_PERMIT else None
+    )
     for item in items:
         if type(item) is dict:
             effective = {**defaults, **item} if defaults else item

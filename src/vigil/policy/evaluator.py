@@ -102,9 +102,9 @@ class Authorizer:
             pkey: Any = _ANY
             if p.principal.entity is not None:
                 pkey = ("eq" if p.principal.kind == "eq" else "in", p.principal.entity)
-            akeys: list[Any] = [_ANY] if p.actions is None else [
-                ("in" if p.action_in else "eq", a) for a in p.actions
-            ]
+            akeys: list[Any] = (
+                [_ANY] if p.actions is None else [("in" if p.action_in else "eq", a) for a in p.actions]
+            )
             for akey in akeys:
                 self._index.setdefault((akey, pkey), []).append(p)
 

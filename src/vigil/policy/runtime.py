@@ -156,7 +156,9 @@ def in_(value: Any, target: Any, env: EntityEnv) -> bool:
         for el in target:
             # Set keys: a record's is a tuple too (values.set_key), so check for a (str, str) uid.
             if type(el) is not tuple or type(el[0]) is not str:
-                name = "record" if type(el) is tuple else "bool" if el is TRUE_KEY or el is FALSE_KEY else None
+                name = (
+                    "record" if type(el) is tuple else "bool" if el is TRUE_KEY or el is FALSE_KEY else None
+                )
                 if name is None:
                     type_error("entity", el)
                 raise EvalError("type", f"type error: expected entity, got {name}")
