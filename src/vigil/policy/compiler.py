@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vigil.policy import runtime
-from vigil.policy.extensions import UNARY_OPS
+from vigil.policy.extensions import BINARY_OPS, UNARY_OPS
 from vigil.policy.values import EntityUid, EvalError, Record, make_set
 
 MatchFn = Callable[..., bool]
@@ -220,8 +220,8 @@ class _Gen:
         base = self.expr(node.base)
         etype = repr(_etype(node.entity_type))
         if node.in_expr is None:
-            if base == "P":
-                return f"(P[0] == {etype})"
+            if base in ("P", "A", "R"):  # the request's own entities: always entity uids
+                return f"({base}[0] == {etype})"
             return f"_rt.is_type({base}, {etype})"
         t = self.temp()
         return f"(_rt.is_type(({t} := {base}), {etype}) and {self._in_code(t, node.in_expr)})"
@@ -243,6 +243,8 @@ class _Gen:
     def _UnaryOp(self, node: Any) -> str:
         arg = self.expr(node.arg)
         op = node.op
+        if op == "not" and _yields_bool(node.arg):
+            return f"(not {arg})"
         if op == "not":
             t = self.temp()
             return f"(False if ({t} := {arg}) is True else (True if {t} is False else _rt.not_({t})))"
@@ -251,11 +253,14 @@ class _Gen:
         if op == "is_empty":
             return f"_rt.is_empty({arg})"
         if op in UNARY_OPS:
-            return f"_rt.UNARY[{op!r}]({arg})"
+            return f"{self.const(UNARY_OPS[op])}({arg})"
         raise Unsupported(f"unary operator {op}")
 
     def _BinaryOp(self, node: Any) -> str:
         op = node.op
+        if op in ("and", "or") and _yields_bool(node.left) and _yields_bool(node.right):
+            # Both sides are Bools (or raise): Python's short-circuit `and`/`or` is Cedar's.
+            return f"({self.expr(node.left)} {op} {self.expr(node.right)})"
         if op == "and":
             t = self.temp()
             return (
@@ -293,7 +298,7 @@ class _Gen:
         if op == "has_tag":
             return f"_rt.has_tag({self.expr(node.left)}, {self.expr(node.right)}, E)"
         if op in _EXT_BINARY:
-            return f"_rt.BINARY[{op!r}]({self.expr(node.left)}, {self.expr(node.right)})"
+            return f"{self.const(BINARY_OPS[op])}({self.expr(node.left)}, {self.expr(node.right)})"
         raise Unsupported(f"binary operator {op}")
 
     def _eq(self, left: Any, right: Any) -> str:
@@ -506,8 +511,51 @@ def _scope_lines(var: str, anc: str, scope: Scope, gen: _Gen) -> list[str]:
     return [f"    if not ({' and '.join(conds)}):", "        return False"]
 
 
+_BOOL_BINARY = frozenset(
+    {
+        "eq",
+        "not_eq",
+        "less",
+        "less_eq",
+        "greater",
+        "greater_eq",
+        "in",
+        "contains",
+        "contains_all",
+        "contains_any",
+        "has_tag",
+        "is_in_range",
+        "decimal_less_than",
+        "decimal_less_eq",
+        "decimal_greater",
+        "decimal_greater_eq",
+    }
+)
+_BOOL_UNARY = frozenset({"is_empty", "is_ipv4", "is_ipv6", "is_loopback", "is_multicast"})
+
+
+def _yields_bool(node: Any) -> bool:
+    """True when ``node`` evaluates to a Bool whenever it does not raise (so no check is needed)."""
+    kind = type(node).__name__
+    if kind in ("BoolLit", "HasAttr", "Like", "Is"):
+        return True
+    if kind == "BinaryOp":
+        if node.op in ("and", "or"):
+            return True  # the generated code checks the operands
+        return node.op in _BOOL_BINARY
+    if kind == "UnaryOp":
+        return node.op == "not" or node.op in _BOOL_UNARY
+    return False
+
+
 def _step_lines(gen: _Gen, negate: bool, expr: Any) -> list[str]:
     code = gen.expr(expr)
+    if _yields_bool(expr):
+        return (
+            [f"    if {code}:", "        return False"]
+            if negate
+            else [f"    if not {code}:", "        return False"]
+        )
     if negate:
         return [
             f"    t0 = {code}",

@@ -10,10 +10,11 @@ rejected the same way.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from vigil.errors import ValueConversionError
-from vigil.policy.extensions import DateTime, Decimal, Duration, IPAddr, from_json_extn
+from vigil.policy.extensions import DateTime, Decimal, Duration, IPAddr, from_json_extn_args
 from vigil.policy.values import FALSE_KEY, LONG_MAX, LONG_MIN, TRUE_KEY, EvalError, Record, make_set
 
 MAX_DEPTH: Final = 32
@@ -97,7 +98,7 @@ def _convert(value: Any, where: str, depth: int, budget: list[int]) -> Any:
     if t is list:
         return make_set(_convert(v, f"{where}[]", depth + 1, budget) for v in value)
     if t is dict:
-        if "__extn" in value and len(value) == 1:
+        if "__extn" in value and len(value) == 1 and _is_escape(value["__extn"]):
             return _extension(value["__extn"], where)
         if "__entity" in value and len(value) == 1:
             return entity_uid(value["__entity"], where)
@@ -112,15 +113,19 @@ def _convert(value: Any, where: str, depth: int, budget: list[int]) -> Any:
     raise ValueConversionError(f"{where}: unsupported JSON value of type {t.__name__}")
 
 
+def _is_escape(spec: Any) -> bool:
+    """Whether ``{"__extn": spec}`` is an extension escape (else Cedar reads it as a record)."""
+    return (
+        type(spec) is dict
+        and type(spec.get("fn")) is str
+        and ("arg" in spec or type(spec.get("args")) is list)
+    )
+
+
 def _extension(spec: Any, where: str) -> Any:
-    if type(spec) is not dict or "fn" not in spec:
-        raise ValueConversionError(f'{where}: "__extn" must be an object with "fn" and "arg"')
-    fn = spec["fn"]
-    arg = spec["arg"] if "arg" in spec else spec.get("args")
-    if type(fn) is not str:
-        raise ValueConversionError(f'{where}: "__extn.fn" must be a string')
+    args = [spec["arg"]] if "arg" in spec else spec["args"]
     try:
-        return from_json_extn(fn, arg)
+        return from_json_extn_args(spec["fn"], args)
     except EvalError as e:
         raise ValueConversionError(f"{where}: {e}") from None
 
@@ -164,8 +169,20 @@ def to_json(value: Any) -> Any:
     if t is Record or isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
     if t is Decimal or t is IPAddr or t is DateTime or t is Duration:
-        return {"__extn": {"fn": _EXTN_FN[t], "arg": str(value)}}
+        return _extension_json(value)
     return str(value)
 
 
-_EXTN_FN: dict[type, str] = {Decimal: "decimal", IPAddr: "ip", DateTime: "datetime", Duration: "duration"}
+_CALL = re.compile(r'^(\w+)\("([^"\\]*)"\)$')
+
+
+def _extension_json(value: Any) -> Any:
+    """An extension value as a JSON escape that Cedar (and :func:`to_cedar`) reads back equal."""
+    m = _CALL.match(str(value))  # the extension types print as Cedar source: ip("10.0.0.0/8")
+    if m is not None:
+        return {"__extn": {"fn": m.group(1), "arg": m.group(2)}}
+    # datetimes outside years 0000-9999 print as an offset from the epoch
+    epoch = {"__extn": {"fn": "datetime", "arg": "1970-01-01"}}
+    return {"__extn": {"fn": "offset", "args": [epoch, {"__extn": {"fn": "duration", "arg": f"{value.ms}ms"}}]}}
+
+
