@@ -219,8 +219,12 @@ class Authorizer:
         if overlay:
             env = OverlayEnv(self.store, overlay)
             forbids, g_forbids, permits, g_permits = self.scope_candidates(principal, action)
-            pa = overlay.get(principal) or (pe.attrs if pe is not None else MISSING_ATTRS)
-            ra = overlay.get(resource) or (re_.attrs if re_ is not None else MISSING_ATTRS)
+            pa = overlay.get(principal)
+            if pa is None:
+                pa = pe.attrs if pe is not None else MISSING_ATTRS
+            ra = overlay.get(resource)
+            if ra is None:
+                ra = re_.attrs if re_ is not None else MISSING_ATTRS
             excluded = passed = _NOTHING
         else:
             env = self.store

@@ -170,8 +170,11 @@ def parse_schema(text: str) -> Schema:
         raise SchemaError("schema must be a string")
     _check_text_nesting(text)
     rendered = _render_with_cedarpy(text)
-    declarations = _Parser(_tokenize(rendered)).schema()
-    return _Resolver(declarations).schema()
+    try:
+        declarations = _Parser(_tokenize(rendered)).schema()
+        return _Resolver(declarations).schema()
+    except RecursionError:  # only if the caller already sits deep in the stack
+        raise SchemaError("schema nests too deeply to read here") from None
 
 
 def _render_with_cedarpy(text: str) -> str:
@@ -815,7 +818,8 @@ def coerce_json(value: Any, ty: SchemaType) -> Any:
       declare are kept as they are.
 
     Anything that does not fit the type, and anything already in ``__extn``/``__entity`` form, is
-    returned unchanged for the caller's validation to report. The input is never mutated
+    returned unchanged for the caller's validation to report. Containers are recognised by exact
+    type (``dict``, ``list``, as :func:`json.loads` makes them). The input is never mutated
     (unchanged parts may be shared with it). Never raises, whatever the value or type.
     """
     return _coerce(value, ty, 0)
@@ -866,7 +870,7 @@ def _coerce_extension(value: Any, extension: Any, depth: int) -> Any:
         return value
     if "__extn" in value:
         call = _coerce_call(value["__extn"], constructors, depth)
-        return value if call is None else {**value, "__extn": call}
+        return value if call is None or call == value["__extn"] else {**value, "__extn": call}
     if any(key in value for key in _ESCAPES):
         return value
     call = _coerce_call(value, constructors, depth)

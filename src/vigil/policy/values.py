@@ -7,7 +7,7 @@
 | String     | ``str``                                                       |
 | Entity     | ``tuple[str, str]``: ``(type, id)``, type with its namespace   |
 | Set        | ``frozenset`` of *set keys* (see :func:`set_key`)             |
-| Record     | :class:`Record` (a hashable ``dict`` of attribute -> value)   |
+| Record     | ``dict`` of attribute -> value (``Record`` is an alias)       |
 | extension  | :class:`~vigil.policy.extensions.Decimal`, ``IPAddr``,        |
 |            | ``DateTime``, ``Duration``                                    |
 
@@ -19,7 +19,7 @@ a set, so nothing ever needs to turn a key back into a value.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 EntityUid = tuple[str, str]
 
@@ -51,13 +51,12 @@ TRUE_KEY: Final = _BoolKey(True)
 FALSE_KEY: Final = _BoolKey(False)
 
 
-class Record(dict[str, Any]):
-    """A Cedar record: attribute name -> Cedar value. Hashable so it can sit in a set."""
-
-    __slots__ = ()
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(frozenset((k, set_key(v)) for k, v in self.items()))
+if TYPE_CHECKING:
+    Record: TypeAlias = dict[str, Any]
+else:
+    Record = dict
+"""A Cedar record is a plain ``dict`` of attribute -> Cedar value: no other Cedar value is a dict,
+and a plain dict is the cheapest thing to build per request. Sets hold a record by its set key."""
 
 
 _RECORD_MARK: Final = object()
