@@ -66,27 +66,23 @@ def parse_authzen(request: Any, action_type: str = "Action") -> AccessRequest:
         rid = resource["id"]
     except (KeyError, TypeError, IndexError):
         return _parse_checked(request, action_type)
+    # Subscripting already proved the containers are mappings; the sums bound each id and type
+    # more tightly than the checked path does, which handles anything longer.
     if (
-        type(request) is dict
-        and type(subject) is dict
-        and type(action) is dict
-        and type(resource) is dict
-        and type(stype) is str
-        and type(sid) is str
-        and type(name) is str
-        and type(rtype) is str
+        type(sid) is str
         and type(rid) is str
+        and type(name) is str
+        and type(stype) is str
+        and type(rtype) is str
         and stype
         and name
         and rtype
-        and len(sid) <= MAX_ID
-        and len(rid) <= MAX_ID
-        and len(stype) <= MAX_TYPE
-        and len(rtype) <= MAX_TYPE
-        and len(name) <= MAX_ID
+        and len(sid) + len(rid) + len(name) <= MAX_ID
+        and len(stype) + len(rtype) <= MAX_TYPE
         and "properties" not in subject
         and "properties" not in resource
         and "properties" not in action
+        and type(request) is dict
     ):
         context = request.get("context", _EMPTY)
         if type(context) is dict:
