@@ -1,6 +1,6 @@
 """Decision events: versioned, masked, written off the hot path, never dropped silently."""
 
-from vigil.audit.events import EVENT_VERSION, decision_event
+from vigil.audit.events import EVENT_VERSION, decision_event, encode_event
 from vigil.audit.sink import AuditSink, JsonlSink, MemorySink, NullSink
 
-__all__ = ["EVENT_VERSION", "AuditSink", "JsonlSink", "MemorySink", "NullSink", "decision_event"]
+__all__ = ["EVENT_VERSION", "AuditSink", "JsonlSink", "MemorySink", "NullSink", "decision_event", "encode_event"]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
+
+import orjson
 
 from vigil.model.decision import DecisionRecord
 from vigil.policy.json_values import to_json
@@ -42,10 +43,8 @@ def decision_event(record: DecisionRecord, mask: Sequence[str] = ()) -> dict[str
         event["errors"] = [{"policy": p, "message": m} for p, m in record.errors]
     if record.error is not None:
         event["error"] = record.error
-    if record.context:
-        context = {k: to_json(v) for k, v in record.context.items() if k != "vigil"}
-        if context:
-            event["context"] = _masked(context, mask) if mask else context
+    context = {k: to_json(v) for k, v in (record.context or {}).items()}
+    event["context"] = _masked(context, mask) if mask else context
     return event
 
 
@@ -54,18 +53,45 @@ _second_cache: list[Any] = [None, ""]
 
 def rfc3339(epoch: float) -> str:
     """``epoch`` seconds as RFC 3339 UTC with microseconds (``2026-11-28T09:14:03.123456Z``)."""
-    sec = math.floor(epoch)
+    micros = int(epoch * 1_000_000)
+    sec, frac = divmod(micros, 1_000_000)
     cache = _second_cache
     if cache[0] != sec:
-        prefix = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cache[1] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
         cache[0] = sec
-        cache[1] = prefix
-    else:
-        prefix = cache[1]
-    micros = round((epoch - sec) * 1_000_000)
-    if micros >= 1_000_000:
-        micros = 999_999
-    return f"{prefix}.{micros:06d}Z"
+    return f"{cache[1]}{frac:06d}Z"
+
+
+def encode_event(record: DecisionRecord, mask: Sequence[str] = ()) -> bytes:
+    """The audit event of ``record`` as one JSON line (without the newline).
+
+    The same event as :func:`decision_event`; without masking, the context's Cedar values are
+    encoded by orjson directly (extension values and sets through a small hook), which keeps the
+    writer thread's cost per decision low.
+    """
+    if mask or record.errors or record.error is not None:
+        return orjson.dumps(decision_event(record, mask))
+    principal = record.principal
+    resource = record.resource
+    event = {
+        "v": EVENT_VERSION,
+        "type": "decision",
+        "id": record.id,
+        "time": rfc3339(record.time),
+        "decision": "allow" if record.allowed else "deny",
+        "subject": {"type": principal[0], "id": principal[1]},
+        "action": {"type": record.action[0], "name": record.action[1]},
+        "resource": {"type": resource[0], "id": resource[1]},
+        "reason_codes": record.reason_codes,
+        "policies": record.policies,
+        "risk": record.risk,
+        "signals": record.signals,
+        "advice": record.advice,
+        "policy_revision": record.policy_revision,
+        "latency_ns": record.latency_ns,
+        "context": record.context or {},
+    }
+    return orjson.dumps(event, default=to_json)
 
 
 def _masked(context: dict[str, Any], mask: Sequence[str]) -> dict[str, Any]:

@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
-from vigil.audit.events import decision_event
+from vigil.audit.events import decision_event, encode_event
 from vigil.model.decision import DecisionRecord
 
 
@@ -112,7 +110,7 @@ class JsonlSink:
             popleft = buf.popleft
             mask = self._mask
             while buf:
-                lines.append(orjson.dumps(decision_event(popleft(), mask)))
+                lines.append(encode_event(popleft(), mask))
             data = b"\n".join(lines) + b"\n"
             try:
                 self._file.write(data)
