@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import json
 import os
 import threading
 import weakref
@@ -110,13 +111,13 @@ class JsonlSink:
             popleft = buf.popleft
             mask = self._mask
             while buf:
-                lines.append(encode_event(popleft(), mask))
+                lines.append(_encode_safely(popleft(), mask))
             data = b"\n".join(lines) + b"\n"
             try:
                 self._file.write(data)
                 self._file.flush()
                 self.written += len(lines)
-            except OSError:
+            except (OSError, ValueError):
                 self.write_errors += 1
                 self.dropped += len(lines)
 
@@ -124,7 +125,10 @@ class JsonlSink:
         while not self._closed:
             self._wake.wait(self._interval)
             self._wake.clear()
-            self._drain()
+            try:
+                self._drain()
+            except Exception:  # the writer must outlive any one bad batch
+                self.write_errors += 1
 
     def flush(self) -> None:
         """Write everything buffered so far, and fsync."""
@@ -145,6 +149,16 @@ class JsonlSink:
         self._drain()
         with self._lock:
             self._file.close()
+
+
+def _encode_safely(record: DecisionRecord, mask: Sequence[str]) -> bytes:
+    """The event line; never raises. orjson refuses text JSON cannot carry (lone surrogates):
+    then the stdlib encoder writes it escaped, so the event is still recorded."""
+    try:
+        return encode_event(record, mask)
+    except (TypeError, ValueError):
+        event = decision_event(record, mask)
+        return json.dumps(event, ensure_ascii=True, default=str).encode("ascii")
 
 
 def _close_at_exit(ref: weakref.ref[JsonlSink]) -> None:

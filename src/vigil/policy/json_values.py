@@ -28,12 +28,25 @@ _FAST_EXTN: Final = {
 }
 
 
+def _bad_text(s: str) -> bool:
+    """True for text Cedar cannot hold: longer than MAX_STRING, or not encodable (lone surrogates)."""
+    if len(s) > MAX_STRING:
+        return True
+    if s.isascii():
+        return False
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def to_cedar(value: Any, where: str = "value") -> Any:
     """The Cedar value of a JSON value; raises ValueConversionError naming ``where`` on failure."""
     t = type(value)
     if t is str:
-        if len(value) > MAX_STRING:
-            raise ValueConversionError(f"{where}: string longer than {MAX_STRING} characters")
+        if _bad_text(value):
+            raise ValueConversionError(f"{where}: string too long or not valid Unicode text")
         return value
     if t is bool:
         return value
@@ -49,14 +62,16 @@ def record_to_cedar(value: Any, where: str = "context") -> Record:
     """A JSON object as a Cedar record; raises ValueConversionError when it is not an object."""
     if type(value) is not dict:
         raise ValueConversionError(f"{where}: expected an object, got {_json_type(value)}")
+    if len(value) == 1 and ("__extn" in value or "__entity" in value):
+        raise ValueConversionError(f"{where}: expected a record, got an extension or entity escape")
     out = Record(value)
     budget: list[int] | None = None
     # Scalars are already Cedar values; only check them, and convert the rest in place.
     for k, v in value.items():
         t = type(v)
         if t is str:
-            if len(v) > MAX_STRING:
-                raise ValueConversionError(f"{where}.{k}: string longer than {MAX_STRING} characters")
+            if (len(v) > 256 or not v.isascii()) and _bad_text(v):
+                raise ValueConversionError(f"{where}.{k}: string too long or not valid Unicode text")
         elif t is int:
             if not LONG_MIN <= v <= LONG_MAX:
                 raise ValueConversionError(f"{where}.{k}: integer {v} is outside the 64-bit range")
@@ -84,8 +99,8 @@ def _convert(value: Any, where: str, depth: int, budget: list[int]) -> Any:
         raise ValueConversionError(f"{where}: more than {MAX_NODES} values")
     t = type(value)
     if t is str:
-        if len(value) > MAX_STRING:
-            raise ValueConversionError(f"{where}: string longer than {MAX_STRING} characters")
+        if _bad_text(value):
+            raise ValueConversionError(f"{where}: string too long or not valid Unicode text")
         return value
     if t is bool:
         return value
@@ -100,8 +115,11 @@ def _convert(value: Any, where: str, depth: int, budget: list[int]) -> Any:
     if t is dict:
         if "__extn" in value and len(value) == 1 and _is_escape(value["__extn"]):
             return _extension(value["__extn"], where)
-        if "__entity" in value and len(value) == 1:
-            return entity_uid(value["__entity"], where)
+        if len(value) == 1:
+            if "__entity" in value and _is_entity_escape(value["__entity"]):
+                return entity_uid(value["__entity"], where, check_name=True)
+            if "__expr" in value:
+                raise ValueConversionError(f'{where}: the "__expr" escape is no longer supported by Cedar')
         out = Record()
         for k, v in value.items():
             out[k] = _convert(v, f"{where}.{k}", depth + 1, budget)
@@ -122,6 +140,40 @@ def _is_escape(spec: Any) -> bool:
     )
 
 
+def _is_entity_escape(spec: Any) -> bool:
+    """Whether ``{"__entity": spec}`` is an entity escape (else Cedar reads it as a record)."""
+    return type(spec) is dict and type(spec.get("type")) is str and type(spec.get("id")) is str
+
+
+_NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*(::[_a-zA-Z][_a-zA-Z0-9]*)*")
+_RESERVED = frozenset(
+    {
+        "true",
+        "false",
+        "if",
+        "then",
+        "else",
+        "in",
+        "is",
+        "like",
+        "has",
+        "principal",
+        "action",
+        "resource",
+        "context",
+        "permit",
+        "forbid",
+        "when",
+        "unless",
+        "__cedar",
+    }
+)
+
+
+def _valid_type_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None and not any(p in _RESERVED for p in name.split("::"))
+
+
 def _extension(spec: Any, where: str) -> Any:
     args = [spec["arg"]] if "arg" in spec else spec["args"]
     try:
@@ -130,8 +182,9 @@ def _extension(spec: Any, where: str) -> Any:
         raise ValueConversionError(f"{where}: {e}") from None
 
 
-def entity_uid(spec: Any, where: str = "entity") -> tuple[str, str]:
-    """``{"type", "id"}`` as an entity uid; raises ValueConversionError when malformed."""
+def entity_uid(spec: Any, where: str = "entity", *, check_name: bool = False) -> tuple[str, str]:
+    """``{"type", "id"}`` as an entity uid; raises ValueConversionError when malformed (and, with
+    ``check_name``, when the type is not a Cedar name such as ``NS::User``)."""
     if type(spec) is not dict:
         raise ValueConversionError(f'{where}: entity reference must be an object with "type" and "id"')
     etype = spec.get("type")
@@ -140,6 +193,8 @@ def entity_uid(spec: Any, where: str = "entity") -> tuple[str, str]:
         raise ValueConversionError(f'{where}: entity reference needs string "type" and "id"')
     if len(eid) > MAX_STRING or len(etype) > 1024:
         raise ValueConversionError(f"{where}: entity reference too long")
+    if check_name and not _valid_type_name(etype):
+        raise ValueConversionError(f"{where}: {etype!r} is not a valid entity type name")
     return (etype, eid)
 
 
@@ -183,6 +238,6 @@ def _extension_json(value: Any) -> Any:
         return {"__extn": {"fn": m.group(1), "arg": m.group(2)}}
     # datetimes outside years 0000-9999 print as an offset from the epoch
     epoch = {"__extn": {"fn": "datetime", "arg": "1970-01-01"}}
-    return {"__extn": {"fn": "offset", "args": [epoch, {"__extn": {"fn": "duration", "arg": f"{value.ms}ms"}}]}}
-
-
+    return {
+        "__extn": {"fn": "offset", "args": [epoch, {"__extn": {"fn": "duration", "arg": f"{value.ms}ms"}}]}
+    }
