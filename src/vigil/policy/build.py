@@ -61,12 +61,14 @@ def build_policy_set(
     *,
     require_valid: bool = True,
     force_fallback: frozenset[str] = frozenset(),
+    entity_origins: Sequence[str] | None = None,
 ) -> PolicySet:
     """Parse, validate (when a schema is given), compile and index; raises BuildError.
 
     ``require_valid=False`` keeps policies that fail schema validation (Cedar still evaluates
     them); their messages land in ``validation_warnings``. ``force_fallback`` names policies to
     evaluate through cedarpy even when they compile (for tests of the fallback path).
+    ``entity_origins`` gives each entity's ``file:line`` for error messages.
     """
     problems: list[str] = []
     schema_handle: Any = None
@@ -93,9 +95,12 @@ def build_policy_set(
         raise BuildError(problems)
 
     try:
-        normalized = cedar.normalize_entities(entity_items, schema_handle)
+        normalized = cedar.normalize_entities(entity_items, schema_handle, entity_origins)
+    except CedarError as e:
+        raise BuildError([str(e)]) from None
+    try:
         store = EntityStore.from_json(normalized)
-    except (CedarError, ValueConversionError) as e:
+    except ValueConversionError as e:
         raise BuildError([f"entities: {e}"]) from None
 
     compiled, fallbacks = _compile_all(parsed.pst, normalized, schema_handle, force_fallback)

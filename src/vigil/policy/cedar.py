@@ -181,25 +181,33 @@ def validate(parsed: ParsedPolicies, schema: Any) -> list[tuple[str, str]]:
     return [(err.policy_id, err.error) for err in result.errors]
 
 
-def normalize_entities(items: list[Any], schema: Any | None) -> list[Any]:
+def normalize_entities(
+    items: list[Any], schema: Any | None, origins: Sequence[str] | None = None
+) -> list[Any]:
     """Cedar's own reading of an entity list (schema-typed when ``schema`` is given, action
-    entities from the schema added) as plain JSON; raises CedarError naming the first bad entity."""
+    entities from the schema added) as plain JSON; raises CedarError naming the first bad entity
+    (prefixed with its ``origins`` entry, e.g. ``entities/a.json:12``, when given)."""
     try:
         handle = cedarpy.Entities.from_json_str(json.dumps(items), schema)
     except ValueError as e:
-        raise CedarError(_first_bad_entity(items, schema) or _one_line(e)) from None
+        found = _first_bad_entity(items, schema)
+        if found is None:
+            raise CedarError(_one_line(e)) from None
+        index, message = found
+        where = origins[index] if origins is not None and index < len(origins) else "entities"
+        raise CedarError(f"{where}: {message}") from None
     rendered: list[Any] = json.loads(str(handle))
     return rendered
 
 
-def _first_bad_entity(items: list[Any], schema: Any | None) -> str | None:
-    for item in items:
+def _first_bad_entity(items: list[Any], schema: Any | None) -> tuple[int, str] | None:
+    for index, item in enumerate(items):
         try:
             cedarpy.Entities.from_json_str(json.dumps([item]), schema)
         except ValueError as e:
             uid = item.get("uid") if isinstance(item, dict) else None
             label = f'{uid.get("type")}::"{uid.get("id")}"' if isinstance(uid, dict) else repr(item)[:60]
-            return f"entity {label}: {_one_line(e)}"
+            return index, f"entity {label}: {_one_line(e)}"
     return None
 
 

@@ -47,7 +47,7 @@ def load_workspace(path: str | Path) -> Workspace:
     schema_text = (
         _read(root / "schema.cedarschema", root, problems) if (root / "schema.cedarschema").exists() else None
     )
-    entities, entity_files = _entities(root, problems)
+    entities, entity_files, origins = _entities(root, problems)
     links = _links(root, problems)
     if problems:
         # Report policy syntax errors too, so one `vigil check` shows everything it can.
@@ -57,7 +57,7 @@ def load_workspace(path: str | Path) -> Workspace:
             problems.extend(p for p in str(e).split("; ") if p not in problems)
         raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problems[0]}", problems)
     try:
-        policy_set = build_policy_set(sources, entities, schema_text, links)
+        policy_set = build_policy_set(sources, entities, schema_text, links, entity_origins=origins)
     except BuildError as e:
         raise WorkspaceError(f"workspace {str(root)!r} is invalid: {e.problems[0]}", e.problems) from None
     return Workspace(
@@ -128,21 +128,43 @@ def _json_file(p: Path, root: Path, problems: list[str]) -> Any:
         return None
 
 
-def _entities(root: Path, problems: list[str]) -> tuple[list[Any], list[str]]:
+def _entities(root: Path, problems: list[str]) -> tuple[list[Any], list[str], list[str]]:
+    """Every entity of ``entities/*.json``, the files read, and each entity's ``file:line``."""
     folder = root / "entities"
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     items: list[Any] = []
     names = []
+    origins: list[str] = []
     for f in files:
-        data = _json_file(f, root, problems)
-        if data is None:
+        text = _read(f, root, problems)
+        if text is None:
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            problems.append(f"{_rel(root, f)}:{e.lineno}: invalid JSON: {e.msg}")
             continue
         if not isinstance(data, list):
             problems.append(f"{_rel(root, f)}:1: expected a JSON array of entities")
             continue
         items.extend(data)
         names.append(_rel(root, f))
-    return items, names
+        origins.extend(f"{_rel(root, f)}:{line}" for line in _item_lines(text, data))
+    return items, names, origins
+
+
+def _item_lines(text: str, data: list[Any]) -> list[int]:
+    """The line where each entity of ``data`` starts in ``text`` (best effort: its uid's id)."""
+    lines = []
+    pos = 0
+    for item in data:
+        uid = item.get("uid") if isinstance(item, dict) else None
+        eid = uid.get("id") if isinstance(uid, dict) else None
+        found = text.find(json.dumps(eid), pos) if isinstance(eid, str) else -1
+        if found >= 0:
+            pos = found + 1
+        lines.append(text.count("\n", 0, found if found >= 0 else pos) + 1)
+    return lines
 
 
 def _links(root: Path, problems: list[str]) -> list[Any]:
