@@ -15,14 +15,11 @@ EVENT_VERSION: Final = 1
 MASK: Final = "***"
 
 
-def decision_event(record: DecisionRecord, mask: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON-ready audit event for ``record``; ``mask`` paths (``context.a.b``) become ``"***"``.
-
-    Tuples are left as tuples (JSON arrays): this runs once per decision on the writer thread.
-    """
+def _base_event(record: DecisionRecord) -> dict[str, Any]:
+    """Every field of the event but ``errors``, ``error`` and ``context``."""
     principal = record.principal
     resource = record.resource
-    event: dict[str, Any] = {
+    return {
         "v": EVENT_VERSION,
         "type": "decision",
         "id": record.id,
@@ -39,6 +36,14 @@ def decision_event(record: DecisionRecord, mask: Sequence[str] = ()) -> dict[str
         "policy_revision": record.policy_revision,
         "latency_ns": record.latency_ns,
     }
+
+
+def decision_event(record: DecisionRecord, mask: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON-ready audit event for ``record``; ``mask`` paths (``context.a.b``) become ``"***"``.
+
+    Tuples are left as tuples (JSON arrays): this runs once per decision on the writer thread.
+    """
+    event = _base_event(record)
     if record.errors:
         event["errors"] = [{"policy": p, "message": m} for p, m in record.errors]
     if record.error is not None:
@@ -67,30 +72,12 @@ def encode_event(record: DecisionRecord, mask: Sequence[str] = ()) -> bytes:
 
     The same event as :func:`decision_event`; without masking, the context's Cedar values are
     encoded by orjson directly (extension values and sets through a small hook), which keeps the
-    writer thread's cost per decision low.
+    writer thread's cost per decision low. Raises orjson's errors for text JSON cannot carry.
     """
     if mask or record.errors or record.error is not None:
         return orjson.dumps(decision_event(record, mask))
-    principal = record.principal
-    resource = record.resource
-    event = {
-        "v": EVENT_VERSION,
-        "type": "decision",
-        "id": record.id,
-        "time": rfc3339(record.time),
-        "decision": "allow" if record.allowed else "deny",
-        "subject": {"type": principal[0], "id": principal[1]},
-        "action": {"type": record.action[0], "name": record.action[1]},
-        "resource": {"type": resource[0], "id": resource[1]},
-        "reason_codes": record.reason_codes,
-        "policies": record.policies,
-        "risk": record.risk,
-        "signals": record.signals,
-        "advice": record.advice,
-        "policy_revision": record.policy_revision,
-        "latency_ns": record.latency_ns,
-        "context": record.context or {},
-    }
+    event = _base_event(record)
+    event["context"] = record.context or {}
     return orjson.dumps(event, default=to_json)
 
 

@@ -43,19 +43,7 @@ def _bad_text(s: str) -> bool:
 
 def to_cedar(value: Any, where: str = "value") -> Any:
     """The Cedar value of a JSON value; raises ValueConversionError naming ``where`` on failure."""
-    t = type(value)
-    if t is str:
-        if _bad_text(value):
-            raise ValueConversionError(f"{where}: string too long or not valid Unicode text")
-        return value
-    if t is bool:
-        return value
-    if t is int:
-        if LONG_MIN <= value <= LONG_MAX:
-            return value
-        raise ValueConversionError(f"{where}: integer {value} is outside the 64-bit range")
-    budget = [MAX_NODES]
-    return _convert(value, where, 0, budget)
+    return _convert(value, where, 0, [MAX_NODES])
 
 
 def record_to_cedar(value: Any, where: str = "context") -> Record:
