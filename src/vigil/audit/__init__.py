@@ -3,4 +3,12 @@
 from vigil.audit.events import EVENT_VERSION, decision_event, encode_event
 from vigil.audit.sink import AuditSink, JsonlSink, MemorySink, NullSink
 
-__all__ = ["EVENT_VERSION", "AuditSink", "JsonlSink", "MemorySink", "NullSink", "decision_event", "encode_event"]
+__all__ = [
+    "EVENT_VERSION",
+    "AuditSink",
+    "JsonlSink",
+    "MemorySink",
+    "NullSink",
+    "decision_event",
+    "encode_event",
+]
