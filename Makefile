@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/vigil replay --workspace .vigil/demo/workspace \
 		--input examples/agent-fleet/events.jsonl --output .vigil/demo/decisions.jsonl
 	@echo "decisions: .vigil/demo/decisions.jsonl   audit: .vigil/demo/workspace/.vigil/audit.jsonl"
+	@VENV=$(VENV) bash examples/authzen-todo/demo.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples
@@ -49,3 +50,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .vigil .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: eval
+eval: $(STAMP)
+	$(VENV)/bin/vigil eval --datasets $(SHARED)/datasets --json-out eval/results.json --update-doc docs/detection.md

@@ -85,9 +85,13 @@ def parses(case: Case) -> bool:
 
 
 def build(case: Case, force_fallback: frozenset[str] = frozenset()) -> PolicySet:
-    return build_policy_set(
-        [PolicySource("p.cedar", case.text)], list(case.entities), require_valid=False, force_fallback=force_fallback
-    )
+    """vigil's policy set; from two files when there are three policies or more (ids run on across
+    files, as Cedar numbers the concatenated text)."""
+    texts = [p.text for p in case.policies]
+    sources = [PolicySource("a.cedar", "\n".join(texts[:2]))]
+    if len(texts) > 2:
+        sources.append(PolicySource("b.cedar", "\n".join(texts[2:])))
+    return build_policy_set(sources, list(case.entities), require_valid=False, force_fallback=force_fallback)
 
 
 def vigil_answer(ps: PolicySet, request: Request, overlay: Any = None) -> tuple[Verdict, Any]:
@@ -101,6 +105,10 @@ def vigil_answer(ps: PolicySet, request: Request, overlay: Any = None) -> tuple[
 
 def _check_case(case: Case, fallback: bool = False) -> None:
     assume(parses(case))
+    _compare(case, fallback)
+
+
+def _compare(case: Case, fallback: bool = False) -> None:
     ref = Reference(case)
     ps = build(case, frozenset(f"policy{i}" for i in range(len(case.policies))) if fallback else frozenset())
     assert len(ps.fallbacks) == (len(case.policies) if fallback else 0)
@@ -118,14 +126,14 @@ def _check_case(case: Case, fallback: bool = False) -> None:
 # -- authorizer level ------------------------------------------------------------------------------
 
 
-@_settings(1500)
+@_settings(600)
 @given(cases())
 def test_authorizer_matches_cedar(case: Case) -> None:
     """Decision, determining policies and erroring policies all equal Cedar's."""
     _check_case(case)
 
 
-@_settings(300)
+@_settings(150)
 @given(cases(max_policies=3, max_depth=5))
 def test_authorizer_matches_cedar_deep_expressions(case: Case) -> None:
     """Fewer policies, deeper expressions."""
@@ -139,10 +147,11 @@ def test_fallback_path_matches_cedar(case: Case) -> None:
     _check_case(case, fallback=True)
 
 
-@_settings(300)
+@_settings(120)
 @given(st.data())
-def test_overlay_matches_cedar_with_replaced_attributes(data: st.DataObject) -> None:
-    """``overlay`` (AuthZEN ``properties``) acts as Cedar does when the entity's attributes are replaced.
+def test_overlay_matches_cedar_with_merged_attributes(data: st.DataObject) -> None:
+    """``overlay`` as the engine builds it from AuthZEN ``properties`` (the stored attributes updated
+    with the properties) acts as Cedar does on an entity set holding the updated attributes.
 
     Only entities that exist are overlaid: the engine denies unknown principals before evaluation.
     """
@@ -150,20 +159,20 @@ def test_overlay_matches_cedar_with_replaced_attributes(data: st.DataObject) -> 
     assume(parses(case))
     existing = {(e["uid"]["type"], e["uid"]["id"]): e for e in case.entities}
     (request,) = case.requests
-    overlay_json: dict[tuple[str, str], dict[str, Any]] = {}
+    props: dict[tuple[str, str], dict[str, Any]] = {}
     for uid in (request.principal, request.resource):
         if uid in existing and data.draw(st.booleans()):
-            overlay_json[uid] = data.draw(contexts())
-    assume(overlay_json)
-    replaced = tuple(
-        {**e, "attrs": overlay_json[(e["uid"]["type"], e["uid"]["id"])]}
-        if (e["uid"]["type"], e["uid"]["id"]) in overlay_json else e
+            props[uid] = data.draw(contexts())
+    assume(any(props.values()))
+    merged = {uid: {**existing[uid]["attrs"], **p} for uid, p in props.items()}
+    updated = tuple(
+        {**e, "attrs": merged[(e["uid"]["type"], e["uid"]["id"])]}
+        if (e["uid"]["type"], e["uid"]["id"]) in merged else e
         for e in case.entities
     )
-    expected = Reference(Case(case.policies, replaced, case.requests)).answer(request)
-    ps = build(case)
-    overlay = {uid: record_to_cedar(attrs, "properties") for uid, attrs in overlay_json.items()}
-    got, _ans = vigil_answer(ps, request, overlay)
+    expected = Reference(Case(case.policies, updated, case.requests)).answer(request)
+    overlay = {uid: record_to_cedar(attrs, "properties") for uid, attrs in merged.items()}
+    got, _ans = vigil_answer(build(case), request, overlay)
     assert got == expected
 
 
@@ -171,6 +180,8 @@ def test_overlay_matches_cedar_with_replaced_attributes(data: st.DataObject) -> 
 
 
 def _engine(case: Case, root: Path) -> Engine:
+    # Shadow mode: behaviour never changes a decision, and the policies see a neutral context.vigil.
+    (root / "vigil.toml").write_text('[behaviour]\nmode = "shadow"\n\n[store]\nbackend = "memory"\n', encoding="utf-8")
     (root / "policies").mkdir()
     (root / "policies" / "p.cedar").write_text(case.text, encoding="utf-8")
     (root / "entities").mkdir()
@@ -187,39 +198,38 @@ def _authzen(request: Request) -> dict[str, Any]:
     }
 
 
-@_settings(150)
+@_settings(100)
 @given(cases(max_requests=4))
 def test_engine_denies_when_a_forbid_errors(case: Case) -> None:
     """The engine's one stricter rule: an erroring forbid denies (``forbid_errored``); otherwise Cedar."""
     assume(parses(case))
     ref = Reference(case)
     known = {(e["uid"]["type"], e["uid"]["id"]) for e in case.entities}
-    with tempfile.TemporaryDirectory() as d:
-        engine = _engine(case, Path(d))
-    for request in case.requests:
-        record = engine.decide(_authzen(request))
-        if request.principal not in known:
-            assert not record.allowed
-            assert record.reason_codes == ("unknown_identity",)
-            continue
-        expected = ref.answer(request, ENGINE_CONTEXT)
-        assert expected is not None
-        allowed, reasons, errors = expected
-        forbid_errored = any(case.effect(pid) for pid in errors)
-        assert {pid for pid, _msg in record.errors} == errors
-        if forbid_errored:
-            assert not record.allowed, request
-            assert "forbid_errored" in record.reason_codes
-        else:
-            assert record.allowed == allowed, request
-            assert set(record.policies) == reasons
-            assert "forbid_errored" not in record.reason_codes
+    with tempfile.TemporaryDirectory() as d, _engine(case, Path(d)) as engine:
+        for request in case.requests:
+            record = engine.decide(_authzen(request))
+            if request.principal not in known:
+                assert not record.allowed
+                assert record.reason_codes == ("unknown_identity",)
+                continue
+            expected = ref.answer(request, ENGINE_CONTEXT)
+            assert expected is not None
+            allowed, reasons, errors = expected
+            forbid_errored = any(case.effect(pid) for pid in errors)
+            assert {pid for pid, _msg in record.errors} == errors
+            if forbid_errored:
+                assert not record.allowed, request
+                assert "forbid_errored" in record.reason_codes
+            else:
+                assert record.allowed == allowed, request
+                assert set(record.policies) == reasons
+                assert "forbid_errored" not in record.reason_codes
 
 
 # -- policies and entities on their own ------------------------------------------------------------
 
 
-@_settings(300)
+@_settings(200)
 @given(st.lists(policies(), min_size=1, max_size=6), entity_sets())
 def test_build_accepts_what_cedar_accepts(pols: list[Any], ents: tuple[dict[str, Any], ...]) -> None:
     """Every policy set and entity set cedarpy accepts builds (compiled or fallback), and no other."""
@@ -250,8 +260,8 @@ def test_erroring_forbid_example() -> None:
     expected = (True, frozenset({"policy0"}), frozenset({"policy1"}))
     assert got == Reference(case).answer(case.requests[0]) == expected
     assert ans.errors[0].forbid
-    with tempfile.TemporaryDirectory() as d:
-        record = _engine(case, Path(d)).decide(_authzen(case.requests[0]))
+    with tempfile.TemporaryDirectory() as d, _engine(case, Path(d)) as engine:
+        record = engine.decide(_authzen(case.requests[0]))
     assert not record.allowed
     assert record.reason_codes == ("forbid_errored",)
 
@@ -259,3 +269,132 @@ def test_erroring_forbid_example() -> None:
 def test_context_errors_are_vigil_errors() -> None:
     with pytest.raises(VigilError):
         record_to_cedar({"x": None})
+
+
+# -- context JSON escapes --------------------------------------------------------------------------
+
+_PROBES = (
+    "context has x", "context.x has __extn", "context.x has __entity", "context.x has type", "context.x has fn",
+    'context.x == ip("1.2.3.4")', 'context.x == A::"b"', "context.x is A", "context.x == {}", "context has __extn",
+    "context has __entity", 'context.x.contains(ip("1.2.3.4"))', "context.x == 1", "context.x == true",
+    'context.x == "1.2.3.4"',
+)
+_PROBE_CASE = Case(
+    tuple(Policy(False, f"permit(principal, action, resource) when {{ {p} }};") for p in _PROBES), (), ()
+)
+
+
+def _probe(context: dict[str, Any]) -> tuple[Verdict | None, Verdict | None]:
+    """(Cedar's, vigil's) answer to the probe policies on ``context``; None where it is refused."""
+    request = Request(("U", "a"), "x", ("U", "r"), context)
+    cedar = Reference(_PROBE_CASE).answer(request)
+    try:
+        vigil_verdict: Verdict | None = vigil_answer(build(_PROBE_CASE), request)[0]
+    except VigilError:
+        vigil_verdict = None
+    return cedar, vigil_verdict
+
+
+_IP = {"__extn": {"fn": "ip", "arg": "1.2.3.4"}}
+# Values of `context.x` on which vigil reads the JSON exactly as Cedar does.
+ESCAPES_AGREE = (
+    _IP,
+    {"__entity": {"type": "A", "id": "b"}},
+    {"__entity": {"type": "NS::A", "id": "b"}},
+    {"type": "A", "id": "b"},
+    {"__extn": {"fn": "ip", "arg": "bogus"}},
+    {"__extn": {"fn": "nope", "arg": "1"}},
+    {"__extn": {"fn": "ipaddr", "arg": "1.2.3.4"}},
+    {"__extn": {"fn": "ip", "arg": 1}},
+    {"__extn": {"fn": "ip", "args": []}},
+    {"__extn": {"fn": "ip", "args": ["1.2.3.4"]}},
+    {"__extn": {"fn": "ip", "arg": _IP}},
+    {"__extn": {"fn": "isIpv4", "arg": _IP}},
+    {"__extn": {"fn": "ip", "arg": "1.2.3.4", "z": 1}},
+    {"__extn": {"fn": "ip", "arg": "1.2.3.4", "args": ["1.2.3.5"]}},
+    {"__entity": {"type": "A", "id": "b", "z": 1}},
+    {"__entity": {"type": "", "id": "b"}},
+    {"__extn": {"fn": "ip", "arg": "1.2.3.4"}, "other": 1},
+    {"__entity": {"type": "A", "id": "b"}, "__extn": _IP["__extn"]},
+    None,
+    1.5,
+    2**63,
+    [1, True, 1],
+    [_IP],
+    {"k": _IP},
+    # Malformed escapes: plain records for Cedar.
+    {"__extn": {"fn": "ip"}},
+    {"__extn": "ip"},
+    {"__extn": {"fn": 1, "arg": "1.2.3.4"}},
+    {"__extn": {"fn": "ip", "args": "1.2.3.4"}},
+    {"__extn": {"fn": "ip", "arg": ["1.2.3.4"]}},
+    {"__entity": {"type": "A"}},
+    {"__entity": 'A::"b"'},
+    {"__entity": {"type": "A", "id": 1}},
+    # Malformed entity escapes and strings Cedar refuses.
+    {"__entity": {"type": "a b", "id": "b"}},
+    {"__entity": {"type": "A::", "id": "b"}},
+    {"__entity": {"type": "if", "id": "b"}},
+    {"__expr": "1"},
+    "\ud800",
+)
+# Known gaps in json_values (strict xfails: they fail once fixed, so the mark can go).
+ESCAPES_KNOWN_GAPS = (
+    pytest.param({"__entity": {"type": "A", "id": "b\ud800"}}, id="lone-surrogate-in-entity-id"),
+    pytest.param({"\ud800": 1}, id="lone-surrogate-in-record-key"),
+)
+@pytest.mark.parametrize("value", ESCAPES_AGREE, ids=lambda v: json.dumps(v)[:48])
+def test_context_escape_read_as_cedar_does(value: Any) -> None:
+    cedar, got = _probe({"x": value})
+    assert got == cedar
+
+
+@pytest.mark.xfail(strict=True, reason="json_values: reads this JSON differently from Cedar")
+@pytest.mark.parametrize("value", ESCAPES_KNOWN_GAPS)
+def test_context_escape_known_gaps(value: Any) -> None:
+    cedar, got = _probe({"x": value})
+    assert got == cedar
+
+
+@pytest.mark.parametrize("context", [{"__extn": _IP["__extn"]}, {"__entity": {"type": "A", "id": "b"}}])
+def test_context_that_is_an_escape_is_refused(context: dict[str, Any]) -> None:
+    """Cedar: "expression is not a record"."""
+    cedar, got = _probe(context)
+    assert cedar is None and got is None
+
+
+@pytest.mark.xfail(strict=True, reason="json_values: a top-level context reads differently from Cedar")
+@pytest.mark.parametrize("context", [
+    pytest.param({"__expr": "1"}, id="retired-__expr-escape-as-context"),
+    pytest.param({"__extn": {"fn": "ip"}}, id="malformed-escape-as-context-is-a-record"),
+])
+def test_context_top_level_known_gaps(context: dict[str, Any]) -> None:
+    cedar, got = _probe(context)
+    assert got == cedar
+
+
+# -- the fallback path -----------------------------------------------------------------------------
+
+
+def test_fallback_policy_reads_extension_values_in_context() -> None:
+    case = Case(
+        (Policy(False, 'permit(principal, action, resource) when { context.src == ip("10.0.0.1") };'),),
+        (),
+        (Request(("User", "a"), "read", ("Doc", "d"), {"src": {"__extn": {"fn": "ip", "arg": "10.0.0.1"}}}),),
+    )
+    _compare(case)
+    _compare(case, fallback=True)
+
+
+@pytest.mark.xfail(strict=True, reason="build: fallback policies evaluate the stored entities, ignoring overlays")
+def test_fallback_policy_sees_overlay() -> None:
+    case = Case(
+        (Policy(False, "permit(principal, action, resource) when { principal.level > 5 };"),),
+        ({"uid": {"type": "User", "id": "a"}, "attrs": {"level": 1}, "parents": []},),
+        (Request(("User", "a"), "read", ("Doc", "d"), {}),),
+    )
+    overlay = {("User", "a"): record_to_cedar({"level": 9})}
+    compiled, _ = vigil_answer(build(case), case.requests[0], overlay)
+    fallback, _ = vigil_answer(build(case, frozenset({"policy0"})), case.requests[0], overlay)
+    assert compiled[0] is True
+    assert fallback == compiled

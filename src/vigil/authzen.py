@@ -55,6 +55,8 @@ class JsonError(RequestError):
 def is_json_content_type(value: bytes | None) -> bool:
     """Whether a ``Content-Type`` header value is ``application/json`` (parameters such as
     ``charset`` allowed, case-insensitive). Returns False for a missing header."""
+    if value == b"application/json":
+        return True
     if not value:
         return False
     media = value.split(b";", 1)[0].strip().lower()

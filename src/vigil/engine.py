@@ -1,8 +1,8 @@
 """``Engine.decide``: the one orchestration of the decision pipeline (ARCHITECTURE section 2).
 
-parse -> identity -> signals (behaviour) -> policy (compiled Cedar) -> combine -> record -> audit
--> learn. Every failure denies; a malformed request raises :class:`~vigil.errors.RequestError`
-before anything is decided or changed.
+parse -> identity (quarantine) -> signals (behaviour) -> policy (compiled Cedar) -> combine (risk,
+step-up, approvals, quarantine) -> record -> audit -> learn. Every failure denies; a malformed request
+raises :class:`~vigil.errors.RequestError` before anything is decided or changed.
 """
 
 from __future__ import annotations
@@ -10,21 +10,28 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from vigil.approvals import Approvals, ticket_dict
 from vigil.audit.sink import AuditSink, JsonlSink, NullSink
-from vigil.behaviour.activity import ActivityLog
+from vigil.behaviour.book import ProfileBook
+from vigil.behaviour.model import BehaviourModel, Features
+from vigil.behaviour.profile import Profile
+from vigil.behaviour.signals import Assessment
 from vigil.errors import RequestError, VigilError, WorkspaceError
-from vigil.model.decision import DecisionRecord, ReasonCode
+from vigil.model.decision import Advice, DecisionRecord, ReasonCode
 from vigil.model.request import AccessRequest, parse_authzen
 from vigil.policy.build import PolicySet
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.schema import Schema, coerce_json
 from vigil.policy.values import EntityUid, Record, make_set
+from vigil.quarantine import Quarantine
+from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
 from vigil.workspace.loader import Workspace, load_workspace
 
 Clock = Callable[[], float]
@@ -39,6 +46,11 @@ _UNKNOWN: Final = (ReasonCode.UNKNOWN_IDENTITY.value,)
 _NONE: Final[tuple[str, ...]] = ()
 _NO_ERRORS: Final[tuple[tuple[str, str], ...]] = ()
 _NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
+_QUARANTINED: Final = (ReasonCode.QUARANTINED.value,)
+_ADVICE_QUARANTINED: Final = (Advice.QUARANTINED.value,)
+_ADVICE_STEP_UP: Final = (Advice.STEP_UP.value,)
+_RISK_DENY: Final = ReasonCode.RISK_DENY.value
+_RISK_STEP_UP: Final = ReasonCode.RISK_STEP_UP.value
 
 
 def _id_source() -> IdSource:
@@ -58,9 +70,18 @@ class ReloadResult:
 class _State:
     """One immutable generation of the engine: workspace + compiled policy set + derived lookups."""
 
-    __slots__ = ("action_type", "authorizer", "by_uid", "mode", "revision", "schema", "workspace")
+    __slots__ = (
+        "action_type",
+        "authorizer",
+        "behaviour",
+        "by_uid",
+        "mode",
+        "revision",
+        "schema",
+        "workspace",
+    )
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, strings: dict[str, str]) -> None:
         ps: PolicySet = workspace.policy_set
         self.workspace = workspace
         self.authorizer = ps.authorizer
@@ -69,6 +90,7 @@ class _State:
         self.revision = ps.revision
         self.mode = workspace.settings.behaviour.mode
         self.action_type = _action_type(ps.schema)
+        self.behaviour = BehaviourModel(workspace.settings.behaviour, ps.store, strings)
 
 
 def _action_type(schema: Schema | None) -> str:
@@ -79,7 +101,11 @@ def _action_type(schema: Schema | None) -> str:
 
 
 class Engine:
-    """vigil's decision engine over one workspace. Thread-safe for ``decide``; ``reload`` is atomic."""
+    """vigil's decision engine over one workspace. Thread-safe for ``decide``; ``reload`` is atomic.
+
+    ``store`` replaces the state store the workspace names (``[store]``: profiles, approval
+    tickets, quarantines); ``ticket_ids`` the source of approval ticket ids.
+    """
 
     def __init__(
         self,
@@ -88,13 +114,29 @@ class Engine:
         clock: Clock | None = None,
         ids: IdSource | None = None,
         audit: AuditSink | None = None,
+        store: Store | None = None,
+        ticket_ids: Callable[[], str] | None = None,
     ) -> None:
-        self._state = _State(workspace)
+        self._strings: dict[str, str] = {}
+        self._state = _State(workspace, self._strings)
         self._clock: Clock = clock or time.time
         self._ids: IdSource = ids or _id_source()
+        try:
+            self._store: Store = (
+                store if store is not None else open_store(workspace.settings.store, workspace.path)
+            )
+            self.profiles = ProfileBook(self._store, strings=self._strings)
+            self.approvals = Approvals(self._store, ids=ticket_ids)
+            self.quarantine = Quarantine(self._store, self.profiles)
+        except StoreError as e:
+            raise WorkspaceError(
+                f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
+            ) from None
+        self._profiles = self.profiles.profiles
+        self.store_errors = 0
         self._audit: AuditSink = audit if audit is not None else _default_sink(workspace)
         self._audit_required = workspace.settings.audit.required
-        self.activity = ActivityLog()
+        self.profiles.start(workspace.settings.store.snapshot_interval_s, _tick(self.quarantine))
         self._reload_lock = threading.Lock()
         self.reloads = 0
         self.last_reload_error: tuple[str, ...] = ()
@@ -126,14 +168,25 @@ class Engine:
             except WorkspaceError as e:
                 self.last_reload_error = tuple(e.problems) or (e.message,)
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
-            self._state = _State(ws)
+            self._state = _State(ws, self._strings)
             self.reloads += 1
             self.last_reload_error = ()
             return ReloadResult(True, self._state.revision)
 
     def close(self) -> None:
-        """Flush and close the audit sink."""
+        """Flush and close the audit sink; write the last profile snapshot; close the store."""
         self._audit.close()
+        self.profiles.close()
+        self._store.close()
+
+    @property
+    def activity(self) -> ProfileBook:
+        """Per-identity activity (the behaviour profiles: allowed, denied, first and last seen)."""
+        return self.profiles
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     def __enter__(self) -> Engine:
         return self
@@ -203,6 +256,28 @@ class Engine:
             )
             self._finish(record)
             return record
+        # identity: a quarantined identity is denied before anything else
+        beh = st.behaviour
+        prof = self._profiles.get(principal)
+        if prof is not None:
+            if prof.quarantined:
+                return self._quarantined(st, req, context, prof, when, t0)
+            # signals: computed before the policy only when they can matter to it (enforced)
+            if (
+                beh.enforce
+                and prof.learned >= beh.learning_requests
+                and when - prof.first_seen >= beh.learning_s
+            ):
+                a, f = beh.assess(prof, req.action, req.resource, req.context, when)
+                if not a.learning and a.risk:
+                    context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
+                pre = True
+            else:
+                pre = False
+        elif principal in self.quarantine:
+            return self._quarantined(st, req, context, prof, when, t0)
+        else:
+            pre = False
         overlay = None
         if req.subject_properties is not None or req.resource_properties is not None:
             overlay = self._overlay(st, req)
@@ -215,6 +290,16 @@ class Engine:
             policies = answer.policies
             err_pairs = _NO_ERRORS
             reasons = _PERMIT if allowed else (_FORBID if policies else _NO_PERMIT)
+        if not pre:
+            # shadow mode or a learning identity: the policy saw a neutral context.vigil, so the
+            # (pure) assessment can run after it
+            a, f = beh.assess(prof, req.action, req.resource, req.context, when)
+        # combine: only a risk at the step-up threshold can change anything
+        advice = _NONE
+        ticket = None
+        learnable = allowed
+        if a.risk >= beh.step_up_risk:
+            allowed, reasons, advice, ticket, learnable = self._risky(beh, prof, req, a, f, allowed, reasons)
         # Positional on purpose: keyword passing costs ~1 us on this path.
         record = DecisionRecord(
             self._ids(),
@@ -222,9 +307,9 @@ class Engine:
             reasons,
             policies,
             err_pairs,
-            0,
-            _NONE,
-            _NONE,
+            a.risk,
+            a.signals,
+            advice,
             st.revision,
             time.perf_counter_ns() - t0,
             when,
@@ -232,16 +317,131 @@ class Engine:
             req.action,
             req.resource,
             context,
+            None,
+            a,
+            ticket,
         )
         self._finish(record)
+        # learn: after the decision, so a request cannot raise its own allowance
+        if prof is None:
+            prof = self.profiles.create(principal, f[0])
+            if prof is None:
+                return record
+        beh.learn(prof, f, learnable and record.allowed, record.allowed)
+        return record
+
+    def _risky(
+        self,
+        beh: BehaviourModel,
+        prof: Profile | None,
+        req: AccessRequest,
+        a: Assessment,
+        f: Features,
+        allowed: bool,
+        reasons: tuple[str, ...],
+    ) -> tuple[bool, tuple[str, ...], tuple[str, ...], dict[str, Any] | None, bool]:
+        """Risk at or above the step-up threshold: ``(allowed, reasons, advice, ticket, learnable)``.
+
+        Learning identity: recorded, not enforced. Enforce mode: an approved ticket lets the request
+        through; otherwise it counts toward quarantine and is denied, with advice ``step_up`` and a
+        ticket below the deny threshold. Shadow mode: the same is computed and only reported
+        (``shadow_*`` reason codes), and the request is not learned (as enforce would not).
+        """
+        if a.learning or prof is None:
+            return allowed, (*reasons, ReasonCode.LEARNING.value), _NONE, None, allowed
+        t = f[0]
+        risk = a.risk
+        enforce = beh.enforce
+        if enforce and allowed and risk < beh.deny_risk:
+            granted = self._granted(req, t)
+            if granted is not None:
+                return True, (*reasons, ReasonCode.APPROVED.value), _NONE, None, True
+        quarantine = risk >= beh.quarantine_risk and beh.note_high(prof, t) >= beh.quarantine_after
+        if not enforce:
+            codes = [
+                *reasons,
+                ReasonCode.SHADOW_RISK_DENY.value
+                if risk >= beh.deny_risk
+                else ReasonCode.SHADOW_STEP_UP.value,
+            ]
+            if quarantine:
+                codes.append(ReasonCode.SHADOW_QUARANTINE.value)
+            return allowed, tuple(codes), _NONE, None, False
+        if quarantine:
+            why = (
+                f"{beh.quarantine_after} requests at risk {beh.quarantine_risk} or more within "
+                f"{beh.quarantine_window_s:.0f} s; last: {a.why()}"
+            )
+            self.quarantine.add_automatic(req.principal, reason=why, now=t)
+            prefix = reasons if not allowed else (_RISK_DENY if risk >= beh.deny_risk else _RISK_STEP_UP,)
+            return False, (*prefix, ReasonCode.QUARANTINED.value), _ADVICE_QUARANTINED, None, False
+        if not allowed:
+            return False, reasons, _NONE, None, False
+        if risk >= beh.deny_risk:
+            return False, (_RISK_DENY,), _NONE, None, False
+        ticket = None
+        try:
+            t_ = self.approvals.request(
+                req.principal,
+                req.action,
+                req.resource,
+                risk=risk,
+                signals=a.signals,
+                why=a.why(),
+                now=t,
+                ttl_s=beh.settings.ticket_ttl_s,
+            )
+            ticket = ticket_dict(t_)
+        except StoreError:
+            self.store_errors += 1
+        return False, (_RISK_STEP_UP,), _ADVICE_STEP_UP, ticket, False
+
+    def _granted(self, req: AccessRequest, t: float) -> Ticket | None:
+        try:
+            return self.approvals.granted(req.principal, req.action, req.resource, t)
+        except StoreError:
+            self.store_errors += 1
+            return None
+
+    def _quarantined(
+        self, st: _State, req: AccessRequest, context: Record, prof: Profile | None, when: float, t0: int
+    ) -> DecisionRecord:
+        """A quarantined identity: denied before the policy; its signals are still reported."""
+        beh = st.behaviour
+        a, f = beh.assess(prof, req.action, req.resource, req.context, when)
+        record = DecisionRecord(
+            self._ids(),
+            False,
+            _QUARANTINED,
+            _NONE,
+            _NO_ERRORS,
+            a.risk,
+            a.signals,
+            _ADVICE_QUARANTINED,
+            st.revision,
+            time.perf_counter_ns() - t0,
+            when,
+            req.principal,
+            req.action,
+            req.resource,
+            context,
+            None,
+            a,
+        )
+        self._finish(record)
+        if prof is None:
+            prof = self.profiles.create(req.principal, f[0])
+            if prof is None:
+                return record
+            prof.quarantined = True
+        beh.learn(prof, f, False, False)
         return record
 
     def _finish(self, record: DecisionRecord) -> None:
-        """Audit, then learn: both after the decision is made."""
+        """Audit, after the decision is made (``audit = required``: an unbuffered event denies)."""
         if not self._audit.emit(record) and self._audit_required and record.allowed:
             record.allowed = False
             record.reason_codes = (ReasonCode.AUDIT_UNAVAILABLE.value,)
-        self.activity.record(record.principal, record.allowed, record.time)
 
     def _typed_context(self, st: _State, req: AccessRequest) -> Record:
         """The context typed by the schema, with ``action_properties``; raises ValueConversionError."""
@@ -296,6 +496,42 @@ class Engine:
         self._audit.emit(record)
         return record
 
+    # -- approvals and quarantine (operators: CLI, admin HTTP API) ------------------------------
+    def now(self) -> float:
+        """The engine's clock (epoch seconds): the time operator actions are stamped with."""
+        return self._clock()
+
+    def list_tickets(self, *, state: str | None = None, subject: EntityUid | None = None) -> list[Ticket]:
+        """Approval tickets, oldest first, by state at the clock's now and/or subject."""
+        return self.approvals.list(state=state, subject=subject, now=self._clock())
+
+    def approve_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
+        """Approve a pending ticket for ``[behaviour] approval_ttl_s``; audited with ``by``."""
+        ttl = self._state.behaviour.settings.approval_ttl_s
+        return self.approvals.approve(ticket_id, by=by, now=self._clock(), ttl_s=ttl, note=note)
+
+    def deny_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
+        """Deny a pending ticket; audited with ``by``."""
+        return self.approvals.deny(ticket_id, by=by, now=self._clock(), note=note)
+
+    def list_quarantined(self) -> list[QuarantineEntry]:
+        """Quarantined identities, oldest first."""
+        return self.quarantine.list()
+
+    def quarantine_identity(self, subject: EntityUid, *, by: str, reason: str = "") -> QuarantineEntry:
+        """Quarantine ``subject`` by hand (idempotent); audited with ``by``."""
+        _check_uid(subject)
+        return self.quarantine.add(subject, by=by, reason=reason, now=self._clock())
+
+    def lift_quarantine(self, subject: EntityUid, *, by: str, note: str = "") -> QuarantineEntry:
+        """Lift the quarantine of ``subject``; audited with ``by``. Raises NotFoundError."""
+        _check_uid(subject)
+        return self.quarantine.lift(subject, by=by, now=self._clock(), note=note)
+
+    def state_changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
+        """The audited changes of approvals and quarantines (who, when, what), oldest first."""
+        return self._store.changes(after=after, limit=limit)
+
     # -- introspection ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Revision, counts, fallbacks, audit and activity figures (for `vigil check` and admin APIs)."""
@@ -309,7 +545,10 @@ class Engine:
             "schema": ps.schema is not None,
             "behaviour_mode": self._state.mode,
             "audit_dropped": self._audit.dropped,
-            "identities_seen": len(self.activity),
+            "identities_seen": len(self.profiles),
+            "quarantined": len(self.quarantine),
+            "profile_snapshot_errors": self.profiles.snapshot_errors,
+            "store_errors": self.store_errors + self.quarantine.store_errors,
             "reloads": self.reloads,
         }
 
@@ -344,6 +583,25 @@ def _uid_or_blank(request: Any, field: str) -> tuple[str, str]:
         if isinstance(v, dict) and isinstance(v.get("type"), str) and isinstance(v.get("id"), str):
             return (v["type"], v["id"])
     return ("", "")
+
+
+def _check_uid(uid: Any) -> None:
+    if not (
+        isinstance(uid, tuple) and len(uid) == 2 and all(type(x) is str and 0 < len(x) <= 1024 for x in uid)
+    ):
+        raise RequestError("an identity is a (type, id) pair of non-empty strings", code="invalid_argument")
+
+
+def _tick(quarantine: Quarantine) -> Callable[[], None]:
+    """The snapshot thread's tick: notice quarantines changed by another process."""
+    ref = weakref.ref(quarantine)
+
+    def tick() -> None:
+        q = ref()
+        if q is not None:
+            q.refresh()
+
+    return tick
 
 
 def _default_sink(workspace: Workspace) -> AuditSink:

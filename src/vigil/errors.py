@@ -54,6 +54,20 @@ class AuditError(VigilError):
     code = "audit_unavailable"
 
 
+class NotFoundError(VigilError):
+    """The approval ticket or quarantine named does not exist (``ticket_not_found``,
+    ``not_quarantined``)."""
+
+    code = "not_found"
+
+
+class ConflictError(VigilError):
+    """The operation does not apply to the current state (``ticket_closed``: the ticket was already
+    decided or has expired)."""
+
+    code = "conflict"
+
+
 HTTP_STATUS: dict[str, int] = {
     "invalid_request": 400,
     "invalid_value": 400,
@@ -62,6 +76,13 @@ HTTP_STATUS: dict[str, int] = {
     "request_too_large": 413,
     "invalid_workspace": 422,
     "audit_unavailable": 503,
+    "store_unavailable": 503,
+    "not_found": 404,
+    "ticket_not_found": 404,
+    "not_quarantined": 404,
+    "conflict": 409,
+    "ticket_closed": 409,
+    "invalid_argument": 400,
     "vigil_error": 500,
 }
 
@@ -73,5 +94,12 @@ EXIT_STATUS: dict[str, int] = {
     "request_too_large": 2,
     "invalid_workspace": 3,
     "audit_unavailable": 4,
+    "store_unavailable": 4,
+    "not_found": 5,
+    "ticket_not_found": 5,
+    "not_quarantined": 5,
+    "conflict": 6,
+    "ticket_closed": 6,
+    "invalid_argument": 2,
     "vigil_error": 1,
 }

@@ -231,6 +231,47 @@ def _open_output(name: str | None, input_: str, err: Console, stack: ExitStack) 
         _fail(err, "invalid_output", f"cannot write output {name!r}: {e.strerror}", BAD_ARGUMENT)
 
 
+@app.command()
+def serve(
+    workspace: Workspace,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Listen address (default: [server] host, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Listen port (default: [server] port, 8181; 0 picks one).")
+    ] = None,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve without caller API keys. Refused unless the address is loopback; logged loudly.",
+        ),
+    ] = False,
+    echo: Annotated[
+        bool, typer.Option("--echo-endpoint", hidden=True, help="Add POST /bench/echo (benchmark floor).")
+    ] = False,
+) -> None:
+    """Serve AuthZEN decisions over HTTP (plus Envoy ext_authz, admin, health and metrics).
+
+    API keys: VIGIL_API_KEYS (comma-separated) or [server] api_keys_file; admin keys:
+    VIGIL_ADMIN_KEYS or [server] admin_keys_file. Stops gracefully on SIGINT/SIGTERM.
+
+    Exit 2 when the server refuses to start (no key, insecure off loopback, address in use), 3 for
+    a bad workspace or keys file.
+    """
+    from vigil.server import ServeError
+    from vigil.server import serve as run_server
+
+    err = _err()
+    try:
+        run_server(workspace, host=host, port=port, insecure_no_auth=insecure_no_auth, echo=echo)
+    except WorkspaceError as e:
+        render.render_workspace_error(err, e)
+        raise typer.Exit(render.exit_status(e.code)) from None
+    except ServeError as e:
+        _fail(err, e.code, e.message, BAD_ARGUMENT)
+
+
 @policy_app.command("fmt")
 def policy_fmt(
     files: Annotated[list[Path], typer.Argument(help="Cedar policy files.", show_default=False)],
@@ -289,6 +330,149 @@ def _replace(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# -- import and eval ------------------------------------------------------------------------------
+
+import_app = typer.Typer(
+    help="Turn other systems' logs into replayable AuthZEN requests.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("cloudtrail")
+def import_cloudtrail(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="CloudTrail files: Records JSON, JSON lines, .gz.", show_default=False),
+    ],
+    output: Annotated[str, typer.Option("--output", "-o", help="Where requests go (- for stdout).")] = "-",
+    errors: Annotated[
+        str | None, typer.Option("--errors", help="Where error lines go (default: stderr).")
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", help="Also write a permit-all workspace for the identities seen."),
+    ] = None,
+    no_sort: Annotated[
+        bool, typer.Option("--no-sort", help="Keep file order (default: by event time).")
+    ] = False,
+) -> None:
+    """Import AWS CloudTrail records as AuthZEN requests for `vigil replay` (see docs/detection.md).
+
+    A record that cannot be mapped becomes an error line {"file", "line"|"record", "error"} and the
+    import goes on. Exit 1 when any record was bad, 2 when an output cannot be written.
+    """
+    from vigil.importers import import_cloudtrail as run_import
+    from vigil.importers import write_workspace
+
+    err = _err()
+    if workspace is not None and workspace.exists() and (not workspace.is_dir() or any(workspace.iterdir())):
+        _fail(
+            err,
+            "invalid_output",
+            f"workspace folder {str(workspace)!r} exists and is not empty",
+            BAD_ARGUMENT,
+        )
+    for name in (output, errors):
+        if name not in (None, "-") and os.path.exists(name) and any(_same(name, f) for f in files):
+            _fail(err, "invalid_output", f"output {name!r} is one of the input files", BAD_ARGUMENT)
+    with ExitStack() as stack:
+        dst = _open_output(output, "-", err, stack)
+        if errors is None or errors == "-":
+            bad: BinaryIO = sys.stderr.buffer
+        else:
+            try:
+                bad = stack.enter_context(open(errors, "wb"))
+            except OSError as e:
+                _fail(err, "invalid_output", f"cannot write errors {errors!r}: {e.strerror}", BAD_ARGUMENT)
+        summary = run_import([str(f) for f in files], dst, bad, sort=not no_sort)
+    if workspace is not None:
+        try:
+            write_workspace(workspace, summary.identities)
+        except (VigilError, OSError) as e:
+            _fail(err, "invalid_output", str(getattr(e, "message", e)), BAD_ARGUMENT)
+    err.print(
+        f"imported {summary.requests} request(s) from {summary.files} file(s), "
+        f"{len(summary.identities)} identities"
+        + (f"; workspace {escape(str(workspace))}" if workspace is not None else ""),
+        soft_wrap=True,
+    )
+    if summary.bad_records:
+        codes = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_code.items()))
+        err.print(f"[red]{summary.bad_records} bad record(s)[/] ({codes})", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _same(a: str, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+@app.command("eval")
+def eval_(
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="How many generated fleets (seeds).")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="The first seed.")] = 20261005,
+    teams: Annotated[int, typer.Option("--teams", min=1, max=8, help="Teams of 8 identities per fleet.")] = 8,
+    days: Annotated[int, typer.Option("--days", min=16, help="Days of traffic (the first 14 learn).")] = 28,
+    datasets: Annotated[
+        Path | None, typer.Option("--datasets", help="Also evaluate on the shared data sets in this folder.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json-out", help="Write the full report as JSON.")
+    ] = None,
+    update_doc: Annotated[
+        Path | None,
+        typer.Option("--update-doc", help="Rewrite the figures between the eval markers of this file."),
+    ] = None,
+    write_fleet_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-fleet", help="Only write one labelled fleet (workspace, events, labels) and exit."
+        ),
+    ] = None,
+    check_: Annotated[
+        bool, typer.Option("--check", help="Exit 1 unless >= 95% in time and <= 0.5% false positives.")
+    ] = False,
+) -> None:
+    """Evaluate behaviour detection: a generated fleet with labelled attacks (and the public data sets).
+
+    Prints the figures as Markdown. Exit 1 with --check when a done criterion is not met.
+    """
+    from vigil.evaluation.report import markdown, update_document
+    from vigil.evaluation.run import evaluate, write_fleet
+
+    err = _err()
+    if write_fleet_dir is not None:
+        counts = write_fleet(write_fleet_dir, seed=seed, teams=teams, days=days)
+        err.print(
+            f"wrote {escape(str(write_fleet_dir))}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+        )
+        return
+    if datasets is not None and not datasets.is_dir():
+        _fail(err, "invalid_input", f"data sets folder {str(datasets)!r} not found", BAD_ARGUMENT)
+    report = evaluate(
+        seeds=seeds,
+        seed=seed,
+        datasets=datasets,
+        teams=teams,
+        days=days,
+        progress=lambda m: err.print(escape(m)),
+    )
+    figures = markdown(report)
+    sys.stdout.write(figures)
+    try:
+        if json_out is not None:
+            json_out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        if update_doc is not None:
+            update_document(update_doc, figures)
+    except (OSError, VigilError) as e:
+        _fail(err, "invalid_output", str(getattr(e, "message", e)), BAD_ARGUMENT)
+    crit = report["criteria"]
+    if check_ and not (crit["in_time_ok"] and crit["fp_ok"]):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

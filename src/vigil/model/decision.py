@@ -27,6 +27,22 @@ class ReasonCode(StrEnum):
     """The request could not be parsed (batch items only; single calls raise)."""
     AUDIT_UNAVAILABLE = "audit_unavailable"
     """Audit is required and the event could not be buffered."""
+    RISK_STEP_UP = "risk_step_up"
+    """Behaviour risk reached the step-up threshold: denied with advice ``step_up`` and a ticket."""
+    RISK_DENY = "risk_deny"
+    """Behaviour risk reached the deny threshold."""
+    QUARANTINED = "quarantined"
+    """The identity is quarantined: every request is denied until an owner lifts it."""
+    APPROVED = "approved"
+    """A human approved this subject, action and resource (a step-up ticket): the risk is accepted."""
+    SHADOW_STEP_UP = "shadow_step_up"
+    """Shadow mode: enforce mode would have denied this with advice ``step_up``."""
+    SHADOW_RISK_DENY = "shadow_risk_deny"
+    """Shadow mode: enforce mode would have denied this for its risk."""
+    SHADOW_QUARANTINE = "shadow_quarantine"
+    """Shadow mode: enforce mode would have quarantined this identity."""
+    LEARNING = "learning"
+    """The identity is still learning: its risk reached a threshold but is not enforced yet."""
 
     @property
     def text(self) -> str:
@@ -43,6 +59,14 @@ _TEXT = {
     ReasonCode.UNKNOWN_IDENTITY: "the principal is not a known identity",
     ReasonCode.INVALID_REQUEST: "the request is malformed",
     ReasonCode.AUDIT_UNAVAILABLE: "the decision could not be audited and audit is required",
+    ReasonCode.RISK_STEP_UP: "unusual behaviour for this identity: a human must approve (step-up)",
+    ReasonCode.RISK_DENY: "behaviour risk is too high",
+    ReasonCode.QUARANTINED: "the identity is quarantined until an owner lifts it",
+    ReasonCode.APPROVED: "a human approved this request despite its risk",
+    ReasonCode.SHADOW_STEP_UP: "shadow mode: would have been denied for step-up",
+    ReasonCode.SHADOW_RISK_DENY: "shadow mode: would have been denied for its risk",
+    ReasonCode.SHADOW_QUARANTINE: "shadow mode: the identity would have been quarantined",
+    ReasonCode.LEARNING: "the identity is still learning; its risk is recorded, not enforced",
 }
 
 
@@ -65,6 +89,9 @@ class DecisionRecord:
     evaluate, as ``(policy id, message)``; ``risk`` 0..100 and ``signals`` from behaviour;
     ``advice`` for denies; ``id``; ``policy_revision``; ``latency_ns``; ``time`` (epoch seconds)
     and the request's ``principal``/``action``/``resource`` uids and ``context`` for audit.
+    ``assessment`` the behaviour details (each signal's points and explanation, the signals that
+    could not be judged and why; see :class:`vigil.behaviour.Assessment`), ``ticket`` the approval
+    ticket of a step-up deny (``{"id", "expires", ...}``).
     """
 
     __slots__ = (
@@ -72,6 +99,7 @@ class DecisionRecord:
         "action",
         "advice",
         "allowed",
+        "assessment",
         "context",
         "error",
         "errors",
@@ -83,6 +111,7 @@ class DecisionRecord:
         "resource",
         "risk",
         "signals",
+        "ticket",
         "time",
     )
 
@@ -104,6 +133,8 @@ class DecisionRecord:
         resource: tuple[str, str],
         context: Mapping[str, Any] | None,
         error: dict[str, Any] | None = None,
+        assessment: Any = None,
+        ticket: dict[str, Any] | None = None,
     ) -> None:
         self._id = id
         self.allowed = allowed
@@ -121,6 +152,8 @@ class DecisionRecord:
         self.resource = resource
         self.context = context
         self.error = error
+        self.assessment = assessment
+        self.ticket = ticket
 
     @property
     def id(self) -> str:
@@ -159,7 +192,26 @@ class DecisionRecord:
             ctx["errors"] = [{"policy": p, "message": m} for p, m in self.errors]
         if self.error is not None:
             ctx["error"] = self.error
+        if self.ticket is not None:
+            ctx["ticket"] = self.ticket
+        assessment = self.assessment
+        if assessment is not None:
+            details = assessment.details()
+            if details:
+                ctx["signal_details"] = details
+            unknown = assessment.unknown_details()
+            if unknown:
+                ctx["unknown_signals"] = unknown
         return ctx
+
+    def explanations(self) -> list[str]:
+        """One line per raised signal (``name (+points): why``) and per signal that could not be judged."""
+        assessment = self.assessment
+        if assessment is None:
+            return []
+        lines = [f"{d['signal']} (+{d['points']}): {d['why']}" for d in assessment.details()]
+        lines.extend(f"{d['signal']}: unknown, {d['why']}" for d in assessment.unknown_details())
+        return lines
 
     def to_authzen(self) -> dict[str, Any]:
         """The AuthZEN evaluation response: ``{"decision": bool, "context": {...}}``."""

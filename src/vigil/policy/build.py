@@ -151,14 +151,15 @@ def _compile_all(
     compiled: list[CompiledPolicy] = []
     fallbacks: list[Fallback] = []
     reference: ReferenceAuthorizer | None = None
-    items: list[tuple[Any, Mapping[str, EntityUid]]] = []
-    items.extend((t, {}) for t in tree.static_policies.values())
+    # (template, slot values, reported id): a static policy reports its @id (else its Cedar id); a
+    # template link reports its own new id, never the template's @id (links would all share it).
+    items: list[tuple[Any, Mapping[str, EntityUid], str]] = []
+    items.extend((t, {}, t.annotations.get("id", t.id)) for t in tree.static_policies.values())
     for link in tree.template_links:
         template = tree.templates[link.template_id]
         linked: dict[str, EntityUid] = {name: (str(uid.type), uid.id) for name, uid in link.values.items()}
-        items.append((_relabel(template, link.new_id), linked))
-    for template, slots in items:
-        pid = template.annotations.get("id", template.id)
+        items.append((_relabel(template, link.new_id), linked, link.new_id))
+    for template, slots, pid in items:
         try:
             if template.id in force_fallback or pid in force_fallback:
                 raise Unsupported("forced by configuration")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -11,9 +12,60 @@ from vigil.errors import WorkspaceError
 
 @dataclass(frozen=True, slots=True)
 class BehaviourSettings:
-    """``[behaviour]``: ``mode`` is ``"enforce"`` (behaviour may change decisions) or ``"shadow"``."""
+    """``[behaviour]``: learned per-identity behaviour, its signals and what risk does to a decision.
+
+    See ``docs/behaviour.md`` for every key. ``mode`` is ``"enforce"`` (risk may deny) or
+    ``"shadow"`` (everything is computed and recorded, no decision changes). An identity is
+    *learning* until it has ``learning_requests`` learned requests over at least ``learning_days``;
+    meanwhile its signals are recorded, never enforced. Risk ``>= step_up_risk`` denies with advice
+    ``step_up`` and an approval ticket; ``>= deny_risk`` denies; ``quarantine_after`` such denials
+    at risk ``>= quarantine_risk`` within ``quarantine_window_s`` quarantine the identity.
+    """
 
     mode: str = "enforce"
+    learning_days: int = 7
+    learning_requests: int = 100
+    step_up_risk: int = 60
+    deny_risk: int = 85
+    quarantine_after: int = 5
+    quarantine_window_s: int = 600
+    quarantine_risk: int = 70
+    ticket_ttl_s: int = 86_400
+    approval_ttl_s: int = 3_600
+    # privilege classes read < write < admin: action groups (or actions) of each class
+    read_actions: tuple[str, ...] = ("readonly", "read")
+    write_actions: tuple[str, ...] = ("mutating", "write")
+    admin_actions: tuple[str, ...] = ("admin",)
+    sensitive_actions: tuple[str, ...] = ("sensitive",)
+    classify_by_name: bool = True
+    # resource groups that are segments: an entity type ("Environment") or one uid ('Team::"data"')
+    segments: tuple[str, ...] = ()
+    # detector tuning
+    weights: dict[str, int] = field(default_factory=dict)
+    min_history: int = 20
+    establish_s: int = 3_600
+    forget_days: int = 45
+    max_time_skew_s: int = 300
+    rate_min_per_minute: int = 6
+    rate_min_per_quarter_hour: int = 10
+    enumeration_min: int = 10
+    enumeration_window_s: int = 300
+    chain_window_s: int = 900
+    travel_kmh: int = 1_000
+    travel_min_km: int = 4_500
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """``[store]``: where behaviour profiles, approval tickets and quarantines live.
+
+    ``backend`` ``"sqlite"`` (default: one file, ``path`` relative to the workspace) or ``"memory"``
+    (nothing survives a restart); ``snapshot_interval_s`` how often changed profiles are written.
+    """
+
+    backend: str = "sqlite"
+    path: str = ".vigil/state.db"
+    snapshot_interval_s: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +134,7 @@ class ExtAuthzSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     behaviour: BehaviourSettings = field(default_factory=BehaviourSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     ext_authz: ExtAuthzSettings = field(default_factory=ExtAuthzSettings)
@@ -89,6 +142,7 @@ class Settings:
 
 _SECTIONS: dict[str, type] = {
     "behaviour": BehaviourSettings,
+    "store": StoreSettings,
     "audit": AuditSettings,
     "server": ServerSettings,
     "ext_authz": ExtAuthzSettings,
@@ -96,6 +150,7 @@ _SECTIONS: dict[str, type] = {
 _CHOICES = {
     ("behaviour", "mode"): ("enforce", "shadow"),
     ("audit", "sink"): ("jsonl", "none"),
+    ("store", "backend"): ("sqlite", "memory"),
     ("ext_authz", "subject"): ("header", "jwt"),
 }
 
@@ -105,7 +160,10 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise WorkspaceError(f"{path}: {e}", [f"{path}:{getattr(e, 'lineno', 1)}: {e}"]) from None
+        # Python 3.11's TOMLDecodeError has no lineno attribute; the message ends "(at line N, ...)".
+        m = re.search(r"at line (\d+)", str(e))
+        line = m.group(1) if m else "1"
+        raise WorkspaceError(f"{path}:{line}: {e}", [f"{path}:{line}: {e}"]) from None
     problems: list[str] = []
     sections: dict[str, Any] = {}
     for name, body in raw.items():
@@ -114,9 +172,46 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
             problems.append(f"{path}: unknown section [{name}]")
             continue
         sections[name] = _section(name, cls, body, path, problems)
+    if "behaviour" in sections:
+        _check_behaviour(sections["behaviour"], path, problems)
     if problems:
         raise WorkspaceError(f"{path}: invalid settings", problems)
     return Settings(**sections)
+
+
+def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> None:
+    """Ranges and relations a type check cannot see (the signal names in ``weights`` are checked
+    by the behaviour model, which owns them)."""
+    for key in ("step_up_risk", "deny_risk", "quarantine_risk"):
+        if not 1 <= getattr(b, key) <= 100:
+            problems.append(f"{path}: [behaviour] {key} must be between 1 and 100")
+    if b.step_up_risk > b.deny_risk:
+        problems.append(f"{path}: [behaviour] step_up_risk must not exceed deny_risk")
+    for key in (
+        "learning_days",
+        "learning_requests",
+        "min_history",
+        "establish_s",
+        "max_time_skew_s",
+        "travel_min_km",
+    ):
+        if getattr(b, key) < 0:
+            problems.append(f"{path}: [behaviour] {key} must not be negative")
+    for key in (
+        "quarantine_after",
+        "quarantine_window_s",
+        "ticket_ttl_s",
+        "approval_ttl_s",
+        "forget_days",
+        "rate_min_per_minute",
+        "rate_min_per_quarter_hour",
+        "enumeration_min",
+        "enumeration_window_s",
+        "chain_window_s",
+        "travel_kmh",
+    ):
+        if getattr(b, key) < 1:
+            problems.append(f"{path}: [behaviour] {key} must be at least 1")
 
 
 def _section(name: str, cls: type, body: dict[str, Any], path: str, problems: list[str]) -> Any:
@@ -128,7 +223,13 @@ def _section(name: str, cls: type, body: dict[str, Any], path: str, problems: li
             problems.append(f"{path}: unknown key {key!r} in [{name}]")
             continue
         expected = type(getattr(defaults, key))
-        if expected is tuple:
+        if expected is dict:
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and type(v) is int and 0 <= v <= 100 for k, v in value.items()
+            ):
+                problems.append(f"{path}: [{name}] {key} must be a table of integers 0..100")
+                continue
+        elif expected is tuple:
             if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
                 problems.append(f"{path}: [{name}] {key} must be a list of strings")
                 continue

@@ -1,0 +1,274 @@
+"""One identity's learned behaviour: fixed-size counters and capped tables, O(1) to update.
+
+What a profile holds (see ``docs/behaviour.md`` for how each part is used):
+
+- activity by hour of week: 168 counters (``how``) over the learned requests, whose sum is ``n``;
+- ``seen``: regions, networks (/24 or /48), user-agent families, actions, resource types and
+  segments, each mapped to the day it was last learned (forgotten after ``forget_days``); capped
+  tables, the least recently seen entry evicted first;
+- ``cand``: contextual values (region, network, user agent) seen but not yet *established* (first
+  learned less than ``establish_s`` ago): they still count as new;
+- privilege: the last day each class (read, write, admin) was learned;
+- resources: a two-generation bitmap (2 x 2,048 bits, one bit per resource by a stable hash; the
+  older generation is dropped every ``forget_days / 2`` or when the newer one fills);
+- ``novelty``: how often each kind of value was new when learned (decayed like ``how``), so a
+  signal is stronger for an identity that rarely sees anything new;
+- request rate: two exponentially decayed request counts (time constants of one minute and of
+  fifteen minutes: "requests in the last minute / quarter hour") and, for each, the smoothed mean
+  and variance of its value at the identity's learned requests (its usual level);
+- new resources: a decayed count of never-seen resources (time constant ``enumeration_window_s``),
+  its usual level (mean, variance), and the last few new resource hashes (a retry of one resource
+  is not a sweep);
+- the last learned region and its time (travel), the current privilege chain, the times of recent
+  high-risk decisions (quarantine), activity counts (allowed, denied, first and last seen).
+
+Decay: when ``n`` reaches :data:`HALVE_AT`, or every ``forget_days`` of time, the hour counters and
+novelty counts are halved, so old habits fade and new ones take over.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from array import array
+from typing import Any, Final
+
+import orjson
+
+HOURS_OF_WEEK: Final = 168
+HALVE_AT: Final = 4_096
+BLOOM_BYTES: Final = 256  # per generation
+BLOOM_BITS: Final = BLOOM_BYTES * 8
+BLOOM_ROTATE_AT: Final = 600  # insertions into the newer generation
+CAPS: Final = {"region": 16, "net": 48, "ua": 16, "action": 64, "rtype": 32, "seg": 32}
+KINDS: Final = ("region", "net", "ua", "action", "resource", "rtype", "seg")
+NOV_REGION, NOV_NET, NOV_UA, NOV_ACTION, NOV_RESOURCE, NOV_RTYPE, NOV_SEG = range(7)
+RECENT_NEW: Final = 16
+NO_THRESHOLD: Final = 1e300  # a rate or new-resource threshold not computed yet (too few samples)
+FORMAT: Final = 1
+
+
+class Profile:
+    """The behaviour of one identity (see the module docstring). Plain slots, no methods on the hot path."""
+
+    __slots__ = (
+        "actions",
+        "allowed",
+        "bloom",
+        "bloom_n",
+        "bloom_t",
+        "cand",
+        "chain_climbs",
+        "chain_sens",
+        "chain_t",
+        "chain_top",
+        "class_day",
+        "decay_t",
+        "denied",
+        "dirty",
+        "first_seen",
+        "high",
+        "how",
+        "last_region",
+        "last_region_t",
+        "last_seen",
+        "learned",
+        "max_cls",
+        "max_cls_until",
+        "n",
+        "nets",
+        "novelty",
+        "nr",
+        "nr_n",
+        "nr_recent",
+        "nr_t",
+        "quarantined",
+        "rate",
+        "rate_fold_t",
+        "rate_n",
+        "rate_t",
+        "regions",
+        "rtypes",
+        "segs",
+        "uas",
+    )
+
+    def __init__(self, now: float) -> None:
+        self.first_seen = now
+        self.last_seen = now
+        self.allowed = 0
+        self.denied = 0
+        self.learned = 0
+        self.n = 0
+        self.how = array("H", bytes(2 * HOURS_OF_WEEK))
+        self.decay_t = now
+        self.novelty = array("d", bytes(8 * len(KINDS)))
+        self.regions: dict[str, int] = {}
+        self.nets: dict[str, int] = {}
+        self.uas: dict[str, int] = {}
+        self.actions: dict[str, int] = {}
+        self.rtypes: dict[str, int] = {}
+        self.segs: dict[str, int] = {}
+        self.cand: dict[str, float] | None = None
+        self.class_day = [-(10**9), -(10**9), -(10**9)]
+        # the highest class learned within the forgetting horizon, valid through day max_cls_until
+        self.max_cls = 0
+        self.max_cls_until = -(10**9)
+        self.bloom = bytearray(2 * BLOOM_BYTES)
+        self.bloom_n = 0
+        self.bloom_t = now
+        self.rate_t = now
+        # [count 1 min, count 15 min, mean 1, mad 1, mean 15, mad 15, threshold 1, threshold 15]
+        self.rate = array("d", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, NO_THRESHOLD, NO_THRESHOLD))
+        self.rate_n = 0
+        self.rate_fold_t = -1e18
+        self.nr_t = now
+        # [count, mean, mad, threshold]
+        self.nr = array("d", (0.0, 0.0, 0.0, NO_THRESHOLD))
+        self.nr_n = 0
+        self.nr_recent: list[int] | None = None
+        self.last_region: str | None = None
+        self.last_region_t = 0.0
+        self.chain_t = -1e18
+        self.chain_top = 0
+        self.chain_climbs = 0
+        self.chain_sens = 0
+        self.high: list[float] | None = None
+        self.quarantined = False
+        self.dirty = True
+
+    @property
+    def requests(self) -> int:
+        """Decided requests seen (allowed + denied)."""
+        return self.allowed + self.denied
+
+    def table(self, kind: str) -> dict[str, int]:
+        """The ``seen`` table of ``kind`` (``region``, ``net``, ``ua``, ``action``, ``rtype``, ``seg``)."""
+        got: dict[str, int] = getattr(self, _TABLE_ATTR[kind])
+        return got
+
+    def halve(self) -> None:
+        """Decay: halve the hour counters, ``n`` and the novelty counts."""
+        how = self.how
+        total = 0
+        for i in range(HOURS_OF_WEEK):
+            v = how[i] >> 1
+            how[i] = v
+            total += v
+        self.n = total
+        nov = self.novelty
+        for i in range(len(nov)):
+            nov[i] *= 0.5
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_blob(self) -> bytes:
+        """A compact, versioned snapshot (zlib-compressed JSON)."""
+        data: dict[str, Any] = {
+            "v": FORMAT,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "allowed": self.allowed,
+            "denied": self.denied,
+            "learned": self.learned,
+            "how": base64.b64encode(self.how.tobytes()).decode(),
+            "decay_t": self.decay_t,
+            "novelty": list(self.novelty),
+            "regions": dict(self.regions),
+            "nets": dict(self.nets),
+            "uas": dict(self.uas),
+            "actions": dict(self.actions),
+            "rtypes": dict(self.rtypes),
+            "segs": dict(self.segs),
+            "cand": dict(self.cand) if self.cand else None,
+            "class_day": list(self.class_day),
+            "max_cls": [self.max_cls, self.max_cls_until],
+            "bloom": base64.b64encode(bytes(self.bloom)).decode(),
+            "bloom_n": self.bloom_n,
+            "bloom_t": self.bloom_t,
+            "rate": [self.rate_t, *self.rate, self.rate_n],
+            "nr": [self.nr_t, *self.nr, self.nr_n],
+            "nr_recent": list(self.nr_recent) if self.nr_recent else None,
+            "last_region": self.last_region,
+            "last_region_t": self.last_region_t,
+            "chain": [self.chain_t, self.chain_top, self.chain_climbs, self.chain_sens],
+            "high": list(self.high) if self.high else None,
+        }
+        return zlib.compress(orjson.dumps(data), 1)
+
+    @classmethod
+    def from_blob(cls, blob: bytes, intern: dict[str, str] | None = None) -> Profile:
+        """A profile from :meth:`to_blob`; raises ValueError when the blob is not one."""
+        try:
+            d = orjson.loads(zlib.decompress(blob))
+            if d.get("v") != FORMAT:
+                raise ValueError(f"profile format {d.get('v')!r} is not {FORMAT}")
+            p = cls(float(d["first_seen"]))
+            p.last_seen = float(d["last_seen"])
+            p.allowed = int(d["allowed"])
+            p.denied = int(d["denied"])
+            p.learned = int(d["learned"])
+            how = array("H")
+            how.frombytes(base64.b64decode(d["how"]))
+            if len(how) != HOURS_OF_WEEK:
+                raise ValueError("hour-of-week counters have the wrong size")
+            p.how = how
+            p.n = sum(how)
+            p.decay_t = float(d["decay_t"])
+            p.novelty = array("d", [float(x) for x in d["novelty"]][: len(KINDS)])
+            share = intern if intern is not None else {}
+            for attr in ("regions", "nets", "uas", "actions", "rtypes", "segs"):
+                table = {share.setdefault(k, k): int(v) for k, v in d[attr].items()}
+                setattr(p, attr, table)
+            p.cand = {share.setdefault(k, k): float(v) for k, v in d["cand"].items()} if d["cand"] else None
+            p.class_day = [int(x) for x in d["class_day"]][:3]
+            p.max_cls, p.max_cls_until = (int(x) for x in d["max_cls"])
+            bloom = base64.b64decode(d["bloom"])
+            if len(bloom) != 2 * BLOOM_BYTES:
+                raise ValueError("resource bitmap has the wrong size")
+            p.bloom = bytearray(bloom)
+            p.bloom_n = int(d["bloom_n"])
+            p.bloom_t = float(d["bloom_t"])
+            rate = d["rate"]
+            nr = d["nr"]
+            if len(rate) != 10 or len(nr) != 6:
+                raise ValueError("rate counters have the wrong size")
+            p.rate_t = float(rate[0])
+            p.rate = array("d", [float(x) for x in rate[1:9]])
+            p.rate_n = int(rate[9])
+            p.rate_fold_t = p.rate_t
+            p.nr_t = float(nr[0])
+            p.nr = array("d", [float(x) for x in nr[1:5]])
+            p.nr_n = int(nr[5])
+            p.nr_recent = [int(x) for x in d["nr_recent"]] if d["nr_recent"] else None
+            region = d["last_region"]
+            p.last_region = share.setdefault(region, region) if region else None
+            p.last_region_t = float(d["last_region_t"])
+            p.chain_t, p.chain_top, p.chain_climbs, p.chain_sens = d["chain"]
+            p.high = [float(x) for x in d["high"]] if d["high"] else None
+        except (KeyError, TypeError, ValueError, zlib.error, orjson.JSONDecodeError) as e:
+            raise ValueError(f"not a profile snapshot: {e}") from None
+        p.dirty = False
+        return p
+
+
+_TABLE_ATTR: Final = {
+    "region": "regions",
+    "net": "nets",
+    "ua": "uas",
+    "action": "actions",
+    "rtype": "rtypes",
+    "seg": "segs",
+}
+
+
+def remember(table: dict[str, int], key: str, day: int, cap: int) -> bool:
+    """Record ``key`` as seen on ``day``; evict the least recently seen entry when full.
+    Returns True when ``key`` was not in the table."""
+    if key in table:
+        table[key] = day
+        return False
+    if len(table) >= cap:
+        oldest = min(table, key=table.__getitem__)
+        del table[oldest]
+    table[key] = day
+    return True

@@ -1,0 +1,134 @@
+"""Named behaviour signals, their default weights, the risk formula and the assessment of a request.
+
+Each raised signal contributes ``points = round(weight x strength)`` where ``weight`` is the
+signal's points at full strength (``[behaviour.weights]`` overrides them) and ``strength`` is in
+``(0, 1]`` (how new or how far from the identity's habit the request is). Risk combines them as
+independent evidence (a noisy-OR)::
+
+    risk = round(100 x (1 - prod(1 - points_i / 100)))
+
+so one signal alone never exceeds its own points, two signals add up less than their sum, and risk
+stays in 0..100. ``docs/behaviour.md`` has the calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+NEW_REGION: Final = "new_region"
+NEW_NETWORK: Final = "new_network"
+NEW_USER_AGENT: Final = "new_user_agent"
+UNUSUAL_HOUR: Final = "unusual_hour"
+IMPOSSIBLE_TRAVEL: Final = "impossible_travel"
+PRIVILEGE_DRIFT: Final = "privilege_drift"
+NEW_ACTION: Final = "new_action"
+NEW_RESOURCE: Final = "new_resource"
+ENUMERATION: Final = "enumeration"
+RATE_SPIKE: Final = "rate_spike"
+SEGMENT_CROSSING: Final = "segment_crossing"
+ESCALATION_CHAIN: Final = "escalation_chain"
+
+DEFAULT_WEIGHTS: Final[dict[str, int]] = {
+    NEW_REGION: 50,
+    NEW_NETWORK: 50,
+    NEW_USER_AGENT: 30,
+    UNUSUAL_HOUR: 30,
+    IMPOSSIBLE_TRAVEL: 65,
+    PRIVILEGE_DRIFT: 70,
+    NEW_ACTION: 25,
+    NEW_RESOURCE: 20,
+    ENUMERATION: 85,
+    RATE_SPIKE: 85,
+    SEGMENT_CROSSING: 60,
+    ESCALATION_CHAIN: 75,
+}
+SIGNALS: Final = tuple(DEFAULT_WEIGHTS)
+
+# A raised signal: (name, points, explanation template, template arguments). The explanation is
+# formatted only when someone reads it (audit writer, response rendering), never on the hot path;
+# an argument may be a profile table (rendered by ``known``) or an ``Ago`` duration.
+Hit = tuple[str, int, str, tuple[Any, ...]]
+Unknown = tuple[str, str]  # (signal name, why it could not be judged)
+
+
+class Ago(float):
+    """A duration in seconds that formats itself for people (``12 s``, ``5 min``, ``3.5 h``)."""
+
+    __slots__ = ()
+
+    def __format__(self, spec: str) -> str:
+        seconds = max(0.0, float(self))
+        if seconds < 90:
+            return f"{seconds:.0f} s"
+        if seconds < 5400:
+            return f"{seconds / 60:.0f} min"
+        if seconds < 172_800:
+            return f"{seconds / 3600:.1f} h"
+        return f"{seconds / 86_400:.0f} days"
+
+
+def known(table: dict[str, int], exclude: tuple[Any, ...] = (), limit: int = 4) -> str:
+    """The most recently seen keys of a profile table, for an explanation (``'a', 'b' and 3 more``)."""
+    items = [(k, d) for k, d in list(table.items()) if k not in exclude and not k.endswith("*")]
+    items.sort(key=lambda kd: kd[1], reverse=True)
+    shown = ", ".join(repr(k) for k, _ in items[:limit])
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return (shown + more) if items else "none"
+
+
+def _render(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Template arguments as text: a profile table (a dict) becomes its known keys, leaving out the
+    other arguments of the same explanation (the value that was new may have been learned since)."""
+    if not any(type(a) is dict for a in args):
+        return args
+    return tuple(known(a, args) if type(a) is dict else a for a in args)
+
+
+def combine(hits: Sequence[Hit]) -> int:
+    """Risk 0..100 from the raised signals (noisy-OR of their points)."""
+    keep = 1.0
+    for h in hits:
+        keep *= 1.0 - h[1] / 100.0
+    return round(100.0 * (1.0 - keep))
+
+
+class Assessment:
+    """Behaviour's view of one request: ``risk``, raised ``signals`` (names), ``hits`` (points and
+    explanations), ``unknown`` (signals that could not be judged, with why) and ``learning`` (the
+    identity is still learning: nothing is enforced). Immutable once built; calm assessments are
+    shared."""
+
+    __slots__ = ("hits", "learning", "risk", "signals", "unknown")
+
+    def __init__(
+        self,
+        risk: int,
+        signals: tuple[str, ...],
+        hits: tuple[Hit, ...],
+        unknown: tuple[Unknown, ...],
+        learning: bool,
+    ) -> None:
+        self.risk = risk
+        self.signals = signals
+        self.hits = hits
+        self.unknown = unknown
+        self.learning = learning
+
+    def details(self) -> list[dict[str, Any]]:
+        """``[{"signal", "points", "why"}]`` for the raised signals, highest points first."""
+        return [
+            {"signal": name, "points": points, "why": template.format(*_render(args))}
+            for name, points, template, args in sorted(self.hits, key=lambda h: -h[1])
+        ]
+
+    def unknown_details(self) -> list[dict[str, str]]:
+        """``[{"signal", "why"}]`` for the signals that could not be judged."""
+        return [{"signal": name, "why": why} for name, why in self.unknown]
+
+    def why(self) -> str:
+        """One line: the raised signals with their explanations (for tickets and quarantines)."""
+        return "; ".join(f"{d['signal']} (+{d['points']}): {d['why']}" for d in self.details())
+
+    def __repr__(self) -> str:
+        return f"Assessment(risk={self.risk}, signals={list(self.signals)!r}, learning={self.learning})"

@@ -1,0 +1,277 @@
+"""Envoy external authorization, HTTP service mode: the original request -> an AuthZEN request.
+
+Envoy's ``ext_authz`` filter (``http_service``) sends the authorization server the original
+request's method, its path (after ``path_prefix``), its allowed headers and an empty body, and
+lets the request through on 200; any other status is returned to the client. vigil maps the
+original request with a route table from ``vigil.toml``::
+
+    [ext_authz]
+    routes = [
+      "GET    /todos              => can_read_todos   todo::list",
+      "PUT    /todos/{todoId}     => can_update_todo  todo::{todoId}",
+      "*      /admin/{rest...}    => admin            route::{@route}",
+    ]
+
+A line is ``METHOD PATTERN => ACTION TYPE::ID``. ``METHOD`` is a verb or ``*``; a pattern segment
+``{name}`` matches one path segment, a last segment ``{name...}`` the rest of the path. In the
+action and the resource, ``{name}`` is replaced by that path parameter, ``{@method}`` by the
+method, ``{@route}`` by the pattern and ``{@path}`` by the path. The first matching line wins; no
+match is a deny. The subject is the value of a configured header, or the verified ``sub`` (or
+another claim) of a JWT in ``Authorization: Bearer`` checked against a JWKS file.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote
+
+from vigil.errors import RequestError, VigilError, WorkspaceError
+from vigil.workspace.settings import ExtAuthzSettings
+
+_LINE: Final = re.compile(r"^\s*(\S+)\s+(/\S*)\s*=>\s*(\S+)\s+(\S+?)::(\S+)\s*$")
+_PARAM: Final = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}$")
+_PLACEHOLDER: Final = re.compile(r"\{(@?[A-Za-z_][A-Za-z0-9_]*)\}")
+_METHOD: Final = re.compile(r"^[A-Z]+$|^\*$")
+MAX_PATH: Final = 8192
+
+
+class SubjectError(VigilError):
+    """No verifiable subject in the original request (missing header, bad or expired JWT)."""
+
+    code = "unauthenticated_subject"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One line of the route table, compiled."""
+
+    method: str
+    pattern: str
+    segments: tuple[str, ...]  # literal text, or "{name}" / "{name...}"
+    action: str
+    resource_type: str
+    resource_id: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """What a request maps to: the action name and the resource ``(type, id)``."""
+
+    action: str
+    resource: tuple[str, str]
+    route: Route
+
+
+def parse_routes(lines: Sequence[str], where: str = "vigil.toml [ext_authz] routes") -> tuple[Route, ...]:
+    """Compile route lines; raises WorkspaceError listing every malformed line."""
+    routes: list[Route] = []
+    problems: list[str] = []
+    for i, text in enumerate(lines, 1):
+        m = _LINE.match(text)
+        if m is None:
+            problems.append(f"{where}[{i}]: expected 'METHOD /path => action Type::id', got {text!r}")
+            continue
+        method, pattern, action, rtype, rid = m.groups()
+        method = method.upper()
+        if not _METHOD.match(method):
+            problems.append(f"{where}[{i}]: method {method!r} must be a verb or '*'")
+            continue
+        segments = tuple(pattern.strip("/").split("/")) if pattern != "/" else ()
+        names: set[str] = set()
+        bad = False
+        for j, seg in enumerate(segments):
+            pm = _PARAM.match(seg)
+            if "{" in seg or "}" in seg:
+                if pm is None:
+                    problems.append(f"{where}[{i}]: segment {seg!r} must be '{{name}}' or '{{name...}}'")
+                    bad = True
+                elif pm.group(2) and j != len(segments) - 1:
+                    problems.append(f"{where}[{i}]: '{{{pm.group(1)}...}}' must be the last segment")
+                    bad = True
+                else:
+                    names.add(pm.group(1))
+        for template in (action, rtype, rid):
+            for ph in _PLACEHOLDER.findall(template):
+                if not ph.startswith("@") and ph not in names:
+                    problems.append(f"{where}[{i}]: {{{ph}}} is not a parameter of {pattern!r}")
+                    bad = True
+                elif ph.startswith("@") and ph not in ("@method", "@route", "@path"):
+                    problems.append(f"{where}[{i}]: unknown placeholder {{{ph}}}")
+                    bad = True
+        if not bad:
+            routes.append(Route(method, pattern, segments, action, rtype, rid, i))
+    if problems:
+        raise WorkspaceError(f"{where}: invalid route table", problems)
+    return tuple(routes)
+
+
+def match_route(routes: Sequence[Route], method: str, raw_path: str) -> RouteMatch | None:
+    """The first route matching ``method`` and ``raw_path`` (query string ignored; segments
+    percent-decoded after splitting), or None when no route matches."""
+    path = raw_path.split("?", 1)[0]
+    parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
+    for route in routes:
+        if route.method != "*" and route.method != method:
+            continue
+        params = _match_segments(route.segments, parts)
+        if params is None:
+            continue
+        subst = dict(params)
+        subst["@method"] = method
+        subst["@route"] = route.pattern
+        subst["@path"] = path
+        return RouteMatch(
+            _fill(route.action, subst),
+            (_fill(route.resource_type, subst), _fill(route.resource_id, subst)),
+            route,
+        )
+    return None
+
+
+def _match_segments(segments: tuple[str, ...], parts: list[str]) -> dict[str, str] | None:
+    params: dict[str, str] = {}
+    for i, seg in enumerate(segments):
+        if seg.startswith("{") and seg.endswith("...}"):
+            rest = parts[i:]
+            if not rest:
+                return None
+            params[seg[1:-4]] = "/".join(rest)
+            return params
+        if i >= len(parts):
+            return None
+        if seg.startswith("{") and seg.endswith("}"):
+            if not parts[i]:
+                return None
+            params[seg[1:-1]] = parts[i]
+        elif seg != parts[i]:
+            return None
+    return params if len(parts) == len(segments) else None
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+# -- subjects -------------------------------------------------------------------------------------
+class SubjectSource:
+    """Reads the subject id from the original request's headers (lower-case names)."""
+
+    def __init__(self, settings: ExtAuthzSettings, workspace: Path) -> None:
+        self.mode = settings.subject
+        self.header = settings.subject_header.lower().encode()
+        self.claim = settings.jwt_claim
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self._keys: Any = None
+        if self.mode == "jwt":
+            if not settings.jwks_file:
+                raise WorkspaceError(
+                    "[ext_authz] subject = 'jwt' needs jwks_file",
+                    ["vigil.toml: [ext_authz] subject = 'jwt' needs jwks_file"],
+                )
+            self._keys = load_jwks(workspace / settings.jwks_file)
+
+    def subject_id(self, headers: dict[bytes, bytes], now: float | None = None) -> str:
+        """The subject id; raises SubjectError when it is missing or (JWT) does not verify."""
+        if self.mode == "header":
+            value = headers.get(self.header)
+            if not value:
+                raise SubjectError(f"missing subject header {self.header.decode()!r}")
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SubjectError("subject header is not UTF-8") from None
+        auth = headers.get(b"authorization", b"")
+        scheme, _, token = auth.partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            raise SubjectError("missing bearer token")
+        return verify_jwt(
+            token.strip().decode("latin-1"),
+            self._keys,
+            claim=self.claim,
+            issuer=self.issuer,
+            audience=self.audience,
+            now=now,
+        )
+
+
+def load_jwks(path: Path) -> Any:
+    """A joserfc KeySet from a JWKS file; raises WorkspaceError when unreadable or invalid."""
+    from joserfc.jwk import KeySet
+
+    try:
+        data = path.read_text(encoding="utf-8")
+        import json
+
+        return KeySet.import_key_set(json.loads(data))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise WorkspaceError(f"cannot load JWKS {str(path)!r}: {e}", [f"{path}: invalid JWKS: {e}"]) from None
+
+
+_ALGORITHMS: Final = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
+
+
+def verify_jwt(
+    token: str,
+    keys: Any,
+    *,
+    claim: str = "sub",
+    issuer: str = "",
+    audience: str = "",
+    now: float | None = None,
+) -> str:
+    """The ``claim`` of a JWT whose signature verifies with ``keys`` (asymmetric algorithms only),
+    that is not expired (``exp``) nor early (``nbf``), and whose ``iss``/``aud`` match when set.
+
+    Raises SubjectError otherwise; it never returns an unverified value.
+    """
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+
+    if len(token) > 16_384:
+        raise SubjectError("bearer token too long")
+    try:
+        tok = jwt.decode(token, keys, algorithms=_ALGORITHMS)
+        claims = tok.claims
+        options: dict[str, Any] = {"exp": {"essential": True}}
+        if issuer:
+            options["iss"] = {"essential": True, "value": issuer}
+        if audience:
+            options["aud"] = {"essential": True, "value": audience}
+        registry = jwt.JWTClaimsRegistry(
+            now=int(now if now is not None else time.time()), leeway=30, **options
+        )
+        registry.validate(claims)
+    except (JoseError, ValueError, TypeError, KeyError, IndexError, UnicodeError) as e:
+        raise SubjectError(f"bearer token rejected: {type(e).__name__}") from None
+    value = claims.get(claim)
+    if type(value) is not str or not value:
+        raise SubjectError(f"bearer token has no string claim {claim!r}")
+    return value
+
+
+# -- the request --------------------------------------------------------------------------------
+def authzen_request(
+    match: RouteMatch, subject_type: str, subject_id: str, method: str, path: str
+) -> dict[str, Any]:
+    """The AuthZEN evaluation request for a matched route; ``context.http`` carries the method and
+    path of the original request."""
+    return {
+        "subject": {"type": subject_type, "id": subject_id},
+        "action": {"name": match.action},
+        "resource": {"type": match.resource[0], "id": match.resource[1]},
+        "context": {"http": {"method": method, "path": path.split("?", 1)[0]}},
+    }
+
+
+def check_path(raw_path: str) -> str:
+    """``raw_path`` when it is a plausible request path; raises RequestError otherwise."""
+    if not raw_path.startswith("/") or len(raw_path) > MAX_PATH:
+        raise RequestError("original request path must start with '/' and be at most 8 KiB")
+    return raw_path

@@ -1,0 +1,492 @@
+"""The ASGI application: routing, caller authentication, body limits, error mapping, metrics, logs.
+
+Handlers are thin: parse, call one library function (:mod:`vigil.authzen`, :mod:`vigil.search`,
+:mod:`vigil.ext_authz`, the :class:`~vigil.engine.Engine`), map errors by code through
+:data:`STATUS`. A bare ASGI callable (no framework): the stack comparison in ``docs/benchmarks.md``
+shows a framework's routing costs more than the decision itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from vigil import __version__, authzen
+from vigil.engine import Engine
+from vigil.errors import HTTP_STATUS, RequestError, VigilError, WorkspaceError
+from vigil.ext_authz import (
+    Route,
+    SubjectError,
+    SubjectSource,
+    authzen_request,
+    check_path,
+    match_route,
+    parse_routes,
+)
+from vigil.search import Searcher
+from vigil.server.auth import KeyRing
+from vigil.server.logs import JsonLog
+from vigil.server.metrics import Metrics
+from vigil.server.openapi import openapi_document
+
+# Codes the transport adds to the library's table (vigil.errors.HTTP_STATUS).
+STATUS: Final[dict[str, int]] = {
+    **HTTP_STATUS,
+    "invalid_content_type": 400,
+    "invalid_page_token": 400,
+    "unauthenticated": 401,
+    "unauthenticated_subject": 401,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "internal_error": 500,
+    "not_ready": 503,
+}
+
+EXT_AUTHZ_PREFIX: Final = "/ext_authz"
+ADMIN_PREFIX: Final = "/admin/v1"
+_JSON: Final = (b"content-type", b"application/json")
+_TEXT: Final = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+Headers = list[tuple[bytes, bytes]]
+
+
+def _where(e: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``e`` (no message: it could quote request data)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+
+
+def status_of(error: VigilError) -> int:
+    """The HTTP status of an error code: 400 for any request error, 500 for the unexpected."""
+    status = STATUS.get(error.code)
+    if status is None:
+        status = 400 if isinstance(error, RequestError) else 500
+    return status
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    """``{"error": {"code", "message", ...}}``, the body of every error response."""
+    return {"error": {"code": code, "message": message, **details}}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What the app needs besides the engine. ``api_keys``/``admin_keys`` None: no caller
+    authentication (only with ``--insecure-no-auth`` on loopback)."""
+
+    api_keys: KeyRing | None
+    admin_keys: KeyRing | None
+    pdp_url: str = "http://127.0.0.1:8181"
+    max_body_bytes: int = 1_048_576
+    max_evaluations: int = 1_000
+    search_max_results: int = 1_000
+    echo: bool = False
+
+
+class Request:
+    """What a handler sees of one HTTP request."""
+
+    __slots__ = ("body", "content_type", "method", "rid", "scope")
+
+    def __init__(self, scope: dict[str, Any], content_type: bytes | None, rid: bytes | None) -> None:
+        self.scope = scope
+        self.method: str = scope["method"]
+        self.content_type = content_type
+        self.rid = rid
+        self.body = b""
+
+    @property
+    def headers(self) -> Headers:
+        """The raw headers (lower-case names)."""
+        headers: Headers = self.scope["headers"]
+        return headers
+
+    @property
+    def target(self) -> str:
+        """The undecoded path and query string, as the client sent them."""
+        scope = self.scope
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        qs: bytes = scope.get("query_string") or b""
+        return raw.decode("latin-1") + ("?" + qs.decode("latin-1") if qs else "")
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object; raises the errors of :func:`vigil.authzen.parse_body`."""
+        return authzen.parse_body(self.body, self.content_type)
+
+
+# A handler returns (status, JSON payload or raw bytes, extra headers, access-log fields).
+Result = tuple[int, Any, Headers | None]
+Handler = Callable[[Request], Awaitable[Result]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    methods: tuple[str, ...]
+    auth: str  # "api", "admin", "none", "ext_authz"
+    body: bool
+    handler: Handler
+
+
+class _ExtAuthz:
+    """The route table and subject source of one workspace generation."""
+
+    __slots__ = ("api_key_header", "routes", "source", "subject_type", "workspace")
+
+    def __init__(self, engine: Engine) -> None:
+        ws = engine.workspace
+        settings = ws.settings.ext_authz
+        self.workspace = ws
+        self.routes: tuple[Route, ...] = parse_routes(settings.routes)
+        self.source = SubjectSource(settings, ws.path)
+        self.subject_type = settings.subject_type
+        self.api_key_header = settings.api_key_header.lower().encode()
+
+
+class VigilApp:
+    """The vigil HTTP service as one ASGI callable."""
+
+    def __init__(self, engine: Engine, config: ServerConfig, log: JsonLog | None = None) -> None:
+        self.engine = engine
+        self.config = config
+        self.log = log if log is not None else JsonLog()
+        self.metrics = Metrics()
+        self.searcher = Searcher(engine, max_results=config.search_max_results)
+        self.ready = True
+        self.pdp_url = config.pdp_url
+        self._ext: _ExtAuthz = _ExtAuthz(engine)  # raises WorkspaceError: refuse to start
+        self._flusher: asyncio.Task[None] | None = None
+        self._openapi = orjson.dumps(openapi_document(echo=config.echo))
+        e = Endpoint
+        self.routes: dict[str, Endpoint] = {
+            authzen.EVALUATION_PATH: e("evaluation", ("POST",), "api", True, self._evaluation),
+            authzen.EVALUATIONS_PATH: e("evaluations", ("POST",), "api", True, self._evaluations),
+            authzen.SEARCH_SUBJECT_PATH: e("search_subject", ("POST",), "api", True, self._search_subject),
+            authzen.SEARCH_RESOURCE_PATH: e("search_resource", ("POST",), "api", True, self._search_resource),
+            authzen.SEARCH_ACTION_PATH: e("search_action", ("POST",), "api", True, self._search_action),
+            authzen.METADATA_PATH: e("metadata", ("GET",), "none", False, self._metadata),
+            ADMIN_PREFIX + "/reload": e("admin_reload", ("POST",), "admin", False, self._reload),
+            ADMIN_PREFIX + "/status": e("admin_status", ("GET",), "admin", False, self._status),
+            ADMIN_PREFIX + "/stats": e("admin_stats", ("GET",), "admin", False, self._stats),
+            "/healthz": e("healthz", ("GET",), "none", False, self._healthz),
+            "/readyz": e("readyz", ("GET",), "none", False, self._readyz),
+            "/metrics": e("metrics", ("GET",), "none", False, self._metrics),
+            "/openapi.json": e("openapi", ("GET",), "none", False, self._openapi_json),
+        }
+        if config.echo:
+            self.routes["/bench/echo"] = e("echo", ("POST",), "api", True, self._echo)
+        any_method = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+        self._ext_endpoint = e("ext_authz", any_method, "ext_authz", False, self._ext_authz)
+
+    # -- ASGI -------------------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        t0 = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        raw_headers: Headers = scope["headers"]
+        rid = ctype = clen = authorization = None
+        for k, v in raw_headers:
+            if k == b"content-type":
+                ctype = v
+            elif k == b"authorization":
+                authorization = v
+            elif k == b"x-request-id":
+                rid = v
+            elif k == b"content-length":
+                clen = v
+        ep = self.routes.get(path)
+        if ep is None and (path == EXT_AUTHZ_PREFIX or path.startswith(EXT_AUTHZ_PREFIX + "/")):
+            ep = self._ext_endpoint
+        metrics = self.metrics
+        metrics.in_flight += 1
+        extra: Headers | None = None
+        name = ep.name if ep is not None else "unknown"
+        try:
+            if ep is None:
+                status, payload = 404, error_body("not_found", f"no endpoint at {path[:200]!r}")
+            elif method not in ep.methods:
+                status, payload = (
+                    405,
+                    error_body("method_not_allowed", f"{path} accepts {', '.join(ep.methods)}"),
+                )
+                extra = [(b"allow", ", ".join(ep.methods).encode())]
+            elif not self._authenticated(ep.auth, raw_headers, authorization):
+                status, payload = 401, error_body("unauthenticated", "missing or invalid API key")
+                extra = [(b"www-authenticate", b'Bearer realm="vigil"')]
+            else:
+                req = Request(scope, ctype, rid)
+                if ep.body:
+                    too_big = await self._read_body(req, clen, receive)
+                    if too_big:
+                        status, payload = (
+                            413,
+                            error_body(
+                                "request_too_large",
+                                f"request body larger than {self.config.max_body_bytes} bytes",
+                            ),
+                        )
+                        return await self._respond(send, status, payload, None, rid, name, method, path, t0)
+                status, payload, extra = await ep.handler(req)
+        except VigilError as e:
+            status = status_of(e)
+            payload = {"error": {"code": e.code, "message": e.message}}
+        except Exception as e:  # a bug, never client input: logged, and the caller gets a deny-safe 500
+            status, payload = 500, error_body("internal_error", "internal error; see the server log")
+            self.log.event(
+                "error", "unhandled exception", endpoint=name, error=type(e).__name__, at=_where(e)
+            )
+        finally:
+            metrics.in_flight -= 1
+        await self._respond(send, status, payload, extra, rid, name, method, path, t0)
+
+    async def _respond(
+        self,
+        send: Any,
+        status: int,
+        payload: Any,
+        extra: Headers | None,
+        rid: bytes | None,
+        name: str,
+        method: str,
+        path: str,
+        t0: float,
+    ) -> None:
+        if type(payload) is bytes:
+            body = payload
+            headers: Headers = [_TEXT] if name == "metrics" else [_JSON]
+        else:
+            body = orjson.dumps(payload)
+            headers = [_JSON]
+        headers.append((b"content-length", str(len(body)).encode()))
+        if rid is not None:
+            headers.append((b"x-request-id", rid))
+        if extra:
+            headers.extend(extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        elapsed = time.perf_counter() - t0
+        self.metrics.request(name, status, elapsed)
+        if status >= 400 and type(payload) is dict:
+            err = payload.get("error")
+            if type(err) is dict:
+                self.metrics.error(str(err.get("code")))
+        if self.log.access_enabled:
+            fields: dict[str, Any] = {
+                "level": "info",
+                "msg": "access",
+                "method": method,
+                "path": path[:512],
+                "endpoint": name,
+                "status": status,
+                "ms": elapsed * 1000,
+                "bytes": len(body),
+            }
+            if rid is not None:
+                fields["request_id"] = rid[:256].decode("latin-1")
+            self.log.access(fields)
+
+    def _authenticated(self, kind: str, headers: Headers, authorization: bytes | None) -> bool:
+        if kind == "none":
+            return True
+        if kind == "ext_authz":
+            keys = self.config.api_keys
+            if keys is None:
+                return True
+            wanted = self._ext.api_key_header
+            value = next((v for k, v in headers if k == wanted), None)
+            return value is not None and 0 < len(value) <= 4096 and keys.verify(value.strip())
+        keys = self.config.api_keys if kind == "api" else self.config.admin_keys
+        if keys is None:
+            return self.config.api_keys is None  # insecure mode opens the admin API too
+        return keys.verify_bearer(authorization)
+
+    async def _read_body(self, req: Request, clen: bytes | None, receive: Any) -> bool:
+        """Read the body into ``req``; True when it exceeds the limit (nothing more is read)."""
+        limit = self.config.max_body_bytes
+        if clen is not None:
+            try:
+                if int(clen) > limit:
+                    return True
+            except ValueError:
+                pass
+        msg = await receive()
+        body: bytes = msg.get("body", b"")
+        if not msg.get("more_body", False):
+            if len(body) > limit:
+                return True
+            req.body = body
+            return False
+        parts = [body]
+        size = len(body)
+        while True:
+            msg = await receive()
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return True
+            parts.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        req.body = b"".join(parts)
+        return False
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                self._flusher = asyncio.create_task(self._flush_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def shutdown(self) -> None:
+        """Stop being ready, flush the audit log (in-flight requests have finished) and the logs."""
+        self.ready = False
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        self.engine.close()
+        self.log.flush()
+        self.log.event("info", "shutdown complete", audit_dropped=self.engine.audit.dropped)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            self.log.flush()
+
+    # -- AuthZEN ----------------------------------------------------------------------------
+    async def _evaluation(self, req: Request) -> Result:
+        response, record = authzen.evaluation(self.engine, req.json())
+        self.metrics.decided((record,))
+        return 200, response, None
+
+    async def _evaluations(self, req: Request) -> Result:
+        response, records = authzen.evaluations(
+            self.engine, req.json(), max_items=self.config.max_evaluations
+        )
+        self.metrics.decided(records)
+        return 200, response, None
+
+    async def _search_subject(self, req: Request) -> Result:
+        return 200, self.searcher.subject(req.json()), None
+
+    async def _search_resource(self, req: Request) -> Result:
+        return 200, self.searcher.resource(req.json()), None
+
+    async def _search_action(self, req: Request) -> Result:
+        return 200, self.searcher.action(req.json()), None
+
+    async def _metadata(self, req: Request) -> Result:
+        return 200, authzen.metadata(self.pdp_url), [(b"cache-control", b"max-age=300")]
+
+    async def _echo(self, req: Request) -> Result:
+        return 200, req.json(), None
+
+    # -- Envoy ext_authz ----------------------------------------------------------------------
+    def ext_authz_config(self) -> _ExtAuthz:
+        """The route table of the active workspace (rebuilt after a reload; the last good one is
+        kept when the new one is invalid)."""
+        ext = self._ext
+        if ext.workspace is not self.engine.workspace:
+            try:
+                ext = self._ext = _ExtAuthz(self.engine)
+            except WorkspaceError as e:
+                self.log.event(
+                    "error", "ext_authz settings refused; keeping the previous ones", problems=e.problems
+                )
+                ext.workspace = self.engine.workspace
+        return ext
+
+    async def _ext_authz(self, req: Request) -> Result:
+        ext = self.ext_authz_config()
+        path = check_path(req.target[len(EXT_AUTHZ_PREFIX) :] or "/")
+        match = match_route(ext.routes, req.method, path)
+        if match is None:
+            return (
+                403,
+                error_body("no_route", "no route matches this request"),
+                [(b"x-vigil-reason", b"no_route")],
+            )
+        try:
+            subject_id = ext.source.subject_id(dict(req.headers))
+        except SubjectError as e:
+            headers = [(b"x-vigil-reason", e.code.encode())]
+            if ext.source.mode == "jwt":
+                headers.append((b"www-authenticate", b'Bearer realm="vigil"'))
+            return 401, error_body(e.code, e.message), headers
+        request = authzen_request(match, ext.subject_type, subject_id, req.method, path)
+        try:
+            record = self.engine.decide(request)
+        except RequestError as e:
+            return 403, error_body(e.code, e.message), [(b"x-vigil-reason", e.code.encode())]
+        self.metrics.decided((record,))
+        headers = [
+            (b"x-vigil-decision-id", record.id.encode()),
+            (b"x-vigil-decision", record.decision.encode()),
+            (b"x-vigil-reason", ",".join(record.reason_codes).encode()),
+        ]
+        return (200 if record.allowed else 403), record.to_authzen(), headers
+
+    # -- admin ------------------------------------------------------------------------------
+    async def _reload(self, req: Request) -> Result:
+        result = await asyncio.to_thread(self.engine.reload)
+        self.metrics.reloads["ok" if result.ok else "failed"] += 1
+        if not result.ok:
+            self.log.event(
+                "error", "reload refused", revision=result.revision, problems=list(result.problems)
+            )
+            return (
+                422,
+                error_body(
+                    "invalid_workspace",
+                    "workspace refused; the last good one stays active",
+                    revision=result.revision,
+                    problems=list(result.problems),
+                ),
+                None,
+            )
+        self.ext_authz_config()
+        self.log.event("info", "reloaded", revision=result.revision)
+        return 200, {"ok": True, "revision": result.revision}, None
+
+    async def _status(self, req: Request) -> Result:
+        status = self.engine.status()
+        status["version"] = __version__
+        status["ext_authz_routes"] = len(self.ext_authz_config().routes)
+        status["ready"] = self.ready
+        return 200, status, None
+
+    async def _stats(self, req: Request) -> Result:
+        return 200, self.metrics.recent(), None
+
+    # -- operations -------------------------------------------------------------------------
+    async def _healthz(self, req: Request) -> Result:
+        return 200, {"status": "ok"}, None
+
+    async def _readyz(self, req: Request) -> Result:
+        if not self.ready:
+            return 503, error_body("not_ready", "shutting down"), None
+        return 200, {"status": "ready", "policy_revision": self.engine.policy_revision}, None
+
+    async def _metrics(self, req: Request) -> Result:
+        return 200, self.metrics.render(self.engine.status()).encode(), None
+
+    async def _openapi_json(self, req: Request) -> Result:
+        return 200, self._openapi, None

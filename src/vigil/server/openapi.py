@@ -1,0 +1,443 @@
+"""The OpenAPI 3.1 description of every endpoint (served at ``/openapi.json``).
+
+Written by hand from the AuthZEN 1.0 shapes so it says what the server really accepts; the
+schemathesis test (``tests/test_server_openapi.py``) checks the running server against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vigil import __version__
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF + name}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed request: wrong or missing content type, invalid JSON, not an object, a missing or mistyped field",
+        401: "Missing or invalid API key",
+        403: "Denied (ext_authz)",
+        413: "Request body or batch too large",
+        422: "Workspace refused (reload)",
+        503: "Not ready",
+    }
+    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+
+
+def _post(
+    summary: str, request: str, response: dict[str, Any], op_id: str, *, security: str
+) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": op_id,
+            "summary": summary,
+            "security": [{security: []}],
+            "parameters": [{"$ref": "#/components/parameters/X-Request-ID"}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(request)}}},
+            "responses": {"200": _json(response, "Success"), **_errors(400, 401, 413)},
+        }
+    }
+
+
+def _get(
+    summary: str, response: dict[str, Any], op_id: str, *, security: str | None = None
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "parameters": [{"$ref": "#/components/parameters/X-Request-ID"}],
+        "responses": {"200": _json(response, "Success")},
+    }
+    if security is not None:
+        op["security"] = [{security: []}]
+        op["responses"].update(_errors(401))
+    else:
+        op["security"] = []
+    return {"get": op}
+
+
+def _entity(id_required: bool) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "id"] if id_required else ["type"],
+        "properties": {
+            "type": {"type": "string", "minLength": 1, "maxLength": 256},
+            "id": {"type": "string", "maxLength": 1024},
+            "properties": _ref("Attributes"),
+        },
+    }
+
+
+def openapi_document(*, echo: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; ``echo`` adds the benchmark's echo endpoint."""
+    action = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 1024},
+            "properties": _ref("Attributes"),
+        },
+    }
+    context = _ref("Attributes")
+    page_request = {
+        "type": "object",
+        "properties": {"token": {"type": "string"}, "limit": {"type": "integer", "minimum": 0}},
+    }
+    schemas: dict[str, Any] = {
+        # Values with a Cedar equivalent: no null, no fractions, 64-bit integers (see docs/http.md).
+        "CedarValue": {
+            "anyOf": [
+                {"type": "string", "maxLength": 65536},
+                {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+                {"type": "boolean"},
+                {"type": "array", "items": _ref("CedarValue")},
+                {"type": "object", "additionalProperties": _ref("CedarValue")},
+            ]
+        },
+        "Attributes": {"type": "object", "additionalProperties": _ref("CedarValue")},
+        "Entity": _entity(True),
+        "SearchedEntity": _entity(False),
+        "Action": action,
+        "EvaluationRequest": {
+            "type": "object",
+            "required": ["subject", "action", "resource"],
+            "properties": {
+                "subject": _ref("Entity"),
+                "action": _ref("Action"),
+                "resource": _ref("Entity"),
+                "context": context,
+            },
+        },
+        "EvaluationItem": {
+            "type": "object",
+            "properties": {
+                "subject": _ref("Entity"),
+                "action": _ref("Action"),
+                "resource": _ref("Entity"),
+                "context": context,
+            },
+        },
+        "EvaluationsRequest": {
+            "type": "object",
+            "properties": {
+                "subject": _ref("Entity"),
+                "action": _ref("Action"),
+                "resource": _ref("Entity"),
+                "context": context,
+                "evaluations": {"type": "array", "items": _ref("EvaluationItem"), "maxItems": 1000},
+                "options": {
+                    "type": "object",
+                    "properties": {
+                        "evaluations_semantic": {
+                            "type": "string",
+                            "enum": ["execute_all", "deny_on_first_deny", "permit_on_first_permit"],
+                        }
+                    },
+                },
+            },
+        },
+        "DecisionContext": {
+            "type": "object",
+            "required": ["id", "reason_codes", "risk", "signals", "advice"],
+            "properties": {
+                "id": {"type": "string"},
+                "reason_codes": {"type": "array", "items": {"type": "string"}},
+                "risk": {"type": "integer", "minimum": 0, "maximum": 100},
+                "signals": {"type": "array", "items": {"type": "string"}},
+                "advice": {"type": "array", "items": {"type": "string"}},
+                "policies": {"type": "array", "items": {"type": "string"}},
+                "errors": {"type": "array", "items": {"type": "object"}},
+                "error": {"type": "object", "required": ["code", "message"]},
+            },
+        },
+        "Decision": {
+            "type": "object",
+            "required": ["decision", "context"],
+            "properties": {"decision": {"type": "boolean"}, "context": _ref("DecisionContext")},
+        },
+        "EvaluationsResponse": {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "required": ["evaluations"],
+                    "properties": {"evaluations": {"type": "array", "items": _ref("Decision")}},
+                },
+                _ref("Decision"),
+            ]
+        },
+        "SubjectSearchRequest": {
+            "type": "object",
+            "required": ["subject", "action", "resource"],
+            "properties": {
+                "subject": _ref("SearchedEntity"),
+                "action": _ref("Action"),
+                "resource": _ref("Entity"),
+                "context": context,
+                "page": page_request,
+            },
+        },
+        "ResourceSearchRequest": {
+            "type": "object",
+            "required": ["subject", "action", "resource"],
+            "properties": {
+                "subject": _ref("Entity"),
+                "action": _ref("Action"),
+                "resource": _ref("SearchedEntity"),
+                "context": context,
+                "page": page_request,
+            },
+        },
+        "ActionSearchRequest": {
+            "type": "object",
+            "required": ["subject", "resource"],
+            "properties": {
+                "subject": _ref("Entity"),
+                "resource": _ref("Entity"),
+                "context": context,
+                "page": page_request,
+            },
+        },
+        "PageResponse": {
+            "type": "object",
+            "required": ["next_token"],
+            "properties": {
+                "next_token": {"type": "string"},
+                "count": {"type": "integer", "minimum": 0},
+                "total": {"type": "integer", "minimum": 0},
+            },
+        },
+        "EntitySearchResponse": {
+            "type": "object",
+            "required": ["results"],
+            "properties": {
+                "page": _ref("PageResponse"),
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "id"],
+                        "properties": {"type": {"type": "string"}, "id": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "ActionSearchResponse": {
+            "type": "object",
+            "required": ["results"],
+            "properties": {
+                "page": _ref("PageResponse"),
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "Metadata": {
+            "type": "object",
+            "required": ["policy_decision_point", "access_evaluation_endpoint"],
+            "properties": {
+                k: {"type": "string"}
+                for k in (
+                    "policy_decision_point",
+                    "access_evaluation_endpoint",
+                    "access_evaluations_endpoint",
+                    "search_subject_endpoint",
+                    "search_resource_endpoint",
+                    "search_action_endpoint",
+                )
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                }
+            },
+        },
+        "Reload": {
+            "type": "object",
+            "required": ["ok", "revision"],
+            "properties": {"ok": {"type": "boolean"}, "revision": {"type": "string"}},
+        },
+        "Status": {
+            "type": "object",
+            "required": ["policy_revision", "policies", "compiled", "fallbacks", "entities"],
+            "properties": {
+                "policy_revision": {"type": "string"},
+                "policies": {"type": "integer"},
+                "compiled": {"type": "integer"},
+                "fallbacks": {"type": "array", "items": {"type": "object"}},
+                "entities": {"type": "integer"},
+                "reloads": {"type": "integer"},
+                "audit_dropped": {"type": "integer"},
+            },
+        },
+        "Stats": {
+            "type": "object",
+            "required": ["last_minute", "since_start", "engine_latency_us"],
+            "properties": {
+                "last_minute": {"type": "object"},
+                "since_start": {"type": "object"},
+                "engine_latency_us": {"type": "object"},
+            },
+        },
+        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    }
+    ext_op = {
+        "summary": "Envoy ext_authz (HTTP service): decide the original request at this path",
+        "security": [{"ext_authz_key": []}],
+        "parameters": [
+            {
+                "name": "path",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~-]+$"},
+            },
+            {"$ref": "#/components/parameters/X-Request-ID"},
+        ],
+        "responses": {
+            "200": _json(_ref("Decision"), "Allowed (x-vigil-decision-id, x-vigil-reason headers)"),
+            **_errors(401, 403),
+        },
+    }
+    paths: dict[str, Any] = {
+        "/access/v1/evaluation": _post(
+            "AuthZEN access evaluation (§6)",
+            "EvaluationRequest",
+            _ref("Decision"),
+            "evaluation",
+            security="api_key",
+        ),
+        "/access/v1/evaluations": _post(
+            "AuthZEN access evaluations, batch (§7)",
+            "EvaluationsRequest",
+            _ref("EvaluationsResponse"),
+            "evaluations",
+            security="api_key",
+        ),
+        "/access/v1/search/subject": _post(
+            "AuthZEN subject search (§8.4)",
+            "SubjectSearchRequest",
+            _ref("EntitySearchResponse"),
+            "search_subject",
+            security="api_key",
+        ),
+        "/access/v1/search/resource": _post(
+            "AuthZEN resource search (§8.5)",
+            "ResourceSearchRequest",
+            _ref("EntitySearchResponse"),
+            "search_resource",
+            security="api_key",
+        ),
+        "/access/v1/search/action": _post(
+            "AuthZEN action search (§8.6)",
+            "ActionSearchRequest",
+            _ref("ActionSearchResponse"),
+            "search_action",
+            security="api_key",
+        ),
+        "/.well-known/authzen-configuration": _get("AuthZEN PDP metadata (§9)", _ref("Metadata"), "metadata"),
+        "/admin/v1/reload": {
+            "post": {
+                "operationId": "admin_reload",
+                "summary": "Reload the workspace atomically (the last good one stays on failure)",
+                "security": [{"admin_key": []}],
+                "parameters": [{"$ref": "#/components/parameters/X-Request-ID"}],
+                "responses": {"200": _json(_ref("Reload"), "Reloaded"), **_errors(401, 422)},
+            }
+        },
+        "/admin/v1/status": _get("Engine status", _ref("Status"), "admin_status", security="admin_key"),
+        "/admin/v1/stats": _get(
+            "Recent decision statistics", _ref("Stats"), "admin_stats", security="admin_key"
+        ),
+        "/healthz": _get("Liveness", _ref("Health"), "healthz"),
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness (503 while shutting down)",
+                "security": [],
+                "parameters": [{"$ref": "#/components/parameters/X-Request-ID"}],
+                "responses": {"200": _json(_ref("Health"), "Ready"), **_errors(503)},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text exposition format)",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": _get("This document", {"type": "object"}, "openapi"),
+        "/ext_authz/{path}": {
+            "get": {**ext_op, "operationId": "ext_authz_get"},
+            "post": {**ext_op, "operationId": "ext_authz_post"},
+            "put": {**ext_op, "operationId": "ext_authz_put"},
+            "delete": {**ext_op, "operationId": "ext_authz_delete"},
+        },
+    }
+    if echo:
+        paths["/bench/echo"] = _post(
+            "Benchmark floor: parse the JSON body and send it back",
+            "EvaluationItem",
+            {"type": "object"},
+            "echo",
+            security="api_key",
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "vigil decision service",
+            "version": __version__,
+            "description": "AuthZEN Authorization API 1.0, Envoy ext_authz, admin and operations endpoints.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "api_key": {"type": "http", "scheme": "bearer", "description": "A key of VIGIL_API_KEYS"},
+                "admin_key": {"type": "http", "scheme": "bearer", "description": "A key of VIGIL_ADMIN_KEYS"},
+                "ext_authz_key": {"type": "apiKey", "in": "header", "name": "x-vigil-api-key"},
+            },
+            "parameters": {
+                "X-Request-ID": {
+                    "name": "X-Request-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                }
+            },
+            "headers": {
+                "X-Request-ID": {
+                    "description": "Echo of the request's X-Request-ID",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+    }

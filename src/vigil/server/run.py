@@ -1,0 +1,178 @@
+"""``vigil serve``: build the app from a workspace and run it on uvicorn (httptools + uvloop).
+
+One process, one event loop; decisions run on the loop (they take microseconds), reloads in a
+thread. SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then the lifespan shutdown
+flushes the audit log (see :meth:`VigilApp.shutdown`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from vigil.audit.sink import AuditSink
+from vigil.engine import Engine
+from vigil.errors import VigilError
+from vigil.server.app import ServerConfig, VigilApp
+from vigil.server.auth import ADMIN_KEYS_ENV, API_KEYS_ENV, KeyRing, load_keys
+from vigil.server.logs import JsonLog
+
+
+class ServeError(VigilError):
+    """The server refuses to start (no API key, insecure mode off loopback, address in use)."""
+
+    code = "server_refused"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def build_app(
+    workspace: str | Path,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    insecure_no_auth: bool = False,
+    echo: bool = False,
+    audit: AuditSink | None = None,
+    log: JsonLog | None = None,
+) -> VigilApp:
+    """The app on the workspace at ``workspace``, with caller keys from the environment and files.
+
+    Raises WorkspaceError (bad workspace, keys file or route table) or ServeError (no key and no
+    ``insecure_no_auth``, or ``insecure_no_auth`` off loopback). The engine belongs to the app
+    from then on: its lifespan shutdown closes it.
+    """
+    options: dict[str, Any] = {} if audit is None else {"audit": audit}
+    engine = Engine.from_workspace(workspace, **options)
+    try:
+        return _app(engine, host, port, insecure_no_auth, echo, log)
+    except BaseException:
+        engine.close()
+        raise
+
+
+def _app(
+    engine: Engine, host: str | None, port: int | None, insecure: bool, echo: bool, log: JsonLog | None
+) -> VigilApp:
+    settings = engine.workspace.settings.server
+    host = host or settings.host
+    port = settings.port if port is None else port
+    log = log if log is not None else JsonLog(access=settings.access_log)
+    api: KeyRing | None = load_keys(API_KEYS_ENV, settings.api_keys_file, engine.workspace.path)
+    admin: KeyRing | None = load_keys(ADMIN_KEYS_ENV, settings.admin_keys_file, engine.workspace.path)
+    assert api is not None and admin is not None
+    if not len(api):
+        if not insecure:
+            raise ServeError(
+                f"no API key configured: set {API_KEYS_ENV} or [server] api_keys_file in vigil.toml "
+                "(or use --insecure-no-auth on a loopback address)"
+            )
+        if not is_loopback(host):
+            raise ServeError(f"--insecure-no-auth is refused on the non-loopback address {host!r}")
+        for _ in range(3):
+            log.event(
+                "warning",
+                "INSECURE: caller authentication is OFF (--insecure-no-auth); any local process can ask "
+                "for decisions and use the admin API",
+                host=host,
+            )
+        api = None
+        if not len(admin):
+            admin = None
+    elif insecure:
+        log.event("warning", "--insecure-no-auth ignored: API keys are configured")
+    if api is not None and not len(admin or ()):
+        log.event("info", f"admin API disabled: no admin key ({ADMIN_KEYS_ENV} or [server] admin_keys_file)")
+    config = ServerConfig(
+        api_keys=api,
+        admin_keys=admin,
+        pdp_url=settings.policy_decision_point or f"http://{_url_host(host)}:{port}",
+        max_body_bytes=settings.max_body_bytes,
+        max_evaluations=settings.max_evaluations,
+        search_max_results=settings.search_max_results,
+        echo=echo,
+    )
+    return VigilApp(engine, config, log)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; raises ServeError when the address cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as e:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    workspace: str | Path,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    insecure_no_auth: bool = False,
+    echo: bool = False,
+) -> None:
+    """Run the server until SIGINT/SIGTERM; raises WorkspaceError or ServeError before listening."""
+    import uvicorn
+
+    app = build_app(workspace, host=host, port=port, insecure_no_auth=insecure_no_auth, echo=echo)
+    settings = app.engine.workspace.settings.server
+    host = host or settings.host
+    port = settings.port if port is None else port
+    try:
+        sock = bind(host, port)
+    except ServeError:
+        app.engine.close()
+        raise
+    actual_port = sock.getsockname()[1]
+    if not settings.policy_decision_point:
+        app.pdp_url = f"http://{_url_host(host)}:{actual_port}"
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    app.log.event(
+        "info",
+        "listening",
+        host=host,
+        port=actual_port,
+        workspace=str(app.engine.workspace.path),
+        policy_revision=app.engine.policy_revision,
+        pid=os.getpid(),
+        auth=app.config.api_keys is not None,
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        app.engine.close()
+        app.log.flush()

@@ -1,0 +1,141 @@
+"""Storage interfaces for vigil's runtime state: behaviour profiles, approval tickets, quarantines
+and the log of who changed them (ARCHITECTURE section 5).
+
+Each backend implements :class:`Store` (the four small protocols together) and passes the one
+conformance suite (``tests/test_store.py``). Records are plain immutable values; a backend stores
+and returns them, it never interprets them. ``version()`` changes whenever any process commits a
+change, so a running engine can notice a quarantine or an approval made by another process (the
+CLI) and refresh its in-memory mirror. An operation a backend cannot do raises
+:class:`StoreError`; it never silently does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from vigil.errors import VigilError
+from vigil.policy.values import EntityUid
+
+PENDING = "pending"
+APPROVED = "approved"
+DENIED = "denied"
+EXPIRED = "expired"
+TICKET_STATES = (PENDING, APPROVED, DENIED, EXPIRED)
+
+
+class StoreError(VigilError):
+    """The state store cannot be read or written."""
+
+    code = "store_unavailable"
+
+
+def uid_text(uid: EntityUid) -> str:
+    """``Type::"id"``, as Cedar writes an entity uid."""
+    return f'{uid[0]}::"{uid[1]}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An approval ticket of a step-up deny.
+
+    ``state`` is ``pending`` until a human approves or denies it; ``expires`` (epoch seconds) is
+    when a pending ticket lapses, and after approval, when the approval stops letting the same
+    ``subject``, ``action`` and ``resource`` through. ``why`` the signals that raised the risk.
+    """
+
+    id: str
+    subject: EntityUid
+    action: EntityUid
+    resource: EntityUid
+    created: float
+    expires: float
+    risk: int
+    signals: tuple[str, ...]
+    why: str
+    state: str = PENDING
+    decided_by: str | None = None
+    decided_at: float | None = None
+    note: str = ""
+
+    def state_at(self, now: float) -> str:
+        """The state at ``now``: a pending or approved ticket past ``expires`` is ``expired``."""
+        if self.state in (PENDING, APPROVED) and now >= self.expires:
+            return EXPIRED
+        return self.state
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """An identity in quarantine since ``since``, put there ``by`` someone (``"vigil"`` when automatic)."""
+
+    subject: EntityUid
+    since: float
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One audited change of state: ``kind`` (``ticket_created``, ``ticket_approved``,
+    ``ticket_denied``, ``quarantine_added``, ``quarantine_lifted``), who did it, when, and details."""
+
+    seq: int
+    time: float
+    kind: str
+    subject: EntityUid
+    by: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class ProfileStore(Protocol):
+    def load_profiles(self) -> Iterator[tuple[EntityUid, bytes]]:
+        """Every stored profile snapshot."""
+        ...
+
+    def save_profiles(self, items: Iterable[tuple[EntityUid, bytes]]) -> int:
+        """Insert or replace snapshots (one transaction); returns how many were written."""
+        ...
+
+
+class TicketStore(Protocol):
+    def put_ticket(self, ticket: Ticket) -> None:
+        """Insert or replace a ticket (by id)."""
+        ...
+
+    def get_ticket(self, ticket_id: str) -> Ticket | None: ...
+
+    def tickets(self, *, state: str | None = None, subject: EntityUid | None = None) -> list[Ticket]:
+        """Tickets by stored state and/or subject, oldest first."""
+        ...
+
+
+class QuarantineStore(Protocol):
+    def put_quarantine(self, entry: QuarantineEntry) -> None: ...
+
+    def remove_quarantine(self, subject: EntityUid) -> bool:
+        """Remove the entry of ``subject``; False when there was none."""
+        ...
+
+    def quarantines(self) -> list[QuarantineEntry]: ...
+
+
+class ChangeLog(Protocol):
+    def append_change(
+        self, time: float, kind: str, subject: EntityUid, by: str, detail: dict[str, Any]
+    ) -> Change: ...
+
+    def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
+        """Changes with ``seq > after``, oldest first."""
+        ...
+
+
+class Store(ProfileStore, TicketStore, QuarantineStore, ChangeLog, Protocol):
+    """Everything vigil keeps between restarts, besides the workspace and the audit log."""
+
+    def version(self) -> int:
+        """A number that changes whenever any process commits a change."""
+        ...
+
+    def close(self) -> None: ...

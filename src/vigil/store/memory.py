@@ -1,0 +1,94 @@
+"""In-memory store: for tests, embedding and ``[store] backend = "memory"`` (nothing survives a restart)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from vigil.policy.values import EntityUid
+from vigil.store.base import Change, QuarantineEntry, Ticket
+
+
+class MemoryStore:
+    """A :class:`~vigil.store.base.Store` held in dicts (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._profiles: dict[EntityUid, bytes] = {}
+        self._tickets: dict[str, Ticket] = {}
+        self._quarantines: dict[EntityUid, QuarantineEntry] = {}
+        self._changes: list[Change] = []
+        self._version = 0
+
+    def version(self) -> int:
+        return self._version
+
+    def close(self) -> None:
+        return None
+
+    # -- profiles --------------------------------------------------------------------------------
+    def load_profiles(self) -> Iterator[tuple[EntityUid, bytes]]:
+        with self._lock:
+            items = list(self._profiles.items())
+        return iter(items)
+
+    def save_profiles(self, items: Iterable[tuple[EntityUid, bytes]]) -> int:
+        n = 0
+        with self._lock:
+            for uid, blob in items:
+                self._profiles[uid] = bytes(blob)
+                n += 1
+        return n
+
+    # -- tickets ---------------------------------------------------------------------------------
+    def put_ticket(self, ticket: Ticket) -> None:
+        with self._lock:
+            self._tickets[ticket.id] = ticket
+            self._version += 1
+
+    def get_ticket(self, ticket_id: str) -> Ticket | None:
+        return self._tickets.get(ticket_id)
+
+    def tickets(self, *, state: str | None = None, subject: EntityUid | None = None) -> list[Ticket]:
+        with self._lock:
+            items = list(self._tickets.values())
+        return sorted(
+            (
+                t
+                for t in items
+                if (state is None or t.state == state) and (subject is None or t.subject == subject)
+            ),
+            key=lambda t: (t.created, t.id),
+        )
+
+    # -- quarantine ------------------------------------------------------------------------------
+    def put_quarantine(self, entry: QuarantineEntry) -> None:
+        with self._lock:
+            self._quarantines[entry.subject] = entry
+            self._version += 1
+
+    def remove_quarantine(self, subject: EntityUid) -> bool:
+        with self._lock:
+            found = self._quarantines.pop(subject, None) is not None
+            if found:
+                self._version += 1
+            return found
+
+    def quarantines(self) -> list[QuarantineEntry]:
+        with self._lock:
+            return sorted(self._quarantines.values(), key=lambda e: (e.since, e.subject))
+
+    # -- change log ------------------------------------------------------------------------------
+    def append_change(
+        self, time: float, kind: str, subject: EntityUid, by: str, detail: dict[str, Any]
+    ) -> Change:
+        with self._lock:
+            change = Change(len(self._changes) + 1, time, kind, subject, by, dict(detail))
+            self._changes.append(change)
+            self._version += 1
+            return change
+
+    def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
+        with self._lock:
+            return [c for c in self._changes if c.seq > after][:limit]

@@ -1,0 +1,277 @@
+"""SQLite store (stdlib ``sqlite3``): the embedded default, one file, zero servers.
+
+The file is created on the first write, so loading a workspace (``vigil check``) writes nothing.
+WAL journal, ``synchronous = NORMAL``, a 5 s busy timeout: the CLI and a running server can use the
+same file at once, and ``version()`` (SQLite's ``data_version`` plus this connection's commits)
+tells the server when the CLI changed something. Any SQLite failure raises
+:class:`~vigil.store.base.StoreError`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from vigil.policy.values import EntityUid
+from vigil.store.base import Change, QuarantineEntry, StoreError, Ticket
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles (
+    subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, blob BLOB NOT NULL,
+    PRIMARY KEY (subject_type, subject_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tickets (
+    id TEXT PRIMARY KEY,
+    subject_type TEXT NOT NULL, subject_id TEXT NOT NULL,
+    action_type TEXT NOT NULL, action_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL, resource_id TEXT NOT NULL,
+    created REAL NOT NULL, expires REAL NOT NULL, risk INTEGER NOT NULL,
+    signals TEXT NOT NULL, why TEXT NOT NULL, state TEXT NOT NULL,
+    decided_by TEXT, decided_at REAL, note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_by_subject ON tickets (subject_type, subject_id);
+CREATE INDEX IF NOT EXISTS tickets_by_state ON tickets (state);
+CREATE TABLE IF NOT EXISTS quarantines (
+    subject_type TEXT NOT NULL, subject_id TEXT NOT NULL,
+    since REAL NOT NULL, by TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (subject_type, subject_id)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL,
+    subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, by TEXT NOT NULL, detail TEXT NOT NULL
+);
+"""
+_TICKET_COLUMNS = (
+    "id, subject_type, subject_id, action_type, action_id, resource_type, resource_id, "
+    "created, expires, risk, signals, why, state, decided_by, decided_at, note"
+)
+T = TypeVar("T")
+
+
+def _ticket(row: tuple[Any, ...]) -> Ticket:
+    return Ticket(
+        id=row[0],
+        subject=(row[1], row[2]),
+        action=(row[3], row[4]),
+        resource=(row[5], row[6]),
+        created=row[7],
+        expires=row[8],
+        risk=row[9],
+        signals=tuple(orjson.loads(row[10])),
+        why=row[11],
+        state=row[12],
+        decided_by=row[13],
+        decided_at=row[14],
+        note=row[15],
+    )
+
+
+class SqliteStore:
+    """A :class:`~vigil.store.base.Store` in one SQLite file (thread-safe: one connection, one lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._writes = 0
+        self._closed = False
+
+    # -- connection --------------------------------------------------------------------------------
+    def _open(self, create: bool) -> sqlite3.Connection | None:
+        if self._db is not None:
+            return self._db
+        if self._closed:
+            raise StoreError(f"store {str(self.path)!r} is closed")
+        if not create and not self.path.exists():
+            return None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None or int(row[0]) != SCHEMA_VERSION:
+                db.close()
+                raise StoreError(f"store {str(self.path)!r} has schema version {row and row[0]!r}")
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"cannot open store {str(self.path)!r}: {e}") from None
+        self._db = db
+        return db
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T], empty: T) -> T:
+        with self._lock:
+            db = self._open(create=False)
+            if db is None:
+                return empty
+            try:
+                return fn(db)
+            except sqlite3.Error as e:
+                raise StoreError(f"store {str(self.path)!r}: {e}") from None
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            db = self._open(create=True)
+            assert db is not None
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(db)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise StoreError(f"store {str(self.path)!r}: {e}") from None
+            self._writes += 1
+            return out
+
+    def version(self) -> int:
+        def dv(db: sqlite3.Connection) -> int:
+            return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+        return (self._read(dv, 0) << 32) | (self._writes & 0xFFFFFFFF)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            self._closed = True
+
+    # -- profiles --------------------------------------------------------------------------------
+    def load_profiles(self) -> Iterator[tuple[EntityUid, bytes]]:
+        rows: list[Any] = self._read(
+            lambda db: db.execute("SELECT subject_type, subject_id, blob FROM profiles").fetchall(), []
+        )
+        return (((t, i), bytes(b)) for t, i, b in rows)
+
+    def save_profiles(self, items: Iterable[tuple[EntityUid, bytes]]) -> int:
+        rows = [(uid[0], uid[1], blob) for uid, blob in items]
+        if not rows:
+            return 0
+
+        def run(db: sqlite3.Connection) -> int:
+            db.executemany(
+                "INSERT OR REPLACE INTO profiles (subject_type, subject_id, blob) VALUES (?, ?, ?)", rows
+            )
+            return len(rows)
+
+        return self._write(run)
+
+    # -- tickets ---------------------------------------------------------------------------------
+    def put_ticket(self, ticket: Ticket) -> None:
+        row = (
+            ticket.id,
+            ticket.subject[0],
+            ticket.subject[1],
+            ticket.action[0],
+            ticket.action[1],
+            ticket.resource[0],
+            ticket.resource[1],
+            ticket.created,
+            ticket.expires,
+            ticket.risk,
+            orjson.dumps(list(ticket.signals)).decode(),
+            ticket.why,
+            ticket.state,
+            ticket.decided_by,
+            ticket.decided_at,
+            ticket.note,
+        )
+        self._write(
+            lambda db: db.execute(
+                f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 16)})", row
+            )
+        )
+
+    def get_ticket(self, ticket_id: str) -> Ticket | None:
+        row = self._read(
+            lambda db: db.execute(
+                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)
+            ).fetchone(),
+            None,
+        )
+        return _ticket(row) if row is not None else None
+
+    def tickets(self, *, state: str | None = None, subject: EntityUid | None = None) -> list[Ticket]:
+        where = []
+        args: list[Any] = []
+        if state is not None:
+            where.append("state = ?")
+            args.append(state)
+        if subject is not None:
+            where.append("subject_type = ? AND subject_id = ?")
+            args.extend(subject)
+        sql = f"SELECT {_TICKET_COLUMNS} FROM tickets"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created, id"
+        rows: list[Any] = self._read(lambda db: db.execute(sql, args).fetchall(), [])
+        return [_ticket(r) for r in rows]
+
+    # -- quarantine ------------------------------------------------------------------------------
+    def put_quarantine(self, entry: QuarantineEntry) -> None:
+        self._write(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO quarantines (subject_type, subject_id, since, by, reason) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (entry.subject[0], entry.subject[1], entry.since, entry.by, entry.reason),
+            )
+        )
+
+    def remove_quarantine(self, subject: EntityUid) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "DELETE FROM quarantines WHERE subject_type = ? AND subject_id = ?", (subject[0], subject[1])
+            )
+            return cur.rowcount > 0
+
+        return self._write(run)
+
+    def quarantines(self) -> list[QuarantineEntry]:
+        rows: list[Any] = self._read(
+            lambda db: db.execute(
+                "SELECT subject_type, subject_id, since, by, reason FROM quarantines "
+                "ORDER BY since, subject_type, subject_id"
+            ).fetchall(),
+            [],
+        )
+        return [QuarantineEntry((r[0], r[1]), r[2], r[3], r[4]) for r in rows]
+
+    # -- change log ------------------------------------------------------------------------------
+    def append_change(
+        self, time: float, kind: str, subject: EntityUid, by: str, detail: dict[str, Any]
+    ) -> Change:
+        text = orjson.dumps(detail).decode()
+
+        def run(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "INSERT INTO changes (time, kind, subject_type, subject_id, by, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                (time, kind, subject[0], subject[1], by, text),
+            )
+            return int(cur.lastrowid or 0)
+
+        seq = self._write(run)
+        return Change(seq, time, kind, subject, by, dict(detail))
+
+    def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
+        rows: list[Any] = self._read(
+            lambda db: db.execute(
+                "SELECT seq, time, kind, subject_type, subject_id, by, detail FROM changes "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall(),
+            [],
+        )
+        return [Change(r[0], r[1], r[2], (r[3], r[4]), r[5], orjson.loads(r[6])) for r in rows]

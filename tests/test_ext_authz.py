@@ -1,0 +1,228 @@
+"""Envoy ext_authz (HTTP service mode): route mapping, subjects, and the real server answering
+requests shaped as Envoy sends them (original method and path under ``path_prefix``, the original
+headers, an empty body, the PEP key added with ``headers_to_add``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
+
+from tests.test_server_support import API_KEY, ServerProcess, copy_workspace
+from vigil.errors import WorkspaceError
+from vigil.ext_authz import SubjectError, match_route, parse_routes, verify_jwt
+
+RICK = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"  # admin, evil_genius
+BETH = "CiRmZDM2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"  # viewer
+PEP = {"x-vigil-api-key": API_KEY}
+
+# -- routes (no server) -------------------------------------------------------------------------
+ROUTES = parse_routes(
+    [
+        "GET /todos => read todo::list",
+        "PUT /todos/{todoId} => update todo::{todoId}",
+        "* /files/{rest...} => {@method} file::{rest}",
+        "DELETE /todos/{todoId} => {@method} route::{@route}",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/todos", ("read", ("todo", "list"))),
+        ("GET", "/todos/", ("read", ("todo", "list"))),
+        ("GET", "/todos?x=1", ("read", ("todo", "list"))),
+        ("PUT", "/todos/42", ("update", ("todo", "42"))),
+        ("PUT", "/todos/a%2Fb", ("update", ("todo", "a/b"))),
+        ("PATCH", "/files/a/b/c", ("PATCH", ("file", "a/b/c"))),
+        ("DELETE", "/todos/7", ("DELETE", ("route", "/todos/{todoId}"))),
+        ("POST", "/todos", None),
+        ("PUT", "/todos", None),
+        ("PUT", "/todos/1/2", None),
+        ("GET", "/files", None),
+        ("GET", "/", None),
+    ],
+)
+def test_match_route(method: str, path: str, expected: tuple[str, tuple[str, str]] | None) -> None:
+    m = match_route(ROUTES, method, path)
+    assert (None if m is None else (m.action, m.resource)) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "GET /todos read todo::x",
+        "GET todos => read todo::x",
+        "get1 /todos => read todo::x",
+        "GET /todos/{id => read todo::x",
+        "GET /todos/{a...}/x => read todo::{a}",
+        "GET /todos => read todo::{id}",
+        "GET /todos => read todo::{@nope}",
+        "GET /todos => read todo",
+    ],
+)
+def test_bad_route_lines_are_refused(line: str) -> None:
+    with pytest.raises(WorkspaceError) as e:
+        parse_routes(["GET /ok => read todo::x", line])
+    assert e.value.problems and all("[2]" in p for p in e.value.problems)
+
+
+# -- JWTs (no server) ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def signing_key() -> ECKey:
+    return ECKey.generate_key("P-256", parameters={"kid": "k1"})
+
+
+def token(key: ECKey, **claims: Any) -> str:
+    now = int(time.time())
+    body = {
+        "sub": RICK,
+        "iss": "https://idp.example",
+        "aud": "todo-api",
+        "iat": now,
+        "exp": now + 300,
+        **claims,
+    }
+    return jwt.encode({"alg": "ES256", "kid": "k1"}, body, key)
+
+
+def test_verify_jwt(signing_key: ECKey) -> None:
+    keys = KeySet.import_key_set(KeySet([signing_key]).as_dict(private=False))
+    ok = dict(claim="sub", issuer="https://idp.example", audience="todo-api")
+    assert verify_jwt(token(signing_key), keys, **ok) == RICK
+    other = ECKey.generate_key("P-256", parameters={"kid": "k1"})
+    bad = [
+        token(signing_key, exp=int(time.time()) - 3600),
+        token(signing_key, iss="https://evil.example"),
+        token(signing_key, aud="other"),
+        token(other),
+        token(signing_key, sub=5),
+        token(signing_key)[:-4] + "AAAA",
+        "not.a.jwt",
+        jwt.encode({"alg": "HS256"}, {"sub": RICK, "exp": int(time.time()) + 60}, _oct_key()),
+    ]
+    for t in bad:
+        with pytest.raises(SubjectError):
+            verify_jwt(t, keys, **ok)
+
+
+def _oct_key() -> Any:
+    from joserfc.jwk import OctKey
+
+    return OctKey.import_key("a-shared-secret-that-must-not-work-0123456789")
+
+
+# -- the server ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    ws = copy_workspace("authzen-api-gateway", tmp_path_factory.mktemp("gw"))
+    proc = ServerProcess(ws).wait_ready()
+    yield proc
+    assert proc.stop()
+
+
+def envoy_check(server: ServerProcess, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
+    """What Envoy's ext_authz filter sends: original method, path_prefix + original path, the
+    allowed original headers, Content-Length 0."""
+    return httpx.request(
+        method,
+        server.url + "/ext_authz" + path,
+        headers={"host": "todo.example", "content-length": "0", "x-forwarded-proto": "https", **headers},
+        content=b"",
+    )
+
+
+@pytest.mark.parametrize(
+    ("pid", "method", "path", "allowed"),
+    [
+        (RICK, "GET", "/todos", True),
+        (BETH, "GET", "/users/rick%40the-citadel.com", True),
+        (RICK, "POST", "/todos", True),
+        (BETH, "POST", "/todos", False),
+        (RICK, "PUT", "/todos/7240d0db", True),
+        (BETH, "PUT", "/todos/7240d0db", False),
+        (RICK, "DELETE", "/todos/7240d0db?force=1", True),
+        (BETH, "DELETE", "/todos/7240d0db", False),
+        ("unknown-pid", "GET", "/todos", False),
+    ],
+)
+def test_header_subject(gateway: ServerProcess, pid: str, method: str, path: str, allowed: bool) -> None:
+    r = envoy_check(gateway, method, path, {**PEP, "x-user-pid": pid, "x-request-id": "envoy-1"})
+    assert r.status_code == (200 if allowed else 403), r.text
+    assert r.headers["x-vigil-decision"] == ("allow" if allowed else "deny")
+    assert r.headers["x-vigil-decision-id"] == r.json()["context"]["id"]
+    assert r.headers["x-vigil-reason"] == ",".join(r.json()["context"]["reason_codes"])
+    assert r.headers["x-request-id"] == "envoy-1"
+
+
+def test_no_route_denies(gateway: ServerProcess) -> None:
+    r = envoy_check(gateway, "PATCH", "/todos/1", {**PEP, "x-user-pid": RICK})
+    assert r.status_code == 403 and r.headers["x-vigil-reason"] == "no_route"
+    r = envoy_check(gateway, "GET", "/admin", {**PEP, "x-user-pid": RICK})
+    assert r.status_code == 403
+
+
+def test_missing_subject_is_401(gateway: ServerProcess) -> None:
+    r = envoy_check(gateway, "GET", "/todos", PEP)
+    assert r.status_code == 401 and r.headers["x-vigil-reason"] == "unauthenticated_subject"
+
+
+def test_pep_key_is_required(gateway: ServerProcess) -> None:
+    for headers in (
+        {},
+        {"x-vigil-api-key": "wrong-key-0123456789abc"},
+        {"authorization": f"Bearer {API_KEY}"},
+    ):
+        r = envoy_check(gateway, "GET", "/todos", {**headers, "x-user-pid": RICK})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+
+
+def test_jwt_subject(tmp_path: Path, signing_key: ECKey) -> None:
+    ws = copy_workspace("authzen-api-gateway", tmp_path)
+    (ws / "jwks.json").write_text(json.dumps(KeySet([signing_key]).as_dict(private=False)))
+    toml = (ws / "vigil.toml").read_text()
+    toml = toml.replace(
+        'subject = "header"',
+        'subject = "jwt"\njwks_file = "jwks.json"\n'
+        'jwt_issuer = "https://idp.example"\njwt_audience = "todo-api"',
+    )
+    (ws / "vigil.toml").write_text(toml)
+    proc = ServerProcess(ws).wait_ready()
+    try:
+
+        def check(method: str, path: str, bearer: str | None) -> httpx.Response:
+            headers = dict(PEP)
+            if bearer is not None:
+                headers["authorization"] = f"Bearer {bearer}"
+            return envoy_check(proc, method, path, headers)
+
+        assert check("POST", "/todos", token(signing_key)).status_code == 200
+        assert check("POST", "/todos", token(signing_key, sub=BETH)).status_code == 403
+        for bad in (
+            None,
+            "garbage",
+            token(signing_key, exp=int(time.time()) - 3600),
+            token(ECKey.generate_key("P-256", parameters={"kid": "k1"})),
+        ):
+            r = check("GET", "/todos", bad)
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        assert "garbage" not in proc.log()
+    finally:
+        assert proc.stop()
+
+
+def test_bad_route_table_refuses_to_start(tmp_path: Path) -> None:
+    ws = copy_workspace("authzen-api-gateway", tmp_path)
+    (ws / "vigil.toml").write_text('[ext_authz]\nroutes = ["GET /x read"]\n')
+    proc = ServerProcess(ws)
+    assert proc.proc.wait(timeout=60) == 3
+    proc._reader.join(timeout=5)
+    assert "expected 'METHOD /path" in proc.log()
