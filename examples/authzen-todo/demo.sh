@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`, HTTP part: serve a copy of this workspace with a fresh API key and show a working
-# AuthZEN evaluation with curl. Serves in the foreground until Ctrl-C (or DEMO_SECONDS seconds).
+# AuthZEN evaluation with curl. On a terminal it serves until Ctrl-C (DEMO_SECONDS bounds it);
+# elsewhere (CI, scripts) it stops after the example.
 set -euo pipefail
 VENV=${VENV:-.venv}
 PORT=${DEMO_PORT:-8181}
@@ -27,4 +28,10 @@ eval "$CURL"
 echo
 echo
 echo "Metadata: curl -s http://127.0.0.1:$PORT/.well-known/authzen-configuration   Metrics: curl -s http://127.0.0.1:$PORT/metrics"
-if [ -n "${DEMO_SECONDS:-}" ]; then sleep "$DEMO_SECONDS"; else echo "Ctrl-C stops the server."; wait $PID; fi
+if [ -n "${DEMO_SECONDS:-}" ]; then
+  sleep "$DEMO_SECONDS"
+elif [ -t 0 ] && [ -t 1 ]; then
+  echo "Ctrl-C stops the server."; wait $PID
+else
+  echo "(not a terminal: stopping the server; run 'vigil serve' yourself to keep one up)"
+fi
