@@ -297,13 +297,16 @@ class IPAddr:
     ``address`` keeps the host bits exactly as written; ``prefix`` is 32/128 for a single address.
     """
 
-    __slots__ = ("version", "address", "prefix")  # noqa: RUF023 (the order of the interface)
+    __slots__ = ("version", "address", "prefix", "text")  # noqa: RUF023 (the order of the interface)
     cedar_type: ClassVar[str] = "ipaddr"
 
-    def __init__(self, version: int, address: int, prefix: int) -> None:
+    def __init__(self, version: int, address: int, prefix: int, text: str | None = None) -> None:
         self.version = version
         self.address = address
         self.prefix = prefix
+        # The string this value was parsed from, when it was (not part of the value: equality and
+        # hashing ignore it); lets the audit writer encode it without formatting.
+        self.text = text
 
     @staticmethod
     def parse(text: str) -> IPAddr:
@@ -329,6 +332,7 @@ class IPAddr:
                 ip.version = 4
                 ip.address = address
                 ip.prefix = 32
+                ip.text = text
                 return _remember(_IP_CACHE, text, ip)
         # a dotted quad with a prefix (the lookups validate it all)
         addr, slash, prefix = text.partition("/")
@@ -343,12 +347,15 @@ class IPAddr:
                     | (octets[parts[2]] << 8)
                     | octets[parts[3]],
                     _V4_PREFIXES[prefix] if slash else 32,
+                    text,
                 )
             except KeyError:
                 pass
             else:
                 return _remember(_IP_CACHE, text, ip)
-        return _remember(_IP_CACHE, text, _parse_ip(text))
+        parsed = _parse_ip(text)
+        parsed.text = text
+        return _remember(_IP_CACHE, text, parsed)
 
     def is_ipv4(self) -> bool:
         return self.version == 4

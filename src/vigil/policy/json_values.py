@@ -211,6 +211,8 @@ def to_json(value: Any) -> Any:
         return [to_json(v) for v in value]
     if t is Record or isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
+    if t is IPAddr and value.text is not None:
+        return {"__extn": {"fn": "ip", "arg": value.text}}
     if t is Decimal or t is IPAddr or t is DateTime or t is Duration:
         return _extension_json(value)
     return str(value)
