@@ -150,14 +150,36 @@ HUGE_TEXT = st.integers(MAX_STRING + 1, MAX_STRING + 64).map(lambda n: "x" * n)
 LONG_ID = st.integers(1025, 1100).map(lambda n: "y" * n)  # longer than an id or type may be
 GIANT_INT = st.one_of(st.integers(min_value=2**63), st.integers(max_value=-(2**63) - 1))
 KEYS = st.one_of(
-    st.sampled_from(("mfa", "region", "src", "level", "public", "nick", "__extn", "__entity", "type", "id",
-                     "fn", "arg", "args", "__expr", "")),
+    st.sampled_from(
+        (
+            "mfa",
+            "region",
+            "src",
+            "level",
+            "public",
+            "nick",
+            "__extn",
+            "__entity",
+            "type",
+            "id",
+            "fn",
+            "arg",
+            "args",
+            "__expr",
+            "",
+        )
+    ),
     WEIRD_TEXT,
 )
 EXTN_FNS = ("ip", "decimal", "datetime", "duration", "ipaddr", "nope", "", "offset", "toDate", "lessThan")
 EXTN_ARGS = st.one_of(
     st.sampled_from(("1.2.3.4", "bogus", "1.5", "1.23456", "2024-13-01", "1x", "10.0.0.0/33", "")),
-    WEIRD_TEXT, HUGE_TEXT, st.none(), st.integers(), st.floats(), st.lists(st.sampled_from(("1.2.3.4", "1d")), max_size=3),
+    WEIRD_TEXT,
+    HUGE_TEXT,
+    st.none(),
+    st.integers(),
+    st.floats(),
+    st.lists(st.sampled_from(("1.2.3.4", "1d")), max_size=3),
 )
 
 
@@ -177,10 +199,22 @@ def nested(depth: int, kind: str) -> Any:
 SPECIAL_JUNK = st.one_of(
     st.builds(lambda fn, arg: {"__extn": {"fn": fn, "arg": arg}}, st.sampled_from(EXTN_FNS), EXTN_ARGS),
     st.builds(lambda fn, args: {"__extn": {"fn": fn, "args": args}}, st.sampled_from(EXTN_FNS), EXTN_ARGS),
-    st.builds(lambda spec: {"__extn": spec}, st.one_of(st.none(), WEIRD_TEXT, st.dictionaries(KEYS, EXTN_ARGS))),
-    st.builds(lambda spec: {"__entity": spec}, st.one_of(
-        st.none(), WEIRD_TEXT, st.fixed_dictionaries({"type": st.one_of(WEIRD_TEXT, st.integers()),
-                                                      "id": st.one_of(WEIRD_TEXT, HUGE_TEXT, st.none())}))),
+    st.builds(
+        lambda spec: {"__extn": spec}, st.one_of(st.none(), WEIRD_TEXT, st.dictionaries(KEYS, EXTN_ARGS))
+    ),
+    st.builds(
+        lambda spec: {"__entity": spec},
+        st.one_of(
+            st.none(),
+            WEIRD_TEXT,
+            st.fixed_dictionaries(
+                {
+                    "type": st.one_of(WEIRD_TEXT, st.integers()),
+                    "id": st.one_of(WEIRD_TEXT, HUGE_TEXT, st.none()),
+                }
+            ),
+        ),
+    ),
     st.builds(nested, st.integers(MAX_DEPTH - 1, MAX_DEPTH + 8), st.sampled_from(("list", "record", "extn"))),
 )
 # Leaves of junk; plain Bools and in-range Longs only appear *inside* containers (see JUNK).
@@ -233,10 +267,24 @@ def _copy(request: dict[str, Any]) -> dict[str, Any]:
 @st.composite
 def mutations(draw: Any) -> Mutation:
     base = draw(good_requests())
-    kind = draw(st.sampled_from((
-        "not_an_object", "drop_field", "field_junk", "member_junk", "extra_top", "extra_member",
-        "context_value", "context_value", "context_value", "context_junk", "properties", "properties",
-    )))
+    kind = draw(
+        st.sampled_from(
+            (
+                "not_an_object",
+                "drop_field",
+                "field_junk",
+                "member_junk",
+                "extra_top",
+                "extra_member",
+                "context_value",
+                "context_value",
+                "context_value",
+                "context_junk",
+                "properties",
+                "properties",
+            )
+        )
+    )
     req = _copy(base)
     if kind == "not_an_object":
         return Mutation(draw(st.one_of(JUNK, st.lists(ANY_JSON, max_size=2), st.just({}))), None, kind)
@@ -251,9 +299,17 @@ def mutations(draw: Any) -> Mutation:
         # A junk object with string "type" and "id" (or "name") is a well-formed unknown entity.
         return Mutation(req, base, f"{kind}:{field}")
     if kind == "member_junk":
-        field, member = draw(st.sampled_from((
-            ("subject", "type"), ("subject", "id"), ("resource", "type"), ("resource", "id"), ("action", "name"),
-        )))
+        field, member = draw(
+            st.sampled_from(
+                (
+                    ("subject", "type"),
+                    ("subject", "id"),
+                    ("resource", "type"),
+                    ("resource", "id"),
+                    ("action", "name"),
+                )
+            )
+        )
         value = draw(st.one_of(ANY_JSON, LONG_ID))
         # A junk string naming a real entity or action would be well formed: keep those out.
         if _names_known(value):
@@ -321,7 +377,9 @@ def test_malformed_request_is_decided_or_refused(engine: vigil.Engine, m: Mutati
     assert isinstance(got, vigil.DecisionRecord)
     if got.allowed:
         well_formed = engine.decide(m.counterpart)
-        assert well_formed.allowed, f"{m.label}: malformed request allowed, well-formed one denied: {got.reason_codes}"
+        assert well_formed.allowed, (
+            f"{m.label}: malformed request allowed, well-formed one denied: {got.reason_codes}"
+        )
 
 
 @_settings(100)
@@ -340,8 +398,12 @@ def test_well_formed_requests_decide_as_written(engine: vigil.Engine) -> None:
     """The fixture's policies, so the properties above are not vacuous."""
 
     def allowed(s: str, a: str, r: str, ctx: dict[str, Any]) -> bool:
-        req = {"subject": {"type": "Agent", "id": s}, "action": {"name": a},
-               "resource": {"type": "Doc", "id": r}, "context": ctx}
+        req = {
+            "subject": {"type": "Agent", "id": s},
+            "action": {"name": a},
+            "resource": {"type": "Doc", "id": r},
+            "context": ctx,
+        }
         return engine.decide(req).allowed
 
     assert allowed("alice", "read", "pub", {})
@@ -487,14 +549,29 @@ def test_broken_workspace_raises_workspace_error(broken: list[Corruption]) -> No
 
 
 REQUESTS = tuple(
-    {"subject": {"type": "Agent", "id": s}, "action": {"name": a}, "resource": {"type": "Doc", "id": r},
-     "context": ctx}
-    for s in AGENTS for a in ACTIONS for r in DOCS for ctx in ({}, {"mfa": True}, {"region": "blocked"})
+    {
+        "subject": {"type": "Agent", "id": s},
+        "action": {"name": a},
+        "resource": {"type": "Doc", "id": r},
+        "context": ctx,
+    }
+    for s in AGENTS
+    for a in ACTIONS
+    for r in DOCS
+    for ctx in ({}, {"mfa": True}, {"region": "blocked"})
 )
 
 
-POLICY_CODES = frozenset(("policy_permit", "policy_forbid", "no_matching_permit", "forbid_errored",
-                          "policy_errored", "unknown_identity"))
+POLICY_CODES = frozenset(
+    (
+        "policy_permit",
+        "policy_forbid",
+        "no_matching_permit",
+        "forbid_errored",
+        "policy_errored",
+        "unknown_identity",
+    )
+)
 
 
 def _decisions(engine: vigil.Engine) -> list[tuple[Any, ...]]:
@@ -562,10 +639,13 @@ def test_null_entities_file_is_refused() -> None:
     assert problems is not None and any(p.startswith("entities/e.json") for p in problems)
 
 
-@pytest.mark.parametrize("text", [
-    '[{"uid": {"type": "Agent", "id": "z"}, "attrs": {"level": "high"}, "parents": []}]',
-    '[{"uid": {"type": "Agent"}, "attrs": {"level": 1}, "parents": []}]',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"uid": {"type": "Agent", "id": "z"}, "attrs": {"level": "high"}, "parents": []}]',
+        '[{"uid": {"type": "Agent"}, "attrs": {"level": 1}, "parents": []}]',
+    ],
+)
 def test_entity_problems_name_their_file(text: str) -> None:
     problems = _problems({"entities/e.json": text})
     assert problems is not None and all(p.startswith("entities/e.json") for p in problems), problems
@@ -585,8 +665,11 @@ def test_jsonl_audit_survives_surrogates() -> None:
         write_workspace(Path(d), GOOD_FILES)
         sink = JsonlSink(Path(d) / "audit.jsonl")
         engine = vigil.Engine.from_workspace(d, audit=sink)
-        base = {"subject": {"type": "Agent", "id": "alice"}, "action": {"name": "read"},
-                "resource": {"type": "Doc", "id": "pub"}}
+        base = {
+            "subject": {"type": "Agent", "id": "alice"},
+            "action": {"name": "read"},
+            "resource": {"type": "Doc", "id": "pub"},
+        }
         with pytest.raises(vigil.VigilError):
             engine.decide({**base, "context": {"nick": "\ud800"}})
         engine.decide({**base, "subject": {"type": "Agent", "id": "x\ud800"}})

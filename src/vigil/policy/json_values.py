@@ -50,12 +50,18 @@ def record_to_cedar(value: Any, where: str = "context") -> Record:
     """A JSON object as a Cedar record; raises ValueConversionError when it is not an object."""
     if type(value) is not dict:
         raise ValueConversionError(f"{where}: expected an object, got {_json_type(value)}")
-    if len(value) == 1 and ("__extn" in value or "__entity" in value):
-        raise ValueConversionError(f"{where}: expected a record, got an extension or entity escape")
+    if len(value) == 1 and (
+        "__expr" in value
+        or ("__extn" in value and _is_escape(value["__extn"]))
+        or ("__entity" in value and _is_entity_escape(value["__entity"]))
+    ):
+        raise ValueConversionError(f"{where}: expected a record, got an escape")
     out = Record(value)
     budget: list[int] | None = None
     # Scalars are already Cedar values; only check them, and convert the rest in place.
     for k, v in value.items():
+        if type(k) is not str or (not k.isascii() and _bad_text(k)):
+            raise ValueConversionError(f"{where}: attribute names must be valid Unicode strings")
         t = type(v)
         if t is str:
             if (len(v) > 256 or not v.isascii()) and _bad_text(v):
@@ -110,6 +116,8 @@ def _convert(value: Any, where: str, depth: int, budget: list[int]) -> Any:
                 raise ValueConversionError(f'{where}: the "__expr" escape is no longer supported by Cedar')
         out = Record()
         for k, v in value.items():
+            if type(k) is not str or (not k.isascii() and _bad_text(k)):
+                raise ValueConversionError(f"{where}: attribute names must be valid Unicode strings")
             out[k] = _convert(v, f"{where}.{k}", depth + 1, budget)
         return out
     if value is None:
@@ -181,6 +189,8 @@ def entity_uid(spec: Any, where: str = "entity", *, check_name: bool = False) ->
         raise ValueConversionError(f'{where}: entity reference needs string "type" and "id"')
     if len(eid) > MAX_STRING or len(etype) > 1024:
         raise ValueConversionError(f"{where}: entity reference too long")
+    if _bad_text(eid) or _bad_text(etype):
+        raise ValueConversionError(f"{where}: entity reference is not valid Unicode text")
     if check_name and not _valid_type_name(etype):
         raise ValueConversionError(f"{where}: {etype!r} is not a valid entity type name")
     return (etype, eid)
