@@ -157,13 +157,15 @@ def _item_lines(text: str, data: list[Any]) -> list[int]:
     """The line where each entity of ``data`` starts in ``text`` (best effort: its uid's id)."""
     lines = []
     pos = 0
+    line = 1
     for item in data:
         uid = item.get("uid") if isinstance(item, dict) else None
         eid = uid.get("id") if isinstance(uid, dict) else None
         found = text.find(json.dumps(eid), pos) if isinstance(eid, str) else -1
         if found >= 0:
-            pos = found + 1
-        lines.append(text.count("\n", 0, found if found >= 0 else pos) + 1)
+            line += text.count("\n", pos, found)  # count only the new stretch: linear overall
+            pos = found
+        lines.append(line)
     return lines
 
 
