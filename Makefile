@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/vigil replay --workspace .vigil/demo/workspace \
 		--input examples/agent-fleet/events.jsonl --output .vigil/demo/decisions.jsonl
 	@echo "decisions: .vigil/demo/decisions.jsonl   audit: .vigil/demo/workspace/.vigil/audit.jsonl"
+	$(PY) examples/agent-fleet/behaviour_demo.py --workdir .vigil/demo/behaviour
 	@VENV=$(VENV) bash examples/authzen-todo/demo.sh
 
 lint: $(STAMP)

@@ -76,6 +76,9 @@ def test_fleet_has_every_rhythm_and_drift(attacked: tuple[Fleet, list[Episode]])
         "first_use",
         "oncall_page",
         "trip",
+        "busy_day",
+        "backfill",
+        "region_move",
     }
     after = [e for e in fleet.events if e.t >= fleet.config.learning_end and e.label.drift == "new_resource"]
     assert after and all(e.resource.team == e.identity.team.name for e in after)
@@ -270,6 +273,8 @@ def test_generated_run_scores_every_request_and_reports() -> None:
     assert t["requests"] == run.requests
     assert t["episodes"] == sum(r["episodes"] for r in data["by_type"].values()) == 14
     assert t["benign_after_learning"] > 0 and 0.0 <= t["fp_rate"] <= 1.0
+    moved = data["out_of_band"]["region_move"]
+    assert moved["identities"] == 1 and moved["requests"] > 0  # reported apart, not in the FP rate
     text = markdown({"generated": data, "command": "vigil eval"})
     assert "### Generated fleet" in text and "`escalation_chain`" in text
 
@@ -359,3 +364,8 @@ def test_otrf_scores_against_its_labels() -> None:
         ("as_recorded", 11, 92),
         ("with_baseline", 11, 92),
     ]
+
+
+def test_detection_doc_has_the_markers_make_eval_rewrites() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "detection.md").read_text(encoding="utf-8")
+    assert text.count(BEGIN) == 1 and text.count(END) == 1 and text.index(BEGIN) < text.index(END)

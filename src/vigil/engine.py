@@ -76,6 +76,7 @@ class _State:
         "behaviour",
         "by_uid",
         "mode",
+        "policy_reads_vigil",
         "revision",
         "schema",
         "workspace",
@@ -91,6 +92,11 @@ class _State:
         self.mode = workspace.settings.behaviour.mode
         self.action_type = _action_type(ps.schema)
         self.behaviour = BehaviourModel(workspace.settings.behaviour, ps.store, strings)
+        # Does any policy read context.vigil? If none does, behaviour can always be assessed after
+        # the policy, in one pass with learning. (A fallback policy's code is not ours to read.)
+        self.policy_reads_vigil = any(
+            "vigil" in pol.source or pol.fallback_reason is not None for pol in ps.policies
+        )
 
 
 def _action_type(schema: Schema | None) -> str:
@@ -259,12 +265,15 @@ class Engine:
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
         prof = self._profiles.get(principal)
+        pre = False
         if prof is not None:
             if prof.quarantined:
                 return self._quarantined(st, req, context, prof, when, t0)
-            # signals: computed before the policy only when they can matter to it (enforced)
+            # signals: computed before the policy only when they can matter to it (a policy reads
+            # context.vigil and the identity is enforced); otherwise after it, in one pass
             if (
-                beh.enforce
+                st.policy_reads_vigil
+                and beh.enforce
                 and prof.learned >= beh.learning_requests
                 and when - prof.first_seen >= beh.learning_s
             ):
@@ -272,12 +281,8 @@ class Engine:
                 if not a.learning and a.risk:
                     context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
                 pre = True
-            else:
-                pre = False
         elif principal in self.quarantine:
             return self._quarantined(st, req, context, prof, when, t0)
-        else:
-            pre = False
         overlay = None
         if req.subject_properties is not None or req.resource_properties is not None:
             overlay = self._overlay(st, req)
@@ -291,9 +296,9 @@ class Engine:
             err_pairs = _NO_ERRORS
             reasons = _PERMIT if allowed else (_FORBID if policies else _NO_PERMIT)
         if not pre:
-            # shadow mode or a learning identity: the policy saw a neutral context.vigil, so the
-            # (pure) assessment can run after it
-            a, f = beh.assess(prof, req.action, req.resource, req.context, when)
+            # The policy saw a neutral context.vigil (or does not read it): assess now, and learn
+            # in the same pass unless the risk changes the decision (then `f` comes back).
+            a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed)
         # combine: only a risk at the step-up threshold can change anything
         advice = _NONE
         ticket = None
@@ -323,11 +328,12 @@ class Engine:
         )
         self._finish(record)
         # learn: after the decision, so a request cannot raise its own allowance
-        if prof is None:
-            prof = self.profiles.create(principal, f[0])
+        if f is not None:
             if prof is None:
-                return record
-        beh.learn(prof, f, learnable and record.allowed, record.allowed)
+                prof = self.profiles.create(principal, f[0])
+                if prof is None:
+                    return record
+            beh.learn(prof, f, learnable and record.allowed, record.allowed)
         return record
 
     def _risky(
@@ -336,7 +342,7 @@ class Engine:
         prof: Profile | None,
         req: AccessRequest,
         a: Assessment,
-        f: Features,
+        f: Features | None,
         allowed: bool,
         reasons: tuple[str, ...],
     ) -> tuple[bool, tuple[str, ...], tuple[str, ...], dict[str, Any] | None, bool]:
@@ -347,7 +353,7 @@ class Engine:
         ticket below the deny threshold. Shadow mode: the same is computed and only reported
         (``shadow_*`` reason codes), and the request is not learned (as enforce would not).
         """
-        if a.learning or prof is None:
+        if a.learning or prof is None or f is None:
             return allowed, (*reasons, ReasonCode.LEARNING.value), _NONE, None, allowed
         t = f[0]
         risk = a.risk
@@ -429,6 +435,7 @@ class Engine:
             a,
         )
         self._finish(record)
+        assert f is not None  # a pure assessment always returns the features
         if prof is None:
             prof = self.profiles.create(req.principal, f[0])
             if prof is None:

@@ -41,7 +41,7 @@ def quarantine_dict(e: QuarantineEntry) -> dict[str, Any]:
 class Quarantine:
     """Quarantined identities over a :class:`~vigil.store.base.Store`, mirrored on profiles."""
 
-    def __init__(self, store: Store, book: ProfileBook) -> None:
+    def __init__(self, store: Store, book: ProfileBook | None) -> None:
         self.store = store
         self.book = book
         self._lock = threading.RLock()
@@ -62,8 +62,9 @@ class Quarantine:
                 active.setdefault(uid, e)
             self._active = active
             self._version = version
-            for uid, p in list(self.book.profiles.items()):
-                p.quarantined = uid in active
+            if self.book is not None:
+                for uid, p in list(self.book.profiles.items()):
+                    p.quarantined = uid in active
 
     def __contains__(self, subject: object) -> bool:
         return subject in self._active
@@ -132,7 +133,7 @@ class Quarantine:
             )
             del self._active[subject]
             self._unsaved.pop(subject, None)
-            p = self.book.profiles.get(subject)
+            p = self.book.profiles.get(subject) if self.book is not None else None
             if p is not None:
                 p.quarantined = False
                 p.high = None  # a fresh start: old high-risk decisions do not count again
@@ -142,6 +143,6 @@ class Quarantine:
 
     def _set(self, subject: EntityUid, entry: QuarantineEntry) -> None:
         self._active[subject] = entry
-        p = self.book.profiles.get(subject)
+        p = self.book.profiles.get(subject) if self.book is not None else None
         if p is not None:
             p.quarantined = True

@@ -87,16 +87,21 @@ class ProfileBook:
         with self._lock:
             batch: list[tuple[EntityUid, bytes]] = []
             changed: list[Profile] = []
+            saved: list[int] = []
             for uid, p in list(self.profiles.items()):
-                if p.dirty:
+                requests = p.allowed + p.denied
+                if p.dirty or requests != p.saved:
                     p.dirty = False  # cleared first: a change during serialization marks it again
                     changed.append(p)
+                    saved.append(p.saved)
+                    p.saved = requests
                     batch.append((uid, p.to_blob()))
             try:
                 store.save_profiles(batch)
             except StoreError as e:
-                for p in changed:
+                for p, before in zip(changed, saved, strict=True):
                     p.dirty = True
+                    p.saved = before
                 self.snapshot_errors += 1
                 self.last_error = e.message
                 return 0

@@ -39,12 +39,12 @@ def _quote(value: Any) -> str:
 class ContextReader:
     """Parses and caches the behaviour fields of request contexts (one per engine)."""
 
-    __slots__ = ("_last_time", "_nets", "_uas", "max_skew_s")
+    __slots__ = ("_last_time", "_nets", "max_skew_s", "ua_cache")
 
     def __init__(self, max_skew_s: float) -> None:
         self.max_skew_s = max_skew_s
         self._nets: dict[str, str] = {}
-        self._uas: dict[str, str] = {}
+        self.ua_cache: dict[str, str] = {}  # user-agent string -> family (BAD when malformed)
         self._last_time: tuple[str, float | None] = ("", None)
 
     # -- time --------------------------------------------------------------------------------
@@ -96,12 +96,12 @@ class ContextReader:
         """The user-agent family (``"aws-cli"``), or None when malformed."""
         if type(value) is not str:
             return None
-        got = self._uas.get(value)
+        got = self.ua_cache.get(value)
         if got is None:
             got = _ua_family(value)
-            if len(self._uas) >= CACHE_LIMIT:
-                self._uas.clear()
-            self._uas[value] = got
+            if len(self.ua_cache) >= CACHE_LIMIT:
+                self.ua_cache.clear()
+            self.ua_cache[value] = got
         return got or None
 
     @staticmethod
@@ -118,13 +118,29 @@ def region_ok(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= MAX_REGION and value.isprintable()
 
 
+_MINUTES: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM" (UTC) -> epoch of that minute, for "...:SSZ"
+
+
 def _parse_time(value: str) -> float | None:
+    # The common form "YYYY-MM-DDTHH:MM:SSZ": a stream repeats its minute many times, so the
+    # minute's epoch is cached and only the seconds are read (a full parse costs ~1.5 us).
+    if len(value) == 20 and value[19] == "Z" and value[16] == ":":
+        base = _MINUTES.get(value[:16])
+        if base is not None:
+            sec = value[17:19]
+            if sec.isdigit() and sec < "60":
+                return base + int(sec)
     if len(value) > 64 or not _RFC3339.fullmatch(value):
         return None
     try:
-        return datetime.fromisoformat(value.upper().replace(" ", "T")).timestamp()
+        t = datetime.fromisoformat(value.upper().replace(" ", "T")).timestamp()
     except (ValueError, OverflowError):
         return None
+    if len(value) == 20 and value[19] == "Z":
+        if len(_MINUTES) >= CACHE_LIMIT:
+            _MINUTES.clear()
+        _MINUTES[value[:16]] = t - int(value[17:19])
+    return t
 
 
 def _extn_ip(value: Any) -> str | None:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 import zlib
+from array import array
 from operator import itemgetter
 from socket import AF_INET, inet_pton
 from typing import Any, Final
 
 from vigil.behaviour import signals as S
-from vigil.behaviour.context import ContextReader
+from vigil.behaviour.context import _MINUTES, ContextReader
 from vigil.behaviour.privilege import ADMIN, CLASS_NAMES, READ, WRITE, ActionClasses
 from vigil.behaviour.profile import (
     BLOOM_BITS,
@@ -43,6 +44,7 @@ from vigil.behaviour.profile import (
     NOV_SEG,
     NOV_UA,
     RECENT_NEW,
+    RES_SAMPLE,
     Profile,
     remember,
 )
@@ -64,10 +66,14 @@ RATIO1: Final = 4.0  # a per-minute count is unusual from 4x its usual level ...
 RATIO2: Final = 5.0  # ... a per-quarter-hour count from 5x (a busy day is 2-4x, a runaway 10x+)
 ENUM_RATIO: Final = 4.0
 MAD_Z: Final = 7.5  # 7.5 mean absolute deviations ~ 6 standard deviations
-FOLD_S: Final = 5.0  # the usual rates are sampled at most once every 5 s per identity
+FOLD_S: Final = 30.0  # the usual rates learn from every 4th learned request, at most every 30 s
 _NEVER: Final = -(10**9)
 _LN10: Final = math.log(10.0)
+INFORMATIVE: Final = 10**0.625  # novelty rates above 1 / 4.2 carry no signal (see _strength)
+FEW: Final = 1.7  # strength scale of the few-valued kinds (regions, user agents, segments)
+UNTRACKED_NEW_KIND: Final = 3  # resource state: not tracked, but of a new type or segment
 _name: Final = itemgetter(0)
+_USED: Final = ("read", "read and write", "read, write and admin")
 
 # bits of the "missing field" mask
 _NO_IP: Final = 1
@@ -99,11 +105,16 @@ ResourceInfo = tuple[int, int, int, str, "str | None"]
 Features = tuple[Any, ...]
 
 
-def _strength(novel: float, n: float) -> float:
+def _strength(novel: float, n: float, scale: float = 2.5) -> float:
     """How surprising a new value is for an identity that saw ``novel`` new values in ``n``
-    learned requests: 1.0 when new values are rarer than 1 in ~300, down to 0.25."""
+    learned requests: ``-log10(rate) / scale``, 1.0 when new values are rarer than 1 in
+    ``10**scale`` (~300; ~50 for the few-valued kinds: regions, user agents, segments), and 0.0
+    (no signal) when more than about 1 in 4 learned requests brought a new value: for such an
+    identity a new value carries no information."""
     r = (novel + 1.0) / (n + 2.0)
-    s = -math.log(r) / (2.5 * _LN10)
+    if r * INFORMATIVE >= 1.0:
+        return 0.0
+    s = -math.log(r) / (scale * _LN10)
     return 1.0 if s >= 1.0 else (0.25 if s < 0.25 else s)
 
 
@@ -113,6 +124,12 @@ def _wide(net: str) -> str:
     if "." in net:
         return net[: net.find(".", net.find(".") + 1) + 1] + "*"
     return net[: net.find(":", net.find(":") + 1) + 1] + "*"
+
+
+def _inside_known(net: str, table: dict[str, int]) -> bool:
+    """Is ``net`` inside the wider network (/16, /32) of a network in ``table``?"""
+    prefix = _wide(net)[:-1]
+    return any(k.startswith(prefix) for k in list(table))
 
 
 def _threshold(floor: float, mean: float, mad: float, ratio: float) -> float:
@@ -136,10 +153,14 @@ class BehaviourModel:
 
     __slots__ = (
         "_acls",
+        "_day",
         "_off",
+        "_regions_ok",
         "_resources",
         "_segment_types",
         "_segment_uids",
+        "_skew",
+        "_uas",
         "chain_s",
         "classes",
         "deny_risk",
@@ -208,6 +229,10 @@ class BehaviourModel:
             by_name=settings.classify_by_name,
         )
         self._acls = self.classes.cache
+        self._day = -1
+        self._skew = float(settings.max_time_skew_s)
+        self._uas = self.reader.ua_cache
+        self._regions_ok: set[str] = set()
         seg_types: set[str] = set()
         seg_uids: set[EntityUid] = set()
         for item in settings.segments:
@@ -286,10 +311,22 @@ class BehaviourModel:
         if v is None:
             t = when
         else:
-            t, why = self.reader.event_time(v, when)
-            if why is not None:
-                hour_ok = False
-                unknown = [(S.UNUSUAL_HOUR, why)]
+            # the common "YYYY-MM-DDTHH:MM:SSZ" of a cached minute, inline; anything else parsed
+            base = _MINUTES.get(v[:16]) if type(v) is str and len(v) == 20 and v[19] == "Z" else None
+            sec = v[17:19] if base is not None else ""
+            if (
+                base is not None
+                and v[16] == ":"
+                and sec.isdigit()
+                and sec < "60"
+                and -self._skew <= base + int(sec) - when <= self._skew
+            ):
+                t = base + int(sec)
+            else:
+                t, why = self.reader.event_time(v, when)
+                if why is not None:
+                    hour_ok = False
+                    unknown = [(S.UNUSUAL_HOUR, why)]
         v = ctx.get("ip")
         if v is None:
             net = None
@@ -313,7 +350,12 @@ class BehaviourModel:
         region = ctx.get("region")
         if region is None:
             mask |= _NO_REGION
-        elif type(region) is not str or not 0 < len(region) <= 64 or not region.isprintable():
+        elif type(region) is str and region in self._regions_ok:
+            pass
+        elif type(region) is str and 0 < len(region) <= 64 and region.isprintable():
+            if len(self._regions_ok) < 4_096:
+                self._regions_ok.add(region)
+        else:
             unknown = unknown or []
             unknown.append((S.NEW_REGION, self.reader.region_why(region)))
             unknown.append((S.IMPOSSIBLE_TRAVEL, self.reader.region_why(region)))
@@ -323,7 +365,9 @@ class BehaviourModel:
             ua = None
             mask |= _NO_UA
         else:
-            ua = self.reader.user_agent(v)
+            ua = self._uas.get(v) if type(v) is str else None
+            if ua is None:
+                ua = self.reader.user_agent(v)
             if ua is None:
                 unknown = unknown or []
                 unknown.append((S.NEW_USER_AGENT, self.reader.user_agent_why(v)))
@@ -334,6 +378,10 @@ class BehaviourModel:
             ri = self.resource_info(resource)
         it = int(t)
         day = it // DAY
+        if day == self._day:
+            day = self._day  # one int object per day, shared by every table entry learned that day
+        else:
+            self._day = day
         aname = action[1]
 
         if p is None:
@@ -358,109 +406,140 @@ class BehaviourModel:
                 0,
                 int(sens),
                 it,
+                True,
             )
             if unknown is None:
                 return _CALM[mask][True], f
-            return Assessment(0, (), (), self._unknown(mask, unknown), True), f
+            return Assessment(0, (), (), self._unknown(mask, unknown), True, len(unknown)), f
 
         hits: list[Hit] | None = None
         n = p.n
-        forget = self.forget_days
-        d_region = d_net = d_ua = d_action = None
+        # `fresh`: every value of this request was already learned today and the resource is in
+        # the newer bitmap, so learning it only moves counters (the common case)
+        fresh = True
 
         # -- context: region, network, user agent (and travel) --------------------------------
-        if n:
-            if region is not None:
-                d_region = p.regions.get(region)
-                if d_region is None or day - d_region > forget:
-                    hits = []
-                    self._new_context(hits, p, S.NEW_REGION, "r:", region, p.regions, NOV_REGION, n, t)
-                    if region != p.last_region:
-                        self._travel(hits, p, region, t)
-                elif region != p.last_region and day - d_region > 1:
-                    # a known region, but not used lately: the jump from the last one still counts
-                    hits = []
-                    self._travel(hits, p, region, t)
-            if net is not None:
-                d_net = p.nets.get(net)
-                if d_net is None or day - d_net > forget:
-                    if hits is None:
-                        hits = []
-                    self._new_context(hits, p, S.NEW_NETWORK, "n:", net, p.nets, NOV_NET, n, t)
-            if ua is not None:
-                d_ua = p.uas.get(ua)
-                if d_ua is None or day - d_ua > forget:
-                    if hits is None:
-                        hits = []
-                    self._new_context(hits, p, S.NEW_USER_AGENT, "u:", ua, p.uas, NOV_UA, n, t)
+        if region is not None:
+            d = p.regions.get(region)
+            if d != day:
+                fresh = False
+                if n:
+                    hits = self._region(hits, p, region, d, day, n, t)
+        if net is not None:
+            if p.net_wide:  # this identity's /24s churn: judge its /16s
+                net = _wide(net)
+            d = p.nets.get(net)
+            if d != day:
+                fresh = False
+                if (
+                    n
+                    and (d is None or day - d > self.forget_days)
+                    and (p.novelty[NOV_NET] + 1.0) * INFORMATIVE < n + 2.0
+                ):
+                    hits = self._context(hits, p, S.NEW_NETWORK, "n:", net, p.nets, NOV_NET, n, t)
+        if ua is not None:
+            d = p.uas.get(ua)
+            if d != day:
+                fresh = False
+                if (
+                    n
+                    and (d is None or day - d > self.forget_days)
+                    and (p.novelty[NOV_UA] + 1.0) * INFORMATIVE < n + 2.0
+                ):
+                    hits = self._context(hits, p, S.NEW_USER_AGENT, "u:", ua, p.uas, NOV_UA, n, t)
 
-            # -- hour of week -------------------------------------------------------------------
-            if hour_ok and n >= self.min_history:
-                how = p.how
-                slot = (it // 3600 + 72) % 168  # 1970-01-01 was a Thursday: slot 0 = Monday 00:00 UTC
-                if (how[slot - 1] + how[slot] + how[slot + 1 if slot < 167 else 0]) * 560 < n * 3:
-                    # under 30% of a uniform share of the week (3 slots of 168)
-                    hit = self._hour(p, slot, n, it)
-                    if hit is not None:
-                        if hits is None:
-                            hits = []
-                        hits.append(hit)
+        # -- hour of week -----------------------------------------------------------------------
+        if hour_ok and n >= self.min_history:
+            how = p.how
+            slot = (it // 3600 + 72) % 168  # 1970-01-01 was a Thursday: slot 0 = Monday 00:00 UTC
+            if (how[slot - 1] + how[slot] + how[slot + 1 if slot < 167 else 0]) * 560 < n * 3:
+                # under 30% of a uniform share of the week (3 slots of 168)
+                hit = self._hour(p, slot, n, it)
+                if hit is not None:
+                    if hits is None:
+                        hits = []
+                    hits.append(hit)
 
         # -- privilege, actions -----------------------------------------------------------------
         novel_step = False
-        if n:
-            if day > p.max_cls_until:
-                known_max = self._known_max(p, day)
-            else:
-                known_max = p.max_cls
-            if cls > known_max:
-                novel_step = True
-                if hits is None:
-                    hits = []
-                hits.append(self._drift(cls, known_max, aname))
-            d_action = p.actions.get(aname)
-            if d_action is None or day - d_action > forget:
-                novel_step = True
-                if cls <= known_max:
-                    s = _strength(p.novelty[NOV_ACTION], n)
-                    if s:
+        d = p.actions.get(aname)
+        if d != day:
+            fresh = False
+            if n:
+                known_max = p.max_cls if day <= p.max_cls_until else self._known_max(p, day)
+                if cls > known_max:
+                    novel_step = True
+                    if hits is None:
+                        hits = []
+                    hits.append(self._drift(cls, known_max, aname))
+                if d is None or day - d > self.forget_days:
+                    novel_step = True
+                    if cls <= known_max and (p.novelty[NOV_ACTION] + 1.0) * INFORMATIVE < n + 2.0:
                         if hits is None:
                             hits = []
                         hits.append(
                             (
                                 S.NEW_ACTION,
-                                max(1, round(self.w[S.NEW_ACTION] * s)),
+                                max(1, round(self.w[S.NEW_ACTION] * _strength(p.novelty[NOV_ACTION], n))),
                                 "first use of action {0!r}; known: {1}",
                                 (aname, p.actions),
                             )
                         )
+        elif cls > p.max_cls:
+            # a known action whose class was raised since it was learned (workspace change)
+            fresh = False
+            novel_step = True
+            if hits is None:
+                hits = []
+            hits.append(self._drift(cls, p.max_cls, aname))
 
         # -- resources: new, segments, enumeration -------------------------------------------------
-        bloom = p.bloom
         byte = ri[1]
         nr_c = 0.0
         counted = False
-        if bloom[byte] & ri[2]:
+        tracked = not p.res_sat or not (p.allowed + p.denied) % RES_SAMPLE
+        if not tracked:
+            # resources are mostly new for this identity: only their type and segment count
             res_state = 0
-        elif bloom[byte + BLOOM_BYTES] & ri[2]:
-            res_state = 1
+            if ri[3] not in p.rtypes or (ri[4] is not None and ri[4] not in p.segs):
+                fresh = False
+                res_state = UNTRACKED_NEW_KIND
+                if n:
+                    hits = self._new_resource(hits, p, resource, ri, n, 0.0)
+        elif p.bloom[byte] & ri[2]:
+            res_state = 0
         else:
-            res_state = 2
-            recent = p.nr_recent
-            nr_c = p.nr[0]
-            if recent is None or ri[0] not in recent:
-                dt = t - p.nr_t
-                nr_c = nr_c * math.exp(-dt / self.enum_w) + 1.0 if dt > 0 else nr_c + 1.0
-                counted = True
-            if n:
-                hits = self._new_resource(hits, p, resource, ri, n, nr_c if counted else 0.0)
+            fresh = False
+            if p.bloom[byte + BLOOM_BYTES] & ri[2]:
+                res_state = 1
+            else:
+                res_state = 2
+                recent = p.nr_recent
+                nr = p.nr
+                nr_c = nr[0]
+                if recent is None or ri[0] not in recent:
+                    dt = t - p.nr_t
+                    if dt > 0:
+                        nr_c = nr_c * math.exp(-dt / self.enum_w) + 1.0
+                    else:
+                        nr_c += math.exp(dt / self.enum_w)
+                    counted = True
+                if n and (
+                    (p.novelty[NOV_RESOURCE] + 1.0) * INFORMATIVE < p.res_n + 2.0
+                    or ri[3] not in p.rtypes
+                    or (ri[4] is not None and ri[4] not in p.segs)
+                    or (counted and nr_c >= self.enum_min and n >= self.min_history)
+                ):
+                    hits = self._new_resource(hits, p, resource, ri, n, nr_c if counted else 0.0)
 
         # -- request rate: decayed counts over about a minute and a quarter hour -------------------
         rate = p.rate
-        dt = t - p.rate_t
+        dt = t - p.last_seen
         if dt <= 0.0:
-            c1 = rate[0] + 1.0
-            c2 = rate[1] + 1.0
+            # same instant, or a late event (logs arrive out of order): counted with the weight it
+            # has at the newest time seen
+            c1 = rate[0] + (math.exp(dt / RATE_TAU1) if dt else 1.0)
+            c2 = rate[1] + (math.exp(dt / RATE_TAU2) if dt else 1.0)
         elif dt < 9_000.0:
             c1 = rate[0] * math.exp(-dt / RATE_TAU1) + 1.0
             c2 = rate[1] * math.exp(-dt / RATE_TAU2) + 1.0
@@ -500,11 +579,11 @@ class BehaviourModel:
                     )
 
         learning = p.learned < self.learning_requests or t - p.first_seen < self.learning_s
-        if hits is None:
+        if not hits:
             a = (
                 _CALM[mask][learning]
                 if unknown is None
-                else Assessment(0, (), (), self._unknown(mask, unknown), learning)
+                else Assessment(0, (), (), self._unknown(mask, unknown), learning, len(unknown))
             )
         else:
             a = self._assessment(hits, mask, unknown, learning)
@@ -514,7 +593,7 @@ class BehaviourModel:
                 top = p.chain_top
                 climbs = p.chain_climbs
                 chain_sens = p.chain_sens
-            return a, (
+            f = (
                 t,
                 day,
                 net,
@@ -534,59 +613,53 @@ class BehaviourModel:
                 climbs,
                 chain_sens,
                 it,
+                tracked,
             )
+            return a, f
 
-        # -- learn, in the same pass (the same updates as `learn`) ---------------------------------
+        # -- learn, in the same pass (exactly what `learn` does) ------------------------------------
         if allowed:
             p.allowed += 1
         else:
             p.denied += 1
-        if t > p.last_seen:
-            p.last_seen = t
-        p.dirty = True
         rate[0] = c1
         rate[1] = c2
-        if t > p.rate_t:
-            p.rate_t = t
+        if dt > 0.0:
+            p.last_seen = t
         if counted:
-            self._count_new(p, ri, nr_c, t)
+            p.nr[0] = nr_c
+            if t > p.nr_t:
+                p.nr_t = t
+            recent = p.nr_recent
+            if recent is None:
+                p.nr_recent = array("I", (ri[0],))
+            else:
+                recent.append(ri[0])
+                if len(recent) > RECENT_NEW:
+                    del recent[0]
         if chain:
             p.chain_t = chain_t
             p.chain_top = top
             p.chain_climbs = climbs
             p.chain_sens = chain_sens
-        if not allowed:
-            return a, None
-        p.learned += 1
-        if t - p.rate_fold_t >= FOLD_S or t < p.rate_fold_t:
-            self._fold_rate(p, c1, c2, t)
-        if counted:
-            self._fold_new(p, nr_c)
-        p.how[(it // 3600 + 72) % 168] += 1
-        p.n = n = n + 1
-        if n >= HALVE_AT or t - p.decay_t > self.forget_s:
-            self._decay(p, t)
-        if region is not None:
-            if d_region != day:
-                self._learn_context(p, "r:", region, p.regions, CAPS["region"], NOV_REGION, day, t)
-            if p.last_region != region:
-                p.last_region = self.intern(region)
-            p.last_region_t = t
-        if net is not None and d_net != day:
-            self._learn_context(p, "n:", net, p.nets, CAPS["net"], NOV_NET, day, t)
-        if ua is not None and d_ua != day:
-            self._learn_context(p, "u:", ua, p.uas, CAPS["ua"], NOV_UA, day, t)
-        if d_action != day:
-            self._learn_action(p, aname, day)
-        if p.class_day[cls] != day:
-            self._learn_class(p, cls, day)
-        if res_state:
-            self._learn_resource(p, ri, res_state, t)
-        if p.rtypes.get(ri[3]) != day:
-            self._learn_kind(p.rtypes, ri[3], NOV_RTYPE, p, day, CAPS["rtype"])
-        seg = ri[4]
-        if seg is not None and p.segs.get(seg) != day:
-            self._learn_kind(p.segs, seg, NOV_SEG, p, day, CAPS["seg"])
+        if allowed:
+            p.learned += 1
+            if t >= p.fold_at and (p.learned & 3 == 0 or p.rate_n < MIN_SAMPLES):
+                self._fold_rate(p, c1, c2, t)
+            p.how[(it // 3600 + 72) % 168] += 1
+            p.n = n = n + 1
+            if n >= HALVE_AT or t > p.decay_at:
+                self._decay(p, t)
+            if region is not None:
+                p.last_region_t = t
+                if p.last_region != region:
+                    p.last_region = self.intern(region)
+            if tracked:
+                p.res_n += 1
+            if not fresh:
+                self._learn_values(p, t, day, net, region, ua, aname, cls, ri, res_state, counted, nr_c)
+            elif tracked and p.res_sat:
+                self._resource_novelty(p)
         return a, None
 
     def _assessment(
@@ -597,7 +670,7 @@ class BehaviourModel:
             if not hits:
                 if unknown is None:
                     return _CALM[mask][learning]
-                return Assessment(0, (), (), self._unknown(mask, unknown), learning)
+                return Assessment(0, (), (), self._unknown(mask, unknown), learning, len(unknown))
         if len(hits) == 1:
             h = hits[0]
             risk = h[1] if h[1] < 100 else 100
@@ -609,32 +682,38 @@ class BehaviourModel:
             tuple(hits),
             _UNKNOWN_BY_MASK[mask] if unknown is None else self._unknown(mask, unknown),
             learning,
+            0 if unknown is None else len(unknown),
         )
 
     @staticmethod
     def _unknown(mask: int, extra: list[Unknown]) -> tuple[Unknown, ...]:
         return tuple(extra) + _UNKNOWN_BY_MASK[mask]
 
-    def _new_context(
+    def _context(
         self,
-        hits: list[Hit],
+        hits: list[Hit] | None,
         p: Profile,
         name: str,
         prefix: str,
         value: str,
         table: dict[str, int],
         kind: int,
-        n: float,
+        n: int,
         t: float,
-    ) -> None:
-        strength = _strength(p.novelty[kind], n)
+    ) -> list[Hit] | None:
+        """``new_region`` / ``new_network`` / ``new_user_agent`` for a value not (yet) learned."""
+        strength = _strength(p.novelty[kind], n, 2.5 if kind == NOV_NET else FEW)
+        if not strength:
+            return hits
         cand = p.cand
         first = cand.get(prefix + value) if cand else None
         label = ("region", "network", "user agent")[kind]
-        if kind == NOV_NET and _wide(value) in table:
+        if kind == NOV_NET and not p.net_wide and _inside_known(value, table):
             strength *= 0.5
             label = "network (inside a known wider network)"
         pts = max(1, round(self.w[name] * strength))
+        if hits is None:
+            hits = []
         if first is not None:
             hits.append(
                 (
@@ -646,6 +725,7 @@ class BehaviourModel:
             )
         else:
             hits.append((name, pts, "first request from {0} {1!r}; known: {2}", (label, value, table)))
+        return hits
 
     def _new_resource(
         self, hits: list[Hit] | None, p: Profile, resource: EntityUid, ri: ResourceInfo, n: float, nr_c: float
@@ -655,10 +735,10 @@ class BehaviourModel:
         rtype = ri[3]
         seg = ri[4]
         type_new = rtype not in p.rtypes
-        if n >= self.min_history or type_new:
+        strength = _strength(p.novelty[NOV_RESOURCE], p.res_n) * (1.0 if type_new else 0.5)
+        if strength and (n >= self.min_history or type_new):
             if hits is None:
                 hits = []
-            strength = _strength(p.novelty[NOV_RESOURCE], n) * (1.0 if type_new else 0.5)
             hits.append(
                 (
                     S.NEW_RESOURCE,
@@ -667,19 +747,21 @@ class BehaviourModel:
                     (resource[0], resource[1], f" (first {rtype} ever)" if type_new else ""),
                 )
             )
-        if seg is not None and p.segs and seg not in p.segs:
+        if seg is not None and p.segs and seg not in p.segs and _strength(p.novelty[NOV_SEG], n):
             if hits is None:
                 hits = []
             hits.append(
                 (
                     S.SEGMENT_CROSSING,
-                    max(1, round(w[S.SEGMENT_CROSSING] * _strength(p.novelty[NOV_SEG], n))),
+                    max(1, round(w[S.SEGMENT_CROSSING] * _strength(p.novelty[NOV_SEG], n, FEW))),
                     "resource is in segment {0}; the identity has only worked in {1}",
                     (seg, p.segs),
                 )
             )
         thr = p.nr[3]
-        if nr_c >= thr:
+        if thr >= NO_THRESHOLD:  # too few bursts of its own yet: the floor
+            thr = float(self.enum_min)
+        if nr_c >= thr and n >= self.min_history:
             if hits is None:
                 hits = []
             hits.append(
@@ -692,22 +774,24 @@ class BehaviourModel:
             )
         return hits
 
-    def _travel(self, hits: list[Hit], p: Profile, region: str, t: float) -> None:
+    def _travel(self, hits: list[Hit] | None, p: Profile, region: str, t: float) -> list[Hit] | None:
         last = p.last_region
         if last is None or last == region:
-            return
+            return hits
         here = locate(region)
         there = locate(last)
         if here is None or there is None:
-            return
+            return hits
         km = distance_km(here[0], there[0])
         if km < self.travel_min_km:
-            return
+            return hits
         hours = max(t - p.last_region_t, 60.0) / 3600.0
         speed = km / hours
         if speed <= self.travel_kmh:
-            return
+            return hits
         approx = "" if here[1] and there[1] else " (approximate: region placed by its prefix)"
+        if hits is None:
+            hits = []
         hits.append(
             (
                 S.IMPOSSIBLE_TRAVEL,
@@ -716,6 +800,7 @@ class BehaviourModel:
                 (region, km, last, Ago(t - p.last_region_t), speed, approx),
             )
         )
+        return hits
 
     def _hour(self, p: Profile, slot: int, n: int, it: int) -> Hit | None:
         """``unusual_hour``: the hour (+-1) is rare this weekday; judged against the same hour on
@@ -785,19 +870,17 @@ class BehaviourModel:
             climbs,
             chain_sens,
             it,
+            tracked,
         ) = f
         if allowed:
             p.allowed += 1
         else:
             p.denied += 1
-        if t > p.last_seen:
-            p.last_seen = t
-        p.dirty = True
         rate = p.rate
         rate[0] = c1
         rate[1] = c2
-        if t > p.rate_t:
-            p.rate_t = t
+        if t > p.last_seen:
+            p.last_seen = t
         if counted:
             self._count_new(p, ri, nr_c, t)
         if cls or sens:
@@ -808,37 +891,82 @@ class BehaviourModel:
         if not learnable:
             return
         p.learned += 1
-        if t - p.rate_fold_t >= FOLD_S or t < p.rate_fold_t:
+        if t >= p.fold_at and (p.learned & 3 == 0 or p.rate_n < MIN_SAMPLES):
             self._fold_rate(p, c1, c2, t)
-        if counted:
-            self._fold_new(p, nr_c)
         p.how[(it // 3600 + 72) % 168] += 1
         p.n += 1
-        if p.n >= HALVE_AT or t - p.decay_t > self.forget_s:
+        if p.n >= HALVE_AT or t > p.decay_at:
             self._decay(p, t)
         if region is not None:
-            if p.regions.get(region) != day:
-                self._learn_context(p, "r:", region, p.regions, CAPS["region"], NOV_REGION, day, t)
+            p.last_region_t = t
             if p.last_region != region:
                 p.last_region = self.intern(region)
-            p.last_region_t = t
+        if tracked:
+            p.res_n += 1
+        self._learn_values(p, t, day, net, region, ua, aname, cls, ri, res_state, counted, nr_c)
+        if tracked and p.res_sat:
+            self._resource_novelty(p)
+
+    # -- learning helpers (the parts a fresh request skips) -----------------------------------------
+    def _learn_values(
+        self,
+        p: Profile,
+        t: float,
+        day: int,
+        net: str | None,
+        region: str | None,
+        ua: str | None,
+        aname: str,
+        cls: int,
+        ri: ResourceInfo,
+        res_state: int,
+        counted: bool,
+        nr_c: float,
+    ) -> None:
+        """Learn the request's values: regions, networks and user agents (through candidates),
+        the action and its class, the resource, its type and segment."""
+        if counted and t >= p.nr_fold_at:
+            self._fold_new(p, nr_c, t)
+        if region is not None and p.regions.get(region) != day:
+            self._learn_context(p, "r:", region, p.regions, CAPS["region"], NOV_REGION, day, t)
         if net is not None and p.nets.get(net) != day:
             self._learn_context(p, "n:", net, p.nets, CAPS["net"], NOV_NET, day, t)
         if ua is not None and p.uas.get(ua) != day:
             self._learn_context(p, "u:", ua, p.uas, CAPS["ua"], NOV_UA, day, t)
-        if p.actions.get(aname) != day:
-            self._learn_action(p, aname, day)
+        actions = p.actions
+        if actions.get(aname) != day:
+            if aname not in actions:
+                p.novelty[NOV_ACTION] += 1
+                aname = self.intern(aname)
+                if len(actions) >= CAPS["action"]:
+                    del actions[next(iter(actions))]
+            actions[aname] = day
         if p.class_day[cls] != day:
-            self._learn_class(p, cls, day)
-        if res_state:
-            self._learn_resource(p, ri, res_state, t)
-        if p.rtypes.get(ri[3]) != day:
-            self._learn_kind(p.rtypes, ri[3], NOV_RTYPE, p, day, CAPS["rtype"])
+            p.class_day[cls] = day
+            self._known_max(p, day)
+        if not res_state:
+            return  # a resource in the newer bitmap: its type and segment were learned with it
+        if res_state != UNTRACKED_NEW_KIND:
+            bloom = p.bloom
+            bloom[ri[1]] |= ri[2]
+            if res_state == 2:
+                p.novelty[NOV_RESOURCE] += 1
+                if not p.res_sat and p.res_n >= self.min_history:
+                    self._resource_novelty(p)
+            p.bloom_n += 1
+            if p.bloom_n >= BLOOM_ROTATE_AT or t - p.bloom_t > self.forget_s / 2:
+                self._rotate(p, t)
+        rtypes = p.rtypes
+        if rtypes.get(ri[3]) != day:
+            if ri[3] not in rtypes:
+                p.novelty[NOV_RTYPE] += 1
+            remember(rtypes, ri[3], day, CAPS["rtype"])
         seg = ri[4]
         if seg is not None and p.segs.get(seg) != day:
-            self._learn_kind(p.segs, seg, NOV_SEG, p, day, CAPS["seg"])
+            if seg not in p.segs:
+                p.novelty[NOV_SEG] += 1
+            remember(p.segs, seg, day, CAPS["seg"])
 
-    # -- learning helpers (rare paths) ---------------------------------------------------------------
     @staticmethod
     def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
         p.nr[0] = nr_c
@@ -846,7 +974,7 @@ class BehaviourModel:
             p.nr_t = t
         recent = p.nr_recent
         if recent is None:
-            p.nr_recent = [ri[0]]
+            p.nr_recent = array("I", (ri[0],))
         else:
             recent.append(ri[0])
             if len(recent) > RECENT_NEW:
@@ -855,20 +983,9 @@ class BehaviourModel:
     def _decay(self, p: Profile, t: float) -> None:
         if p.n >= HALVE_AT:
             p.halve()
-        if t - p.decay_t > self.forget_s:
+        if t > p.decay_at:
             p.halve()
-            p.decay_t = t
-
-    def _learn_action(self, p: Profile, aname: str, day: int) -> None:
-        actions = p.actions
-        if aname not in actions:
-            p.novelty[NOV_ACTION] += 1
-            aname = self.intern(aname)
-        remember(actions, aname, day, CAPS["action"])
-
-    def _learn_class(self, p: Profile, cls: int, day: int) -> None:
-        p.class_day[cls] = day
-        self._known_max(p, day)
+            p.decay_at = t + self.forget_s
 
     def _known_max(self, p: Profile, day: int) -> int:
         """The highest class learned within the forgetting horizon (cached on the profile)."""
@@ -879,31 +996,46 @@ class BehaviourModel:
         p.max_cls_until = cd[m] + forget if day - cd[m] <= forget else day
         return m
 
-    @staticmethod
-    def _learn_kind(table: dict[str, int], key: str, kind: int, p: Profile, day: int, cap: int) -> None:
-        if key not in table:
-            p.novelty[kind] += 1
-        remember(table, key, day, cap)
-
     def _drift(self, cls: int, known_max: int, aname: str) -> Hit:
         return (
             S.PRIVILEGE_DRIFT,
             max(1, round(self.w[S.PRIVILEGE_DRIFT] * (1.0 if cls - known_max >= 2 else 0.9))),
             "first {0} action ({1!r}); it has only used {2} actions",
-            (CLASS_NAMES[cls], aname, " and ".join(CLASS_NAMES[: known_max + 1])),
+            (CLASS_NAMES[cls], aname, _USED[known_max]),
         )
 
-    def _learn_resource(self, p: Profile, ri: ResourceInfo, res_state: int, t: float) -> None:
+    def _region(
+        self, hits: list[Hit] | None, p: Profile, region: str, d: int | None, day: int, n: int, t: float
+    ) -> list[Hit] | None:
+        """``new_region`` and ``impossible_travel`` for a region not learned today."""
+        if d is None or day - d > self.forget_days:
+            if (p.novelty[NOV_REGION] + 1.0) * INFORMATIVE < n + 2.0:
+                hits = self._context(hits, p, S.NEW_REGION, "r:", region, p.regions, NOV_REGION, n, t)
+            if region != p.last_region:
+                hits = self._travel(hits, p, region, t)
+        elif region != p.last_region and day - d > 1:
+            # a known region, but not used lately: the jump from the last one still counts
+            hits = self._travel(hits, p, region, t)
+        return hits
+
+    def _resource_novelty(self, p: Profile) -> None:
+        """Suspend per-resource tracking while new resources are the norm (uninformative);
+        resume when they have become rare again (with some hysteresis)."""
+        k = p.res_n + 2.0
+        weight = (p.novelty[NOV_RESOURCE] + 1.0) * INFORMATIVE
+        if p.res_sat:
+            if weight * 1.5 < k:
+                p.res_sat = False
+        elif p.res_n >= self.min_history and weight >= k:
+            p.res_sat = True
+
+    def _rotate(self, p: Profile, t: float) -> None:
+        """Drop the older resource bitmap; the newer one becomes the older."""
         bloom = p.bloom
-        bloom[ri[1]] |= ri[2]
-        if res_state == 2:
-            p.novelty[NOV_RESOURCE] += 1
-        p.bloom_n += 1
-        if p.bloom_n >= BLOOM_ROTATE_AT or t - p.bloom_t > self.forget_s / 2:
-            bloom[BLOOM_BYTES:] = bloom[:BLOOM_BYTES]
-            bloom[:BLOOM_BYTES] = bytes(BLOOM_BYTES)
-            p.bloom_n = 0
-            p.bloom_t = t
+        bloom[BLOOM_BYTES:] = bloom[:BLOOM_BYTES]
+        bloom[:BLOOM_BYTES] = bytes(BLOOM_BYTES)
+        p.bloom_n = 0
+        p.bloom_t = t
 
     def _learn_context(
         self,
@@ -922,11 +1054,23 @@ class BehaviourModel:
         if d is not None and day - d <= self.forget_days:
             table[value] = day
             return
-        if self.establish_s <= 0 or p.n <= 1:
-            # no establishment period, or the identity's very first learned request
+        if (
+            kind == NOV_NET
+            and not p.net_wide
+            and p.n >= self.min_history
+            and (p.novelty[NOV_NET] + 1.0) * INFORMATIVE >= p.n + 2.0
+        ):
+            self._widen(p, value, day)
+            return
+        if self.establish_s <= 0 or p.n <= 1 or (p.novelty[kind] + 1.0) * INFORMATIVE >= p.n + 2.0:
+            # no establishment period, the identity's very first learned request, or a kind of
+            # value that is new so often that it raises no signal: learned at once (plainly: such
+            # values are rarely worth sharing or widening)
             if d is None:
                 p.novelty[kind] += 1
-            self._establish(table, value, kind, day, cap)
+                if len(table) >= cap:
+                    del table[next(iter(table))]
+            table[value] = day
             return
         key = prefix + value
         cand = p.cand
@@ -944,14 +1088,26 @@ class BehaviourModel:
                 p.cand = None
             self._establish(table, value, kind, day, cap)
 
+    def _widen(self, p: Profile, value: str, day: int) -> None:
+        """This identity's /24s churn: from now on its networks are /16s (IPv6 /32s)."""
+        wide: dict[str, int] = {}
+        for k, d in p.nets.items():
+            w = self.intern(_wide(k))
+            if d > wide.get(w, -(10**9)):
+                wide[w] = d
+        wide[self.intern(_wide(value))] = day
+        p.nets = wide
+        p.net_wide = True
+        p.novelty[NOV_NET] = float(len(wide))
+        if p.cand:
+            p.cand = {k: v for k, v in p.cand.items() if not k.startswith("n:")} or None
+
     def _establish(self, table: dict[str, int], value: str, kind: int, day: int, cap: int) -> None:
         remember(table, self.intern(value), day, cap)
-        if kind == NOV_NET:  # the wider network (/16, /32) too: a new /24 inside it is less new
-            remember(table, self.intern(_wide(value)), day, cap)
 
     def _fold_rate(self, p: Profile, c1: float, c2: float, t: float) -> None:
         rate = p.rate
-        p.rate_fold_t = t
+        p.fold_at = t + FOLD_S
         k = p.rate_n = p.rate_n + 1
         a = 1.0 / k if k < 100 else BASELINE_ALPHA
         mean = rate[2]
@@ -972,11 +1128,12 @@ class BehaviourModel:
         delta = c2 - mean2
         rate[4] = mean2 = mean2 + a * delta
         rate[5] = mad2 = mad2 + a * ((delta if delta >= 0.0 else -delta) - mad2)
-        if k >= MIN_SAMPLES:
+        if k >= MIN_SAMPLES and (k & 3 == 0 or k < 2 * MIN_SAMPLES):  # thresholds move slowly
             rate[6] = _threshold(self.rate_min, mean, mad, RATIO1)
             rate[7] = _threshold(self.rate_min2, mean2, mad2, RATIO2)
 
-    def _fold_new(self, p: Profile, c: float) -> None:
+    def _fold_new(self, p: Profile, c: float, t: float) -> None:
+        p.nr_fold_at = t + 5.0
         nr = p.nr
         k = p.nr_n = p.nr_n + 1
         a = 1.0 / k if k < 100 else BASELINE_ALPHA

@@ -10,7 +10,12 @@ What a profile holds (see ``docs/behaviour.md`` for how each part is used):
   learned less than ``establish_s`` ago): they still count as new;
 - privilege: the last day each class (read, write, admin) was learned;
 - resources: a two-generation bitmap (2 x 2,048 bits, one bit per resource by a stable hash; the
-  older generation is dropped every ``forget_days / 2`` or when the newer one fills);
+  older generation is dropped every ``forget_days / 2`` or when the newer one fills). For an
+  identity whose resources are mostly new (novelty uninformative, ``res_sat``), the bitmap is
+  consulted and taught on 1 request in :data:`RES_SAMPLE` only, with its own count ``res_n``, so
+  tracking resumes when the identity settles;
+- networks are /24 (IPv6 /48) keys until those churn (uninformative), then /16 (IPv6 /32) keys
+  (``net_wide``);
 - ``novelty``: how often each kind of value was new when learned (decayed like ``how``), so a
   signal is stronger for an identity that rarely sees anything new;
 - request rate: two exponentially decayed request counts (time constants of one minute and of
@@ -24,6 +29,9 @@ What a profile holds (see ``docs/behaviour.md`` for how each part is used):
 
 Decay: when ``n`` reaches :data:`HALVE_AT`, or every ``forget_days`` of time, the hour counters and
 novelty counts are halved, so old habits fade and new ones take over.
+
+Snapshots: a profile needs writing when its request count differs from ``saved`` or ``dirty`` is
+set (quarantine, high-risk times); requests themselves never touch a flag.
 """
 
 from __future__ import annotations
@@ -44,8 +52,11 @@ CAPS: Final = {"region": 16, "net": 48, "ua": 16, "action": 64, "rtype": 32, "se
 KINDS: Final = ("region", "net", "ua", "action", "resource", "rtype", "seg")
 NOV_REGION, NOV_NET, NOV_UA, NOV_ACTION, NOV_RESOURCE, NOV_RTYPE, NOV_SEG = range(7)
 RECENT_NEW: Final = 16
+RES_SAMPLE: Final = 64
 NO_THRESHOLD: Final = 1e300  # a rate or new-resource threshold not computed yet (too few samples)
 FORMAT: Final = 1
+_DAYS: dict[int, int] = {}  # one int object per day number across restored profiles (memory)
+FORGET_S: Final = 45 * 86_400
 
 
 class Profile:
@@ -63,10 +74,11 @@ class Profile:
         "chain_t",
         "chain_top",
         "class_day",
-        "decay_t",
+        "decay_at",
         "denied",
         "dirty",
         "first_seen",
+        "fold_at",
         "high",
         "how",
         "last_region",
@@ -76,19 +88,22 @@ class Profile:
         "max_cls",
         "max_cls_until",
         "n",
+        "net_wide",
         "nets",
         "novelty",
         "nr",
+        "nr_fold_at",
         "nr_n",
         "nr_recent",
         "nr_t",
         "quarantined",
         "rate",
-        "rate_fold_t",
         "rate_n",
-        "rate_t",
         "regions",
+        "res_n",
+        "res_sat",
         "rtypes",
+        "saved",
         "segs",
         "uas",
     )
@@ -101,32 +116,38 @@ class Profile:
         self.learned = 0
         self.n = 0
         self.how = array("H", bytes(2 * HOURS_OF_WEEK))
-        self.decay_t = now
+        self.decay_at = now + FORGET_S  # next time-based decay (the model sets its own horizon)
         self.novelty = array("d", bytes(8 * len(KINDS)))
         self.regions: dict[str, int] = {}
         self.nets: dict[str, int] = {}
+        # networks are judged by /24 (IPv6 /48) until those churn; then by /16 (IPv6 /32)
+        self.net_wide = False
         self.uas: dict[str, int] = {}
         self.actions: dict[str, int] = {}
         self.rtypes: dict[str, int] = {}
         self.segs: dict[str, int] = {}
         self.cand: dict[str, float] | None = None
-        self.class_day = [-(10**9), -(10**9), -(10**9)]
+        self.class_day = array("i", (-(10**9), -(10**9), -(10**9)))
         # the highest class learned within the forgetting horizon, valid through day max_cls_until
         self.max_cls = 0
         self.max_cls_until = -(10**9)
         self.bloom = bytearray(2 * BLOOM_BYTES)
         self.bloom_n = 0
         self.bloom_t = now
-        self.rate_t = now
-        # [count 1 min, count 15 min, mean 1, mad 1, mean 15, mad 15, threshold 1, threshold 15]
+        # resource novelty is tracked while informative; else on 1 request in RES_SAMPLE
+        self.res_sat = False
+        self.res_n = 0
+        # [count 1 min, count 15 min, mean 1, mad 1, mean 15, mad 15, threshold 1, threshold 15];
+        # the counts were last updated at last_seen
         self.rate = array("d", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, NO_THRESHOLD, NO_THRESHOLD))
         self.rate_n = 0
-        self.rate_fold_t = -1e18
+        self.fold_at = -1e18  # next time the usual rates may learn
         self.nr_t = now
         # [count, mean, mad, threshold]
         self.nr = array("d", (0.0, 0.0, 0.0, NO_THRESHOLD))
         self.nr_n = 0
-        self.nr_recent: list[int] | None = None
+        self.nr_fold_at = -1e18  # next time the usual new-resource count may learn
+        self.nr_recent: array[int] | None = None  # crc32 hashes: 4 bytes each
         self.last_region: str | None = None
         self.last_region_t = 0.0
         self.chain_t = -1e18
@@ -135,7 +156,8 @@ class Profile:
         self.chain_sens = 0
         self.high: list[float] | None = None
         self.quarantined = False
-        self.dirty = True
+        self.dirty = True  # changed other than by a request (quarantine, high-risk times)
+        self.saved = -1  # requests (allowed + denied) at the last snapshot
 
     @property
     def requests(self) -> int:
@@ -159,6 +181,7 @@ class Profile:
         nov = self.novelty
         for i in range(len(nov)):
             nov[i] *= 0.5
+        self.res_n >>= 1
 
     # -- persistence ---------------------------------------------------------------------------
     def to_blob(self) -> bytes:
@@ -171,7 +194,7 @@ class Profile:
             "denied": self.denied,
             "learned": self.learned,
             "how": base64.b64encode(self.how.tobytes()).decode(),
-            "decay_t": self.decay_t,
+            "decay_at": self.decay_at,
             "novelty": list(self.novelty),
             "regions": dict(self.regions),
             "nets": dict(self.nets),
@@ -184,8 +207,9 @@ class Profile:
             "max_cls": [self.max_cls, self.max_cls_until],
             "bloom": base64.b64encode(bytes(self.bloom)).decode(),
             "bloom_n": self.bloom_n,
+            "res": [int(self.res_sat), self.res_n, int(self.net_wide)],
             "bloom_t": self.bloom_t,
-            "rate": [self.rate_t, *self.rate, self.rate_n],
+            "rate": [*self.rate, self.rate_n],
             "nr": [self.nr_t, *self.nr, self.nr_n],
             "nr_recent": list(self.nr_recent) if self.nr_recent else None,
             "last_region": self.last_region,
@@ -213,33 +237,36 @@ class Profile:
                 raise ValueError("hour-of-week counters have the wrong size")
             p.how = how
             p.n = sum(how)
-            p.decay_t = float(d["decay_t"])
+            p.decay_at = float(d["decay_at"])
             p.novelty = array("d", [float(x) for x in d["novelty"]][: len(KINDS)])
             share = intern if intern is not None else {}
+            days = _DAYS
             for attr in ("regions", "nets", "uas", "actions", "rtypes", "segs"):
-                table = {share.setdefault(k, k): int(v) for k, v in d[attr].items()}
+                table = {share.setdefault(k, k): days.setdefault(int(v), int(v)) for k, v in d[attr].items()}
                 setattr(p, attr, table)
             p.cand = {share.setdefault(k, k): float(v) for k, v in d["cand"].items()} if d["cand"] else None
-            p.class_day = [int(x) for x in d["class_day"]][:3]
+            p.class_day = array("i", [int(x) for x in d["class_day"]][:3])
             p.max_cls, p.max_cls_until = (int(x) for x in d["max_cls"])
             bloom = base64.b64decode(d["bloom"])
             if len(bloom) != 2 * BLOOM_BYTES:
                 raise ValueError("resource bitmap has the wrong size")
             p.bloom = bytearray(bloom)
             p.bloom_n = int(d["bloom_n"])
+            res = d["res"]
+            p.res_sat, p.res_n, p.net_wide = bool(res[0]), int(res[1]), bool(res[2])
             p.bloom_t = float(d["bloom_t"])
             rate = d["rate"]
             nr = d["nr"]
-            if len(rate) != 10 or len(nr) != 6:
+            if len(rate) != 9 or len(nr) != 6:
                 raise ValueError("rate counters have the wrong size")
-            p.rate_t = float(rate[0])
-            p.rate = array("d", [float(x) for x in rate[1:9]])
-            p.rate_n = int(rate[9])
-            p.rate_fold_t = p.rate_t
+            p.rate = array("d", [float(x) for x in rate[:8]])
+            p.rate_n = int(rate[8])
+            p.fold_at = p.last_seen
             p.nr_t = float(nr[0])
             p.nr = array("d", [float(x) for x in nr[1:5]])
             p.nr_n = int(nr[5])
-            p.nr_recent = [int(x) for x in d["nr_recent"]] if d["nr_recent"] else None
+            p.nr_fold_at = p.nr_t
+            p.nr_recent = array("I", [int(x) for x in d["nr_recent"]]) if d["nr_recent"] else None
             region = d["last_region"]
             p.last_region = share.setdefault(region, region) if region else None
             p.last_region_t = float(d["last_region_t"])
@@ -248,6 +275,7 @@ class Profile:
         except (KeyError, TypeError, ValueError, zlib.error, orjson.JSONDecodeError) as e:
             raise ValueError(f"not a profile snapshot: {e}") from None
         p.dirty = False
+        p.saved = p.allowed + p.denied
         return p
 
 
@@ -262,13 +290,12 @@ _TABLE_ATTR: Final = {
 
 
 def remember(table: dict[str, int], key: str, day: int, cap: int) -> bool:
-    """Record ``key`` as seen on ``day``; evict the least recently seen entry when full.
-    Returns True when ``key`` was not in the table."""
+    """Record ``key`` as seen on ``day``; when the table is full, evict the entry learned first
+    (O(1): tables keep insertion order). Returns True when ``key`` was not in the table."""
     if key in table:
         table[key] = day
         return False
     if len(table) >= cap:
-        oldest = min(table, key=table.__getitem__)
-        del table[oldest]
+        del table[next(iter(table))]
     table[key] = day
     return True

@@ -95,11 +95,12 @@ def combine(hits: Sequence[Hit]) -> int:
 
 class Assessment:
     """Behaviour's view of one request: ``risk``, raised ``signals`` (names), ``hits`` (points and
-    explanations), ``unknown`` (signals that could not be judged, with why) and ``learning`` (the
-    identity is still learning: nothing is enforced). Immutable once built; calm assessments are
-    shared."""
+    explanations), ``unknown`` (signals that could not be judged, with why: the first ``malformed``
+    of them because a context field was malformed, the rest because it was missing) and
+    ``learning`` (the identity is still learning: nothing is enforced). Immutable once built; calm
+    assessments are shared."""
 
-    __slots__ = ("hits", "learning", "risk", "signals", "unknown")
+    __slots__ = ("hits", "learning", "malformed", "risk", "signals", "unknown")
 
     def __init__(
         self,
@@ -108,12 +109,14 @@ class Assessment:
         hits: tuple[Hit, ...],
         unknown: tuple[Unknown, ...],
         learning: bool,
+        malformed: int = 0,
     ) -> None:
         self.risk = risk
         self.signals = signals
         self.hits = hits
         self.unknown = unknown
         self.learning = learning
+        self.malformed = malformed
 
     def details(self) -> list[dict[str, Any]]:
         """``[{"signal", "points", "why"}]`` for the raised signals, highest points first."""
@@ -122,9 +125,11 @@ class Assessment:
             for name, points, template, args in sorted(self.hits, key=lambda h: -h[1])
         ]
 
-    def unknown_details(self) -> list[dict[str, str]]:
-        """``[{"signal", "why"}]`` for the signals that could not be judged."""
-        return [{"signal": name, "why": why} for name, why in self.unknown]
+    def unknown_details(self, *, malformed_only: bool = False) -> list[dict[str, str]]:
+        """``[{"signal", "why"}]`` for the signals that could not be judged (``malformed_only``:
+        only those whose context field was malformed, not missing)."""
+        items = self.unknown[: self.malformed] if malformed_only else self.unknown
+        return [{"signal": name, "why": why} for name, why in items]
 
     def why(self) -> str:
         """One line: the raised signals with their explanations (for tickets and quarantines)."""

@@ -280,9 +280,10 @@ def inject_attacks(
     each on its own victim; re-sorts ``fleet.events``. Returns the episodes."""
     rng = random.Random(fleet.config.seed + 1 if seed is None else seed)
     inj = _Injector(fleet, rng, first_id)
-    free = list(fleet.identities)
+    free = [i for i in fleet.identities if not i.relocates]
     episodes: list[Episode] = []
-    for attack in sorted(ATTACK_TYPES, key=lambda a: len(ELIGIBLE[a])):
+    # Scarcest victims first; enumeration last, as the only type an on-call agent can be left for.
+    for attack in sorted(ATTACK_TYPES, key=lambda a: (a == "enumeration", len(ELIGIBLE[a]))):
         pool = [i for i in free if i.archetype in ELIGIBLE[attack]]
         rng.shuffle(pool)
         for victim in pool[:per_type]:

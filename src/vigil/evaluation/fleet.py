@@ -23,7 +23,9 @@ of their team's network (``subnet_move``); two services run for an hour from the
 on the same continent (``failover``); agents work late (``late_work``); on-call pages at night or
 at weekends (``oncall_page``); two online services see four times their traffic for two hours
 (``busy_day``); two ETL jobs backfill 25 history tables of their team in an afternoon
-(``backfill``). Everything else is ``routine``. Two drifts are not labelled because they touch
+(``backfill``). Everything else is ``routine``. One more change is out of band and reported on its
+own (:data:`RELOCATION`): one ``sync`` service moves for good to its failover region and a new
+network after learning, which vigil is meant to question. Two drifts are not labelled because they touch
 every request after them: user agents get a new version (same product) two days after learning,
 and daylight saving time ends in Europe and America during the evaluation, so wall-clock
 schedules move by an hour in UTC.
@@ -161,6 +163,7 @@ class Identity:
     tools: list[Resource]
     agent: str = ""  # its user agent (context.user_agent)
     trip_region: str = ""  # a far region it legitimately used during learning (agents only)
+    relocates: bool = False  # moves to another region and network after learning (out of band)
     rate_per_hour: float = 0.0  # mean requests per active hour during learning
     rate_per_minute: float = 0.0  # mean requests per active minute during learning
 
@@ -189,6 +192,9 @@ class Label:
 
 
 ROUTINE: Final = Label()
+RELOCATION: Final = "region_move"
+"""Drift label of the one out-of-band change per fleet: a service moved to another region and
+network without telling vigil. Reported on its own, not counted in the false-positive rate."""
 
 
 @dataclass(slots=True)
@@ -369,6 +375,7 @@ class _Gen:
         self.failover_day = self.cfg.learning_days + 4
         self.upgrade_day = self.cfg.learning_days + 2
         self.busy_day = self.cfg.learning_days + 5
+        self.relocate_day = min(self.cfg.learning_days + 3, self.cfg.days - 1)
         self.backfill_day = self.cfg.learning_days + 6
         start = self.cfg.start.date()
         self.dst_end = {
@@ -381,6 +388,10 @@ class _Gen:
     ) -> None:
         ip = kw.get("ip") or self.ip(ident, t)
         region = kw.get("region") or ident.team.region
+        if ident.relocates and t >= self.local(ident, self.relocate_day, 10.0):
+            # Moved to the failover region and a new VPC (another /16), without telling vigil.
+            region, drift = ident.team.failover, RELOCATION
+            ip = f"10.{ident.team.index + 60}.{ip.split('.', 3)[2]}.{ip.rsplit('.', 1)[1]}"
         if drift == "routine" and res is self.fleet.new_tables.get(ident.team.name):
             drift = "new_resource"
         if drift == "routine" and "ip" not in kw and self._moved(ident, self.day(t)):
@@ -596,6 +607,8 @@ def build_fleet(config: FleetConfig | None = None) -> Fleet:
     for ident in fleet.identities:
         if ident.archetype in ("copilot", "analyst") and ident.team.index % 2 == 1:
             ident.trip_region = rng.choice(FAR_REGIONS[ident.team.continent])
+    movers = [i for i in fleet.identities if i.archetype == "sync"]
+    movers[min(6, len(movers) - 1)].relocates = True
     gen = _Gen(fleet, rng)
     for ident in fleet.identities:
         gen.run(ident)

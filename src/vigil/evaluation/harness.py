@@ -22,7 +22,7 @@ import orjson
 from vigil.audit import NullSink
 from vigil.engine import Engine
 from vigil.evaluation.attacks import ATTACK_TYPES, Episode, inject_attacks
-from vigil.evaluation.fleet import Event, Fleet, FleetConfig, build_fleet, make_request
+from vigil.evaluation.fleet import RELOCATION, Event, Fleet, FleetConfig, build_fleet, make_request
 from vigil.evaluation.scoring import Outcome, Scorecard, verdict
 from vigil.workspace.settings import BehaviourSettings, Settings
 
@@ -244,6 +244,10 @@ def score_fleet(
         start = start_of.get(event.identity.uid)
         if start is not None and event.t >= start:
             card.excluded()
+            continue
+        if event.label.drift == RELOCATION:
+            who = f"{fleet.config.seed}:{event.identity.id}"
+            card.out_of_band_change(outcome, drift=RELOCATION, identity=who)
             continue
         card.benign(
             outcome,

@@ -160,6 +160,16 @@ def _generated(gen: dict[str, Any]) -> list[str]:
             "",
             f"Signals raised on benign requests after learning (mostly below the threshold): {signals}.",
         ]
+    for key, v in gen.get("out_of_band", {}).items():
+        firsts = ", ".join(str(x) for x in v["first_blocked_request"]) or "never"
+        signals = ", ".join(f"`{k}` {n:,}" for k, n in list(v["signals"].items())[:4]) or "none"
+        out += [
+            "",
+            f"Not counted above, an out-of-band change (drift `{key}`): {v['identities']} service(s) moved "
+            f"for good to another region and network without telling vigil: {v['blocked']:,} of "
+            f"{v['requests']:,} of their requests denied ({v['blocked_by_quarantine']:,} while quarantined); "
+            f"first denial at request {firsts}; signals {signals}.",
+        ]
     out += [
         "",
         f"During learning, {t['benign_learning_blocked']:,} of {t['benign_learning']:,} benign requests were "

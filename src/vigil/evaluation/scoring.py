@@ -25,7 +25,7 @@ left out (a quarantine that keeps a compromised identity out is not a false posi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,8 +33,8 @@ from vigil.evaluation.attacks import DEFAULT_WITHIN, EXPECTED_SIGNALS, WITHIN
 from vigil.model.decision import DecisionRecord
 
 __all__ = [
+    "BLOCKED",
     "DETECTED",
-    "BlockedVerdicts",
     "Outcome",
     "Scorecard",
     "TypeResult",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 DETECTED: Final = frozenset({"quarantined", "step_up", "deny", "flag"})
-BlockedVerdicts: Final = frozenset({"quarantined", "step_up", "deny"})
+BLOCKED: Final = frozenset({"quarantined", "step_up", "deny"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class Outcome:
 
     @property
     def blocked(self) -> bool:
-        return self.verdict in BlockedVerdicts
+        return self.verdict in BLOCKED
 
 
 def verdict(record: DecisionRecord, step_up_threshold: int) -> Outcome:
@@ -181,6 +181,7 @@ class Scorecard:
     fp_identities: Counter[str] = field(default_factory=Counter)
     attack_detected_requests: int = 0
     requests: int = 0
+    out_of_band: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def type_result(self, attack: str, expected: tuple[str, ...] | None = None) -> TypeResult:
         result = self.types.get(attack)
@@ -215,6 +216,30 @@ class Scorecard:
                 self.benign_quarantined += 1
                 self.quarantined_identities.add(identity)
             self.fp_by_signal.update(outcome.signals or ("(no signal)",))
+
+    def out_of_band_change(self, outcome: Outcome, *, drift: str, identity: str) -> None:
+        """Count one benign request of an out-of-band change (reported apart from the FP rate);
+        ``identity`` must be unique per replay (several fleets may feed one card)."""
+        self.requests += 1
+        row = self.out_of_band.setdefault(
+            drift,
+            {
+                "seen": {},
+                "requests": 0,
+                "blocked": 0,
+                "quarantined": 0,
+                "first_blocked": {},
+                "signals": Counter(),
+            },
+        )
+        position = row["seen"][identity] = row["seen"].get(identity, 0) + 1
+        row["requests"] += 1
+        row["signals"].update(outcome.signals)
+        if outcome.blocked:
+            row["blocked"] += 1
+            row["first_blocked"].setdefault(identity, position)
+            if outcome.verdict == "quarantined":
+                row["quarantined"] += 1
 
     def excluded(self) -> None:
         self.requests += 1
@@ -330,6 +355,17 @@ class Scorecard:
                 "quarantined_identities": sorted(self.quarantined_identities),
                 "signals_below_threshold": dict(self.benign_signals.most_common()),
             },
+            "out_of_band": {
+                k: {
+                    "identities": len(v["seen"]),
+                    "requests": v["requests"],
+                    "blocked": v["blocked"],
+                    "blocked_by_quarantine": v["quarantined"],
+                    "first_blocked_request": sorted(v["first_blocked"].values()),
+                    "signals": dict(v["signals"].most_common()),
+                }
+                for k, v in self.out_of_band.items()
+            },
         }
 
 
@@ -349,11 +385,3 @@ def _in_time(
                 return o.detected
         return True
     return first <= (within if within is not None else WITHIN.get(attack, DEFAULT_WITHIN))
-
-
-def count_signals(outcomes: Iterable[Outcome]) -> Counter[str]:
-    """How often each signal was named across ``outcomes``."""
-    counter: Counter[str] = Counter()
-    for o in outcomes:
-        counter.update(o.signals)
-    return counter

@@ -199,8 +199,8 @@ class DecisionRecord:
             details = assessment.details()
             if details:
                 ctx["signal_details"] = details
-            unknown = assessment.unknown_details()
-            if unknown:
+            unknown = assessment.unknown_details(malformed_only=True)
+            if unknown:  # a malformed field; a missing one is the PEP's habit, not news
                 ctx["unknown_signals"] = unknown
         return ctx
 

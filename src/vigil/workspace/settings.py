@@ -180,8 +180,14 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
 
 
 def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> None:
-    """Ranges and relations a type check cannot see (the signal names in ``weights`` are checked
-    by the behaviour model, which owns them)."""
+    """Ranges and relations a type check cannot see."""
+    from vigil.behaviour.signals import SIGNALS  # a leaf module: names and weights only
+
+    for name in b.weights:
+        if name not in SIGNALS:
+            problems.append(
+                f"{path}: [behaviour.weights] unknown signal {name!r} (known: {', '.join(SIGNALS)})"
+            )
     for key in ("step_up_risk", "deny_risk", "quarantine_risk"):
         if not 1 <= getattr(b, key) <= 100:
             problems.append(f"{path}: [behaviour] {key} must be between 1 and 100")

@@ -1,0 +1,135 @@
+"""Operator use cases on a workspace's runtime state: approval tickets and quarantines.
+
+``StateDesk`` opens only the workspace's settings (``vigil.toml``) and its state store, never its
+policies: an owner can lift a quarantine even while the workspace fails to load. The CLI
+(``vigil approvals``, ``vigil quarantine``) and the admin HTTP API call these functions; a running
+engine notices the changes within about a second (``vigil.quarantine``). Every change is written
+to the store's change log with who made it (``changes``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vigil.approvals import Approvals, ticket_dict
+from vigil.errors import RequestError, WorkspaceError
+from vigil.policy.values import EntityUid
+from vigil.quarantine import Quarantine, quarantine_dict
+from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
+from vigil.workspace.settings import Settings, parse_settings
+
+__all__ = ["StateDesk", "change_dict", "parse_uid", "quarantine_dict", "ticket_dict"]
+
+
+def parse_uid(text: str) -> EntityUid:
+    """``Type::"id"`` or ``Type::id`` (namespaced types allowed) -> ``(type, id)``; raises RequestError."""
+    if type(text) is not str or "::" not in text:
+        raise RequestError(
+            f"{str(text)[:80]!r} is not an entity uid like 'Agent::\"name\"'", code="invalid_argument"
+        )
+    etype, _, eid = text.rpartition("::")
+    if len(eid) >= 2 and eid[0] == '"' and eid[-1] == '"':
+        eid = eid[1:-1]
+    if not etype or not eid or len(etype) > 256 or len(eid) > 1024:
+        raise RequestError(
+            f"{text[:80]!r} is not an entity uid like 'Agent::\"name\"'", code="invalid_argument"
+        )
+    return (etype, eid)
+
+
+def change_dict(c: Change) -> dict[str, Any]:
+    """A change-log entry as JSON-ready data."""
+    from vigil.audit.events import rfc3339
+
+    return {
+        "seq": c.seq,
+        "time": rfc3339(c.time),
+        "kind": c.kind,
+        "subject": {"type": c.subject[0], "id": c.subject[1]},
+        "by": c.by,
+        "detail": c.detail,
+    }
+
+
+class StateDesk:
+    """Approvals and quarantines of one workspace (settings and store only)."""
+
+    def __init__(
+        self,
+        workspace: str | Path,
+        *,
+        clock: Callable[[], float] | None = None,
+        store: Store | None = None,
+    ) -> None:
+        root = Path(workspace)
+        self.settings = _settings(root)
+        self._clock = clock or time.time
+        try:
+            self.store = store if store is not None else open_store(self.settings.store, root)
+        except StoreError as e:
+            raise WorkspaceError(
+                f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
+            ) from None
+        self.approvals = Approvals(self.store)
+        self.quarantine = Quarantine(self.store, None)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> StateDesk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- approvals -----------------------------------------------------------------------------
+    def tickets(
+        self, *, state: str | None = None, subject: EntityUid | None = None, now: float | None = None
+    ) -> list[Ticket]:
+        return self.approvals.list(state=state, subject=subject, now=self._now(now))
+
+    def approve(self, ticket_id: str, *, by: str, note: str = "", now: float | None = None) -> Ticket:
+        ttl = self.settings.behaviour.approval_ttl_s
+        return self.approvals.approve(ticket_id, by=by, now=self._now(now), ttl_s=ttl, note=note)
+
+    def deny(self, ticket_id: str, *, by: str, note: str = "", now: float | None = None) -> Ticket:
+        return self.approvals.deny(ticket_id, by=by, now=self._now(now), note=note)
+
+    # -- quarantine ----------------------------------------------------------------------------
+    def quarantined(self) -> list[QuarantineEntry]:
+        return self.quarantine.list()
+
+    def add(
+        self, subject: EntityUid, *, by: str, reason: str = "", now: float | None = None
+    ) -> QuarantineEntry:
+        return self.quarantine.add(subject, by=by, reason=reason, now=self._now(now))
+
+    def lift(
+        self, subject: EntityUid, *, by: str, note: str = "", now: float | None = None
+    ) -> QuarantineEntry:
+        return self.quarantine.lift(subject, by=by, note=note, now=self._now(now))
+
+    def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
+        return self.store.changes(after=after, limit=limit)
+
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else now
+
+
+def _settings(root: Path) -> Settings:
+    if not root.is_dir():
+        raise WorkspaceError(f"workspace {str(root)!r} is not a directory", [f"{root}: not a directory"])
+    path = root / "vigil.toml"
+    if not path.exists():
+        return Settings()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise WorkspaceError(f"cannot read {str(path)!r}: {e}", [f"vigil.toml: cannot read: {e}"]) from None
+    return parse_settings(text, "vigil.toml")

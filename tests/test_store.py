@@ -1,0 +1,155 @@
+"""One conformance suite for every state store backend (memory, SQLite): profiles, approval
+tickets, quarantines, the change log, and ``version()`` moving on every commit."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from vigil.store import (
+    APPROVED,
+    PENDING,
+    MemoryStore,
+    QuarantineEntry,
+    SqliteStore,
+    Store,
+    StoreError,
+    Ticket,
+    open_store,
+)
+from vigil.workspace.settings import StoreSettings
+
+A = ("Agent", "a")
+B = ("ServiceAccount", "b")
+READ = ("Action", "read")
+DB = ("Database", "db")
+
+
+def ticket(tid: str, subject: tuple[str, str] = A, created: float = 100.0, state: str = PENDING) -> Ticket:
+    return Ticket(tid, subject, READ, DB, created, created + 60, 70, ("new_region",), "why", state)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """A factory of stores on the same backing state (two SQLite stores share one file)."""
+    if request.param == "memory":
+        shared = MemoryStore()
+        yield lambda: shared
+    else:
+        opened: list[SqliteStore] = []
+
+        def factory() -> Store:
+            s = SqliteStore(tmp_path / "state.db")
+            opened.append(s)
+            return s
+
+        yield factory
+        for s in opened:
+            s.close()
+
+
+def test_profiles_round_trip(make: Callable[[], Store]) -> None:
+    store = make()
+    assert list(store.load_profiles()) == []
+    assert store.save_profiles([(A, b"one"), (B, b"two")]) == 2
+    assert store.save_profiles([(A, b"three")]) == 1
+    assert store.save_profiles([]) == 0
+    assert dict(make().load_profiles()) == {A: b"three", B: b"two"}
+
+
+def test_tickets(make: Callable[[], Store]) -> None:
+    store = make()
+    assert store.get_ticket("nope") is None
+    store.put_ticket(ticket("t2", created=200.0))
+    store.put_ticket(ticket("t1", created=100.0))
+    store.put_ticket(ticket("t3", B, created=300.0))
+    assert [t.id for t in store.tickets()] == ["t1", "t2", "t3"]  # oldest first
+    assert [t.id for t in store.tickets(subject=B)] == ["t3"]
+    decided = ticket("t1", created=100.0, state=APPROVED)
+    store.put_ticket(decided)  # replace by id
+    other = make()
+    assert other.get_ticket("t1") == decided
+    assert [t.id for t in other.tickets(state=PENDING)] == ["t2", "t3"]
+    assert [t.id for t in other.tickets(state=APPROVED, subject=A)] == ["t1"]
+
+
+def test_quarantines(make: Callable[[], Store]) -> None:
+    store = make()
+    assert store.quarantines() == []
+    assert store.remove_quarantine(A) is False
+    store.put_quarantine(QuarantineEntry(B, 20.0, "vigil", "rate"))
+    store.put_quarantine(QuarantineEntry(A, 10.0, "maya", "leak"))
+    assert [e.subject for e in make().quarantines()] == [A, B]
+    assert store.remove_quarantine(A) is True
+    assert [e.subject for e in make().quarantines()] == [B]
+
+
+def test_change_log(make: Callable[[], Store]) -> None:
+    store = make()
+    c1 = store.append_change(1.0, "quarantine_added", A, "maya", {"reason": "leak"})
+    c2 = store.append_change(2.0, "quarantine_lifted", A, "lars", {"note": ""})
+    assert c2.seq > c1.seq
+    got = make().changes()
+    assert [(c.kind, c.by, c.detail) for c in got] == [
+        ("quarantine_added", "maya", {"reason": "leak"}),
+        ("quarantine_lifted", "lars", {"note": ""}),
+    ]
+    assert [c.seq for c in make().changes(after=c1.seq)] == [c2.seq]
+    assert len(make().changes(limit=1)) == 1
+
+
+def test_version_moves_on_every_commit_seen_by_other_handles(make: Callable[[], Store]) -> None:
+    a, b = make(), make()
+    seen = [a.version()]
+    b.put_quarantine(QuarantineEntry(A, 1.0, "x", ""))
+    seen.append(a.version())
+    b.put_ticket(ticket("t"))
+    seen.append(a.version())
+    b.append_change(1.0, "ticket_created", A, "vigil", {})
+    seen.append(a.version())
+    assert len(set(seen)) == 4
+
+
+def test_sqlite_is_created_on_first_write_only(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "state.db"
+    store = SqliteStore(path)
+    assert store.tickets() == [] and store.quarantines() == [] and list(store.load_profiles()) == []
+    assert store.version() == 0
+    assert not path.exists()
+    store.put_quarantine(QuarantineEntry(A, 1.0, "x", ""))
+    assert path.exists()
+    store.close()
+    with pytest.raises(StoreError):
+        store.put_quarantine(QuarantineEntry(A, 1.0, "x", ""))
+
+
+def test_sqlite_corrupt_file_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 100)
+    store = SqliteStore(path)
+    with pytest.raises(StoreError) as e:
+        store.quarantines()
+    assert e.value.code == "store_unavailable"
+
+
+def test_sqlite_refuses_another_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStore(path).put_quarantine(QuarantineEntry(A, 1.0, "x", ""))
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema version"):
+        SqliteStore(path).quarantines()
+
+
+def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+    assert isinstance(open_store(StoreSettings(backend="memory"), tmp_path), MemoryStore)
+    s = open_store(StoreSettings(path="x/y.db"), tmp_path)
+    assert isinstance(s, SqliteStore) and s.path == tmp_path / "x" / "y.db"
+    absolute = tmp_path / "abs.db"
+    s2 = open_store(StoreSettings(path=str(absolute)), Path("/elsewhere"))
+    assert isinstance(s2, SqliteStore) and s2.path == absolute
