@@ -54,4 +54,4 @@ clean:
 
 .PHONY: eval
 eval: $(STAMP)
-	$(VENV)/bin/vigil eval --datasets $(SHARED)/datasets --json-out eval/results.json --update-doc docs/detection.md
+	$(VENV)/bin/vigil eval --holdout 3 --datasets $(SHARED)/datasets --json-out eval/results.json --update-doc docs/detection.md

@@ -371,3 +371,23 @@ def test_checking_a_workspace_writes_no_state(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", "--workspace", str(ws)])
     assert result.exit_code == 0, result.output
     assert not (ws / ".vigil" / "state.db").exists()
+
+
+def test_an_approved_move_is_absorbed(enforced: tuple[vigil.Engine, datetime, Path]) -> None:
+    """A human's approval teaches the new context: the identity's later requests from its new
+    region and network (to other resources too) are no longer stepped up."""
+    e, last, _ = enforced
+    t = after(last)
+    moved = {"ip": "10.10.140.3", "region": "us-east-1"}
+    first = e.decide(request(WHO, "read", "payments-table-0", t, **moved), now=t)
+    assert first.advice == ("step_up",) and first.ticket is not None
+    e._clock = lambda: (t + timedelta(minutes=1)).timestamp()
+    e.approve_ticket(first.ticket["id"], by="priya.raman", note="moved to us-east-1")
+    retry = e.decide(
+        request(WHO, "read", "payments-table-0", t + timedelta(minutes=2), **moved),
+        now=t + timedelta(minutes=2),
+    )
+    assert retry.allowed and "approved" in retry.reason_codes
+    later = t + timedelta(minutes=3)
+    other = e.decide(request(WHO, "read", "payments-table-1", later, **moved), now=later)
+    assert other.allowed and "new_region" not in other.signals and "new_network" not in other.signals

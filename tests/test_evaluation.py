@@ -271,7 +271,8 @@ def test_generated_run_scores_every_request_and_reports() -> None:
     data = run.to_dict()
     t = data["totals"]
     assert t["requests"] == run.requests
-    assert t["episodes"] == sum(r["episodes"] for r in data["by_type"].values()) == 14
+    assert t["episodes"] == sum(r["episodes"] for r in data["by_type"].values())
+    assert all(1 <= r["episodes"] <= 2 for r in data["by_type"].values())  # 15 possible victims
     assert t["benign_after_learning"] > 0 and 0.0 <= t["fp_rate"] <= 1.0
     moved = data["out_of_band"]["region_move"]
     assert moved["identities"] == 1 and moved["requests"] > 0  # reported apart, not in the FP rate
@@ -293,25 +294,16 @@ def test_cli_eval_small_run(tmp_path: Path) -> None:
     doc = tmp_path / "detection.md"
     doc.write_text(f"{BEGIN}\n{END}\n")
     out = tmp_path / "r.json"
-    args = [
-        "eval",
-        "--seeds",
-        "1",
-        "--teams",
-        "2",
-        "--days",
-        "16",
-        "--json-out",
-        str(out),
-        "--update-doc",
-        str(doc),
-    ]
+    args = ["eval", "--seeds", "1", "--teams", "2", "--days", "16", "--holdout", "1"]
+    args += ["--json-out", str(out), "--update-doc", str(doc)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert report["command"] == "vigil eval --seeds 1 --teams 2 --days 16"
-    assert set(report["criteria"]) >= {"in_time_ok", "fp_ok"}
-    assert "Reproduce: `vigil eval --seeds 1 --teams 2 --days 16`" in doc.read_text()
+    assert report["command"] == "vigil eval --seeds 1 --teams 2 --days 16 --holdout 1"
+    assert set(report["criteria"]) >= {"in_time_ok", "fp_ok"} and report["holdout"]["seeds"] == [7001]
+    text = doc.read_text()
+    assert "Reproduce: `vigil eval --seeds 1 --teams 2 --days 16 --holdout 1`" in text
+    assert "### Generated fleet, held-out seeds" in text
 
 
 def test_cli_eval_write_fleet(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ _ADVICE_QUARANTINED: Final = (Advice.QUARANTINED.value,)
 _ADVICE_STEP_UP: Final = (Advice.STEP_UP.value,)
 _RISK_DENY: Final = ReasonCode.RISK_DENY.value
 _RISK_STEP_UP: Final = ReasonCode.RISK_STEP_UP.value
+_APPROVED: Final = ReasonCode.APPROVED.value
 
 
 def _id_source() -> IdSource:
@@ -333,7 +334,9 @@ class Engine:
                 prof = self.profiles.create(principal, f[0])
                 if prof is None:
                     return record
-            beh.learn(prof, f, learnable and record.allowed, record.allowed)
+            # a request a human approved is learned as vetted: its new context becomes normal
+            vetted = learnable and reasons[-1] == _APPROVED
+            beh.learn(prof, f, learnable and record.allowed, record.allowed, vetted)
         return record
 
     def _risky(
@@ -361,7 +364,7 @@ class Engine:
         if enforce and allowed and risk < beh.deny_risk:
             granted = self._granted(req, t)
             if granted is not None:
-                return True, (*reasons, ReasonCode.APPROVED.value), _NONE, None, True
+                return True, (*reasons, _APPROVED), _NONE, None, True
         quarantine = risk >= beh.quarantine_risk and beh.note_high(prof, t) >= beh.quarantine_after
         if not enforce:
             codes = [

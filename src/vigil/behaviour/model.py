@@ -846,10 +846,12 @@ class BehaviourModel:
         )
 
     # -- learn -----------------------------------------------------------------------------------
-    def learn(self, p: Profile, f: Features, learnable: bool, allowed: bool) -> None:
+    def learn(self, p: Profile, f: Features, learnable: bool, allowed: bool, vetted: bool = False) -> None:
         """Update ``p`` after the decision from the features :meth:`assess` returned. Every
         request counts toward rate, new resources and the privilege chain; only a ``learnable`` one
-        teaches what is normal."""
+        teaches what is normal. ``vetted``: a human approved this request (a step-up ticket), so
+        its new region, network and user agent are established at once instead of becoming
+        candidates."""
         (
             t,
             day,
@@ -903,7 +905,7 @@ class BehaviourModel:
                 p.last_region = self.intern(region)
         if tracked:
             p.res_n += 1
-        self._learn_values(p, t, day, net, region, ua, aname, cls, ri, res_state, counted, nr_c)
+        self._learn_values(p, t, day, net, region, ua, aname, cls, ri, res_state, counted, nr_c, vetted)
         if tracked and p.res_sat:
             self._resource_novelty(p)
 
@@ -922,17 +924,18 @@ class BehaviourModel:
         res_state: int,
         counted: bool,
         nr_c: float,
+        vetted: bool = False,
     ) -> None:
-        """Learn the request's values: regions, networks and user agents (through candidates),
-        the action and its class, the resource, its type and segment."""
+        """Learn the request's values: regions, networks and user agents (through candidates,
+        unless ``vetted``), the action and its class, the resource, its type and segment."""
         if counted and t >= p.nr_fold_at:
             self._fold_new(p, nr_c, t)
         if region is not None and p.regions.get(region) != day:
-            self._learn_context(p, "r:", region, p.regions, CAPS["region"], NOV_REGION, day, t)
+            self._learn_context(p, "r:", region, p.regions, CAPS["region"], NOV_REGION, day, t, vetted)
         if net is not None and p.nets.get(net) != day:
-            self._learn_context(p, "n:", net, p.nets, CAPS["net"], NOV_NET, day, t)
+            self._learn_context(p, "n:", net, p.nets, CAPS["net"], NOV_NET, day, t, vetted)
         if ua is not None and p.uas.get(ua) != day:
-            self._learn_context(p, "u:", ua, p.uas, CAPS["ua"], NOV_UA, day, t)
+            self._learn_context(p, "u:", ua, p.uas, CAPS["ua"], NOV_UA, day, t, vetted)
         actions = p.actions
         if actions.get(aname) != day:
             if aname not in actions:
@@ -1047,9 +1050,11 @@ class BehaviourModel:
         kind: int,
         day: int,
         t: float,
+        vetted: bool = False,
     ) -> None:
         """A region, network or user agent: known ones are refreshed; a new one is a candidate
-        until it has been seen for ``establish_s`` (so one request cannot make itself normal)."""
+        until it has been seen for ``establish_s`` (so one request cannot make itself normal),
+        or at once when a human ``vetted`` the request."""
         d = table.get(value)
         if d is not None and day - d <= self.forget_days:
             table[value] = day
@@ -1073,6 +1078,13 @@ class BehaviourModel:
             table[value] = day
             return
         key = prefix + value
+        if vetted:
+            if d is None and not (p.cand and key in p.cand):
+                p.novelty[kind] += 1
+            if p.cand and key in p.cand:
+                del p.cand[key]
+            self._establish(table, value, kind, day, cap)
+            return
         cand = p.cand
         if cand is None:
             cand = p.cand = {}

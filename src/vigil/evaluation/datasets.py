@@ -174,7 +174,7 @@ def run_stratus(root: Path, run: DatasetRun, *, seed: int = 20240902) -> None:
         for ep in episodes:
             stream += [(t, len(stream) + k, ep.id, req) for k, (t, req) in enumerate(ep.requests)]
         stream.sort(key=lambda s: (s[0], s[1]))
-        outcomes = _decide(stream, run)
+        outcomes = _decide(stream, run, {"learning_days": fleet.learning_days})
         card = Scorecard()
         by_ep: dict[int, list[tuple[dict[str, Any], Outcome]]] = {}
         start_of = {ep.victim.name: ep.start for ep in episodes}
@@ -203,7 +203,11 @@ def run_stratus(root: Path, run: DatasetRun, *, seed: int = 20240902) -> None:
         run.stratus[variant] = card
 
 
-def _decide(stream: Iterable[tuple[float, int, int, dict[str, Any]]], run: DatasetRun) -> list[Outcome]:
+def _decide(
+    stream: Iterable[tuple[float, int, int, dict[str, Any]]],
+    run: DatasetRun,
+    behaviour: dict[str, Any] | None = None,
+) -> list[Outcome]:
     items = list(stream)
     identities: dict[tuple[str, str], dict[str, str]] = {}
     for *_, req in items:
@@ -211,7 +215,7 @@ def _decide(stream: Iterable[tuple[float, int, int, dict[str, Any]]], run: Datas
         identities.setdefault((subject["type"], subject["id"]), {})
     with tempfile.TemporaryDirectory(prefix="vigil-eval-ct-") as tmp:
         root = write_workspace(Path(tmp) / "ws", identities)
-        (root / "vigil.toml").write_text(settings_toml(), encoding="utf-8")
+        (root / "vigil.toml").write_text(settings_toml(behaviour), encoding="utf-8")
         with Engine.from_workspace(root, audit=NullSink()) as engine:
             run.step_up = step_up_threshold(engine)
             outcomes = decide_all(engine, ((t, req) for t, _, _, req in items), run.step_up)

@@ -46,7 +46,8 @@ permit (principal, action, resource);
 """
 
 FLEET_BEHAVIOUR: Final[dict[str, Any]] = {"segments": ["Team"]}
-"""Behaviour settings of the fleet workspace beyond the defaults: teams are the segments."""
+"""Behaviour settings of the fleet workspace beyond the defaults: teams are the segments (and
+``learning_days`` is the fleet's own learning period, added by :func:`write_fleet_workspace`)."""
 
 
 def settings_toml(behaviour: dict[str, Any] | None = None) -> str:
@@ -94,7 +95,8 @@ def write_fleet_workspace(fleet: Fleet, path: str | Path) -> Path:
     root = Path(path)
     (root / "policies").mkdir(parents=True, exist_ok=True)
     (root / "entities").mkdir(exist_ok=True)
-    (root / "vigil.toml").write_text(settings_toml(FLEET_BEHAVIOUR), encoding="utf-8")
+    behaviour = {**FLEET_BEHAVIOUR, "learning_days": fleet.config.learning_days}
+    (root / "vigil.toml").write_text(settings_toml(behaviour), encoding="utf-8")
     (root / "policies" / "permit-all.cedar").write_text(PERMIT_ALL, encoding="utf-8")
     teams = [t.name for t in fleet.teams] + ["shared"]
     org: list[dict[str, Any]] = [

@@ -14,7 +14,7 @@ from typing import Any, Final
 from vigil.errors import VigilError
 from vigil.evaluation.attacks import DEFAULT_WITHIN, WITHIN
 
-__all__ = ["BEGIN", "END", "criteria", "markdown", "update_document"]
+__all__ = ["BEGIN", "END", "criteria", "markdown", "passed", "update_document"]
 
 BEGIN: Final = "<!-- eval:begin -->"
 END: Final = "<!-- eval:end -->"
@@ -45,6 +45,12 @@ def _within(attack: str) -> str:
     return f"<= {WITHIN.get(attack, DEFAULT_WITHIN)}"
 
 
+def passed(report: dict[str, Any]) -> bool:
+    """True when every generated run of ``report`` meets both done criteria."""
+    runs = [report.get("criteria"), report.get("holdout_criteria")]
+    return all(c["in_time_ok"] and c["fp_ok"] for c in runs if c)
+
+
 def criteria(generated: dict[str, Any]) -> dict[str, Any]:
     """The issue's done criteria on a generated run: in-time share and false-positive rate."""
     totals = generated["totals"]
@@ -69,20 +75,24 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     gen = report.get("generated")
     if gen:
-        out += _generated(gen)
+        out += _generated(gen, "Generated fleet")
+    held = report.get("holdout")
+    if held:
+        out += _generated(held, "Generated fleet, held-out seeds")
     ds = report.get("datasets")
     if ds:
         out += _datasets(ds)
     return "\n".join(out).rstrip() + "\n"
 
 
-def _generated(gen: dict[str, Any]) -> list[str]:
+def _generated(gen: dict[str, Any], title: str) -> list[str]:
     t = gen["totals"]
     c = criteria(gen)
     out = [
-        "### Generated fleet",
+        f"### {title}",
         "",
-        f"{len(gen['seeds'])} seeds x {gen['identities_per_seed']} identities x {gen['days']} days "
+        f"Seeds {', '.join(str(x) for x in gen['seeds'])}: "
+        f"{len(gen['seeds'])} fleets x {gen['identities_per_seed']} identities x {gen['days']} days "
         f"({gen['learning_days']} learning), {gen['requests']:,} requests decided in "
         f"{gen['decide_seconds']:.1f} s ({gen['seconds']:.1f} s in all); step-up threshold "
         f"{gen['step_up_threshold']}.",
@@ -153,7 +163,12 @@ def _generated(gen: dict[str, Any]) -> list[str]:
         out.append(f"| archetype `{key}` | {v['requests']:,} | {v['blocked']:,} | {_pct(v['rate'], 2)} |")
     if fp["by_signal"]:
         signals = ", ".join(f"`{k}` {v}" for k, v in fp["by_signal"].items())
-        out += ["", f"Signals on the false positives: {signals}."]
+        who = ", ".join(f"{k} {v}" for k, v in fp["top_identities"].items())
+        quarantined = ", ".join(fp.get("quarantined_identities", [])) or "none"
+        out += [
+            "",
+            f"Signals on the false positives: {signals}. Identities: {who}; quarantined: {quarantined}.",
+        ]
     if fp.get("signals_below_threshold"):
         signals = ", ".join(f"`{k}` {v:,}" for k, v in fp["signals_below_threshold"].items())
         out += [
