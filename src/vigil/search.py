@@ -34,7 +34,7 @@ import orjson
 
 from vigil.engine import Engine
 from vigil.errors import RequestError
-from vigil.model.request import MAX_ID, MAX_TYPE
+from vigil.model.request import MAX_ID, MAX_TYPE, parse_entity
 from vigil.policy.build import PolicySet
 from vigil.policy.compiler import CompiledPolicy, Scope
 from vigil.policy.json_values import record_to_cedar
@@ -296,15 +296,7 @@ def _entity(request: dict[str, Any], field: str) -> tuple[EntityUid, dict[str, A
         raise RequestError(
             f"request is missing the required field {field!r} (an object with 'type' and 'id')"
         )
-    etype, eid = value.get("type"), value.get("id")
-    if type(etype) is not str or not etype or len(etype) > MAX_TYPE:
-        raise RequestError(f"'{field}.type' must be a non-empty string")
-    if type(eid) is not str or len(eid) > MAX_ID:
-        raise RequestError(f"'{field}.id' must be a string of at most {MAX_ID} characters")
-    props = value.get("properties")
-    if props is not None and type(props) is not dict:
-        raise RequestError(f"'{field}.properties' must be an object")
-    return (etype, eid), (props or None)
+    return parse_entity(value, field)
 
 
 def _action(request: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:

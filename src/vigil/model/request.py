@@ -96,8 +96,8 @@ def _parse_checked(request: Any, action_type: str) -> AccessRequest:
     for field in ("subject", "action", "resource"):
         if field not in request:
             raise RequestError(f"request is missing the required field {field!r}")
-    principal, sprops = _entity(request["subject"], "subject")
-    res, rprops = _entity(request["resource"], "resource")
+    principal, sprops = parse_entity(request["subject"], "subject")
+    res, rprops = parse_entity(request["resource"], "resource")
     action = request["action"]
     if type(action) is not dict:
         raise RequestError("'action' must be an object with a 'name'")
@@ -115,7 +115,8 @@ def _parse_checked(request: Any, action_type: str) -> AccessRequest:
     return AccessRequest(principal, (action_type, name), res, context, sprops, rprops, aprops or None)
 
 
-def _entity(value: Any, field: str) -> tuple[tuple[str, str], dict[str, Any] | None]:
+def parse_entity(value: Any, field: str) -> tuple[tuple[str, str], dict[str, Any] | None]:
+    """An AuthZEN ``{type, id, properties}`` object as (uid, properties); raises RequestError."""
     if type(value) is not dict:
         raise RequestError(f"{field!r} must be an object with 'type' and 'id'")
     etype = value.get("type")
