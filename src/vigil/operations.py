@@ -21,7 +21,15 @@ from vigil.quarantine import Quarantine, quarantine_dict
 from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
 from vigil.workspace.settings import Settings, parse_settings
 
-__all__ = ["StateDesk", "change_dict", "parse_uid", "quarantine_dict", "ticket_dict"]
+__all__ = [
+    "StateDesk",
+    "change_dict",
+    "parse_quarantine_change",
+    "parse_ticket_decision",
+    "parse_uid",
+    "quarantine_dict",
+    "ticket_dict",
+]
 
 
 def parse_uid(text: str) -> EntityUid:
@@ -38,6 +46,37 @@ def parse_uid(text: str) -> EntityUid:
             f"{text[:80]!r} is not an entity uid like 'Agent::\"name\"'", code="invalid_argument"
         )
     return (etype, eid)
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool, limit: int) -> str:
+    value = body.get(key, "")
+    if type(value) is not str or len(value) > limit or (required and not value.strip()):
+        need = "a non-empty string" if required else "a string"
+        raise RequestError(f"{key!r} must be {need} of at most {limit} characters")
+    return value
+
+
+def parse_ticket_decision(body: dict[str, Any]) -> tuple[str, str, str]:
+    """``{"ticket", "by", "note"?}`` (an admin's approve/deny) -> (ticket id, by, note); raises RequestError."""
+    return (
+        _text(body, "ticket", required=True, limit=128),
+        _text(body, "by", required=True, limit=128),
+        _text(body, "note", required=False, limit=1_024),
+    )
+
+
+def parse_quarantine_change(body: dict[str, Any], reason_key: str) -> tuple[EntityUid, str, str]:
+    """``{"subject": {type, id}, "by", reason_key?}`` -> (uid, by, text); raises RequestError."""
+    from vigil.model.request import parse_entity
+
+    if "subject" not in body:
+        raise RequestError("request is missing the required field 'subject'")
+    uid, _props = parse_entity(body["subject"], "subject")
+    return (
+        uid,
+        _text(body, "by", required=True, limit=128),
+        _text(body, reason_key, required=False, limit=1_024),
+    )
 
 
 def change_dict(c: Change) -> dict[str, Any]:

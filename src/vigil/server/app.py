@@ -29,6 +29,13 @@ from vigil.ext_authz import (
     match_route,
     parse_routes,
 )
+from vigil.operations import (
+    change_dict,
+    parse_quarantine_change,
+    parse_ticket_decision,
+    quarantine_dict,
+    ticket_dict,
+)
 from vigil.search import Searcher
 from vigil.server.auth import KeyRing
 from vigil.server.logs import JsonLog
@@ -175,6 +182,17 @@ class VigilApp:
             ADMIN_PREFIX + "/reload": e("admin_reload", ("POST",), "admin", False, self._reload),
             ADMIN_PREFIX + "/status": e("admin_status", ("GET",), "admin", False, self._status),
             ADMIN_PREFIX + "/stats": e("admin_stats", ("GET",), "admin", False, self._stats),
+            ADMIN_PREFIX + "/approvals": e("admin_approvals", ("GET",), "admin", False, self._approvals),
+            ADMIN_PREFIX + "/approvals/approve": e("admin_approve", ("POST",), "admin", True, self._approve),
+            ADMIN_PREFIX + "/approvals/deny": e("admin_deny", ("POST",), "admin", True, self._deny),
+            ADMIN_PREFIX + "/quarantine": e("admin_quarantine", ("GET",), "admin", False, self._quarantined),
+            ADMIN_PREFIX + "/quarantine/add": e(
+                "admin_quarantine_add", ("POST",), "admin", True, self._q_add
+            ),
+            ADMIN_PREFIX + "/quarantine/lift": e(
+                "admin_quarantine_lift", ("POST",), "admin", True, self._q_lift
+            ),
+            ADMIN_PREFIX + "/changes": e("admin_changes", ("GET",), "admin", False, self._changes),
             "/healthz": e("healthz", ("GET",), "none", False, self._healthz),
             "/readyz": e("readyz", ("GET",), "none", False, self._readyz),
             "/metrics": e("metrics", ("GET",), "none", False, self._metrics),
@@ -475,6 +493,41 @@ class VigilApp:
 
     async def _stats(self, req: Request) -> Result:
         return 200, self.metrics.recent(), None
+
+    # Approvals and quarantine: the same use cases as `vigil approvals|quarantine`, each change
+    # written to the store's change log with `by`. Store I/O runs off the event loop.
+    async def _approvals(self, req: Request) -> Result:
+        now = self.engine.now()
+        tickets = await asyncio.to_thread(self.engine.list_tickets)
+        return 200, {"tickets": [ticket_dict(t, now) for t in tickets]}, None
+
+    async def _approve(self, req: Request) -> Result:
+        ticket, by, note = parse_ticket_decision(req.json())
+        t = await asyncio.to_thread(self.engine.approve_ticket, ticket, by=by, note=note)
+        return 200, ticket_dict(t), None
+
+    async def _deny(self, req: Request) -> Result:
+        ticket, by, note = parse_ticket_decision(req.json())
+        t = await asyncio.to_thread(self.engine.deny_ticket, ticket, by=by, note=note)
+        return 200, ticket_dict(t), None
+
+    async def _quarantined(self, req: Request) -> Result:
+        entries = await asyncio.to_thread(self.engine.list_quarantined)
+        return 200, {"quarantined": [quarantine_dict(q) for q in entries]}, None
+
+    async def _q_add(self, req: Request) -> Result:
+        subject, by, reason = parse_quarantine_change(req.json(), "reason")
+        q = await asyncio.to_thread(self.engine.quarantine_identity, subject, by=by, reason=reason)
+        return 200, quarantine_dict(q), None
+
+    async def _q_lift(self, req: Request) -> Result:
+        subject, by, note = parse_quarantine_change(req.json(), "note")
+        q = await asyncio.to_thread(self.engine.lift_quarantine, subject, by=by, note=note)
+        return 200, quarantine_dict(q), None
+
+    async def _changes(self, req: Request) -> Result:
+        changes = await asyncio.to_thread(self.engine.state_changes)
+        return 200, {"changes": [change_dict(c) for c in changes]}, None
 
     # -- operations -------------------------------------------------------------------------
     async def _healthz(self, req: Request) -> Result:

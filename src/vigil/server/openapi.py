@@ -31,6 +31,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or invalid API key",
         403: "Denied (ext_authz)",
         413: "Request body or batch too large",
+        404: "No such ticket, or the identity is not quarantined",
+        409: "The ticket is already decided or expired",
         422: "Workspace refused (reload)",
         503: "Not ready",
     }
@@ -50,6 +52,12 @@ def _post(
             "responses": {"200": _json(response, "Success"), **_errors(400, 401, 413)},
         }
     }
+
+
+def _admin_post(summary: str, request: str, response: dict[str, Any], op_id: str) -> dict[str, Any]:
+    op = _post(summary, request, response, op_id, security="admin_key")
+    op["post"]["responses"].update(_errors(404, 409))
+    return op
 
 
 def _get(
@@ -303,6 +311,42 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             },
         },
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "TicketDecision": {
+            "type": "object",
+            "required": ["ticket", "by"],
+            "properties": {
+                "ticket": {"type": "string", "minLength": 1, "maxLength": 128},
+                "by": {"type": "string", "minLength": 1, "maxLength": 128},
+                "note": {"type": "string", "maxLength": 1024},
+            },
+        },
+        "Ticket": {"type": "object", "required": ["id", "state", "subject", "action", "resource", "expires"]},
+        "Tickets": {"type": "object", "required": ["tickets"], "properties": {"tickets": {"type": "array"}}},
+        "QuarantineAdd": {
+            "type": "object",
+            "required": ["subject", "by"],
+            "properties": {
+                "subject": {"type": "object"},
+                "by": {"type": "string", "minLength": 1, "maxLength": 128},
+                "reason": {"type": "string", "maxLength": 1024},
+            },
+        },
+        "QuarantineLift": {
+            "type": "object",
+            "required": ["subject", "by"],
+            "properties": {
+                "subject": {"type": "object"},
+                "by": {"type": "string", "minLength": 1, "maxLength": 128},
+                "note": {"type": "string", "maxLength": 1024},
+            },
+        },
+        "QuarantineEntry": {"type": "object", "required": ["subject", "since", "by", "reason"]},
+        "Quarantined": {
+            "type": "object",
+            "required": ["quarantined"],
+            "properties": {"quarantined": {"type": "array"}},
+        },
+        "Changes": {"type": "object", "required": ["changes"], "properties": {"changes": {"type": "array"}}},
     }
     ext_op = {
         "summary": "Envoy ext_authz (HTTP service): decide the original request at this path",
@@ -370,6 +414,36 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
         "/admin/v1/status": _get("Engine status", _ref("Status"), "admin_status", security="admin_key"),
         "/admin/v1/stats": _get(
             "Recent decision statistics", _ref("Stats"), "admin_stats", security="admin_key"
+        ),
+        "/admin/v1/approvals": _get(
+            "Approval tickets (all states)", _ref("Tickets"), "admin_approvals", security="admin_key"
+        ),
+        "/admin/v1/approvals/approve": _admin_post(
+            "Approve a pending ticket (audited with `by`)", "TicketDecision", _ref("Ticket"), "admin_approve"
+        ),
+        "/admin/v1/approvals/deny": _admin_post(
+            "Deny a pending ticket (audited with `by`)", "TicketDecision", _ref("Ticket"), "admin_deny"
+        ),
+        "/admin/v1/quarantine": _get(
+            "Quarantined identities", _ref("Quarantined"), "admin_quarantine", security="admin_key"
+        ),
+        "/admin/v1/quarantine/add": _admin_post(
+            "Quarantine an identity (audited with `by`)",
+            "QuarantineAdd",
+            _ref("QuarantineEntry"),
+            "admin_quarantine_add",
+        ),
+        "/admin/v1/quarantine/lift": _admin_post(
+            "Lift a quarantine (audited with `by`)",
+            "QuarantineLift",
+            _ref("QuarantineEntry"),
+            "admin_quarantine_lift",
+        ),
+        "/admin/v1/changes": _get(
+            "Who changed approvals and quarantines, when",
+            _ref("Changes"),
+            "admin_changes",
+            security="admin_key",
         ),
         "/healthz": _get("Liveness", _ref("Health"), "healthz"),
         "/readyz": {
