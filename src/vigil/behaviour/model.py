@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import zlib
 from array import array
+from collections.abc import MutableSequence
 from operator import itemgetter
 from socket import AF_INET, inet_pton
 from typing import Any, Final
@@ -146,6 +147,24 @@ def _over(points: int, over: float) -> int:
     it at three times the threshold."""
     s = 0.74 + 0.13 * (over - 1.0)
     return max(1, round(points * (s if s < 1.0 else 1.0)))
+
+
+def _ewma(
+    values: MutableSequence[float], i: int, sample: float, a: float, capped: bool
+) -> tuple[float, float]:
+    """Move the smoothed mean ``values[i]`` and mean absolute deviation ``values[i + 1]`` toward
+    ``sample`` by ``a``, the sample first capped at mean + 2.5 deviations once the baseline is
+    trusted (``capped``), so one burst cannot raise its own bar. Returns the new (mean, deviation)."""
+    mean = values[i]
+    mad = values[i + 1]
+    if capped:
+        cap = mean + 2.5 * mad + 0.5
+        if sample > cap:
+            sample = cap
+    delta = sample - mean
+    values[i] = mean = mean + a * delta
+    values[i + 1] = mad = mad + a * ((delta if delta >= 0.0 else -delta) - mad)
+    return mean, mad
 
 
 class BehaviourModel:
@@ -1122,24 +1141,8 @@ class BehaviourModel:
         p.fold_at = t + FOLD_S
         k = p.rate_n = p.rate_n + 1
         a = 1.0 / k if k < 100 else BASELINE_ALPHA
-        mean = rate[2]
-        mad = rate[3]
-        if k > MIN_SAMPLES:
-            cap = mean + 2.5 * mad + 0.5
-            if c1 > cap:
-                c1 = cap
-        delta = c1 - mean
-        rate[2] = mean = mean + a * delta
-        rate[3] = mad = mad + a * ((delta if delta >= 0.0 else -delta) - mad)
-        mean2 = rate[4]
-        mad2 = rate[5]
-        if k > MIN_SAMPLES:
-            cap = mean2 + 2.5 * mad2 + 0.5
-            if c2 > cap:
-                c2 = cap
-        delta = c2 - mean2
-        rate[4] = mean2 = mean2 + a * delta
-        rate[5] = mad2 = mad2 + a * ((delta if delta >= 0.0 else -delta) - mad2)
+        mean, mad = _ewma(rate, 2, c1, a, k > MIN_SAMPLES)
+        mean2, mad2 = _ewma(rate, 4, c2, a, k > MIN_SAMPLES)
         if k >= MIN_SAMPLES and (k & 3 == 0 or k < 2 * MIN_SAMPLES):  # thresholds move slowly
             rate[6] = _threshold(self.rate_min, mean, mad, RATIO1)
             rate[7] = _threshold(self.rate_min2, mean2, mad2, RATIO2)
@@ -1149,15 +1152,7 @@ class BehaviourModel:
         nr = p.nr
         k = p.nr_n = p.nr_n + 1
         a = 1.0 / k if k < 100 else BASELINE_ALPHA
-        mean = nr[1]
-        mad = nr[2]
-        if k > MIN_SAMPLES:
-            cap = mean + 2.5 * mad + 0.5
-            if c > cap:
-                c = cap
-        delta = c - mean
-        nr[1] = mean = mean + a * delta
-        nr[2] = mad = mad + a * ((delta if delta >= 0.0 else -delta) - mad)
+        mean, mad = _ewma(nr, 1, c, a, k > MIN_SAMPLES)
         if k >= MIN_SAMPLES:
             nr[3] = _threshold(self.enum_min, mean, mad, ENUM_RATIO)
 
