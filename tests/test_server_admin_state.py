@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.test_server_support import ADMIN_KEY, API_KEY, ServerProcess, copy_workspace
@@ -41,7 +40,8 @@ def test_quarantine_add_list_lift_changes_the_decision(server: ServerProcess) ->
         assert denied["decision"] is False
         assert "quarantined" in denied["context"]["reason_codes"]
         r = admin.post(
-            "/admin/v1/quarantine/lift", json={"subject": REQUEST["subject"], "by": "ops.lead", "note": "rotated"}
+            "/admin/v1/quarantine/lift",
+            json={"subject": REQUEST["subject"], "by": "ops.lead", "note": "rotated"},
         )
         assert r.status_code == 200, r.text
         assert admin.get("/admin/v1/quarantine").json()["quarantined"] == []
