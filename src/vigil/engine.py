@@ -28,7 +28,8 @@ from vigil.model.decision import Advice, DecisionRecord, ReasonCode
 from vigil.model.request import AccessRequest, parse_authzen
 from vigil.policy.build import PolicySet
 from vigil.policy.json_values import record_to_cedar
-from vigil.policy.schema import Schema, coerce_json
+from vigil.policy.request_values import property_overlay, typed_context
+from vigil.policy.schema import Schema
 from vigil.policy.values import EntityUid, Record, make_set
 from vigil.quarantine import Quarantine
 from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
@@ -455,33 +456,17 @@ class Engine:
 
     def _typed_context(self, st: _State, req: AccessRequest) -> Record:
         """The context typed by the schema, with ``action_properties``; raises ValueConversionError."""
-        raw = req.context
-        if st.schema is not None and raw:
-            ctype = st.schema.context_type(req.action)
-            if ctype is not None:
-                raw = coerce_json(raw, ctype)
-        context = record_to_cedar(raw, "context")
-        if req.action_properties is not None:
-            context["action_properties"] = record_to_cedar(req.action_properties, "action.properties")
-        return context
+        return typed_context(st.schema, req.action, req.context, req.action_properties)
 
     def _overlay(self, st: _State, req: AccessRequest) -> dict[EntityUid, Record]:
-        overlay: dict[EntityUid, Record] = {}
-        for uid, props, where in (
-            (req.principal, req.subject_properties, "subject.properties"),
-            (req.resource, req.resource_properties, "resource.properties"),
-        ):
-            if props is None:
-                continue
-            if st.schema is not None:
-                etype = st.schema.entity_types.get(uid[0])
-                if etype is not None and etype.attributes is not None:
-                    props = coerce_json(props, etype.attributes)
-            entity = st.by_uid.get(uid)
-            merged = Record(overlay.get(uid) or (entity.attrs if entity is not None else ()))
-            merged.update(record_to_cedar(props, where))
-            overlay[uid] = merged
-        return overlay
+        return property_overlay(
+            st.schema,
+            st.by_uid,
+            (
+                (req.principal, req.subject_properties, "subject.properties"),
+                (req.resource, req.resource_properties, "resource.properties"),
+            ),
+        )
 
     def _invalid(self, request: Any, error: VigilError) -> DecisionRecord:
         st = self._state

@@ -37,8 +37,7 @@ from vigil.errors import RequestError
 from vigil.model.request import MAX_ID, MAX_TYPE, parse_entity
 from vigil.policy.build import PolicySet
 from vigil.policy.compiler import CompiledPolicy, Scope
-from vigil.policy.json_values import record_to_cedar
-from vigil.policy.schema import coerce_json
+from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.values import EntityUid, Record, make_set
 
 _NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
@@ -338,23 +337,16 @@ class _Call:
         self.action_props = action_props
         self.contexts: dict[EntityUid, dict[str, Any]] = {}
         self.overlay: dict[EntityUid, dict[str, Any]] | None = None
-        schema = idx.policy_set.schema
-        for uid, props, where in (
+        items = (
             (subject[0], subject[1], "subject.properties"),
             (resource[0], resource[1], "resource.properties"),
-        ):
-            if uid is None or props is None:
-                continue
-            if schema is not None:
-                etype = schema.entity_types.get(uid[0])
-                if etype is not None and etype.attributes is not None:
-                    props = coerce_json(props, etype.attributes)
-            if self.overlay is None:
-                self.overlay = {}
-            entity = idx.by_uid.get(uid)
-            merged = Record(self.overlay.get(uid) or (entity.attrs if entity is not None else ()))
-            merged.update(record_to_cedar(props, where))
-            self.overlay[uid] = merged
+        )
+        overlay = property_overlay(
+            idx.policy_set.schema,
+            idx.by_uid,
+            ((uid, props, where) for uid, props, where in items if uid is not None),
+        )
+        self.overlay = overlay or None
         # Convert once up front so a bad context is a 400 even when nothing is a candidate.
         self._context_for(None)
 
@@ -368,15 +360,8 @@ class _Call:
         got = self.contexts.get(key)
         if got is not None:
             return got
-        raw: Any = self.raw_context
-        schema = self.idx.policy_set.schema
-        if schema is not None and raw and action is not None:
-            ctype = schema.context_type(action)
-            if ctype is not None:
-                raw = coerce_json(raw, ctype)
-        context = record_to_cedar(raw, "context") if raw else Record()
-        if self.action_props is not None:
-            context["action_properties"] = record_to_cedar(self.action_props, "action.properties")
+        schema = self.idx.policy_set.schema if action is not None else None
+        context = typed_context(schema, action or ("", ""), self.raw_context, self.action_props)
         context["vigil"] = _NEUTRAL_VIGIL
         self.contexts[key] = context
         return context
