@@ -34,7 +34,7 @@ import orjson
 
 from vigil.engine import Engine
 from vigil.errors import RequestError
-from vigil.model.request import MAX_ID, MAX_TYPE, parse_entity
+from vigil.model.request import MAX_TYPE, parse_action, parse_entity
 from vigil.policy.build import PolicySet
 from vigil.policy.compiler import CompiledPolicy, Scope
 from vigil.policy.request_values import property_overlay, typed_context
@@ -302,13 +302,7 @@ def _action(request: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     value = request.get("action")
     if type(value) is not dict:
         raise RequestError("request is missing the required field 'action' (an object with 'name')")
-    name = value.get("name")
-    if type(name) is not str or not name or len(name) > MAX_ID:
-        raise RequestError("'action.name' must be a non-empty string")
-    props = value.get("properties")
-    if props is not None and type(props) is not dict:
-        raise RequestError("'action.properties' must be an object")
-    return name, (props or None)
+    return parse_action(value)
 
 
 def _action_type(ps: PolicySet) -> str:

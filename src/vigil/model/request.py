@@ -98,21 +98,26 @@ def _parse_checked(request: Any, action_type: str) -> AccessRequest:
             raise RequestError(f"request is missing the required field {field!r}")
     principal, sprops = parse_entity(request["subject"], "subject")
     res, rprops = parse_entity(request["resource"], "resource")
-    action = request["action"]
-    if type(action) is not dict:
-        raise RequestError("'action' must be an object with a 'name'")
-    name = action.get("name")
-    if type(name) is not str or not name or len(name) > MAX_ID:
-        raise RequestError("'action.name' must be a non-empty string")
-    aprops = action.get("properties")
-    if aprops is not None and type(aprops) is not dict:
-        raise RequestError("'action.properties' must be an object")
+    name, aprops = parse_action(request["action"])
     context = request.get("context", _EMPTY)
     if context is None:
         context = _EMPTY
     elif type(context) is not dict:
         raise RequestError("'context' must be an object")
     return AccessRequest(principal, (action_type, name), res, context, sprops, rprops, aprops or None)
+
+
+def parse_action(value: Any) -> tuple[str, dict[str, Any] | None]:
+    """An AuthZEN ``{name, properties}`` action as (name, properties); raises RequestError."""
+    if type(value) is not dict:
+        raise RequestError("'action' must be an object with a 'name'")
+    name = value.get("name")
+    if type(name) is not str or not name or len(name) > MAX_ID:
+        raise RequestError("'action.name' must be a non-empty string")
+    props = value.get("properties")
+    if props is not None and type(props) is not dict:
+        raise RequestError("'action.properties' must be an object")
+    return name, (props or None)
 
 
 def parse_entity(value: Any, field: str) -> tuple[tuple[str, str], dict[str, Any] | None]:
