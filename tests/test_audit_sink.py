@@ -1,0 +1,98 @@
+"""The JSON-lines audit sink: every accepted record is written once, in order, with a bounded
+buffer; encoding happens in batches on the emitting thread, writing on the writer thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from vigil.audit.sink import JsonlSink
+from vigil.model.decision import DecisionRecord
+
+
+def _record(n: int, who: str = "a") -> DecisionRecord:
+    return DecisionRecord(
+        f"{who}-{n}",
+        n % 2 == 0,
+        ("policy_permit",),
+        ("p1",),
+        (),
+        0,
+        (),
+        (),
+        "rev",
+        1000,
+        1_764_000_000.0 + n,
+        ("Agent", who),
+        ("Action", "read"),
+        ("Doc", str(n)),
+        {"n": n},
+    )
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_every_record_written_once_in_order_across_batches(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "a.jsonl", batch=8, flush_interval_s=60)
+    for n in range(100):
+        assert sink.emit(_record(n))
+    sink.close()
+    events = _lines(tmp_path / "a.jsonl")
+    assert [e["id"] for e in events] == [f"a-{n}" for n in range(100)]
+    assert [e["context"] for e in events] == [{"n": n} for n in range(100)]
+    assert sink.written == 100 and sink.dropped == 0
+
+
+def test_quiet_period_is_written_by_the_writer_thread(tmp_path: Path) -> None:
+    """Fewer records than a batch: the writer thread encodes and writes them within its interval."""
+    sink = JsonlSink(tmp_path / "a.jsonl", batch=64, flush_interval_s=0.02)
+    for n in range(3):
+        sink.emit(_record(n))
+    deadline = time.monotonic() + 5
+    while sink.written < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(_lines(tmp_path / "a.jsonl")) == 3
+    sink.close()
+
+
+def test_full_buffer_refuses_and_counts_then_recovers(tmp_path: Path) -> None:
+    """Encoded but unwritten records still count against the capacity: nothing grows unbounded."""
+    sink = JsonlSink(tmp_path / "a.jsonl", capacity=10, batch=4, flush_interval_s=60)
+    accepted = [sink.emit(_record(n)) for n in range(15)]
+    assert accepted == [True] * 10 + [False] * 5
+    assert sink.dropped == 5
+    sink.flush()
+    assert sink.emit(_record(99))
+    sink.close()
+    assert len(_lines(tmp_path / "a.jsonl")) == 11
+
+
+def test_concurrent_emitters_lose_nothing_and_keep_each_threads_order(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "a.jsonl", batch=16, flush_interval_s=0.005)
+    threads = [
+        threading.Thread(target=lambda w=w: [sink.emit(_record(n, w)) for n in range(2_000)])
+        for w in ("t0", "t1", "t2", "t3")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sink.close()
+    events = _lines(tmp_path / "a.jsonl")
+    assert len(events) == 8_000 and sink.dropped == 0
+    for w in ("t0", "t1", "t2", "t3"):
+        assert [e["id"] for e in events if e["subject"] == {"type": "Agent", "id": w}] == [
+            f"{w}-{n}" for n in range(2_000)
+        ]
+
+
+def test_closed_sink_refuses(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "a.jsonl")
+    sink.close()
+    assert not sink.emit(_record(1))
+    assert sink.dropped == 1
