@@ -13,6 +13,7 @@ stays in 0..100. ``docs/behaviour.md`` has the calibration.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -70,11 +71,13 @@ class Ago(float):
 
 def known(table: dict[str, int], exclude: tuple[Any, ...] = (), limit: int = 4) -> str:
     """The most recently seen keys of a profile table, for an explanation (``'a', 'b' and 3 more``)."""
-    items = [(k, d) for k, d in list(table.items()) if k not in exclude and not k.endswith("*")]
-    items.sort(key=lambda kd: kd[1], reverse=True)
-    shown = ", ".join(repr(k) for k, _ in items[:limit])
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return (shown + more) if items else "none"
+    items = [(d, k) for k, d in list(table.items()) if k not in exclude and not k.endswith("*")]
+    if not items:
+        return "none"
+    # the newest `limit` by day, ties by insertion order (a stable selection, as a sort would give)
+    top = heapq.nsmallest(limit, range(len(items)), key=lambda i: (-items[i][0], i))
+    shown = ", ".join(repr(items[i][1]) for i in top)
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _render(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -83,6 +86,10 @@ def _render(args: tuple[Any, ...]) -> tuple[Any, ...]:
     if not any(type(a) is dict for a in args):
         return args
     return tuple(known(a, args) if type(a) is dict else a for a in args)
+
+
+def _by_points(hit: Hit) -> int:
+    return -hit[1]
 
 
 def combine(hits: Sequence[Hit]) -> int:
@@ -120,9 +127,12 @@ class Assessment:
 
     def details(self) -> list[dict[str, Any]]:
         """``[{"signal", "points", "why"}]`` for the raised signals, highest points first."""
+        hits = self.hits
+        if len(hits) > 1:
+            hits = tuple(sorted(hits, key=_by_points))
         return [
             {"signal": name, "points": points, "why": template.format(*_render(args))}
-            for name, points, template, args in sorted(self.hits, key=lambda h: -h[1])
+            for name, points, template, args in hits
         ]
 
     def unknown_details(self, *, malformed_only: bool = False) -> list[dict[str, str]]:
