@@ -77,8 +77,9 @@ class JsonlSink:
     the shared benchmark that cost ~30 us of wall time per decision, five times the encoding
     itself. So the thread that decides encodes, once every ``batch`` records (256: 0.4% of calls
     carry it, so p99 does not, and few enough records that they die young; 64 put the encoding
-    calls inside p99, 512 kept more records alive than the young GC generation holds), and the writer thread only writes bytes (the GIL is
-    released during the write) and encodes what a quiet period leaves behind.
+    calls inside p99, 512 kept more records alive than the young GC generation holds), and the
+    writer thread only writes bytes (the GIL is released during the write) and encodes what a
+    quiet period leaves behind.
     """
 
     def __init__(
