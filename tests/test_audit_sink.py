@@ -96,3 +96,16 @@ def test_closed_sink_refuses(tmp_path: Path) -> None:
     sink.close()
     assert not sink.emit(_record(1))
     assert sink.dropped == 1
+
+
+def test_audit_settings_are_checked() -> None:
+    import pytest
+
+    from vigil.errors import WorkspaceError
+    from vigil.workspace.settings import parse_settings
+
+    assert parse_settings("[audit]\nbatch = 8\n").audit.batch == 8
+    assert parse_settings("").audit.batch == 32
+    for bad in ("batch = 0", "batch = 5000", "buffer = 0", "flush_interval_ms = 0", 'batch = "8"'):
+        with pytest.raises(WorkspaceError):
+            parse_settings(f"[audit]\n{bad}\n")

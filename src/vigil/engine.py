@@ -607,5 +607,9 @@ def _default_sink(workspace: Workspace) -> AuditSink:
     if not path.is_absolute():
         path = workspace.path / path
     return JsonlSink(
-        path, capacity=audit.buffer, mask=audit.mask, flush_interval_s=audit.flush_interval_ms / 1000
+        path,
+        capacity=audit.buffer,
+        mask=audit.mask,
+        flush_interval_s=audit.flush_interval_ms / 1000,
+        batch=audit.batch,
     )

@@ -74,7 +74,10 @@ class AuditSettings:
 
     ``sink`` ``"jsonl"`` (default) or ``"none"``; ``path`` relative to the workspace; ``buffer`` the
     most events held in memory before drops are counted; ``required`` makes an event that cannot be
-    buffered a deny; ``mask`` lists dotted paths (``context.token``) replaced by ``"***"``.
+    buffered a deny; ``mask`` lists dotted paths (``context.token``) replaced by ``"***"``;
+    ``batch`` how many events the deciding thread encodes at once (a larger batch costs less per
+    event but holds the caller longer once every ``batch`` decisions: ~8 us per event here);
+    ``flush_interval_ms`` how often the writer writes what is encoded (and encodes the rest).
     """
 
     sink: str = "jsonl"
@@ -83,6 +86,7 @@ class AuditSettings:
     required: bool = False
     mask: tuple[str, ...] = ()
     flush_interval_ms: int = 200
+    batch: int = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +178,20 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         sections[name] = _section(name, cls, body, path, problems)
     if "behaviour" in sections:
         _check_behaviour(sections["behaviour"], path, problems)
+    if "audit" in sections:
+        _check_audit(sections["audit"], path, problems)
     if problems:
         raise WorkspaceError(f"{path}: invalid settings", problems)
     return Settings(**sections)
+
+
+def _check_audit(a: AuditSettings, path: str, problems: list[str]) -> None:
+    if a.buffer < 1:
+        problems.append(f"{path}: [audit] buffer must be at least 1")
+    if not 1 <= a.batch <= 4_096:
+        problems.append(f"{path}: [audit] batch must be between 1 and 4096")
+    if not 1 <= a.flush_interval_ms <= 60_000:
+        problems.append(f"{path}: [audit] flush_interval_ms must be between 1 and 60000")
 
 
 def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> None:
