@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                     would[(r.principal[1], code)] += 1
                     first.setdefault((r.principal[1], code), r)
     print("What enforce mode would have done (the decisions themselves were unchanged):")
-    for (who, code), n in sorted(would.items(), key=lambda kv: (first[kv[0]].time, kv[0]))[:24]:
+    for (who, code), n in sorted(would.items(), key=lambda kv: (first[kv[0]].time, kv[0])):
         r = first[(who, code)]
         print(f"  {who:24s} {code:18s} x{n:<4d} first at {hhmm(r.time)}: {', '.join(r.signals)}")
     print("Profiles are written to the state store:", ws / ".vigil" / "state.db")
