@@ -357,8 +357,11 @@ class BehaviourModel:
             net = None
             if type(v) is str:
                 try:
-                    inet_pton(AF_INET, v)  # a strict dotted quad: its /24 is a slice
-                    net = v[: v.rfind(".")] + ".0/24"
+                    inet_pton(AF_INET, v)  # a strict dotted quad: its /24 (or /16) is a slice
+                    if p is not None and p.net_wide:  # the key _wide would make of the /24
+                        net = v[: v.find(".", v.find(".") + 1) + 1] + "*"
+                    else:
+                        net = v[: v.rfind(".")] + ".0/24"
                 except (OSError, ValueError):
                     pass
             if net is None:
@@ -445,7 +448,7 @@ class BehaviourModel:
                 if n:
                     hits = self._region(hits, p, region, d, day, n, t)
         if net is not None:
-            if p.net_wide:  # this identity's /24s churn: judge its /16s
+            if p.net_wide and net[-1] != "*":  # this identity's /24s churn: judge its /16s
                 net = _wide(net)
             d = p.nets.get(net)
             if d != day:
