@@ -70,9 +70,6 @@ MAD_Z: Final = 7.5  # 7.5 mean absolute deviations ~ 6 standard deviations
 FOLD_S: Final = 30.0  # the usual rates learn from every 4th learned request, at most every 30 s
 _NEVER: Final = -(10**9)
 _LN10: Final = math.log(10.0)
-_exp: Final = math.exp
-_DECAY1: Final = -1.0 / RATE_TAU1  # exp(dt * _DECAY1) == exp(-dt / RATE_TAU1), one op fewer
-_DECAY2: Final = -1.0 / RATE_TAU2
 INFORMATIVE: Final = 10**0.625  # novelty rates above 1 / 4.2 carry no signal (see _strength)
 FEW: Final = 1.7  # strength scale of the few-valued kinds (regions, user agents, segments)
 UNTRACKED_NEW_KIND: Final = 3  # resource state: not tracked, but of a new type or segment
@@ -360,11 +357,8 @@ class BehaviourModel:
             net = None
             if type(v) is str:
                 try:
-                    inet_pton(AF_INET, v)  # a strict dotted quad: its /24 (or /16) is a slice
-                    if p is not None and p.net_wide:  # the key _wide would make of the /24
-                        net = v[: v.find(".", v.find(".") + 1) + 1] + "*"
-                    else:
-                        net = v[: v.rfind(".")] + ".0/24"
+                    inet_pton(AF_INET, v)  # a strict dotted quad: its /24 is a slice
+                    net = v[: v.rfind(".")] + ".0/24"
                 except (OSError, ValueError):
                     pass
             if net is None:
@@ -451,7 +445,7 @@ class BehaviourModel:
                 if n:
                     hits = self._region(hits, p, region, d, day, n, t)
         if net is not None:
-            if p.net_wide and net[-1] != "*":  # this identity's /24s churn: judge its /16s
+            if p.net_wide:  # this identity's /24s churn: judge its /16s
                 net = _wide(net)
             d = p.nets.get(net)
             if d != day:
@@ -545,7 +539,7 @@ class BehaviourModel:
                 if recent is None or ri[0] not in recent:
                     dt = t - p.nr_t
                     if dt > 0:
-                        nr_c = nr_c * _exp(-dt / self.enum_w) + 1.0
+                        nr_c = nr_c * math.exp(-dt / self.enum_w) + 1.0
                     else:
                         nr_c += math.exp(dt / self.enum_w)
                     counted = True
@@ -566,8 +560,8 @@ class BehaviourModel:
             c1 = rate[0] + (math.exp(dt / RATE_TAU1) if dt else 1.0)
             c2 = rate[1] + (math.exp(dt / RATE_TAU2) if dt else 1.0)
         elif dt < 9_000.0:
-            c1 = rate[0] * _exp(dt * _DECAY1) + 1.0
-            c2 = rate[1] * _exp(dt * _DECAY2) + 1.0
+            c1 = rate[0] * math.exp(-dt / RATE_TAU1) + 1.0
+            c2 = rate[1] * math.exp(-dt / RATE_TAU2) + 1.0
         else:
             c1 = c2 = 1.0
         if c1 >= rate[6] or c2 >= rate[7]:
