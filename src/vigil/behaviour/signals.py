@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 NEW_REGION: Final = "new_region"
@@ -71,12 +72,11 @@ class Ago(float):
 
 def known(table: dict[str, int], exclude: tuple[Any, ...] = (), limit: int = 4) -> str:
     """The most recently seen keys of a profile table, for an explanation (``'a', 'b' and 3 more``)."""
-    items = [(d, k) for k, d in list(table.items()) if k not in exclude and not k.endswith("*")]
+    items = [(k, d) for k, d in list(table.items()) if k not in exclude and not k.endswith("*")]
     if not items:
         return "none"
-    # the newest `limit` by day, ties by insertion order (a stable selection, as a sort would give)
-    top = heapq.nsmallest(limit, range(len(items)), key=lambda i: (-items[i][0], i))
-    shown = ", ".join(repr(items[i][1]) for i in top)
+    # nlargest is a stable sort's first `limit` (ties keep insertion order) without sorting all
+    shown = ", ".join(repr(k) for k, _ in heapq.nlargest(limit, items, key=itemgetter(1)))
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
@@ -127,12 +127,9 @@ class Assessment:
 
     def details(self) -> list[dict[str, Any]]:
         """``[{"signal", "points", "why"}]`` for the raised signals, highest points first."""
-        hits = self.hits
-        if len(hits) > 1:
-            hits = tuple(sorted(hits, key=_by_points))
         return [
             {"signal": name, "points": points, "why": template.format(*_render(args))}
-            for name, points, template, args in hits
+            for name, points, template, args in sorted(self.hits, key=_by_points)
         ]
 
     def unknown_details(self, *, malformed_only: bool = False) -> list[dict[str, str]]:
