@@ -1,6 +1,6 @@
 """Audit sinks. ``emit`` is on the hot path: it appends to a bounded buffer and, once per small
-batch, encodes it; a writer thread writes the bytes. A full buffer counts a drop (``dropped``) and ``emit`` returns False,
-so an engine with ``required`` audit can deny instead."""
+batch, encodes it; a writer thread writes the bytes. A full buffer counts a drop (``dropped``) and
+``emit`` returns False, so an engine with ``required`` audit can deny instead."""
 
 from __future__ import annotations
 
