@@ -12,8 +12,9 @@ quarantine; 6 the ticket was already decided or has expired.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -27,6 +28,8 @@ from vigil.errors import VigilError, WorkspaceError
 from vigil.operations import StateDesk, change_dict, parse_uid, quarantine_dict, ticket_dict
 from vigil.replay import ReplayInputError, parse_rfc3339
 from vigil.store import TICKET_STATES, Ticket
+
+T = TypeVar("T")
 
 approvals_app = typer.Typer(help="Step-up approval tickets: list, approve, deny.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Quarantined identities: list, add, lift.", no_args_is_help=True)
@@ -77,6 +80,18 @@ def _when(now: str | None, json_: bool) -> float | None:
         return parse_rfc3339(now).timestamp()
     except ReplayInputError as e:
         _fail(e, json_)
+
+
+def _change(
+    workspace: Path, json_: bool, now: str | None, change: Callable[[StateDesk, float | None], T]
+) -> T:
+    """Run one state change on the workspace's desk at ``now``; any VigilError exits through _fail."""
+    when = _when(now, json_)
+    with _desk(workspace, json_) as desk:
+        try:
+            return change(desk, when)
+        except VigilError as e:
+            _fail(e, json_)
 
 
 # -- approvals ---------------------------------------------------------------------------------
@@ -140,12 +155,7 @@ def approvals_approve(
     json_: JsonOpt = False,
 ) -> None:
     """Approve a pending ticket: the same subject, action and resource are allowed until it expires."""
-    when = _when(now, json_)
-    with _desk(workspace, json_) as desk:
-        try:
-            t = desk.approve(ticket, by=by, note=note, now=when)
-        except VigilError as e:
-            _fail(e, json_)
+    t = _change(workspace, json_, now, lambda desk, when: desk.approve(ticket, by=by, note=note, now=when))
     if json_:
         _print_json(ticket_dict(t))
         return
@@ -165,12 +175,7 @@ def approvals_deny(
     json_: JsonOpt = False,
 ) -> None:
     """Deny a pending ticket (the request stays denied)."""
-    when = _when(now, json_)
-    with _desk(workspace, json_) as desk:
-        try:
-            t = desk.deny(ticket, by=by, note=note, now=when)
-        except VigilError as e:
-            _fail(e, json_)
+    t = _change(workspace, json_, now, lambda desk, when: desk.deny(ticket, by=by, note=note, now=when))
     if json_:
         _print_json(ticket_dict(t))
         return
@@ -236,12 +241,9 @@ def quarantine_add(
     json_: JsonOpt = False,
 ) -> None:
     """Quarantine an identity: every request from it is denied until an owner lifts it."""
-    when = _when(now, json_)
-    with _desk(workspace, json_) as desk:
-        try:
-            e = desk.add(parse_uid(subject), by=by, reason=reason, now=when)
-        except VigilError as err:
-            _fail(err, json_)
+    e = _change(
+        workspace, json_, now, lambda desk, when: desk.add(parse_uid(subject), by=by, reason=reason, now=when)
+    )
     if json_:
         _print_json(quarantine_dict(e))
         return
@@ -260,12 +262,9 @@ def quarantine_lift(
     json_: JsonOpt = False,
 ) -> None:
     """Lift the quarantine of an identity."""
-    when = _when(now, json_)
-    with _desk(workspace, json_) as desk:
-        try:
-            e = desk.lift(parse_uid(subject), by=by, note=note, now=when)
-        except VigilError as err:
-            _fail(err, json_)
+    e = _change(
+        workspace, json_, now, lambda desk, when: desk.lift(parse_uid(subject), by=by, note=note, now=when)
+    )
     if json_:
         _print_json({"lifted": quarantine_dict(e)})
         return
