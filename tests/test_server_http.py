@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.test_server_support import ADMIN_KEY, API_KEY, ServerProcess, copy_workspace
+from tests.test_server_support import ADMIN_KEY, API_KEY, ServerProcess, copy_workspace, serve_argv
 
 RICK = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"
 GOOD = {
@@ -314,17 +313,7 @@ def _serve(workspace: Path, *args: str, keys: str | None = None) -> subprocess.C
     if keys is not None:
         env["VIGIL_API_KEYS"] = keys
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vigil.cli.main",
-            "serve",
-            "--workspace",
-            str(workspace),
-            "--port",
-            "0",
-            *args,
-        ],
+        serve_argv(workspace, *args),
         env=env,
         capture_output=True,
         text=True,

@@ -34,6 +34,21 @@ def copy_workspace(name: str, dest: Path) -> Path:
     return target
 
 
+def serve_argv(workspace: Path, *args: str) -> list[str]:
+    """The command line of ``vigil serve`` on ``workspace``, on an ephemeral port, plus ``args``."""
+    return [
+        sys.executable,
+        "-m",
+        "vigil.cli.main",
+        "serve",
+        "--workspace",
+        str(workspace),
+        "--port",
+        "0",
+        *args,
+    ]
+
+
 class ServerProcess:
     """``vigil serve`` in a child process; ``url`` once started; ``stop()`` sends SIGTERM."""
 
@@ -52,17 +67,7 @@ class ServerProcess:
         if admin_keys is not None:
             full_env["VIGIL_ADMIN_KEYS"] = admin_keys
         full_env.update(env or {})
-        self.cmd = [
-            sys.executable,
-            "-m",
-            "vigil.cli.main",
-            "serve",
-            "--workspace",
-            str(workspace),
-            "--port",
-            "0",
-            *args,
-        ]
+        self.cmd = serve_argv(workspace, *args)
         self.proc = subprocess.Popen(self.cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[str] = []
         self.port: int | None = None
