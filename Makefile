@@ -5,10 +5,13 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 SHARED ?= ../shared
 STAMP  := $(VENV)/.installed
+PURE_TESTS ?= tests/test_differential.py tests/test_cedar_conformance.py tests/test_behaviour_model.py \
+	tests/test_behaviour_engine.py tests/test_behaviour_detection.py tests/test_audit_sink.py tests/test_bad_input.py \
+	tests/test_extensions.py tests/test_compiled.py
 
-.PHONY: demo test lint typecheck unit bench conformance clean
+.PHONY: demo test lint typecheck unit unit-pure build bench conformance clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11+)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -17,7 +20,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The compiled hot path (setup.py, src/vigil/compiled.py): incremental, so a no-op (~1 s) unless a
+# hot module or its .pxd changed since the last build.
+build: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace 2>&1 | grep -Ev '^(copying|gcc|creating)|BetaConfiguration|warnings.warn' || true
+
+demo: build
 	@rm -rf .vigil/demo && mkdir -p .vigil/demo && cp -r examples/agent-fleet .vigil/demo/workspace
 	$(VENV)/bin/vigil check --workspace .vigil/demo/workspace
 	$(VENV)/bin/vigil replay --workspace .vigil/demo/workspace \
@@ -33,15 +41,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict src/vigil
 
-unit: $(STAMP)
+unit: build
 	$(PY) -m pytest
 
-test: lint typecheck unit
+# The same code without the compiled modules: the decision, behaviour and audit tests against a copy
+# of the sources that has no extension modules in it.
+unit-pure: $(STAMP)
+	rm -rf .vigil/pure-src && mkdir -p .vigil && cp -r src .vigil/pure-src
+	find .vigil/pure-src -name '*.so' -delete
+	VIGIL_PURE=1 PYTHONPATH=.vigil/pure-src $(PY) -m pytest $(PURE_TESTS)
+
+test: lint typecheck unit unit-pure
 
 conformance: $(STAMP)
 	$(PY) tests/cedar_corpus.py
 
-bench: $(STAMP)
+bench: build
 	$(PIP) install -q -e '.[dev,bench]'
 	mkdir -p bench/results
 	$(PY) $(SHARED)/bench/peers_bench.py --engines python-reference,cedarpy,tollgate,vigil \
@@ -50,7 +65,8 @@ bench: $(STAMP)
 		--out bench/results/check.json
 
 clean:
-	rm -rf $(VENV) .vigil .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .vigil .pytest_cache .mypy_cache .ruff_cache .hypothesis build
+	find src \( -name '*.so' -o -name '*.c' \) -delete
 
 .PHONY: eval
 eval: $(STAMP)

@@ -76,7 +76,9 @@ def _load(workspace: Path, console: Console, **options: Any) -> Engine:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"vigil {__version__}")
+        from vigil.compiled import summary
+
+        typer.echo(f"vigil {__version__} ({summary()})")
         raise typer.Exit()
 
 

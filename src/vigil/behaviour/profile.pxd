@@ -1,0 +1,15 @@
+# C layout of Profile when compiled (setup.py): the same attributes as its __slots__, with C types
+# for the counters and times so the behaviour model reads them without boxing. Times are epoch
+# seconds (double); counts and day numbers fit 64 bits by far.
+
+cdef class Profile:
+    cdef public dict actions, regions, nets, uas, rtypes, segs
+    cdef public dict cand
+    cdef public long long allowed, denied, learned, n, res_n, bloom_n, rate_n, nr_n, saved
+    cdef public long long max_cls, max_cls_until, chain_top, chain_climbs, chain_sens
+    cdef public double first_seen, last_seen, decay_at, bloom_t, fold_at, nr_t, nr_fold_at
+    cdef public double last_region_t, chain_t
+    cdef public bytearray bloom
+    cdef public object how, novelty, class_day, rate, nr, nr_recent, last_region
+    cdef public list high
+    cdef public bint net_wide, res_sat, quarantined, dirty

@@ -1,0 +1,36 @@
+"""Session guard: a compiled module older than its source would test stale code."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from vigil.compiled import HOT_MODULES
+
+
+def _stale() -> list[str]:
+    out = []
+    for name in HOT_MODULES:
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec is not None and spec.origin else None
+        if origin is None or origin.suffix != ".so":
+            continue
+        built = origin.stat().st_mtime
+        source = origin.parent / (name.rsplit(".", 1)[1] + ".py")
+        sources = [source, source.with_suffix(".pxd")]
+        if any(s.exists() and s.stat().st_mtime > built for s in sources):
+            out.append(name)
+    return out
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = _stale()
+    if stale:
+        pytest.exit(
+            "compiled modules older than their sources: "
+            + ", ".join(stale)
+            + " -- rebuild with `make build` (python setup.py build_ext --inplace)",
+            returncode=4,
+        )
