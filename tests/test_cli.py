@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from vigil import __version__
 from vigil.cli import render
 from vigil.cli.main import app
+from vigil.compiled import summary
 
 FLEET = Path(__file__).resolve().parents[1] / "examples" / "agent-fleet"
 runner = CliRunner()
@@ -68,7 +69,8 @@ def assert_authzen_response(obj: Any) -> None:
 
 def test_version() -> None:
     result = invoke("--version")
-    assert result.exit_code == 0 and result.stdout.strip() == f"vigil {__version__}"
+    # the version and whether the hot path runs compiled (vigil.compiled)
+    assert result.exit_code == 0 and result.stdout.strip() == f"vigil {__version__} ({summary()})"
 
 
 # -- check --------------------------------------------------------------------------------------
