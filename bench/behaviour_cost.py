@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        def assess(self, p: Any, action: Any, resource: Any, ctx: Any, when: float, allowed: Any = None) -> Any:
+        def assess(
+            self, p: Any, action: Any, resource: Any, ctx: Any, when: float, allowed: Any = None
+        ) -> Any:
             if allowed is None:  # a pure assessment must return features (quarantine path)
                 return real.assess(p, action, resource, ctx, when)
             return _CALM[7][False], None

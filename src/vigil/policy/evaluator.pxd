@@ -1,0 +1,19 @@
+# C layouts of Answer and Authorizer when compiled (setup.py), and C types for is_authorized's
+# entity lookups (typed struct reads of Entity fields).
+cimport cython
+from vigil.policy.entities cimport Entity
+
+
+cdef class Answer:
+    cdef public bint allowed
+    cdef public tuple policies, errors
+
+
+cdef class Authorizer:
+    cdef public tuple policies
+    cdef public object store
+    cdef public dict _by_uid, _cache, _scope_cache, _rguard_index, _order, _index
+
+    @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict)
+    cpdef object is_authorized(self, object principal, object action, object resource, object context,
+                               object overlay=*, object principal_entity=*)
