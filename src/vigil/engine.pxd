@@ -1,0 +1,33 @@
+# C layouts of Engine and its per-generation state when compiled (setup.py), and C types for the
+# decision core: the behaviour model, profile, entity, Cedar answer and record are read as struct
+# fields, and assess/is_authorized are called directly.
+cimport cython
+from vigil.behaviour.model cimport BehaviourModel
+from vigil.behaviour.profile cimport Profile
+from vigil.model.decision cimport DecisionRecord
+from vigil.model.request cimport AccessRequest
+from vigil.policy.entities cimport Entity
+from vigil.policy.evaluator cimport Answer, Authorizer
+
+
+cdef class _State:
+    cdef public object action_type, mode, revision, schema, workspace
+    cdef public Authorizer authorizer
+    cdef public BehaviourModel behaviour
+    cdef public dict by_uid
+    cdef public bint policy_reads_vigil
+
+
+cdef class Engine:
+    cdef public dict _strings, _profiles
+    cdef public _State _state
+    cdef public object _clock, _ids, _store, _audit, _reload_lock, last_reload_error
+    cdef public object profiles, approvals, quarantine
+    cdef public bint _audit_required
+    cdef public long long store_errors, reloads
+    cdef object __weakref__
+
+    @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, answer=Answer, record=DecisionRecord,
+                   pre=cython.bint)
+    cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
+    cpdef void _finish(self, DecisionRecord record)
