@@ -4,9 +4,10 @@
 
 Loads the shared workload through the shared harness's own vigil adapter (shadow mode, as
 ``peers_bench.py`` runs it), warms every identity up on 20,000 requests, then decides the next
-40,000 in interleaved chunks of 1,000, alternately with the behaviour step and with it stubbed
-out (a shared calm assessment, no learning). Thread CPU time per decision, so other work on the
-machine does not count; and wall-clock p50 of each chunk kind. Prints one JSON object.
+40,000 in interleaved chunks of 1,000, alternately with the behaviour step and without it (the
+model switched off as ``[behaviour] mode = "off"`` does: no assessment, no learning). Thread CPU
+time per decision, so other work on the machine does not count; and wall-clock p50 of each chunk
+kind. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,32 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     import workload  # type: ignore[import-not-found]
     from adapters.vigil import Vigil  # type: ignore[import-not-found]
 
-    from vigil.behaviour.model import _CALM
-
     wl = workload.generate(n_requests=20_000 + 1_000 * args.rounds)
     adapter = Vigil()
     adapter.load(wl)
     qs = wl.requests
     for q in qs[:20_000]:
         adapter.decide(q)
-    state = adapter._engine._state
-    real = state.behaviour
-
-    class Stubbed:
-        """The engine's behaviour model with assess stubbed out (the compiled model's class
-        cannot be patched, so the engine's state points at this stand-in instead)."""
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
-
-        def assess(
-            self, p: Any, action: Any, resource: Any, ctx: Any, when: float, allowed: Any = None
-        ) -> Any:
-            if allowed is None:  # a pure assessment must return features (quarantine path)
-                return real.assess(p, action, resource, ctx, when)
-            return _CALM[7][False], None
-
-    stub = Stubbed()
+    model = adapter._engine._state.behaviour
 
     cpu = {"with": 0, "without": 0}
     wall: dict[str, list[int]] = {"with": [], "without": []}
@@ -64,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             chunk = qs[20_000 + r * 1_000 : 21_000 + r * 1_000]
             for mode in ("with", "without") if r % 2 else ("without", "with"):
-                state.behaviour = real if mode == "with" else stub
+                model.off = mode == "without"  # as [behaviour] mode = "off" would
                 gc.collect()
                 t0 = tt()
                 for q in chunk:
@@ -74,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu[mode] += tt() - t0
                 n[mode] += len(chunk)
     finally:
-        state.behaviour = real
+        model.off = False
 
     def p50(v: list[int]) -> float:
         return round(sorted(v)[len(v) // 2] / 1000, 2)

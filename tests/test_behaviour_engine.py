@@ -63,6 +63,7 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, vigil.Engine]:
             write_workspace(root / "s", {"mode": "shadow", "learning_requests": 20}, policies=POLICIES)
         ),
         "learning": engine(write_workspace(root / "l", {"learning_requests": 10**9}, policies=POLICIES)),
+        "off": engine(write_workspace(root / "o", {"mode": "off"}, policies=POLICIES)),
     }
     for e in engines.values():
         for who in AGENTS[:3]:
@@ -109,6 +110,29 @@ def test_a_quarantined_identity_is_never_allowed(
         req, when = _req((victim, *item[1:]))
         r = e.decide(req, now=when)
         assert not r.allowed and "quarantined" in r.reason_codes and r.advice == ("quarantined",)
+    e.close()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(REQUESTS, min_size=1, max_size=12))
+def test_mode_off_is_the_policy_alone(trio: dict[str, vigil.Engine], items: list[tuple[Any, ...]]) -> None:
+    # [behaviour] mode = "off": the policy's answer, risk 0, no signals, and nothing learned
+    off = trio["off"]
+    for item in sorted(items, key=lambda i: i[3]):
+        req, when = _req(item)
+        base = trio["policy"].decide(req, now=when)
+        r = off.decide(req, now=when)
+        assert (r.allowed, r.policies, r.reason_codes) == (base.allowed, base.policies, base.reason_codes)
+        assert (r.risk, r.signals, r.advice, r.ticket) == (0, (), (), None)
+    assert len(off.profiles) == 0
+
+
+def test_mode_off_still_denies_a_quarantined_identity(tmp_path: Path) -> None:
+    e = engine(write_workspace(tmp_path, {"mode": "off"}))
+    e.quarantine_identity(("Agent", WHO), by="ingrid.berg", reason="test")
+    r = e.decide(request(WHO, "read", "payments-table-0", T0), now=T0)
+    assert not r.allowed and r.reason_codes == ("quarantined",) and r.risk == 0
+    assert e.decide(request(AGENTS[2], "read", "payments-table-0", T0), now=T0).allowed
     e.close()
 
 

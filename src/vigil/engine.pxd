@@ -4,6 +4,7 @@
 cimport cython
 from vigil.behaviour.model cimport BehaviourModel
 from vigil.behaviour.profile cimport Profile
+from vigil.behaviour.signals cimport Assessment
 from vigil.model.decision cimport DecisionRecord
 from vigil.model.request cimport AccessRequest
 from vigil.policy.entities cimport Entity
@@ -27,7 +28,7 @@ cdef class Engine:
     cdef public long long store_errors, reloads
     cdef object __weakref__
 
-    @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, answer=Answer, record=DecisionRecord,
+    @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, answer=Answer, record=DecisionRecord, a=Assessment,
                    pre=cython.bint)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
     cpdef void _finish(self, DecisionRecord record)

@@ -53,6 +53,8 @@ _ADVICE_STEP_UP: Final = (Advice.STEP_UP.value,)
 _RISK_DENY: Final = ReasonCode.RISK_DENY.value
 _RISK_STEP_UP: Final = ReasonCode.RISK_STEP_UP.value
 _APPROVED: Final = ReasonCode.APPROVED.value
+# [behaviour] mode = "off": the assessment of every decision (risk 0, no signals, not learning)
+_NO_BEHAVIOUR: Final = Assessment(0, (), (), (), False)
 
 
 def _id_source() -> IdSource:
@@ -297,7 +299,10 @@ class Engine:
             policies = answer.policies
             err_pairs = _NO_ERRORS
             reasons = _PERMIT if allowed else (_FORBID if policies else _NO_PERMIT)
-        if not pre:
+        if beh.off:
+            a = _NO_BEHAVIOUR
+            f = None
+        elif not pre:
             # The policy saw a neutral context.vigil (or does not read it): assess now, and learn
             # in the same pass unless the risk changes the decision (then `f` comes back).
             a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed)
@@ -418,7 +423,10 @@ class Engine:
     ) -> DecisionRecord:
         """A quarantined identity: denied before the policy; its signals are still reported."""
         beh = st.behaviour
-        a, f = beh.assess(prof, req.action, req.resource, req.context, when)
+        if beh.off:
+            a, f = _NO_BEHAVIOUR, None
+        else:
+            a, f = beh.assess(prof, req.action, req.resource, req.context, when)
         record = DecisionRecord(
             self._ids(),
             False,
@@ -439,7 +447,8 @@ class Engine:
             a,
         )
         self._finish(record)
-        assert f is not None  # a pure assessment always returns the features
+        if f is None:  # [behaviour] mode = "off": nothing to learn
+            return record
         if prof is None:
             prof = self.profiles.create(req.principal, f[0])
             if prof is None:

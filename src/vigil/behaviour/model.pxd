@@ -21,7 +21,7 @@ cdef class BehaviourModel:
     cdef public double quarantine_window_s, travel_kmh, travel_min_km
     cdef public long long deny_risk, enum_min, forget_days, learning_requests, min_history
     cdef public long long quarantine_after, quarantine_risk, rate_min, rate_min2, step_up_risk
-    cdef public bint enforce
+    cdef public bint enforce, off
 
     cpdef str intern(self, str s)
 

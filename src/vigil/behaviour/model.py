@@ -23,7 +23,6 @@ import math
 import zlib
 from array import array
 from collections.abc import MutableSequence
-from operator import itemgetter
 from socket import AF_INET, inet_pton
 from typing import Any, Final
 
@@ -73,7 +72,6 @@ _LN10: Final = math.log(10.0)
 INFORMATIVE: Final = 10**0.625  # novelty rates above 1 / 4.2 carry no signal (see _strength)
 FEW: Final = 1.7  # strength scale of the few-valued kinds (regions, user agents, segments)
 UNTRACKED_NEW_KIND: Final = 3  # resource state: not tracked, but of a new type or segment
-_name: Final = itemgetter(0)
 _USED: Final = ("read", "read and write", "read, write and admin")
 
 # bits of the "missing field" mask
@@ -192,6 +190,7 @@ class BehaviourModel:
         "learning_requests",
         "learning_s",
         "min_history",
+        "off",
         "quarantine_after",
         "quarantine_risk",
         "quarantine_window_s",
@@ -216,6 +215,7 @@ class BehaviourModel:
         self.settings = settings
         self.store = store
         self.enforce = settings.mode == "enforce"
+        self.off = settings.mode == "off"  # the engine skips the behaviour step altogether
         weights = dict(S.DEFAULT_WEIGHTS)
         weights.update(settings.weights)
         self.w = weights
@@ -693,11 +693,13 @@ class BehaviourModel:
         if len(hits) == 1:
             h = hits[0]
             risk = h[1] if h[1] < 100 else 100
+            names: tuple[str, ...] = (h[0],)
         else:
             risk = combine(hits)
+            names = tuple([h[0] for h in hits])
         return Assessment(
             risk,
-            tuple(map(_name, hits)),
+            names,
             tuple(hits),
             _UNKNOWN_BY_MASK[mask] if unknown is None else self._unknown(mask, unknown),
             learning,

@@ -14,8 +14,9 @@ from vigil.errors import WorkspaceError
 class BehaviourSettings:
     """``[behaviour]``: learned per-identity behaviour, its signals and what risk does to a decision.
 
-    See ``docs/behaviour.md`` for every key. ``mode`` is ``"enforce"`` (risk may deny) or
-    ``"shadow"`` (everything is computed and recorded, no decision changes). An identity is
+    See ``docs/behaviour.md`` for every key. ``mode`` is ``"enforce"`` (risk may deny),
+    ``"shadow"`` (everything is computed and recorded, no decision changes) or ``"off"`` (no
+    behaviour step: risk 0, no signals, nothing learned; quarantine still denies). An identity is
     *learning* until it has ``learning_requests`` learned requests over at least ``learning_days``;
     meanwhile its signals are recorded, never enforced. Risk ``>= step_up_risk`` denies with advice
     ``step_up`` and an approval ticket; ``>= deny_risk`` denies; ``quarantine_after`` such denials
@@ -152,7 +153,7 @@ _SECTIONS: dict[str, type] = {
     "ext_authz": ExtAuthzSettings,
 }
 _CHOICES = {
-    ("behaviour", "mode"): ("enforce", "shadow"),
+    ("behaviour", "mode"): ("enforce", "shadow", "off"),
     ("audit", "sink"): ("jsonl", "none"),
     ("store", "backend"): ("sqlite", "memory"),
     ("ext_authz", "subject"): ("header", "jwt"),
