@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 from pathlib import Path
 
@@ -15,7 +16,7 @@ def _stale() -> list[str]:
     for name in HOT_MODULES:
         spec = importlib.util.find_spec(name)
         origin = Path(spec.origin) if spec is not None and spec.origin else None
-        if origin is None or origin.suffix != ".so":
+        if origin is None or not origin.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
             continue
         built = origin.stat().st_mtime
         source = origin.parent / (name.rsplit(".", 1)[1] + ".py")

@@ -53,8 +53,6 @@ _ADVICE_STEP_UP: Final = (Advice.STEP_UP.value,)
 _RISK_DENY: Final = ReasonCode.RISK_DENY.value
 _RISK_STEP_UP: Final = ReasonCode.RISK_STEP_UP.value
 _APPROVED: Final = ReasonCode.APPROVED.value
-# [behaviour] mode = "off": the assessment of every decision (risk 0, no signals, not learning)
-_NO_BEHAVIOUR: Final = Assessment(0, (), (), (), False)
 
 
 def _id_source() -> IdSource:
@@ -299,10 +297,7 @@ class Engine:
             policies = answer.policies
             err_pairs = _NO_ERRORS
             reasons = _PERMIT if allowed else (_FORBID if policies else _NO_PERMIT)
-        if beh.off:
-            a = _NO_BEHAVIOUR
-            f = None
-        elif not pre:
+        if not pre:
             # The policy saw a neutral context.vigil (or does not read it): assess now, and learn
             # in the same pass unless the risk changes the decision (then `f` comes back).
             a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed)
@@ -423,10 +418,7 @@ class Engine:
     ) -> DecisionRecord:
         """A quarantined identity: denied before the policy; its signals are still reported."""
         beh = st.behaviour
-        if beh.off:
-            a, f = _NO_BEHAVIOUR, None
-        else:
-            a, f = beh.assess(prof, req.action, req.resource, req.context, when)
+        a, f = beh.assess(prof, req.action, req.resource, req.context, when)
         record = DecisionRecord(
             self._ids(),
             False,

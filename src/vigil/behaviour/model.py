@@ -215,7 +215,7 @@ class BehaviourModel:
         self.settings = settings
         self.store = store
         self.enforce = settings.mode == "enforce"
-        self.off = settings.mode == "off"  # the engine skips the behaviour step altogether
+        self.off = settings.mode == "off"  # assess returns calm and learns nothing
         weights = dict(S.DEFAULT_WEIGHTS)
         weights.update(settings.weights)
         self.w = weights
@@ -322,7 +322,12 @@ class BehaviourModel:
         decision, nothing is learned yet and the features are returned: the engine combines, then
         calls :meth:`learn` with the final decision. Both ways leave the same profile
         (``tests/test_behaviour_model.py`` checks it).
+
+        ``[behaviour] mode = "off"``: a calm assessment and no features, whatever ``allowed`` is;
+        nothing is read or learned.
         """
+        if self.off:
+            return _CALM[0][False], None
         unknown: list[Unknown] | None = None
         mask = 0
         hour_ok = True
