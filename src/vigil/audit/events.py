@@ -59,7 +59,8 @@ _second_cache: list[Any] = [None, ""]
 def rfc3339(epoch: float) -> str:
     """``epoch`` seconds as RFC 3339 UTC with microseconds (``2026-11-28T09:14:03.123456Z``)."""
     micros = int(epoch * 1_000_000)
-    sec, frac = divmod(micros, 1_000_000)
+    sec = micros // 1_000_000
+    frac = micros - sec * 1_000_000
     cache = _second_cache
     if cache[0] != sec:
         cache[1] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S.")

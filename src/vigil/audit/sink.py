@@ -139,8 +139,10 @@ class JsonlSink:
                 return
             popleft = buf.popleft
             mask = self._mask
-            lines = [_encode_safely(popleft(), mask) for _ in range(len(buf))]
-            self._encoded.append((b"\n".join(lines) + b"\n", len(lines)))
+            n = len(buf)
+            lines = [_encode_safely(popleft(), mask) for _ in range(n)]
+            lines.append(b"")  # the chunk ends with a newline: one copy, not two
+            self._encoded.append((b"\n".join(lines), n))
         finally:
             self._encode_lock.release()
 
@@ -159,7 +161,8 @@ class JsonlSink:
                 count += n
             self._settled += count
             try:
-                self._file.write(b"".join(parts))
+                # chunk by chunk: joining them first would copy every event once more
+                self._file.writelines(parts)
                 self._file.flush()
                 self.written += count
             except (OSError, ValueError):
