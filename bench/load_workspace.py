@@ -60,9 +60,13 @@ def main() -> None:
         (ws / "policies").mkdir()
         (ws / "entities").mkdir()
         (ws / "vigil.toml").write_text('[behaviour]\nmode = "shadow"\n')
-        (ws / "policies" / "bench.cedar").write_text((bench / "peers" / "cedar" / "policies.cedar").read_text())
+        (ws / "policies" / "bench.cedar").write_text(
+            (bench / "peers" / "cedar" / "policies.cedar").read_text()
+        )
         (ws / "entities" / "bench.json").write_text(json.dumps(cedar_entities(wl)))
-        out = subprocess.run([sys.executable, "-c", CHILD, str(ws)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(ws)], capture_output=True, text=True, check=True
+        )
         print(out.stdout.strip())
 
 
