@@ -19,7 +19,6 @@ common branches are written inline on purpose; rare ones (a new value, a spike) 
 
 from __future__ import annotations
 
-import itertools
 import math
 import zlib
 from array import array
@@ -265,11 +264,6 @@ class BehaviourModel:
         self._segment_uids = frozenset(seg_uids)
         self._resources: dict[EntityUid, ResourceInfo] = {}
         self.strings: dict[str, str] = strings if strings is not None else {}
-        if store is not None and not self.off:
-            # Every stored entity's resource info is fixed for this workspace generation: compute
-            # it now (~3 us each, compiled) rather than on an entity's first request.
-            for uid in itertools.islice(store.by_uid, RESOURCE_CACHE):
-                self.resource_info(uid)
 
     # -- helpers -------------------------------------------------------------------------------
     def intern(self, s: str) -> str:
