@@ -13,8 +13,11 @@ see the same machine state:
    JSON parse and serialize; no decision);
 2. ``evaluation``: ``POST /access/v1/evaluation``, cycling through the todo interop requests;
 3. ``evaluations``: ``POST /access/v1/evaluations`` with 100 items a request;
-4. ``latency``: single evaluations at half the measured evaluation throughput (constant pacing per
-   connection with wrk's ``delay()``), for p50/p99 under a moderate load.
+4. ``latency``: single evaluations at half the measured evaluation throughput, for p50/p99 under a
+   moderate load. wrk paces each connection with ``delay()`` (whole milliseconds) *after* each
+   response, so a connection's period is the delay plus the response time: the number of
+   connections is calibrated in short runs until the achieved rate is within 10% of the target
+   (the result records both rates).
 
 wrk runs with one thread (one core for the client, one for the server). Every run is bounded by
 ``--seconds``. Results are printed as a Markdown table and written as JSON.
@@ -93,7 +96,16 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _wrk(
-    port: int, path: str, bodies: Path, key: str, seconds: int, conns: int, rate: int, out: Path, pid: int
+    port: int,
+    path: str,
+    bodies: Path,
+    key: str,
+    seconds: int,
+    conns: int,
+    rate: int,
+    out: Path,
+    pid: int,
+    delay_ms: int = -1,
 ) -> dict[str, Any]:
     env = dict(
         os.environ,
@@ -103,6 +115,7 @@ def _wrk(
         VIGIL_BENCH_RATE=str(rate),
         VIGIL_BENCH_CONNECTIONS=str(conns),
         VIGIL_BENCH_OUT=str(out),
+        VIGIL_BENCH_DELAY_MS=str(delay_ms),
     )
     cmd = [
         "wrk",
@@ -120,10 +133,27 @@ def _wrk(
     cpu = _cpu_seconds(pid) - cpu0
     data: dict[str, Any] = json.loads(out.read_text())
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["connections"] = conns
     # Server CPU per request: independent of what else the machine runs (this one is shared).
     data["server_cpu_us_per_request"] = cpu * 1e6 / max(1, data["requests"])
     data["server_cpu_share"] = cpu / (data["duration_us"] / 1e6)
     return data
+
+
+PACE_MS = 2  # each connection's pause after a response in the paced run
+
+
+def _paced_connections(port: int, bodies: Path, key: str, target: int, out: Path, pid: int) -> int:
+    """Connections that, each pausing ``PACE_MS`` after every response, send about ``target``
+    requests/s: start from the pause alone, then correct by the achieved rate of 2-second runs
+    (at most four) until it is within 10% of the target."""
+    conns = max(1, round(target * PACE_MS / 1000))
+    for _ in range(4):
+        got = _wrk(port, "/access/v1/evaluation", bodies, key, 2, conns, target, out, pid, PACE_MS)["rps"]
+        if abs(got - target) <= 0.1 * target:
+            break
+        conns = max(1, min(1024, round(conns * target / max(got, 1.0))))
+    return conns
 
 
 def main() -> None:
@@ -172,8 +202,9 @@ def main() -> None:
                 )
             best_eval = max(r["rps"] for r in runs["evaluation"])
             half = int(best_eval / 2)
+            paced = _paced_connections(port, single, key, half, tmp / "r.json", proc.pid)
             runs["latency"].append(
-                _wrk(port, "/access/v1/evaluation", single, key, s, c, half, tmp / "r.json", proc.pid)
+                _wrk(port, "/access/v1/evaluation", single, key, s, paced, half, tmp / "r.json", proc.pid, PACE_MS)
             )
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -206,6 +237,7 @@ def main() -> None:
         "evaluation_p99_ms_full_load": min(r["p99_us"] for r in runs["evaluation"]) / 1000,
         "half_rate_target_rps": int(ev / 2),
         "half_rate_achieved_rps": round(lat["rps"]),
+        "half_rate_connections": lat["connections"],
         "half_rate_p50_ms": lat["p50_us"] / 1000,
         "half_rate_p99_ms": lat["p99_us"] / 1000,
         "evaluations_batches_per_s": round(batch_rps, 1),

@@ -1,11 +1,13 @@
 -- wrk script for vigil's HTTP benchmark (bench/http/run_bench.py drives it).
 -- Environment: VIGIL_BENCH_KEY (API key), VIGIL_BENCH_BODIES (file: one JSON body a line),
 -- VIGIL_BENCH_PATH (endpoint), VIGIL_BENCH_RATE (requests/s over all connections; 0 = as fast as
--- possible), VIGIL_BENCH_CONNECTIONS (the -c value, to spread the rate), VIGIL_BENCH_OUT (JSON summary).
+-- possible), VIGIL_BENCH_CONNECTIONS (the -c value, to spread the rate), VIGIL_BENCH_DELAY_MS (when set:
+-- the pause after each response, instead of one derived from the rate), VIGIL_BENCH_OUT (JSON summary).
 local key = os.getenv("VIGIL_BENCH_KEY") or ""
 local path = os.getenv("VIGIL_BENCH_PATH") or "/access/v1/evaluation"
 local rate = tonumber(os.getenv("VIGIL_BENCH_RATE") or "0")
 local conns = tonumber(os.getenv("VIGIL_BENCH_CONNECTIONS") or "1")
+local delay_ms = tonumber(os.getenv("VIGIL_BENCH_DELAY_MS") or "-1")
 local requests = {}
 local n = 0
 local i = 0
@@ -30,6 +32,9 @@ function request()
 end
 
 function delay()
+  if delay_ms >= 0 then
+    return delay_ms
+  end
   if rate > 0 then
     return math.floor(conns * 1000 / rate)
   end

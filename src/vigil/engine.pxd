@@ -28,7 +28,7 @@ cdef class Engine:
     cdef public long long store_errors, reloads
     cdef object __weakref__
 
-    @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, answer=Answer, record=DecisionRecord, a=Assessment,
+    @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, answer=Answer, record=DecisionRecord, a=Assessment,
                    pre=cython.bint)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
     cpdef void _finish(self, DecisionRecord record)

@@ -264,6 +264,8 @@ class Engine:
             )
             self._finish(record)
             return record
+        # the resource's entity, looked up once for the policy and the behaviour model
+        rentity = st.by_uid.get(req.resource)
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
         prof = self._profiles.get(principal)
@@ -279,7 +281,7 @@ class Engine:
                 and prof.learned >= beh.learning_requests
                 and when - prof.first_seen >= beh.learning_s
             ):
-                a, f = beh.assess(prof, req.action, req.resource, req.context, when)
+                a, f = beh.assess(prof, req.action, req.resource, req.context, when, None, rentity)
                 if not a.learning and a.risk:
                     context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
                 pre = True
@@ -288,7 +290,9 @@ class Engine:
         overlay = None
         if req.subject_properties is not None or req.resource_properties is not None:
             overlay = self._overlay(st, req)
-        answer = st.authorizer.is_authorized(principal, req.action, req.resource, context, overlay, entity)
+        answer = st.authorizer.is_authorized(
+            principal, req.action, req.resource, context, overlay, entity, rentity
+        )
         errors = answer.errors
         if errors:
             allowed, reasons, policies, err_pairs = _with_errors(answer.allowed, answer.policies, errors)
@@ -300,7 +304,7 @@ class Engine:
         if not pre:
             # The policy saw a neutral context.vigil (or does not read it): assess now, and learn
             # in the same pass unless the risk changes the decision (then `f` comes back).
-            a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed)
+            a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed, rentity)
         # combine: only a risk at the step-up threshold can change anything
         advice = _NONE
         ticket = None

@@ -3,6 +3,7 @@
 # containers are typed; day numbers stay Python ints (one shared object per day, see assess).
 cimport cython
 from vigil.behaviour.profile cimport Profile
+from vigil.policy.entities cimport Entity
 
 cdef double _strength(double novel, double n, double scale=*)
 cdef str _wide(str net)
@@ -24,6 +25,8 @@ cdef class BehaviourModel:
     cdef public bint enforce, off
 
     cpdef str intern(self, str s)
+    cpdef tuple resource_info(self, tuple resource)
+    cdef tuple _resource_info(self, tuple resource)
 
     @cython.locals(
         p=Profile, t=cython.double, when=cython.double, dt=cython.double, c1=cython.double,
@@ -34,7 +37,8 @@ cdef class BehaviourModel:
         novel_step=cython.bint, counted=cython.bint, tracked=cython.bint, learning=cython.bint,
         slot=cython.longlong,
     )
-    cpdef tuple assess(self, Profile p, tuple action, tuple resource, dict ctx, double when, object allowed=*)
+    cpdef tuple assess(self, Profile p, tuple action, tuple resource, dict ctx, double when, object allowed=*,
+                       Entity resource_entity=*)
 
     cdef object _assessment(self, list hits, int mask, list unknown, bint learning)
     cdef list _context(self, list hits, Profile p, str name, str prefix, str value, dict table, int kind, double n, double t)

@@ -50,7 +50,7 @@ from vigil.behaviour.profile import (
 )
 from vigil.behaviour.regions import distance_km, locate
 from vigil.behaviour.signals import Ago, Assessment, Hit, Unknown, combine
-from vigil.policy.entities import EntityStore
+from vigil.policy.entities import Entity, EntityStore
 from vigil.policy.values import EntityUid
 from vigil.workspace.settings import BehaviourSettings
 
@@ -276,10 +276,18 @@ class BehaviourModel:
         return s
 
     def resource_info(self, resource: EntityUid) -> ResourceInfo:
-        """Stable hash, bitmap position, type and segment of a resource (cached)."""
+        """Stable hash, bitmap position, type and segment of a resource (cached here for resources
+        the entity store does not hold; stored ones keep it on their Entity, see :meth:`assess`)."""
         got = self._resources.get(resource)
         if got is not None:
             return got
+        info = self._resource_info(resource)
+        if len(self._resources) >= RESOURCE_CACHE:
+            self._resources.clear()
+        self._resources[resource] = info
+        return info
+
+    def _resource_info(self, resource: EntityUid) -> ResourceInfo:
         h = zlib.crc32(f"{resource[0]}::{resource[1]}".encode("utf-8", "surrogatepass"))
         bit = h % BLOOM_BITS
         seg = None
@@ -291,11 +299,7 @@ class BehaviourModel:
             )
             if segs:
                 seg = self.intern(f'{segs[0][0]}::"{segs[0][1]}"')
-        info = (h, bit >> 3, 1 << (bit & 7), self.intern(resource[0]), seg)
-        if len(self._resources) >= RESOURCE_CACHE:
-            self._resources.clear()
-        self._resources[resource] = info
-        return info
+        return (h, bit >> 3, 1 << (bit & 7), self.intern(resource[0]), seg)
 
     def is_learning(self, p: Profile | None, t: float) -> bool:
         """True while ``p`` has not yet learned enough (requests and days) to be enforced."""
@@ -310,6 +314,7 @@ class BehaviourModel:
         ctx: dict[str, Any],
         when: float,
         allowed: bool | None = None,
+        resource_entity: Entity | None = None,
     ) -> tuple[Assessment, Features | None]:
         """Signals of one request against ``p`` (None: the identity's first request).
 
@@ -322,6 +327,9 @@ class BehaviourModel:
         decision, nothing is learned yet and the features are returned: the engine combines, then
         calls :meth:`learn` with the final decision. Both ways leave the same profile
         (``tests/test_behaviour_model.py`` checks it).
+
+        ``resource_entity``: the stored entity of ``resource`` when the caller has it (the engine
+        does); its resource info is kept on it.
 
         ``[behaviour] mode = "off"``: a calm assessment and no features, whatever ``allowed`` is;
         nothing is read or learned.
@@ -397,9 +405,14 @@ class BehaviourModel:
                 unknown.append((S.NEW_USER_AGENT, self.reader.user_agent_why(v)))
         ac = self._acls.get(action)
         cls, sens = ac if ac is not None else self.classes.get(action)
-        ri = self._resources.get(resource)
-        if ri is None:
-            ri = self.resource_info(resource)
+        if resource_entity is not None:
+            ri = resource_entity.resource_info
+            if ri is None:
+                ri = resource_entity.resource_info = self._resource_info(resource)
+        else:
+            ri = self._resources.get(resource)
+            if ri is None:
+                ri = self.resource_info(resource)
         it = int(t)
         day = it // DAY
         if day == self._day:

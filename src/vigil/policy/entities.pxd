@@ -2,5 +2,5 @@
 # authorizer as struct fields instead of through slot descriptors.
 
 cdef class Entity:
-    cdef public object uid, attrs, parents, tags, ancestors, resource_status
+    cdef public object uid, attrs, parents, tags, ancestors, resource_status, resource_info
     cdef public dict candidates

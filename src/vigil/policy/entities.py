@@ -21,7 +21,16 @@ NO_STATUS: Final[tuple[frozenset[int], frozenset[int]]] = (frozenset(), frozense
 class Entity:
     """One entity: uid, attributes (a Cedar record), parents, transitive ancestors, tags."""
 
-    __slots__ = ("ancestors", "attrs", "candidates", "parents", "resource_status", "tags", "uid")
+    __slots__ = (
+        "ancestors",
+        "attrs",
+        "candidates",
+        "parents",
+        "resource_info",
+        "resource_status",
+        "tags",
+        "uid",
+    )
 
     def __init__(
         self,
@@ -40,6 +49,10 @@ class Entity:
         # guards it fails / passes when it is the resource.
         self.candidates: dict[EntityUid, Any] | None = None
         self.resource_status: tuple[frozenset[int], frozenset[int]] = NO_STATUS
+        # The behaviour model's facts about this entity as a resource (stable hash, bitmap
+        # position, type, segment), computed on its first request: kept here, in memory the
+        # decision has just read, instead of in a table of its own.
+        self.resource_info: Any = None
 
     def with_attrs(self, attrs: Record) -> Entity:
         """A copy of this entity with ``attrs`` (same parents, ancestors and tags)."""

@@ -16,4 +16,5 @@ cdef class Authorizer:
 
     @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict)
     cpdef object is_authorized(self, object principal, object action, object resource, object context,
-                               object overlay=*, object principal_entity=*)
+                               object overlay=*, object principal_entity=*,
+                               object resource_entity=*)

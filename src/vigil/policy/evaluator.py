@@ -209,12 +209,14 @@ class Authorizer:
         context: Record,
         overlay: dict[EntityUid, Record] | None = None,
         principal_entity: Entity | None = None,
+        resource_entity: Entity | None = None,
     ) -> Answer:
         """Cedar's answer for one request. ``overlay`` replaces attributes of entities for this call;
-        ``principal_entity`` saves a lookup when the caller already has it."""
+        ``principal_entity`` and ``resource_entity`` save a lookup when the caller already has them
+        (None: looked up here)."""
         by_uid = self._by_uid
         pe: Entity | None = principal_entity if principal_entity is not None else by_uid.get(principal)
-        re_: Entity | None = by_uid.get(resource)
+        re_: Entity | None = resource_entity if resource_entity is not None else by_uid.get(resource)
         env: Any
         if overlay:
             env = OverlayEnv(self.store, overlay)
