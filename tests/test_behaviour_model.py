@@ -25,6 +25,8 @@ from vigil.behaviour.privilege import ADMIN, READ, WRITE, ActionClasses, name_cl
 from vigil.behaviour.profile import CAPS, Profile
 from vigil.behaviour.regions import distance_km, locate
 from vigil.behaviour.signals import combine
+from vigil.policy.extensions import IPAddr
+from vigil.policy.values import EvalError
 from vigil.workspace.loader import load_workspace
 from vigil.workspace.settings import BehaviourSettings
 
@@ -258,7 +260,16 @@ def _stream(
         ctx: dict[str, Any] = {}
         if rng.random() < 0.9:
             ctx["ip"] = rng.choice(
-                ("10.10.0.5", "10.10.0.9", "10.10.4.1", "203.0.113.7", f"10.{rng.randrange(99)}.1.1", "bad")
+                (
+                    "10.10.0.5",
+                    "10.10.0.9",
+                    "10.10.4.1",
+                    "203.0.113.7",
+                    f"10.{rng.randrange(99)}.1.1",
+                    "bad",
+                    "10.10.0.5/32",
+                    "2001:db8::1",
+                )
             )
         if rng.random() < 0.9:
             ctx["region"] = rng.choice(("eu-west-1", "eu-west-1", "us-east-1", "ap-northeast-1"))
@@ -277,7 +288,9 @@ def test_one_pass_and_two_step_learning_leave_the_same_profile(tmp_path: Path, s
     split: dict[tuple[str, str], Profile] = {}
     for who, action, resource, ctx, t, allowed in _stream(seed, 1_500):
         p = fused.get(who)
-        a1, f1 = fused_m.assess(p, action, resource, ctx, t, allowed)
+        # the engine's way: the stored resource entity passed along (None when not stored)
+        entity = fused_m.store.get(resource) if fused_m.store is not None else None
+        a1, f1 = fused_m.assess(p, action, resource, ctx, t, allowed, entity, _parsed_ip(ctx))
         if f1 is not None:  # first request, or the risk would change the decision
             if p is None:
                 p = fused[who] = Profile(f1[0])
@@ -293,6 +306,31 @@ def test_one_pass_and_two_step_learning_leave_the_same_profile(tmp_path: Path, s
         assert (a1.risk, a1.signals, a1.learning) == (a2.risk, a2.signals, a2.learning)
     for who, p in fused.items():
         assert p.to_blob() == split[who].to_blob(), who
+
+
+def _parsed_ip(ctx: dict[str, Any]) -> IPAddr | None:
+    """What the engine passes along: its Cedar parse of ``context.ip``, when there is one."""
+    try:
+        return IPAddr.parse(ctx["ip"])
+    except (KeyError, EvalError):
+        return None
+
+
+def test_resource_info_kept_on_the_entity_is_the_models_own(tmp_path: Path) -> None:
+    """A stored resource's info (hash, bitmap position, type, segment) is computed on its first
+    assessment and kept on its Entity; it is what the model computes for the uid itself."""
+    m = _model(tmp_path, segments=["Environment"])
+    assert m.store is not None
+    resource = ("Database", "payments-table-0")
+    entity = m.store.get(resource)
+    assert entity is not None and entity.resource_info is None
+    _, f = m.assess(None, ("Action", "read"), resource, {}, T0.timestamp(), None, entity)
+    assert f is not None
+    assert entity.resource_info == f[8] == m.resource_info(resource)
+    assert entity.resource_info[4] == 'Environment::"prod"'
+    # an unknown resource takes the model's own table
+    _, f = m.assess(None, ("Action", "read"), ("Database", "nowhere"), {}, T0.timestamp())
+    assert f is not None and f[8] == m.resource_info(("Database", "nowhere"))
 
 
 def test_snapshot_round_trip_assesses_alike(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from vigil.errors import RequestError, VigilError, WorkspaceError
 from vigil.model.decision import Advice, DecisionRecord, ReasonCode
 from vigil.model.request import AccessRequest, parse_authzen
 from vigil.policy.build import PolicySet
+from vigil.policy.extensions import IPAddr
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.schema import Schema
@@ -264,8 +265,12 @@ class Engine:
             )
             self._finish(record)
             return record
-        # the resource's entity, looked up once for the policy and the behaviour model
+        # the resource's entity, looked up once for the policy and the behaviour model; the
+        # address the context conversion parsed, for the behaviour model's network key
         rentity = st.by_uid.get(req.resource)
+        ip = context.get("ip")
+        if type(ip) is not IPAddr:
+            ip = None
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
         prof = self._profiles.get(principal)
@@ -281,7 +286,7 @@ class Engine:
                 and prof.learned >= beh.learning_requests
                 and when - prof.first_seen >= beh.learning_s
             ):
-                a, f = beh.assess(prof, req.action, req.resource, req.context, when, None, rentity)
+                a, f = beh.assess(prof, req.action, req.resource, req.context, when, None, rentity, ip)
                 if not a.learning and a.risk:
                     context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
                 pre = True
@@ -304,7 +309,7 @@ class Engine:
         if not pre:
             # The policy saw a neutral context.vigil (or does not read it): assess now, and learn
             # in the same pass unless the risk changes the decision (then `f` comes back).
-            a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed, rentity)
+            a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed, rentity, ip)
         # combine: only a risk at the step-up threshold can change anything
         advice = _NONE
         ticket = None

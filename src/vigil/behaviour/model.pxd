@@ -38,7 +38,7 @@ cdef class BehaviourModel:
         slot=cython.longlong,
     )
     cpdef tuple assess(self, Profile p, tuple action, tuple resource, dict ctx, double when, object allowed=*,
-                       Entity resource_entity=*)
+                       Entity resource_entity=*, object ip=*)
 
     cdef object _assessment(self, list hits, int mask, list unknown, bint learning)
     cdef list _context(self, list hits, Profile p, str name, str prefix, str value, dict table, int kind, double n, double t)

@@ -51,6 +51,7 @@ from vigil.behaviour.profile import (
 from vigil.behaviour.regions import distance_km, locate
 from vigil.behaviour.signals import Ago, Assessment, Hit, Unknown, combine
 from vigil.policy.entities import Entity, EntityStore
+from vigil.policy.extensions import IPAddr
 from vigil.policy.values import EntityUid
 from vigil.workspace.settings import BehaviourSettings
 
@@ -315,6 +316,7 @@ class BehaviourModel:
         when: float,
         allowed: bool | None = None,
         resource_entity: Entity | None = None,
+        ip: IPAddr | None = None,
     ) -> tuple[Assessment, Features | None]:
         """Signals of one request against ``p`` (None: the identity's first request).
 
@@ -329,7 +331,8 @@ class BehaviourModel:
         (``tests/test_behaviour_model.py`` checks it).
 
         ``resource_entity``: the stored entity of ``resource`` when the caller has it (the engine
-        does); its resource info is kept on it.
+        does); its resource info is kept on it. ``ip``: the caller's Cedar value of ``ctx["ip"]``
+        when it parsed one (the engine's context conversion does), so it is not parsed twice.
 
         ``[behaviour] mode = "off"``: a calm assessment and no features, whatever ``allowed`` is;
         nothing is read or learned.
@@ -363,6 +366,16 @@ class BehaviourModel:
         if v is None:
             net = None
             mask = _NO_IP
+        elif (
+            ip is not None
+            and ip.version == 4
+            and ip.prefix == 32
+            and ip.text is not None
+            and "/" not in ip.text
+        ):
+            # the caller's parse of this very value: a strict dotted quad, whose /24 is a slice
+            v = ip.text
+            net = v[: v.rfind(".")] + ".0/24"
         else:
             if type(v) is dict:
                 ext = v.get("__extn")
