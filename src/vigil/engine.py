@@ -265,6 +265,9 @@ class Engine:
             )
             self._finish(record)
             return record
+        # From here on the principal is the stored entity's own uid tuple: tables keyed by it
+        # (profiles) then match by identity rather than by comparing strings.
+        principal = entity.uid
         # the resource's entity, looked up once for the policy and the behaviour model; the
         # address the context conversion parsed, for the behaviour model's network key
         rentity = st.by_uid.get(req.resource)

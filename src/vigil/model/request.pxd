@@ -3,3 +3,6 @@
 cdef class AccessRequest:
     cdef public object principal, action, resource, context
     cdef public object subject_properties, resource_properties, action_properties
+
+
+cpdef tuple action_uid(str action_type, str name)

@@ -49,6 +49,26 @@ class AccessRequest:
 
 
 _EMPTY: Final[dict[str, Any]] = {}
+ACTIONS_CACHED: Final = 4_096
+# One shared uid tuple per action name (per action type): the tables later lookups use (candidate
+# policies, action classes) hold these same objects, so a lookup matches by identity instead of
+# comparing two tuples of strings. Bounded: past the cap, names get fresh tuples.
+_ACTIONS: dict[str, dict[str, tuple[str, str]]] = {}
+
+
+def action_uid(action_type: str, name: str) -> tuple[str, str]:
+    """``(action_type, name)``, the same tuple object for the same action while the cache has room."""
+    by_name = _ACTIONS.get(action_type)
+    if by_name is None:
+        if len(_ACTIONS) >= 64:
+            return (action_type, name)
+        by_name = _ACTIONS[action_type] = {}
+    uid = by_name.get(name)
+    if uid is None:
+        uid = (action_type, name)
+        if len(by_name) < ACTIONS_CACHED:
+            by_name[name] = uid
+    return uid
 
 
 def parse_authzen(request: Any, action_type: str = "Action") -> AccessRequest:
@@ -86,7 +106,7 @@ def parse_authzen(request: Any, action_type: str = "Action") -> AccessRequest:
     ):
         context = request.get("context", _EMPTY)
         if type(context) is dict:
-            return AccessRequest((stype, sid), (action_type, name), (rtype, rid), context)
+            return AccessRequest((stype, sid), action_uid(action_type, name), (rtype, rid), context)
     return _parse_checked(request, action_type)
 
 
