@@ -9,7 +9,8 @@ cdef double _strength(double novel, double n, double scale=*)
 cdef str _wide(str net)
 cdef double _threshold(double floor, double mean, double mad, double ratio)
 cdef object _over(double points, double over)
-cdef tuple _ewma(object values, Py_ssize_t i, double sample, double a, bint capped)
+cdef (double, double) _ewma(double mean, double mad, double sample, double a, bint capped)
+cdef double _exp(double x)
 
 
 @cython.final
@@ -18,7 +19,7 @@ cdef class BehaviourModel:
     cdef public object _day, classes, reader, settings, store
     cdef public frozenset _off, _segment_types, _segment_uids
     cdef public set _regions_ok
-    cdef public double _skew, chain_s, enum_w, establish_s, learning_s, forget_s
+    cdef public double _skew, _tau1, _tau2, chain_s, enum_w, establish_s, learning_s, forget_s
     cdef public double quarantine_window_s, travel_kmh, travel_min_km
     cdef public long long deny_risk, enum_min, forget_days, learning_requests, min_history
     cdef public long long quarantine_after, quarantine_risk, rate_min, rate_min2, step_up_risk
@@ -45,7 +46,7 @@ cdef class BehaviourModel:
     cdef list _new_resource(self, list hits, Profile p, tuple resource, tuple ri, double n, double nr_c)
     cdef list _travel(self, list hits, Profile p, str region, double t)
     cdef object _hour(self, Profile p, long long slot, long long n, long long it)
-    cdef tuple _rate(self, double c1, double c2, object rate)
+    cdef tuple _rate(self, double c1, double c2, Profile p)
 
     @cython.locals(t=cython.double, cls=cython.longlong, res_state=cython.int, nr_c=cython.double,
                    c1=cython.double, c2=cython.double, counted=cython.bint, tracked=cython.bint)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import zlib
 from array import array
-from collections.abc import MutableSequence
 from socket import AF_INET, inet_pton
 from typing import Any, Final
 
@@ -148,22 +147,26 @@ def _over(points: int, over: float) -> int:
     return max(1, round(points * (s if s < 1.0 else 1.0)))
 
 
-def _ewma(
-    values: MutableSequence[float], i: int, sample: float, a: float, capped: bool
-) -> tuple[float, float]:
-    """Move the smoothed mean ``values[i]`` and mean absolute deviation ``values[i + 1]`` toward
-    ``sample`` by ``a``, the sample first capped at mean + 2.5 deviations once the baseline is
-    trusted (``capped``), so one burst cannot raise its own bar. Returns the new (mean, deviation)."""
-    mean = values[i]
-    mad = values[i + 1]
+def _ewma(mean: float, mad: float, sample: float, a: float, capped: bool) -> tuple[float, float]:
+    """The smoothed ``mean`` and mean absolute deviation ``mad`` moved toward ``sample`` by ``a``,
+    the sample first capped at mean + 2.5 deviations once the baseline is trusted (``capped``), so
+    one burst cannot raise its own bar. Returns the new (mean, deviation)."""
     if capped:
         cap = mean + 2.5 * mad + 0.5
         if sample > cap:
             sample = cap
     delta = sample - mean
-    values[i] = mean = mean + a * delta
-    values[i + 1] = mad = mad + a * ((delta if delta >= 0.0 else -delta) - mad)
+    mean = mean + a * delta
+    mad = mad + a * ((delta if delta >= 0.0 else -delta) - mad)
     return mean, mad
+
+
+def _exp(x: float) -> float:
+    """e ** x. Written as a power of a float literal so that, compiled, it is one C ``pow`` call
+    on doubles (``math.exp`` would be a Python call on boxed floats); the same ``pow`` runs in
+    pure Python, so both agree to the bit."""
+    y: float = 2.718281828459045**x  # typeshed: float ** float may be complex (not for e > 0)
+    return y
 
 
 class BehaviourModel:
@@ -178,6 +181,8 @@ class BehaviourModel:
         "_segment_types",
         "_segment_uids",
         "_skew",
+        "_tau1",
+        "_tau2",
         "_uas",
         "chain_s",
         "classes",
@@ -251,6 +256,8 @@ class BehaviourModel:
         self._acls = self.classes.cache
         self._day = -1
         self._skew = float(settings.max_time_skew_s)
+        self._tau1 = RATE_TAU1
+        self._tau2 = RATE_TAU2
         self._uas = self.reader.ua_cache
         self._regions_ok: set[str] = set()
         seg_types: set[str] = set()
@@ -565,14 +572,13 @@ class BehaviourModel:
             else:
                 res_state = 2
                 recent = p.nr_recent
-                nr = p.nr
-                nr_c = nr[0]
+                nr_c = p.nr_c
                 if recent is None or ri[0] not in recent:
                     dt = t - p.nr_t
                     if dt > 0:
-                        nr_c = nr_c * math.exp(-dt / self.enum_w) + 1.0
+                        nr_c = nr_c * _exp(-dt / self.enum_w) + 1.0
                     else:
-                        nr_c += math.exp(dt / self.enum_w)
+                        nr_c += _exp(dt / self.enum_w)
                     counted = True
                 if n and (
                     (p.novelty[NOV_RESOURCE] + 1.0) * INFORMATIVE < p.res_n + 2.0
@@ -583,22 +589,21 @@ class BehaviourModel:
                     hits = self._new_resource(hits, p, resource, ri, n, nr_c if counted else 0.0)
 
         # -- request rate: decayed counts over about a minute and a quarter hour -------------------
-        rate = p.rate
         dt = t - p.last_seen
         if dt <= 0.0:
             # same instant, or a late event (logs arrive out of order): counted with the weight it
             # has at the newest time seen
-            c1 = rate[0] + (math.exp(dt / RATE_TAU1) if dt else 1.0)
-            c2 = rate[1] + (math.exp(dt / RATE_TAU2) if dt else 1.0)
+            c1 = p.r1 + (_exp(dt / self._tau1) if dt else 1.0)
+            c2 = p.r2 + (_exp(dt / self._tau2) if dt else 1.0)
         elif dt < 9_000.0:
-            c1 = rate[0] * math.exp(-dt / RATE_TAU1) + 1.0
-            c2 = rate[1] * math.exp(-dt / RATE_TAU2) + 1.0
+            c1 = p.r1 * _exp(-dt / self._tau1) + 1.0
+            c2 = p.r2 * _exp(-dt / self._tau2) + 1.0
         else:
             c1 = c2 = 1.0
-        if c1 >= rate[6] or c2 >= rate[7]:
+        if c1 >= p.r1_thr or c2 >= p.r2_thr:
             if hits is None:
                 hits = []
-            hits.append(self._rate(c1, c2, rate))
+            hits.append(self._rate(c1, c2, p))
 
         # -- escalation chain (plain reads neither start nor extend one) ---------------------------
         chain = cls or sens
@@ -672,12 +677,12 @@ class BehaviourModel:
             p.allowed += 1
         else:
             p.denied += 1
-        rate[0] = c1
-        rate[1] = c2
+        p.r1 = c1
+        p.r2 = c2
         if dt > 0.0:
             p.last_seen = t
         if counted:
-            p.nr[0] = nr_c
+            p.nr_c = nr_c
             if t > p.nr_t:
                 p.nr_t = t
             recent = p.nr_recent
@@ -810,7 +815,7 @@ class BehaviourModel:
                     (seg, p.segs),
                 )
             )
-        thr = p.nr[3]
+        thr = p.nr_thr
         if thr >= NO_THRESHOLD:  # too few bursts of its own yet: the floor
             thr = float(self.enum_min)
         if nr_c >= thr and n >= self.min_history:
@@ -821,7 +826,7 @@ class BehaviourModel:
                     S.ENUMERATION,
                     _over(w[S.ENUMERATION], nr_c / thr),
                     "{0:.0f} never-seen resources within about {1:.0f} s (usual: {2:.1f})",
-                    (nr_c, self.enum_w, p.nr[1]),
+                    (nr_c, self.enum_w, p.nr_mean),
                 )
             )
         return hits
@@ -882,14 +887,14 @@ class BehaviourModel:
             (weekday, hour, 100.0 * day_share / n),
         )
 
-    def _rate(self, c1: float, c2: float, rate: Any) -> Hit:
+    def _rate(self, c1: float, c2: float, p: Profile) -> Hit:
         """``rate_spike``: a decayed count at or above its threshold (see docs/behaviour.md)."""
-        over1 = c1 / rate[6]
-        over2 = c2 / rate[7]
+        over1 = c1 / p.r1_thr
+        over2 = c2 / p.r2_thr
         if over1 >= over2:
-            count, over, mean, mad, span = c1, over1, rate[2], rate[3], "minute"
+            count, over, mean, mad, span = c1, over1, p.r1_mean, p.r1_mad, "minute"
         else:
-            count, over, mean, mad, span = c2, over2, rate[4], rate[5], "15 minutes"
+            count, over, mean, mad, span = c2, over2, p.r2_mean, p.r2_mad, "15 minutes"
         return (
             S.RATE_SPIKE,
             _over(self.w[S.RATE_SPIKE], over),
@@ -930,9 +935,8 @@ class BehaviourModel:
             p.allowed += 1
         else:
             p.denied += 1
-        rate = p.rate
-        rate[0] = c1
-        rate[1] = c2
+        p.r1 = c1
+        p.r2 = c2
         if t > p.last_seen:
             p.last_seen = t
         if counted:
@@ -1024,7 +1028,7 @@ class BehaviourModel:
 
     @staticmethod
     def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
-        p.nr[0] = nr_c
+        p.nr_c = nr_c
         if t > p.nr_t:
             p.nr_t = t
         recent = p.nr_recent
@@ -1170,24 +1174,28 @@ class BehaviourModel:
         remember(table, self.intern(value), day, cap)
 
     def _fold_rate(self, p: Profile, c1: float, c2: float, t: float) -> None:
-        rate = p.rate
         p.fold_at = t + FOLD_S
         k = p.rate_n = p.rate_n + 1
         a = 1.0 / k if k < 100 else BASELINE_ALPHA
-        mean, mad = _ewma(rate, 2, c1, a, k > MIN_SAMPLES)
-        mean2, mad2 = _ewma(rate, 4, c2, a, k > MIN_SAMPLES)
+        mean, mad = _ewma(p.r1_mean, p.r1_mad, c1, a, k > MIN_SAMPLES)
+        mean2, mad2 = _ewma(p.r2_mean, p.r2_mad, c2, a, k > MIN_SAMPLES)
+        p.r1_mean = mean
+        p.r1_mad = mad
+        p.r2_mean = mean2
+        p.r2_mad = mad2
         if k >= MIN_SAMPLES and (k & 3 == 0 or k < 2 * MIN_SAMPLES):  # thresholds move slowly
-            rate[6] = _threshold(self.rate_min, mean, mad, RATIO1)
-            rate[7] = _threshold(self.rate_min2, mean2, mad2, RATIO2)
+            p.r1_thr = _threshold(self.rate_min, mean, mad, RATIO1)
+            p.r2_thr = _threshold(self.rate_min2, mean2, mad2, RATIO2)
 
     def _fold_new(self, p: Profile, c: float, t: float) -> None:
         p.nr_fold_at = t + 5.0
-        nr = p.nr
         k = p.nr_n = p.nr_n + 1
         a = 1.0 / k if k < 100 else BASELINE_ALPHA
-        mean, mad = _ewma(nr, 1, c, a, k > MIN_SAMPLES)
+        mean, mad = _ewma(p.nr_mean, p.nr_mad, c, a, k > MIN_SAMPLES)
+        p.nr_mean = mean
+        p.nr_mad = mad
         if k >= MIN_SAMPLES:
-            nr[3] = _threshold(self.enum_min, mean, mad, ENUM_RATIO)
+            p.nr_thr = _threshold(self.enum_min, mean, mad, ENUM_RATIO)
 
     # -- verdicts ----------------------------------------------------------------------------------
     def note_high(self, p: Profile, t: float) -> int:

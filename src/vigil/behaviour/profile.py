@@ -91,13 +91,23 @@ class Profile:
         "net_wide",
         "nets",
         "novelty",
-        "nr",
+        "nr_c",
         "nr_fold_at",
+        "nr_mad",
+        "nr_mean",
         "nr_n",
         "nr_recent",
         "nr_t",
+        "nr_thr",
         "quarantined",
-        "rate",
+        "r1",
+        "r1_mad",
+        "r1_mean",
+        "r1_thr",
+        "r2",
+        "r2_mad",
+        "r2_mean",
+        "r2_thr",
         "rate_n",
         "regions",
         "res_n",
@@ -137,14 +147,25 @@ class Profile:
         # resource novelty is tracked while informative; else on 1 request in RES_SAMPLE
         self.res_sat = False
         self.res_n = 0
-        # [count 1 min, count 15 min, mean 1, mad 1, mean 15, mad 15, threshold 1, threshold 15];
-        # the counts were last updated at last_seen
-        self.rate = array("d", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, NO_THRESHOLD, NO_THRESHOLD))
+        # request rate over about a minute (r1) and a quarter hour (r2): the decayed counts (last
+        # updated at last_seen), their usual level (mean, mean absolute deviation) and thresholds.
+        # Plain fields, not an array: compiled, each is a C double read without boxing.
+        self.r1 = 0.0
+        self.r2 = 0.0
+        self.r1_mean = 0.0
+        self.r1_mad = 0.0
+        self.r2_mean = 0.0
+        self.r2_mad = 0.0
+        self.r1_thr = NO_THRESHOLD
+        self.r2_thr = NO_THRESHOLD
         self.rate_n = 0
         self.fold_at = -1e18  # next time the usual rates may learn
         self.nr_t = now
-        # [count, mean, mad, threshold]
-        self.nr = array("d", (0.0, 0.0, 0.0, NO_THRESHOLD))
+        # never-seen resources: decayed count, its usual level (mean, deviation), threshold
+        self.nr_c = 0.0
+        self.nr_mean = 0.0
+        self.nr_mad = 0.0
+        self.nr_thr = NO_THRESHOLD
         self.nr_n = 0
         self.nr_fold_at = -1e18  # next time the usual new-resource count may learn
         self.nr_recent: array[int] | None = None  # crc32 hashes: 4 bytes each
@@ -209,8 +230,18 @@ class Profile:
             "bloom_n": self.bloom_n,
             "res": [int(self.res_sat), self.res_n, int(self.net_wide)],
             "bloom_t": self.bloom_t,
-            "rate": [*self.rate, self.rate_n],
-            "nr": [self.nr_t, *self.nr, self.nr_n],
+            "rate": [
+                self.r1,
+                self.r2,
+                self.r1_mean,
+                self.r1_mad,
+                self.r2_mean,
+                self.r2_mad,
+                self.r1_thr,
+                self.r2_thr,
+                self.rate_n,
+            ],
+            "nr": [self.nr_t, self.nr_c, self.nr_mean, self.nr_mad, self.nr_thr, self.nr_n],
             "nr_recent": list(self.nr_recent) if self.nr_recent else None,
             "last_region": self.last_region,
             "last_region_t": self.last_region_t,
@@ -259,11 +290,13 @@ class Profile:
             nr = d["nr"]
             if len(rate) != 9 or len(nr) != 6:
                 raise ValueError("rate counters have the wrong size")
-            p.rate = array("d", [float(x) for x in rate[:8]])
+            p.r1, p.r2, p.r1_mean, p.r1_mad, p.r2_mean, p.r2_mad, p.r1_thr, p.r2_thr = (
+                float(x) for x in rate[:8]
+            )
             p.rate_n = int(rate[8])
             p.fold_at = p.last_seen
             p.nr_t = float(nr[0])
-            p.nr = array("d", [float(x) for x in nr[1:5]])
+            p.nr_c, p.nr_mean, p.nr_mad, p.nr_thr = (float(x) for x in nr[1:5])
             p.nr_n = int(nr[5])
             p.nr_fold_at = p.nr_t
             p.nr_recent = array("I", [int(x) for x in d["nr_recent"]]) if d["nr_recent"] else None
