@@ -22,7 +22,18 @@ import vigil
 from tests.behaviour_support import T0, engine, habit, request, write_workspace
 from vigil.behaviour.model import BehaviourModel
 from vigil.behaviour.privilege import ADMIN, READ, WRITE, ActionClasses, name_class
-from vigil.behaviour.profile import CAPS, Profile
+from vigil.behaviour.profile import (
+    CAPS,
+    KINDS,
+    NOV_ACTION,
+    NOV_NET,
+    NOV_REGION,
+    NOV_RESOURCE,
+    NOV_RTYPE,
+    NOV_SEG,
+    NOV_UA,
+    Profile,
+)
 from vigil.behaviour.regions import distance_km, locate
 from vigil.behaviour.signals import combine
 from vigil.policy.extensions import IPAddr
@@ -331,6 +342,31 @@ def test_resource_info_kept_on_the_entity_is_the_models_own(tmp_path: Path) -> N
     # an unknown resource takes the model's own table
     _, f = m.assess(None, ("Action", "read"), ("Database", "nowhere"), {}, T0.timestamp())
     assert f is not None and f[8] == m.resource_info(("Database", "nowhere"))
+
+
+def test_novelty_counts_by_kind() -> None:
+    """Each kind's novelty count is its own field, in KINDS order, and survives a snapshot."""
+    p = Profile(T0.timestamp())
+    for i, kind in enumerate(KINDS):
+        for _ in range(i + 1):
+            p.count_novel(kind_index(kind))
+    assert p.novelties() == [float(i + 1) for i in range(len(KINDS))]
+    assert [p.novel(kind_index(k)) for k in KINDS] == p.novelties()
+    assert Profile.from_blob(p.to_blob()).novelties() == p.novelties()
+    p.halve()
+    assert p.novelties() == [(i + 1) / 2 for i in range(len(KINDS))]
+
+
+def kind_index(kind: str) -> int:
+    return {
+        "region": NOV_REGION,
+        "net": NOV_NET,
+        "ua": NOV_UA,
+        "action": NOV_ACTION,
+        "resource": NOV_RESOURCE,
+        "rtype": NOV_RTYPE,
+        "seg": NOV_SEG,
+    }[kind]
 
 
 def test_snapshot_round_trip_assesses_alike(tmp_path: Path) -> None:

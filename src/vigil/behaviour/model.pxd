@@ -5,6 +5,7 @@ cimport cython
 from vigil.behaviour.profile cimport Profile
 from vigil.policy.entities cimport Entity
 
+cdef double INFORMATIVE
 cdef double _strength(double novel, double n, double scale=*)
 cdef str _wide(str net)
 cdef double _threshold(double floor, double mean, double mad, double ratio)

@@ -35,12 +35,8 @@ from vigil.behaviour.profile import (
     CAPS,
     HALVE_AT,
     NO_THRESHOLD,
-    NOV_ACTION,
     NOV_NET,
     NOV_REGION,
-    NOV_RESOURCE,
-    NOV_RTYPE,
-    NOV_SEG,
     NOV_UA,
     RECENT_NEW,
     RES_SAMPLE,
@@ -491,7 +487,7 @@ class BehaviourModel:
                 if (
                     n
                     and (d is None or day - d > self.forget_days)
-                    and (p.novelty[NOV_NET] + 1.0) * INFORMATIVE < n + 2.0
+                    and (p.nov_net + 1.0) * INFORMATIVE < n + 2.0
                 ):
                     hits = self._context(hits, p, S.NEW_NETWORK, "n:", net, p.nets, NOV_NET, n, t)
         if ua is not None:
@@ -501,7 +497,7 @@ class BehaviourModel:
                 if (
                     n
                     and (d is None or day - d > self.forget_days)
-                    and (p.novelty[NOV_UA] + 1.0) * INFORMATIVE < n + 2.0
+                    and (p.nov_ua + 1.0) * INFORMATIVE < n + 2.0
                 ):
                     hits = self._context(hits, p, S.NEW_USER_AGENT, "u:", ua, p.uas, NOV_UA, n, t)
 
@@ -531,13 +527,13 @@ class BehaviourModel:
                     hits.append(self._drift(cls, known_max, aname))
                 if d is None or day - d > self.forget_days:
                     novel_step = True
-                    if cls <= known_max and (p.novelty[NOV_ACTION] + 1.0) * INFORMATIVE < n + 2.0:
+                    if cls <= known_max and (p.nov_action + 1.0) * INFORMATIVE < n + 2.0:
                         if hits is None:
                             hits = []
                         hits.append(
                             (
                                 S.NEW_ACTION,
-                                max(1, round(self.w[S.NEW_ACTION] * _strength(p.novelty[NOV_ACTION], n))),
+                                max(1, round(self.w[S.NEW_ACTION] * _strength(p.nov_action, n))),
                                 "first use of action {0!r}; known: {1}",
                                 (aname, p.actions),
                             )
@@ -581,7 +577,7 @@ class BehaviourModel:
                         nr_c += _exp(dt / self.enum_w)
                     counted = True
                 if n and (
-                    (p.novelty[NOV_RESOURCE] + 1.0) * INFORMATIVE < p.res_n + 2.0
+                    (p.nov_resource + 1.0) * INFORMATIVE < p.res_n + 2.0
                     or ri[3] not in p.rtypes
                     or (ri[4] is not None and ri[4] not in p.segs)
                     or (counted and nr_c >= self.enum_min and n >= self.min_history)
@@ -759,7 +755,7 @@ class BehaviourModel:
         t: float,
     ) -> list[Hit] | None:
         """``new_region`` / ``new_network`` / ``new_user_agent`` for a value not (yet) learned."""
-        strength = _strength(p.novelty[kind], n, 2.5 if kind == NOV_NET else FEW)
+        strength = _strength(p.novel(kind), n, 2.5 if kind == NOV_NET else FEW)
         if not strength:
             return hits
         cand = p.cand
@@ -792,7 +788,7 @@ class BehaviourModel:
         rtype = ri[3]
         seg = ri[4]
         type_new = rtype not in p.rtypes
-        strength = _strength(p.novelty[NOV_RESOURCE], p.res_n) * (1.0 if type_new else 0.5)
+        strength = _strength(p.nov_resource, p.res_n) * (1.0 if type_new else 0.5)
         if strength and (n >= self.min_history or type_new):
             if hits is None:
                 hits = []
@@ -804,13 +800,13 @@ class BehaviourModel:
                     (resource[0], resource[1], f" (first {rtype} ever)" if type_new else ""),
                 )
             )
-        if seg is not None and p.segs and seg not in p.segs and _strength(p.novelty[NOV_SEG], n):
+        if seg is not None and p.segs and seg not in p.segs and _strength(p.nov_seg, n):
             if hits is None:
                 hits = []
             hits.append(
                 (
                     S.SEGMENT_CROSSING,
-                    max(1, round(w[S.SEGMENT_CROSSING] * _strength(p.novelty[NOV_SEG], n, FEW))),
+                    max(1, round(w[S.SEGMENT_CROSSING] * _strength(p.nov_seg, n, FEW))),
                     "resource is in segment {0}; the identity has only worked in {1}",
                     (seg, p.segs),
                 )
@@ -995,7 +991,7 @@ class BehaviourModel:
         actions = p.actions
         if actions.get(aname) != day:
             if aname not in actions:
-                p.novelty[NOV_ACTION] += 1
+                p.nov_action += 1.0
                 aname = self.intern(aname)
                 if len(actions) >= CAPS["action"]:
                     del actions[next(iter(actions))]
@@ -1009,7 +1005,7 @@ class BehaviourModel:
             bloom = p.bloom
             bloom[ri[1]] |= ri[2]
             if res_state == 2:
-                p.novelty[NOV_RESOURCE] += 1
+                p.nov_resource += 1.0
                 if not p.res_sat and p.res_n >= self.min_history:
                     self._resource_novelty(p)
             p.bloom_n += 1
@@ -1018,12 +1014,12 @@ class BehaviourModel:
         rtypes = p.rtypes
         if rtypes.get(ri[3]) != day:
             if ri[3] not in rtypes:
-                p.novelty[NOV_RTYPE] += 1
+                p.nov_rtype += 1.0
             remember(rtypes, ri[3], day, CAPS["rtype"])
         seg = ri[4]
         if seg is not None and p.segs.get(seg) != day:
             if seg not in p.segs:
-                p.novelty[NOV_SEG] += 1
+                p.nov_seg += 1.0
             remember(p.segs, seg, day, CAPS["seg"])
 
     @staticmethod
@@ -1068,7 +1064,7 @@ class BehaviourModel:
     ) -> list[Hit] | None:
         """``new_region`` and ``impossible_travel`` for a region not learned today."""
         if d is None or day - d > self.forget_days:
-            if (p.novelty[NOV_REGION] + 1.0) * INFORMATIVE < n + 2.0:
+            if (p.nov_region + 1.0) * INFORMATIVE < n + 2.0:
                 hits = self._context(hits, p, S.NEW_REGION, "r:", region, p.regions, NOV_REGION, n, t)
             if region != p.last_region:
                 hits = self._travel(hits, p, region, t)
@@ -1081,7 +1077,7 @@ class BehaviourModel:
         """Suspend per-resource tracking while new resources are the norm (uninformative);
         resume when they have become rare again (with some hysteresis)."""
         k = p.res_n + 2.0
-        weight = (p.novelty[NOV_RESOURCE] + 1.0) * INFORMATIVE
+        weight = (p.nov_resource + 1.0) * INFORMATIVE
         if p.res_sat:
             if weight * 1.5 < k:
                 p.res_sat = False
@@ -1119,16 +1115,16 @@ class BehaviourModel:
             kind == NOV_NET
             and not p.net_wide
             and p.n >= self.min_history
-            and (p.novelty[NOV_NET] + 1.0) * INFORMATIVE >= p.n + 2.0
+            and (p.nov_net + 1.0) * INFORMATIVE >= p.n + 2.0
         ):
             self._widen(p, value, day)
             return
-        if self.establish_s <= 0 or p.n <= 1 or (p.novelty[kind] + 1.0) * INFORMATIVE >= p.n + 2.0:
+        if self.establish_s <= 0 or p.n <= 1 or (p.novel(kind) + 1.0) * INFORMATIVE >= p.n + 2.0:
             # no establishment period, the identity's very first learned request, or a kind of
             # value that is new so often that it raises no signal: learned at once (plainly: such
             # values are rarely worth sharing or widening)
             if d is None:
-                p.novelty[kind] += 1
+                p.count_novel(kind)
                 if len(table) >= cap:
                     del table[next(iter(table))]
             table[value] = day
@@ -1136,7 +1132,7 @@ class BehaviourModel:
         key = prefix + value
         if vetted:
             if d is None and not (p.cand and key in p.cand):
-                p.novelty[kind] += 1
+                p.count_novel(kind)
             if p.cand and key in p.cand:
                 del p.cand[key]
             self._establish(table, value, kind, day, cap)
@@ -1149,7 +1145,7 @@ class BehaviourModel:
             if len(cand) >= CAND_CAP:
                 del cand[next(iter(cand))]  # the oldest candidate (insertion order)
             cand[key] = t
-            p.novelty[kind] += 1
+            p.count_novel(kind)
         elif t - first >= self.establish_s:
             del cand[key]
             if not cand:
@@ -1166,7 +1162,7 @@ class BehaviourModel:
         wide[self.intern(_wide(value))] = day
         p.nets = wide
         p.net_wide = True
-        p.novelty[NOV_NET] = float(len(wide))
+        p.nov_net = float(len(wide))
         if p.cand:
             p.cand = {k: v for k, v in p.cand.items() if not k.startswith("n:")} or None
 

@@ -11,7 +11,11 @@ cdef class Profile:
     cdef public double last_region_t, chain_t
     cdef public double r1, r2, r1_mean, r1_mad, r2_mean, r2_mad, r1_thr, r2_thr
     cdef public double nr_c, nr_mean, nr_mad, nr_thr
+    cdef public double nov_region, nov_net, nov_ua, nov_action, nov_resource, nov_rtype, nov_seg
     cdef public bytearray bloom
-    cdef public object how, novelty, class_day, nr_recent, last_region
+    cdef public object how, class_day, nr_recent, last_region
     cdef public list high
     cdef public bint net_wide, res_sat, quarantined, dirty
+
+    cpdef double novel(self, int kind)
+    cpdef void count_novel(self, int kind)

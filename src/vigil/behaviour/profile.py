@@ -90,7 +90,13 @@ class Profile:
         "n",
         "net_wide",
         "nets",
-        "novelty",
+        "nov_action",
+        "nov_net",
+        "nov_region",
+        "nov_resource",
+        "nov_rtype",
+        "nov_seg",
+        "nov_ua",
         "nr_c",
         "nr_fold_at",
         "nr_mad",
@@ -127,7 +133,15 @@ class Profile:
         self.n = 0
         self.how = array("H", bytes(2 * HOURS_OF_WEEK))
         self.decay_at = now + FORGET_S  # next time-based decay (the model sets its own horizon)
-        self.novelty = array("d", bytes(8 * len(KINDS)))
+        # novelty: how many learned values of each kind were new (decayed with `how`); one plain
+        # field per kind (C doubles when compiled), in KINDS order
+        self.nov_region = 0.0
+        self.nov_net = 0.0
+        self.nov_ua = 0.0
+        self.nov_action = 0.0
+        self.nov_resource = 0.0
+        self.nov_rtype = 0.0
+        self.nov_seg = 0.0
         self.regions: dict[str, int] = {}
         self.nets: dict[str, int] = {}
         # networks are judged by /24 (IPv6 /48) until those churn; then by /16 (IPv6 /32)
@@ -190,6 +204,52 @@ class Profile:
         got: dict[str, int] = getattr(self, _TABLE_ATTR[kind])
         return got
 
+    def novel(self, kind: int) -> float:
+        """The novelty count of ``kind`` (``NOV_REGION`` ... ``NOV_SEG``; literal numbers below,
+        so compiled code compares C ints; tests/test_behaviour_model.py checks they match)."""
+        if kind == 1:  # NOV_NET
+            return self.nov_net
+        if kind == 0:  # NOV_REGION
+            return self.nov_region
+        if kind == 2:  # NOV_UA
+            return self.nov_ua
+        if kind == 3:  # NOV_ACTION
+            return self.nov_action
+        if kind == 4:  # NOV_RESOURCE
+            return self.nov_resource
+        if kind == 5:  # NOV_RTYPE
+            return self.nov_rtype
+        return self.nov_seg
+
+    def count_novel(self, kind: int) -> None:
+        """One more new value of ``kind``."""
+        if kind == 1:  # NOV_NET
+            self.nov_net += 1.0
+        elif kind == 0:  # NOV_REGION
+            self.nov_region += 1.0
+        elif kind == 2:  # NOV_UA
+            self.nov_ua += 1.0
+        elif kind == 3:  # NOV_ACTION
+            self.nov_action += 1.0
+        elif kind == 4:  # NOV_RESOURCE
+            self.nov_resource += 1.0
+        elif kind == 5:  # NOV_RTYPE
+            self.nov_rtype += 1.0
+        else:
+            self.nov_seg += 1.0
+
+    def novelties(self) -> list[float]:
+        """The novelty counts in ``KINDS`` order."""
+        return [
+            self.nov_region,
+            self.nov_net,
+            self.nov_ua,
+            self.nov_action,
+            self.nov_resource,
+            self.nov_rtype,
+            self.nov_seg,
+        ]
+
     def halve(self) -> None:
         """Decay: halve the hour counters, ``n`` and the novelty counts."""
         how = self.how
@@ -199,9 +259,13 @@ class Profile:
             how[i] = v
             total += v
         self.n = total
-        nov = self.novelty
-        for i in range(len(nov)):
-            nov[i] *= 0.5
+        self.nov_region *= 0.5
+        self.nov_net *= 0.5
+        self.nov_ua *= 0.5
+        self.nov_action *= 0.5
+        self.nov_resource *= 0.5
+        self.nov_rtype *= 0.5
+        self.nov_seg *= 0.5
         self.res_n >>= 1
 
     # -- persistence ---------------------------------------------------------------------------
@@ -216,7 +280,7 @@ class Profile:
             "learned": self.learned,
             "how": base64.b64encode(self.how.tobytes()).decode(),
             "decay_at": self.decay_at,
-            "novelty": list(self.novelty),
+            "novelty": self.novelties(),
             "regions": dict(self.regions),
             "nets": dict(self.nets),
             "uas": dict(self.uas),
@@ -269,7 +333,18 @@ class Profile:
             p.how = how
             p.n = sum(how)
             p.decay_at = float(d["decay_at"])
-            p.novelty = array("d", [float(x) for x in d["novelty"]][: len(KINDS)])
+            nov = [float(x) for x in d["novelty"]]
+            if len(nov) != len(KINDS):
+                raise ValueError("novelty counters have the wrong size")
+            (
+                p.nov_region,
+                p.nov_net,
+                p.nov_ua,
+                p.nov_action,
+                p.nov_resource,
+                p.nov_rtype,
+                p.nov_seg,
+            ) = nov
             share = intern if intern is not None else {}
             days = _DAYS
             for attr in ("regions", "nets", "uas", "actions", "rtypes", "segs"):
