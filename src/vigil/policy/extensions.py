@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, Final, NoReturn, TypeVar
 
 from vigil.policy.values import LONG_MAX, LONG_MIN, EvalError, type_name
 
@@ -69,7 +69,6 @@ _T = TypeVar("_T")
 _inet_pton = socket.inet_pton
 _AF_INET = socket.AF_INET
 _from_bytes = int.from_bytes
-_new_object = object.__new__
 
 
 def _remember(cache: dict[str, _T], text: str, value: _T) -> _T:
@@ -315,10 +314,19 @@ class IPAddr:
         Raises :class:`EvalError` (``extension``) for anything but a strict IPv4 dotted quad or an
         IPv6 address without embedded IPv4 or zone, optionally followed by ``/prefix``.
         """
+        if _LOOP_PARSE:
+            address = _dotted_quad(text)
+            if address >= 0:
+                ip = IPAddr.__new__(IPAddr)
+                ip.version = 4
+                ip.address = address
+                ip.prefix = 32
+                ip.text = text
+                return ip
         hit = _IP_CACHE.get(text)
         if hit is not None:
             return hit
-        if "/" not in text and ":" not in text:
+        if not _LOOP_PARSE and "/" not in text and ":" not in text:
             # The common case: a bare dotted quad. glibc's inet_pton accepts exactly Cedar's
             # IPv4 syntax (four decimal octets <= 255, no leading zeros, nothing else) and is
             # 3x faster than parsing in Python; anything it refuses takes the full path below,
@@ -328,7 +336,7 @@ class IPAddr:
             except (OSError, ValueError, UnicodeError):
                 pass
             else:
-                ip = _new_object(IPAddr)
+                ip = IPAddr.__new__(IPAddr)
                 ip.version = 4
                 ip.address = address
                 ip.prefix = 32
@@ -407,6 +415,46 @@ class IPAddr:
 
 
 _IP_CACHE: dict[str, IPAddr] = {}
+# Compiled, a character loop over a bare dotted quad (`_dotted_quad`) costs less than a cache
+# lookup, so those skip the cache (whose inserts and clears cost the most when every address is
+# new); interpreted, inet_pton and the cache are the faster pair.
+_LOOP_PARSE: Final = not __file__.endswith(".py")
+
+
+def _dotted_quad(text: str) -> int:
+    """The address of ``text`` when it is exactly a dotted quad in Cedar's IPv4 syntax (four decimal
+    octets of at most 255, ASCII digits, no leading zeros, nothing else); -1 otherwise (the caller
+    then takes the full parser, which produces Cedar's error). ``tests/test_extensions.py`` checks
+    it against glibc's ``inet_pton``, whose IPv4 syntax this is."""
+    n = len(text)
+    if n < 7 or n > 15:
+        return -1
+    addr = 0
+    part = 0
+    digits = 0
+    dots = 0
+    for ch in text:
+        if "0" <= ch <= "9":
+            if digits == 1 and part == 0:
+                return -1  # a leading zero
+            part = part * 10 + (ord(ch) - 48)
+            if part > 255:
+                return -1
+            digits += 1
+        elif ch == ".":
+            if digits == 0 or dots == 3:
+                return -1
+            addr = (addr << 8) | part
+            part = 0
+            digits = 0
+            dots += 1
+        else:
+            return -1
+    if dots != 3 or digits == 0:
+        return -1
+    return (addr << 8) | part
+
+
 _V4_PREFIXES: dict[str, int] = {str(i): i for i in range(33)}
 
 
