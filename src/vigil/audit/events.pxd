@@ -6,3 +6,5 @@ cpdef dict _base_event(DecisionRecord record)
 
 @cython.locals(micros=cython.longlong, sec=cython.longlong, frac=cython.longlong)
 cpdef str rfc3339(double epoch)
+
+cpdef bint _hook_suffices(object value)
