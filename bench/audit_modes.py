@@ -6,8 +6,8 @@ Loads the shared workload through the shared harness's own vigil adapter (shadow
 on 500 requests, then times ``adapter.decide`` on interleaved chunks of *fresh* requests, one chunk
 per mode per round, with the engine's audit sink swapped for:
 
-- ``batch N``: ``JsonlSink(batch=N)``, the deciding thread encodes N events at a time (32 is the
-  default);
+- ``batch N``: ``JsonlSink(batch=N)``, the deciding thread encodes N events at a time (256, 128,
+  32 (the default), 16, 8, 4);
 - ``writer``: ``JsonlSink(batch=4096, flush_interval_s=0.002)``, the writer thread encodes every
   2 ms (the deciding thread only appends);
 - ``writer + 256``: the same, but the deciding thread encodes once 256 events are pending (when
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="vigil-audit-modes-"))
     modes: dict[str, Callable[[], Any] | None] = {
+        "batch 256": lambda: JsonlSink(tmp / "b256.jsonl", batch=256),
+        "batch 128": lambda: JsonlSink(tmp / "b128.jsonl", batch=128),
         "batch 32": lambda: JsonlSink(tmp / "b32.jsonl", batch=32),
         "batch 16": lambda: JsonlSink(tmp / "b16.jsonl", batch=16),
         "batch 8": lambda: JsonlSink(tmp / "b8.jsonl", batch=8),

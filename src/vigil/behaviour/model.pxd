@@ -23,6 +23,7 @@ cdef class BehaviourModel:
     cdef public double _skew, _tau1, _tau2, chain_s, enum_w, establish_s, learning_s, forget_s
     cdef public double quarantine_window_s, travel_kmh, travel_min_km
     cdef public long long deny_risk, enum_min, forget_days, learning_requests, min_history
+    cdef public long long _cap_region, _cap_net, _cap_ua, _cap_action, _cap_rtype, _cap_seg
     cdef public long long quarantine_after, quarantine_risk, rate_min, rate_min2, step_up_risk
     cdef public bint enforce, off
 
@@ -62,7 +63,7 @@ cdef class BehaviourModel:
     cdef void _resource_novelty(self, Profile p)
     cdef void _rotate(self, Profile p, double t)
     cdef void _learn_context(self, Profile p, str prefix, str value, dict table, long long cap, int kind,
-                             object day, double t, bint vetted=*)
+                             object day, double t, object d, bint vetted=*)
     cdef void _widen(self, Profile p, str value, object day)
     cdef void _establish(self, dict table, str value, int kind, object day, long long cap)
     cdef void _fold_rate(self, Profile p, double c1, double c2, double t)

@@ -170,6 +170,12 @@ class BehaviourModel:
 
     __slots__ = (
         "_acls",
+        "_cap_action",
+        "_cap_net",
+        "_cap_region",
+        "_cap_rtype",
+        "_cap_seg",
+        "_cap_ua",
         "_day",
         "_off",
         "_regions_ok",
@@ -252,6 +258,13 @@ class BehaviourModel:
         self._acls = self.classes.cache
         self._day = -1
         self._skew = float(settings.max_time_skew_s)
+        # the table caps, as C integers when compiled
+        self._cap_region = CAPS["region"]
+        self._cap_net = CAPS["net"]
+        self._cap_ua = CAPS["ua"]
+        self._cap_action = CAPS["action"]
+        self._cap_rtype = CAPS["rtype"]
+        self._cap_seg = CAPS["seg"]
         self._tau1 = RATE_TAU1
         self._tau2 = RATE_TAU2
         self._uas = self.reader.ua_cache
@@ -982,18 +995,27 @@ class BehaviourModel:
         unless ``vetted``), the action and its class, the resource, its type and segment."""
         if counted and t >= p.nr_fold_at:
             self._fold_new(p, nr_c, t)
-        if region is not None and p.regions.get(region) != day:
-            self._learn_context(p, "r:", region, p.regions, CAPS["region"], NOV_REGION, day, t, vetted)
-        if net is not None and p.nets.get(net) != day:
-            self._learn_context(p, "n:", net, p.nets, CAPS["net"], NOV_NET, day, t, vetted)
-        if ua is not None and p.uas.get(ua) != day:
-            self._learn_context(p, "u:", ua, p.uas, CAPS["ua"], NOV_UA, day, t, vetted)
+        if region is not None:
+            d = p.regions.get(region)
+            if d != day:
+                self._learn_context(
+                    p, "r:", region, p.regions, self._cap_region, NOV_REGION, day, t, d, vetted
+                )
+        if net is not None:
+            d = p.nets.get(net)
+            if d != day:
+                self._learn_context(p, "n:", net, p.nets, self._cap_net, NOV_NET, day, t, d, vetted)
+        if ua is not None:
+            d = p.uas.get(ua)
+            if d != day:
+                self._learn_context(p, "u:", ua, p.uas, self._cap_ua, NOV_UA, day, t, d, vetted)
         actions = p.actions
-        if actions.get(aname) != day:
-            if aname not in actions:
+        d = actions.get(aname)
+        if d != day:
+            if d is None:
                 p.nov_action += 1.0
                 aname = self.intern(aname)
-                if len(actions) >= CAPS["action"]:
+                if len(actions) >= self._cap_action:
                     del actions[next(iter(actions))]
             actions[aname] = day
         if p.class_day[cls] != day:
@@ -1015,12 +1037,12 @@ class BehaviourModel:
         if rtypes.get(ri[3]) != day:
             if ri[3] not in rtypes:
                 p.nov_rtype += 1.0
-            remember(rtypes, ri[3], day, CAPS["rtype"])
+            remember(rtypes, ri[3], day, self._cap_rtype)
         seg = ri[4]
         if seg is not None and p.segs.get(seg) != day:
             if seg not in p.segs:
                 p.nov_seg += 1.0
-            remember(p.segs, seg, day, CAPS["seg"])
+            remember(p.segs, seg, day, self._cap_seg)
 
     @staticmethod
     def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
@@ -1102,12 +1124,13 @@ class BehaviourModel:
         kind: int,
         day: int,
         t: float,
+        d: int | None,
         vetted: bool = False,
     ) -> None:
         """A region, network or user agent: known ones are refreshed; a new one is a candidate
         until it has been seen for ``establish_s`` (so one request cannot make itself normal),
-        or at once when a human ``vetted`` the request."""
-        d = table.get(value)
+        or at once when a human ``vetted`` the request. ``d``: the day ``table`` holds for
+        ``value`` (None: not in it), as the caller just read it."""
         if d is not None and day - d <= self.forget_days:
             table[value] = day
             return
