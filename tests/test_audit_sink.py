@@ -72,6 +72,21 @@ def test_full_buffer_refuses_and_counts_then_recovers(tmp_path: Path) -> None:
     assert len(_lines(tmp_path / "a.jsonl")) == 11
 
 
+def test_a_filling_buffer_wakes_the_writer_before_its_tick(tmp_path: Path) -> None:
+    """Sustained load with a long flush interval: once half the buffer waits, the writer is woken
+    and writes, so nothing is dropped (the load pauses now and then, as a server's does, which is
+    when the writer thread gets to run)."""
+    sink = JsonlSink(tmp_path / "a.jsonl", capacity=100, batch=4, flush_interval_s=60)
+    for n in range(1_000):
+        assert sink.emit(_record(n)), n
+        if n % 10 == 9:
+            time.sleep(0.002)
+    assert sink.dropped == 0
+    assert sink.written > 0  # before any flush: the writer was woken
+    sink.close()
+    assert [e["id"] for e in _lines(tmp_path / "a.jsonl")] == [f"a-{n}" for n in range(1_000)]
+
+
 def test_concurrent_emitters_lose_nothing_and_keep_each_threads_order(tmp_path: Path) -> None:
     sink = JsonlSink(tmp_path / "a.jsonl", batch=16, flush_interval_s=0.005)
     threads = [

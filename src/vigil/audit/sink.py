@@ -78,7 +78,8 @@ class JsonlSink:
     itself. So the thread that decides encodes, once every ``batch`` records (``[audit] batch``,
     default 32: the caller is held ~0.25 ms once per 32 decisions and the records die young; 256
     made the server's p99 at half load twice as long), and the writer thread only writes bytes
-    (the GIL is released during the write) and encodes what a quiet period leaves behind.
+    (the GIL is released during the write) and encodes what a quiet period leaves behind. It
+    writes every ``flush_interval_s``, and sooner when half of ``capacity`` waits for it.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class JsonlSink:
         self._accepted_n = 0
         self._settled = 0
         self._capacity = capacity
+        self._half = max(1, capacity // 2)
         self._batch = max(1, batch)
         self._mask = tuple(mask)
         self._interval = flush_interval_s
@@ -145,6 +147,10 @@ class JsonlSink:
             self._encoded.append((b"\n".join(lines), n))
         finally:
             self._encode_lock.release()
+        if self._accepted_n - self._settled >= self._half:
+            # half the buffer waits for the writer: wake it now rather than at its next tick, so
+            # a long flush interval under heavy load never fills the buffer (and drops events)
+            self._wake.set()
 
     def _drain(self) -> None:
         """Encode what is left and write every encoded chunk, in order."""
