@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.audit.events import decision_event, encode_event
+from vigil.audit.events import decision_event, encode_event, encode_events
 from vigil.model.decision import DecisionRecord
 from vigil.policy.extensions import Decimal, IPAddr
 from vigil.policy.values import Record, make_set
@@ -90,11 +90,30 @@ def test_event_line_is_the_event_dict_encoded(
     try:
         expected = orjson.dumps(decision_event(r))
     except TypeError:  # text JSON cannot carry (a lone surrogate): both refuse it
-        try:
-            encode_event(r)
-        except TypeError:
-            return
-        raise AssertionError("encode_event accepted what orjson refuses") from None
+        for encode in (encode_event, lambda r: encode_events([r])):
+            try:
+                encode(r)
+            except TypeError:
+                continue
+            raise AssertionError("an encoder accepted what orjson refuses") from None
+        return
     assert encode_event(r) == expected
-    assert encode_event(r) == expected  # the second time from the cached pieces
+    assert encode_events([r, r]) == [expected, expected]  # one event dict, filled twice
     json.loads(expected)
+
+
+def test_a_batch_mixes_fast_and_full_events_in_order() -> None:
+    plain = record(1, True, ("Agent", "a"), ("Action", "read"), ("Doc", "d"), ("p",), (), 0, {"n": 1})
+    entity = record(
+        2, False, ("Agent", "a"), ("Action", "read"), ("Doc", "d"), (), (), 0, {"who": ("Agent", "b")}
+    )
+    failed = DecisionRecord(
+        3, False, ("forbid_errored",), (), (("f1", "boom"),), 0, (), (), "rev", 1, 1.0,
+        ("Agent", "a"), ("Action", "read"), ("Doc", "d"), None,
+    )  # fmt: skip
+    batch = [plain, entity, failed, plain]
+    assert encode_events(batch) == [orjson.dumps(decision_event(r)) for r in batch]
+    assert b'"who":{"__entity":{"type":"Agent","id":"b"}}' in encode_events([entity])[0]
+    assert encode_events(batch, ("context.n",)) == [
+        orjson.dumps(decision_event(r, ("context.n",))) for r in batch
+    ]

@@ -1,6 +1,6 @@
 """Decision events: versioned, masked, written off the hot path, never dropped silently."""
 
-from vigil.audit.events import EVENT_VERSION, decision_event, encode_event
+from vigil.audit.events import EVENT_VERSION, decision_event, encode_event, encode_events
 from vigil.audit.sink import AuditSink, JsonlSink, MemorySink, NullSink
 
 __all__ = [
@@ -11,4 +11,5 @@ __all__ = [
     "NullSink",
     "decision_event",
     "encode_event",
+    "encode_events",
 ]

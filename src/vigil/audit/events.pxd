@@ -8,3 +8,7 @@ cpdef dict _base_event(DecisionRecord record)
 cpdef str rfc3339(double epoch)
 
 cpdef bint _hook_suffices(object value)
+
+@cython.locals(subject=dict, action=dict, resource=dict, event=dict, out=list, record=DecisionRecord,
+               context=object)
+cpdef list encode_events(object records, object mask=*)

@@ -89,6 +89,66 @@ def encode_event(record: DecisionRecord, mask: Sequence[str] = ()) -> bytes:
     return orjson.dumps(event, default=to_json)
 
 
+def encode_events(records: Sequence[DecisionRecord], mask: Sequence[str] = ()) -> list[bytes]:
+    """:func:`encode_event` of each record, in order, filling one event dict in place instead of
+    building one per record (the dict and its three identity dicts are most of an event's cost).
+    Raises what :func:`encode_event` raises, at the first record that fails."""
+    subject: dict[str, Any] = {"type": None, "id": None}
+    action: dict[str, Any] = {"type": None, "name": None}
+    resource: dict[str, Any] = {"type": None, "id": None}
+    event: dict[str, Any] = {
+        "v": EVENT_VERSION,
+        "type": "decision",
+        "id": None,
+        "time": None,
+        "decision": None,
+        "subject": subject,
+        "action": action,
+        "resource": resource,
+        "reason_codes": None,
+        "policies": None,
+        "risk": None,
+        "signals": None,
+        "advice": None,
+        "policy_revision": None,
+        "latency_ns": None,
+        "context": None,
+    }
+    out: list[bytes] = []
+    for record in records:
+        if mask or record.errors or record.error is not None:
+            out.append(orjson.dumps(decision_event(record, mask)))
+            continue
+        principal = record.principal
+        act = record.action
+        res = record.resource
+        event["id"] = record.id
+        event["time"] = rfc3339(record.time)
+        event["decision"] = "allow" if record.allowed else "deny"
+        subject["type"] = principal[0]
+        subject["id"] = principal[1]
+        action["type"] = act[0]
+        action["name"] = act[1]
+        resource["type"] = res[0]
+        resource["id"] = res[1]
+        event["reason_codes"] = record.reason_codes
+        event["policies"] = record.policies
+        event["risk"] = record.risk
+        event["signals"] = record.signals
+        event["advice"] = record.advice
+        event["policy_revision"] = record.policy_revision
+        event["latency_ns"] = record.latency_ns
+        context = record.context or {}
+        for v in context.values():
+            t = type(v)
+            if t is not int and t is not str and t is not bool and not _hook_suffices(v):
+                context = {k: to_json(x) for k, x in context.items()}
+                break
+        event["context"] = context
+        out.append(orjson.dumps(event, default=to_json))
+    return out
+
+
 def _hook_suffices(value: Any) -> bool:
     """True when orjson (calling :func:`to_json` for what it cannot encode) writes ``value``
     exactly as :func:`to_json` would: no tuple (an entity reference) outside a set."""

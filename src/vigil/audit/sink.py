@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from vigil.audit.events import decision_event, encode_event
+from vigil.audit.events import decision_event, encode_event, encode_events
 from vigil.model.decision import DecisionRecord
 
 
@@ -142,7 +142,11 @@ class JsonlSink:
             popleft = buf.popleft
             mask = self._mask
             n = len(buf)
-            lines = [_encode_safely(popleft(), mask) for _ in range(n)]
+            records = [popleft() for _ in range(n)]
+            try:
+                lines = encode_events(records, mask)
+            except (TypeError, ValueError):  # one record orjson refuses: each on its own
+                lines = [_encode_safely(r, mask) for r in records]
             lines.append(b"")  # the chunk ends with a newline: one copy, not two
             self._encoded.append((b"\n".join(lines), n))
         finally:
