@@ -4,6 +4,7 @@
 cimport cython
 from vigil.behaviour.profile cimport Profile
 from vigil.policy.entities cimport Entity
+from vigil.policy.extensions cimport IPAddr
 
 cdef double INFORMATIVE
 cdef double _strength(double novel, double n, double scale=*)
@@ -38,10 +39,10 @@ cdef class BehaviourModel:
         climbs=cython.longlong, chain_sens=cython.longlong, res_state=cython.int,
         byte=cython.longlong, mask=cython.int, hour_ok=cython.bint, fresh=cython.bint,
         novel_step=cython.bint, counted=cython.bint, tracked=cython.bint, learning=cython.bint,
-        slot=cython.longlong,
+        slot=cython.longlong, iptext=str,
     )
     cpdef tuple assess(self, Profile p, tuple action, tuple resource, dict ctx, double when, object allowed=*,
-                       Entity resource_entity=*, object ip=*)
+                       Entity resource_entity=*, IPAddr ip=*)
 
     cdef object _assessment(self, list hits, int mask, list unknown, bint learning)
     cdef list _context(self, list hits, Profile p, str name, str prefix, str value, dict table, int kind, double n, double t)

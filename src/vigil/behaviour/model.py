@@ -390,8 +390,8 @@ class BehaviourModel:
             and "/" not in ip.text
         ):
             # the caller's parse of this very value: a strict dotted quad, whose /24 is a slice
-            v = ip.text
-            net = v[: v.rfind(".")] + ".0/24"
+            iptext = ip.text
+            net = iptext[: iptext.rfind(".")] + ".0/24"
         else:
             if type(v) is dict:
                 ext = v.get("__extn")
