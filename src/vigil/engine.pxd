@@ -5,7 +5,7 @@ cimport cython
 from vigil.behaviour.model cimport BehaviourModel
 from vigil.behaviour.profile cimport Profile
 from vigil.behaviour.signals cimport Assessment
-from vigil.model.decision cimport DecisionRecord
+from vigil.model.decision cimport DecisionRecord, new_record
 from vigil.model.request cimport AccessRequest
 from vigil.policy.entities cimport Entity
 from vigil.policy.evaluator cimport Answer, Authorizer

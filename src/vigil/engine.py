@@ -24,7 +24,7 @@ from vigil.behaviour.model import BehaviourModel, Features
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.signals import Assessment
 from vigil.errors import RequestError, VigilError, WorkspaceError
-from vigil.model.decision import Advice, DecisionRecord, ReasonCode
+from vigil.model.decision import Advice, DecisionRecord, ReasonCode, new_record
 from vigil.model.request import AccessRequest, parse_authzen
 from vigil.policy.build import PolicySet
 from vigil.policy.extensions import IPAddr
@@ -319,8 +319,7 @@ class Engine:
         learnable = allowed
         if a.risk >= beh.step_up_risk:
             allowed, reasons, advice, ticket, learnable = self._risky(beh, prof, req, a, f, allowed, reasons)
-        # Positional on purpose: keyword passing costs ~1 us on this path.
-        record = DecisionRecord(
+        record = new_record(
             self._ids(),
             allowed,
             reasons,
@@ -336,7 +335,6 @@ class Engine:
             req.action,
             req.resource,
             context,
-            None,
             a,
             ticket,
         )

@@ -7,3 +7,9 @@ cdef class DecisionRecord:
     cdef public bint allowed
     cdef public long long risk, latency_ns
     cdef public double time
+
+
+cpdef DecisionRecord new_record(object id, bint allowed, object reason_codes, object policies, object errors,
+                                long long risk, object signals, object advice, object policy_revision,
+                                long long latency_ns, double time, object principal, object action,
+                                object resource, object context, object assessment, object ticket)
