@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from time import perf_counter_ns
 from typing import Any, Final
 
 from vigil.approvals import Approvals, ticket_dict
@@ -210,7 +211,7 @@ class Engine:
         Returns a DecisionRecord (a deny for every failure to permit). Raises RequestError
         (``invalid_request``/``invalid_value``) for a malformed request, before any state changes.
         """
-        t0 = time.perf_counter_ns()
+        t0 = perf_counter_ns()
         st = self._state
         req = parse_authzen(request, st.action_type)
         when = self._clock() if now is None else _epoch(now)
@@ -231,7 +232,7 @@ class Engine:
 
     def decide_access(self, req: AccessRequest, *, now: datetime | None = None) -> DecisionRecord:
         """Decide an already parsed request (replay, tests)."""
-        t0 = time.perf_counter_ns()
+        t0 = perf_counter_ns()
         when = self._clock() if now is None else _epoch(now)
         return self._decide(self._state, req, when, t0)
 
@@ -256,7 +257,7 @@ class Engine:
                 _NONE,
                 _NONE,
                 st.revision,
-                time.perf_counter_ns() - t0,
+                perf_counter_ns() - t0,
                 when,
                 principal,
                 req.action,
@@ -329,7 +330,7 @@ class Engine:
             a.signals,
             advice,
             st.revision,
-            time.perf_counter_ns() - t0,
+            perf_counter_ns() - t0,
             when,
             principal,
             req.action,
@@ -439,7 +440,7 @@ class Engine:
             a.signals,
             _ADVICE_QUARANTINED,
             st.revision,
-            time.perf_counter_ns() - t0,
+            perf_counter_ns() - t0,
             when,
             req.principal,
             req.action,
