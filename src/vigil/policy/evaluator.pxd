@@ -12,7 +12,7 @@ cdef class Answer:
 cdef class Authorizer:
     cdef public tuple policies
     cdef public object store
-    cdef public dict _by_uid, _cache, _scope_cache, _rguard_index, _order, _index
+    cdef public dict _by_uid, _cache, _scope_cache, _shared, _rguard_index, _order, _index
 
     @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict)
     cpdef object is_authorized(self, object principal, object action, object resource, object context,

@@ -93,6 +93,9 @@ class Authorizer:
         self._by_uid = store.by_uid
         self._cache: dict[tuple[EntityUid, EntityUid], Candidates] = {}
         self._scope_cache: dict[tuple[EntityUid, EntityUid], Candidates] = {}
+        # Equal candidate lists, one object: principals alike (same team, role, ...) share them,
+        # so the decisions of many identities read the same few structures (cache-friendly).
+        self._shared: dict[Candidates, Candidates] = {}
         self._rguard_index = {id(p): i for i, p in enumerate(q for q in self.policies if q.resource_guard)}
         _fill_resource_status(self.policies, store)
         self._order = {id(p): i for i, p in enumerate(self.policies)}
@@ -173,6 +176,11 @@ class Authorizer:
                 fn = pol.residual if passed_p and pol.residual is not None else pol.match
                 (forbids if pol.forbid else permits).append((pol.id, fn))
         result = (tuple(forbids), tuple(g_forbids), tuple(permits), tuple(g_permits))
+        shared = self._shared.get(result)
+        if shared is not None:
+            result = shared
+        elif len(self._shared) < CACHE_LIMIT:
+            self._shared[result] = result
         if pe is not None:
             if pe.candidates is None:
                 pe.candidates = {}
@@ -309,10 +317,12 @@ def _fill_resource_status(policies: Sequence[CompiledPolicy], store: EntityStore
     apply to it) and those it passes.
 
     A guard that raises for an entity is in neither set, so the policy is evaluated whole and
-    reports the error. Identical sets are shared.
+    reports the error. Identical sets, and identical pairs of them, are shared (one object for the
+    many resources alike).
     """
     guarded = [p for p in policies if p.resource_guard is not None]
     interned: dict[frozenset[int], frozenset[int]] = {}
+    statuses: dict[tuple[frozenset[int], frozenset[int]], tuple[frozenset[int], frozenset[int]]] = {}
     for uid, ent in store.by_uid.items():
         ent.candidates = None
         if not guarded:
@@ -327,7 +337,8 @@ def _fill_resource_status(policies: Sequence[CompiledPolicy], store: EntityStore
                 (ok if guard(uid, ent.attrs, ent.ancestors, store) else failed).add(i)
         f = frozenset(failed)
         o = frozenset(ok)
-        ent.resource_status = (interned.setdefault(f, f), interned.setdefault(o, o))
+        status = (interned.setdefault(f, f), interned.setdefault(o, o))
+        ent.resource_status = statuses.setdefault(status, status)
 
 
 def _error(policy_id: str, forbid: bool, e: Exception) -> PolicyError:
