@@ -7,10 +7,12 @@ schema added). Lookups on the decision path are plain dict reads.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from vigil.errors import ValueConversionError
+from vigil.policy.extensions import IPAddr
 from vigil.policy.json_values import entity_uid, record_to_cedar
 from vigil.policy.values import EntityUid, EvalError, Record, entity_display
 
@@ -80,6 +82,7 @@ class EntityStore:
         for e in entities:
             self.by_uid[e.uid] = e
         _close_ancestors(self.by_uid)
+        _share_equal_values(self.by_uid)
         self.children: dict[EntityUid, set[EntityUid]] = {}
         for e in self.by_uid.values():
             for a in e.ancestors:
@@ -142,6 +145,23 @@ def _unescape(value: Any) -> Any:
     if type(value) is dict and "__entity" in value and len(value) == 1:
         return value["__entity"]
     return value
+
+
+def _share_equal_values(by_uid: dict[EntityUid, Entity]) -> None:
+    """Entities with equal attributes (same names, order, types, values and text) or equal ancestor
+    sets share one object: a store of thousands of resources alike then has a few hundred
+    attribute records, which a decision reads hot from cache. Stored attributes are never
+    changed in place (overlays copy), so sharing is invisible. Attributes holding a record
+    (unhashable) keep their own."""
+    attrs: dict[tuple[Any, ...], Record] = {}
+    ancestors: dict[frozenset[EntityUid], frozenset[EntityUid]] = {}
+    for ent in by_uid.values():
+        ent.ancestors = ancestors.setdefault(ent.ancestors, ent.ancestors)
+        # the type is part of the key (True == 1 in Python, not in Cedar), and an address's
+        # text (equal addresses may be written differently; the text is what is shown)
+        key = tuple([(k, type(v), v, v.text if type(v) is IPAddr else None) for k, v in ent.attrs.items()])
+        with contextlib.suppress(TypeError):  # a record inside: not hashable, not shared
+            ent.attrs = attrs.setdefault(key, ent.attrs)
 
 
 def _close_ancestors(by_uid: dict[EntityUid, Entity]) -> None:
