@@ -72,27 +72,20 @@ def encode_event(record: DecisionRecord, mask: Sequence[str] = ()) -> bytes:
     """The audit event of ``record`` as one JSON line (without the newline).
 
     Byte for byte what ``orjson.dumps(decision_event(record, mask))`` gives
-    (``tests/test_audit_events.py`` checks it); without masking or errors, the context's Cedar
-    values are encoded by orjson directly (extension values and sets through a small hook).
-    Raises orjson's errors for text JSON cannot carry.
+    (``tests/test_audit_events.py`` checks it): :func:`encode_events` of one record. Raises
+    orjson's errors for text JSON cannot carry.
     """
-    if mask or record.errors or record.error is not None:
-        return orjson.dumps(decision_event(record, mask))
-    event = _base_event(record)
-    context = record.context or {}
-    for v in context.values():
-        t = type(v)
-        if t is not int and t is not str and t is not bool and not _hook_suffices(v):
-            context = {k: to_json(x) for k, x in context.items()}
-            break
-    event["context"] = context
-    return orjson.dumps(event, default=to_json)
+    return encode_events((record,), mask)[0]
 
 
 def encode_events(records: Sequence[DecisionRecord], mask: Sequence[str] = ()) -> list[bytes]:
-    """:func:`encode_event` of each record, in order, filling one event dict in place instead of
-    building one per record (the dict and its three identity dicts are most of an event's cost).
-    Raises what :func:`encode_event` raises, at the first record that fails."""
+    """The audit event line of each record, in order (without newlines): byte for byte what
+    ``orjson.dumps(decision_event(record, mask))`` gives. Without masking or errors, one event
+    dict is filled in place instead of built per record (the dict and its three identity dicts are
+    most of an event's cost), and the context's Cedar values go to orjson directly (extension
+    values and sets through a small hook; entity references, which orjson would write as arrays,
+    through :func:`to_json` first). Raises orjson's errors for text JSON cannot carry, at the first
+    record that has one."""
     subject: dict[str, Any] = {"type": None, "id": None}
     action: dict[str, Any] = {"type": None, "name": None}
     resource: dict[str, Any] = {"type": None, "id": None}
