@@ -13,3 +13,8 @@ cpdef DecisionRecord new_record(object id, bint allowed, object reason_codes, ob
                                 long long risk, object signals, object advice, object policy_revision,
                                 long long latency_ns, double time, object principal, object action,
                                 object resource, object context, object assessment, object ticket)
+
+cdef void _fill(DecisionRecord r, object id, bint allowed, object reason_codes, object policies,
+                object errors, long long risk, object signals, object advice, object policy_revision,
+                long long latency_ns, double time, object principal, object action, object resource,
+                object context, object error, object assessment, object ticket) noexcept

@@ -114,6 +114,24 @@ class DecisionRecord:
         "ticket",
         "time",
     )
+    _id: str | int
+    allowed: bool
+    reason_codes: tuple[str, ...]
+    policies: tuple[str, ...]
+    errors: tuple[tuple[str, str], ...]
+    risk: int
+    signals: tuple[str, ...]
+    advice: tuple[str, ...]
+    policy_revision: str
+    latency_ns: int
+    time: float
+    principal: tuple[str, str]
+    action: tuple[str, str]
+    resource: tuple[str, str]
+    context: Mapping[str, Any] | None
+    error: dict[str, Any] | None
+    assessment: Any
+    ticket: dict[str, Any] | None
 
     def __init__(
         self,
@@ -136,24 +154,27 @@ class DecisionRecord:
         assessment: Any = None,
         ticket: dict[str, Any] | None = None,
     ) -> None:
-        self._id = id
-        self.allowed = allowed
-        self.reason_codes = reason_codes
-        self.policies = policies
-        self.errors = errors
-        self.risk = risk
-        self.signals = signals
-        self.advice = advice
-        self.policy_revision = policy_revision
-        self.latency_ns = latency_ns
-        self.time = time
-        self.principal = principal
-        self.action = action
-        self.resource = resource
-        self.context = context
-        self.error = error
-        self.assessment = assessment
-        self.ticket = ticket
+        _fill(
+            self,
+            id,
+            allowed,
+            reason_codes,
+            policies,
+            errors,
+            risk,
+            signals,
+            advice,
+            policy_revision,
+            latency_ns,
+            time,
+            principal,
+            action,
+            resource,
+            context,
+            error,
+            assessment,
+            ticket,
+        )
 
     @property
     def id(self) -> str:
@@ -241,6 +262,52 @@ def new_record(
     fields, set directly. Compiled, a C call and struct writes instead of a Python-level
     ``__init__`` call with 18 arguments."""
     r: DecisionRecord = DecisionRecord.__new__(DecisionRecord)
+    _fill(
+        r,
+        id,
+        allowed,
+        reason_codes,
+        policies,
+        errors,
+        risk,
+        signals,
+        advice,
+        policy_revision,
+        latency_ns,
+        time,
+        principal,
+        action,
+        resource,
+        context,
+        None,
+        assessment,
+        ticket,
+    )
+    return r
+
+
+def _fill(
+    r: DecisionRecord,
+    id: str | int,
+    allowed: bool,
+    reason_codes: tuple[str, ...],
+    policies: tuple[str, ...],
+    errors: tuple[tuple[str, str], ...],
+    risk: int,
+    signals: tuple[str, ...],
+    advice: tuple[str, ...],
+    policy_revision: str,
+    latency_ns: int,
+    time: float,
+    principal: tuple[str, str],
+    action: tuple[str, str],
+    resource: tuple[str, str],
+    context: Mapping[str, Any] | None,
+    error: dict[str, Any] | None,
+    assessment: Any,
+    ticket: dict[str, Any] | None,
+) -> None:
+    """Every field of ``r``: the one place both constructors set them."""
     r._id = id
     r.allowed = allowed
     r.reason_codes = reason_codes
@@ -256,7 +323,6 @@ def new_record(
     r.action = action
     r.resource = resource
     r.context = context
-    r.error = None
+    r.error = error
     r.assessment = assessment
     r.ticket = ticket
-    return r
