@@ -61,8 +61,8 @@ def record(
     )
 
 
-@settings(max_examples=400, deadline=None)
-@given(
+RECORDS = st.builds(
+    record,
     rid=IDS,
     allowed=st.booleans(),
     principal=UID,
@@ -74,19 +74,11 @@ def record(
     context=st.none() | st.dictionaries(TEXT, CONTEXT_VALUES, max_size=4),
     revision=TEXT,
 )
-def test_event_line_is_the_event_dict_encoded(
-    rid: Any,
-    allowed: bool,
-    principal: tuple[str, str],
-    action: tuple[str, str],
-    resource: tuple[str, str],
-    policies: tuple[str, ...],
-    signals: tuple[str, ...],
-    risk: int,
-    context: dict[str, Any] | None,
-    revision: str,
-) -> None:
-    r = record(rid, allowed, principal, action, resource, policies, signals, risk, context, revision)
+
+
+@settings(max_examples=400, deadline=None)
+@given(r=RECORDS)
+def test_event_line_is_the_event_dict_encoded(r: DecisionRecord) -> None:
     try:
         expected = orjson.dumps(decision_event(r))
     except TypeError:  # text JSON cannot carry (a lone surrogate): both refuse it
