@@ -6,7 +6,8 @@ from vigil.behaviour.profile cimport Profile
 from vigil.policy.entities cimport Entity
 from vigil.policy.extensions cimport IPAddr
 
-cdef double INFORMATIVE
+cdef double INFORMATIVE, RATE_TAU1, RATE_TAU2
+cdef long long CAP_REGION, CAP_NET, CAP_UA, CAP_ACTION, CAP_RTYPE, CAP_SEG
 cdef double _strength(double novel, double n, double scale=*)
 cdef str _wide(str net)
 cdef double _threshold(double floor, double mean, double mad, double ratio)
@@ -21,10 +22,9 @@ cdef class BehaviourModel:
     cdef public object _day, classes, reader, settings, store
     cdef public frozenset _off, _segment_types, _segment_uids
     cdef public set _regions_ok
-    cdef public double _skew, _tau1, _tau2, chain_s, enum_w, establish_s, learning_s, forget_s
+    cdef public double _skew, chain_s, enum_w, establish_s, learning_s, forget_s
     cdef public double quarantine_window_s, travel_kmh, travel_min_km
     cdef public long long deny_risk, enum_min, forget_days, learning_requests, min_history
-    cdef public long long _cap_region, _cap_net, _cap_ua, _cap_action, _cap_rtype, _cap_seg
     cdef public long long quarantine_after, quarantine_risk, rate_min, rate_min2, step_up_risk
     cdef public bint enforce, off
 

@@ -58,6 +58,13 @@ BASELINE_ALPHA: Final = 0.01
 MIN_SAMPLES: Final = 20
 RATE_TAU1: Final = 60.0
 RATE_TAU2: Final = 900.0
+# the profile tables' caps by name (C integers when compiled, like the constants above: model.pxd)
+CAP_REGION: Final = CAPS["region"]
+CAP_NET: Final = CAPS["net"]
+CAP_UA: Final = CAPS["ua"]
+CAP_ACTION: Final = CAPS["action"]
+CAP_RTYPE: Final = CAPS["rtype"]
+CAP_SEG: Final = CAPS["seg"]
 RATIO1: Final = 4.0  # a per-minute count is unusual from 4x its usual level ...
 RATIO2: Final = 5.0  # ... a per-quarter-hour count from 5x (a busy day is 2-4x, a runaway 10x+)
 ENUM_RATIO: Final = 4.0
@@ -170,12 +177,6 @@ class BehaviourModel:
 
     __slots__ = (
         "_acls",
-        "_cap_action",
-        "_cap_net",
-        "_cap_region",
-        "_cap_rtype",
-        "_cap_seg",
-        "_cap_ua",
         "_day",
         "_off",
         "_regions_ok",
@@ -183,8 +184,6 @@ class BehaviourModel:
         "_segment_types",
         "_segment_uids",
         "_skew",
-        "_tau1",
-        "_tau2",
         "_uas",
         "chain_s",
         "classes",
@@ -258,15 +257,6 @@ class BehaviourModel:
         self._acls = self.classes.cache
         self._day = -1
         self._skew = float(settings.max_time_skew_s)
-        # the table caps, as C integers when compiled
-        self._cap_region = CAPS["region"]
-        self._cap_net = CAPS["net"]
-        self._cap_ua = CAPS["ua"]
-        self._cap_action = CAPS["action"]
-        self._cap_rtype = CAPS["rtype"]
-        self._cap_seg = CAPS["seg"]
-        self._tau1 = RATE_TAU1
-        self._tau2 = RATE_TAU2
         self._uas = self.reader.ua_cache
         self._regions_ok: set[str] = set()
         seg_types: set[str] = set()
@@ -602,11 +592,11 @@ class BehaviourModel:
         if dt <= 0.0:
             # same instant, or a late event (logs arrive out of order): counted with the weight it
             # has at the newest time seen
-            c1 = p.r1 + (_exp(dt / self._tau1) if dt else 1.0)
-            c2 = p.r2 + (_exp(dt / self._tau2) if dt else 1.0)
+            c1 = p.r1 + (_exp(dt / RATE_TAU1) if dt else 1.0)
+            c2 = p.r2 + (_exp(dt / RATE_TAU2) if dt else 1.0)
         elif dt < 9_000.0:
-            c1 = p.r1 * _exp(-dt / self._tau1) + 1.0
-            c2 = p.r2 * _exp(-dt / self._tau2) + 1.0
+            c1 = p.r1 * _exp(-dt / RATE_TAU1) + 1.0
+            c2 = p.r2 * _exp(-dt / RATE_TAU2) + 1.0
         else:
             c1 = c2 = 1.0
         if c1 >= p.r1_thr or c2 >= p.r2_thr:
@@ -998,24 +988,22 @@ class BehaviourModel:
         if region is not None:
             d = p.regions.get(region)
             if d != day:
-                self._learn_context(
-                    p, "r:", region, p.regions, self._cap_region, NOV_REGION, day, t, d, vetted
-                )
+                self._learn_context(p, "r:", region, p.regions, CAP_REGION, NOV_REGION, day, t, d, vetted)
         if net is not None:
             d = p.nets.get(net)
             if d != day:
-                self._learn_context(p, "n:", net, p.nets, self._cap_net, NOV_NET, day, t, d, vetted)
+                self._learn_context(p, "n:", net, p.nets, CAP_NET, NOV_NET, day, t, d, vetted)
         if ua is not None:
             d = p.uas.get(ua)
             if d != day:
-                self._learn_context(p, "u:", ua, p.uas, self._cap_ua, NOV_UA, day, t, d, vetted)
+                self._learn_context(p, "u:", ua, p.uas, CAP_UA, NOV_UA, day, t, d, vetted)
         actions = p.actions
         d = actions.get(aname)
         if d != day:
             if d is None:
                 p.nov_action += 1.0
                 aname = self.intern(aname)
-                if len(actions) >= self._cap_action:
+                if len(actions) >= CAP_ACTION:
                     del actions[next(iter(actions))]
             actions[aname] = day
         if p.class_day[cls] != day:
@@ -1037,12 +1025,12 @@ class BehaviourModel:
         if rtypes.get(ri[3]) != day:
             if ri[3] not in rtypes:
                 p.nov_rtype += 1.0
-            remember(rtypes, ri[3], day, self._cap_rtype)
+            remember(rtypes, ri[3], day, CAP_RTYPE)
         seg = ri[4]
         if seg is not None and p.segs.get(seg) != day:
             if seg not in p.segs:
                 p.nov_seg += 1.0
-            remember(p.segs, seg, day, self._cap_seg)
+            remember(p.segs, seg, day, CAP_SEG)
 
     @staticmethod
     def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
