@@ -14,7 +14,9 @@ import runpy
 
 from setuptools import Extension, setup
 
-HOT_MODULES = runpy.run_path(os.path.join("src", "vigil", "compiled.py"))["HOT_MODULES"]
+_COMPILED = runpy.run_path(os.path.join("src", "vigil", "compiled.py"))
+HOT_MODULES = _COMPILED["HOT_MODULES"]
+C_MODULES = _COMPILED["C_MODULES"]  # .pyx sources: C-only accelerators with pure-Python equivalents
 
 
 def _extensions() -> list[Extension]:
@@ -27,7 +29,7 @@ def _extensions() -> list[Extension]:
     modules = [
         Extension(name, [os.path.join("src", *name.split(".")) + ".py"], optional=True)
         for name in HOT_MODULES
-    ]
+    ] + [Extension(name, [os.path.join("src", *name.split(".")) + ".pyx"], optional=True) for name in C_MODULES]
     return cythonize(
         modules,
         # annotation_typing off: the annotations are for mypy; compiled code keeps Python's

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from vigil.compiled import HOT_MODULES
+from vigil.compiled import C_MODULES, HOT_MODULES
 
 
 def _stale() -> list[str]:
     out = []
-    for name in HOT_MODULES:
+    for name in HOT_MODULES + C_MODULES:
         spec = importlib.util.find_spec(name)
         origin = Path(spec.origin) if spec is not None and spec.origin else None
         if origin is None or not origin.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
             continue
         built = origin.stat().st_mtime
         source = origin.parent / (name.rsplit(".", 1)[1] + ".py")
-        sources = [source, source.with_suffix(".pxd")]
+        sources = [source, source.with_suffix(".pxd"), source.with_suffix(".pyx")]
         if any(s.exists() and s.stat().st_mtime > built for s in sources):
             out.append(name)
     return out

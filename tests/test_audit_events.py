@@ -1,6 +1,8 @@
-"""The audit event line: ``encode_event`` is byte for byte ``orjson.dumps(decision_event(...))``,
-whatever the identities, policy ids and context hold (its fast path hands the Cedar context to
-orjson directly, which once wrote entity references as arrays)."""
+"""The audit event line: ``encode_event``, ``encode_events`` and ``encode_chunk`` (the C writer of
+the event schema where it is built) are byte for byte ``orjson.dumps(decision_event(...))``,
+whatever the identities, policy ids, times, ids and context hold (the fast path hands the Cedar
+context to orjson directly, which once wrote entity references as arrays; the C writer escapes
+text itself)."""
 
 from __future__ import annotations
 
@@ -11,23 +13,38 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.audit.events import decision_event, encode_event, encode_events
+from vigil.audit import events
+from vigil.audit.events import decision_event, encode_chunk, encode_event, encode_events
 from vigil.model.decision import DecisionRecord
 from vigil.policy.extensions import Decimal, IPAddr
 from vigil.policy.values import Record, make_set
 
-TEXT = st.text(max_size=12) | st.sampled_from(['a"b', "a\\b", "ü", "\u2028", "\x00", "日本", "a/b"])
+# Text around the C writer's 8-byte steps (escapes before, inside and after a word, lengths 7/8/9
+# and 15/16/17), every control character, non-ASCII, and lone surrogates (which JSON cannot carry).
+TEXT = (
+    st.text(max_size=12)
+    | st.text(max_size=40, alphabet=st.characters(codec="utf-8") | st.sampled_from('"\\\x00\x1f\x7f\n'))
+    | st.sampled_from(['a"b', "a\\b", "ü", "\u2028", "\x00", "日本", "a/b", "\ud800", "abcdefgh\ud83d"])
+    | st.sampled_from(["abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmno", "abcdefghijklmnop"]).flatmap(
+        lambda t: st.tuples(st.integers(0, len(t)), st.sampled_from('"\\\x01\x1f\té')).map(
+            lambda p: t[: p[0]] + p[1] + t[p[0] :]
+        )
+    )
+)
 UID = st.tuples(TEXT.filter(bool), TEXT)
-IDS = st.integers(0, 2**40) | TEXT.filter(bool)
-CONTEXT_VALUES = st.one_of(
+IDS = st.integers(-3, 2**70) | st.sampled_from([0, 2**40 - 1, 2**64 - 1, 2**64]) | TEXT.filter(bool)
+SCALARS = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
+    st.integers(2**63, 2**64 + 5),  # orjson writes up to 2**64 - 1 and refuses more
     st.booleans(),
     TEXT,
     st.just(IPAddr.parse("10.1.2.3")),
+    st.just(IPAddr(4, 167772160, 8)),  # no text: written from its parts
     st.just(Decimal.parse("1.5")),
     st.lists(TEXT, max_size=3).map(lambda xs: make_set(xs)),
     st.tuples(TEXT.filter(bool), TEXT),
 )
+CONTEXT_VALUES = st.recursive(SCALARS, lambda inner: st.dictionaries(TEXT, inner, max_size=3), max_leaves=8)
 
 
 def record(
@@ -41,6 +58,8 @@ def record(
     risk: int,
     context: dict[str, Any] | None,
     revision: str = "0dacd358625221ad",
+    time: float = 1_795_913_674.123456,
+    latency: int = 12_345,
 ) -> DecisionRecord:
     return DecisionRecord(
         rid,
@@ -52,8 +71,8 @@ def record(
         signals,
         ("step_up",) if risk > 50 else (),
         revision,
-        12_345,
-        1_795_913_674.123456,
+        latency,
+        time,
         principal,
         action,
         resource,
@@ -73,6 +92,8 @@ RECORDS = st.builds(
     risk=st.integers(0, 100),
     context=st.none() | st.dictionaries(TEXT, CONTEXT_VALUES, max_size=4),
     revision=TEXT,
+    time=st.floats(0, 253_402_300_799.0) | st.sampled_from([0.0, 1.0, 0.9999999, 1_795_913_674.999_999_5]),
+    latency=st.integers(-(2**63), 2**63 - 1),
 )
 
 
@@ -91,7 +112,30 @@ def test_event_line_is_the_event_dict_encoded(r: DecisionRecord) -> None:
         return
     assert encode_event(r) == expected
     assert encode_events([r, r]) == [expected, expected]  # one event dict, filled twice
+    assert encode_chunk([r, r]) == expected + b"\n" + expected + b"\n"
     json.loads(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rs=st.lists(RECORDS, max_size=6))
+def test_a_chunk_is_the_event_lines_of_its_records(rs: list[DecisionRecord]) -> None:
+    try:
+        expected = b"".join(orjson.dumps(decision_event(r)) + b"\n" for r in rs)
+    except (TypeError, ValueError):
+        try:
+            encode_chunk(rs)
+        except (TypeError, ValueError):
+            return
+        raise AssertionError("encode_chunk accepted what orjson refuses") from None
+    assert encode_chunk(rs) == expected
+
+
+def test_the_c_writer_is_used_where_it_is_built() -> None:
+    # a compiled build whose C writer failed to build would pass every equality test above on
+    # orjson alone; test_compiled.py fails that build, this names the symptom
+    from vigil.compiled import accelerated
+
+    assert (events._write_chunk is not None) == accelerated()["vigil.audit._event_lines"]
 
 
 def test_a_batch_mixes_fast_and_full_events_in_order() -> None:
@@ -103,8 +147,11 @@ def test_a_batch_mixes_fast_and_full_events_in_order() -> None:
         3, False, ("forbid_errored",), (), (("f1", "boom"),), 0, (), (), "rev", 1, 1.0,
         ("Agent", "a"), ("Action", "read"), ("Doc", "d"), None,
     )  # fmt: skip
-    batch = [plain, entity, failed, plain]
+    listed = record(4, True, ("Agent", "a"), ("Action", "read"), ("Doc", "d"), ("p",), (), 0, None)
+    listed.reason_codes = ["policy_permit"]  # not the engine's tuple: the fallback writes it
+    batch = [plain, entity, failed, plain, listed]
     assert encode_events(batch) == [orjson.dumps(decision_event(r)) for r in batch]
+    assert encode_chunk(batch) == b"".join(orjson.dumps(decision_event(r)) + b"\n" for r in batch)
     assert b'"who":{"__entity":{"type":"Agent","id":"b"}}' in encode_events([entity])[0]
     assert encode_events(batch, ("context.n",)) == [
         orjson.dumps(decision_event(r, ("context.n",))) for r in batch

@@ -41,15 +41,28 @@ HOT_MODULES: Final = (
     "vigil.server.app",
 )
 
+# C-only accelerators (``.pyx`` sources): each has a pure-Python equivalent elsewhere that runs when
+# it is missing, and the tests check that both give the same bytes. ``_event_lines`` writes the
+# audit event lines (vigil.audit.events.encode_chunk; orjson without it).
+C_MODULES: Final = ("vigil.audit._event_lines",)
+
 
 def accelerated() -> dict[str, bool]:
-    """Each hot module's name -> True when it was loaded from a compiled extension.
+    """Each hot module's and C accelerator's name -> True when it was loaded from a compiled
+    extension (False for an accelerator that is not built).
 
-    Imports the modules. A module that fails to import raises as its import would."""
+    Imports the modules. A hot module that fails to import raises as its import would."""
     out = {}
     for name in HOT_MODULES:
         origin = getattr(importlib.import_module(name), "__file__", None) or ""
         out[name] = origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    for name in C_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            out[name] = False
+        else:
+            out[name] = True
     return out
 
 

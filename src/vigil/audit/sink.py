@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from vigil.audit.events import decision_event, encode_event, encode_events
+from vigil.audit.events import decision_event, encode_chunk, encode_event
 from vigil.model.decision import DecisionRecord
 
 
@@ -144,11 +144,12 @@ class JsonlSink:
             n = len(buf)
             records = [popleft() for _ in range(n)]
             try:
-                lines = encode_events(records, mask)
+                chunk = encode_chunk(records, mask)
             except (TypeError, ValueError):  # one record orjson refuses: each on its own
                 lines = [_encode_safely(r, mask) for r in records]
-            lines.append(b"")  # the chunk ends with a newline: one copy, not two
-            self._encoded.append((b"\n".join(lines), n))
+                lines.append(b"")
+                chunk = b"\n".join(lines)
+            self._encoded.append((chunk, n))
         finally:
             self._encode_lock.release()
         if self._accepted_n - self._settled >= self._half:
