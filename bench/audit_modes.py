@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--chunk", type=int, default=2_000)
     ap.add_argument("--gc", action="store_true", help="leave the garbage collector on while timing")
+    ap.add_argument("--modes", help="comma-separated subset of the modes (the reference always runs)")
     args = ap.parse_args(argv)
 
     from vigil.audit.sink import JsonlSink, NullSink
@@ -56,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         "off": NullSink,
         REFERENCE: None,
     }
+    if args.modes:
+        wanted = {m.strip() for m in args.modes.split(",")}
+        unknown = wanted - set(modes)
+        if unknown:
+            ap.error(f"unknown modes {sorted(unknown)}; known: {sorted(modes)}")
+        modes = {m: make for m, make in modes.items() if m in wanted or m == REFERENCE}
     adapter, reference, qs = load(args.shared, args.rounds * len(modes) * args.chunk)
     engine = adapter._engine
     sinks = {m: (make() if make is not None else None) for m, make in modes.items()}

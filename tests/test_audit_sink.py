@@ -3,13 +3,15 @@ buffer; encoding happens in batches on the emitting thread, writing on the write
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 
 import orjson
+import pytest
 
-from vigil.audit.sink import JsonlSink
+from vigil.audit.sink import JsonlSink, _write_all
 from vigil.model.decision import DecisionRecord
 
 
@@ -46,6 +48,32 @@ def test_every_record_written_once_in_order_across_batches(tmp_path: Path) -> No
     assert [e["id"] for e in events] == [f"a-{n}" for n in range(100)]
     assert [e["context"] for e in events] == [{"n": n} for n in range(100)]
     assert sink.written == 100 and sink.dropped == 0
+
+
+def test_short_writes_are_resumed_where_they_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer hands chunks to os.writev; a call that writes less (a signal, a full pipe) is
+    resumed inside the part it stopped in, so no byte is lost or written twice."""
+    real = os.writev
+    calls = []
+
+    def short_writev(fd: int, parts: list[bytes]) -> int:
+        calls.append(len(parts))
+        head = b"".join(bytes(p) for p in parts)[:7]
+        return real(fd, [head])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    parts = [b"abc\n", b"defghijklmnop\n", b"q\n", b"", b"rstuvwxyz\n"]
+    fd = os.open(tmp_path / "w", os.O_WRONLY | os.O_CREAT)
+    _write_all(fd, parts)
+    os.close(fd)
+    assert (tmp_path / "w").read_bytes() == b"".join(parts)
+    assert len(calls) == 5  # 31 bytes, seven at a time
+
+    sink = JsonlSink(tmp_path / "a.jsonl", batch=8, flush_interval_s=60)
+    for n in range(20):
+        sink.emit(_record(n))
+    sink.close()
+    assert [e["id"] for e in _lines(tmp_path / "a.jsonl")] == [f"a-{n}" for n in range(20)]
 
 
 def test_quiet_period_is_written_by_the_writer_thread(tmp_path: Path) -> None:

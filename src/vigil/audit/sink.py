@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import errno
 import itertools
 import json
 import os
@@ -93,7 +94,10 @@ class JsonlSink:
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab")  # noqa: SIM115 - owned for the sink's lifetime
+        # a bare descriptor: chunks go out with os.writev, no Python-level buffering in between
+        self._fd: int | None = os.open(
+            self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
+        )
         self._buffer: collections.deque[DecisionRecord] = collections.deque()
         self._encoded: collections.deque[tuple[bytes, int]] = collections.deque()
         # Records accepted minus records settled (written or lost) = pending. Each side has a
@@ -172,11 +176,9 @@ class JsonlSink:
                 count += n
             self._settled += count
             try:
-                # chunk by chunk: joining them first would copy every event once more
-                self._file.writelines(parts)
-                self._file.flush()
+                _write_all(self._fd, parts)
                 self.written += count
-            except (OSError, ValueError):
+            except (OSError, TypeError):  # TypeError: the descriptor is closed (None)
                 self.write_errors += 1
                 self.dropped += count
 
@@ -194,8 +196,8 @@ class JsonlSink:
         self._drain()
         with self._write_lock:
             try:
-                os.fsync(self._file.fileno())
-            except (OSError, ValueError):
+                os.fsync(self._fd)  # type: ignore[arg-type]
+            except (OSError, TypeError):
                 self.write_errors += 1
 
     def close(self) -> None:
@@ -207,7 +209,38 @@ class JsonlSink:
         self._thread.join(timeout=5)
         self._drain()
         with self._write_lock:
-            self._file.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _write_all(fd: int | None, parts: list[bytes]) -> None:
+    """Write ``parts`` to ``fd`` in order, in as few system calls as the kernel allows (os.writev
+    of up to ``IOV_MAX`` parts, resumed after a short write). Raises OSError (TypeError when
+    ``fd`` is None).
+
+    Few calls matter more than the copies they save: the writer thread releases the GIL for each
+    call and must take it back after, and taking it back from a busy deciding thread costs that
+    thread a forced switch (up to ``sys.getswitchinterval()`` of waiting, then 0.1-0.5 ms stalls
+    measured on this project's VMs). ``writelines`` on a buffered file made one call per chunk."""
+    pending: list[bytes | memoryview] = list(parts)
+    while pending:
+        batch = pending[:_IOV_MAX]
+        done = os.writev(fd, batch)  # type: ignore[arg-type]
+        if done == 0 and any(len(p) for p in batch):
+            raise OSError(errno.EIO, "audit file accepted no bytes")
+        taken = 0
+        for part in batch:
+            if done < len(part):
+                break
+            done -= len(part)
+            taken += 1
+        del pending[:taken]
+        if done:  # the first part left was written in part
+            pending[0] = memoryview(pending[0])[done:]
+
+
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 
 def _encode_safely(record: DecisionRecord, mask: Sequence[str]) -> bytes:
