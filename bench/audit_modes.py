@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     sinks = {m: (make() if make is not None else None) for m, make in modes.items()}
     lat: dict[str, list[int]] = {m: [] for m in modes}
     wall: dict[str, int] = dict.fromkeys(modes, 0)
+    rounds_p99: dict[str, list[int]] = {m: [] for m in modes}
     pos = 0
     for _ in range(args.rounds):
         for m in modes:
@@ -75,16 +76,18 @@ def main(argv: list[str] | None = None) -> int:
             pos += args.chunk
             sink = sinks[m]
             if sink is None:
-                wall[m] += time_chunk(reference.decide, items, lat[m], gc_on=args.gc)
+                wall[m] += time_chunk(reference.decide, items, lat[m], gc_on=args.gc, chunk_p99=rounds_p99[m])
                 continue
             engine._audit = sink
             # what is still pending is encoded and written (no fsync) inside the timed wall
             drain = sink._drain if isinstance(sink, JsonlSink) else None
-            wall[m] += time_chunk(adapter.decide, items, lat[m], gc_on=args.gc, after=drain)
+            wall[m] += time_chunk(
+                adapter.decide, items, lat[m], gc_on=args.gc, after=drain, chunk_p99=rounds_p99[m]
+            )
     for sink in sinks.values():
         if sink is not None:
             sink.close()
-    print(json.dumps(summary(lat, wall), indent=1))
+    print(json.dumps(summary(lat, wall, rounds_p99), indent=1))
     return 0
 
 

@@ -46,13 +46,16 @@ def time_chunk(
     *,
     gc_on: bool = False,
     after: Callable[[], Any] | None = None,
+    chunk_p99: list[int] | None = None,
 ) -> int:
-    """Time ``decide`` on each item, appending the ns of each call to ``out``; returns the chunk's
-    wall ns, ``after()`` included (work left pending by the calls)."""
+    """Time ``decide`` on each item, appending the ns of each call to ``out`` (and the chunk's own
+    p99 to ``chunk_p99``); returns the chunk's wall ns, ``after()`` included (work left pending
+    by the calls)."""
     pc = time.perf_counter_ns
     gc.collect()
     if not gc_on:
         gc.disable()
+    start = len(out)
     try:
         w0 = pc()
         for q in items:
@@ -64,11 +67,21 @@ def time_chunk(
         return pc() - w0
     finally:
         gc.enable()
+        if chunk_p99 is not None and len(out) > start:
+            mine = sorted(out[start:])
+            chunk_p99.append(mine[min(len(mine) - 1, int(len(mine) * 0.99))])
 
 
-def summary(lat: dict[str, list[int]], wall: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+def summary(
+    lat: dict[str, list[int]],
+    wall: dict[str, int] | None = None,
+    chunk_p99: dict[str, list[int]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Per name: sample count, p50/p90/p99/p99.9 and mean in µs, wall µs per call when ``wall``
-    is given, and p50/p99 as multiples of the ``REFERENCE`` entry's."""
+    is given, and p50/p99 as multiples of the ``REFERENCE`` entry's. With ``chunk_p99``, also the
+    median over chunks of each chunk's p99 and its multiple of the reference's: a burst of machine
+    noise (this VM has them, lasting tens of ms) lands in a chunk or two and moves the pooled p99
+    of whichever variant ran then; the median of the chunks' p99 does not follow it."""
 
     def pct(v: list[int], q: float) -> float:
         return v[min(len(v) - 1, int(len(v) * q))] / 1000
@@ -90,5 +103,9 @@ def summary(lat: dict[str, list[int]], wall: dict[str, int] | None = None) -> di
             row["wall_us_per_decision"] = round(wall[name] / len(x) / 1000, 2)
         row["p50_x_reference"] = round(row["p50_us"] / ref50, 3)
         row["p99_x_reference"] = round(row["p99_us"] / ref99, 3)
+        if chunk_p99 is not None and chunk_p99.get(name) and chunk_p99.get(REFERENCE):
+            mine, ref = sorted(chunk_p99[name]), sorted(chunk_p99[REFERENCE])
+            row["chunk_p99_median_us"] = mine[len(mine) // 2] / 1000
+            row["chunk_p99_median_x_reference"] = round(mine[len(mine) // 2] / ref[len(ref) // 2], 3)
         result[name] = row
     return result

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     null = NullSink()
     model = engine._state.behaviour
     lat: dict[str, list[int]] = {v: [] for v in VARIANTS}
+    rounds_p99: dict[str, list[int]] = {v: [] for v in VARIANTS}
     pos = 0
     try:
         for _ in range(args.rounds):
@@ -41,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
                 pos += args.chunk
                 engine._audit = null if v in ("audit off", "both off") else audit
                 model.off = v in ("behaviour off", "both off")
-                time_chunk(reference.decide if v == REFERENCE else adapter.decide, items, lat[v])
+                decide = reference.decide if v == REFERENCE else adapter.decide
+                time_chunk(decide, items, lat[v], chunk_p99=rounds_p99[v])
     finally:
         engine._audit = audit
         model.off = False
-    print(json.dumps(summary(lat), indent=1))
+    print(json.dumps(summary(lat, None, rounds_p99), indent=1))
     return 0
 
 

@@ -14,7 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.audit import events
-from vigil.audit.events import decision_event, encode_chunk, encode_event, encode_events
+from vigil.audit.events import (
+    RecordLines,
+    decision_event,
+    encode_chunk,
+    encode_event,
+    encode_event_safely,
+    encode_events,
+    event_lines,
+)
 from vigil.model.decision import DecisionRecord
 from vigil.policy.extensions import Decimal, IPAddr
 from vigil.policy.values import Record, make_set
@@ -130,12 +138,43 @@ def test_a_chunk_is_the_event_lines_of_its_records(rs: list[DecisionRecord]) -> 
     assert encode_chunk(rs) == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(rs=st.lists(RECORDS, max_size=8), cut=st.integers(0, 8))
+def test_event_lines_give_each_line_once_in_order(rs: list[DecisionRecord], cut: int) -> None:
+    """The sink's line buffers (the C one, which encodes on add, where it is built; the one that
+    keeps records) give the safe line of every record, in order, split where ``take`` was called."""
+    expected = [encode_event_safely(r) + b"\n" for r in rs]
+    for lines in (event_lines(), RecordLines()):
+        for r in rs[:cut]:
+            lines.add(r)
+        assert len(lines) == min(cut, len(rs))
+        first, n1 = lines.take()
+        for r in rs[cut:]:
+            lines.add(r)
+        second, n2 = lines.take()
+        assert (n1, n2) == (min(cut, len(rs)), max(0, len(rs) - cut))
+        assert first + second == b"".join(expected)
+        assert first == b"".join(expected[:cut])
+        assert lines.take() == (b"", 0)
+
+
+def test_masked_lines_are_kept_as_records_and_masked() -> None:
+    r = record(1, True, ("Agent", "a"), ("Action", "read"), ("Doc", "d"), (), (), 0, {"secret": "x", "n": 1})
+    lines = event_lines(("context.secret",))
+    assert isinstance(lines, RecordLines)
+    lines.add(r)
+    chunk, n = lines.take()
+    assert n == 1 and orjson.loads(chunk)["context"] == {"secret": "***", "n": 1}
+
+
 def test_the_c_writer_is_used_where_it_is_built() -> None:
     # a compiled build whose C writer failed to build would pass every equality test above on
     # orjson alone; test_compiled.py fails that build, this names the symptom
     from vigil.compiled import accelerated
 
-    assert (events._write_chunk is not None) == accelerated()["vigil.audit._event_lines"]
+    built = accelerated()["vigil.audit._event_lines"]
+    assert (events._write_chunk is not None) == built
+    assert isinstance(event_lines(), RecordLines) != built
 
 
 def test_a_batch_mixes_fast_and_full_events_in_order() -> None:

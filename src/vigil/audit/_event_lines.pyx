@@ -16,6 +16,7 @@ the caller's ``fallback(record)`` for the whole record, whose errors propagate.
 (``setup.py``); without it :mod:`vigil.audit.events` uses orjson for everything.
 """
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.ref cimport PyObject
@@ -38,40 +39,40 @@ cdef extern from *:
     #include <string.h>
     #include <time.h>
 
-    /* The chunk is written straight into a bytes object, grown as needed and cut to length at
-       the end: no copy of the finished chunk. */
-    typedef struct { PyObject *bytes; char *data; Py_ssize_t length; Py_ssize_t capacity; } vigil_buf;
+    /* A growing byte buffer in raw memory (no Python object: it can be filled without calling
+       into Python, so a LineBuffer's append is atomic under the GIL). It may start in a caller's
+       stack array (owned == 0) and moves to the heap when it outgrows it. */
+    typedef struct { char *data; Py_ssize_t length; Py_ssize_t capacity; int owned; } vigil_buf;
 
-    static int vigil_open(vigil_buf *b, Py_ssize_t capacity) {
-        b->bytes = PyBytes_FromStringAndSize(NULL, capacity);
-        if (b->bytes == NULL) return -1;
-        b->data = PyBytes_AS_STRING(b->bytes);
+    static void vigil_init(vigil_buf *b, char *start, Py_ssize_t capacity) {
+        b->data = start;
         b->length = 0;
         b->capacity = capacity;
-        return 0;
+        b->owned = 0;
     }
 
     static int vigil_grow(vigil_buf *b, Py_ssize_t extra) {
         Py_ssize_t need = b->length + extra, capacity = b->capacity * 2;
+        char *data;
         if (capacity < need) capacity = need;
-        if (_PyBytes_Resize(&b->bytes, capacity) < 0) { b->data = NULL; return -1; }
-        b->data = PyBytes_AS_STRING(b->bytes);
+        if (b->owned) {
+            data = (char *)PyMem_RawRealloc(b->data, (size_t)capacity);
+        } else {
+            data = (char *)PyMem_RawMalloc((size_t)capacity);
+            if (data != NULL && b->length) memcpy(data, b->data, (size_t)b->length);
+        }
+        if (data == NULL) { PyErr_NoMemory(); return -1; }
+        b->data = data;
         b->capacity = capacity;
+        b->owned = 1;
         return 0;
     }
 
-    /* the written bytes (a new reference), or NULL with an exception; the buffer is spent */
-    static PyObject *vigil_close(vigil_buf *b) {
-        PyObject *out;
-        if (b->bytes == NULL) return NULL;
-        if (_PyBytes_Resize(&b->bytes, b->length) < 0) return NULL;
-        out = b->bytes;
-        b->bytes = NULL;
-        return out;
-    }
-
-    static void vigil_discard(vigil_buf *b) {
-        Py_CLEAR(b->bytes);
+    static void vigil_release(vigil_buf *b) {
+        if (b->owned) PyMem_RawFree(b->data);
+        b->data = NULL;
+        b->length = b->capacity = 0;
+        b->owned = 0;
     }
 
     static CYTHON_INLINE __attribute__((always_inline)) int vigil_reserve(vigil_buf *b, Py_ssize_t extra) {
@@ -229,9 +230,8 @@ cdef extern from *:
         char* data
         Py_ssize_t length
         Py_ssize_t capacity
-    int vigil_open(vigil_buf* b, Py_ssize_t capacity) except -1
-    object vigil_close(vigil_buf* b)
-    void vigil_discard(vigil_buf* b)
+    void vigil_init(vigil_buf* b, char* start, Py_ssize_t capacity)
+    void vigil_release(vigil_buf* b)
     int vigil_reserve(vigil_buf* b, Py_ssize_t extra) except -1
     int vigil_put(vigil_buf* b, const char* s, Py_ssize_t n) except -1
     int VIGIL_LIT(vigil_buf* b, const char* s) except -1
@@ -404,27 +404,94 @@ cdef int _put_record(vigil_buf* b, DecisionRecord r, const char* prefix, Py_ssiz
     return VIGIL_LIT(b, b"}\n")
 
 
+cdef int _put_line(vigil_buf* out, object record, object fallback, const char* prefix,
+                   Py_ssize_t prefix_n) except -1:
+    """Append ``record``'s event line and its newline to ``out``: written here when it can be,
+    else (a field it does not write, a value orjson refuses) ``fallback(record)``, whose
+    exceptions propagate. Encoded in a scratch buffer first, so
+    ``out`` only ever receives whole lines in one step with no Python call in between."""
+    cdef char stack[2048]
+    cdef vigil_buf scratch
+    cdef bytes line
+    cdef int written = 0
+    vigil_init(&scratch, stack, sizeof(stack))
+    try:
+        if type(record) is DecisionRecord:
+            try:
+                written = not _put_record(&scratch, <DecisionRecord>record, prefix, prefix_n)
+            except (TypeError, ValueError):  # orjson refused a context value: the fallback decides
+                written = 0
+        if written:
+            return vigil_put(out, scratch.data, scratch.length)
+        line = fallback(record)
+        vigil_put(out, line, len(line))
+        return VIGIL_LIT(out, b"\n")
+    finally:
+        vigil_release(&scratch)
+
+
 def encode_chunk(records, fallback):
     """The event lines of ``records`` (compiled ``DecisionRecord`` objects), each ended by
     ``\\n``, as one ``bytes``. A record this writer cannot write is ``fallback(record)`` (its
     line without the newline); that call's exceptions propagate, as do orjson's for a context
     value it refuses."""
     cdef vigil_buf b
-    cdef Py_ssize_t start, prefix_n
+    cdef Py_ssize_t prefix_n
     cdef object prefix = _decision.ID_PREFIX
     cdef const char* prefix_utf8 = PyUnicode_AsUTF8AndSize(prefix, &prefix_n)
-    cdef bytes line
     if prefix_utf8 == NULL:
         raise ValueError("decision id prefix is not text")
-    vigil_open(&b, 640 * len(records) + 64)
+    vigil_init(&b, NULL, 0)
     try:
         for record in records:
-            start = b.length
-            if type(record) is not DecisionRecord or _put_record(&b, <DecisionRecord>record, prefix_utf8, prefix_n):
-                b.length = start
-                line = fallback(record)
-                vigil_put(&b, line, len(line))
-                VIGIL_LIT(&b, b"\n")
-        return vigil_close(&b)
+            _put_line(&b, record, fallback, prefix_utf8, prefix_n)
+        return PyBytes_FromStringAndSize(b.data, b.length)
     finally:
-        vigil_discard(&b)
+        vigil_release(&b)
+
+
+cdef class LineBuffer:
+    """Event lines encoded as decisions are made, taken by the sink in chunks.
+
+    ``add(record)`` appends the record's line at once, while the record is fresh in the CPU's
+    caches, so the sink keeps bytes instead of records (records kept for a batch were measured to
+    slow every decision: their memory is not reused while they wait, and encoding them later
+    misses cache); ``take()`` returns the lines so far as one ``bytes`` and their count, and
+    empties the buffer, keeping its memory. ``fallback(record) -> bytes`` writes a record this
+    writer cannot (and must not raise). Both steps run without releasing the GIL once a line is
+    encoded, so threads may add and take concurrently: every line is in exactly one chunk."""
+
+    cdef vigil_buf buf
+    cdef Py_ssize_t count
+    cdef object fallback
+    cdef object prefix
+    cdef const char* prefix_utf8
+    cdef Py_ssize_t prefix_n
+
+    def __cinit__(self, fallback):
+        self.fallback = fallback
+        self.prefix = _decision.ID_PREFIX
+        self.prefix_utf8 = PyUnicode_AsUTF8AndSize(self.prefix, &self.prefix_n)
+        if self.prefix_utf8 == NULL:
+            raise ValueError("decision id prefix is not text")
+        vigil_init(&self.buf, NULL, 0)
+        self.count = 0
+
+    def __dealloc__(self):
+        vigil_release(&self.buf)
+
+    def __len__(self):
+        return self.count
+
+    def add(self, record):
+        """Append ``record``'s line. Raises only what ``fallback`` raises (and MemoryError)."""
+        _put_line(&self.buf, record, self.fallback, self.prefix_utf8, self.prefix_n)
+        self.count += 1
+
+    def take(self):
+        """``(bytes of every line added since the last take, how many lines)``."""
+        out = PyBytes_FromStringAndSize(self.buf.data, self.buf.length)
+        n = self.count
+        self.buf.length = 0
+        self.count = 0
+        return out, n

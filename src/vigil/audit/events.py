@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -12,10 +14,12 @@ from vigil.model.decision import DecisionRecord
 from vigil.policy.json_values import to_json
 
 _write_chunk: Callable[[Sequence[DecisionRecord], Callable[[DecisionRecord], bytes]], bytes] | None
+_CLineBuffer: Any
 try:  # the C writer of the event lines (setup.py builds it where it can; see encode_chunk)
+    from vigil.audit._event_lines import LineBuffer as _CLineBuffer
     from vigil.audit._event_lines import encode_chunk as _write_chunk
 except ImportError:
-    _write_chunk = None
+    _write_chunk = _CLineBuffer = None
 
 EVENT_VERSION: Final = 1
 MASK: Final = "***"
@@ -159,6 +163,61 @@ def encode_chunk(records: Sequence[DecisionRecord], mask: Sequence[str] = ()) ->
         lines.append(b"")  # the chunk ends with a newline: one copy, not two
         return b"\n".join(lines)
     return _write_chunk(records, encode_event)
+
+
+def encode_event_safely(record: DecisionRecord, mask: Sequence[str] = ()) -> bytes:
+    """The event line of ``record``; never raises. orjson refuses text JSON cannot carry (lone
+    surrogates): then the stdlib encoder writes it escaped, so the event is still recorded."""
+    try:
+        return encode_event(record, mask)
+    except (TypeError, ValueError):
+        event = decision_event(record, mask)
+        return json.dumps(event, ensure_ascii=True, default=str).encode("ascii")
+
+
+class EventLines(Protocol):
+    """Where a sink's event lines wait for its writer: ``add`` a record as it is decided,
+    ``take`` every line added since the last take as one chunk (``bytes``, each line ended by a
+    newline) with their count. Threads may add while another takes: each line is taken once."""
+
+    def add(self, record: DecisionRecord) -> None: ...
+    def take(self) -> tuple[bytes, int]: ...
+    def __len__(self) -> int: ...
+
+
+class RecordLines:
+    """:class:`EventLines` that keeps the records and encodes them when taken (orjson, one batch;
+    a record orjson refuses goes through :func:`encode_event_safely`): the pure-Python build's, and
+    the one for masked events."""
+
+    def __init__(self, mask: Sequence[str] = ()) -> None:
+        self._records: collections.deque[DecisionRecord] = collections.deque()
+        self._mask = tuple(mask)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, record: DecisionRecord) -> None:
+        self._records.append(record)
+
+    def take(self) -> tuple[bytes, int]:
+        popleft = self._records.popleft
+        records = [popleft() for _ in range(len(self._records))]
+        if not records:
+            return b"", 0
+        try:
+            return encode_chunk(records, self._mask), len(records)
+        except (TypeError, ValueError):  # one record orjson refuses: each on its own
+            return b"".join(encode_event_safely(r, self._mask) + b"\n" for r in records), len(records)
+
+
+def event_lines(mask: Sequence[str] = ()) -> EventLines:
+    """A sink's :class:`EventLines`: the C ``LineBuffer``, which encodes each event as it is
+    added (while its record is fresh in the CPU's caches, and so the record can be freed at once),
+    where it is built and nothing is masked; :class:`RecordLines` otherwise."""
+    if _CLineBuffer is not None and not mask:
+        return _CLineBuffer(encode_event_safely)  # type: ignore[no-any-return]
+    return RecordLines(mask)
 
 
 def _hook_suffices(value: Any) -> bool:

@@ -8,7 +8,6 @@ import atexit
 import collections
 import errno
 import itertools
-import json
 import os
 import threading
 import weakref
@@ -16,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from vigil.audit.events import decision_event, encode_chunk, encode_event
+from vigil.audit.events import decision_event, event_lines
 from vigil.model.decision import DecisionRecord
 
 
@@ -69,18 +68,19 @@ class MemorySink:
 
 
 class JsonlSink:
-    """JSON lines on disk: encoded in small batches, written by a daemon thread; flushed at close
-    and at exit.
+    """JSON lines on disk: each event encoded as it is emitted, handed to a daemon thread in
+    chunks, written by it; flushed at close and at exit.
 
-    Where the work happens was decided by measurement (docs/benchmarks.md, "Audit writer"): a
-    writer thread that also *encodes* competes with the deciding thread for the GIL and keeps every
-    record alive for up to a flush interval, which promotes them into the old GC generations; on
-    the shared benchmark that cost ~30 us of wall time per decision, five times the encoding
-    itself. So the thread that decides encodes, once every ``batch`` records (``[audit] batch``,
-    default 32: the caller is held ~0.25 ms once per 32 decisions and the records die young; 256
-    made the server's p99 at half load twice as long), and the writer thread only writes bytes
-    (the GIL is released during the write) and encodes what a quiet period leaves behind. It
-    writes every ``flush_interval_s``, and sooner when half of ``capacity`` waits for it.
+    Where the work happens was decided by measurement (docs/benchmarks.md, "Audit"): the thread
+    that decides encodes the event at once (the C ``LineBuffer``: ~0.2-0.5 µs, while the record is
+    still in the CPU's caches; records kept for a batch slowed every decision, their memory not
+    reused while they waited, and encoding them later missed cache). Every ``batch`` events
+    (``[audit] batch``) the lines become one chunk for the writer thread, which only writes bytes:
+    one ``os.writev`` per wake-up, so it takes the GIL from the deciding thread rarely (a writer
+    that encodes, or writes chunk by chunk, competes for the GIL on every step). It writes every
+    ``flush_interval_s``, and sooner when half of ``capacity`` waits for it. Without the compiled
+    writer (pure Python) or with masking, records wait in the buffer and each chunk is encoded
+    with orjson when it is taken.
     """
 
     def __init__(
@@ -98,7 +98,7 @@ class JsonlSink:
         self._fd: int | None = os.open(
             self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
         )
-        self._buffer: collections.deque[DecisionRecord] = collections.deque()
+        self._lines = event_lines(mask)
         self._encoded: collections.deque[tuple[bytes, int]] = collections.deque()
         # Records accepted minus records settled (written or lost) = pending. Each side has a
         # single writer (next() on a C counter is atomic; _settled moves under _write_lock), so
@@ -109,10 +109,9 @@ class JsonlSink:
         self._capacity = capacity
         self._half = max(1, capacity // 2)
         self._batch = max(1, batch)
-        self._mask = tuple(mask)
         self._interval = flush_interval_s
         self._wake = threading.Event()
-        self._encode_lock = threading.Lock()  # keeps encoded chunks in the order records came
+        self._encode_lock = threading.Lock()  # keeps chunks in the order their lines came
         self._write_lock = threading.Lock()
         self._closed = False
         self.dropped = 0
@@ -127,33 +126,22 @@ class JsonlSink:
         if self._closed or self._accepted_n - self._settled >= self._capacity:
             self.dropped += 1
             return False
-        buf = self._buffer
-        buf.append(record)
+        lines = self._lines
+        lines.add(record)
         self._accepted_n = next(self._accepted)
-        if len(buf) >= self._batch:
-            self._encode(blocking=False)
+        if len(lines) >= self._batch:
+            self._seal(blocking=False)
         return True
 
-    def _encode(self, *, blocking: bool) -> None:
-        """Encode the buffered records into one chunk for the writer. Non-blocking callers (the
-        deciding thread) skip when another thread is encoding: it takes these records too."""
+    def _seal(self, *, blocking: bool) -> None:
+        """Hand the lines so far to the writer as one chunk. Non-blocking callers (the deciding
+        thread) skip when another thread is sealing: it takes these lines too."""
         if not self._encode_lock.acquire(blocking):
             return
         try:
-            buf = self._buffer
-            if not buf:
-                return
-            popleft = buf.popleft
-            mask = self._mask
-            n = len(buf)
-            records = [popleft() for _ in range(n)]
-            try:
-                chunk = encode_chunk(records, mask)
-            except (TypeError, ValueError):  # one record orjson refuses: each on its own
-                lines = [_encode_safely(r, mask) for r in records]
-                lines.append(b"")
-                chunk = b"\n".join(lines)
-            self._encoded.append((chunk, n))
+            chunk, n = self._lines.take()
+            if n:
+                self._encoded.append((chunk, n))
         finally:
             self._encode_lock.release()
         if self._accepted_n - self._settled >= self._half:
@@ -162,8 +150,8 @@ class JsonlSink:
             self._wake.set()
 
     def _drain(self) -> None:
-        """Encode what is left and write every encoded chunk, in order."""
-        self._encode(blocking=True)
+        """Seal what is left and write every chunk, in order."""
+        self._seal(blocking=True)
         with self._write_lock:
             chunks = self._encoded
             if not chunks:
@@ -241,16 +229,6 @@ def _write_all(fd: int | None, parts: list[bytes]) -> None:
 
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
-
-
-def _encode_safely(record: DecisionRecord, mask: Sequence[str]) -> bytes:
-    """The event line; never raises. orjson refuses text JSON cannot carry (lone surrogates):
-    then the stdlib encoder writes it escaped, so the event is still recorded."""
-    try:
-        return encode_event(record, mask)
-    except (TypeError, ValueError):
-        event = decision_event(record, mask)
-        return json.dumps(event, ensure_ascii=True, default=str).encode("ascii")
 
 
 def _close_at_exit(ref: weakref.ref[JsonlSink]) -> None:
