@@ -6,7 +6,8 @@ from vigil.behaviour.model cimport BehaviourModel
 from vigil.behaviour.profile cimport Profile
 from vigil.behaviour.signals cimport Assessment
 from vigil.model.decision cimport DecisionRecord, new_record
-from vigil.model.request cimport AccessRequest
+from vigil.model.request cimport AccessRequest, parse_authzen
+from vigil.policy.json_values cimport record_to_cedar
 from vigil.policy.entities cimport Entity
 from vigil.policy.evaluator cimport Answer, Authorizer
 

@@ -73,41 +73,63 @@ def action_uid(action_type: str, name: str) -> tuple[str, str]:
 
 def parse_authzen(request: Any, action_type: str = "Action") -> AccessRequest:
     """Parse an AuthZEN evaluation request; raises RequestError (``invalid_request``) when malformed."""
-    # Fast path for the well-formed common case; anything unusual goes through the checked path,
-    # which produces the precise error.
-    try:
-        subject = request["subject"]
-        action = request["action"]
-        resource = request["resource"]
-        stype = subject["type"]
-        sid = subject["id"]
-        name = action["name"]
-        rtype = resource["type"]
-        rid = resource["id"]
-    except (KeyError, TypeError, IndexError):
-        return _parse_checked(request, action_type)
-    # Subscripting already proved the containers are mappings; the sums bound each id and type
-    # more tightly than the checked path does, which handles anything longer.
-    if (
-        type(sid) is str
-        and type(rid) is str
-        and type(name) is str
-        and type(stype) is str
-        and type(rtype) is str
-        and stype
-        and name
-        and rtype
-        and len(sid) + len(rid) + len(name) <= MAX_ID
-        and len(stype) + len(rtype) <= MAX_TYPE
-        and "properties" not in subject
-        and "properties" not in resource
-        and "properties" not in action
-        and type(request) is dict
-    ):
-        context = request.get("context", _EMPTY)
-        if type(context) is dict:
-            return AccessRequest((stype, sid), action_uid(action_type, name), (rtype, rid), context)
+    # Fast path for the well-formed common case (typed dict reads when compiled); anything unusual
+    # goes through the checked path, which produces the precise error.
+    if type(request) is dict:
+        body = request
+        subject = body.get("subject")
+        action = body.get("action")
+        resource = body.get("resource")
+        context = body.get("context", _EMPTY)
+        if (
+            type(subject) is dict
+            and type(action) is dict
+            and type(resource) is dict
+            and type(context) is dict
+        ):
+            s = subject
+            a = action
+            r = resource
+            stype = s.get("type")
+            sid = s.get("id")
+            name = a.get("name")
+            rtype = r.get("type")
+            rid = r.get("id")
+            # the sums bound each id and type more tightly than the checked path does, which
+            # handles anything longer
+            if (
+                type(sid) is str
+                and type(rid) is str
+                and type(name) is str
+                and type(stype) is str
+                and type(rtype) is str
+                and stype
+                and name
+                and rtype
+                and len(sid) + len(rid) + len(name) <= MAX_ID
+                and len(stype) + len(rtype) <= MAX_TYPE
+                and "properties" not in s
+                and "properties" not in r
+                and "properties" not in a
+            ):
+                return _new_request((stype, sid), action_uid(action_type, name), (rtype, rid), context)
     return _parse_checked(request, action_type)
+
+
+def _new_request(
+    principal: tuple[str, str], action: tuple[str, str], resource: tuple[str, str], context: dict[str, Any]
+) -> AccessRequest:
+    """``AccessRequest(principal, action, resource, context)`` without property overlays; compiled,
+    a C call and struct writes instead of a Python-level ``__init__`` call."""
+    req: AccessRequest = AccessRequest.__new__(AccessRequest)
+    req.principal = principal
+    req.action = action
+    req.resource = resource
+    req.context = context
+    req.subject_properties = None
+    req.resource_properties = None
+    req.action_properties = None
+    return req
 
 
 def _parse_checked(request: Any, action_type: str) -> AccessRequest:

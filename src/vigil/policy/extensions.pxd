@@ -11,3 +11,8 @@ cpdef long long _dotted_quad(str text)
 
 cdef class IPAddr:
     cdef public object version, address, prefix, text
+
+
+# ip(text) as a C function, so the context conversion calls it directly.
+@cython.locals(address=cython.longlong, ip=IPAddr)
+cpdef IPAddr parse_ipaddr(object text)

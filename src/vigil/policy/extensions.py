@@ -309,61 +309,8 @@ class IPAddr:
 
     @staticmethod
     def parse(text: str) -> IPAddr:
-        """Cedar ``ip(text)``.
-
-        Raises :class:`EvalError` (``extension``) for anything but a strict IPv4 dotted quad or an
-        IPv6 address without embedded IPv4 or zone, optionally followed by ``/prefix``.
-        """
-        if _LOOP_PARSE:
-            address = _dotted_quad(text)
-            if address >= 0:
-                ip = IPAddr.__new__(IPAddr)
-                ip.version = 4
-                ip.address = address
-                ip.prefix = 32
-                ip.text = text
-                return ip
-        hit = _IP_CACHE.get(text)
-        if hit is not None:
-            return hit
-        if not _LOOP_PARSE and "/" not in text and ":" not in text:
-            # The common case: a bare dotted quad. glibc's inet_pton accepts exactly Cedar's
-            # IPv4 syntax (four decimal octets <= 255, no leading zeros, nothing else) and is
-            # 3x faster than parsing in Python; anything it refuses takes the full path below,
-            # which produces Cedar's error.
-            try:
-                address = _from_bytes(_inet_pton(_AF_INET, text), "big")
-            except (OSError, ValueError, UnicodeError):
-                pass
-            else:
-                ip = IPAddr.__new__(IPAddr)
-                ip.version = 4
-                ip.address = address
-                ip.prefix = 32
-                ip.text = text
-                return _remember(_IP_CACHE, text, ip)
-        # a dotted quad with a prefix (the lookups validate it all)
-        addr, slash, prefix = text.partition("/")
-        parts = addr.split(".")
-        if len(parts) == 4:
-            octets = _OCTETS
-            try:
-                ip = IPAddr(
-                    4,
-                    (octets[parts[0]] << 24)
-                    | (octets[parts[1]] << 16)
-                    | (octets[parts[2]] << 8)
-                    | octets[parts[3]],
-                    _V4_PREFIXES[prefix] if slash else 32,
-                    text,
-                )
-            except KeyError:
-                pass
-            else:
-                return _remember(_IP_CACHE, text, ip)
-        parsed = _parse_ip(text)
-        parsed.text = text
-        return _remember(_IP_CACHE, text, parsed)
+        """Cedar ``ip(text)``: :func:`parse_ipaddr`."""
+        return parse_ipaddr(text)
 
     def is_ipv4(self) -> bool:
         return self.version == 4
@@ -412,6 +359,64 @@ class IPAddr:
         if self.prefix != full:
             text = f"{text}/{self.prefix}"
         return f'ip("{text}")'
+
+
+def parse_ipaddr(text: str) -> IPAddr:
+    """Cedar ``ip(text)``.
+
+    Raises :class:`EvalError` (``extension``) for anything but a strict IPv4 dotted quad or an
+    IPv6 address without embedded IPv4 or zone, optionally followed by ``/prefix``.
+    """
+    if _LOOP_PARSE:
+        address = _dotted_quad(text)
+        if address >= 0:
+            ip = IPAddr.__new__(IPAddr)
+            ip.version = 4
+            ip.address = address
+            ip.prefix = 32
+            ip.text = text
+            return ip
+    hit = _IP_CACHE.get(text)
+    if hit is not None:
+        return hit
+    if not _LOOP_PARSE and "/" not in text and ":" not in text:
+        # The common case: a bare dotted quad. glibc's inet_pton accepts exactly Cedar's
+        # IPv4 syntax (four decimal octets <= 255, no leading zeros, nothing else) and is
+        # 3x faster than parsing in Python; anything it refuses takes the full path below,
+        # which produces Cedar's error.
+        try:
+            address = _from_bytes(_inet_pton(_AF_INET, text), "big")
+        except (OSError, ValueError, UnicodeError):
+            pass
+        else:
+            ip = IPAddr.__new__(IPAddr)
+            ip.version = 4
+            ip.address = address
+            ip.prefix = 32
+            ip.text = text
+            return _remember(_IP_CACHE, text, ip)
+    # a dotted quad with a prefix (the lookups validate it all)
+    addr, slash, prefix = text.partition("/")
+    parts = addr.split(".")
+    if len(parts) == 4:
+        octets = _OCTETS
+        try:
+            ip = IPAddr(
+                4,
+                (octets[parts[0]] << 24)
+                | (octets[parts[1]] << 16)
+                | (octets[parts[2]] << 8)
+                | octets[parts[3]],
+                _V4_PREFIXES[prefix] if slash else 32,
+                text,
+            )
+        except KeyError:
+            pass
+        else:
+            return _remember(_IP_CACHE, text, ip)
+    parsed = _parse_ip(text)
+    parsed.text = text
+    return _remember(_IP_CACHE, text, parsed)
 
 
 _IP_CACHE: dict[str, IPAddr] = {}

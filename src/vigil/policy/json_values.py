@@ -14,14 +14,14 @@ import re
 from typing import Any, Final
 
 from vigil.errors import ValueConversionError
-from vigil.policy.extensions import DateTime, Decimal, Duration, IPAddr, from_json_extn_args
+from vigil.policy.extensions import DateTime, Decimal, Duration, IPAddr, from_json_extn_args, parse_ipaddr
 from vigil.policy.values import FALSE_KEY, LONG_MAX, LONG_MIN, TRUE_KEY, EvalError, Record, make_set
 
 MAX_DEPTH: Final = 32
 MAX_STRING: Final = 65_536
 MAX_NODES: Final = 100_000
 _FAST_EXTN: Final = {
-    "ip": IPAddr.parse,
+    "ip": parse_ipaddr,
     "decimal": Decimal.parse,
     "datetime": DateTime.parse,
     "duration": Duration.parse,
@@ -46,6 +46,12 @@ def to_cedar(value: Any, where: str = "value") -> Any:
     return _convert(value, where, 0, [MAX_NODES])
 
 
+# Attribute names already checked by record_to_cedar (valid text): most requests reuse a handful,
+# and a set lookup costs a fraction of re-checking them. Bounded; short names only.
+_KEYS_SEEN: set[str] = set()
+_KEYS_SEEN_MAX: Final = 4_096
+
+
 def record_to_cedar(value: Any, where: str = "context") -> Record:
     """A JSON object as a Cedar record; raises ValueConversionError when it is not an object."""
     if type(value) is not dict:
@@ -56,28 +62,34 @@ def record_to_cedar(value: Any, where: str = "context") -> Record:
         or ("__entity" in value and _is_entity_escape(value["__entity"]))
     ):
         raise ValueConversionError(f"{where}: expected a record, got an escape")
-    out = Record(value)
+    out = dict(value)  # a Record (``Record`` is ``dict``; named so, the compiled copy is direct)
     budget: list[int] | None = None
+    known = _KEYS_SEEN
     # Scalars are already Cedar values; only check them, and convert the rest in place.
     for k, v in value.items():
-        if type(k) is not str or (not k.isascii() and _bad_text(k)):
-            raise ValueConversionError(f"{where}: attribute names must be valid Unicode strings")
+        if k not in known:  # a key seen before passed these checks then
+            if type(k) is not str or (not k.isascii() and _bad_text(k)):
+                raise ValueConversionError(f"{where}: attribute names must be valid Unicode strings")
+            if len(known) < _KEYS_SEEN_MAX and len(k) <= 64:
+                known.add(k)
         t = type(v)
         if t is str:
             if (len(v) > 256 or not v.isascii()) and _bad_text(v):
                 raise ValueConversionError(f"{where}.{k}: string too long or not valid Unicode text")
         elif t is int:
-            if not LONG_MIN <= v <= LONG_MAX:
+            if not -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:  # LONG_MIN, LONG_MAX
                 raise ValueConversionError(f"{where}.{k}: integer {v} is outside the 64-bit range")
         elif t is not bool:
             if t is dict and len(v) == 1 and "__extn" in v:
-                spec = v["__extn"]
-                if type(spec) is dict and len(spec) == 2:
-                    ctor = _FAST_EXTN.get(spec.get("fn"))  # type: ignore[arg-type]
+                escape = v["__extn"]
+                if type(escape) is dict and len(escape) == 2:
+                    spec = escape
+                    fn = spec.get("fn")
                     arg = spec.get("arg")
-                    if ctor is not None and type(arg) is str:
+                    if type(arg) is str and type(fn) is str and fn in _FAST_EXTN:
                         try:
-                            out[k] = ctor(arg)  # the constructors keep a bounded cache
+                            # ip() by name: a direct call when compiled; the others keep a cache
+                            out[k] = parse_ipaddr(arg) if fn == "ip" else _FAST_EXTN[fn](arg)
                         except EvalError as e:
                             raise ValueConversionError(f"{where}.{k}: {e}") from None
                         continue
