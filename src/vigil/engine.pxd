@@ -16,7 +16,7 @@ cdef class _State:
     cdef public object action_type, mode, revision, schema, workspace
     cdef public Authorizer authorizer
     cdef public BehaviourModel behaviour
-    cdef public dict by_uid
+    cdef public dict by_uid, by_type
     cdef public bint policy_reads_vigil
 
 
@@ -30,6 +30,6 @@ cdef class Engine:
     cdef object __weakref__
 
     @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, answer=Answer, record=DecisionRecord, a=Assessment,
-                   pre=cython.bint)
+                   pre=cython.bint, ids=dict, principal=tuple, resource=tuple)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
     cpdef void _finish(self, DecisionRecord record)

@@ -28,6 +28,7 @@ from vigil.errors import RequestError, VigilError, WorkspaceError
 from vigil.model.decision import Advice, DecisionRecord, ReasonCode, new_record
 from vigil.model.request import AccessRequest, parse_authzen
 from vigil.policy.build import PolicySet
+from vigil.policy.entities import Entity
 from vigil.policy.extensions import IPAddr
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
@@ -78,6 +79,7 @@ class _State:
         "action_type",
         "authorizer",
         "behaviour",
+        "by_type",
         "by_uid",
         "mode",
         "policy_reads_vigil",
@@ -91,6 +93,12 @@ class _State:
         self.workspace = workspace
         self.authorizer = ps.authorizer
         self.by_uid = ps.store.by_uid
+        # the same entities by type, then id: the decision's two lookups hash and compare one
+        # string each (the request's tuple is not the stored one, so a uid-keyed lookup compares
+        # both strings and reads the stored tuple, one more cache miss)
+        self.by_type: dict[str, dict[str, Entity]] = {}
+        for uid, e in ps.store.by_uid.items():
+            self.by_type.setdefault(uid[0], {})[uid[1]] = e
         self.schema: Schema | None = ps.schema
         self.revision = ps.revision
         self.mode = workspace.settings.behaviour.mode
@@ -245,7 +253,8 @@ class Engine:
         context["vigil"] = _NEUTRAL_VIGIL
         # `context` is a fresh, deep-converted snapshot: the audit event is built from it later,
         # so a caller mutating its request afterwards cannot change what is audited.
-        entity = st.by_uid.get(principal)
+        ids = st.by_type.get(principal[0])
+        entity = ids.get(principal[1]) if ids is not None else None
         if entity is None:
             record = DecisionRecord(
                 self._ids(),
@@ -271,7 +280,9 @@ class Engine:
         principal = entity.uid
         # the resource's entity, looked up once for the policy and the behaviour model; the
         # address the context conversion parsed, for the behaviour model's network key
-        rentity = st.by_uid.get(req.resource)
+        resource = req.resource
+        ids = st.by_type.get(resource[0])
+        rentity = ids.get(resource[1]) if ids is not None else None
         ip = context.get("ip")
         if type(ip) is not IPAddr:
             ip = None
