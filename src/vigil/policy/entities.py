@@ -8,6 +8,7 @@ schema added). Lookups on the decision path are plain dict reads.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -149,7 +150,7 @@ def _unescape(value: Any) -> Any:
 
 def _share_equal_values(by_uid: dict[EntityUid, Entity]) -> None:
     """Entities with equal attributes (same names, order, types, values and text) or equal ancestor
-    sets share one object: a store of thousands of resources alike then has a few hundred
+    sets share one object, and equal text values are one (interned) string: a store of thousands of resources alike then has a few hundred
     attribute records, which a decision reads hot from cache. Stored attributes are never
     changed in place (overlays copy), so sharing is invisible. Attributes holding a record
     (unhashable) keep their own."""
@@ -157,6 +158,13 @@ def _share_equal_values(by_uid: dict[EntityUid, Entity]) -> None:
     ancestors: dict[frozenset[EntityUid], frozenset[EntityUid]] = {}
     for ent in by_uid.values():
         ent.ancestors = ancestors.setdefault(ent.ancestors, ent.ancestors)
+        # Text values interned: a condition comparing two entities' attributes (resource.team ==
+        # principal.team) or one with a policy's literal (interned by the compiler) then matches
+        # by identity, without reading the stored string (a cache miss on most decisions).
+        values = ent.attrs
+        for k, v in values.items():
+            if type(v) is str:
+                values[k] = sys.intern(v)
         # the type is part of the key (True == 1 in Python, not in Cedar), and an address's
         # text (equal addresses may be written differently; the text is what is shown)
         key = tuple([(k, type(v), v, v.text if type(v) is IPAddr else None) for k, v in ent.attrs.items()])
