@@ -277,6 +277,18 @@ cdef int _is_uid(object uid):
     return len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str)
 
 
+cdef int _put_uid(vigil_buf* b, tuple uid, bint action) except -1:
+    """``"<type>","id":"<id>"`` of a pair :func:`_is_uid` accepted (``"name"`` for an action's);
+    1 for text JSON cannot carry."""
+    if vigil_put_str(b, uid[0]):
+        return 1
+    if action:
+        VIGIL_LIT(b, b',"name":')
+    else:
+        VIGIL_LIT(b, b',"id":')
+    return vigil_put_str(b, uid[1])
+
+
 cdef int _put_value(vigil_buf* b, object value, int depth) except -1:
     """A context value as ``to_json`` then orjson write it. Values this writer does not know go
     through ``orjson.dumps(to_json(value))`` (whose errors propagate); returns 1 (fall back for the
@@ -337,7 +349,6 @@ cdef int _put_record(vigil_buf* b, DecisionRecord r, const char* prefix, Py_ssiz
     cdef object context = r.context
     cdef object value = r._id
     cdef double scaled = r.time * 1000000.0
-    cdef tuple uid
     if r.errors or r.error is not None or not (scaled >= 0.0 and scaled < MAX_EPOCH_MICROS):
         return 1
     if context is not None and type(context) is not dict:
@@ -357,25 +368,13 @@ cdef int _put_record(vigil_buf* b, DecisionRecord r, const char* prefix, Py_ssiz
         VIGIL_LIT(b, b',"decision":"allow","subject":{"type":')
     else:
         VIGIL_LIT(b, b',"decision":"deny","subject":{"type":')
-    uid = r.principal
-    if vigil_put_str(b, uid[0]):
-        return 1
-    VIGIL_LIT(b, b',"id":')
-    if vigil_put_str(b, uid[1]):
+    if _put_uid(b, <tuple>r.principal, False):
         return 1
     VIGIL_LIT(b, b'},"action":{"type":')
-    uid = r.action
-    if vigil_put_str(b, uid[0]):
-        return 1
-    VIGIL_LIT(b, b',"name":')
-    if vigil_put_str(b, uid[1]):
+    if _put_uid(b, <tuple>r.action, True):
         return 1
     VIGIL_LIT(b, b'},"resource":{"type":')
-    uid = r.resource
-    if vigil_put_str(b, uid[0]):
-        return 1
-    VIGIL_LIT(b, b',"id":')
-    if vigil_put_str(b, uid[1]):
+    if _put_uid(b, <tuple>r.resource, False):
         return 1
     VIGIL_LIT(b, b'},"reason_codes":')
     if _put_strings(b, r.reason_codes):
