@@ -15,6 +15,9 @@ cdef object _over(double points, double over)
 cdef (double, double) _ewma(double mean, double mad, double sample, double a, bint capped)
 cdef double _exp(double x)
 
+@cython.locals(items=cython.uint[:], i=cython.Py_ssize_t)
+cdef bint _recent_has(object recent, unsigned int value) except -1
+
 
 @cython.final
 cdef class BehaviourModel:

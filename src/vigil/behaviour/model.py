@@ -172,6 +172,16 @@ def _exp(x: float) -> float:
     return y
 
 
+def _recent_has(recent: array[int], value: int) -> bool:
+    """``value in recent`` for the profile's window of recent new-resource hashes. Compiled, a loop
+    over the array's C items (``in`` on an array makes an int object of each item it compares)."""
+    items = recent
+    for i in range(len(items)):  # noqa: SIM110 - compiled, any() over a generator allocates one
+        if items[i] == value:
+            return True
+    return False
+
+
 class BehaviourModel:
     """Signals and learning for one workspace generation (settings, action classes, segments)."""
 
@@ -572,7 +582,7 @@ class BehaviourModel:
                 res_state = 2
                 recent = p.nr_recent
                 nr_c = p.nr_c
-                if recent is None or ri[0] not in recent:
+                if recent is None or not _recent_has(recent, ri[0]):
                     dt = t - p.nr_t
                     if dt > 0:
                         nr_c = nr_c * _exp(-dt / self.enum_w) + 1.0
