@@ -43,7 +43,7 @@ HOT_MODULES: Final = (
 
 # C-only accelerators (``.pyx`` sources): each has a pure-Python equivalent elsewhere that runs when
 # it is missing, and the tests check that both give the same bytes. ``_event_lines`` writes the
-# audit event lines (vigil.audit.events.encode_chunk; orjson without it).
+# audit event lines (vigil.audit.events.event_lines; orjson without it).
 C_MODULES: Final = ("vigil.audit._event_lines",)
 
 

@@ -1,10 +1,8 @@
 """Types of the C writer of audit event lines (``_event_lines.pyx``; built only when compiled)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from vigil.model.decision import DecisionRecord
-
-def encode_chunk(records: Sequence[DecisionRecord], fallback: Callable[[DecisionRecord], bytes]) -> bytes: ...
 
 class LineBuffer:
     def __init__(self, fallback: Callable[[DecisionRecord], bytes]) -> None: ...

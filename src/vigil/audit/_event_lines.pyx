@@ -1,20 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The audit event lines of a batch of decision records, written by C code for the event's fixed
-schema (version 1): byte for byte what ``orjson.dumps(decision_event(record))`` gives for each
-record, each line ended by a newline, in one ``bytes``.
+"""The audit event lines of decision records, written by C code for the event's fixed schema
+(version 1): byte for byte what ``orjson.dumps(decision_event(record))`` gives, each line ended by
+a newline. :class:`LineBuffer` is the sink's buffer: it encodes each record as it is added and
+hands the lines out in chunks.
 
-Why this exists: encoding a batch on the deciding thread is the tail of the decision latency
-(``docs/benchmarks.md``, "Audit event encoder"). orjson over an event dict costs ~1.1-2.4 µs an
-event, mostly building and walking Python dicts and calling the ``to_json`` hook for the
-context's Cedar values; writing the known fields straight into one buffer costs a fraction.
+Why this exists: the audit event was the tail of the decision latency (``docs/benchmarks.md``,
+"Latest runs"). orjson over an event dict costs ~1.1-2.7 µs an event, mostly building and walking
+Python dicts and calling the ``to_json`` hook for the context's Cedar values; writing the known
+fields straight into a buffer costs a fraction.
 
 orjson stays the reference and the fallback: a record with errors, a context value this writer
 does not know (a non-empty set, an entity reference, a decimal, an integer outside 64 bits, ...)
 or text that is not valid Unicode goes to ``orjson.dumps(to_json(value))`` for that value, or to
-the caller's ``fallback(record)`` for the whole record, whose errors propagate.
-``tests/test_audit_events.py`` checks the equality with hypothesis. Only built when compiled
-(``setup.py``); without it :mod:`vigil.audit.events` uses orjson for everything.
-"""
+the caller's ``fallback(record)`` for the whole record. ``tests/test_audit_events.py`` checks the
+equality with hypothesis. Only built when compiled (``setup.py``); without it
+:mod:`vigil.audit.events` uses orjson for everything."""
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_Next
@@ -427,26 +427,6 @@ cdef int _put_line(vigil_buf* out, object record, object fallback, const char* p
         return VIGIL_LIT(out, b"\n")
     finally:
         vigil_release(&scratch)
-
-
-def encode_chunk(records, fallback):
-    """The event lines of ``records`` (compiled ``DecisionRecord`` objects), each ended by
-    ``\\n``, as one ``bytes``. A record this writer cannot write is ``fallback(record)`` (its
-    line without the newline); that call's exceptions propagate, as do orjson's for a context
-    value it refuses."""
-    cdef vigil_buf b
-    cdef Py_ssize_t prefix_n
-    cdef object prefix = _decision.ID_PREFIX
-    cdef const char* prefix_utf8 = PyUnicode_AsUTF8AndSize(prefix, &prefix_n)
-    if prefix_utf8 == NULL:
-        raise ValueError("decision id prefix is not text")
-    vigil_init(&b, NULL, 0)
-    try:
-        for record in records:
-            _put_line(&b, record, fallback, prefix_utf8, prefix_n)
-        return PyBytes_FromStringAndSize(b.data, b.length)
-    finally:
-        vigil_release(&b)
 
 
 cdef class LineBuffer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -13,13 +13,11 @@ import orjson
 from vigil.model.decision import DecisionRecord
 from vigil.policy.json_values import to_json
 
-_write_chunk: Callable[[Sequence[DecisionRecord], Callable[[DecisionRecord], bytes]], bytes] | None
 _CLineBuffer: Any
-try:  # the C writer of the event lines (setup.py builds it where it can; see encode_chunk)
+try:  # the C writer of the event lines (setup.py builds it where it can; see event_lines)
     from vigil.audit._event_lines import LineBuffer as _CLineBuffer
-    from vigil.audit._event_lines import encode_chunk as _write_chunk
 except ImportError:
-    _write_chunk = _CLineBuffer = None
+    _CLineBuffer = None
 
 EVENT_VERSION: Final = 1
 MASK: Final = "***"
@@ -152,19 +150,6 @@ def encode_events(records: Sequence[DecisionRecord], mask: Sequence[str] = ()) -
     return out
 
 
-def encode_chunk(records: Sequence[DecisionRecord], mask: Sequence[str] = ()) -> bytes:
-    """The audit event lines of ``records``, each ended by a newline, as one ``bytes``: the lines
-    of :func:`encode_events`, byte for byte. Where the C writer for the event schema is built
-    (``vigil.audit._event_lines``) and nothing is masked, it writes them (a fraction of orjson's
-    cost: it builds no event dicts), handing a record it cannot write to :func:`encode_event`.
-    Raises orjson's errors for text JSON cannot carry, at the first record that has one."""
-    if _write_chunk is None or mask:
-        lines = encode_events(records, mask)
-        lines.append(b"")  # the chunk ends with a newline: one copy, not two
-        return b"\n".join(lines)
-    return _write_chunk(records, encode_event)
-
-
 def encode_event_safely(record: DecisionRecord, mask: Sequence[str] = ()) -> bytes:
     """The event line of ``record``; never raises. orjson refuses text JSON cannot carry (lone
     surrogates): then the stdlib encoder writes it escaped, so the event is still recorded."""
@@ -206,9 +191,11 @@ class RecordLines:
         if not records:
             return b"", 0
         try:
-            return encode_chunk(records, self._mask), len(records)
+            lines = encode_events(records, self._mask)
         except (TypeError, ValueError):  # one record orjson refuses: each on its own
             return b"".join(encode_event_safely(r, self._mask) + b"\n" for r in records), len(records)
+        lines.append(b"")  # the chunk ends with a newline: one copy, not two
+        return b"\n".join(lines), len(records)
 
 
 def event_lines(mask: Sequence[str] = ()) -> EventLines:
