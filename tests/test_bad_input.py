@@ -415,6 +415,21 @@ def test_well_formed_requests_decide_as_written(engine: vigil.Engine) -> None:
     assert not allowed("alice", "delete", "pub", {})
 
 
+def test_context_names_are_checked_every_time(engine: vigil.Engine) -> None:
+    """The context conversion remembers names that passed its text check; a name that only
+    compares equal to one of them (a str subclass) is still refused as before."""
+
+    class Name(str):
+        pass
+
+    req = {"subject": {"type": "Agent", "id": "alice"}, "action": {"name": "read"}}
+    req["resource"] = {"type": "Doc", "id": "pub"}
+    assert engine.decide({**req, "context": {"mfa": True}}).allowed
+    with pytest.raises(vigil.VigilError) as e:
+        engine.decide({**req, "context": {Name("mfa"): True}})
+    assert e.value.code == "invalid_value"
+
+
 # -- workspaces ------------------------------------------------------------------------------------
 
 BROKEN_STATEMENTS = (

@@ -67,8 +67,10 @@ def record_to_cedar(value: Any, where: str = "context") -> Record:
     known = _KEYS_SEEN
     # Scalars are already Cedar values; only check them, and convert the rest in place.
     for k, v in value.items():
-        if k not in known:  # a key seen before passed these checks then
-            if type(k) is not str or (not k.isascii() and _bad_text(k)):
+        if type(k) is not str:
+            raise ValueConversionError(f"{where}: attribute names must be valid Unicode strings")
+        if k not in known:  # a name seen before passed the text check then
+            if not k.isascii() and _bad_text(k):
                 raise ValueConversionError(f"{where}: attribute names must be valid Unicode strings")
             if len(known) < _KEYS_SEEN_MAX and len(k) <= 64:
                 known.add(k)
@@ -77,7 +79,7 @@ def record_to_cedar(value: Any, where: str = "context") -> Record:
             if (len(v) > 256 or not v.isascii()) and _bad_text(v):
                 raise ValueConversionError(f"{where}.{k}: string too long or not valid Unicode text")
         elif t is int:
-            if not -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:  # LONG_MIN, LONG_MAX
+            if not LONG_MIN <= v <= LONG_MAX:
                 raise ValueConversionError(f"{where}.{k}: integer {v} is outside the 64-bit range")
         elif t is not bool:
             if t is dict and len(v) == 1 and "__extn" in v:
