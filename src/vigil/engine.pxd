@@ -30,6 +30,10 @@ cdef class Engine:
     cdef object __weakref__
 
     @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, answer=Answer, record=DecisionRecord, a=Assessment,
-                   pre=cython.bint, ids=dict, principal=tuple, resource=tuple)
+                   pre=cython.bint, principal=tuple)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
     cpdef void _finish(self, DecisionRecord record)
+
+
+@cython.locals(ids=dict)
+cdef Entity _entity(dict by_type, tuple uid)

@@ -111,6 +111,12 @@ class _State:
         )
 
 
+def _entity(by_type: dict[str, dict[str, Entity]], uid: EntityUid) -> Entity | None:
+    """The stored entity of ``uid`` (``_State.by_type``), or None."""
+    ids = by_type.get(uid[0])
+    return ids.get(uid[1]) if ids is not None else None
+
+
 def _action_type(schema: Schema | None) -> str:
     if schema is None:
         return "Action"
@@ -253,8 +259,7 @@ class Engine:
         context["vigil"] = _NEUTRAL_VIGIL
         # `context` is a fresh, deep-converted snapshot: the audit event is built from it later,
         # so a caller mutating its request afterwards cannot change what is audited.
-        ids = st.by_type.get(principal[0])
-        entity = ids.get(principal[1]) if ids is not None else None
+        entity = _entity(st.by_type, principal)
         if entity is None:
             record = DecisionRecord(
                 self._ids(),
@@ -280,9 +285,7 @@ class Engine:
         principal = entity.uid
         # the resource's entity, looked up once for the policy and the behaviour model; the
         # address the context conversion parsed, for the behaviour model's network key
-        resource = req.resource
-        ids = st.by_type.get(resource[0])
-        rentity = ids.get(resource[1]) if ids is not None else None
+        rentity = _entity(st.by_type, req.resource)
         ip = context.get("ip")
         if type(ip) is not IPAddr:
             ip = None

@@ -17,6 +17,7 @@ cdef double _exp(double x)
 
 @cython.locals(items=cython.uint[:], i=cython.Py_ssize_t)
 cdef bint _recent_has(object recent, unsigned int value) except -1
+cdef void _count_new(Profile p, tuple ri, double nr_c, double t)
 
 
 @cython.final

@@ -182,6 +182,21 @@ def _recent_has(recent: array[int], value: int) -> bool:
     return False
 
 
+def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
+    """Count a resource new to ``p`` at ``t``: the decayed level ``nr_c`` and the window of recent
+    new-resource hashes (the last RECENT_NEW)."""
+    p.nr_c = nr_c
+    if t > p.nr_t:
+        p.nr_t = t
+    recent = p.nr_recent
+    if recent is None:
+        p.nr_recent = array("I", (ri[0],))
+    else:
+        recent.append(ri[0])
+        if len(recent) > RECENT_NEW:
+            del recent[0]
+
+
 class BehaviourModel:
     """Signals and learning for one workspace generation (settings, action classes, segments)."""
 
@@ -691,16 +706,7 @@ class BehaviourModel:
         if dt > 0.0:
             p.last_seen = t
         if counted:
-            p.nr_c = nr_c
-            if t > p.nr_t:
-                p.nr_t = t
-            recent = p.nr_recent
-            if recent is None:
-                p.nr_recent = array("I", (ri[0],))
-            else:
-                recent.append(ri[0])
-                if len(recent) > RECENT_NEW:
-                    del recent[0]
+            _count_new(p, ri, nr_c, t)
         if chain:
             p.chain_t = chain_t
             p.chain_top = top
@@ -949,7 +955,7 @@ class BehaviourModel:
         if t > p.last_seen:
             p.last_seen = t
         if counted:
-            self._count_new(p, ri, nr_c, t)
+            _count_new(p, ri, nr_c, t)
         if cls or sens:
             p.chain_t = chain_t
             p.chain_top = top
@@ -1041,19 +1047,6 @@ class BehaviourModel:
             if seg not in p.segs:
                 p.nov_seg += 1.0
             remember(p.segs, seg, day, CAP_SEG)
-
-    @staticmethod
-    def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
-        p.nr_c = nr_c
-        if t > p.nr_t:
-            p.nr_t = t
-        recent = p.nr_recent
-        if recent is None:
-            p.nr_recent = array("I", (ri[0],))
-        else:
-            recent.append(ri[0])
-            if len(recent) > RECENT_NEW:
-                del recent[0]
 
     def _decay(self, p: Profile, t: float) -> None:
         if p.n >= HALVE_AT:

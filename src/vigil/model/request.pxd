@@ -15,5 +15,8 @@ cpdef tuple action_uid(str action_type, str name)
 @cython.locals(req=AccessRequest)
 cdef AccessRequest _new_request(tuple principal, tuple action, tuple resource, dict context)
 
+cdef void _fill(AccessRequest req, object principal, object action, object resource, object context,
+                object subject_properties, object resource_properties, object action_properties) noexcept
+
 @cython.locals(body=dict, s=dict, a=dict, r=dict)
 cpdef AccessRequest parse_authzen(object request, str action_type=*)

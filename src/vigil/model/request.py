@@ -28,6 +28,13 @@ class AccessRequest:
         "resource_properties",
         "subject_properties",
     )
+    principal: tuple[str, str]
+    action: tuple[str, str]
+    resource: tuple[str, str]
+    context: dict[str, Any]
+    subject_properties: dict[str, Any] | None
+    resource_properties: dict[str, Any] | None
+    action_properties: dict[str, Any] | None
 
     def __init__(
         self,
@@ -39,13 +46,16 @@ class AccessRequest:
         resource_properties: dict[str, Any] | None = None,
         action_properties: dict[str, Any] | None = None,
     ) -> None:
-        self.principal = principal
-        self.action = action
-        self.resource = resource
-        self.context = context
-        self.subject_properties = subject_properties
-        self.resource_properties = resource_properties
-        self.action_properties = action_properties
+        _fill(
+            self,
+            principal,
+            action,
+            resource,
+            context,
+            subject_properties,
+            resource_properties,
+            action_properties,
+        )
 
 
 _EMPTY: Final[dict[str, Any]] = {}
@@ -122,14 +132,28 @@ def _new_request(
     """``AccessRequest(principal, action, resource, context)`` without property overlays; compiled,
     a C call and struct writes instead of a Python-level ``__init__`` call."""
     req: AccessRequest = AccessRequest.__new__(AccessRequest)
+    _fill(req, principal, action, resource, context, None, None, None)
+    return req
+
+
+def _fill(
+    req: AccessRequest,
+    principal: tuple[str, str],
+    action: tuple[str, str],
+    resource: tuple[str, str],
+    context: dict[str, Any],
+    subject_properties: dict[str, Any] | None,
+    resource_properties: dict[str, Any] | None,
+    action_properties: dict[str, Any] | None,
+) -> None:
+    """Every field of ``req``: the one place both constructors set them."""
     req.principal = principal
     req.action = action
     req.resource = resource
     req.context = context
-    req.subject_properties = None
-    req.resource_properties = None
-    req.action_properties = None
-    return req
+    req.subject_properties = subject_properties
+    req.resource_properties = resource_properties
+    req.action_properties = action_properties
 
 
 def _parse_checked(request: Any, action_type: str) -> AccessRequest:

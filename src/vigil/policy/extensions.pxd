@@ -16,3 +16,6 @@ cdef class IPAddr:
 # ip(text) as a C function, so the context conversion calls it directly.
 @cython.locals(address=cython.longlong, ip=IPAddr)
 cpdef IPAddr parse_ipaddr(object text)
+
+@cython.locals(ip=IPAddr)
+cdef IPAddr _host_v4(object address, object text)

@@ -370,12 +370,7 @@ def parse_ipaddr(text: str) -> IPAddr:
     if _LOOP_PARSE:
         address = _dotted_quad(text)
         if address >= 0:
-            ip = IPAddr.__new__(IPAddr)
-            ip.version = 4
-            ip.address = address
-            ip.prefix = 32
-            ip.text = text
-            return ip
+            return _host_v4(address, text)
     hit = _IP_CACHE.get(text)
     if hit is not None:
         return hit
@@ -389,12 +384,7 @@ def parse_ipaddr(text: str) -> IPAddr:
         except (OSError, ValueError, UnicodeError):
             pass
         else:
-            ip = IPAddr.__new__(IPAddr)
-            ip.version = 4
-            ip.address = address
-            ip.prefix = 32
-            ip.text = text
-            return _remember(_IP_CACHE, text, ip)
+            return _remember(_IP_CACHE, text, _host_v4(address, text))
     # a dotted quad with a prefix (the lookups validate it all)
     addr, slash, prefix = text.partition("/")
     parts = addr.split(".")
@@ -417,6 +407,17 @@ def parse_ipaddr(text: str) -> IPAddr:
     parsed = _parse_ip(text)
     parsed.text = text
     return _remember(_IP_CACHE, text, parsed)
+
+
+def _host_v4(address: int, text: str) -> IPAddr:
+    """``IPAddr(4, address, 32, text)`` without a Python-level ``__init__`` call (compiled, a C
+    call and struct writes): the bare dotted quads of :func:`parse_ipaddr`."""
+    ip = IPAddr.__new__(IPAddr)
+    ip.version = 4
+    ip.address = address
+    ip.prefix = 32
+    ip.text = text
+    return ip
 
 
 _IP_CACHE: dict[str, IPAddr] = {}
