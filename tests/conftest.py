@@ -1,14 +1,36 @@
-"""Session guard: a compiled module older than its source would test stale code."""
+"""Session guards: a compiled module older than its sources would test stale code; an error code
+raised anywhere in the suite must be in the one error table (``vigil.errors.ErrorCode``)."""
 
 from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vigil.compiled import C_MODULES, HOT_MODULES
+from vigil.errors import HTTP_STATUS, VigilError
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+_CIMPORT = re.compile(r"^\s*from\s+(vigil(?:\.\w+)+)\s+cimport\b", re.M)
+
+
+def _declarations(source: Path) -> list[Path]:
+    """The module's own ``.py``/``.pxd``/``.pyx`` and every ``.pxd`` they cimport, transitively."""
+    out: list[Path] = []
+    todo = [source, source.with_suffix(".pxd"), source.with_suffix(".pyx")]
+    while todo:
+        path = todo.pop()
+        if path in out or not path.exists():
+            continue
+        out.append(path)
+        if path.suffix in (".pxd", ".pyx"):
+            for name in _CIMPORT.findall(path.read_text()):
+                todo.append(SRC.joinpath(*name.split(".")).with_suffix(".pxd"))
+    return out
 
 
 def _stale() -> list[str]:
@@ -20,8 +42,7 @@ def _stale() -> list[str]:
             continue
         built = origin.stat().st_mtime
         source = origin.parent / (name.rsplit(".", 1)[1] + ".py")
-        sources = [source, source.with_suffix(".pxd"), source.with_suffix(".pyx")]
-        if any(s.exists() and s.stat().st_mtime > built for s in sources):
+        if any(s.stat().st_mtime > built for s in _declarations(source)):
             out.append(name)
     return out
 
@@ -30,8 +51,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     stale = _stale()
     if stale:
         pytest.exit(
-            "compiled modules older than their sources: "
+            "compiled modules older than their sources (or a .pxd they cimport): "
             + ", ".join(stale)
             + " -- rebuild with `make build` (python setup.py build_ext --inplace)",
             returncode=4,
         )
+
+
+# Every VigilError made while the suite runs (in this process): its code must be in the table.
+_RAISED: dict[str, str] = {}
+_init = VigilError.__init__
+
+
+def _recording_init(self: VigilError, message: str, **kwargs: Any) -> None:
+    _init(self, message, **kwargs)
+    _RAISED.setdefault(self.code, f"{type(self).__name__}: {message[:120]}")
+
+
+VigilError.__init__ = _recording_init  # type: ignore[method-assign]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    unknown = {code: where for code, where in _RAISED.items() if code not in HTTP_STATUS}
+    if unknown:
+        print("\nerror codes raised but missing from vigil.errors.ErrorCode:")
+        for code, where in sorted(unknown.items()):
+            print(f"  {code!r} ({where})")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -6,6 +6,7 @@ status via :data:`EXIT_STATUS`. Messages are one line, lowercase, with user valu
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, ClassVar
 
 
@@ -68,38 +69,55 @@ class ConflictError(VigilError):
     code = "conflict"
 
 
-HTTP_STATUS: dict[str, int] = {
-    "invalid_request": 400,
-    "invalid_value": 400,
-    "invalid_json": 400,
-    "invalid_time": 400,
-    "request_too_large": 413,
-    "invalid_workspace": 422,
-    "audit_unavailable": 503,
-    "store_unavailable": 503,
-    "not_found": 404,
-    "ticket_not_found": 404,
-    "not_quarantined": 404,
-    "conflict": 409,
-    "ticket_closed": 409,
-    "invalid_argument": 400,
-    "vigil_error": 500,
-}
+class ErrorCode(StrEnum):
+    """The one error table: every code vigil raises or answers with, its HTTP status and its CLI exit
+    status. A code that is not here is a bug (``tests/test_error_table.py`` scans the sources)."""
 
-EXIT_STATUS: dict[str, int] = {
-    "invalid_request": 2,
-    "invalid_value": 2,
-    "invalid_json": 2,
-    "invalid_time": 2,
-    "request_too_large": 2,
-    "invalid_workspace": 3,
-    "audit_unavailable": 4,
-    "store_unavailable": 4,
-    "not_found": 5,
-    "ticket_not_found": 5,
-    "not_quarantined": 5,
-    "conflict": 6,
-    "ticket_closed": 6,
-    "invalid_argument": 2,
-    "vigil_error": 1,
-}
+    http_status: int
+    exit_status: int
+
+    def __new__(cls, code: str, http_status: int, exit_status: int) -> ErrorCode:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.http_status = http_status
+        member.exit_status = exit_status
+        return member
+
+    # bad input: nothing was decided or changed
+    INVALID_REQUEST = ("invalid_request", 400, 2)
+    INVALID_VALUE = ("invalid_value", 400, 2)
+    INVALID_JSON = ("invalid_json", 400, 2)
+    INVALID_TIME = ("invalid_time", 400, 2)
+    INVALID_ARGUMENT = ("invalid_argument", 400, 2)
+    INVALID_CONTENT_TYPE = ("invalid_content_type", 400, 2)
+    INVALID_PAGE_TOKEN = ("invalid_page_token", 400, 2)
+    REQUEST_TOO_LARGE = ("request_too_large", 413, 2)
+    # who is calling
+    UNAUTHENTICATED = ("unauthenticated", 401, 2)
+    UNAUTHENTICATED_SUBJECT = ("unauthenticated_subject", 401, 2)
+    # routing (HTTP only)
+    NO_ROUTE = ("no_route", 403, 2)
+    METHOD_NOT_ALLOWED = ("method_not_allowed", 405, 2)
+    # the workspace and what the CLI writes
+    INVALID_WORKSPACE = ("invalid_workspace", 422, 3)
+    INVALID_INPUT = ("invalid_input", 400, 2)
+    INVALID_OUTPUT = ("invalid_output", 400, 2)
+    # a dependency that is not there: what needs it is denied
+    AUDIT_UNAVAILABLE = ("audit_unavailable", 503, 4)
+    STORE_UNAVAILABLE = ("store_unavailable", 503, 4)
+    NOT_READY = ("not_ready", 503, 4)
+    SERVER_REFUSED = ("server_refused", 500, 1)
+    # operator actions on state
+    NOT_FOUND = ("not_found", 404, 5)
+    TICKET_NOT_FOUND = ("ticket_not_found", 404, 5)
+    NOT_QUARANTINED = ("not_quarantined", 404, 5)
+    CONFLICT = ("conflict", 409, 6)
+    TICKET_CLOSED = ("ticket_closed", 409, 6)
+    # the unexpected
+    INTERNAL_ERROR = ("internal_error", 500, 1)
+    VIGIL_ERROR = ("vigil_error", 500, 1)
+
+
+# The table as plain mappings, for transports that look a code up by its text.
+HTTP_STATUS: dict[str, int] = {c.value: c.http_status for c in ErrorCode}
+EXIT_STATUS: dict[str, int] = {c.value: c.exit_status for c in ErrorCode}

@@ -42,18 +42,8 @@ from vigil.server.logs import JsonLog
 from vigil.server.metrics import Metrics
 from vigil.server.openapi import openapi_document
 
-# Codes the transport adds to the library's table (vigil.errors.HTTP_STATUS).
-STATUS: Final[dict[str, int]] = {
-    **HTTP_STATUS,
-    "invalid_content_type": 400,
-    "invalid_page_token": 400,
-    "unauthenticated": 401,
-    "unauthenticated_subject": 401,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "internal_error": 500,
-    "not_ready": 503,
-}
+# The HTTP status of every code (the one table, vigil.errors.ErrorCode).
+STATUS: Final[dict[str, int]] = HTTP_STATUS
 
 EXT_AUTHZ_PREFIX: Final = "/ext_authz"
 ADMIN_PREFIX: Final = "/admin/v1"
