@@ -175,6 +175,26 @@ def parse_schema_handle(text: str) -> Any:
         raise CedarError(_one_line(e)) from None
 
 
+def render_schema(text: str) -> str:
+    """cedarpy's normalised rendering of a schema (it validates the text first).
+
+    Raises CedarError with cedarpy's message when it rejects the schema (a Rust panic included), and
+    when it cannot render it back (the message then starts ``cannot be rendered:``).
+    """
+    try:
+        rendered = str(cedarpy.Schema.from_str(text))
+    except Exception as exc:  # cedarpy reports bad schemas as ValueError
+        raise CedarError(str(exc)) from None
+    except BaseException as exc:  # a Rust panic surfaces as pyo3's PanicException
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise CedarError(f"cedarpy failed: {exc}") from None
+    if rendered.startswith("<unrenderable"):
+        detail = rendered.removeprefix("<unrenderable Schema:").rstrip(">")
+        raise CedarError(f"cannot be rendered: {detail}")
+    return rendered
+
+
 def validate(parsed: ParsedPolicies, schema: Any) -> list[tuple[str, str]]:
     """Strict validation against the schema: (cedar policy id, message) for every problem."""
     result = cedarpy.validate_policies(parsed.text, schema)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal, NoReturn, TypeVar
 
-import cedarpy
+from vigil.policy.cedar import CedarError, render_schema
 
 __all__ = [
     "MAX_DEPTH",
@@ -184,17 +184,13 @@ def _render_with_cedarpy(text: str) -> str:
     render it.
     """
     try:
-        rendered = str(cedarpy.Schema.from_str(text))
-    except Exception as exc:  # cedarpy reports bad schemas as ValueError
-        raise SchemaError(f"invalid schema: {_one_line(str(exc))}") from None
-    except BaseException as exc:  # a Rust panic surfaces as pyo3's PanicException
-        if type(exc).__name__ != "PanicException":
-            raise
-        raise SchemaError(f"invalid schema: cedarpy failed: {_one_line(str(exc))}") from None
-    if rendered.startswith("<unrenderable"):
-        detail = rendered.removeprefix("<unrenderable Schema:").rstrip(">")
-        raise SchemaError(f"schema cannot be rendered by cedarpy: {_one_line(detail)}")
-    return rendered
+        return render_schema(text)
+    except CedarError as exc:
+        message = str(exc)
+        if message.startswith("cannot be rendered: "):
+            detail = message.removeprefix("cannot be rendered: ")
+            raise SchemaError(f"schema cannot be rendered by cedarpy: {_one_line(detail)}") from None
+        raise SchemaError(f"invalid schema: {_one_line(message)}") from None
 
 
 def _one_line(message: str) -> str:
