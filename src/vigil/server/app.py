@@ -37,7 +37,7 @@ from vigil.operations import (
     ticket_dict,
 )
 from vigil.search import Searcher
-from vigil.server.auth import KeyRing
+from vigil.server.auth import KeyRing, key_name
 from vigil.server.logs import JsonLog
 from vigil.server.metrics import Metrics
 from vigil.server.openapi import openapi_document
@@ -259,6 +259,10 @@ class VigilApp:
                         )
                         return await self._respond(send, status, payload, None, rid, name, method, path, t0)
                 status, payload, extra = await ep.handler(req)
+                if ep.auth == "admin":  # every use of an admin key is audited, with its fingerprint
+                    self.engine.audit_operator(
+                        "admin_api", key_name(authorization), endpoint=name, method=method, status=status
+                    )
         except VigilError as e:
             status = status_of(e)
             payload = {"error": {"code": e.code, "message": e.message}}
@@ -464,7 +468,8 @@ class VigilApp:
 
     # -- admin ------------------------------------------------------------------------------
     async def _reload(self, req: Request) -> Result:
-        result = await asyncio.to_thread(self.engine.reload)
+        by = key_name(next((v for k, v in req.headers if k == b"authorization"), None))
+        result = await asyncio.to_thread(self.engine.reload, by=by)
         self.metrics.reloads["ok" if result.ok else "failed"] += 1
         if not result.ok:
             self.log.event(
@@ -536,6 +541,8 @@ class VigilApp:
     async def _readyz(self, req: Request) -> Result:
         if not self.ready:
             return 503, error_body("not_ready", "shutting down"), None
+        if not self.engine.audit_ready():
+            return 503, error_body("audit_unavailable", "the audit log cannot be written"), None
         return 200, {"status": "ready", "policy_revision": self.engine.policy_revision}, None
 
     async def _metrics(self, req: Request) -> Result:
