@@ -344,6 +344,7 @@ class JsonlSink:
             self._retry = chunks
 
     def _recovered_line(self) -> bytes:
+        """The ``audit_recovered`` event (a chunk of one line) written with the first good write."""
         return orjson.dumps(
             {
                 "v": EVENT_VERSION,
@@ -353,7 +354,7 @@ class JsonlSink:
                 "error": self._cause,
                 "dropped": self.dropped,
             }
-        )
+        ) + b"\n"
 
     def _run(self) -> None:
         while True:
