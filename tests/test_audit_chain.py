@@ -4,6 +4,7 @@ checkpoints, rotation, and ``vigil audit verify`` naming the first broken line a
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import stat
 from pathlib import Path
@@ -54,7 +55,9 @@ def _log(tmp_path: Path, n: int = 10, *, every: int = 4, **options: object) -> t
 
 
 def _verify(path: Path, key: Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["audit", "verify", str(path), "--public-key", str(public_key_path(key))])
+    result = CliRunner().invoke(
+        app, ["audit", "verify", str(path), "--public-key", str(public_key_path(key))]
+    )
     return result.exit_code, result.output
 
 
@@ -67,13 +70,13 @@ def test_every_line_chains_the_previous_lines_bytes_and_checkpoints_are_signed(t
     lines = _lines(path)
     events = [orjson.loads(x) for x in lines]
     assert events[0]["prev"] == GENESIS
-    for before, line in zip(lines, lines[1:], strict=False):
+    for before, line in itertools.pairwise(lines):
         assert orjson.loads(line)["prev"] == hashlib.sha256(before).hexdigest()
     kinds = [e["type"] for e in events]
     # a checkpoint after events 4 and 8, and one at close for the last two
-    assert kinds == ["decision"] * 4 + ["checkpoint"] + ["decision"] * 4 + ["checkpoint"] + ["decision"] * 2 + [
-        "checkpoint"
-    ]
+    assert kinds == ["decision"] * 4 + ["checkpoint"] + ["decision"] * 4 + ["checkpoint"] + [
+        "decision"
+    ] * 2 + ["checkpoint"]
     assert [e["seq"] for e in events if e["type"] == "decision"] == list(range(1, 11))
     cp = events[4]
     assert cp["seq"] == 4 and cp["hash"] == cp["prev"] == hashlib.sha256(lines[3]).hexdigest()

@@ -73,7 +73,9 @@ def _events(path: Path) -> list[dict[str, object]]:
 
 
 # -- 1. write failures fail closed ---------------------------------------------------------------
-def test_a_full_disk_denies_every_later_decision_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_full_disk_denies_every_later_decision_and_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ws = _workspace(tmp_path, 'required = true\npath = "/dev/full"\nflush_interval_ms = 10')
     caplog.set_level(logging.WARNING, logger="vigil.audit")
     with Engine.from_workspace(ws) as engine:
@@ -277,7 +279,13 @@ def test_emitting_while_close_runs_loses_nothing_silently(tmp_path: Path) -> Non
         refused: list[str] = []
         start = threading.Barrier(5)
 
-        def work(w: str, sink: JsonlSink = sink, start: threading.Barrier = start) -> None:
+        def work(
+            w: str,
+            sink: JsonlSink = sink,
+            start: threading.Barrier = start,
+            accepted: list[str] = accepted,
+            refused: list[str] = refused,
+        ) -> None:
             start.wait()
             for n in range(3_000):
                 rid = f"{w}-{n}"

@@ -202,7 +202,7 @@ class RecordLines:
         if any(type(r) is bytes for r in records):
             return b"".join(_line_of(r, self._mask) + b"\n" for r in records), len(records)
         try:
-            lines = encode_events(records, self._mask)
+            lines = encode_events(records, self._mask)  # type: ignore[arg-type]  # no bytes here
         except (TypeError, ValueError):  # one record orjson refuses: each on its own
             return b"".join(_line_of(r, self._mask) + b"\n" for r in records), len(records)
         lines.append(b"")  # the chunk ends with a newline: one copy, not two

@@ -27,6 +27,7 @@ the new file. Files are created with mode 0600.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
@@ -277,18 +278,14 @@ class AuditFile:
         else:
             for chunk in chunks:
                 if len(chunk) > self._cap:
-                    lines = [
-                        self._capped(x) if len(x) > self._cap else x for x in chunk.split(b"\n")[:-1]
-                    ]
+                    lines = [self._capped(x) if len(x) > self._cap else x for x in chunk.split(b"\n")[:-1]]
                     parts.extend(lines)
                     n += len(lines)
                 else:
                     parts.append(chunk[:-1])
                     n += chunk.count(b"\n")
         due = unsigned > 0 and (
-            unsigned >= self._every
-            or final
-            or time.monotonic() - self._last_checkpoint >= self._interval
+            unsigned >= self._every or final or time.monotonic() - self._last_checkpoint >= self._interval
         )
         if self._key is not None and due:
             line = self._checkpoint(seq, head)
@@ -317,10 +314,8 @@ class AuditFile:
     def _cut_back(self) -> None:
         """After a failed write: cut the file back to what was written before (best effort)."""
         if self._regular and self.fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, self._size)
-            except OSError:
-                pass
 
     def _capped(self, line: bytes) -> bytes:
         """``line`` with its context replaced by a marker when the context's JSON is larger than
@@ -333,16 +328,18 @@ class AuditFile:
             return line
         if len(encoded) <= self._cap:
             return line
-        event["context"] = {
-            TRUNCATED: {"bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()}
-        }
+        event["context"] = {TRUNCATED: {"bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()}}
         return orjson.dumps(event)
 
     def _checkpoint(self, seq: int, head: str) -> bytes:
         assert self._key is not None
-        body = (
-            b'{"v":%d,"type":"checkpoint","seq":%d,"time":"%s","hash":"%s","key_id":"%s","prev":"%s"}'
-            % (EVENT_VERSION, seq, rfc3339(self._clock()).encode(), head.encode(), self._key_id.encode(), head.encode())
+        body = b'{"v":%d,"type":"checkpoint","seq":%d,"time":"%s","hash":"%s","key_id":"%s","prev":"%s"}' % (
+            EVENT_VERSION,
+            seq,
+            rfc3339(self._clock()).encode(),
+            head.encode(),
+            self._key_id.encode(),
+            head.encode(),
         )
         sig = base64.b64encode(self._key.sign(body))
         return body[:-1] + _SIG + sig + b'"}'
@@ -384,10 +381,8 @@ class AuditFile:
         """Close the descriptor (idempotent)."""
         if self.fd is not None:
             fd, self.fd = self.fd, None
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def _write_all(fd: int, data: bytes) -> None:

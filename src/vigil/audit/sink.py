@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -330,7 +331,9 @@ class JsonlSink:
             self._healthy = False
             self._cause = cause
             self._failed_at = time.time()
-            log.error("audit log %s cannot be written: %s; decisions are refused until it can", self.path, cause)
+            log.error(
+                "audit log %s cannot be written: %s; decisions are refused until it can", self.path, cause
+            )
         if not chunks:
             return
         if self._sync or final:
@@ -345,16 +348,19 @@ class JsonlSink:
 
     def _recovered_line(self) -> bytes:
         """The ``audit_recovered`` event (a chunk of one line) written with the first good write."""
-        return orjson.dumps(
-            {
-                "v": EVENT_VERSION,
-                "type": "audit_recovered",
-                "time": rfc3339(time.time()),
-                "failed_since": rfc3339(self._failed_at),
-                "error": self._cause,
-                "dropped": self.dropped,
-            }
-        ) + b"\n"
+        return (
+            orjson.dumps(
+                {
+                    "v": EVENT_VERSION,
+                    "type": "audit_recovered",
+                    "time": rfc3339(time.time()),
+                    "failed_since": rfc3339(self._failed_at),
+                    "error": self._cause,
+                    "dropped": self.dropped,
+                }
+            )
+            + b"\n"
+        )
 
     def _run(self) -> None:
         while True:
@@ -374,10 +380,8 @@ class JsonlSink:
     def _finish(self) -> None:
         """The writer's last step: fsync, close the file, report what was not written."""
         with self._write_lock:
-            try:
+            with contextlib.suppress(OSError):
                 self.file.sync()
-            except OSError:
-                pass
             self.file.close()
             pending = self._taken - self._durable
             if self._retry:

@@ -30,7 +30,9 @@ BAD_WORKSPACE = 3
 def verify(
     path: Annotated[
         Path | None,
-        typer.Argument(help="The audit log (rotated files beside it are checked too). Default: the workspace's."),
+        typer.Argument(
+            help="The audit log (rotated files beside it are checked too). Default: the workspace's."
+        ),
     ] = None,
     public_key: Annotated[
         Path | None, typer.Option("--public-key", help="The audit public key (PEM).", show_default=False)
@@ -38,7 +40,10 @@ def verify(
     workspace: Annotated[
         Path | None,
         typer.Option(
-            "--workspace", "-w", help="Read the log path and public key from this workspace.", show_default=False
+            "--workspace",
+            "-w",
+            help="Read the log path and public key from this workspace.",
+            show_default=False,
         ),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -73,7 +78,9 @@ def verify(
         try:
             pub = load_public_key(public_key)
         except (OSError, ValueError) as e:
-            err.print(f"[red]error[/] invalid_argument: cannot read public key {escape(str(public_key))}: {escape(str(e))}")
+            err.print(
+                f"[red]error[/] invalid_argument: cannot read public key {escape(str(public_key))}: {escape(str(e))}"
+            )
             raise typer.Exit(BAD_ARGUMENT) from None
     result = verify_log(path, pub)
     if json_:

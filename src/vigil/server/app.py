@@ -232,6 +232,7 @@ class VigilApp:
         metrics = self.metrics
         metrics.in_flight += 1
         extra: Headers | None = None
+        admin: str | None = None
         name = ep.name if ep is not None else "unknown"
         try:
             if ep is None:
@@ -258,11 +259,9 @@ class VigilApp:
                             ),
                         )
                         return await self._respond(send, status, payload, None, rid, name, method, path, t0)
+                if ep.auth == "admin":
+                    admin = key_name(authorization)
                 status, payload, extra = await ep.handler(req)
-                if ep.auth == "admin":  # every use of an admin key is audited, with its fingerprint
-                    self.engine.audit_operator(
-                        "admin_api", key_name(authorization), endpoint=name, method=method, status=status
-                    )
         except VigilError as e:
             status = status_of(e)
             payload = {"error": {"code": e.code, "message": e.message}}
@@ -273,6 +272,8 @@ class VigilApp:
             )
         finally:
             metrics.in_flight -= 1
+        if admin is not None:  # every use of an admin key is audited, under its fingerprint
+            self.engine.audit_operator("admin_api", admin, endpoint=name, method=method, status=status)
         await self._respond(send, status, payload, extra, rid, name, method, path, t0)
 
     async def _respond(
