@@ -312,10 +312,15 @@ def test_a_small_buffer_under_concurrency_counts_every_drop(tmp_path: Path) -> N
         threading.Thread(target=lambda w=w: [sink.emit(_record(n, w)) for n in range(5_000)])
         for w in ("t0", "t1", "t2", "t3")
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: an unlocked counter would lose updates
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
     sink.close()
     written = len(_events(tmp_path / "a.jsonl"))
     assert written == sink.written
