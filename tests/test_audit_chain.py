@@ -269,3 +269,19 @@ def test_verify_without_a_key_checks_the_chain_and_warns(tmp_path: Path) -> None
     assert result.ok and any("not checked" in w for w in result.warnings)
     assert not verify_log(tmp_path / "missing.jsonl", None).ok
     assert isinstance(Ed25519PrivateKey.generate(), Ed25519PrivateKey)
+
+
+def test_verify_reads_the_log_and_key_from_a_workspace(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / ".vigil").mkdir(parents=True)
+    (ws / "vigil.toml").write_text('[audit]\npath = "logs/a.jsonl"\nsigning_key = "keys/k.key"\n')
+    sink = JsonlSink(ws / "logs" / "a.jsonl", signing_key=ws / "keys" / "k.key")
+    sink.emit(_record(1))
+    sink.close()
+    result = CliRunner().invoke(app, ["audit", "verify", "--workspace", str(ws)])
+    assert result.exit_code == 0, result.output
+    assert "intact: 1 events, 1 checkpoints" in result.output
+    lines = _lines(ws / "logs" / "a.jsonl")
+    _rewrite(ws / "logs" / "a.jsonl", [lines[0].replace(b'"n":1', b'"n":2'), lines[1]])
+    result = CliRunner().invoke(app, ["audit", "verify", "--workspace", str(ws)])
+    assert result.exit_code == 1 and "a.jsonl:1: edited" in result.output.replace("\n", "")

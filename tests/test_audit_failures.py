@@ -333,6 +333,18 @@ def test_operator_actions_are_chained_in_the_audit_log(tmp_path: Path) -> None:
     subject = ("user", RICK)
     with Engine.from_workspace(ws) as engine:
         engine.decide(ONE)
+        for n, decide in enumerate((engine.approve_ticket, engine.deny_ticket)):
+            t = engine.approvals.request(
+                subject,
+                ("Action", "can_create_todo"),
+                ("todo", f"t{n}"),
+                risk=70,
+                signals=(),
+                why="test",
+                now=engine.now(),
+                ttl_s=3600,
+            )
+            decide(t.id, by="dave", note="checked")
         engine.quarantine_identity(subject, by="alice", reason="suspicious")
         engine.lift_quarantine(subject, by="bob", note="ok")
         engine.reload(by="carol")
@@ -342,11 +354,14 @@ def test_operator_actions_are_chained_in_the_audit_log(tmp_path: Path) -> None:
     events = [e for e in _events(log) if e["type"] != "checkpoint"]
     assert [(e["type"], e.get("by")) for e in events] == [
         ("decision", None),
+        ("ticket_approved", "dave"),
+        ("ticket_denied", "dave"),
         ("quarantine_added", "alice"),
         ("quarantine_lifted", "bob"),
         ("reloaded", "carol"),
         ("reload_refused", "carol"),
     ]
-    assert events[1]["subject"] == {"type": "user", "id": RICK} and events[1]["reason"] == "suspicious"
-    assert isinstance(events[1]["time"], str) and events[1]["time"].endswith("Z")
+    assert events[1]["resource"] == {"type": "todo", "id": "t0"} and events[1]["note"] == "checked"
+    assert events[3]["subject"] == {"type": "user", "id": RICK} and events[3]["reason"] == "suspicious"
+    assert isinstance(events[3]["time"], str) and events[3]["time"].endswith("Z")
     assert verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key()).ok
