@@ -7,6 +7,7 @@ text itself)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -208,3 +209,56 @@ def test_a_batch_mixes_fast_and_full_events_in_order() -> None:
     assert encode_events(batch, ("context.n",)) == [
         orjson.dumps(decision_event(r, ("context.n",))) for r in batch
     ]
+
+
+def test_golden_event_lines_as_written_to_the_log(tmp_path: Path) -> None:
+    """The event format pinned by hand (not by decision_event, which the encoders call): the C
+    writer's line, the masked (orjson) line with a nested mask path, and the chain's suffix."""
+    from vigil.audit.logfile import GENESIS
+    from vigil.audit.sink import JsonlSink
+    from vigil.policy.extensions import parse_ipaddr
+    from vigil.policy.values import make_set
+
+    record = DecisionRecord(
+        "d-1",
+        True,
+        ("policy_permit",),
+        ("p1",),
+        (),
+        7,
+        ("new_resource",),
+        (),
+        "rev1",
+        1500,
+        1_764_000_000.25,
+        ("Agent", "bot"),
+        ("Action", "read"),
+        ("Doc", "x"),
+        {
+            "owner": ("User", "alice"),
+            "tags": make_set(("a",)),
+            "ip": parse_ipaddr("10.0.0.1"),
+            "auth": {"token": "s3cret", "kind": "jwt"},
+            "n": 3,
+        },
+    )
+    head = (
+        b'{"v":1,"type":"decision","id":"d-1","time":"2025-11-24T16:00:00.250000Z","decision":"allow",'
+        b'"subject":{"type":"Agent","id":"bot"},"action":{"type":"Action","name":"read"},'
+        b'"resource":{"type":"Doc","id":"x"},"reason_codes":["policy_permit"],"policies":["p1"],'
+        b'"risk":7,"signals":["new_resource"],"advice":[],"policy_revision":"rev1","latency_ns":1500,'
+        b'"context":{"owner":{"__entity":{"type":"User","id":"alice"}},"tags":["a"],'
+        b'"ip":{"__extn":{"fn":"ip","arg":"10.0.0.1"}},'
+    )
+    plain = head + b'"auth":{"token":"s3cret","kind":"jwt"},"n":3}}'
+    masked = head + b'"auth":{"token":"***","kind":"jwt"},"n":3}}'
+    for mask, chain, expected in (
+        ((), False, plain),
+        (("context.auth.token",), False, masked),
+        ((), True, plain[:-1] + b',"seq":1,"prev":"' + GENESIS.encode() + b'"}'),
+    ):
+        path = tmp_path / f"{len(mask)}-{chain}.jsonl"
+        sink = JsonlSink(path, mask=mask, chain=chain)
+        sink.emit(record)
+        sink.close()
+        assert path.read_bytes() == expected + b"\n"

@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vigil.audit.sink import JsonlSink, _write_all
+from vigil.audit.logfile import _write_all
+from vigil.audit.sink import JsonlSink
 from vigil.model.decision import DecisionRecord
 
 
@@ -51,28 +52,28 @@ def test_every_record_written_once_in_order_across_batches(tmp_path: Path) -> No
 
 
 def test_short_writes_are_resumed_where_they_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The writer hands chunks to os.writev; a call that writes less (a signal, a full pipe) is
-    resumed inside the part it stopped in, so no byte is lost or written twice."""
-    real = os.writev
+    """The writer hands each batch to os.write; a call that writes less (a signal, a full pipe)
+    is resumed where it stopped, so no byte is lost or written twice."""
+    real = os.write
     calls = []
 
-    def short_writev(fd: int, parts: list[bytes]) -> int:
-        calls.append(len(parts))
-        head = b"".join(bytes(p) for p in parts)[:7]
-        return real(fd, [head])
+    def short_write(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        return real(fd, bytes(data)[:7])
 
-    monkeypatch.setattr(os, "writev", short_writev)
-    parts = [b"abc\n", b"defghijklmnop\n", b"q\n", b"", b"rstuvwxyz\n"]
+    monkeypatch.setattr(os, "write", short_write)
+    data = b"abc\ndefghijklmnop\nq\nrstuvwxyz\n"
     fd = os.open(tmp_path / "w", os.O_WRONLY | os.O_CREAT)
-    _write_all(fd, parts)
+    _write_all(fd, data)
     os.close(fd)
-    assert (tmp_path / "w").read_bytes() == b"".join(parts)
+    assert (tmp_path / "w").read_bytes() == data
     assert len(calls) == 5  # 31 bytes, seven at a time
 
-    sink = JsonlSink(tmp_path / "a.jsonl", batch=8, flush_interval_s=60)
+    sink = JsonlSink(tmp_path / "a.jsonl", batch=8, flush_interval_s=60, chain=False)
     for n in range(20):
         sink.emit(_record(n))
     sink.close()
+    monkeypatch.undo()
     assert [e["id"] for e in _lines(tmp_path / "a.jsonl")] == [f"a-{n}" for n in range(20)]
 
 

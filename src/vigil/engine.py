@@ -19,7 +19,9 @@ from time import perf_counter_ns
 from typing import Any, Final
 
 from vigil.approvals import Approvals, ticket_dict
-from vigil.audit.sink import AuditSink, JsonlSink, NullSink
+from vigil.audit.events import rfc3339
+from vigil.audit.logfile import AuditKeyError
+from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.behaviour.book import ProfileBook
 from vigil.behaviour.model import BehaviourModel, Features
 from vigil.behaviour.profile import Profile
@@ -184,17 +186,22 @@ class Engine:
         return self._audit
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def reload(self) -> ReloadResult:
-        """Load the workspace again and swap it in atomically; on failure keep the last good one."""
+    def reload(self, *, by: str = "vigil") -> ReloadResult:
+        """Load the workspace again and swap it in atomically; on failure keep the last good one.
+        Audited (``reloaded``/``reload_refused``) with ``by``."""
         with self._reload_lock:
             try:
                 ws = load_workspace(self._state.workspace.path)
             except WorkspaceError as e:
                 self.last_reload_error = tuple(e.problems) or (e.message,)
+                self._operator_event(
+                    "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
+                )
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
             self._state = _State(ws, self._strings)
             self.reloads += 1
             self.last_reload_error = ()
+            self._operator_event("reloaded", by, revision=self._state.revision)
             return ReloadResult(True, self._state.revision)
 
     def close(self) -> None:
@@ -408,6 +415,7 @@ class Engine:
                 f"{beh.quarantine_window_s:.0f} s; last: {a.why()}"
             )
             self.quarantine.add_automatic(req.principal, reason=why, now=t)
+            self._operator_event("quarantine_added", "vigil", subject=_uid_dict(req.principal), reason=why)
             prefix = reasons if not allowed else (_RISK_DENY if risk >= beh.deny_risk else _RISK_STEP_UP,)
             return False, (*prefix, ReasonCode.QUARANTINED.value), _ADVICE_QUARANTINED, None, False
         if not allowed:
@@ -529,11 +537,15 @@ class Engine:
     def approve_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
         """Approve a pending ticket for ``[behaviour] approval_ttl_s``; audited with ``by``."""
         ttl = self._state.behaviour.settings.approval_ttl_s
-        return self.approvals.approve(ticket_id, by=by, now=self._clock(), ttl_s=ttl, note=note)
+        t = self.approvals.approve(ticket_id, by=by, now=self._clock(), ttl_s=ttl, note=note)
+        self._operator_event("ticket_approved", by, **_ticket_details(t), note=note)
+        return t
 
     def deny_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
         """Deny a pending ticket; audited with ``by``."""
-        return self.approvals.deny(ticket_id, by=by, now=self._clock(), note=note)
+        t = self.approvals.deny(ticket_id, by=by, now=self._clock(), note=note)
+        self._operator_event("ticket_denied", by, **_ticket_details(t), note=note)
+        return t
 
     def list_quarantined(self) -> list[QuarantineEntry]:
         """Quarantined identities, oldest first."""
@@ -542,12 +554,32 @@ class Engine:
     def quarantine_identity(self, subject: EntityUid, *, by: str, reason: str = "") -> QuarantineEntry:
         """Quarantine ``subject`` by hand (idempotent); audited with ``by``."""
         _check_uid(subject)
-        return self.quarantine.add(subject, by=by, reason=reason, now=self._clock())
+        q = self.quarantine.add(subject, by=by, reason=reason, now=self._clock())
+        self._operator_event("quarantine_added", by, subject=_uid_dict(subject), reason=reason)
+        return q
 
     def lift_quarantine(self, subject: EntityUid, *, by: str, note: str = "") -> QuarantineEntry:
         """Lift the quarantine of ``subject``; audited with ``by``. Raises NotFoundError."""
         _check_uid(subject)
-        return self.quarantine.lift(subject, by=by, now=self._clock(), note=note)
+        q = self.quarantine.lift(subject, by=by, now=self._clock(), note=note)
+        self._operator_event("quarantine_lifted", by, subject=_uid_dict(subject), note=note)
+        return q
+
+    def audit_operator(self, kind: str, by: str, **details: Any) -> bool:
+        """Write an operator event (``type`` ``kind``, ``by``, the engine's time, ``details``) to
+        the audit log, chained with the decisions. Returns False when the sink refused it."""
+        return self._operator_event(kind, by, **details)
+
+    def _operator_event(self, kind: str, by: str, **details: Any) -> bool:
+        emit = getattr(self._audit, "emit_event", None)
+        if emit is None:
+            return True
+        ok: bool = emit({"type": kind, "time": rfc3339(self._clock()), "by": by, **details})
+        return ok
+
+    def audit_ready(self) -> bool:
+        """False while ``[audit] required`` is set and the audit log cannot be written."""
+        return not self._audit_required or bool(getattr(self._audit, "healthy", True))
 
     def state_changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
         """The audited changes of approvals and quarantines (who, when, what), oldest first."""
@@ -566,6 +598,8 @@ class Engine:
             "schema": ps.schema is not None,
             "behaviour_mode": self._state.mode,
             "audit_dropped": self._audit.dropped,
+            "audit_write_errors": getattr(self._audit, "write_errors", 0),
+            "audit_healthy": bool(getattr(self._audit, "healthy", True)),
             "identities_seen": len(self.profiles),
             "quarantined": len(self.quarantine),
             "profile_snapshot_errors": self.profiles.snapshot_errors,
@@ -590,6 +624,19 @@ def _with_errors(
     if policies:
         return False, (ReasonCode.POLICY_FORBID.value, ReasonCode.POLICY_ERRORED.value), policies, pairs
     return False, _NO_PERMIT_ERR, policies, pairs
+
+
+def _uid_dict(uid: EntityUid) -> dict[str, str]:
+    return {"type": uid[0], "id": uid[1]}
+
+
+def _ticket_details(t: Ticket) -> dict[str, Any]:
+    return {
+        "ticket": t.id,
+        "subject": _uid_dict(t.subject),
+        "action": _uid_dict(t.action),
+        "resource": _uid_dict(t.resource),
+    }
 
 
 def _epoch(now: datetime) -> float:
@@ -626,16 +673,9 @@ def _tick(quarantine: Quarantine) -> Callable[[], None]:
 
 
 def _default_sink(workspace: Workspace) -> AuditSink:
-    audit = workspace.settings.audit
-    if audit.sink == "none":
-        return NullSink()
-    path = Path(audit.path)
-    if not path.is_absolute():
-        path = workspace.path / path
-    return JsonlSink(
-        path,
-        capacity=audit.buffer,
-        mask=audit.mask,
-        flush_interval_s=audit.flush_interval_ms / 1000,
-        batch=audit.batch,
-    )
+    """The workspace's ``[audit]`` sink; raises WorkspaceError when its log or key is unusable."""
+    try:
+        return sink_from_settings(workspace.settings.audit, workspace.path)
+    except (OSError, AuditKeyError) as e:
+        message = f"cannot open the audit log: {e}"
+        raise WorkspaceError(message, [f"[audit]: {message}"]) from None

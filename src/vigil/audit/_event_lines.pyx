@@ -442,6 +442,7 @@ cdef class LineBuffer:
 
     cdef vigil_buf buf
     cdef Py_ssize_t count
+    cdef unsigned long long total
     cdef object fallback
     cdef object prefix
     cdef const char* prefix_utf8
@@ -455,6 +456,7 @@ cdef class LineBuffer:
             raise ValueError("decision id prefix is not text")
         vigil_init(&self.buf, NULL, 0)
         self.count = 0
+        self.total = 0
 
     def __dealloc__(self):
         vigil_release(&self.buf)
@@ -463,9 +465,13 @@ cdef class LineBuffer:
         return self.count
 
     def add(self, record):
-        """Append ``record``'s line. Raises only what ``fallback`` raises (and MemoryError)."""
+        """Append ``record``'s line; returns its ordinal (1 for the first line ever added, then 2,
+        ...: the line is in the chunk of the take that first returns a running total at least as
+        large). Raises only what ``fallback`` raises (and MemoryError)."""
         _put_line(&self.buf, record, self.fallback, self.prefix_utf8, self.prefix_n)
         self.count += 1
+        self.total += 1
+        return self.total
 
     def take(self):
         """``(bytes of every line added since the last take, how many lines)``."""

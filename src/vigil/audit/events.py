@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -161,11 +162,13 @@ def encode_event_safely(record: DecisionRecord, mask: Sequence[str] = ()) -> byt
 
 
 class EventLines(Protocol):
-    """Where a sink's event lines wait for its writer: ``add`` a record as it is decided,
+    """Where a sink's event lines wait for its writer: ``add`` a record (or an already encoded
+    line, ``bytes`` without newline) as it is decided, which returns the line's ordinal (1, 2, ...);
     ``take`` every line added since the last take as one chunk (``bytes``, each line ended by a
-    newline) with their count. Threads may add while another takes: each line is taken once."""
+    newline) with their count. Threads may add while another takes: each line is taken once, and
+    the lines taken so far are exactly those of ordinals up to the running total of the counts."""
 
-    def add(self, record: DecisionRecord) -> None: ...
+    def add(self, record: DecisionRecord | bytes) -> int: ...
     def take(self) -> tuple[bytes, int]: ...
     def __len__(self) -> int: ...
 
@@ -176,26 +179,41 @@ class RecordLines:
     the one for masked events."""
 
     def __init__(self, mask: Sequence[str] = ()) -> None:
-        self._records: collections.deque[DecisionRecord] = collections.deque()
+        self._records: collections.deque[DecisionRecord | bytes] = collections.deque()
         self._mask = tuple(mask)
+        self._lock = threading.Lock()  # an ordinal and its place in the deque go together
+        self._total = 0
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def add(self, record: DecisionRecord) -> None:
-        self._records.append(record)
+    def add(self, record: DecisionRecord | bytes) -> int:
+        with self._lock:
+            self._records.append(record)
+            self._total += 1
+            return self._total
 
     def take(self) -> tuple[bytes, int]:
-        popleft = self._records.popleft
-        records = [popleft() for _ in range(len(self._records))]
+        with self._lock:
+            popleft = self._records.popleft
+            records = [popleft() for _ in range(len(self._records))]
         if not records:
             return b"", 0
+        if any(type(r) is bytes for r in records):
+            return b"".join(_line_of(r, self._mask) + b"\n" for r in records), len(records)
         try:
-            lines = encode_events(records, self._mask)
+            lines = encode_events(records, self._mask)  # type: ignore[arg-type]  # no bytes here
         except (TypeError, ValueError):  # one record orjson refuses: each on its own
-            return b"".join(encode_event_safely(r, self._mask) + b"\n" for r in records), len(records)
+            return b"".join(_line_of(r, self._mask) + b"\n" for r in records), len(records)
         lines.append(b"")  # the chunk ends with a newline: one copy, not two
         return b"\n".join(lines), len(records)
+
+
+def _line_of(item: DecisionRecord | bytes, mask: Sequence[str] = ()) -> bytes:
+    """The line of a record (:func:`encode_event_safely`) or of an already encoded event (itself)."""
+    if type(item) is bytes:
+        return item
+    return encode_event_safely(item, mask)  # type: ignore[arg-type]
 
 
 def event_lines(mask: Sequence[str] = ()) -> EventLines:
@@ -203,7 +221,7 @@ def event_lines(mask: Sequence[str] = ()) -> EventLines:
     added (while its record is fresh in the CPU's caches, and so the record can be freed at once),
     where it is built and nothing is masked; :class:`RecordLines` otherwise."""
     if _CLineBuffer is not None and not mask:
-        return _CLineBuffer(encode_event_safely)  # type: ignore[no-any-return]
+        return _CLineBuffer(_line_of)  # type: ignore[no-any-return]
     return RecordLines(mask)
 
 

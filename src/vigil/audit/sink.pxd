@@ -1,12 +1,13 @@
 # C layout of JsonlSink when compiled (setup.py): emit runs once per decision, so its state is read
-# as struct fields, not through the instance dict. The counters that threads other than the
-# emitting one change stay exact as before: _accepted is an itertools.count (atomic next()).
+# as struct fields, not through the instance dict. Counters other threads change are changed under
+# a lock (dropped) or by one thread (written, write_errors under _write_lock).
 
 cdef class JsonlSink:
-    cdef public object path
-    cdef object _fd, _lines, _encoded, _accepted, _wake, _encode_lock, _write_lock, _thread
-    cdef long long _accepted_n, _settled, _capacity, _half, _batch
-    cdef double _interval
-    cdef bint _closed
-    cdef public long long dropped, written, write_errors
+    cdef public object path, file
+    cdef object _lines, _encoded, _retry, _wake, _done, _cond, _encode_lock, _write_lock, _count_lock
+    cdef object _thread, _cause
+    cdef long long _accepted_n, _settled, _taken, _durable, _lost, _capacity, _half, _batch
+    cdef double _interval, _sync_timeout, _close_timeout, _failed_at
+    cdef bint _closed, _healthy, _sync
+    cdef public long long dropped, written, write_errors, sync_timeouts
     cdef object __weakref__

@@ -37,7 +37,7 @@ from vigil.operations import (
     ticket_dict,
 )
 from vigil.search import Searcher
-from vigil.server.auth import KeyRing
+from vigil.server.auth import KeyRing, key_name
 from vigil.server.logs import JsonLog
 from vigil.server.metrics import Metrics
 from vigil.server.openapi import openapi_document
@@ -222,6 +222,7 @@ class VigilApp:
         metrics = self.metrics
         metrics.in_flight += 1
         extra: Headers | None = None
+        admin: str | None = None
         name = ep.name if ep is not None else "unknown"
         try:
             if ep is None:
@@ -248,6 +249,8 @@ class VigilApp:
                             ),
                         )
                         return await self._respond(send, status, payload, None, rid, name, method, path, t0)
+                if ep.auth == "admin":
+                    admin = key_name(authorization)
                 status, payload, extra = await ep.handler(req)
         except VigilError as e:
             status = status_of(e)
@@ -259,6 +262,8 @@ class VigilApp:
             )
         finally:
             metrics.in_flight -= 1
+        if admin is not None:  # every use of an admin key is audited, under its fingerprint
+            self.engine.audit_operator("admin_api", admin, endpoint=name, method=method, status=status)
         await self._respond(send, status, payload, extra, rid, name, method, path, t0)
 
     async def _respond(
@@ -454,7 +459,8 @@ class VigilApp:
 
     # -- admin ------------------------------------------------------------------------------
     async def _reload(self, req: Request) -> Result:
-        result = await asyncio.to_thread(self.engine.reload)
+        by = key_name(next((v for k, v in req.headers if k == b"authorization"), None))
+        result = await asyncio.to_thread(self.engine.reload, by=by)
         self.metrics.reloads["ok" if result.ok else "failed"] += 1
         if not result.ok:
             self.log.event(
@@ -526,6 +532,8 @@ class VigilApp:
     async def _readyz(self, req: Request) -> Result:
         if not self.ready:
             return 503, error_body("not_ready", "shutting down"), None
+        if not self.engine.audit_ready():
+            return 503, error_body("audit_unavailable", "the audit log cannot be written"), None
         return 200, {"status": "ready", "policy_revision": self.engine.policy_revision}, None
 
     async def _metrics(self, req: Request) -> Result:

@@ -62,6 +62,16 @@ class KeyRing:
         return bool(token) and self.verify(token)
 
 
+def key_name(authorization: bytes | None) -> str:
+    """The name an ``Authorization: Bearer <key>`` is audited under: ``key:`` and the first 12
+    hex digits of the key's SHA-256 (a fingerprint, never the key); ``anonymous`` without one."""
+    if not authorization:
+        return "anonymous"
+    _, _, token = authorization.partition(b" ")
+    token = token.strip()
+    return "key:" + hashlib.sha256(token).hexdigest()[:12] if token else "anonymous"
+
+
 def read_keys_file(path: Path) -> list[str]:
     """Keys from a file (one a line; blank lines and ``#`` comments skipped); raises WorkspaceError
     when the file cannot be read. The message names the file, never its content."""

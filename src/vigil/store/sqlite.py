@@ -9,6 +9,7 @@ tells the server when the CLI changed something. Any SQLite failure raises
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +94,8 @@ class SqliteStore:
             return None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # created 0600 before SQLite opens it (its -wal and -shm files take the same mode)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
             db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")

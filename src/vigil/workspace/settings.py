@@ -79,6 +79,17 @@ class AuditSettings:
     ``batch`` how many events the deciding thread encodes at once (a larger batch costs less per
     event but holds the caller longer once every ``batch`` decisions: ~8 us per event here);
     ``flush_interval_ms`` how often the writer writes what is encoded (and encodes the rest).
+    ``required`` also makes every decision a deny (``audit_unavailable``) while writes fail.
+
+    ``durability`` ``"batched"`` (a crash loses up to about one flush interval of events) or
+    ``"sync"`` (a decision returns once its event is fsynced; a group commit; after
+    ``sync_timeout_ms`` it is denied ``audit_unavailable``). ``chain`` puts the SHA-256 of the
+    previous line in each line (``prev``, ``seq``) and appends a checkpoint signed with the Ed25519
+    key ``signing_key`` (relative to the workspace; created 0600 with ``.pub`` beside it) every
+    ``checkpoint_events`` events or ``checkpoint_interval_s`` seconds; ``rotate_bytes`` (0: off)
+    rotates the file at that size (``audit.jsonl.1``, ...); ``max_context_bytes`` caps the audited
+    context (a larger one is replaced by its size and SHA-256); ``close_timeout_s`` bounds the
+    final flush at shutdown.
     """
 
     sink: str = "jsonl"
@@ -88,6 +99,15 @@ class AuditSettings:
     mask: tuple[str, ...] = ()
     flush_interval_ms: int = 200
     batch: int = 32
+    durability: str = "batched"
+    sync_timeout_ms: int = 2_000
+    chain: bool = True
+    signing_key: str = ".vigil/audit-signing.key"
+    checkpoint_events: int = 1_000
+    checkpoint_interval_s: int = 60
+    rotate_bytes: int = 0
+    max_context_bytes: int = 16_384
+    close_timeout_s: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +175,7 @@ _SECTIONS: dict[str, type] = {
 _CHOICES = {
     ("behaviour", "mode"): ("enforce", "shadow", "off"),
     ("audit", "sink"): ("jsonl", "none"),
+    ("audit", "durability"): ("batched", "sync"),
     ("store", "backend"): ("sqlite", "memory"),
     ("ext_authz", "subject"): ("header", "jwt"),
 }
@@ -193,6 +214,13 @@ def _check_audit(a: AuditSettings, path: str, problems: list[str]) -> None:
         problems.append(f"{path}: [audit] batch must be between 1 and 4096")
     if not 1 <= a.flush_interval_ms <= 60_000:
         problems.append(f"{path}: [audit] flush_interval_ms must be between 1 and 60000")
+    for key in ("sync_timeout_ms", "checkpoint_events", "checkpoint_interval_s", "close_timeout_s"):
+        if getattr(a, key) < 1:
+            problems.append(f"{path}: [audit] {key} must be at least 1")
+    if a.rotate_bytes < 0:
+        problems.append(f"{path}: [audit] rotate_bytes must not be negative (0: no rotation)")
+    if a.max_context_bytes < 64:
+        problems.append(f"{path}: [audit] max_context_bytes must be at least 64")
 
 
 def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> None:

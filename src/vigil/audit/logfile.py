@@ -1,0 +1,407 @@
+"""The audit log file: the hash chain, signed checkpoints, size-based rotation, the context cap.
+
+Runs on the sink's writer thread only (never on the deciding thread): it receives chunks of event
+lines already encoded (``audit/_event_lines.pyx`` or orjson), and for each line
+
+* replaces a context larger than ``max_context_bytes`` by ``{"__truncated": {"bytes", "sha256"}}``
+  (the size and SHA-256 of the context's JSON);
+* splices ``"seq":<n>,"prev":"<hex>"`` before the line's closing ``}``: ``seq`` counts the log's
+  events (1, 2, ...), ``prev`` is the SHA-256 (hex) of the previous line's exact bytes (without its
+  newline), or :data:`GENESIS` for the first line of a log.
+
+Every ``checkpoint_events`` events or ``checkpoint_interval_s`` seconds (and before a rotation and
+at close) it appends a checkpoint line signed with the workspace's Ed25519 audit key::
+
+    {"v":1,"type":"checkpoint","seq":<last event seq>,"time":..,"hash":<chain head>,
+     "key_id":<16 hex>,"prev":<chain head>,"sig":<base64 Ed25519 signature>}
+
+The signature covers the line's bytes without the ``,"sig":"..."`` member. ``hash`` and ``prev``
+are both the SHA-256 of the line before the checkpoint (``prev`` so that every line chains the
+same way). :mod:`vigil.audit.verify` checks all of it.
+
+Rotation (``rotate_bytes`` > 0): before a write would take the file past the size, the file gets a
+checkpoint and is renamed ``<path>.1`` (older ones shift to ``.2``, ...); the chain continues in
+the new file. Files are created with mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from vigil.audit.events import EVENT_VERSION, rfc3339
+
+GENESIS: Final = "0" * 64
+"""``prev`` of the first line of a log (no line before it)."""
+TRUNCATED: Final = "__truncated"
+FILE_MODE: Final = 0o600
+_SIG: Final = b',"sig":"'
+
+log = logging.getLogger("vigil.audit")
+
+
+class AuditKeyError(Exception):
+    """The audit signing key cannot be read or created."""
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    """The id of a public key: the first 16 hex digits of the SHA-256 of its raw 32 bytes."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_key_path(key_path: Path) -> Path:
+    """Where the public key of ``key_path`` is written: beside it, ``.pub`` for its suffix."""
+    return key_path.with_suffix(".pub")
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key stored at ``path`` (PEM, PKCS#8); created with mode 0600 when the
+    file does not exist, with its public key (PEM) written beside it (:func:`public_key_path`).
+    Raises AuditKeyError when the file cannot be read, created or parsed."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = None
+    except OSError as e:
+        raise AuditKeyError(f"cannot read audit signing key {str(path)!r}: {e.strerror}") from None
+    if data is not None:
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as e:
+            raise AuditKeyError(f"audit signing key {str(path)!r} is not a PEM private key: {e}") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise AuditKeyError(f"audit signing key {str(path)!r} is not an Ed25519 key")
+        return key
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_new(path, pem)
+        _write_new(public_key_path(path), pub, replace=True)
+    except FileExistsError:  # another process created it first: use that one
+        return load_or_create_key(path)
+    except OSError as e:
+        raise AuditKeyError(f"cannot create audit signing key {str(path)!r}: {e.strerror}") from None
+    return key
+
+
+def _write_new(path: Path, data: bytes, *, replace: bool = False) -> None:
+    """Write ``data`` to a file created with mode 0600 (O_EXCL unless ``replace``); raises OSError."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_log(path: Path) -> int:
+    """A descriptor appending to ``path`` (created 0600; an existing file is set to 0600).
+    Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    except OSError:
+        pass  # a character device (/dev/full) or a file someone else owns: keep what it is
+    return fd
+
+
+def rotated(path: Path, n: int) -> Path:
+    """The ``n``-th rotated file of ``path`` (``audit.jsonl.1`` is the newest rotated one)."""
+    return path.with_name(f"{path.name}.{n}")
+
+
+def last_line(path: Path) -> bytes | None:
+    """The last complete line of ``path`` (without its newline), or None (no file, no line).
+    Raises OSError other than FileNotFoundError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        end = size
+        tail = b""
+        step = 65_536
+        while end > 0:
+            start = max(0, end - step)
+            tail = os.pread(fd, end - start, start) + tail
+            end = start
+            body = tail[:-1] if tail.endswith(b"\n") else tail[: tail.rfind(b"\n")]
+            if not tail.endswith(b"\n") and b"\n" not in tail and end > 0:
+                continue
+            cut = body.rfind(b"\n")
+            if cut >= 0 or end == 0:
+                line = body[cut + 1 :]
+                return line if line else None
+        return None
+    finally:
+        os.close(fd)
+
+
+class AuditFile:
+    """One audit log (the current file and its rotated predecessors) as the writer thread sees it.
+
+    :meth:`write` appends chunks of event lines; raises OSError when they could not be written
+    (nothing of them is kept: the file is cut back to its size before the call and the chain head
+    is unchanged, so the caller may retry or drop them).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        chain: bool = True,
+        signing_key: Ed25519PrivateKey | None = None,
+        checkpoint_events: int = 1_000,
+        checkpoint_interval_s: float = 60.0,
+        rotate_bytes: int = 0,
+        max_context_bytes: int = 16_384,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.chain = chain
+        self._key = signing_key if chain else None
+        self._key_id = key_id(signing_key.public_key()) if signing_key is not None else ""
+        self._every = max(1, checkpoint_events)
+        self._interval = checkpoint_interval_s
+        self._rotate = rotate_bytes
+        self._cap = max_context_bytes
+        self._clock = clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        self.fd: int | None = open_log(path)
+        st = os.fstat(self.fd)
+        self._regular = (st.st_mode & 0o170000) == 0o100000
+        self._size = st.st_size if self._regular else 0
+        self.head = GENESIS
+        self.seq = 0
+        if chain:
+            self._resume()
+        self.unsigned = 0  # events since the last checkpoint
+        self._last_checkpoint = time.monotonic()
+
+    # -- opening ------------------------------------------------------------------------------
+    def _repair_tail(self) -> None:
+        """A file ending in a partial line (a crash during a write): cut it back to its last full
+        line, so the next line does not glue onto it. That line was never acknowledged."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            st = os.fstat(fd)
+            if (st.st_mode & 0o170000) != 0o100000 or st.st_size == 0:
+                return
+            if os.pread(fd, 1, st.st_size - 1) == b"\n":
+                return
+            keep = 0
+            pos = st.st_size
+            while pos > 0:
+                start = max(0, pos - 65_536)
+                block = os.pread(fd, pos - start, start)
+                cut = block.rfind(b"\n")
+                if cut >= 0:
+                    keep = start + cut + 1
+                    break
+                pos = start
+            os.ftruncate(fd, keep)
+            log.warning(
+                "audit log %s ended in a partial line (%d bytes, a write cut short); removed it",
+                self.path,
+                st.st_size - keep,
+            )
+        finally:
+            os.close(fd)
+
+    def _resume(self) -> None:
+        """Continue the chain from the last line of the log (or of its newest rotated file)."""
+        line = None
+        if self._regular:
+            line = last_line(self.path)
+            if line is None:
+                line = last_line(rotated(self.path, 1))
+        if line is None:
+            return
+        self.head = hashlib.sha256(line).hexdigest()
+        try:
+            seq = orjson.loads(line).get("seq")
+        except (orjson.JSONDecodeError, AttributeError):
+            seq = None
+        self.seq = seq if type(seq) is int and seq >= 0 else 0
+
+    # -- writing ------------------------------------------------------------------------------
+    def write(self, chunks: Sequence[bytes], *, sync: bool = False, final: bool = False) -> int:
+        """Append the event lines of ``chunks`` (each a run of lines, every one ended by a newline),
+        chained; a checkpoint when one is due (or ``final`` and an event is unsigned); fsync when
+        ``sync``. Returns how many event lines were written. Raises OSError (nothing is kept)."""
+        if self.fd is None:
+            raise OSError(9, "audit log is closed")
+        if self._rotate and self._regular and self._size:
+            size = sum(len(c) for c in chunks)
+            if size and self._size + size > self._rotate:
+                self._rotate_now()  # before chaining: the rotation's checkpoint moves the head
+        head, seq, unsigned = self.head, self.seq, self.unsigned
+        parts: list[bytes] = []
+        n = 0
+        if self.chain:
+            for chunk in chunks:
+                for line in chunk.split(b"\n")[:-1]:
+                    if len(line) > self._cap:
+                        line = self._capped(line)
+                    seq += 1
+                    line = b'%s,"seq":%d,"prev":"%s"}' % (line[:-1], seq, head.encode())
+                    head = hashlib.sha256(line).hexdigest()
+                    parts.append(line)
+                    n += 1
+            unsigned += n
+        else:
+            for chunk in chunks:
+                if len(chunk) > self._cap:
+                    lines = [self._capped(x) if len(x) > self._cap else x for x in chunk.split(b"\n")[:-1]]
+                    parts.extend(lines)
+                    n += len(lines)
+                else:
+                    parts.append(chunk[:-1])
+                    n += chunk.count(b"\n")
+        due = unsigned > 0 and (
+            unsigned >= self._every or final or time.monotonic() - self._last_checkpoint >= self._interval
+        )
+        if self._key is not None and due:
+            line = self._checkpoint(seq, head)
+            head = hashlib.sha256(line).hexdigest()
+            parts.append(line)
+        if not parts:
+            return 0
+        parts.append(b"")
+        data = b"\n".join(parts)
+        try:
+            _write_all(self.fd, data)
+            if sync:
+                os.fsync(self.fd)
+        except OSError:
+            self._cut_back()
+            raise
+        self._size += len(data)
+        self.head, self.seq = head, seq
+        if self._key is not None and due:
+            self.unsigned = 0
+            self._last_checkpoint = time.monotonic()
+        else:
+            self.unsigned = unsigned
+        return n
+
+    def _cut_back(self) -> None:
+        """After a failed write: cut the file back to what was written before (best effort)."""
+        if self._regular and self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self._size)
+
+    def _capped(self, line: bytes) -> bytes:
+        """``line`` with its context replaced by a marker when the context's JSON is larger than
+        ``max_context_bytes``; ``line`` itself when it is not, or cannot be read back."""
+        try:
+            event = orjson.loads(line)
+            context = event.get("context")
+            encoded = orjson.dumps(context)
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError, AttributeError):
+            return line
+        if len(encoded) <= self._cap:
+            return line
+        event["context"] = {TRUNCATED: {"bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()}}
+        return orjson.dumps(event)
+
+    def _checkpoint(self, seq: int, head: str) -> bytes:
+        assert self._key is not None
+        body = b'{"v":%d,"type":"checkpoint","seq":%d,"time":"%s","hash":"%s","key_id":"%s","prev":"%s"}' % (
+            EVENT_VERSION,
+            seq,
+            rfc3339(self._clock()).encode(),
+            head.encode(),
+            self._key_id.encode(),
+            head.encode(),
+        )
+        sig = base64.b64encode(self._key.sign(body))
+        return body[:-1] + _SIG + sig + b'"}'
+
+    def _rotate_now(self) -> None:
+        """Sign what is unsigned, then move the file to ``.1`` (shifting older ones) and open a
+        new one. Raises OSError (the current file stays in use)."""
+        assert self.fd is not None
+        if self._key is not None and self.unsigned:
+            line = self._checkpoint(self.seq, self.head) + b"\n"
+            try:
+                _write_all(self.fd, line)
+            except OSError:
+                self._cut_back()
+                raise
+            self._size += len(line)
+            self.head = hashlib.sha256(line[:-1]).hexdigest()
+            self.unsigned = 0
+            self._last_checkpoint = time.monotonic()
+        os.fsync(self.fd)
+        n = 1
+        while rotated(self.path, n).exists():
+            n += 1
+        for k in range(n, 1, -1):
+            os.replace(rotated(self.path, k - 1), rotated(self.path, k))
+        os.replace(self.path, rotated(self.path, 1))
+        fd = open_log(self.path)
+        os.close(self.fd)
+        self.fd = fd
+        self._size = 0
+
+    def sync(self) -> None:
+        """fsync the file; raises OSError."""
+        if self.fd is None:
+            raise OSError(9, "audit log is closed")
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        """Close the descriptor (idempotent)."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (resumed after a short write); raises OSError."""
+    view = memoryview(data)
+    while view:
+        done = os.write(fd, view)
+        if done <= 0:
+            raise OSError(5, "audit file accepted no bytes")
+        view = view[done:]
+
+
+def signature_body(line: bytes) -> tuple[bytes, bytes] | None:
+    """A checkpoint line's signed bytes and its signature, or None when it has no signature."""
+    cut = line.rfind(_SIG)
+    if cut < 0 or not line.endswith(b'"}'):
+        return None
+    try:
+        sig = base64.b64decode(line[cut + len(_SIG) : -2], validate=True)
+    except ValueError:
+        return None
+    return line[:cut] + b"}", sig

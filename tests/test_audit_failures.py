@@ -1,0 +1,367 @@
+"""Audit write failures fail closed; sync durability survives SIGKILL; closing and a full buffer
+lose nothing silently; operator events join the chained log; files are private."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.test_server_support import ROOT, copy_workspace
+from vigil.audit import logfile
+from vigil.audit.sink import JsonlSink
+from vigil.audit.verify import verify_log
+from vigil.engine import Engine
+from vigil.model.decision import DecisionRecord
+
+RICK = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"
+ONE = {
+    "subject": {"type": "user", "id": RICK},
+    "action": {"name": "can_create_todo"},
+    "resource": {"type": "todo", "id": "t"},
+}
+
+
+def _record(n: int, who: str = "a") -> DecisionRecord:
+    return DecisionRecord(
+        f"{who}-{n}",
+        True,
+        ("policy_permit",),
+        ("p1",),
+        (),
+        0,
+        (),
+        (),
+        "rev",
+        1000,
+        1_764_000_000.0 + n,
+        ("Agent", who),
+        ("Action", "read"),
+        ("Doc", str(n)),
+        {"n": n},
+    )
+
+
+def _workspace(tmp_path: Path, audit: str) -> Path:
+    ws = copy_workspace("authzen-todo", tmp_path)
+    (ws / "vigil.toml").write_text(f"[audit]\n{audit}\n")
+    return ws
+
+
+def _until(predicate: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _events(path: Path) -> list[dict[str, object]]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+# -- 1. write failures fail closed ---------------------------------------------------------------
+def test_a_full_disk_denies_every_later_decision_and_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = _workspace(tmp_path, 'required = true\npath = "/dev/full"\nflush_interval_ms = 10')
+    caplog.set_level(logging.WARNING, logger="vigil.audit")
+    with Engine.from_workspace(ws) as engine:
+        engine.decide(ONE)
+        assert _until(lambda: not engine.audit_ready())
+        records = [engine.decide(ONE) for _ in range(50)]
+        assert all(not r.allowed for r in records)
+        assert {r.reason_codes for r in records} == {("audit_unavailable",)}
+        time.sleep(0.1)  # more failed retries
+        status = engine.status()
+        assert status["audit_write_errors"] >= 2 and status["audit_healthy"] is False
+        assert status["audit_dropped"] >= 50
+    failures = [r for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(failures) == 1  # once, not once per event or per retry
+    assert "No space left on device" in failures[0].getMessage()
+
+
+def test_writes_that_fail_then_succeed_recover(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = _workspace(tmp_path, "required = true\nflush_interval_ms = 10")
+    real = logfile._write_all
+    failing = threading.Event()
+    failing.set()
+
+    def write_all(fd: int, data: bytes) -> None:
+        if failing.is_set():
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd, data)
+
+    with Engine.from_workspace(ws) as engine:
+        monkeypatch.setattr(logfile, "_write_all", write_all)
+        first = engine.decide(ONE)
+        assert first.allowed  # batched: answered before its write
+        assert _until(lambda: not engine.audit_ready())
+        assert not engine.decide(ONE).allowed
+        failing.clear()
+        assert _until(engine.audit_ready)
+        after = engine.decide(ONE)
+        assert after.allowed
+    events = _events(ws / ".vigil" / "audit.jsonl")
+    kinds = [e["type"] for e in events]
+    # the first decision was kept and written once writes worked; the refused one was not
+    assert [e["id"] for e in events if e["type"] == "decision"] == [first.id, after.id]
+    assert "audit_recovered" in kinds
+    recovered = next(e for e in events if e["type"] == "audit_recovered")
+    assert "Input/output error" in str(recovered["error"]) and recovered["dropped"] == 1
+    assert verify_log(ws / ".vigil" / "audit.jsonl", None).ok
+
+
+def test_a_closed_descriptor_is_a_failure_too(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "a.jsonl", flush_interval_s=0.01)
+    assert sink.file.fd is not None
+    os.close(sink.file.fd)
+    sink.emit(_record(1))
+    assert _until(lambda: not sink.healthy)
+    assert sink.write_errors >= 1
+    assert not sink.emit(_record(2))
+    sink.file.fd = None
+    sink.close()
+
+
+def test_sync_durability_denies_when_the_disk_is_full(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, 'required = true\npath = "/dev/full"\ndurability = "sync"')
+    with Engine.from_workspace(ws) as engine:
+        records = [engine.decide(ONE) for _ in range(20)]
+        assert {r.reason_codes for r in records} == {("audit_unavailable",)}
+        assert not engine.audit_ready()
+
+
+# -- 2. sync durability --------------------------------------------------------------------------
+_DECIDER = textwrap.dedent(
+    """
+    import sys, threading
+    from vigil.engine import Engine
+    engine = Engine.from_workspace(sys.argv[1])
+    one = {"subject": {"type": "user", "id": sys.argv[2]}, "action": {"name": "can_create_todo"},
+           "resource": {"type": "todo", "id": "t"}}
+    lock = threading.Lock()
+    def work():
+        while True:
+            r = engine.decide(one)
+            with lock:
+                sys.stdout.write(("A " if r.allowed else "D ") + r.id + "\\n")
+                sys.stdout.flush()
+    for _ in range(4):
+        threading.Thread(target=work, daemon=True).start()
+    threading.Event().wait()
+    """
+)
+
+
+def test_sync_durability_every_answered_decision_survives_sigkill(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, 'required = true\ndurability = "sync"\nflush_interval_ms = 1000')
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DECIDER, str(ws), RICK],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    answered: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline or len(answered) < 50:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        kind, rid = line.decode().split()
+        if kind == "A":
+            answered.append(rid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(answered) >= 50
+    logged = {e.get("id") for e in _events(ws / ".vigil" / "audit.jsonl")}
+    missing = [rid for rid in answered if rid not in logged]
+    assert not missing, f"{len(missing)} of {len(answered)} answered decisions not in the log"
+    assert verify_log(ws / ".vigil" / "audit.jsonl", None).ok
+
+
+def test_sync_emit_waits_for_the_write_and_one_fsync_serves_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs = []
+    real = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    sink = JsonlSink(tmp_path / "a.jsonl", durability="sync", flush_interval_s=60)
+    results: list[bool] = []
+
+    def work(w: str) -> None:
+        for n in range(50):
+            ok = sink.emit(_record(n, w))
+            results.append(ok and f'"{w}-{n}"'.encode() in (tmp_path / "a.jsonl").read_bytes())
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sink.close()
+    assert results == [True] * 200  # each emit returned after its line was in the file
+    assert len(fsyncs) < 200  # group commit
+
+
+def test_sync_timeout_denies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    real = logfile._write_all
+
+    def stuck(fd: int, data: bytes) -> None:
+        release.wait(10)
+        real(fd, data)
+
+    monkeypatch.setattr(logfile, "_write_all", stuck)
+    sink = JsonlSink(tmp_path / "a.jsonl", durability="sync", sync_timeout_s=0.05)
+    t0 = time.monotonic()
+    assert not sink.emit(_record(1))
+    assert time.monotonic() - t0 < 2
+    assert sink.sync_timeouts == 1
+    release.set()
+    sink.close()
+
+
+# -- 5. close deadline, private files ------------------------------------------------------------
+def test_a_stuck_disk_cannot_hang_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+
+    def stuck(fd: int, data: bytes) -> None:
+        release.wait(30)
+
+    caplog.set_level(logging.ERROR, logger="vigil.audit")
+    sink = JsonlSink(tmp_path / "a.jsonl", flush_interval_s=60, close_timeout_s=0.3)
+    monkeypatch.setattr(logfile, "_write_all", stuck)
+    for n in range(7):
+        assert sink.emit(_record(n))
+    t0 = time.monotonic()
+    sink.close()
+    assert time.monotonic() - t0 < 3
+    assert any("7 event(s) not written" in r.getMessage() for r in caplog.records)
+    release.set()
+
+
+def test_state_and_audit_files_are_private(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, "")
+    with Engine.from_workspace(ws) as engine:
+        engine.decide(ONE)
+    vigil_dir = ws / ".vigil"
+    for name in ("audit.jsonl", "audit-signing.key", "state.db"):
+        assert stat.S_IMODE((vigil_dir / name).stat().st_mode) == 0o600, name
+    assert (vigil_dir / "audit-signing.pub").exists()
+
+
+# -- 6. closing while emitting; a full buffer under concurrency ----------------------------------
+def test_emitting_while_close_runs_loses_nothing_silently(tmp_path: Path) -> None:
+    for attempt in range(5):
+        path = tmp_path / f"a{attempt}.jsonl"
+        sink = JsonlSink(path, batch=4, flush_interval_s=0.001)
+        accepted: list[str] = []
+        refused: list[str] = []
+        start = threading.Barrier(5)
+
+        def work(
+            w: str,
+            sink: JsonlSink = sink,
+            start: threading.Barrier = start,
+            accepted: list[str] = accepted,
+            refused: list[str] = refused,
+        ) -> None:
+            start.wait()
+            for n in range(3_000):
+                rid = f"{w}-{n}"
+                (accepted if sink.emit(_record(n, w)) else refused).append(rid)
+
+        threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        start.wait()
+        time.sleep(0.002 * attempt)
+        sink.close()
+        for t in threads:
+            t.join()
+        written = [e["id"] for e in _events(path)]
+        assert sorted(written) == sorted(accepted)  # every True was written, nothing else
+        assert sink.dropped == len(refused)  # every False was counted
+        assert len(accepted) + len(refused) == 12_000
+
+
+def test_a_small_buffer_under_concurrency_counts_every_drop(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "a.jsonl", capacity=50, batch=8, flush_interval_s=0.001)
+    emitted = 4 * 5_000
+    threads = [
+        threading.Thread(target=lambda w=w: [sink.emit(_record(n, w)) for n in range(5_000)])
+        for w in ("t0", "t1", "t2", "t3")
+    ]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: an unlocked counter would lose updates
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    sink.close()
+    written = len(_events(tmp_path / "a.jsonl"))
+    assert written == sink.written
+    assert written + sink.dropped == emitted
+
+
+# -- 4. operator events ---------------------------------------------------------------------------
+def test_operator_actions_are_chained_in_the_audit_log(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, "")
+    subject = ("user", RICK)
+    with Engine.from_workspace(ws) as engine:
+        engine.decide(ONE)
+        for n, decide in enumerate((engine.approve_ticket, engine.deny_ticket)):
+            t = engine.approvals.request(
+                subject,
+                ("Action", "can_create_todo"),
+                ("todo", f"t{n}"),
+                risk=70,
+                signals=(),
+                why="test",
+                now=engine.now(),
+                ttl_s=3600,
+            )
+            decide(t.id, by="dave", note="checked")
+        engine.quarantine_identity(subject, by="alice", reason="suspicious")
+        engine.lift_quarantine(subject, by="bob", note="ok")
+        engine.reload(by="carol")
+        (ws / "policies" / "broken.cedar").write_text("permit(")
+        assert not engine.reload(by="carol").ok
+    log = ws / ".vigil" / "audit.jsonl"
+    events = [e for e in _events(log) if e["type"] != "checkpoint"]
+    assert [(e["type"], e.get("by")) for e in events] == [
+        ("decision", None),
+        ("ticket_approved", "dave"),
+        ("ticket_denied", "dave"),
+        ("quarantine_added", "alice"),
+        ("quarantine_lifted", "bob"),
+        ("reloaded", "carol"),
+        ("reload_refused", "carol"),
+    ]
+    assert events[1]["resource"] == {"type": "todo", "id": "t0"} and events[1]["note"] == "checked"
+    assert events[3]["subject"] == {"type": "user", "id": RICK} and events[3]["reason"] == "suspicious"
+    assert isinstance(events[3]["time"], str) and events[3]["time"].endswith("Z")
+    assert verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key()).ok
