@@ -38,6 +38,14 @@ class ValueConversionError(RequestError):
     code = "invalid_value"
 
 
+class OverlayError(RequestError):
+    """``subject.properties`` / ``resource.properties`` that ``[overlay]`` does not let a caller
+    supply (``overlay_not_allowed``): a stored attribute replaced, or properties for a type that
+    takes none. Nothing is decided."""
+
+    code = "overlay_not_allowed"
+
+
 class WorkspaceError(VigilError):
     """A workspace that cannot be activated; ``problems`` lists every file:line message."""
 
@@ -73,6 +81,7 @@ HTTP_STATUS: dict[str, int] = {
     "invalid_value": 400,
     "invalid_json": 400,
     "invalid_time": 400,
+    "overlay_not_allowed": 400,
     "request_too_large": 413,
     "invalid_workspace": 422,
     "audit_unavailable": 503,
@@ -83,6 +92,7 @@ HTTP_STATUS: dict[str, int] = {
     "conflict": 409,
     "ticket_closed": 409,
     "invalid_argument": 400,
+    "internal_error": 500,
     "vigil_error": 500,
 }
 
@@ -91,6 +101,7 @@ EXIT_STATUS: dict[str, int] = {
     "invalid_value": 2,
     "invalid_json": 2,
     "invalid_time": 2,
+    "overlay_not_allowed": 2,
     "request_too_large": 2,
     "invalid_workspace": 3,
     "audit_unavailable": 4,
@@ -101,5 +112,6 @@ EXIT_STATUS: dict[str, int] = {
     "conflict": 6,
     "ticket_closed": 6,
     "invalid_argument": 2,
+    "internal_error": 1,
     "vigil_error": 1,
 }
