@@ -152,3 +152,18 @@ def test_overlay_settings_are_checked() -> None:
     ):
         with pytest.raises(WorkspaceError):
             parse_settings(bad)
+
+
+def test_search_follows_the_same_rules(todo: vigil.Engine) -> None:
+    from vigil.search import Searcher
+
+    search = Searcher(todo)
+    body = {
+        "subject": {"type": "user", "id": JERRY, "properties": {"roles": ["admin"]}},
+        "action": DELETE,
+        "resource": {"type": "todo"},
+    }
+    with pytest.raises(OverlayError):
+        search.resource(body)
+    body["subject"]["properties"] = {"nickname": "j"}
+    assert search.resource(body)["results"] == []
