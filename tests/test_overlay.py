@@ -167,3 +167,12 @@ def test_search_follows_the_same_rules(todo: vigil.Engine) -> None:
         search.resource(body)
     body["subject"]["properties"] = {"nickname": "j"}
     assert search.resource(body)["results"] == []
+
+
+def test_restating_a_stored_value_replaces_nothing(todo: vigil.Engine) -> None:
+    """A PEP that sends an entity's attributes as stored (CloudTrail imports do) is not refused."""
+    same = {"roles": ["viewer"], "email": "jerry@the-smiths.com"}
+    assert todo.decide(_delete(same)).allowed is False
+    with pytest.raises(OverlayError) as info:
+        todo.decide(_delete({**same, "email": "rick@the-citadel.com"}))
+    assert info.value.details["attributes"] == ["email"]

@@ -48,9 +48,8 @@ def property_overlay(
     properties are skipped.
 
     Returns ``(overlay by uid, the supplied values by side)``, the side being ``where`` up to its
-    first dot (``"subject"``). Raises OverlayError (``overlay_not_allowed``) when ``rules`` do not
-    let a caller supply a property (checked before any value is converted), ValueConversionError
-    naming ``where`` for a bad value.
+    first dot (``"subject"``). Raises ValueConversionError naming ``where`` for a bad value, then
+    OverlayError (``overlay_not_allowed``) when ``rules`` do not let a caller supply a property.
     """
     overlay: dict[EntityUid, Record] = {}
     applied: dict[str, Record] = {}
@@ -59,13 +58,13 @@ def property_overlay(
             continue
         entity = entities.get(uid)
         stored: Mapping[str, Any] = entity.attrs if entity is not None else {}
-        check_overlay(rules, uid[0], stored, props, where)
         value: Any = props
         if schema is not None:
             etype = schema.entity_types.get(uid[0])
             if etype is not None and etype.attributes is not None:
                 value = coerce_json(props, etype.attributes)
         supplied = record_to_cedar(value, where)
+        check_overlay(rules, uid[0], stored, supplied, where)
         merged = Record(overlay.get(uid) or stored)
         merged.update(supplied)
         overlay[uid] = merged
@@ -76,14 +75,18 @@ def property_overlay(
 def check_overlay(
     rules: OverlaySettings, entity_type: str, stored: Mapping[str, Any], props: Mapping[str, Any], where: str
 ) -> None:
-    """Returns None when ``rules`` let a caller supply every key of ``props`` for an entity of
-    ``entity_type`` whose stored attributes are ``stored``; raises OverlayError naming the refused
-    attributes otherwise. ``"add"``: keys the entity does not store; ``"replace"``: any key;
-    ``"none"``: none; the type's ``allow`` list: those keys, whatever the mode."""
+    """Returns None when ``rules`` let a caller supply every property of ``props`` (Cedar values)
+    for an entity of ``entity_type`` whose stored attributes are ``stored``; raises OverlayError
+    naming the refused attributes otherwise. ``"add"``: attributes the entity does not store, or
+    stores with the same value (that replaces nothing); ``"replace"``: any; ``"none"``: none; the
+    type's ``allow`` list: those, whatever the mode."""
     mode, allow = rules.mode_of(entity_type)
     if mode == "replace":
         return
-    refused = sorted(k for k in props if k not in allow and (mode != "add" or k in stored))
+    if mode == "add":
+        refused = sorted(k for k, v in props.items() if k in stored and k not in allow and stored[k] != v)
+    else:
+        refused = sorted(k for k in props if k not in allow)
     if refused:
         names = ", ".join(repr(k)[:80] for k in refused[:5])
         etype = repr(entity_type[:80])
