@@ -176,3 +176,27 @@ def test_restating_a_stored_value_replaces_nothing(todo: vigil.Engine) -> None:
     with pytest.raises(OverlayError) as info:
         todo.decide(_delete({**same, "email": "rick@the-citadel.com"}))
     assert info.value.details["attributes"] == ["email"]
+
+
+def test_refused_overlay_over_http_is_a_400_and_a_denied_batch_item(todo: vigil.Engine) -> None:
+    import asyncio
+
+    import httpx
+
+    from vigil.server.app import ServerConfig, VigilApp
+    from vigil.server.logs import JsonLog
+
+    app = VigilApp(todo, ServerConfig(api_keys=None, admin_keys=None), JsonLog(access=False))
+
+    async def post(path: str, body: dict[str, Any]) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pdp") as c:
+            return await c.post(path, json=body)
+
+    bad = _delete({"roles": ["admin"]})
+    r = asyncio.run(post("/access/v1/evaluation", bad))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "overlay_not_allowed"
+    r = asyncio.run(post("/access/v1/evaluations", {"evaluations": [bad, _delete()]}))
+    assert r.status_code == 200
+    items = r.json()["evaluations"]
+    assert [i["decision"] for i in items] == [False, False]
+    assert items[0]["context"]["error"]["code"] == "overlay_not_allowed"

@@ -34,7 +34,18 @@ class Clock:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[vigil.Engine, Clock, datetime]]:
-    ws = write_workspace(tmp_path / "ws", extra=ROUTES)
+    yield from _setup(tmp_path, {})
+
+
+@pytest.fixture
+def touchy(tmp_path: Path) -> Iterator[tuple[vigil.Engine, Clock, datetime]]:
+    """Steps up at risk 20: a night-time request over ext_authz (no ip, region or user agent) is
+    enough."""
+    yield from _setup(tmp_path, {"step_up_risk": 20})
+
+
+def _setup(tmp_path: Path, behaviour: dict[str, Any]) -> Iterator[tuple[vigil.Engine, Clock, datetime]]:
+    ws = write_workspace(tmp_path / "ws", behaviour, extra=ROUTES)
     clock = Clock()
     e = engine(ws, clock=clock)
     last = habit(e, WHO)
@@ -87,12 +98,26 @@ def test_authzen_step_up_deny_carries_codes_ids_and_where_to_approve_only(
 
 
 def test_ext_authz_body_reaching_the_client_carries_no_explanations(
-    setup: tuple[vigil.Engine, Clock, datetime],
+    touchy: tuple[vigil.Engine, Clock, datetime],
 ) -> None:
-    e, _clock, _t = setup
+    e, _clock, _t = touchy
     r = _call(e, "GET", "/ext_authz/db/payments-table-9", headers={"x-subject-id": WHO})
-    assert r.status_code in (200, 403)
+    assert r.status_code == 403
     body = orjson.loads(r.content)
     _assert_pep_only(body, r.content)
+    assert b"% of its activity" not in r.content  # the unusual_hour explanation
+    assert body["context"]["reason_codes"] == ["risk_step_up"]
+    assert set(body["context"]["ticket"]) == {"id", "expires", "approve"}
     assert body["context"]["id"] == r.headers["x-vigil-decision-id"]
     assert "signal_details" not in body["context"] and "risk" not in body["context"]
+
+
+def test_admin_approve_takes_uses(setup: tuple[vigil.Engine, Clock, datetime]) -> None:
+    e, _clock, t = setup
+    req = request(WHO, "read", "payments-table-0", t, ip="203.0.113.9", user_agent="curl/8")
+    tid = e.decide(req, now=t).ticket["id"]  # type: ignore[index]
+    r = _call(e, "POST", ADMIN_PREFIX + "/approvals/approve", json={"ticket": tid, "by": "p", "uses": 0})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_argument"
+    r = _call(e, "POST", ADMIN_PREFIX + "/approvals/approve", json={"ticket": tid, "by": "p", "uses": 2})
+    assert r.status_code == 200 and r.json()["uses"] == 2
+    assert r.json()["context"] == {"network": "203.0.113.0/24", "region": "eu-west-1", "user_agent": "curl/8"}
