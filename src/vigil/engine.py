@@ -395,8 +395,9 @@ class Engine:
 
         Learning identity: recorded, not enforced. Enforce mode: an approved ticket for this
         request's bound context lets it through (one use of the approval; not learnable, so the
-        approval never teaches the profile that the risky context is normal); otherwise it counts toward quarantine and is denied, with advice ``step_up`` and a
-        ticket below the deny threshold. Shadow mode: the same is computed and only reported
+        approval never teaches the profile that the risky context is normal); otherwise it counts
+        toward quarantine and is denied, with advice ``step_up`` and a ticket below the deny
+        threshold. Shadow mode: the same is computed and only reported
         (``shadow_*`` reason codes), and the request is not learned (as enforce would not).
         """
         if a.learning or prof is None or f is None:
