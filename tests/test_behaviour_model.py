@@ -194,7 +194,7 @@ def test_missing_fields_are_unknown_and_explained(trained: tuple[vigil.Engine, d
         "impossible_travel": "context.region is missing",
         "new_user_agent": "context.user_agent is missing",
     }
-    assert "unknown_signals" not in r.to_authzen()["context"]  # the PEP's habit, not news
+    assert "unknown_signals" not in r.to_authzen(full=True)["context"]  # the PEP's habit, not news
     assert any("unknown, context.ip is missing" in x for x in r.explanations())
 
 
@@ -221,7 +221,7 @@ def test_malformed_fields_are_unknown_and_explained(
     req["context"][field] = value
     r = e.decide(req, now=t)
     assert r.allowed
-    unknown = r.to_authzen()["context"]["unknown_signals"]
+    unknown = r.to_authzen(full=True)["context"]["unknown_signals"]
     assert any(u["signal"] == signal and why in u["why"] for u in unknown), unknown
 
 

@@ -18,12 +18,27 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "vigil"
 _CODE_CALLS = {"error_body": 0, "_fail": 1}
 
 
-def _literal(node: ast.AST | None) -> str | None:
-    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+def _constants(tree: ast.AST) -> dict[str, str]:
+    """The module's top-level text constants (``INVALID_RECORD: Final = "invalid_record"``)."""
+    out = {}
+    for stmt in getattr(tree, "body", []):
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+        target = stmt.target if isinstance(stmt, ast.AnnAssign) else target
+        value = stmt.value if isinstance(stmt, ast.Assign | ast.AnnAssign) else None
+        if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            out[target.id] = value.value
+    return out
 
 
 def codes_in_source(tree: ast.AST) -> set[tuple[str, int]]:
-    """Every literal error code in a module: ``(code, line)``."""
+    """Every error code a module names as a literal or a module constant: ``(code, line)``."""
+    constants = _constants(tree)
+
+    def _literal(node: ast.AST | None) -> str | None:
+        if isinstance(node, ast.Name):
+            return constants.get(node.id)
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
     found: set[tuple[str, int]] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
@@ -65,8 +80,9 @@ def test_the_scan_finds_a_code_the_table_lacks() -> None:
         "class E(VigilError):\n    code = 'made_up_a'\n"
         "raise VigilError('x', code='made_up_b')\n"
         "error_body('made_up_c', 'm')\n_fail(console, 'made_up_d', 'm', 2)\n"
+        "MADE_UP: Final = 'made_up_e'\nraise VigilError('x', code=MADE_UP)\n"
     )
-    assert {c for c, _ in codes_in_source(tree)} == {"made_up_a", "made_up_b", "made_up_c", "made_up_d"}
+    assert {c for c, _ in codes_in_source(tree)} == {f"made_up_{x}" for x in "abcde"}
 
 
 def _subclasses(cls: type) -> list[type]:

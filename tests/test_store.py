@@ -12,6 +12,7 @@ import pytest
 from vigil.store import (
     APPROVED,
     PENDING,
+    USED,
     MemoryStore,
     QuarantineEntry,
     SqliteStore,
@@ -74,6 +75,27 @@ def test_tickets(make: Callable[[], Store]) -> None:
     assert other.get_ticket("t1") == decided
     assert [t.id for t in other.tickets(state=PENDING)] == ["t2", "t3"]
     assert [t.id for t in other.tickets(state=APPROVED, subject=A)] == ["t1"]
+
+
+def test_ticket_bound_context_and_uses_round_trip(make: Callable[[], Store]) -> None:
+    bound = Ticket(
+        "tb", A, READ, DB, 100.0, 160.0, 70, ("new_network",), "why", APPROVED,
+        "priya", 110.0, "ok", "10.1.2.0/24", "eu-west-1", "curl/8 \u00e9", 3,
+    )  # fmt: skip
+    store = make()
+    store.put_ticket(bound)
+    got = make().get_ticket("tb")
+    assert got == bound
+    assert (got.network, got.region, got.user_agent, got.uses) == (
+        "10.1.2.0/24",
+        "eu-west-1",
+        "curl/8 \u00e9",
+        3,
+    )
+    assert ticket("plain").uses == 1 and ticket("plain").network == ""  # defaults: unbound, single-use
+    used = Ticket(**{**{f: getattr(bound, f) for f in Ticket.__dataclass_fields__}, "uses": 0, "state": USED})
+    store.put_ticket(used)
+    assert [t.id for t in make().tickets(state=USED)] == ["tb"]
 
 
 def test_quarantines(make: Callable[[], Store]) -> None:

@@ -3,29 +3,99 @@
 A request whose behaviour risk reaches the step-up threshold is denied at once with advice
 ``step_up`` and a ticket (id, subject, action, resource, expiry, why). A human approves or denies
 the ticket (``vigil approvals approve|deny``, or the admin HTTP API); once approved, the same
-subject, action and resource are let through (reason ``approved``) until the approval expires, so
+subject, action and resource, *from the same context*, are let through (reason ``approved``), so
 the agent simply retries. A retry while the ticket is still pending gets the same ticket back.
 Every change is written to the store's change log with who made it.
 
+A ticket is bound to the context it was requested from (:func:`bound_context`: the /24 network
+of ``context.ip``, /64 for IPv6, ``context.region`` and ``context.user_agent``, each ``""`` when
+absent): the approver sees that context, and the approval lets through only requests from it (a
+stolen credential used from elsewhere is not let through by the owner's approval). An approval is
+single-use unless the approver grants more uses (``uses``); it lapses ``approval_ttl_s`` after it
+was given either way. A request let through on an approval is not learned as normal behaviour.
+
 Tickets live in the store; this class keeps the pending and approved ones in memory, keyed by
-(subject, action, resource), and re-reads them when the store's version shows that another
-process (the CLI) changed something.
+(subject, action, resource, bound context), and re-reads them when the store's version shows that
+another process (the CLI) changed something.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from vigil.errors import ConflictError, NotFoundError, RequestError
 from vigil.policy.values import EntityUid
-from vigil.store.base import APPROVED, DENIED, EXPIRED, PENDING, TICKET_STATES, Store, Ticket, uid_text
+from vigil.store.base import (
+    APPROVED,
+    DENIED,
+    EXPIRED,
+    PENDING,
+    TICKET_STATES,
+    USED,
+    Store,
+    Ticket,
+    uid_text,
+)
 
-Key = tuple[EntityUid, EntityUid, EntityUid]
+Bound = tuple[str, str, str]
+"""The context a ticket is bound to: (network, region, user agent), ``""`` for an absent field."""
+Key = tuple[EntityUid, EntityUid, EntityUid, str, str, str]
 MAX_ACTOR: Final = 256
 MAX_NOTE: Final = 2_000
+MAX_USES: Final = 10_000
+MAX_BOUND: Final = 1_024
+NO_CONTEXT: Final[Bound] = ("", "", "")
+
+
+def bound_context(context: Mapping[str, Any]) -> Bound:
+    """``(network, region, user_agent)`` of a raw request context, as a ticket binds them.
+
+    The network is the /24 of an IPv4 ``context.ip`` (a string or a Cedar ``ip`` escape) and the
+    /64 of an IPv6 one (an IPv4-mapped address counts as IPv4); region and user agent are the
+    strings as sent. An absent field is ``""``; a value that is not what it should be is kept as
+    ``"?"`` and its text, so it still has to match exactly. Never raises.
+    """
+    return _network(context.get("ip")), _text(context.get("region")), _text(context.get("user_agent"))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if type(value) is str:
+        return value[:MAX_BOUND]
+    return "?" + repr(value)[: MAX_BOUND - 1]
+
+
+def _network(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value
+    if type(value) is dict:
+        ext = value.get("__extn")
+        if type(ext) is dict and ext.get("fn") == "ip":
+            text = ext.get("arg")
+    if type(text) is not str or not text or len(text) > 64 or not text.isascii():
+        return _text(value) if type(value) is not str else "?" + value[: MAX_BOUND - 1]
+    try:
+        ip = ipaddress.ip_interface(text).ip
+    except ValueError:
+        return "?" + text
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def check_uses(uses: Any) -> int:
+    """How many requests an approval lets through (1..MAX_USES); raises RequestError otherwise."""
+    if type(uses) is not int or not 1 <= uses <= MAX_USES:
+        raise RequestError(f"'uses' must be an integer from 1 to {MAX_USES}", code="invalid_argument")
+    return uses
 
 
 def new_ticket_id() -> str:
@@ -69,7 +139,13 @@ def ticket_dict(t: Ticket, now: float | None = None) -> dict[str, Any]:
         "decided_by": t.decided_by,
         "decided_at": rfc3339(t.decided_at) if t.decided_at is not None else None,
         "note": t.note,
+        "context": {"network": t.network, "region": t.region, "user_agent": t.user_agent},
+        "uses": t.uses,
     }
+
+
+def _key(t: Ticket) -> Key:
+    return (t.subject, t.action, t.resource, t.network, t.region, t.user_agent)
 
 
 class Approvals:
@@ -90,22 +166,48 @@ class Approvals:
         pending: dict[Key, Ticket] = {}
         approved: dict[Key, Ticket] = {}
         for t in self.store.tickets(state=PENDING):
-            pending[(t.subject, t.action, t.resource)] = t
+            pending[_key(t)] = t
         for t in self.store.tickets(state=APPROVED):
-            approved[(t.subject, t.action, t.resource)] = t
+            approved[_key(t)] = t
         self._pending = pending
         self._approved = approved
         self._version = version
 
     # -- the decision path -------------------------------------------------------------------
     def granted(
-        self, subject: EntityUid, action: EntityUid, resource: EntityUid, now: float
+        self, subject: EntityUid, action: EntityUid, resource: EntityUid, bound: Bound, now: float
     ) -> Ticket | None:
-        """The approved, unexpired ticket for this subject, action and resource, if any."""
+        """Use the approved, unexpired ticket for this subject, action and resource from the
+        ``bound`` context, if any: returns it with one use fewer (``used`` after its last use,
+        recorded in the change log as ``ticket_used``), or None. Raises StoreError when the
+        store cannot record the use (the caller denies)."""
+        key: Key = (subject, action, resource, bound[0], bound[1], bound[2])
         with self._lock:
             self._sync()
-            t = self._approved.get((subject, action, resource))
-            return t if t is not None and now < t.expires else None
+            t = self._approved.get(key)
+            if t is None or now >= t.expires or t.uses < 1:
+                return None
+            left = t.uses - 1
+            used = replace(t, uses=left, state=APPROVED if left else USED)
+            self.store.put_ticket(used)
+            self.store.append_change(
+                now,
+                "ticket_used",
+                subject,
+                "vigil",
+                {
+                    "ticket": t.id,
+                    "action": uid_text(action),
+                    "resource": uid_text(resource),
+                    "uses_left": left,
+                },
+            )
+            if left:
+                self._approved[key] = used
+            else:
+                del self._approved[key]
+            self._version = self.store.version()
+            return used
 
     def request(
         self,
@@ -118,10 +220,12 @@ class Approvals:
         why: str,
         now: float,
         ttl_s: float,
+        bound: Bound = NO_CONTEXT,
     ) -> Ticket:
-        """The pending ticket for this subject, action and resource: the open one, or a new one
-        (expiring ``ttl_s`` from ``now``). Raises StoreError when the store cannot record it."""
-        key = (subject, action, resource)
+        """The pending ticket for this subject, action and resource from the ``bound`` context
+        (:func:`bound_context`): the open one, or a new one (expiring ``ttl_s`` from ``now``).
+        Raises StoreError when the store cannot record it."""
+        key: Key = (subject, action, resource, bound[0], bound[1], bound[2])
         with self._lock:
             self._sync()
             open_ = self._pending.get(key)
@@ -137,6 +241,9 @@ class Approvals:
                 risk=risk,
                 signals=signals,
                 why=why,
+                network=bound[0],
+                region=bound[1],
+                user_agent=bound[2],
             )
             self.store.put_ticket(t)
             self.store.append_change(
@@ -168,18 +275,24 @@ class Approvals:
         items = self.store.tickets(subject=subject)
         return [t for t in items if state is None or t.state_at(now) == state]
 
-    def approve(self, ticket_id: str, *, by: str, now: float, ttl_s: float, note: str = "") -> Ticket:
-        """Approve a pending ticket: the same subject, action and resource are allowed until
-        ``now + ttl_s``. Raises NotFoundError, ConflictError (``ticket_closed``) or RequestError."""
-        return self._decide(ticket_id, APPROVED, by=by, now=now, ttl_s=ttl_s, note=note)
+    def approve(
+        self, ticket_id: str, *, by: str, now: float, ttl_s: float, note: str = "", uses: int = 1
+    ) -> Ticket:
+        """Approve a pending ticket: ``uses`` requests with the same subject, action and resource,
+        from the context the ticket is bound to, are allowed until ``now + ttl_s``. Raises
+        NotFoundError, ConflictError (``ticket_closed``) or RequestError (``invalid_argument``)."""
+        return self._decide(ticket_id, APPROVED, by=by, now=now, ttl_s=ttl_s, note=note, uses=uses)
 
     def deny(self, ticket_id: str, *, by: str, now: float, note: str = "") -> Ticket:
         """Deny a pending ticket (the request stays denied; the agent's next retry opens a new one)."""
         return self._decide(ticket_id, DENIED, by=by, now=now, ttl_s=0.0, note=note)
 
-    def _decide(self, ticket_id: str, state: str, *, by: str, now: float, ttl_s: float, note: str) -> Ticket:
+    def _decide(
+        self, ticket_id: str, state: str, *, by: str, now: float, ttl_s: float, note: str, uses: int = 1
+    ) -> Ticket:
         actor = check_actor(by)
         note = _note(note)
+        uses = check_uses(uses)
         with self._lock:
             t = self.get(ticket_id)
             current = t.state_at(now)
@@ -189,20 +302,14 @@ class Approvals:
                     code="ticket_closed",
                 )
             expires = now + ttl_s if state == APPROVED else t.expires
-            decided = Ticket(
-                id=t.id,
-                subject=t.subject,
-                action=t.action,
-                resource=t.resource,
-                created=t.created,
+            decided = replace(
+                t,
                 expires=expires,
-                risk=t.risk,
-                signals=t.signals,
-                why=t.why,
                 state=state,
                 decided_by=actor,
                 decided_at=now,
                 note=note,
+                uses=uses if state == APPROVED else 0,
             )
             self.store.put_ticket(decided)
             self.store.append_change(
@@ -215,9 +322,10 @@ class Approvals:
                     "action": uid_text(t.action),
                     "resource": uid_text(t.resource),
                     "note": note,
+                    **({"uses": uses} if state == APPROVED else {}),
                 },
             )
-            key = (t.subject, t.action, t.resource)
+            key = _key(t)
             if self._pending.get(key) is not None and self._pending[key].id == t.id:
                 del self._pending[key]
             if state == APPROVED:
@@ -231,8 +339,11 @@ __all__ = [
     "DENIED",
     "EXPIRED",
     "PENDING",
+    "USED",
     "Approvals",
+    "bound_context",
     "check_actor",
+    "check_uses",
     "new_ticket_id",
     "ticket_dict",
 ]

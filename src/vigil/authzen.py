@@ -122,7 +122,8 @@ def evaluations(
     An absent or empty ``evaluations`` behaves as one evaluation (§7.1) and returns a single
     ``{"decision", "context"}``. Raises RequestError (400) when ``evaluations`` is not an array or
     ``options`` is invalid, VigilError ``request_too_large`` (413) past ``max_items`` items, and,
-    for the single form, whatever :func:`evaluation` raises. A malformed item is a deny in place.
+    for the single form, whatever :func:`evaluation` raises. A malformed item is a deny in place
+    (``invalid_request``), and so is an item whose decision fails unexpectedly (``internal_error``).
     """
     items = request.get("evaluations")
     semantic = semantic_of(request)
@@ -138,19 +139,15 @@ def evaluations(
     defaults = {k: request[k] for k in _DEFAULT_KEYS if k in request}
     out: list[dict[str, Any]] = []
     records: list[DecisionRecord] = []
-    decide = engine.decide
+    decide_item = engine.decide_item  # never raises: a bad or failing item is a deny in place
     stop_on = (
         False if semantic == DENY_ON_FIRST_DENY else True if semantic == PERMIT_ON_FIRST_PERMIT else None
     )
     for item in items:
         if type(item) is dict:
-            effective = {**defaults, **item} if defaults else item
-            try:
-                record = decide(effective)
-            except VigilError:
-                record = engine.decide_many([effective])[0]
+            record = decide_item({**defaults, **item} if defaults else item)
         else:
-            record = engine.decide_many([item])[0]
+            record = decide_item(item)
         out.append(record.to_authzen())
         records.append(record)
         if stop_on is not None and record.allowed is stop_on:

@@ -13,7 +13,7 @@ from vigil.policy.evaluator cimport Answer, Authorizer
 
 
 cdef class _State:
-    cdef public object action_type, mode, revision, schema, workspace
+    cdef public object action_type, mode, overlay_rules, revision, schema, workspace
     cdef public Authorizer authorizer
     cdef public BehaviourModel behaviour
     cdef public dict by_uid, by_type

@@ -8,6 +8,7 @@ raises :class:`~vigil.errors.RequestError` before anything is decided or changed
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 import weakref
@@ -18,7 +19,7 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Final
 
-from vigil.approvals import Approvals, ticket_dict
+from vigil.approvals import Approvals, bound_context, ticket_dict
 from vigil.audit.events import rfc3339
 from vigil.audit.logfile import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
@@ -39,6 +40,8 @@ from vigil.policy.values import EntityUid, Record, make_set
 from vigil.quarantine import Quarantine
 from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
 from vigil.workspace.loader import Workspace, load_workspace
+
+_log = logging.getLogger("vigil.engine")
 
 Clock = Callable[[], float]
 IdSource = Callable[[], "str | int"]
@@ -84,6 +87,7 @@ class _State:
         "by_type",
         "by_uid",
         "mode",
+        "overlay_rules",
         "policy_reads_vigil",
         "revision",
         "schema",
@@ -104,6 +108,7 @@ class _State:
         self.schema: Schema | None = ps.schema
         self.revision = ps.revision
         self.mode = workspace.settings.behaviour.mode
+        self.overlay_rules = workspace.settings.overlay
         self.action_type = _action_type(ps.schema)
         self.behaviour = BehaviourModel(workspace.settings.behaviour, ps.store, strings)
         # Does any policy read context.vigil? If none does, behaviour can always be assessed after
@@ -241,15 +246,22 @@ class Engine:
     def decide_many(
         self, requests: Iterable[dict[str, Any]], *, now: datetime | None = None
     ) -> list[DecisionRecord]:
-        """Decide each request in order; a malformed one yields a deny with reason ``invalid_request``
-        and ``record.error`` = ``{"code", "message"}`` instead of raising."""
-        out = []
-        for request in requests:
-            try:
-                out.append(self.decide(request, now=now))
-            except VigilError as e:
-                out.append(self._invalid(request, e))
-        return out
+        """Decide each request in order (:meth:`decide_item`); never raises for one item, so
+        one bad or failing item never aborts the batch."""
+        return [self.decide_item(request, now=now) for request in requests]
+
+    def decide_item(self, request: Any, *, now: datetime | None = None) -> DecisionRecord:
+        """Decide one batch item; never raises. A malformed request yields a deny with reason
+        ``invalid_request`` and ``record.error`` = ``{"code", "message"}``; any unexpected
+        exception while deciding it, a deny with reason ``internal_error`` (logged on
+        ``vigil.engine`` with the exception; the record's error says nothing of it)."""
+        try:
+            return self.decide(request, now=now)
+        except VigilError as e:
+            return self._invalid(request, e)
+        except Exception:
+            _log.exception("deciding a batch item failed; denied with internal_error")
+            return self._internal(request)
 
     def decide_access(self, req: AccessRequest, *, now: datetime | None = None) -> DecisionRecord:
         """Decide an already parsed request (replay, tests)."""
@@ -318,8 +330,10 @@ class Engine:
         elif principal in self.quarantine:
             return self._quarantined(st, req, context, prof, when, t0)
         overlay = None
+        applied = None
         if req.subject_properties is not None or req.resource_properties is not None:
-            overlay = self._overlay(st, req)
+            # raises OverlayError before anything is decided or changed (the reads above are pure)
+            overlay, applied = self._overlay(st, req)
         answer = st.authorizer.is_authorized(
             principal, req.action, req.resource, context, overlay, entity, rentity
         )
@@ -360,6 +374,8 @@ class Engine:
             a,
             ticket,
         )
+        if applied:
+            record.overlay = applied
         self._finish(record)
         # learn: after the decision, so a request cannot raise its own allowance
         if f is not None:
@@ -367,9 +383,9 @@ class Engine:
                 prof = self.profiles.create(principal, f[0])
                 if prof is None:
                     return record
-            # a request a human approved is learned as vetted: its new context becomes normal
-            vetted = learnable and reasons[-1] == _APPROVED
-            beh.learn(prof, f, learnable and record.allowed, record.allowed, vetted)
+            # a request let through on an approval is not learnable (see _risky): an approval
+            # accepts one risk once, it does not make the risky context normal
+            beh.learn(prof, f, learnable and record.allowed, record.allowed)
         return record
 
     def _risky(
@@ -384,9 +400,11 @@ class Engine:
     ) -> tuple[bool, tuple[str, ...], tuple[str, ...], dict[str, Any] | None, bool]:
         """Risk at or above the step-up threshold: ``(allowed, reasons, advice, ticket, learnable)``.
 
-        Learning identity: recorded, not enforced. Enforce mode: an approved ticket lets the request
-        through; otherwise it counts toward quarantine and is denied, with advice ``step_up`` and a
-        ticket below the deny threshold. Shadow mode: the same is computed and only reported
+        Learning identity: recorded, not enforced. Enforce mode: an approved ticket for this
+        request's bound context lets it through (one use of the approval; not learnable, so the
+        approval never teaches the profile that the risky context is normal); otherwise it counts
+        toward quarantine and is denied, with advice ``step_up`` and a ticket below the deny
+        threshold. Shadow mode: the same is computed and only reported
         (``shadow_*`` reason codes), and the request is not learned (as enforce would not).
         """
         if a.learning or prof is None or f is None:
@@ -397,7 +415,7 @@ class Engine:
         if enforce and allowed and risk < beh.deny_risk:
             granted = self._granted(req, t)
             if granted is not None:
-                return True, (*reasons, _APPROVED), _NONE, None, True
+                return True, (*reasons, _APPROVED), _NONE, None, False
         quarantine = risk >= beh.quarantine_risk and beh.note_high(prof, t) >= beh.quarantine_after
         if not enforce:
             codes = [
@@ -433,6 +451,7 @@ class Engine:
                 why=a.why(),
                 now=t,
                 ttl_s=beh.settings.ticket_ttl_s,
+                bound=bound_context(req.context),
             )
             ticket = ticket_dict(t_)
         except StoreError:
@@ -440,8 +459,12 @@ class Engine:
         return False, (_RISK_STEP_UP,), _ADVICE_STEP_UP, ticket, False
 
     def _granted(self, req: AccessRequest, t: float) -> Ticket | None:
+        """Use an approval of this request from its bound context; None (deny) when there is
+        none or the store cannot record the use."""
         try:
-            return self.approvals.granted(req.principal, req.action, req.resource, t)
+            return self.approvals.granted(
+                req.principal, req.action, req.resource, bound_context(req.context), t
+            )
         except StoreError:
             self.store_errors += 1
             return None
@@ -492,7 +515,9 @@ class Engine:
         """The context typed by the schema, with ``action_properties``; raises ValueConversionError."""
         return typed_context(st.schema, req.action, req.context, req.action_properties)
 
-    def _overlay(self, st: _State, req: AccessRequest) -> dict[EntityUid, Record]:
+    def _overlay(self, st: _State, req: AccessRequest) -> tuple[dict[EntityUid, Record], dict[str, Record]]:
+        """The per-call attribute overlay and the supplied values by side; raises OverlayError
+        (what ``[overlay]`` refuses) or ValueConversionError."""
         return property_overlay(
             st.schema,
             st.by_uid,
@@ -500,6 +525,7 @@ class Engine:
                 (req.principal, req.subject_properties, "subject.properties"),
                 (req.resource, req.resource_properties, "resource.properties"),
             ),
+            st.overlay_rules,
         )
 
     def _invalid(self, request: Any, error: VigilError) -> DecisionRecord:
@@ -525,6 +551,38 @@ class Engine:
         self._audit.emit(record)
         return record
 
+    def _internal(self, request: Any) -> DecisionRecord:
+        """The deny of an item whose decision failed unexpectedly; never raises (the failing
+        component may be the id source or the audit sink)."""
+        st = self._state
+        try:
+            rid: str | int = self._ids()
+        except Exception:
+            rid = "internal-error"
+        record = DecisionRecord(
+            id=rid,
+            allowed=False,
+            reason_codes=(ReasonCode.INTERNAL_ERROR.value,),
+            policies=_NONE,
+            errors=_NO_ERRORS,
+            risk=0,
+            signals=_NONE,
+            advice=_NONE,
+            policy_revision=st.revision,
+            latency_ns=0,
+            time=time.time(),
+            principal=_uid_or_blank(request, "subject"),
+            action=(st.action_type, ""),
+            resource=_uid_or_blank(request, "resource"),
+            context=None,
+            error={"code": "internal_error", "message": "the decision failed unexpectedly; denied"},
+        )
+        try:
+            self._audit.emit(record)
+        except Exception:
+            _log.exception("auditing an internal_error deny failed")
+        return record
+
     # -- approvals and quarantine (operators: CLI, admin HTTP API) ------------------------------
     def now(self) -> float:
         """The engine's clock (epoch seconds): the time operator actions are stamped with."""
@@ -534,11 +592,13 @@ class Engine:
         """Approval tickets, oldest first, by state at the clock's now and/or subject."""
         return self.approvals.list(state=state, subject=subject, now=self._clock())
 
-    def approve_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
-        """Approve a pending ticket for ``[behaviour] approval_ttl_s``; audited with ``by``."""
+    def approve_ticket(self, ticket_id: str, *, by: str, note: str = "", uses: int = 1) -> Ticket:
+        """Approve a pending ticket for ``uses`` requests from its bound context within
+        ``[behaviour] approval_ttl_s``; audited with ``by``. Raises NotFoundError, ConflictError or
+        RequestError."""
         ttl = self._state.behaviour.settings.approval_ttl_s
-        t = self.approvals.approve(ticket_id, by=by, now=self._clock(), ttl_s=ttl, note=note)
-        self._operator_event("ticket_approved", by, **_ticket_details(t), note=note)
+        t = self.approvals.approve(ticket_id, by=by, now=self._clock(), ttl_s=ttl, note=note, uses=uses)
+        self._operator_event("ticket_approved", by, **_ticket_details(t), note=note, uses=uses)
         return t
 
     def deny_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
@@ -636,6 +696,7 @@ def _ticket_details(t: Ticket) -> dict[str, Any]:
         "subject": _uid_dict(t.subject),
         "action": _uid_dict(t.action),
         "resource": _uid_dict(t.resource),
+        "bound": {"network": t.network, "region": t.region, "user_agent": t.user_agent},
     }
 
 

@@ -39,6 +39,14 @@ class ValueConversionError(RequestError):
     code = "invalid_value"
 
 
+class OverlayError(RequestError):
+    """``subject.properties`` / ``resource.properties`` that ``[overlay]`` does not let a caller
+    supply (``overlay_not_allowed``): a stored attribute replaced, or properties for a type that
+    takes none. Nothing is decided."""
+
+    code = "overlay_not_allowed"
+
+
 class WorkspaceError(VigilError):
     """A workspace that cannot be activated; ``problems`` lists every file:line message."""
 
@@ -88,6 +96,7 @@ class ErrorCode(StrEnum):
     INVALID_VALUE = ("invalid_value", 400, 2)
     INVALID_JSON = ("invalid_json", 400, 2)
     INVALID_TIME = ("invalid_time", 400, 2)
+    OVERLAY_NOT_ALLOWED = ("overlay_not_allowed", 400, 2)
     INVALID_ARGUMENT = ("invalid_argument", 400, 2)
     INVALID_CONTENT_TYPE = ("invalid_content_type", 400, 2)
     INVALID_PAGE_TOKEN = ("invalid_page_token", 400, 2)
@@ -102,6 +111,8 @@ class ErrorCode(StrEnum):
     INVALID_WORKSPACE = ("invalid_workspace", 422, 3)
     INVALID_INPUT = ("invalid_input", 400, 2)
     INVALID_OUTPUT = ("invalid_output", 400, 2)
+    INVALID_RECORD = ("invalid_record", 400, 2)
+    INVALID_FILE = ("invalid_file", 400, 2)
     # a dependency that is not there: what needs it is denied
     AUDIT_UNAVAILABLE = ("audit_unavailable", 503, 4)
     STORE_UNAVAILABLE = ("store_unavailable", 503, 4)

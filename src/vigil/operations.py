@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vigil.approvals import Approvals, ticket_dict
+from vigil.approvals import Approvals, check_uses, ticket_dict
 from vigil.errors import RequestError, WorkspaceError
 from vigil.policy.values import EntityUid
 from vigil.quarantine import Quarantine, quarantine_dict
@@ -27,6 +27,7 @@ __all__ = [
     "parse_quarantine_change",
     "parse_ticket_decision",
     "parse_uid",
+    "parse_uses",
     "quarantine_dict",
     "ticket_dict",
 ]
@@ -63,6 +64,11 @@ def parse_ticket_decision(body: dict[str, Any]) -> tuple[str, str, str]:
         _text(body, "by", required=True, limit=128),
         _text(body, "note", required=False, limit=1_024),
     )
+
+
+def parse_uses(body: dict[str, Any]) -> int:
+    """``"uses"`` of an admin's approve body (default 1: single-use); raises RequestError."""
+    return check_uses(body.get("uses", 1))
 
 
 def parse_quarantine_change(body: dict[str, Any], reason_key: str) -> tuple[EntityUid, str, str]:
@@ -133,9 +139,11 @@ class StateDesk:
     ) -> list[Ticket]:
         return self.approvals.list(state=state, subject=subject, now=self._now(now))
 
-    def approve(self, ticket_id: str, *, by: str, note: str = "", now: float | None = None) -> Ticket:
+    def approve(
+        self, ticket_id: str, *, by: str, note: str = "", now: float | None = None, uses: int = 1
+    ) -> Ticket:
         ttl = self.settings.behaviour.approval_ttl_s
-        return self.approvals.approve(ticket_id, by=by, now=self._now(now), ttl_s=ttl, note=note)
+        return self.approvals.approve(ticket_id, by=by, now=self._now(now), ttl_s=ttl, note=note, uses=uses)
 
     def deny(self, ticket_id: str, *, by: str, note: str = "", now: float | None = None) -> Ticket:
         return self.approvals.deny(ticket_id, by=by, now=self._now(now), note=note)

@@ -13,7 +13,6 @@ imports a CLI or web library; ``vigil replay`` renders what it returns.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +25,7 @@ import orjson
 from vigil.engine import Engine
 from vigil.errors import VigilError
 from vigil.model.decision import DecisionRecord
+from vigil.model.timefmt import TimeFormatError, parse_datetime
 
 __all__ = [
     "INVALID_JSON",
@@ -49,9 +49,6 @@ REQUEST_TOO_LARGE: Final = "request_too_large"
 MAX_LINE_BYTES: Final = 1024 * 1024
 """Longest accepted input line (characters, for text lines); a longer one becomes a ``request_too_large`` error line."""
 
-# RFC 3339 section 5.6 date-time: full-date "T" full-time, with a mandatory offset ("Z" or +hh:mm).
-_RFC3339: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
-
 
 class ReplayInputError(VigilError):
     """A replay line that cannot be decided (bad JSON, no usable ``context.time``)."""
@@ -60,20 +57,17 @@ class ReplayInputError(VigilError):
 
 
 def parse_rfc3339(value: str) -> datetime:
-    """An RFC 3339 date-time (``2026-11-27T09:14:03Z``, ``...03.5+02:00``) as an aware datetime.
+    """An RFC 3339 date-time (``2026-11-27T09:14:03Z``, ``...03.5+02:00``) as an aware datetime,
+    read by :func:`vigil.model.timefmt.parse_datetime` (the one time parser).
 
     Raises ReplayInputError (code ``invalid_time``) when ``value`` is not RFC 3339 with an offset,
     or names an impossible date or time (leap second ``:60`` included). Fractions of a second
     beyond microseconds are truncated.
     """
-    if not _RFC3339.fullmatch(value):
-        raise ReplayInputError(
-            f"time {value[:64]!r} is not an RFC 3339 date-time with an offset", code=INVALID_TIME
-        )
     try:
-        return datetime.fromisoformat(value.upper())
-    except ValueError:
-        raise ReplayInputError(f"time {value[:64]!r} is not a valid date-time", code=INVALID_TIME) from None
+        return parse_datetime(value)
+    except TimeFormatError as e:
+        raise ReplayInputError(e.message, code=INVALID_TIME) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +86,7 @@ class ReplayLine:
     def output(self) -> dict[str, Any]:
         """The output object: the AuthZEN response, or ``{"line": N, "error": {"code", "message"}}``."""
         if self.record is not None:
-            return self.record.to_authzen()
+            return self.record.to_authzen(full=True)  # an operator's file: the full explanation
         return {"line": self.line, "error": self.error}
 
     def to_json(self) -> bytes:

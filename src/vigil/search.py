@@ -39,6 +39,7 @@ from vigil.policy.build import PolicySet
 from vigil.policy.compiler import CompiledPolicy, Scope
 from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.values import EntityUid, Record, make_set
+from vigil.workspace.settings import OverlaySettings
 
 _NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
 _ALL: Final = None  # "every entity of the searched type"
@@ -53,9 +54,12 @@ class PageTokenError(RequestError):
 class SearchIndex:
     """Lookups for one policy revision: entities by type, permits by action, actions known."""
 
-    def __init__(self, policy_set: PolicySet, action_type: str) -> None:
+    def __init__(
+        self, policy_set: PolicySet, action_type: str, overlay: OverlaySettings | None = None
+    ) -> None:
         self.policy_set = policy_set
         self.action_type = action_type
+        self.overlay_rules = overlay if overlay is not None else OverlaySettings()
         store = policy_set.store
         self.by_uid = store.by_uid
         self.children = store.children
@@ -145,13 +149,14 @@ class Searcher:
 
     def index(self) -> SearchIndex:
         """The index of the engine's active policy set (rebuilt after a reload)."""
-        ps = self._engine.workspace.policy_set
+        ws = self._engine.workspace
+        ps = ws.policy_set
         idx = self._index
         if idx is None or idx.policy_set is not ps:
             with self._lock:
                 idx = self._index
                 if idx is None or idx.policy_set is not ps:
-                    idx = self._index = SearchIndex(ps, _action_type(ps))
+                    idx = self._index = SearchIndex(ps, _action_type(ps), ws.settings.overlay)
         return idx
 
     # -- the three endpoints ------------------------------------------------------------------
@@ -335,10 +340,11 @@ class _Call:
             (subject[0], subject[1], "subject.properties"),
             (resource[0], resource[1], "resource.properties"),
         )
-        overlay = property_overlay(
+        overlay, _applied = property_overlay(
             idx.policy_set.schema,
             idx.by_uid,
             ((uid, props, where) for uid, props, where in items if uid is not None),
+            idx.overlay_rules,
         )
         self.overlay = overlay or None
         # Convert once up front so a bad context is a 400 even when nothing is a candidate.

@@ -57,6 +57,9 @@ def decision_event(record: DecisionRecord, mask: Sequence[str] = ()) -> dict[str
         event["errors"] = [{"policy": p, "message": m} for p, m in record.errors]
     if record.error is not None:
         event["error"] = record.error
+    overlay = record.overlay
+    if overlay is not None:  # caller-supplied properties applied to this call
+        event["overlay"] = {side: to_json(values) for side, values in overlay.items()}
     context = {k: to_json(v) for k, v in (record.context or {}).items()}
     event["context"] = _masked(context, mask) if mask else context
     return event
@@ -118,7 +121,7 @@ def encode_events(records: Sequence[DecisionRecord], mask: Sequence[str] = ()) -
     }
     out: list[bytes] = []
     for record in records:
-        if mask or record.errors or record.error is not None:
+        if mask or record.errors or record.error is not None or record.overlay is not None:
             out.append(orjson.dumps(decision_event(record, mask)))
             continue
         principal = record.principal

@@ -4,7 +4,8 @@ Each reader returns a value, or ``None`` and the reason it could not be read, so
 depends on it is reported as *unknown* with that reason instead of failing. Nothing here raises on
 any JSON input. Readers keep small bounded caches: the same address or user agent is parsed once.
 
-- ``context.time``: RFC 3339 (section 5.6, offset required). Missing: the decision time is used.
+- ``context.time``: RFC 3339 (section 5.6, offset required), read by
+  :func:`vigil.model.timefmt.parse_epoch`, the one time parser. Missing: the decision time is used.
   Malformed, or further than ``max_skew_s`` from the decision time: the hour cannot be judged
   (a client-sent time is never trusted beyond the skew; replay passes the event time as ``now``).
 - ``context.ip``: a string or a Cedar ``{"__extn": {"fn": "ip", "arg": ...}}``. The network is the
@@ -19,15 +20,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime
 from socket import AF_INET, inet_pton
 from typing import Any, Final
+
+from vigil.model.timefmt import TimeFormatError, parse_epoch
 
 CACHE_LIMIT: Final = 65_536
 MAX_REGION: Final = 64
 MAX_USER_AGENT: Final = 1_024
 
-_RFC3339: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 BAD: Final = ""  # cached marker of a malformed address / user agent
 
 
@@ -118,29 +119,12 @@ def region_ok(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= MAX_REGION and value.isprintable()
 
 
-_MINUTES: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM" (UTC) -> epoch of that minute, for "...:SSZ"
-
-
 def _parse_time(value: str) -> float | None:
-    # The common form "YYYY-MM-DDTHH:MM:SSZ": a stream repeats its minute many times, so the
-    # minute's epoch is cached and only the seconds are read (a full parse costs ~1.5 us).
-    if len(value) == 20 and value[19] == "Z" and value[16] == ":":
-        base = _MINUTES.get(value[:16])
-        if base is not None:
-            sec = value[17:19]
-            if sec.isdigit() and sec < "60":
-                return base + int(sec)
-    if len(value) > 64 or not _RFC3339.fullmatch(value):
-        return None
+    """Epoch seconds of an RFC 3339 ``value``, or None when it is not one."""
     try:
-        t = datetime.fromisoformat(value.upper().replace(" ", "T")).timestamp()
-    except (ValueError, OverflowError):
+        return parse_epoch(value)
+    except TimeFormatError:
         return None
-    if len(value) == 20 and value[19] == "Z":
-        if len(_MINUTES) >= CACHE_LIMIT:
-            _MINUTES.clear()
-        _MINUTES[value[:16]] = t - int(value[17:19])
-    return t
 
 
 def _extn_ip(value: Any) -> str | None:

@@ -26,7 +26,7 @@ from socket import AF_INET, inet_pton
 from typing import Any, Final
 
 from vigil.behaviour import signals as S
-from vigil.behaviour.context import _MINUTES, ContextReader
+from vigil.behaviour.context import ContextReader
 from vigil.behaviour.privilege import ADMIN, CLASS_NAMES, READ, WRITE, ActionClasses
 from vigil.behaviour.profile import (
     BLOOM_BITS,
@@ -45,6 +45,7 @@ from vigil.behaviour.profile import (
 )
 from vigil.behaviour.regions import distance_km, locate
 from vigil.behaviour.signals import Ago, Assessment, Hit, Unknown, combine
+from vigil.model.timefmt import _MINUTES
 from vigil.policy.entities import Entity, EntityStore
 from vigil.policy.extensions import IPAddr
 from vigil.policy.values import EntityUid
@@ -377,14 +378,15 @@ class BehaviourModel:
         if v is None:
             t = when
         else:
-            # the common "YYYY-MM-DDTHH:MM:SSZ" of a cached minute, inline; anything else parsed
+            # the common "YYYY-MM-DDTHH:MM:SSZ" of a minute the one parser (model.timefmt) has
+            # read already: its cached epoch plus two ASCII digits, inline; anything else parsed
             base = _MINUTES.get(v[:16]) if type(v) is str and len(v) == 20 and v[19] == "Z" else None
             sec = v[17:19] if base is not None else ""
             if (
                 base is not None
                 and v[16] == ":"
-                and sec.isdigit()
-                and sec < "60"
+                and "0" <= sec[0] <= "5"
+                and "0" <= sec[1] <= "9"
                 and -self._skew <= base + int(sec) - when <= self._skew
             ):
                 t = base + int(sec)

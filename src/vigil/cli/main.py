@@ -160,7 +160,7 @@ def decide(
         except VigilError as e:
             _error(err, e, json_, render.exit_status(e.code))
     if json_:
-        _print_json(record.to_authzen())
+        _print_json(record.to_authzen(full=True))
     else:
         render.render_decision(_out(), record, engine.workspace.policy_set)
 

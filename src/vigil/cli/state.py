@@ -143,6 +143,16 @@ def _render_tickets(console: Console, items: list[Ticket], now: float, state: st
             rfc3339(t.expires)[:16] + "Z",
         )
     console.print(table)
+    # what an approval is bound to: the context each ticket was requested from
+    for t in items:
+        console.print(f"{t.id} from {escape(_bound(t))}", soft_wrap=True)
+
+
+def _bound(t: Ticket) -> str:
+    """The context an approval of ``t`` is bound to (``-`` for an absent field), and the uses left."""
+    return f"network {t.network or '-'}, region {t.region or '-'}, user agent {t.user_agent or '-'}" + (
+        f"; uses left {t.uses}" if t.state == "approved" else ""
+    )
 
 
 @approvals_app.command("approve")
@@ -151,17 +161,24 @@ def approvals_approve(
     workspace: WorkspaceOpt,
     by: ByOpt,
     note: Annotated[str, typer.Option("--note", help="Why (audited).")] = "",
+    uses: Annotated[
+        int, typer.Option("--uses", help="How many requests the approval lets through (default: one).")
+    ] = 1,
     now: NowOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Approve a pending ticket: the same subject, action and resource are allowed until it expires."""
-    t = _change(workspace, json_, now, lambda desk, when: desk.approve(ticket, by=by, note=note, now=when))
+    """Approve a pending ticket: the same subject, action and resource, from the context the ticket
+    was requested from, are allowed ``--uses`` times (once by default) until the approval expires."""
+    t = _change(
+        workspace, json_, now, lambda desk, when: desk.approve(ticket, by=by, note=note, now=when, uses=uses)
+    )
     if json_:
         _print_json(ticket_dict(t))
         return
     _out().print(
         f"approved [bold]{t.id}[/] ({escape(t.subject[0])}::{escape(t.subject[1])} {escape(t.action[1])} "
-        f"{escape(t.resource[0])}::{escape(t.resource[1])}) until {rfc3339(t.expires)[:19]}Z, by {escape(t.decided_by or '')}"
+        f"{escape(t.resource[0])}::{escape(t.resource[1])}) for {t.uses} use{'s' if t.uses != 1 else ''} from the "
+        f"ticket's context until {rfc3339(t.expires)[:19]}Z, by {escape(t.decided_by or '')}"
     )
 
 

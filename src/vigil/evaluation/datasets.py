@@ -42,6 +42,7 @@ from vigil.evaluation.harness import decide_all, settings_toml, step_up_threshol
 from vigil.evaluation.scoring import Outcome, Scorecard
 from vigil.importers.cloudtrail import CloudTrailError, to_request
 from vigil.importers.files import read_records, write_workspace
+from vigil.model.timefmt import TimeFormatError, parse_epoch
 
 __all__ = ["DatasetRun", "OtrfResult", "run_datasets", "run_otrf", "run_stratus"]
 
@@ -130,8 +131,8 @@ def _move(record: dict[str, Any], victim: AwsIdentity, variant: str) -> dict[str
 
 def _epoch(value: Any) -> float:
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        return parse_epoch(value)
+    except TimeFormatError:
         return 0.0
 
 

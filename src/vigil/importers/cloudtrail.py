@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from vigil.errors import VigilError
+from vigil.model.timefmt import TimeFormatError, parse_datetime
 
 __all__ = [
     "INVALID_RECORD",
@@ -257,9 +258,9 @@ def _time(record: dict[str, Any]) -> datetime:
     if offset != "Z" and offset[-3] != ":":  # +0000 -> +00:00
         offset = f"{offset[:-2]}:{offset[-2:]}"
     text = f"{date}T{clock}{'.' + fraction[:6] if fraction else ''}{offset}"
-    try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except (ValueError, OverflowError):
+    try:  # the one RFC 3339 parser (ASCII digits, bounded fields)
+        return parse_datetime(text).astimezone(UTC)
+    except (TimeFormatError, OverflowError):
         raise CloudTrailError(f"'eventTime' {raw[:64]!r} is not a valid date-time") from None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 
 class ReasonCode(StrEnum):
@@ -43,6 +43,8 @@ class ReasonCode(StrEnum):
     """Shadow mode: enforce mode would have quarantined this identity."""
     LEARNING = "learning"
     """The identity is still learning: its risk reached a threshold but is not enforced yet."""
+    INTERNAL_ERROR = "internal_error"
+    """Deciding failed unexpectedly (a bug or a failing component): denied (batch items)."""
 
     @property
     def text(self) -> str:
@@ -67,6 +69,7 @@ _TEXT = {
     ReasonCode.SHADOW_RISK_DENY: "shadow mode: would have been denied for its risk",
     ReasonCode.SHADOW_QUARANTINE: "shadow mode: the identity would have been quarantined",
     ReasonCode.LEARNING: "the identity is still learning; its risk is recorded, not enforced",
+    ReasonCode.INTERNAL_ERROR: "deciding failed unexpectedly; denied to stay safe",
 }
 
 
@@ -76,6 +79,9 @@ class Advice(StrEnum):
     STEP_UP = "step_up"
     QUARANTINED = "quarantined"
 
+
+APPROVE_PATH: Final = "/admin/v1/approvals/approve"
+"""Where an approver approves a step-up ticket (the admin HTTP API; ``vigil approvals approve``)."""
 
 ID_PREFIX: str = os.urandom(6).hex()
 """Per-process random prefix of decision ids, so ids from different processes never collide."""
@@ -91,7 +97,8 @@ class DecisionRecord:
     and the request's ``principal``/``action``/``resource`` uids and ``context`` for audit.
     ``assessment`` the behaviour details (each signal's points and explanation, the signals that
     could not be judged and why; see :class:`vigil.behaviour.Assessment`), ``ticket`` the approval
-    ticket of a step-up deny (``{"id", "expires", ...}``).
+    ticket of a step-up deny (``{"id", "expires", ...}``); ``overlay`` the caller-supplied
+    properties applied to this call (``{"subject": {...}, "resource": {...}}``, Cedar values), or None.
     """
 
     __slots__ = (
@@ -104,6 +111,7 @@ class DecisionRecord:
         "error",
         "errors",
         "latency_ns",
+        "overlay",
         "policies",
         "policy_revision",
         "principal",
@@ -132,6 +140,7 @@ class DecisionRecord:
     error: dict[str, Any] | None
     assessment: Any
     ticket: dict[str, Any] | None
+    overlay: dict[str, Any] | None
 
     def __init__(
         self,
@@ -153,6 +162,7 @@ class DecisionRecord:
         error: dict[str, Any] | None = None,
         assessment: Any = None,
         ticket: dict[str, Any] | None = None,
+        overlay: dict[str, Any] | None = None,
     ) -> None:
         _fill(
             self,
@@ -175,6 +185,7 @@ class DecisionRecord:
             assessment,
             ticket,
         )
+        self.overlay = overlay
 
     @property
     def id(self) -> str:
@@ -198,23 +209,37 @@ class DecisionRecord:
             f"reason_codes={list(self.reason_codes)!r}, policies={list(self.policies)!r}, risk={self.risk})"
         )
 
-    def response_context(self) -> dict[str, Any]:
-        """The AuthZEN response ``context``: id, reason codes, risk, signals, advice (+ error)."""
-        ctx: dict[str, Any] = {
-            "id": self.id,
-            "reason_codes": list(self.reason_codes),
-            "risk": self.risk,
-            "signals": list(self.signals),
-            "advice": list(self.advice),
-        }
+    def response_context(self, full: bool = False) -> dict[str, Any]:
+        """The AuthZEN response ``context``.
+
+        For a PEP (``full`` False): ``id``, ``reason_codes``, ``advice``, the request's own
+        ``error`` (batch items) and, for a step-up deny, ``ticket`` as ``{"id", "expires",
+        "approve"}`` (where an approver approves it) only: nothing of the identity's learned
+        behaviour (signal explanations name its known regions, networks, ...), nor the risk,
+        signals, policies or policy error messages, reaches the PEP or the client behind it.
+        ``full``: everything, for operators (``vigil decide``, replay output): risk, signals,
+        determining policies, policy errors, the whole ticket, signal details.
+        """
+        ctx: dict[str, Any] = {"id": self.id, "reason_codes": list(self.reason_codes)}
+        if full:
+            ctx["risk"] = self.risk
+            ctx["signals"] = list(self.signals)
+        ctx["advice"] = list(self.advice)
+        if self.error is not None:
+            ctx["error"] = self.error
+        ticket = self.ticket
+        if ticket is not None:
+            ctx["ticket"] = (
+                ticket
+                if full
+                else {"id": ticket.get("id"), "expires": ticket.get("expires"), "approve": APPROVE_PATH}
+            )
+        if not full:
+            return ctx
         if self.policies:
             ctx["policies"] = list(self.policies)
         if self.errors:
             ctx["errors"] = [{"policy": p, "message": m} for p, m in self.errors]
-        if self.error is not None:
-            ctx["error"] = self.error
-        if self.ticket is not None:
-            ctx["ticket"] = self.ticket
         assessment = self.assessment
         if assessment is not None:
             details = assessment.details()
@@ -234,9 +259,10 @@ class DecisionRecord:
         lines.extend(f"{d['signal']}: unknown, {d['why']}" for d in assessment.unknown_details())
         return lines
 
-    def to_authzen(self) -> dict[str, Any]:
-        """The AuthZEN evaluation response: ``{"decision": bool, "context": {...}}``."""
-        return {"decision": self.allowed, "context": self.response_context()}
+    def to_authzen(self, full: bool = False) -> dict[str, Any]:
+        """The AuthZEN evaluation response ``{"decision": bool, "context": {...}}``: what a PEP
+        may see, or everything with ``full`` (see :meth:`response_context`)."""
+        return {"decision": self.allowed, "context": self.response_context(full)}
 
 
 def new_record(
@@ -326,3 +352,4 @@ def _fill(
     r.error = error
     r.assessment = assessment
     r.ticket = ticket
+    r.overlay = None

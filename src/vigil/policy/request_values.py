@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from vigil.errors import OverlayError
 from vigil.policy.entities import Entity
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.schema import Schema, coerce_json
 from vigil.policy.values import EntityUid, Record
+from vigil.workspace.settings import OverlaySettings
 
 
 def typed_context(
@@ -39,21 +41,60 @@ def property_overlay(
     schema: Schema | None,
     entities: Mapping[EntityUid, Entity],
     items: Iterable[tuple[EntityUid, Mapping[str, Any] | None, str]],
-) -> dict[EntityUid, Record]:
+    rules: OverlaySettings,
+) -> tuple[dict[EntityUid, Record], dict[str, Record]]:
     """Per-call attributes for ``(uid, properties, where)`` items: the stored attributes with the
     properties laid over them key by key (typed by the schema when there is one). Items with no
-    properties are skipped. Raises ValueConversionError naming ``where`` for a bad value."""
+    properties are skipped.
+
+    Returns ``(overlay by uid, the supplied values by side)``, the side being ``where`` up to its
+    first dot (``"subject"``). Raises ValueConversionError naming ``where`` for a bad value, then
+    OverlayError (``overlay_not_allowed``) when ``rules`` do not let a caller supply a property.
+    """
     overlay: dict[EntityUid, Record] = {}
+    applied: dict[str, Record] = {}
     for uid, props, where in items:
         if props is None:
             continue
+        entity = entities.get(uid)
+        stored: Mapping[str, Any] = entity.attrs if entity is not None else {}
         value: Any = props
         if schema is not None:
             etype = schema.entity_types.get(uid[0])
             if etype is not None and etype.attributes is not None:
                 value = coerce_json(props, etype.attributes)
-        entity = entities.get(uid)
-        merged = Record(overlay.get(uid) or (entity.attrs if entity is not None else ()))
-        merged.update(record_to_cedar(value, where))
+        supplied = record_to_cedar(value, where)
+        check_overlay(rules, uid[0], stored, supplied, where)
+        merged = Record(overlay.get(uid) or stored)
+        merged.update(supplied)
         overlay[uid] = merged
-    return overlay
+        applied[where.split(".", 1)[0]] = supplied
+    return overlay, applied
+
+
+def check_overlay(
+    rules: OverlaySettings, entity_type: str, stored: Mapping[str, Any], props: Mapping[str, Any], where: str
+) -> None:
+    """Returns None when ``rules`` let a caller supply every property of ``props`` (Cedar values)
+    for an entity of ``entity_type`` whose stored attributes are ``stored``; raises OverlayError
+    naming the refused attributes otherwise. ``"add"``: attributes the entity does not store, or
+    stores with the same value (that replaces nothing); ``"replace"``: any; ``"none"``: none; the
+    type's ``allow`` list: those, whatever the mode."""
+    mode, allow = rules.mode_of(entity_type)
+    if mode == "replace":
+        return
+    if mode == "add":
+        refused = sorted(k for k, v in props.items() if k in stored and k not in allow and stored[k] != v)
+    else:
+        refused = sorted(k for k in props if k not in allow)
+    if refused:
+        names = ", ".join(repr(k)[:80] for k in refused[:5])
+        etype = repr(entity_type[:80])
+        if mode == "add":
+            message = (
+                f"{where} may not replace the stored attributes {names} of {etype}: "
+                "[overlay] lets a caller only add attributes to this type"
+            )
+        else:
+            message = f"{where} may not set {names}: [overlay] lets a caller set no properties of {etype}"
+        raise OverlayError(message, where=where, entity_type=entity_type, attributes=refused[:20])

@@ -33,6 +33,7 @@ from vigil.operations import (
     change_dict,
     parse_quarantine_change,
     parse_ticket_decision,
+    parse_uses,
     quarantine_dict,
     ticket_dict,
 )
@@ -498,8 +499,10 @@ class VigilApp:
         return 200, {"tickets": [ticket_dict(t, now) for t in tickets]}, None
 
     async def _approve(self, req: Request) -> Result:
-        ticket, by, note = parse_ticket_decision(req.json())
-        t = await asyncio.to_thread(self.engine.approve_ticket, ticket, by=by, note=note)
+        body = req.json()
+        ticket, by, note = parse_ticket_decision(body)
+        uses = parse_uses(body)
+        t = await asyncio.to_thread(self.engine.approve_ticket, ticket, by=by, note=note, uses=uses)
         return 200, ticket_dict(t), None
 
     async def _deny(self, req: Request) -> Result:

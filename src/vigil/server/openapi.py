@@ -158,17 +158,25 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             },
         },
         "DecisionContext": {
+            # what a PEP sees (docs/http.md "What a PEP sees"): never explanations
             "type": "object",
-            "required": ["id", "reason_codes", "risk", "signals", "advice"],
+            "required": ["id", "reason_codes", "advice"],
+            "additionalProperties": False,
             "properties": {
                 "id": {"type": "string"},
                 "reason_codes": {"type": "array", "items": {"type": "string"}},
-                "risk": {"type": "integer", "minimum": 0, "maximum": 100},
-                "signals": {"type": "array", "items": {"type": "string"}},
                 "advice": {"type": "array", "items": {"type": "string"}},
-                "policies": {"type": "array", "items": {"type": "string"}},
-                "errors": {"type": "array", "items": {"type": "object"}},
                 "error": {"type": "object", "required": ["code", "message"]},
+                "ticket": {
+                    "type": "object",
+                    "required": ["id", "expires", "approve"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "string"},
+                        "expires": {"type": "string"},
+                        "approve": {"type": "string"},
+                    },
+                },
             },
         },
         "Decision": {
@@ -318,6 +326,8 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
                 "ticket": {"type": "string", "minLength": 1, "maxLength": 128},
                 "by": {"type": "string", "minLength": 1, "maxLength": 128},
                 "note": {"type": "string", "maxLength": 1024},
+                # approve only: how many requests from the ticket's bound context it lets through
+                "uses": {"type": "integer", "minimum": 1, "maximum": 10_000},
             },
         },
         "Ticket": {"type": "object", "required": ["id", "state", "subject", "action", "resource", "expires"]},

@@ -22,7 +22,8 @@ PENDING = "pending"
 APPROVED = "approved"
 DENIED = "denied"
 EXPIRED = "expired"
-TICKET_STATES = (PENDING, APPROVED, DENIED, EXPIRED)
+USED = "used"
+TICKET_STATES = (PENDING, APPROVED, DENIED, EXPIRED, USED)
 
 
 class StoreError(VigilError):
@@ -43,6 +44,9 @@ class Ticket:
     ``state`` is ``pending`` until a human approves or denies it; ``expires`` (epoch seconds) is
     when a pending ticket lapses, and after approval, when the approval stops letting the same
     ``subject``, ``action`` and ``resource`` through. ``why`` the signals that raised the risk.
+    ``network``, ``region``, ``user_agent``: the context the ticket was requested from (``""``
+    when absent), which an approval is bound to. ``uses``: how many requests an approval lets
+    through; each one used lowers it, and the last one makes the ticket ``used``.
     """
 
     id: str
@@ -58,6 +62,10 @@ class Ticket:
     decided_by: str | None = None
     decided_at: float | None = None
     note: str = ""
+    network: str = ""
+    region: str = ""
+    user_agent: str = ""
+    uses: int = 1
 
     def state_at(self, now: float) -> str:
         """The state at ``now``: a pending or approved ticket past ``expires`` is ``expired``."""

@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS tickets (
     resource_type TEXT NOT NULL, resource_id TEXT NOT NULL,
     created REAL NOT NULL, expires REAL NOT NULL, risk INTEGER NOT NULL,
     signals TEXT NOT NULL, why TEXT NOT NULL, state TEXT NOT NULL,
-    decided_by TEXT, decided_at REAL, note TEXT NOT NULL
+    decided_by TEXT, decided_at REAL, note TEXT NOT NULL,
+    network TEXT NOT NULL DEFAULT '', region TEXT NOT NULL DEFAULT '',
+    user_agent TEXT NOT NULL DEFAULT '', uses INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS tickets_by_subject ON tickets (subject_type, subject_id);
 CREATE INDEX IF NOT EXISTS tickets_by_state ON tickets (state);
@@ -51,7 +53,16 @@ CREATE TABLE IF NOT EXISTS changes (
 """
 _TICKET_COLUMNS = (
     "id, subject_type, subject_id, action_type, action_id, resource_type, resource_id, "
-    "created, expires, risk, signals, why, state, decided_by, decided_at, note"
+    "created, expires, risk, signals, why, state, decided_by, decided_at, note, "
+    "network, region, user_agent, uses"
+)
+# Columns added after schema version 1 was first written: a state file from before gets them
+# (with their defaults) when it is opened, instead of being refused.
+_ADDED_TICKET_COLUMNS = (
+    ("network", "TEXT NOT NULL DEFAULT ''"),
+    ("region", "TEXT NOT NULL DEFAULT ''"),
+    ("user_agent", "TEXT NOT NULL DEFAULT ''"),
+    ("uses", "INTEGER NOT NULL DEFAULT 1"),
 )
 T = TypeVar("T")
 
@@ -71,7 +82,23 @@ def _ticket(row: tuple[Any, ...]) -> Ticket:
         decided_by=row[13],
         decided_at=row[14],
         note=row[15],
+        network=row[16],
+        region=row[17],
+        user_agent=row[18],
+        uses=row[19],
     )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the ticket columns a state file written by an earlier vigil lacks (raises sqlite3.Error)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(tickets)")}
+    for name, decl in _ADDED_TICKET_COLUMNS:
+        if name not in have:
+            try:
+                db.execute(f"ALTER TABLE tickets ADD COLUMN {name} {decl}")
+            except sqlite3.OperationalError as e:
+                if "duplicate column" not in str(e):  # another process migrated it meanwhile
+                    raise
 
 
 class SqliteStore:
@@ -100,6 +127,7 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            _migrate(db)
             db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -191,10 +219,14 @@ class SqliteStore:
             ticket.decided_by,
             ticket.decided_at,
             ticket.note,
+            ticket.network,
+            ticket.region,
+            ticket.user_agent,
+            ticket.uses,
         )
         self._write(
             lambda db: db.execute(
-                f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 16)})", row
+                f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 20)})", row
             )
         )
 

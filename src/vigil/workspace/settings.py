@@ -156,6 +156,44 @@ class ExtAuthzSettings:
     api_key_header: str = "x-vigil-api-key"
 
 
+OVERLAY_MODES: tuple[str, ...] = ("none", "add", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayType:
+    """``[overlay.types.<EntityType>]``: what a caller may supply for entities of one type.
+
+    ``mode`` replaces ``[overlay] default`` for this type (``""``: the default applies);
+    ``allow`` names attributes a caller may set whatever the mode, replacing a stored value.
+    """
+
+    mode: str = ""
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OverlaySettings:
+    """``[overlay]``: which ``subject.properties`` / ``resource.properties`` a caller may supply.
+
+    A request's properties are laid over the stored attributes of that entity for that call only.
+    ``default`` applies to every entity type: ``"add"`` (a caller may add attributes the stored
+    entity does not have, never replace a stored one), ``"none"`` (no properties at all) or
+    ``"replace"`` (any attribute, stored ones included: only for PEPs that own the attributes).
+    ``types`` holds per-type :class:`OverlayType` tables. A request whose properties this does not
+    allow is refused (``overlay_not_allowed``); see ``docs/http.md``.
+    """
+
+    default: str = "add"
+    types: dict[str, OverlayType] = field(default_factory=dict)
+
+    def mode_of(self, entity_type: str) -> tuple[str, tuple[str, ...]]:
+        """``(mode, allowed attributes)`` for ``entity_type``."""
+        t = self.types.get(entity_type)
+        if t is None:
+            return self.default, ()
+        return (t.mode or self.default), t.allow
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     behaviour: BehaviourSettings = field(default_factory=BehaviourSettings)
@@ -163,6 +201,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     ext_authz: ExtAuthzSettings = field(default_factory=ExtAuthzSettings)
+    overlay: OverlaySettings = field(default_factory=OverlaySettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -193,6 +232,9 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
     problems: list[str] = []
     sections: dict[str, Any] = {}
     for name, body in raw.items():
+        if name == "overlay" and isinstance(body, dict):
+            sections[name] = _overlay(body, path, problems)
+            continue
         cls = _SECTIONS.get(name)
         if cls is None or not isinstance(body, dict):
             problems.append(f"{path}: unknown section [{name}]")
@@ -205,6 +247,42 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
     if problems:
         raise WorkspaceError(f"{path}: invalid settings", problems)
     return Settings(**sections)
+
+
+def _overlay(body: dict[str, Any], path: str, problems: list[str]) -> OverlaySettings:
+    """``[overlay]`` and its ``[overlay.types.<EntityType>]`` tables; problems are appended."""
+    default = body.get("default", "add")
+    if default not in OVERLAY_MODES:
+        problems.append(
+            f"{path}: [overlay] default must be one of {', '.join(OVERLAY_MODES)}, got {default!r}"
+        )
+        default = "add"
+    for key in body:
+        if key not in ("default", "types"):
+            problems.append(f"{path}: unknown key {key!r} in [overlay]")
+    types: dict[str, OverlayType] = {}
+    raw_types = body.get("types", {})
+    if not isinstance(raw_types, dict):
+        problems.append(f"{path}: [overlay] types must be a table of [overlay.types.<EntityType>] tables")
+        raw_types = {}
+    for etype, table in raw_types.items():
+        where = f"[overlay.types.{etype}]"
+        if not isinstance(table, dict):
+            problems.append(f"{path}: {where} must be a table")
+            continue
+        mode = table.get("mode", "")
+        allow = table.get("allow", [])
+        for key in table:
+            if key not in ("mode", "allow"):
+                problems.append(f"{path}: unknown key {key!r} in {where}")
+        if mode != "" and mode not in OVERLAY_MODES:
+            problems.append(f"{path}: {where} mode must be one of {', '.join(OVERLAY_MODES)}, got {mode!r}")
+            continue
+        if not isinstance(allow, list) or not all(type(a) is str and a for a in allow):
+            problems.append(f"{path}: {where} allow must be a list of attribute names")
+            continue
+        types[etype] = OverlayType(mode, tuple(allow))
+    return OverlaySettings(default, types)
 
 
 def _check_audit(a: AuditSettings, path: str, problems: list[str]) -> None:
