@@ -3,7 +3,10 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
+# The shared speed benchmark lives outside the repository (only `make bench` reads it); the data the
+# tests and `make eval` read is vendored under vendor/ (vendor/README.md).
 SHARED ?= ../shared
+DATASETS ?= vendor/datasets
 STAMP  := $(VENV)/.installed
 PURE_TESTS ?= tests/test_differential.py tests/test_cedar_conformance.py tests/test_behaviour_model.py \
 	tests/test_behaviour_engine.py tests/test_behaviour_detection.py tests/test_audit_sink.py tests/test_bad_input.py \
@@ -63,6 +66,8 @@ bench: $(STAMP)
 	VIGIL_PURE=1 $(PIP) install -q -e '.[dev,bench]'
 	$(MAKE) build
 	mkdir -p bench/results
+	@echo "shared benchmark: $(SHARED)/bench (override with SHARED=...)"
+	@test -f $(SHARED)/bench/peers_bench.py || { echo "no $(SHARED)/bench/peers_bench.py: the benchmark is not vendored; set SHARED=<folder holding bench/>"; exit 1; }
 	$(PY) $(SHARED)/bench/peers_bench.py --engines python-reference,cedarpy,tollgate,vigil \
 		--out bench/results/peers.json
 	$(PY) $(SHARED)/bench/peers_bench.py --engines python-reference,vigil --check \
@@ -74,4 +79,4 @@ clean:
 
 .PHONY: eval
 eval: $(STAMP)
-	$(VENV)/bin/vigil eval --holdout 3 --datasets $(SHARED)/datasets --json-out eval/results.json --update-doc docs/detection.md
+	$(VENV)/bin/vigil eval --holdout 3 --datasets $(DATASETS) --json-out eval/results.json --update-doc docs/detection.md
