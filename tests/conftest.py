@@ -1,4 +1,5 @@
-"""Session guard: a compiled module older than its source would test stale code."""
+"""Session setup: the hypothesis profile every test file runs under (``tests/profiles.py``), and a
+guard: a compiled module older than its source would test stale code."""
 
 from __future__ import annotations
 
@@ -7,8 +8,24 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+from tests import profiles
 from vigil.compiled import C_MODULES, HOT_MODULES
+
+# Loaded before any test module is imported, so every @settings(...) inherits it.
+PROFILE = profiles.load()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    s = settings.default
+    seed = config.getoption("hypothesis_seed", None)
+    how = (
+        "derandomized"
+        if s.derandomize
+        else f"random seed {seed if seed is not None else '(printed on failure)'}"
+    )
+    return f"hypothesis profile: {PROFILE} ({how}, database={s.database}, deadline={s.deadline})"
 
 
 def _stale() -> list[str]:
