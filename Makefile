@@ -12,7 +12,7 @@ PURE_TESTS ?= tests/test_differential.py tests/test_cedar_conformance.py tests/t
 	tests/test_behaviour_engine.py tests/test_behaviour_detection.py tests/test_audit_sink.py tests/test_bad_input.py \
 	tests/test_extensions.py tests/test_compiled.py
 
-.PHONY: demo test lint typecheck unit unit-pure build bench conformance clean
+.PHONY: demo test lint typecheck unit unit-pure build bench conformance clean fuzz
 
 $(STAMP): pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11+)"; exit 1; }
@@ -60,6 +60,12 @@ test: lint typecheck unit unit-pure
 
 conformance: $(STAMP)
 	$(PY) tests/cedar_corpus.py
+
+# The differential tests (vigil vs cedarpy) with random seeds for FUZZ_SECONDS; prints the seed and a
+# ready-to-paste test for any counterexample (tests/fuzz.py). CI runs them derandomized in `make unit`.
+FUZZ_SECONDS ?= 300
+fuzz: build
+	$(PY) tests/fuzz.py --seconds $(FUZZ_SECONDS)
 
 # the peers, then the compiled hot path in place (as for every other target)
 bench: $(STAMP)
