@@ -3,14 +3,17 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
+# The shared speed benchmark lives outside the repository (only `make bench` reads it); the data the
+# tests and `make eval` read is vendored under vendor/ (vendor/README.md).
 SHARED ?= ../shared
+DATASETS ?= vendor/datasets
 STAMP  := $(VENV)/.installed
 PURE_TESTS ?= tests/test_differential.py tests/test_cedar_conformance.py tests/test_behaviour_model.py \
 	tests/test_behaviour_engine.py tests/test_behaviour_detection.py tests/test_audit_sink.py tests/test_bad_input.py \
 	tests/test_extensions.py tests/test_compiled.py tests/test_audit_chain.py tests/test_audit_failures.py \
 	tests/test_overlay.py tests/test_timefmt.py tests/test_approvals.py tests/test_batch_failures.py tests/test_pep_view.py
 
-.PHONY: demo test lint typecheck unit unit-pure build bench conformance clean
+.PHONY: demo test lint typecheck unit unit-pure build bench conformance clean fuzz
 
 $(STAMP): pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11+)"; exit 1; }
@@ -59,11 +62,19 @@ test: lint typecheck unit unit-pure
 conformance: $(STAMP)
 	$(PY) tests/cedar_corpus.py
 
+# The differential tests (vigil vs cedarpy) with random seeds for FUZZ_SECONDS; prints the seed and a
+# ready-to-paste test for any counterexample (tests/fuzz.py). CI runs them derandomized in `make unit`.
+FUZZ_SECONDS ?= 300
+fuzz: build
+	$(PY) tests/fuzz.py --seconds $(FUZZ_SECONDS)
+
 # the peers, then the compiled hot path in place (as for every other target)
 bench: $(STAMP)
 	VIGIL_PURE=1 $(PIP) install -q -e '.[dev,bench]'
 	$(MAKE) build
 	mkdir -p bench/results
+	@echo "shared benchmark: $(SHARED)/bench (override with SHARED=...)"
+	@test -f $(SHARED)/bench/peers_bench.py || { echo "no $(SHARED)/bench/peers_bench.py: the benchmark is not vendored; set SHARED=<folder holding bench/>"; exit 1; }
 	$(PY) $(SHARED)/bench/peers_bench.py --engines python-reference,cedarpy,tollgate,vigil \
 		--out bench/results/peers.json
 	$(PY) $(SHARED)/bench/peers_bench.py --engines python-reference,vigil --check \
@@ -75,4 +86,4 @@ clean:
 
 .PHONY: eval
 eval: $(STAMP)
-	$(VENV)/bin/vigil eval --holdout 3 --datasets $(SHARED)/datasets --json-out eval/results.json --update-doc docs/detection.md
+	$(VENV)/bin/vigil eval --holdout 3 --datasets $(DATASETS) --json-out eval/results.json --update-doc docs/detection.md

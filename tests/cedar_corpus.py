@@ -1,4 +1,4 @@
-"""Run Cedar's own authorization test corpus (../shared/conformance/cedar) through vigil's compiled
+"""Run Cedar's own authorization test corpus (vendor/conformance/cedar) through vigil's compiled
 authorizer and compare decisions, determining policies and erroring policies with the expectations.
 
 Used by tests/test_cedar_conformance.py; ``python tests/cedar_corpus.py`` prints the report table
@@ -23,11 +23,7 @@ from vigil.policy.cedar import PolicySource
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.schema import coerce_json
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "cedar"
-if not SHARED.exists():  # CI clones next to shared/ too; allow an override
-    import os
-
-    SHARED = Path(os.environ.get("VIGIL_SHARED", "../shared")) / "conformance" / "cedar"
+CORPUS = Path(__file__).resolve().parents[1] / "vendor" / "conformance" / "cedar"
 
 
 @dataclass
@@ -38,6 +34,7 @@ class Report:
     errors_agree: int = 0
     forbid_errored: int = 0
     forbid_errored_cedar_allows: int = 0  # where vigil's stricter rule turns Cedar's allow into deny
+    policies: int = 0  # policies built (compiled + fallbacks)
     fallbacks: int = 0
     build_errors: int = 0
     disagreements: list[str] = field(default_factory=list)
@@ -45,23 +42,30 @@ class Report:
     seconds: float = 0.0
 
 
+def _require_corpus() -> None:
+    if not (CORPUS / "corpus" / "corpus-tests.tar.gz").exists() or not (CORPUS / "tests").is_dir():
+        raise FileNotFoundError(f"Cedar corpus not found under {CORPUS} (vendored; see vendor/README.md)")
+
+
 def hand_written() -> Iterator[tuple[str, dict[str, Any], str, list[Any], str | None]]:
-    for f in sorted((SHARED / "tests").glob("*/*.json")):
+    _require_corpus()
+    for f in sorted((CORPUS / "tests").glob("*/*.json")):
         d = json.loads(f.read_text())
-        schema = (SHARED / d["schema"]).read_text() if d.get("schema") else None
+        schema = (CORPUS / d["schema"]).read_text() if d.get("schema") else None
         yield (
-            str(f.relative_to(SHARED)),
+            str(f.relative_to(CORPUS)),
             d,
-            (SHARED / d["policies"]).read_text(),
-            json.loads((SHARED / d["entities"]).read_text()),
+            (CORPUS / d["policies"]).read_text(),
+            json.loads((CORPUS / d["entities"]).read_text()),
             schema,
         )
 
 
 def generated() -> Iterator[tuple[str, dict[str, Any], str, list[Any], str | None]]:
     """Read the corpus straight from its tarball (31k small files; never unpacked on disk)."""
+    _require_corpus()
     members: dict[str, bytes] = {}
-    with tarfile.open(SHARED / "corpus" / "corpus-tests.tar.gz") as tar:
+    with tarfile.open(CORPUS / "corpus" / "corpus-tests.tar.gz") as tar:
         for m in tar:
             if m.isfile():
                 fh = tar.extractfile(m)
@@ -86,6 +90,7 @@ def run(cases: Iterator[tuple[str, dict[str, Any], str, list[Any], str | None]])
             rep.build_errors += 1
             rep.disagreements.append(f"{name}: build error {e}")
             continue
+        rep.policies += len(ps.policies)
         rep.fallbacks += len(ps.fallbacks)
         for r in d["requests"]:
             rep.requests += 1

@@ -1,5 +1,6 @@
-"""Session guards: a compiled module older than its sources would test stale code; an error code
-raised anywhere in the suite must be in the one error table (``vigil.errors.ErrorCode``)."""
+"""Session setup: the hypothesis profile every test file runs under (``tests/profiles.py``), and
+guards: a compiled module older than its sources would test stale code; an error code raised
+anywhere in the suite must be in the one error table (``vigil.errors.ErrorCode``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
+from tests import profiles
 from vigil.compiled import C_MODULES, HOT_MODULES
 from vigil.errors import HTTP_STATUS, VigilError
 
@@ -31,6 +34,20 @@ def _declarations(source: Path) -> list[Path]:
             for name in _CIMPORT.findall(path.read_text()):
                 todo.append(SRC.joinpath(*name.split(".")).with_suffix(".pxd"))
     return out
+
+# Loaded before any test module is imported, so every @settings(...) inherits it.
+PROFILE = profiles.load()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    s = settings.default
+    seed = config.getoption("hypothesis_seed", None)
+    how = (
+        "derandomized"
+        if s.derandomize
+        else f"random seed {seed if seed is not None else '(printed on failure)'}"
+    )
+    return f"hypothesis profile: {PROFILE} ({how}, database={s.database}, deadline={s.deadline})"
 
 
 def _stale() -> list[str]:

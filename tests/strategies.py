@@ -11,6 +11,7 @@ is used instead, to exercise Cedar's type errors.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ ENTITY_IDS = ("a", "b", "c", 'q"x', "é", "")
 GHOSTS = (("User", "ghost"), ("Doc", "gone"), ("Nope", "a"))
 UNIVERSE = (*((t, i) for t in ENTITY_TYPES for i in ENTITY_IDS[:4]), ("User", "é"), ("Group", ""))
 ACTIONS = ("read", "write", "delete", "all", "admin")
+# Action entity types: the usual one and a namespaced one (``NS::Action::"read"``).
+ACTION_TYPES = ("Action", "NS::Action")
 # Action groups used when the entity set declares action entities: child -> possible parents.
 ACTION_PARENTS = {"read": ("all",), "write": ("all", "admin"), "delete": ("admin",), "admin": ("all",)}
 
@@ -71,6 +74,12 @@ STRINGS = (
     "x;y",
     "//",
     "nul\0",
+    # valid arguments of the extension constructors, for calls whose argument is computed
+    "10.0.0.1",
+    "::1",
+    "1.5",
+    "2024-01-01",
+    "1h30m",
 )
 LONGS = (
     0,
@@ -89,6 +98,18 @@ LONGS = (
     2**62,
     -(2**62),
     3037000500,
+)
+EXTREME_LONGS = (
+    LONG_MAX,
+    LONG_MIN,
+    LONG_MAX - 1,
+    LONG_MIN + 1,
+    2**62,
+    -(2**62),
+    3037000500,
+    -3037000500,
+    2,
+    -1,
 )
 IPS = (
     "10.0.0.1",
@@ -196,6 +217,8 @@ def is_ident(name: str) -> bool:
 class Policy:
     forbid: bool
     text: str
+    annotation_id: str | None = None  # its @id: vigil reports a static policy by it
+    template: bool = False  # has ?principal / ?resource slots: grants only through links
 
 
 @dataclass(frozen=True)
@@ -204,6 +227,11 @@ class Request:
     action: str
     resource: tuple[str, str]
     context: dict[str, Any]
+    action_type: str = "Action"
+
+    @property
+    def action_uid(self) -> tuple[str, str]:
+        return (self.action_type, self.action)
 
     def cedar(self, extra_context: dict[str, Any] | None = None) -> dict[str, Any]:
         """cedarpy's request form."""
@@ -212,7 +240,7 @@ class Request:
             ctx.update(extra_context)
         return {
             "principal": cedar_entity(self.principal),
-            "action": cedar_entity(("Action", self.action)),
+            "action": cedar_entity(self.action_uid),
             "resource": cedar_entity(self.resource),
             "context": ctx,
         }
@@ -223,14 +251,53 @@ class Case:
     policies: tuple[Policy, ...]
     entities: tuple[dict[str, Any], ...]
     requests: tuple[Request, ...]
+    # Template links in the documented ``links.json`` form: {"template", "id", "values"}.
+    links: tuple[dict[str, Any], ...] = ()
 
     @property
     def text(self) -> str:
         return "\n".join(p.text for p in self.policies)
 
+    def cedarpy_links(self) -> list[dict[str, Any]]:
+        return [{"template_id": x["template"], "new_id": x["id"], "values": x["values"]} for x in self.links]
+
+    def vigil_id(self, cedar_id: str) -> str:
+        """The id vigil reports for the policy Cedar reports as ``cedar_id`` (a static policy's @id)."""
+        if (
+            cedar_id.startswith("policy")
+            and cedar_id[6:].isdigit()
+            and int(cedar_id[6:]) < len(self.policies)
+        ):
+            return self.policies[int(cedar_id[6:])].annotation_id or cedar_id
+        return cedar_id
+
     def effect(self, policy_id: str) -> bool:
-        """True when the policy with cedar id ``policyN`` is a forbid."""
-        return self.policies[int(policy_id.removeprefix("policy"))].forbid
+        """True when the policy (by Cedar id, @id or link id) is a forbid."""
+        for i, p in enumerate(self.policies):
+            if policy_id in (f"policy{i}", p.annotation_id):
+                return p.forbid
+        for link in self.links:
+            if link["id"] == policy_id:
+                return self.effect(link["template"])
+        raise KeyError(policy_id)
+
+    def as_test(self, name: str = "test_fuzz_counterexample", check: str = "_compare") -> str:
+        """This case as a ready-to-paste test for tests/test_differential.py."""
+        pols = "".join(
+            f"            Policy({p.forbid!r}, {p.text!r}, {p.annotation_id!r}, {p.template!r}),\n"
+            for p in self.policies
+        )
+        ents = "".join(f"            {e!r},\n" for e in self.entities)
+        reqs = "".join(
+            f"            Request({r.principal!r}, {r.action!r}, {r.resource!r}, {r.context!r}, {r.action_type!r}),\n"
+            for r in self.requests
+        )
+        links = "".join(f"            {x!r},\n" for x in self.links)
+        return (
+            f"def {name}() -> None:\n    case = Case(\n"
+            f"        (\n{pols}        ),\n        (\n{ents}        ),\n        (\n{reqs}        ),\n"
+            f"        (\n{links}        ),\n    )\n    {check}(case)\n"
+        )
 
     def __repr__(self) -> str:
         import json
@@ -239,10 +306,16 @@ class Case:
         lines += ["    " + json.dumps(e, ensure_ascii=False) for e in self.entities]
         lines.append("  requests:")
         lines += ["    " + json.dumps(r.cedar(), ensure_ascii=False) for r in self.requests]
+        if self.links:
+            lines.append("  links:")
+            lines += ["    " + json.dumps(x, ensure_ascii=False) for x in self.links]
         return "\n".join([*lines, ")"])
 
 
 # -- expressions -----------------------------------------------------------------------------------
+
+
+_PERCENT = st.sampled_from(range(100))
 
 
 class _Expr:
@@ -255,7 +328,13 @@ class _Expr:
         return self.draw(st.sampled_from(options))
 
     def chance(self, p: float) -> bool:
-        return bool(self.draw(st.integers(0, 999)) < int(p * 1000))
+        # sampled_from draws near-uniformly (st.integers favours small values and boundaries,
+        # which made every "rare" branch far more common than its p); shrinks towards False.
+        return bool(self.draw(_PERCENT) < int(p * 100))
+
+    def weighted(self, weights: dict[str, int]) -> str:
+        """One of the keys, each as often as its weight (shrinks towards the first key)."""
+        return str(self.choice(tuple(k for k, w in weights.items() for _ in range(w))))
 
     def operand(self, t: str, depth: int) -> str:
         """An expression of type ``t``, or (rarely) of a random type."""
@@ -296,17 +375,22 @@ class _Expr:
 
     def entity_literal(self) -> str:
         if self.chance(0.1):
-            return cedar_entity(("Action", self.choice(ACTIONS)))
+            return cedar_entity((self.choice(ACTION_TYPES), self.choice(ACTIONS)))
         uid = self.choice(UNIVERSE + GHOSTS)
         return cedar_entity(uid, self.chance(0.2))
 
     def set_literal(self, depth: int) -> str:
-        n = self.draw(st.integers(0, 3))
-        kind = self.choice(("long", "string", "entity", "bool", "mixed", "record", "ip"))
+        n = self.draw(st.sampled_from(range(3 + 1)))
+        kind = self.choice(("long", "string", "entity", "bool", "mixed", "record", "ip", "set"))
         elems = []
         for _ in range(n):
             et = self.choice(("long", "bool", "string")) if kind == "mixed" else kind
-            elems.append(self.expr(et, depth) if depth > 0 else self.literal(et))
+            if et == "set":  # nested sets: [[1, 2], []]
+                elems.append(
+                    self.set_literal(0) if depth <= 0 or self.chance(0.5) else self.expr("set", depth - 1)
+                )
+            else:
+                elems.append(self.expr(et, depth) if depth > 0 else self.literal(et))
         return "[" + ", ".join(elems) + "]"
 
     def entity_base(self, depth: int) -> str:
@@ -342,43 +426,104 @@ class _Expr:
             return f"{base}.{INFO_KEY[t]}"
         if self.chance(0.2):
             tag_base = self.entity_base(depth)
-            return f"{tag_base}.getTag({cedar_string(self.choice(TAG_KEYS))})"
+            return f"{tag_base}.getTag({self.tag_key(depth)})"
         base = "context" if self.chance(0.35) else self.entity_base(depth)
         return self.attr_ref(base, name)
 
-    # compound expressions by type -------------------------------------------------------------
+    def tag_key(self, d: int) -> str:
+        """A tag key: usually a literal, now and then computed (``context.name``, an ``if``)."""
+        if self.chance(0.7):
+            return cedar_string(self.choice(TAG_KEYS))
+        if self.chance(0.5):
+            return f"(if {self.operand('bool', d)} then {cedar_string(self.choice(TAG_KEYS))} else {self.operand('string', d)})"
+        return self.access("string", d)
+
+    def ctor_arg(self, kind: str, d: int) -> str:
+        """A computed argument of an extension constructor: a string expression that is valid for
+        ``kind`` on one branch (``ip(if c then "10.0.0.1" else context.name)``), or any string."""
+        good, bad = EXTN_POOLS[kind]
+        if self.chance(0.6):
+            lit = cedar_string(self.choice(bad) if self.chance(0.15) else self.choice(good))
+            return f"(if {self.operand('bool', d)} then {lit} else {self.operand('string', d)})"
+        return self.operand("string", d)
+
+    def ctor(self, kind: str, d: int) -> str:
+        """``kind(<computed string>)``: a constructor call whose argument is not a literal."""
+        fn = kind
+        return f"{fn}({self.ctor_arg(kind, d)})"
+
+    # The forms of a Bool expression and how often each is drawn: every operator and extension
+    # method gets a form of its own, so each appears in a good share of generated policy sets.
+    BOOL_FORMS: dict[str, int] = {
+        "access": 2,
+        "has": 3,
+        "cmp": 2,
+        "eq": 3,
+        "and": 3,
+        "or": 2,
+        "not": 2,
+        "if": 2,
+        "in": 2,
+        "in_set": 2,
+        "is": 2,
+        "like": 2,
+        "contains": 2,
+        "contains_all": 2,
+        "contains_any": 2,
+        "is_empty": 1,
+        "nested_set": 1,
+        "has_tag": 2,
+        "get_tag": 2,
+        "ip_pred": 3,
+        "in_range": 2,
+        "decimal_cmp": 3,
+        "time_cmp": 2,
+        "arith": 4,
+        "dur_conv": 3,
+        "offset": 2,
+        "ctor": 3,
+        "guarded": 5,
+    }
+
     def e_bool(self, d: int) -> str:
-        form = self.choice(
-            (
-                "access",
-                "has",
-                "has",
-                "cmp",
-                "cmp",
-                "eq",
-                "eq",
-                "and",
-                "or",
-                "not",
-                "if",
-                "in",
-                "in_set",
-                "is",
-                "like",
-                "contains",
-                "contains_all",
-                "contains_any",
-                "is_empty",
-                "has_tag",
-                "ip_pred",
-                "in_range",
-                "decimal_cmp",
-                "time_cmp",
-                "guarded",
-                "guarded",
-            )
-        )
+        form = self.weighted(self.BOOL_FORMS)
         o = self.operand
+        if form == "arith":
+            # Often near the 64-bit bounds, so that overflow (an error in Cedar) is reached.
+            op = self.choice(("+", "-", "*", "neg"))
+
+            def arg() -> str:
+                if self.chance(0.4):
+                    v = self.choice(EXTREME_LONGS)
+                    return str(v) if v >= 0 else f"({v})"
+                return o("long", d)
+
+            lhs = f"(-{arg()})" if op == "neg" else f"({arg()} {op} {arg()})"
+            return f"({lhs} {self.choice(('<', '<=', '>', '>=', '==', '!='))} {o('long', d)})"
+        if form == "dur_conv":
+            m = self.choice(("toDays", "toHours", "toMinutes", "toSeconds", "toMilliseconds"))
+            return f"({o('duration', d)}.{m}() {self.choice(('<', '<=', '>', '>=', '=='))} {o('long', d)})"
+        if form == "offset":
+            lhs = f"{o('datetime', d)}.offset({o('duration', d)})"
+            return f"({lhs} {self.choice(('<', '<=', '>', '>=', '==', '!='))} {o('datetime', d)})"
+        if form == "ctor":
+            kind = self.choice(("ip", "decimal", "datetime", "duration"))
+            call = self.ctor(kind, d)
+            if kind == "ip":
+                return f"({call}.{self.choice(('isIpv4', 'isIpv6', 'isLoopback', 'isMulticast'))}())"
+            if kind == "decimal":
+                return f"({call}.{self.choice(('lessThan', 'greaterThanOrEqual'))}({o('decimal', d)}))"
+            return f"({call} {self.choice(('<', '>=', '=='))} {o(kind, d)})"
+        if form == "get_tag":
+            base = self.entity_base(d)
+            t = self.choice(("string", "long", "bool"))
+            return f"({base}.getTag({self.tag_key(d)}) == {o(t, d)})"
+        if form == "nested_set":
+            outer = self.set_literal(d)
+            inner = self.set_literal(0)
+            m = self.choice(("contains", "containsAll", "containsAny"))
+            arg = inner if m == "contains" else f"[{inner}]"
+            return f"({outer}.{m}({arg}))"
         if form == "access":
             return self.access("bool", d)
         if form == "guarded":
@@ -415,7 +560,7 @@ class _Expr:
         if form == "in":
             return f"({o('entity', d)} in {o('entity', d)})"
         if form == "in_set":
-            elems = ", ".join(o("entity", d) for _ in range(self.draw(st.integers(0, 3))))
+            elems = ", ".join(o("entity", d) for _ in range(self.draw(st.sampled_from(range(3 + 1)))))
             rhs = f"[{elems}]" if self.chance(0.7) else o("set", d)
             return f"({o('entity', d)} in {rhs})"
         if form == "is":
@@ -434,8 +579,7 @@ class _Expr:
         if form == "is_empty":
             return f"({o('set', d)}.isEmpty())"
         if form == "has_tag":
-            key = cedar_string(self.choice(TAG_KEYS)) if self.chance(0.85) else o("string", d)
-            return f"({o('entity', d)}.hasTag({key}))"
+            return f"({o('entity', d)}.hasTag({self.tag_key(d)}))"
         if form == "ip_pred":
             return f"({o('ip', d)}.{self.choice(('isIpv4', 'isIpv6', 'isLoopback', 'isMulticast'))}())"
         if form == "in_range":
@@ -476,7 +620,7 @@ class _Expr:
 
     def pattern(self) -> str:
         out = []
-        for _ in range(self.draw(st.integers(0, 4))):
+        for _ in range(self.draw(st.sampled_from(range(4 + 1)))):
             piece = self.choice(("*", "*", "a", "b", "\\*", "é", '\\"', "\\\\", "\\u{61}", "\\n", "x"))
             out.append(piece)
         return '"' + "".join(out) + '"'
@@ -485,7 +629,9 @@ class _Expr:
         return f"(if {self.operand('bool', d)} then {self.operand(t, d)} else {self.operand(t, d)})"
 
     def e_long(self, d: int) -> str:
-        form = self.choice(("access", "add", "sub", "mul", "neg", "if", "dur", "lit"))
+        form = self.weighted(
+            {"access": 2, "add": 2, "sub": 2, "mul": 2, "neg": 2, "if": 1, "dur": 3, "lit": 1}
+        )
         o = self.operand
         if form == "access":
             return self.access("long", d)
@@ -543,13 +689,19 @@ class _Expr:
         return "{" + ", ".join(fields) + "}"
 
     def e_ip(self, d: int) -> str:
+        if self.chance(0.2):
+            return self.ctor("ip", d)
         return self.access("ip", d) if self.chance(0.4) else self.literal("ip")
 
     def e_decimal(self, d: int) -> str:
+        if self.chance(0.2):
+            return self.ctor("decimal", d)
         return self.access("decimal", d) if self.chance(0.4) else self.literal("decimal")
 
     def e_datetime(self, d: int) -> str:
-        form = self.choice(("access", "lit", "offset", "to_date", "if"))
+        form = self.weighted({"access": 2, "lit": 2, "offset": 3, "to_date": 2, "if": 1, "ctor": 1})
+        if form == "ctor":
+            return self.ctor("datetime", d)
         if form == "access":
             return self.access("datetime", d)
         if form == "offset":
@@ -561,7 +713,9 @@ class _Expr:
         return self.literal("datetime")
 
     def e_duration(self, d: int) -> str:
-        form = self.choice(("access", "lit", "since", "to_time"))
+        form = self.weighted({"access": 2, "lit": 2, "since": 2, "to_time": 2, "ctor": 1})
+        if form == "ctor":
+            return self.ctor("duration", d)
         if form == "access":
             return self.access("duration", d)
         if form == "since":
@@ -581,7 +735,14 @@ def expressions(draw: Any, t: str = "bool", depth: int = 3) -> str:
 
 
 @st.composite
-def scopes(draw: Any, var: str) -> str:
+def scopes(draw: Any, var: str, slot: bool = False) -> str:
+    """A principal or resource scope; with ``slot``, one that uses the template slot ``?var``."""
+    if slot:
+        kind = draw(st.sampled_from(("eq", "in", "is_in")))
+        etype = draw(st.sampled_from(ENTITY_TYPES))
+        return {"eq": f"{var} == ?{var}", "in": f"{var} in ?{var}", "is_in": f"{var} is {etype} in ?{var}"}[
+            kind
+        ]
     kind = draw(st.sampled_from(("any", "any", "any", "any", "eq", "in", "is", "is_in")))
     g = _Expr(draw)
     if kind == "any":
@@ -601,26 +762,65 @@ def action_scopes(draw: Any) -> str:
     kind = draw(st.sampled_from(("any", "any", "any", "eq", "in_list", "in_one")))
     if kind == "any":
         return "action"
+
+    def uid() -> str:
+        atype = draw(st.sampled_from(ACTION_TYPES)) if draw(st.sampled_from(range(3 + 1))) == 0 else "Action"
+        return f'{atype}::"{draw(st.sampled_from(ACTIONS))}"'
+
     if kind == "eq":
-        return f'action == Action::"{draw(st.sampled_from(ACTIONS))}"'
+        return f"action == {uid()}"
     if kind == "in_one":
-        return f'action in Action::"{draw(st.sampled_from(ACTIONS))}"'
-    names = draw(st.lists(st.sampled_from(ACTIONS), max_size=3))
-    return "action in [" + ", ".join(f'Action::"{n}"' for n in names) + "]"
+        return f"action in {uid()}"
+    return "action in [" + ", ".join(uid() for _ in range(draw(st.sampled_from(range(3 + 1))))) + "]"
 
 
 @st.composite
-def policies(draw: Any, max_depth: int = 3) -> Policy:
-    forbid = draw(st.booleans())
+def policies(draw: Any, max_depth: int = 3, index: int = 0, templates: bool = True) -> Policy:
+    """One policy; permits are more common than forbids (so that more requests are allowed), some
+    carry an ``@id`` (vigil reports them by it), some are templates (slots filled by links)."""
+    forbid = draw(st.sampled_from(range(10))) < 2
+    slots = draw(st.sampled_from(("", "", "", "", "", "", "p", "r", "pr"))) if templates else ""
     head = (
-        f"{'forbid' if forbid else 'permit'}({draw(scopes('principal'))}, {draw(action_scopes())}, "
-        f"{draw(scopes('resource'))})"
+        f"{'forbid' if forbid else 'permit'}({draw(scopes('principal', 'p' in slots))}, {draw(action_scopes())}, "
+        f"{draw(scopes('resource', 'r' in slots))})"
     )
     clauses = []
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(st.sampled_from((0, 1, 1, 1, 2) if forbid else (0, 0, 1, 1, 1, 2)))):
         kw = draw(st.sampled_from(("when", "when", "unless")))
-        clauses.append(f" {kw} {{ {draw(expressions('bool', max_depth))} }}")
-    return Policy(forbid, head + "".join(clauses) + ";")
+        # A clause is always a compound expression (never a lone leaf such as `true`).
+        clauses.append(f" {kw} {{ {_Expr(draw).e_bool(max_depth - 1)} }}")
+    annotation_id = f"rule-{index}" if draw(st.sampled_from(range(3 + 1))) == 0 else None
+    annotations = f'@id("{annotation_id}") ' if annotation_id else ""
+    if draw(st.sampled_from(range(9 + 1))) == 0:
+        annotations += '@advice("a \\"note\\"") '
+    return Policy(forbid, annotations + head + "".join(clauses) + ";", annotation_id, bool(slots))
+
+
+@st.composite
+def policy_lists(
+    draw: Any, max_policies: int = 6, max_depth: int = 3, templates: bool = True
+) -> tuple[Policy, ...]:
+    n = draw(st.sampled_from(range(1, max_policies + 1)))
+    return tuple(draw(policies(max_depth, i, templates)) for i in range(n))
+
+
+@st.composite
+def links(draw: Any, pols: tuple[Policy, ...]) -> tuple[dict[str, Any], ...]:
+    """Links for the templates among ``pols`` (documented ``links.json`` form), each template linked
+    0-2 times to entities that mostly exist; by Cedar id or by @id."""
+    out = []
+    for i, p in enumerate(pols):
+        if not p.template:
+            continue
+        for j in range(draw(st.sampled_from(range(2 + 1)))):
+            values = {}
+            for var in ("principal", "resource"):
+                if f"?{var}" in p.text:
+                    uid = draw(st.sampled_from(UNIVERSE + GHOSTS[:1]))
+                    values[f"?{var}"] = {"type": uid[0], "id": uid[1]}
+            ref = p.annotation_id if p.annotation_id and draw(st.booleans()) else f"policy{i}"
+            out.append({"template": ref, "id": f"link{i}-{j}", "values": values})
+    return tuple(out)
 
 
 # -- JSON values, entities, contexts ---------------------------------------------------------------
@@ -730,29 +930,62 @@ def entity_sets(draw: Any) -> tuple[dict[str, Any], ...]:
     for name in actions:
         parents = draw(st.lists(st.sampled_from(ACTION_PARENTS.get(name, ("all",))), max_size=2, unique=True))
         seed = draw(SEEDS)
+        # Namespaced action entities now and then (their own small hierarchy).
+        atype = "NS::Action" if seed % 5 == 2 else "Action"
         out.append(
             {
-                "uid": {"type": "Action", "id": name},
+                "uid": {"type": atype, "id": name},
                 "attrs": json_record(seed, 0.3) if seed % 4 == 1 else {},
-                "parents": [{"type": "Action", "id": p} for p in parents if p != name],
+                "parents": [{"type": atype, "id": p} for p in parents if p != name],
             }
         )
     return tuple(out)
 
 
+_UID_IN_TEXT = re.compile(r'([A-Za-z_][A-Za-z_0-9]*(?:::[A-Za-z_][A-Za-z_0-9]*)*)::"([^"\\]*)"')
+
+
+def named_uids(text: str) -> list[tuple[str, str]]:
+    """The entity uids a policy text names (plain ids only), so requests can aim at the scopes."""
+    return [(t, i) for t, i in _UID_IN_TEXT.findall(text) if not t.endswith("Action")]
+
+
 @st.composite
-def requests(draw: Any, entities: tuple[dict[str, Any], ...]) -> Request:
-    existing = [(e["uid"]["type"], e["uid"]["id"]) for e in entities if e["uid"]["type"] != "Action"]
-    pool = existing * 6 + list(UNIVERSE[:2]) + list(GHOSTS[:2])
+def requests(
+    draw: Any,
+    entities: tuple[dict[str, Any], ...],
+    namespaced: bool = True,
+    aim: tuple[tuple[str, str], ...] = (),
+) -> Request:
+    """A request on the existing entities mostly; also on uids the policies name (``aim``: so that
+    scopes such as ``principal == User::"a"`` match more often), and on unknown ones."""
+    existing = [
+        (e["uid"]["type"], e["uid"]["id"]) for e in entities if not e["uid"]["type"].endswith("Action")
+    ]
+    pool = existing * 6 + list(aim) * 3 + list(UNIVERSE[:2]) + list(GHOSTS[:2])
     principal = draw(st.sampled_from(pool))
     resource = draw(st.sampled_from(pool))
     action = draw(st.sampled_from(ACTIONS))
-    return Request(principal, action, resource, draw(contexts()))
+    action_type = "NS::Action" if namespaced and draw(st.sampled_from(range(5))) == 0 else "Action"
+    return Request(principal, action, resource, draw(contexts()), action_type)
 
 
 @st.composite
-def cases(draw: Any, max_policies: int = 6, max_requests: int = 4, max_depth: int = 3) -> Case:
-    pols = tuple(draw(st.lists(policies(max_depth), min_size=1, max_size=max_policies)))
+def cases(
+    draw: Any,
+    max_policies: int = 6,
+    max_requests: int = 4,
+    max_depth: int = 3,
+    templates: bool = True,
+    namespaced: bool = True,
+) -> Case:
+    """Policies (templates among them, with links), entities and requests (some with a namespaced
+    action when ``namespaced``: the engine maps AuthZEN actions to ``Action`` only)."""
+    pols = draw(policy_lists(max_policies, max_depth, templates))
     ents = draw(entity_sets())
-    reqs = tuple(draw(st.lists(requests(ents), min_size=1, max_size=max_requests)))
-    return Case(pols, ents, reqs)
+    lnks = draw(links(pols))
+    aim = tuple(named_uids("\n".join(p.text for p in pols))) + tuple(
+        (v["type"], v["id"]) for x in lnks for v in x["values"].values()
+    )
+    reqs = tuple(draw(st.lists(requests(ents, namespaced, aim), min_size=1, max_size=max_requests)))
+    return Case(pols, ents, reqs, lnks)

@@ -14,6 +14,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.profiles import examples
 from vigil.audit import events
 from vigil.audit.events import (
     RecordLines,
@@ -119,7 +120,7 @@ RECORDS = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400))
 @given(r=RECORDS)
 def test_event_line_is_the_event_dict_encoded(r: DecisionRecord) -> None:
     try:
@@ -138,7 +139,7 @@ def test_event_line_is_the_event_dict_encoded(r: DecisionRecord) -> None:
     json.loads(expected)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(rs=st.lists(RECORDS, max_size=6))
 def test_a_chunk_is_the_event_lines_of_its_records(rs: list[DecisionRecord]) -> None:
     try:
@@ -152,7 +153,7 @@ def test_a_chunk_is_the_event_lines_of_its_records(rs: list[DecisionRecord]) -> 
     assert chunk(rs) == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200))
 @given(rs=st.lists(RECORDS, max_size=8), cut=st.integers(0, 8))
 def test_event_lines_give_each_line_once_in_order(rs: list[DecisionRecord], cut: int) -> None:
     """The sink's line buffers (the C one, which encodes on add, where it is built; the one that

@@ -1,4 +1,4 @@
-"""The AuthZEN interop vectors (``../shared/conformance/authzen``) replayed over real HTTP.
+"""The AuthZEN interop vectors (``vendor/conformance/authzen``) replayed over real HTTP.
 
 One ``vigil serve`` process per example workspace, on loopback, with API keys; every case of every
 claimed vector file is sent as the upstream runners send it (``Content-Type: application/json``,

@@ -8,13 +8,13 @@
   offending file (and, for a policy syntax error, ``policies/x.cedar:LINE``).
 * ``reload`` of a broken workspace keeps the last good revision, which decides as before.
 
-Derandomized for CI; ``VIGIL_HYPOTHESIS_EXAMPLES=N`` runs N random examples per test instead.
+Derandomized for CI (the ``ci`` profile, tests/profiles.py); ``VIGIL_HYPOTHESIS_EXAMPLES=N`` runs N random
+examples per test instead.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,24 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 import vigil
+from tests.profiles import examples
 from vigil.audit.sink import MemorySink
 from vigil.policy.json_values import MAX_DEPTH, MAX_STRING
 
-_EXAMPLES = os.environ.get("VIGIL_HYPOTHESIS_EXAMPLES")
-
 
 def _settings(default: int) -> settings:
-    return settings(
-        max_examples=int(_EXAMPLES) if _EXAMPLES else default,
-        derandomize=not _EXAMPLES,
-        database=None,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    )
+    """The profile of tests/profiles.py with this test's example count."""
+    return settings(max_examples=examples(default))
 
 
 # -- the workspace ---------------------------------------------------------------------------------

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from typer.testing import CliRunner
+
 from tests.behaviour_support import T0, engine, write_workspace
+from vigil.cli.main import app
+from vigil.evaluation.report import criteria, passed
+from vigil.evaluation.scoring import Outcome, Scorecard, verdict
 from vigil.store import MemoryStore
+from vigil.workspace.settings import BehaviourSettings
 
 DAYS, LEARN = 24, 14
 ATTACKS = ("stolen", "drift", "enumeration", "chain", "travel", "rate", "segment")
@@ -150,41 +157,126 @@ def _req(
 
 
 def test_detectors_find_attacks_fast_and_leave_benign_traffic_alone(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
-    in_time = episodes = benign = false_pos = 0
-    misses: list[str] = []
-    fps: list[str] = []
+    """Scored by the evaluation's own scorer (``vigil.evaluation.scoring``): a request is detected
+    or blocked by :func:`verdict`; each episode is scored by :meth:`Scorecard.episode` with this
+    file's windows; a false positive is a blocked benign request after learning, before its
+    identity's episode started."""
+    step_up = BehaviourSettings().step_up_risk
+    card = Scorecard()
     for seed in (1, 2):
         e = engine(
             write_workspace(tmp_path / f"ws{seed}", {"learning_days": 14, "learning_requests": 100}),
             store=MemoryStore(),
         )
         _, events = fleet(seed)
-        first: dict[str, int] = {}
+        episodes: dict[str, list[tuple[Outcome, str]]] = {}
         started: dict[str, float] = {}
+        learned_from = (T0 + timedelta(days=LEARN)).timestamp()
         for t, req, label, who in events:
-            r = e.decide(req, now=datetime.fromtimestamp(t, UTC))
-            detected = not r.allowed and (r.advice or r.reason_codes[0] in ("risk_deny", "risk_step_up"))
+            outcome = verdict(e.decide(req, now=datetime.fromtimestamp(t, UTC)), step_up)
             if label.startswith("attack:"):
-                _, attack, ep, k = label.split(":")
-                key = f"{attack}:{ep}"
+                _, attack, ep, _k = label.split(":")
                 started.setdefault(who, t)
-                if detected and key not in first:
-                    first[key] = int(k) + 1
-            elif t >= (T0 + timedelta(days=LEARN)).timestamp() and t < started.get(who, float("inf")):
-                benign += 1
-                if detected:
-                    false_pos += 1
-                    fps.append(f"{who} {label} {r.reason_codes} {r.explanations()}")
-        keys = {label.rsplit(":", 1)[0][7:] for _, _, label, _ in events if label.startswith("attack:")}
-        for key in keys:
-            episodes += 1
-            attack = key.split(":")[0]
-            if first.get(key, 10**9) <= WITHIN.get(attack, 3):
-                in_time += 1
+                episodes.setdefault(f"{attack}:{ep}", []).append((outcome, req["action"]["name"]))
+            elif t < started.get(who, float("inf")):
+                card.benign(outcome, learned=t >= learned_from, drift=label, group="all", identity=who)
             else:
-                misses.append(f"seed {seed} {key}: first detection at {first.get(key)}")
+                card.excluded()
+        for key, scored in sorted(episodes.items()):
+            attack = key.split(":")[0]
+            card.episode(
+                attack,
+                [o for o, _ in scored],
+                [a for _, a in scored],
+                {"seed": seed, "episode": key},
+                within=WITHIN.get(attack, 3),
+            )
         e.close()
-    assert in_time / episodes >= 0.95, misses
-    assert false_pos / benign <= 0.005, (false_pos, benign, fps[:5])
+    totals = card.totals()
+    assert totals["episodes"] == 2 * 2 * len(ATTACKS)
+    late = [x for t in card.types.values() for x in t.misses + t.late]
+    assert totals["in_time_rate"] >= 0.95, late
+    assert card.benign_after_learning > 1000
+    assert card.fp_rate <= 0.005, (card.benign_blocked, card.benign_after_learning, card.fp_by_drift)
+    # The same verdict the report's done criteria give.
+    assert criteria({"totals": totals})["in_time_ok"] and criteria({"totals": totals})["fp_ok"]
+
+
+# -- the scorer and the done criteria, on hand-worked outcomes -------------------------------------
+
+PASS, SIGNAL = Outcome("pass", 0, ()), Outcome("signal", 30, ("new_resource",))
+FLAG, STEP = Outcome("flag", 70, ("new_resource",)), Outcome("step_up", 70, ("new_network",))
+
+
+def test_scorecard_counts_in_time_late_missed_and_false_positives() -> None:
+    card = Scorecard()
+    card.episode("x", [PASS, FLAG, PASS], ["read"] * 3, {}, within=3)  # detected at 2: in time
+    card.episode("x", [PASS, PASS, PASS, STEP], ["read"] * 4, {}, within=3)  # detected at 4: late
+    card.episode("x", [PASS, SIGNAL], ["read"] * 2, {}, within=3)  # a signal is not a detection: missed
+    card.episode("escalation_chain", [PASS, PASS, STEP], ["read", "grant", "create_key"], {})  # grant passed
+    for outcome in (PASS, PASS, SIGNAL, FLAG, STEP, STEP, PASS, PASS):
+        card.benign(outcome, learned=True, drift="none", group="g", identity="i")
+    card.benign(STEP, learned=False, drift="none", group="g", identity="i")  # learning: not counted
+    x = card.types["x"]
+    assert (x.episodes, x.detected, x.in_time, x.blocked) == (3, 2, 1, 1)
+    assert x.first_detection == [2, 4] and len(x.misses) == 1 and len(x.late) == 1
+    chain = card.types["escalation_chain"]
+    assert (chain.detected, chain.in_time) == (1, 0)
+    totals = card.totals()
+    assert totals["episodes"] == 4 and totals["detected"] == 3 and totals["detected_in_time"] == 1
+    assert totals["in_time_rate"] == 0.25
+    assert (card.benign_after_learning, card.benign_blocked, card.benign_flagged) == (8, 2, 3)
+    assert card.fp_rate == 2 / 8 and card.flag_rate == 3 / 8
+    assert (card.benign_learning, card.benign_learning_blocked) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("in_time_rate", "fp_rate", "in_time_ok", "fp_ok"),
+    [
+        (0.95, 0.005, True, True),  # both exactly on target: met
+        (0.9499, 0.0, False, True),
+        (1.0, 0.0051, True, False),
+        (0.5, 0.5, False, False),
+    ],
+)
+def test_criteria_and_passed(in_time_rate: float, fp_rate: float, in_time_ok: bool, fp_ok: bool) -> None:
+    c = criteria({"totals": {"in_time_rate": in_time_rate, "fp_rate": fp_rate}})
+    assert (c["in_time_ok"], c["fp_ok"]) == (in_time_ok, fp_ok)
+    good = criteria({"totals": {"in_time_rate": 1.0, "fp_rate": 0.0}})
+    assert passed({"criteria": c}) is (in_time_ok and fp_ok)
+    # Every generated run must pass: the held-out run alone can fail the report.
+    assert passed({"criteria": good, "holdout_criteria": c}) is (in_time_ok and fp_ok)
+    assert passed({"criteria": good}) is True
+
+
+def _fake_report(in_time_rate: float, fp_rate: float) -> dict[str, Any]:
+    totals = {"in_time_rate": in_time_rate, "fp_rate": fp_rate}
+    return {"generated": {"totals": totals}, "criteria": criteria({"totals": totals})}
+
+
+@pytest.mark.parametrize(
+    ("in_time_rate", "fp_rate", "check", "status"),
+    [
+        (0.97, 0.001, True, 0),
+        (0.90, 0.001, True, 1),  # too few attacks in time
+        (0.97, 0.01, True, 1),  # too many false positives
+        (0.90, 0.01, False, 0),  # without --check the figures are printed, never judged
+    ],
+)
+def test_eval_check_exit_status(
+    monkeypatch: pytest.MonkeyPatch, in_time_rate: float, fp_rate: float, check: bool, status: int
+) -> None:
+    import vigil.evaluation.report as report_module
+    import vigil.evaluation.run as run_module
+
+    monkeypatch.setattr(run_module, "evaluate", lambda **_kw: _fake_report(in_time_rate, fp_rate))
+    monkeypatch.setattr(report_module, "markdown", lambda _report: "figures\n")
+    result = CliRunner().invoke(app, ["eval", *(["--check"] if check else [])])
+    assert result.exit_code == status, result.output
+    assert "figures" in result.stdout
+
+
+def test_eval_missing_datasets_folder_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["eval", "--datasets", str(tmp_path / "nope")])
+    assert result.exit_code == 2, result.output
+    assert "not found" in result.output

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vigil
 from tests.behaviour_support import AGENTS, T0, TABLES, engine, habit, request, write_workspace
+from tests.profiles import examples
 from vigil.approvals import bound_context
 from vigil.operations import StateDesk
 from vigil.store import MemoryStore, QuarantineEntry, StoreError
@@ -72,7 +73,7 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, vigil.Engine]:
     return engines
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150))
 @given(st.lists(REQUESTS, min_size=1, max_size=12))
 def test_shadow_mode_never_changes_a_decision(
     trio: dict[str, vigil.Engine], items: list[tuple[Any, ...]]
@@ -85,7 +86,7 @@ def test_shadow_mode_never_changes_a_decision(
         assert shadow.advice == () and shadow.ticket is None
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150))
 @given(st.lists(REQUESTS, min_size=1, max_size=12))
 def test_learning_never_enforces(trio: dict[str, vigil.Engine], items: list[tuple[Any, ...]]) -> None:
     for item in sorted(items, key=lambda i: i[3]):
@@ -98,7 +99,7 @@ def test_learning_never_enforces(trio: dict[str, vigil.Engine], items: list[tupl
     assert len(trio["learning"].quarantine) == 0
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(200))
 @given(st.lists(REQUESTS, min_size=1, max_size=10))
 def test_a_quarantined_identity_is_never_allowed(
     tmp_path_factory: pytest.TempPathFactory, items: list[tuple[Any, ...]]
@@ -114,7 +115,7 @@ def test_a_quarantined_identity_is_never_allowed(
     e.close()
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(100))
 @given(st.lists(REQUESTS, min_size=1, max_size=12))
 def test_mode_off_is_the_policy_alone(trio: dict[str, vigil.Engine], items: list[tuple[Any, ...]]) -> None:
     # [behaviour] mode = "off": the policy's answer, risk 0, no signals, and nothing learned

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vigil
 from tests.behaviour_support import T0, engine, habit, request, write_workspace
+from tests.profiles import examples
 from vigil.behaviour.model import BehaviourModel
 from vigil.behaviour.privilege import ADMIN, READ, WRITE, ActionClasses, name_class
 from vigil.behaviour.profile import (
@@ -232,7 +233,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300))
 @given(
     st.dictionaries(
         st.sampled_from(["time", "ip", "region", "user_agent", "hour"]),

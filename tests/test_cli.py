@@ -77,18 +77,18 @@ def test_version() -> None:
 def test_check_table(fleet: Path) -> None:
     result = invoke("check", "--workspace", str(fleet))
     assert result.exit_code == 0, result.output
-    for text in (
-        "policy revision",
-        "policies",
-        "22",
-        "compiled",
-        "fallback",
-        "entities",
-        "223",
-        "schema",
-        "yes",
-    ):
-        assert text in result.stdout
+    # Each figure on its own row ("22" alone would be found inside "223").
+    rows = {
+        cells[0]: cells[1]
+        for line in result.stdout.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│┃ ").split("│")]) == 2 and cells[0]
+    }
+    assert rows["policies"] == "22"
+    assert rows["compiled"] == "22"
+    assert rows["fallback (cedarpy)"] == "0"
+    assert rows["entities"].startswith("223 ")
+    assert rows["schema"] == "yes"
+    assert "policy revision" in rows
     assert "without an @id" not in result.stdout
     assert not (fleet / ".vigil").exists()  # check writes nothing, not even audit
 

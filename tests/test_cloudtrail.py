@@ -16,10 +16,12 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tests import vendored
+from tests.profiles import examples
 from vigil import Engine
 from vigil.audit import NullSink
 from vigil.cli.main import app
@@ -34,7 +36,7 @@ from vigil.importers import (
 )
 from vigil.model.request import parse_authzen
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASETS = vendored.DATASETS
 runner = CliRunner()
 
 ROLE_CALL: dict[str, Any] = {
@@ -372,16 +374,20 @@ def _check(record: Any, engine: Engine) -> None:
         return
     orjson.dumps(request)
     parse_authzen(request)
-    engine.decide(request)  # unknown identity: a deny, never a RequestError
+    # The workspace has no identities: every mapped request is decided (never a RequestError) and
+    # denied as an unknown identity.
+    record = engine.decide(request)
+    assert not record.allowed
+    assert record.reason_codes == ("unknown_identity",), record.reason_codes
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300))
 @given(record=json_values | mutated_records())
 def test_any_json_maps_or_raises_cloudtrail_error(record: Any, engine: Engine) -> None:
     _check(record, engine)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150))
 @given(data=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_any_file_content_gives_records_or_errors(
     tmp_path_factory: pytest.TempPathFactory, data: bytes
@@ -397,7 +403,7 @@ def test_any_file_content_gives_records_or_errors(
             assert set(json.loads(line)["error"]) == {"code", "message"}
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100))
 @given(
     records=st.lists(json_values | mutated_records(), max_size=6),
     shape=st.sampled_from(["records", "array", "lines"]),
@@ -483,8 +489,9 @@ def test_written_workspace_decides_every_imported_request(tmp_path: Path) -> Non
         write_workspace(root, {})
 
 
-@pytest.mark.skipif(not DATASETS.is_dir(), reason="shared data sets not present")
-def test_every_shared_cloudtrail_record_imports() -> None:
+def test_every_vendored_cloudtrail_record_imports() -> None:
+    vendored.require(DATASETS / "stratus-red-team-detonations")
+    vendored.require(DATASETS / "otrf-security-datasets" / "aws-ec2-proxy-s3-exfiltration")
     files = sorted((DATASETS / "stratus-red-team-detonations" / "events").glob("*.json"))
     files.append(DATASETS / "otrf-security-datasets" / "aws-ec2-proxy-s3-exfiltration" / "events.jsonl")
     out, err = io.BytesIO(), io.BytesIO()

@@ -13,7 +13,6 @@ with a random seed instead, for long bug hunts (``--hypothesis-seed`` makes one 
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -21,28 +20,22 @@ from typing import Any
 
 import cedarpy
 import pytest
-from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
-from tests.strategies import Case, Policy, Request, cases, contexts, entity_sets, policies
+from tests.profiles import examples
+from tests.strategies import Case, Policy, Request, cases, contexts, entity_sets, policy_lists
 from vigil import Engine, VigilError
 from vigil.audit.sink import MemorySink
 from vigil.policy.build import BuildError, PolicySet, build_policy_set
 from vigil.policy.cedar import PolicySource
 from vigil.policy.json_values import record_to_cedar
 
-_EXAMPLES = os.environ.get("VIGIL_HYPOTHESIS_EXAMPLES")
-
 
 def _settings(default: int) -> settings:
-    return settings(
-        max_examples=int(_EXAMPLES) if _EXAMPLES else default,
-        derandomize=not _EXAMPLES,
-        database=None,
-        deadline=None,
-        print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    )
+    """The profile of tests/profiles.py with this test's example count."""
+    return settings(max_examples=examples(default))
 
 
 _POLICY_ID = re.compile(r"policy `([^`]*)`")
@@ -59,11 +52,15 @@ class Reference:
     """cedarpy on one policy set and entity set (parsed once)."""
 
     def __init__(self, case: Case) -> None:
-        self.policies = cedarpy.PolicySet.from_str(case.text)
+        self.case = case
+        self.policies = _cedar_policies(case)
         self.entities = cedarpy.Entities.from_json_str(json.dumps(list(case.entities)))
 
     def answer(self, request: Request, extra_context: dict[str, Any] | None = None) -> Verdict | None:
-        """(allowed, determining ids, erroring ids), or None when Cedar refuses the request itself."""
+        """(allowed, determining ids, erroring ids), or None when Cedar refuses the request itself.
+
+        Ids are the ones vigil reports: a static policy by its @id when it has one (Cedar by
+        ``policyN``), a link by its own id."""
         result = cedarpy.is_authorized(request.cedar(extra_context), self.policies, self.entities)
         diag = result.diagnostics
         if result.decision == cedarpy.Decision.NoDecision:
@@ -73,15 +70,27 @@ class Reference:
             m = _POLICY_ID.search(message)
             assert m is not None, f"unrecognised cedarpy error: {message}"
             errors.add(m.group(1))
-        return result.allowed, frozenset(diag.reasons), frozenset(errors)
+        ids = self.case.vigil_id
+        return result.allowed, frozenset(map(ids, diag.reasons)), frozenset(map(ids, errors))
+
+
+def _cedar_policies(case: Case) -> Any:
+    policies = cedarpy.PolicySet.from_str(case.text)
+    return policies.with_linked_batch(case.cedarpy_links()) if case.links else policies
 
 
 def parses(case: Case) -> bool:
     try:
-        cedarpy.PolicySet.from_str(case.text)
-    except ValueError:
+        _cedar_policies(case)
+    except (ValueError, KeyError):
         return False
     return True
+
+
+def _all_ids(case: Case) -> frozenset[str]:
+    """Every policy id a forced fallback must name: static policies and links (not templates)."""
+    static = {f"policy{i}" for i, p in enumerate(case.policies) if not p.template}
+    return frozenset(static | {x["id"] for x in case.links})
 
 
 def build(case: Case, force_fallback: frozenset[str] = frozenset()) -> PolicySet:
@@ -91,13 +100,15 @@ def build(case: Case, force_fallback: frozenset[str] = frozenset()) -> PolicySet
     sources = [PolicySource("a.cedar", "\n".join(texts[:2]))]
     if len(texts) > 2:
         sources.append(PolicySource("b.cedar", "\n".join(texts[2:])))
-    return build_policy_set(sources, list(case.entities), require_valid=False, force_fallback=force_fallback)
+    return build_policy_set(
+        sources, list(case.entities), links=case.links, require_valid=False, force_fallback=force_fallback
+    )
 
 
 def vigil_answer(ps: PolicySet, request: Request, overlay: Any = None) -> tuple[Verdict, Any]:
     context = record_to_cedar(request.context)
     ans = ps.authorizer.is_authorized(
-        request.principal, ("Action", request.action), request.resource, context, overlay
+        request.principal, request.action_uid, request.resource, context, overlay
     )
     verdict = (ans.allowed, frozenset(ans.policies), frozenset(e.policy_id for e in ans.errors))
     return verdict, ans
@@ -115,17 +126,29 @@ def _compare(case: Case, fallback: bool = False) -> None:
         with pytest.raises(BuildError):
             build(case)
         return
-    ps = build(case, frozenset(f"policy{i}" for i in range(len(case.policies))) if fallback else frozenset())
-    assert len(ps.fallbacks) == (len(case.policies) if fallback else 0)
-    for request in case.requests:
-        expected = ref.answer(request)
-        assert expected is not None, "generated contexts are well formed"
-        got, ans = vigil_answer(ps, request)
-        if got != expected:
-            note(f"vigil errors: {ans.errors}")
-        assert got == expected, f"request {request.cedar()}: vigil {got} != cedar {expected}"
-        for e in ans.errors:
-            assert e.forbid == case.effect(e.policy_id), e
+    ps = build(case, _all_ids(case) if fallback else frozenset())
+    try:
+        assert len(ps.fallbacks) == (len(_all_ids(case)) if fallback else 0)
+        for request in case.requests:
+            expected = ref.answer(request)
+            assert expected is not None, "generated contexts are well formed"
+            got, ans = vigil_answer(ps, request)
+            assert got == expected, (
+                f"request {request.cedar()}: vigil {got} != cedar {expected}; vigil errors: {ans.errors}"
+            )
+            for e in ans.errors:
+                assert e.forbid == case.effect(e.policy_id), e
+    except AssertionError:
+        # Printed with the falsifying example: the case as a test to paste into this file.
+        if currently_in_test_context():  # under @given; a plain test shows its case in its source
+            note(
+                "ready-to-paste test:\n" + case.as_test(check="_compare_fallback" if fallback else "_compare")
+            )
+        raise
+
+
+def _compare_fallback(case: Case) -> None:
+    _compare(case, fallback=True)
 
 
 # -- authorizer level ------------------------------------------------------------------------------
@@ -177,7 +200,7 @@ def test_overlay_matches_cedar_with_merged_attributes(data: st.DataObject) -> No
         else e
         for e in case.entities
     )
-    expected = Reference(Case(case.policies, updated, case.requests)).answer(request)
+    expected = Reference(Case(case.policies, updated, case.requests, case.links)).answer(request)
     overlay = {uid: record_to_cedar(attrs, "properties") for uid, attrs in merged.items()}
     got, _ans = vigil_answer(build(case), request, overlay)
     assert got == expected
@@ -195,6 +218,8 @@ def _engine(case: Case, root: Path) -> Engine:
     (root / "policies" / "p.cedar").write_text(case.text, encoding="utf-8")
     (root / "entities").mkdir()
     (root / "entities" / "e.json").write_text(json.dumps(list(case.entities)), encoding="utf-8")
+    if case.links:  # the documented links.json form
+        (root / "links.json").write_text(json.dumps(list(case.links)), encoding="utf-8")
     return Engine.from_workspace(root, audit=MemorySink())
 
 
@@ -208,7 +233,7 @@ def _authzen(request: Request) -> dict[str, Any]:
 
 
 @_settings(100)
-@given(cases(max_requests=4))
+@given(cases(max_requests=4, namespaced=False))
 def test_engine_denies_when_a_forbid_errors(case: Case) -> None:
     """The engine's one stricter rule: an erroring forbid denies (``forbid_errored``); otherwise Cedar."""
     assume(parses(case))
@@ -242,10 +267,10 @@ def test_engine_denies_when_a_forbid_errors(case: Case) -> None:
 
 
 @_settings(200)
-@given(st.lists(policies(), min_size=1, max_size=6), entity_sets())
-def test_build_accepts_what_cedar_accepts(pols: list[Any], ents: tuple[dict[str, Any], ...]) -> None:
+@given(policy_lists(templates=False), entity_sets())
+def test_build_accepts_what_cedar_accepts(pols: tuple[Policy, ...], ents: tuple[dict[str, Any], ...]) -> None:
     """Every policy set and entity set cedarpy accepts builds (compiled or fallback), and no other."""
-    case = Case(tuple(pols), ents, ())
+    case = Case(pols, ents, ())
     try:
         Reference(case)
     except ValueError:
@@ -254,7 +279,7 @@ def test_build_accepts_what_cedar_accepts(pols: list[Any], ents: tuple[dict[str,
         return
     ps = build(case)
     assert len(ps.policies) == len(pols)
-    assert [p.id for p in ps.policies] == [f"policy{i}" for i in range(len(pols))]
+    assert [p.id for p in ps.policies] == [case.vigil_id(f"policy{i}") for i in range(len(pols))]
 
 
 def test_erroring_forbid_example() -> None:
@@ -436,3 +461,58 @@ def test_fallback_policy_sees_overlay() -> None:
     fallback, _ = vigil_answer(build(case, frozenset({"policy0"})), case.requests[0], overlay)
     assert compiled[0] is True
     assert fallback == compiled
+
+
+# -- 64-bit overflow -------------------------------------------------------------------------------
+
+_LIMITS = {"max": 2**63 - 1, "min": -(2**63), "root": 3037000499, "over_root": 3037000500}
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        # overflow: an error (the policy is skipped, and reported among the erroring policies)
+        "context.max + 1 > 0",
+        "1 + context.max > 0",
+        "context.min - 1 < 0",
+        "0 - context.min > 0",
+        "context.min + (-1) < 0",
+        "context.max * 2 > 0",
+        "context.min * -1 > 0",
+        "-1 * context.min > 0",
+        "context.over_root * context.over_root > 0",
+        "-context.min > 0",
+        "-(-context.max - 1) > 0",
+        "(context.max + 1) - 1 == context.max",
+        # the same operations just inside the range: no error
+        "context.max + 0 == context.max",
+        "context.max - 1 < context.max",
+        "context.min + context.max == -1",
+        "context.min * 1 == context.min",
+        "context.root * context.root > 0",
+        "-context.max == context.min + 1",
+        "-(context.min + 1) == context.max",
+        "context.min == -9223372036854775808",
+        "-9223372036854775807 - 1 == context.min",
+        "context.max + 1 > 0 || true",
+        "true || context.max + 1 > 0",
+        "false && context.max + 1 > 0",
+    ],
+)
+@pytest.mark.parametrize("forbid", [False, True], ids=["permit", "forbid"])
+def test_integer_overflow_matches_cedar(condition: str, forbid: bool) -> None:
+    """``+ - *`` and negation on 64-bit bounds: an overflow is an evaluation error, as in Cedar."""
+    effect = "forbid" if forbid else "permit"
+    case = Case(
+        (
+            Policy(False, "permit(principal, action, resource) when { context has flag };"),
+            Policy(forbid, f"{effect}(principal, action, resource) when {{ {condition} }};"),
+        ),
+        (),
+        (
+            Request(("User", "a"), "read", ("Doc", "d"), dict(_LIMITS)),
+            Request(("User", "a"), "read", ("Doc", "d"), {**_LIMITS, "flag": True}),
+        ),
+    )
+    _compare(case)
+    _compare(case, fallback=True)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests import vendored
 from vigil import Engine
 from vigil.audit import NullSink
 from vigil.cli.main import app
@@ -29,7 +30,7 @@ from vigil.importers import to_request
 from vigil.model.decision import DecisionRecord
 from vigil.model.request import parse_authzen
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASETS = vendored.DATASETS
 runner = CliRunner()
 SMALL = FleetConfig(seed=11, teams=2, days=16, learning_days=14)
 
@@ -321,12 +322,11 @@ def test_cli_eval_write_fleet(tmp_path: Path) -> None:
 
 # -- the data sets ---------------------------------------------------------------------------------
 
-needs_datasets = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared data sets not present")
 
-
-@needs_datasets
 def test_stratus_injection_moves_every_technique_onto_a_victim() -> None:
     import random
+
+    vendored.require(DATASETS / "stratus-red-team-detonations")
 
     techniques = load_stratus(DATASETS)
     assert len(techniques) == 35 and sum(len(t.records) for t in techniques) == 310
@@ -348,8 +348,8 @@ def test_stratus_injection_moves_every_technique_onto_a_victim() -> None:
     assert ":111122223333:" in moved["resource"]["id"] and moved["context"]["ip"] == victim.ips[0]
 
 
-@needs_datasets
 def test_otrf_scores_against_its_labels() -> None:
+    vendored.require(DATASETS / "otrf-security-datasets" / "aws-ec2-proxy-s3-exfiltration")
     run = DatasetRun()
     run_otrf(DATASETS, run)
     assert [(r.variant, r.malicious, r.benign) for r in run.otrf] == [

@@ -114,6 +114,69 @@ def test_verify_jwt(signing_key: ECKey) -> None:
             verify_jwt(t, keys, **ok)
 
 
+def _b64(data: dict[str, Any]) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def public_keys(signing_key: ECKey) -> KeySet:
+    return KeySet.import_key_set(KeySet([signing_key]).as_dict(private=False))
+
+
+OK = dict(claim="sub", issuer="https://idp.example", audience="todo-api")
+
+
+def test_jwt_without_exp_is_refused(signing_key: ECKey, public_keys: KeySet) -> None:
+    now = int(time.time())
+    body = {"sub": RICK, "iss": "https://idp.example", "aud": "todo-api", "iat": now}
+    unexpiring = jwt.encode({"alg": "ES256", "kid": "k1"}, body, signing_key)
+    with pytest.raises(SubjectError):
+        verify_jwt(unexpiring, public_keys, **OK)
+
+
+def test_jwt_not_yet_valid_is_refused_beyond_the_leeway(signing_key: ECKey, public_keys: KeySet) -> None:
+    now = 1_900_000_000
+    early = token(signing_key, iat=now, nbf=now + 3600, exp=now + 7200)
+    with pytest.raises(SubjectError):
+        verify_jwt(early, public_keys, now=now, **OK)
+    # 30 s of clock skew are tolerated; the same token is good once its time has come.
+    assert (
+        verify_jwt(token(signing_key, iat=now, nbf=now + 20, exp=now + 300), public_keys, now=now, **OK)
+        == RICK
+    )
+    assert verify_jwt(early, public_keys, now=now + 3601, **OK) == RICK
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+def test_unsigned_jwt_is_refused(public_keys: KeySet, alg: str) -> None:
+    now = int(time.time())
+    claims = {"sub": RICK, "iss": "https://idp.example", "aud": "todo-api", "iat": now, "exp": now + 300}
+    for header in ({"alg": alg}, {"alg": alg, "kid": "k1"}, {"alg": alg, "typ": "JWT"}):
+        for signature in ("", "AAAA"):
+            with pytest.raises(SubjectError):
+                verify_jwt(f"{_b64(header)}.{_b64(claims)}.{signature}", public_keys, **OK)
+
+
+def test_oversize_token_is_refused_before_verification(signing_key: ECKey, public_keys: KeySet) -> None:
+    """A genuine, well-signed token is still refused past 16 KiB (the cost of verifying is bounded)."""
+
+    def padded(n: int) -> str:
+        return token(signing_key, pad="x" * n)
+
+    n = 11_000
+    while len(padded(n + 1)) <= 16_384:
+        n += 1
+    while len(padded(n)) > 16_384:
+        n -= 1
+    at_limit, over = padded(n), padded(n + 3)
+    assert len(at_limit) <= 16_384 < len(over)
+    assert verify_jwt(at_limit, public_keys, **OK) == RICK
+    with pytest.raises(SubjectError, match="too long"):
+        verify_jwt(over, public_keys, **OK)
+
+
 def _oct_key() -> Any:
     from joserfc.jwk import OctKey
 

@@ -8,16 +8,16 @@ Expressions are batched: one policy per expression in one policy set, one cedarp
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 import cedarpy
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.profiles import examples
 from vigil.policy.extensions import (
     BINARY_OPS,
     CONSTRUCTORS,
@@ -664,11 +664,7 @@ def test_json_unknown_function_message() -> None:
 # differential tests against cedarpy
 # ------------------------------------------------------------------------------------------------
 
-DIFF = settings(
-    max_examples=int(os.environ.get("VIGIL_DIFF_EXAMPLES", "40")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+DIFF = settings(max_examples=examples(40))
 batches = st.lists  # each example is a batch of inputs, checked in one cedarpy call
 
 
@@ -1044,11 +1040,7 @@ _json_escape = st.one_of(
 )
 
 
-@settings(
-    max_examples=int(os.environ.get("VIGIL_DIFF_EXAMPLES", "15")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@settings(max_examples=examples(15))
 @given(batches(_json_escape, min_size=1, max_size=20))
 def test_diff_json_escapes(escapes: list[dict[str, Any]]) -> None:
     expected = []
@@ -1074,7 +1066,7 @@ _QUAD_PARTS = st.one_of(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000))
 @given(st.lists(_QUAD_PARTS, min_size=1, max_size=6).map(".".join) | st.text(max_size=20))
 def test_dotted_quad_is_exactly_inet_ptons_ipv4_syntax(text: str) -> None:
     """The compiled build's fast IPv4 parser accepts exactly what glibc's inet_pton(AF_INET)

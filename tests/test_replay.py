@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.profiles import examples
 from vigil import Engine
 from vigil.audit import MemorySink, NullSink
 from vigil.replay import (
@@ -279,7 +280,7 @@ def request_like(draw: st.DrawFn) -> bytes:
     return json.dumps(req).encode()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150))
 @given(st.lists(st.binary(max_size=40) | request_like() | st.text(max_size=20).map(str.encode), max_size=8))
 def test_random_lines_never_crash_replay(engine: Engine, raws: list[bytes]) -> None:
     lines = [r.replace(b"\n", b" ") + b"\n" for r in raws]

@@ -10,14 +10,13 @@ cedarpy is the reference throughout:
   schema must reproduce the corpus's expected decisions (so nothing was lost or mis-typed);
 * coerced contexts must be accepted by cedarpy *with* the schema exactly as the originals are.
 
-The corpus is read straight from its tarball; without the conformance folder those tests skip.
+The corpus is read straight from its vendored tarball (vendor/conformance/cedar); missing data fails.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import tarfile
 from collections.abc import Callable, Iterator
@@ -29,9 +28,11 @@ from typing import Any
 
 import cedarpy
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import vendored
+from tests.profiles import examples
 from vigil.policy.schema import (
     MAX_DEPTH,
     ActionInfo,
@@ -43,7 +44,7 @@ from vigil.policy.schema import (
     parse_schema,
 )
 
-CEDAR = Path(os.environ.get("VIGIL_CEDAR_CONFORMANCE", "/work/shared/conformance/cedar"))
+CEDAR = vendored.CEDAR
 TARBALL = CEDAR / "corpus" / "corpus-tests.tar.gz"
 FLEET_SCHEMA = Path(__file__).resolve().parents[1] / "examples" / "agent-fleet" / "schema.cedarschema"
 
@@ -100,8 +101,7 @@ def _case(name: str, test: dict[str, Any], read: Callable[[str], str]) -> Case:
 
 @cache
 def corpus_cases() -> tuple[Case, ...]:
-    if not TARBALL.exists():
-        pytest.skip(f"no Cedar corpus at {TARBALL}")
+    vendored.require(TARBALL)
     files: dict[str, str] = {}
     with tarfile.open(TARBALL) as tar:
         for member in tar:
@@ -114,9 +114,8 @@ def corpus_cases() -> tuple[Case, ...]:
 
 @cache
 def handwritten_cases() -> tuple[Case, ...]:
-    paths = sorted((CEDAR / "tests").glob("*/*.json"))
-    if not paths:
-        pytest.skip(f"no hand-written Cedar tests under {CEDAR}")
+    paths = sorted((vendored.require(CEDAR / "tests")).glob("*/*.json"))
+    assert paths, f"no hand-written Cedar tests under {CEDAR}"
 
     def read(relative: str) -> str:
         return (CEDAR / relative).read_text()
@@ -221,9 +220,8 @@ def test_every_corpus_schema_parses() -> None:
 
 
 def test_sample_data_and_example_schemas_parse() -> None:
-    paths = sorted((CEDAR / "sample-data").glob("*/*.cedarschema"))
-    if FLEET_SCHEMA.exists():
-        paths.append(FLEET_SCHEMA)
+    paths = sorted(vendored.require(CEDAR / "sample-data").glob("*/*.cedarschema"))
+    paths.append(FLEET_SCHEMA)
     assert len(paths) >= 3
     for path in paths:
         schema = parse_schema(path.read_text())
@@ -358,7 +356,7 @@ def cedar_can_render(text: str) -> bool:
         return False
 
 
-@settings(deadline=None, max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.text(max_size=200) | st.lists(SCHEMA_WORDS, max_size=40).map(" ".join))
 def test_parse_schema_raises_only_schema_error(text: str) -> None:
     try:
@@ -383,7 +381,7 @@ def mutated_schema(draw: st.DrawFn) -> str:
     return text
 
 
-@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300))
 @given(mutated_schema())
 def test_mutated_schemas_parse_exactly_when_cedar_accepts(text: str) -> None:
     accepted = cedar_can_render(text)
@@ -446,7 +444,7 @@ def schema_types() -> st.SearchStrategy[SchemaType]:
     )
 
 
-@settings(deadline=None, max_examples=500)
+@settings(max_examples=examples(500))
 @given(json_values(), schema_types())
 def test_coerce_json_never_raises_mutates_or_changes_twice(value: Any, ty: SchemaType) -> None:
     before = copy.deepcopy(value)
@@ -456,7 +454,7 @@ def test_coerce_json_never_raises_mutates_or_changes_twice(value: Any, ty: Schem
     json.dumps(once)  # still JSON
 
 
-@settings(deadline=None, max_examples=100)
+@settings(max_examples=examples(100))
 @given(json_values(), st.none() | st.integers() | st.text() | st.just(SchemaType))
 def test_coerce_json_tolerates_a_bogus_type(value: Any, ty: Any) -> None:
     assert coerce_json(value, ty) is value

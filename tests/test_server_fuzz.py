@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.profiles import examples
 from tests.test_server_support import ServerProcess, copy_workspace
 
 RICK = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"
@@ -28,7 +29,7 @@ ENDPOINTS = [
     "/access/v1/search/resource",
     "/access/v1/search/action",
 ]
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+FUZZ = settings(max_examples=examples(120), suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")

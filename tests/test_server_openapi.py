@@ -23,6 +23,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from tests.profiles import examples
 from tests.test_server_support import ADMIN_KEY, API_KEY, ServerProcess, copy_workspace
 from vigil.server.openapi import openapi_document
 
@@ -68,7 +69,7 @@ def test_api_matches_its_schema(server: ServerProcess, operation: Any, mode: Gen
     headers = {"Authorization": f"Bearer {key}", "x-vigil-api-key": API_KEY}
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples(25), suppress_health_check=list(HealthCheck))
     def run(case: schemathesis.Case) -> None:
         case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS)
 

@@ -20,9 +20,11 @@ from typing import Any
 
 import httpx
 
+from tests import vendored
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-VECTORS = ROOT.parent / "shared" / "conformance" / "authzen"
+VECTORS = vendored.AUTHZEN
 API_KEY = "test-api-key-0123456789abcdef"
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 
@@ -97,7 +99,10 @@ class ServerProcess:
                 if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
                     return self
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)  # after a refused connection and a non-200 answer alike: never spin
         raise RuntimeError("server not healthy:\n" + self.log())
 
     @property
@@ -126,5 +131,5 @@ class ServerProcess:
 
 
 def load_vectors(relative: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((VECTORS / relative).read_text())
+    data: dict[str, Any] = json.loads(vendored.require(VECTORS / relative).read_text())
     return data

@@ -85,7 +85,9 @@ class SearchIndex:
                     found.add(a)
                     if p.action_in:
                         found.update(c for c in self.children.get(a, ()) if c[0] == a[0])
-        return tuple(sorted(found, key=_id_key))
+        # An AuthZEN action name means (action type, name): an action of another type (e.g.
+        # `NS::Action::"read"` beside `Action::"read"`) is not what a result's name would decide.
+        return tuple(sorted((a for a in found if a[0] == self.action_type), key=_id_key))
 
     def permits_for_action(self, action: EntityUid) -> tuple[CompiledPolicy, ...]:
         """Permit policies whose action scope admits ``action`` (any principal, any resource)."""

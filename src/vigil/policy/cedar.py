@@ -153,14 +153,39 @@ def _tree_by_statement(statements: list[tuple[str, str]]) -> tuple[Any, tuple[tu
     return pst.PolicySet(templates=templates, static_policies=static, template_links=()), tuple(untyped)
 
 
+# The documented link keys (README, ``links.json``) -> cedarpy's names, which are accepted too.
+_LINK_KEYS = {"template": "template_id", "id": "new_id"}
+
+
+def _cedarpy_link(n: int, link: Any) -> dict[str, Any]:
+    """One ``links.json`` item in cedarpy's form (``template_id``, ``new_id``, ``values``)."""
+    if not isinstance(link, Mapping):
+        raise CedarError(f"template link {n}: expected an object")
+    out = dict(link)
+    for documented, native in _LINK_KEYS.items():
+        if documented in out:
+            if native in out:
+                raise CedarError(f"template link {n}: give {documented!r} or {native!r}, not both")
+            out[native] = out.pop(documented)
+    missing = [k for k in ("template", "id", "values") if _LINK_KEYS.get(k, k) not in out]
+    if missing:
+        raise CedarError(f"template link {n}: missing " + ", ".join(repr(k) for k in missing))
+    return out
+
+
 def link_templates(parsed: ParsedPolicies, links: Sequence[Mapping[str, Any]]) -> ParsedPolicies:
-    """Link templates (``{"template", "id", "values": {"?principal": {type, id}}}``); raises CedarError."""
+    """Link templates; raises CedarError.
+
+    Each link is ``{"template": <template id or @id>, "id": <new policy id>, "values": {"?principal":
+    {"type", "id"}, ...}}`` (cedarpy's own ``template_id``/``new_id`` names are accepted too).
+    """
     if not links:
         return parsed
     if parsed.untyped:
         raise CedarError("template links cannot be used while some policies have no typed tree")
+    batch = [_cedarpy_link(n, x) for n, x in enumerate(links, 1)]
     try:
-        handle = parsed.handle.with_linked_batch([dict(x) for x in links])
+        handle = parsed.handle.with_linked_batch(batch)
         tree = handle.to_pst()
     except (ValueError, TypeError, KeyError) as e:
         raise CedarError(f"template links: {_one_line(e)}") from None
