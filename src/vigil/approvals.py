@@ -21,7 +21,18 @@ from typing import Any, Final
 
 from vigil.errors import ConflictError, NotFoundError, RequestError
 from vigil.policy.values import EntityUid
-from vigil.store.base import APPROVED, DENIED, EXPIRED, PENDING, TICKET_STATES, Store, Ticket, uid_text
+from vigil.store.base import (
+    APPROVED,
+    DENIED,
+    EXPIRED,
+    PENDING,
+    TICKET_STATES,
+    Store,
+    Ticket,
+    bounded,
+    hold,
+    uid_text,
+)
 
 Key = tuple[EntityUid, EntityUid, EntityUid]
 MAX_ACTOR: Final = 256
@@ -73,7 +84,13 @@ def ticket_dict(t: Ticket, now: float | None = None) -> dict[str, Any]:
 
 
 class Approvals:
-    """Approval tickets over a :class:`~vigil.store.base.Store` (thread-safe)."""
+    """Approval tickets over a :class:`~vigil.store.base.Store` (thread-safe).
+
+    The decision path (:meth:`granted`, :meth:`request`) waits for the lock and the store at most
+    ``decision_timeout_s`` and raises StoreError past it (the engine denies with
+    ``store_unavailable``)."""
+
+    decision_timeout_s = 0.02  # the engine sets [store] decision_timeout_ms
 
     def __init__(self, store: Store, ids: Callable[[], str] | None = None) -> None:
         self.store = store
@@ -101,8 +118,9 @@ class Approvals:
     def granted(
         self, subject: EntityUid, action: EntityUid, resource: EntityUid, now: float
     ) -> Ticket | None:
-        """The approved, unexpired ticket for this subject, action and resource, if any."""
-        with self._lock:
+        """The approved, unexpired ticket for this subject, action and resource, if any. Raises
+        StoreError when the store does not answer within ``decision_timeout_s``."""
+        with bounded(self.decision_timeout_s, fail_fast=True), hold(self._lock, "approvals"):
             self._sync()
             t = self._approved.get((subject, action, resource))
             return t if t is not None and now < t.expires else None
@@ -120,9 +138,10 @@ class Approvals:
         ttl_s: float,
     ) -> Ticket:
         """The pending ticket for this subject, action and resource: the open one, or a new one
-        (expiring ``ttl_s`` from ``now``). Raises StoreError when the store cannot record it."""
+        (expiring ``ttl_s`` from ``now``). Raises StoreError when the store cannot record it within
+        ``decision_timeout_s``."""
         key = (subject, action, resource)
-        with self._lock:
+        with bounded(self.decision_timeout_s, fail_fast=True), hold(self._lock, "approvals"):
             self._sync()
             open_ = self._pending.get(key)
             if open_ is not None and now < open_.expires:

@@ -83,6 +83,8 @@ HTTP_STATUS: dict[str, int] = {
     "conflict": 409,
     "ticket_closed": 409,
     "invalid_argument": 400,
+    "duplicate_header": 400,
+    "invalid_path": 400,
     "vigil_error": 500,
 }
 
@@ -101,5 +103,7 @@ EXIT_STATUS: dict[str, int] = {
     "conflict": 6,
     "ticket_closed": 6,
     "invalid_argument": 2,
+    "duplicate_header": 2,
+    "invalid_path": 2,
     "vigil_error": 1,
 }

@@ -9,6 +9,12 @@ skipped (they still count for line numbers).
 
 Input is streamed line by line: memory stays flat however long the file is. This module never
 imports a CLI or web library; ``vigil replay`` renders what it returns.
+
+A replay is a dry run unless asked otherwise: :func:`replay_engine` builds an engine on a scratch
+in-memory state store with no audit sink, so the workspace's state database (profiles, tickets,
+quarantines) and audit log stay untouched. ``state=True`` uses the workspace's store (the replay
+trains the live profiles); ``audit`` names a file for the replay's audit events. Events a replay
+writes carry ``"replay": true`` (:class:`ReplaySink`), so they are never mistaken for live ones.
 """
 
 from __future__ import annotations
@@ -16,16 +22,22 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
 
 import orjson
 
+from vigil.audit.events import decision_event
+from vigil.audit.sink import AuditSink, NullSink
 from vigil.engine import Engine
-from vigil.errors import VigilError
+from vigil.errors import AuditError, VigilError
+from vigil.jsonkeys import check_unique_keys
 from vigil.model.decision import DecisionRecord
+from vigil.store import MemoryStore
+from vigil.workspace.loader import load_workspace
 
 __all__ = [
     "INVALID_JSON",
@@ -34,9 +46,11 @@ __all__ = [
     "BinaryWriter",
     "ReplayInputError",
     "ReplayLine",
+    "ReplaySink",
     "ReplaySummary",
     "parse_rfc3339",
     "replay",
+    "replay_engine",
     "replay_to",
 ]
 
@@ -126,6 +140,7 @@ def replay(engine: Engine, lines: Iterable[bytes | str], *, first_line: int = 1)
                 raise ReplayInputError(f"invalid JSON: {e}", code=INVALID_JSON) from None
             if type(request) is not dict:
                 raise ReplayInputError("request must be a JSON object", code=INVALID_REQUEST)
+            check_unique_keys(raw, request)
             stamp = _event_time(request)
             if stamp != last_time:  # consecutive events often share a second
                 last_now = parse_rfc3339(stamp)
@@ -251,3 +266,70 @@ def replay_to(
     finally:
         summary.finish()
     return summary
+
+
+class ReplaySink:
+    """Audit events of a replay, appended to ``path`` one JSON line each, every event marked
+    ``"replay": true`` (and masked as ``mask`` says). Written synchronously (a replay is a batch
+    job); an event that cannot be written is counted in ``dropped``."""
+
+    def __init__(self, path: str | Path, mask: Sequence[str] = ()) -> None:
+        """Raises AuditError (``audit_unavailable``) when ``path`` cannot be opened for appending."""
+        self.path = Path(path)
+        self.mask = tuple(mask)
+        self.dropped = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f: IO[bytes] | None = open(self.path, "ab", buffering=1 << 16)  # noqa: SIM115
+        except OSError as e:
+            raise AuditError(f"cannot open the replay audit file {str(self.path)!r}: {e.strerror}") from None
+
+    def emit(self, record: DecisionRecord) -> bool:
+        f = self._f
+        if f is None:
+            self.dropped += 1
+            return False
+        try:
+            event = decision_event(record, self.mask)
+            event["replay"] = True
+            f.write(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE))
+        except (OSError, TypeError, ValueError):
+            self.dropped += 1
+            return False
+        return True
+
+    def flush(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def replay_engine(workspace: str | Path, *, state: bool = False, audit: str | Path | None = None) -> Engine:
+    """The engine a replay runs on.
+
+    Default (a dry run): a scratch in-memory state store and no audit; the workspace's state
+    database and audit log are neither read nor written. ``state``: the workspace's own store
+    (the replay reads and trains the live profiles, tickets, quarantines) and, unless ``audit``
+    names another file, its audit log. ``audit``: the replay's audit events go to that file. Every
+    event a replay writes is marked ``"replay": true``. Raises WorkspaceError (bad workspace,
+    unusable store) or AuditError (audit file cannot be opened).
+    """
+    ws = load_workspace(workspace)
+    settings = ws.settings.audit
+    target: str | Path | None = audit
+    if target is None and state and settings.sink != "none":
+        path = Path(settings.path)
+        target = path if path.is_absolute() else ws.path / path
+    sink: AuditSink = ReplaySink(target, settings.mask) if target is not None else NullSink()
+    options: dict[str, Any] = {"audit": sink}
+    if not state:
+        options["store"] = MemoryStore()
+    try:
+        return Engine(ws, **options)
+    except BaseException:
+        sink.close()
+        raise

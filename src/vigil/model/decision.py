@@ -43,6 +43,9 @@ class ReasonCode(StrEnum):
     """Shadow mode: enforce mode would have quarantined this identity."""
     LEARNING = "learning"
     """The identity is still learning: its risk reached a threshold but is not enforced yet."""
+    STORE_UNAVAILABLE = "store_unavailable"
+    """The state store could not record or read what this decision needed (a step-up ticket, an
+    approval, a quarantine) in time: denied without it (a quarantine still holds in memory)."""
 
     @property
     def text(self) -> str:
@@ -67,6 +70,7 @@ _TEXT = {
     ReasonCode.SHADOW_RISK_DENY: "shadow mode: would have been denied for its risk",
     ReasonCode.SHADOW_QUARANTINE: "shadow mode: the identity would have been quarantined",
     ReasonCode.LEARNING: "the identity is still learning; its risk is recorded, not enforced",
+    ReasonCode.STORE_UNAVAILABLE: "the state store did not answer in time; denied without it",
 }
 
 
