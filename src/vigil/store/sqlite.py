@@ -33,6 +33,7 @@ from vigil.store.base import Change, QuarantineEntry, StoreError, Ticket, fail_f
 
 SCHEMA_VERSION = 1
 BREAKER_S = 1.0
+PROFILE_CHUNK = 256
 MARKER_SUFFIX = ".marker"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -256,17 +257,21 @@ class SqliteStore:
         return (((t, i), bytes(b)) for t, i, b in rows)
 
     def save_profiles(self, items: Iterable[tuple[EntityUid, bytes]]) -> int:
+        """One transaction per ``PROFILE_CHUNK`` rows: a large snapshot never holds the lock long
+        enough to make a decision's ticket or quarantine miss ``decision_timeout_ms``."""
         rows = [(uid[0], uid[1], blob) for uid, blob in items]
-        if not rows:
-            return 0
+        written = 0
+        for i in range(0, len(rows), PROFILE_CHUNK):
+            chunk = rows[i : i + PROFILE_CHUNK]
 
-        def run(db: sqlite3.Connection) -> int:
-            db.executemany(
-                "INSERT OR REPLACE INTO profiles (subject_type, subject_id, blob) VALUES (?, ?, ?)", rows
-            )
-            return len(rows)
+            def run(db: sqlite3.Connection, chunk: list[tuple[str, str, bytes]] = chunk) -> int:
+                db.executemany(
+                    "INSERT OR REPLACE INTO profiles (subject_type, subject_id, blob) VALUES (?, ?, ?)", chunk
+                )
+                return len(chunk)
 
-        return self._write(run)
+            written += self._write(run)
+        return written
 
     # -- tickets ---------------------------------------------------------------------------------
     def put_ticket(self, ticket: Ticket) -> None:
