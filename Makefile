@@ -35,8 +35,9 @@ demo: build
 	@rm -rf .vigil/demo && mkdir -p .vigil/demo && cp -r examples/agent-fleet .vigil/demo/workspace
 	$(VENV)/bin/vigil check --workspace .vigil/demo/workspace
 	$(VENV)/bin/vigil replay --workspace .vigil/demo/workspace \
-		--input examples/agent-fleet/events.jsonl --output .vigil/demo/decisions.jsonl
-	@echo "decisions: .vigil/demo/decisions.jsonl   audit: .vigil/demo/workspace/.vigil/audit.jsonl"
+		--input examples/agent-fleet/events.jsonl --output .vigil/demo/decisions.jsonl \
+		--audit .vigil/demo/replay-audit.jsonl
+	@echo "decisions: .vigil/demo/decisions.jsonl   audit (marked replay): .vigil/demo/replay-audit.jsonl"
 	$(PY) examples/agent-fleet/behaviour_demo.py --workdir .vigil/demo/behaviour
 	@VENV=$(VENV) bash examples/authzen-todo/demo.sh
 

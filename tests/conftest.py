@@ -35,6 +35,7 @@ def _declarations(source: Path) -> list[Path]:
                 todo.append(SRC.joinpath(*name.split(".")).with_suffix(".pxd"))
     return out
 
+
 # Loaded before any test module is imported, so every @settings(...) inherits it.
 PROFILE = profiles.load()
 

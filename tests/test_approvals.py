@@ -78,10 +78,10 @@ def test_list_approve_and_the_engine_lets_the_retry_through(
     assert [i["id"] for i in json.loads(out)] == [tid] and json.loads(out)[0]["uses"] == 0
     code, out = cli("quarantine", "list", "-w", str(ws), "--history", "--json")
     changes = json.loads(out)["changes"]
-    assert [(c["kind"], c["by"]) for c in changes] == [
-        ("ticket_created", "vigil"),
-        ("ticket_approved", "priya.raman"),
+    assert [(c["kind"], c["by"]) for c in changes] == [  # newest first
         ("ticket_used", "vigil"),
+        ("ticket_approved", "priya.raman"),
+        ("ticket_created", "vigil"),
     ]
     e.close()
 

@@ -285,3 +285,30 @@ def test_verify_reads_the_log_and_key_from_a_workspace(tmp_path: Path) -> None:
     _rewrite(ws / "logs" / "a.jsonl", [lines[0].replace(b'"n":1', b'"n":2'), lines[1]])
     result = CliRunner().invoke(app, ["audit", "verify", "--workspace", str(ws)])
     assert result.exit_code == 1 and "a.jsonl:1: edited" in result.output.replace("\n", "")
+
+
+@pytest.mark.parametrize("rotate_bytes", [0, 3_000])
+def test_two_writers_on_one_log_keep_one_chain(tmp_path: Path, rotate_bytes: int) -> None:
+    """A server and the CLI (or a replay) appending to one log: each write follows the other's."""
+    key = tmp_path / "keys" / "audit-signing.key"
+    path = tmp_path / "audit.jsonl"
+    options: dict[str, object] = {"batch": 1, "flush_interval_s": 60, "signing_key": key}
+    a = JsonlSink(path, checkpoint_events=3, rotate_bytes=rotate_bytes, **options)  # type: ignore[arg-type]
+    b = JsonlSink(path, checkpoint_events=5, rotate_bytes=rotate_bytes, mark=b',"replay":true', **options)  # type: ignore[arg-type]
+    for i in range(40):
+        sink = a if i % 3 else b
+        assert sink.emit(_record(i))
+        sink.flush()
+    a.close()
+    b.close()
+    code, out = _verify(path, key)
+    assert code == 0, out
+    assert "intact: 40 events" in out
+    events = [
+        orjson.loads(x)
+        for f in sorted(tmp_path.glob("audit.jsonl*"), key=lambda p: -len(p.suffixes))
+        for x in _lines(f)
+    ]
+    events = [e for e in events if e["type"] != "checkpoint"]
+    assert sorted(e["seq"] for e in events) == list(range(1, 41))
+    assert sum(e.get("replay") is True for e in events) == 14  # i % 3 == 0: b's lines, marked

@@ -54,9 +54,9 @@ def test_add_list_lift_and_the_engine_obeys(tmp_path: Path) -> None:
     code, out = cli("quarantine", "list", "-w", str(ws), "--history", "--json")
     data = json.loads(out)
     assert data["quarantined"] == []
-    assert [(c["kind"], c["by"]) for c in data["changes"]] == [
-        ("quarantine_added", "hannah.weiss"),
+    assert [(c["kind"], c["by"]) for c in data["changes"]] == [  # newest first
         ("quarantine_lifted", "kenji.watanabe"),
+        ("quarantine_added", "hannah.weiss"),
     ]
     code, out = cli(
         "quarantine", "lift", f'Agent::"{WHO}"', "-w", str(ws), "--by", "kenji.watanabe", "--json"

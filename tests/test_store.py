@@ -121,6 +121,11 @@ def test_change_log(make: Callable[[], Store]) -> None:
     ]
     assert [c.seq for c in make().changes(after=c1.seq)] == [c2.seq]
     assert len(make().changes(limit=1)) == 1
+    c3 = store.append_change(3.0, "quarantine_added", B, "maya", {})
+    assert [c.seq for c in make().recent_changes()] == [c3.seq, c2.seq, c1.seq]
+    assert [c.seq for c in make().recent_changes(limit=2)] == [c3.seq, c2.seq]
+    assert [c.seq for c in make().recent_changes(before=c2.seq)] == [c1.seq]
+    assert make().recent_changes(before=c1.seq) == []
 
 
 def test_version_moves_on_every_commit_seen_by_other_handles(make: Callable[[], Store]) -> None:

@@ -39,6 +39,8 @@ from vigil.store.base import (
     USED,
     Store,
     Ticket,
+    bounded,
+    hold,
     uid_text,
 )
 
@@ -149,7 +151,13 @@ def _key(t: Ticket) -> Key:
 
 
 class Approvals:
-    """Approval tickets over a :class:`~vigil.store.base.Store` (thread-safe)."""
+    """Approval tickets over a :class:`~vigil.store.base.Store` (thread-safe).
+
+    The decision path (:meth:`granted`, :meth:`request`) waits for the lock and the store at most
+    ``decision_timeout_s`` and raises StoreError past it (the engine denies with
+    ``store_unavailable``)."""
+
+    decision_timeout_s = 0.02  # the engine sets [store] decision_timeout_ms
 
     def __init__(self, store: Store, ids: Callable[[], str] | None = None) -> None:
         self.store = store
@@ -180,9 +188,9 @@ class Approvals:
         """Use the approved, unexpired ticket for this subject, action and resource from the
         ``bound`` context, if any: returns it with one use fewer (``used`` after its last use,
         recorded in the change log as ``ticket_used``), or None. Raises StoreError when the
-        store cannot record the use (the caller denies)."""
+        store cannot record the use within ``decision_timeout_s`` (the caller denies)."""
         key: Key = (subject, action, resource, bound[0], bound[1], bound[2])
-        with self._lock:
+        with bounded(self.decision_timeout_s, fail_fast=True), hold(self._lock, "approvals"):
             self._sync()
             t = self._approved.get(key)
             if t is None or now >= t.expires or t.uses < 1:
@@ -224,9 +232,9 @@ class Approvals:
     ) -> Ticket:
         """The pending ticket for this subject, action and resource from the ``bound`` context
         (:func:`bound_context`): the open one, or a new one (expiring ``ttl_s`` from ``now``).
-        Raises StoreError when the store cannot record it."""
+        Raises StoreError when the store cannot record it within ``decision_timeout_s``."""
         key: Key = (subject, action, resource, bound[0], bound[1], bound[2])
-        with self._lock:
+        with bounded(self.decision_timeout_s, fail_fast=True), hold(self._lock, "approvals"):
             self._sync()
             open_ = self._pending.get(key)
             if open_ is not None and now < open_.expires:

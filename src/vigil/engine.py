@@ -60,6 +60,8 @@ _ADVICE_QUARANTINED: Final = (Advice.QUARANTINED.value,)
 _ADVICE_STEP_UP: Final = (Advice.STEP_UP.value,)
 _RISK_DENY: Final = ReasonCode.RISK_DENY.value
 _RISK_STEP_UP: Final = ReasonCode.RISK_STEP_UP.value
+_STORE_UNAVAILABLE: Final = ReasonCode.STORE_UNAVAILABLE.value
+_QUARANTINED_CODE: Final = ReasonCode.QUARANTINED.value
 _APPROVED: Final = ReasonCode.APPROVED.value
 
 
@@ -135,7 +137,8 @@ class Engine:
     """vigil's decision engine over one workspace. Thread-safe for ``decide``; ``reload`` is atomic.
 
     ``store`` replaces the state store the workspace names (``[store]``: profiles, approval
-    tickets, quarantines); ``ticket_ids`` the source of approval ticket ids.
+    tickets, quarantines); ``ticket_ids`` the source of approval ticket ids. ``new_state`` accepts
+    starting with a new state database where one existed and is gone (otherwise refused).
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class Engine:
         audit: AuditSink | None = None,
         store: Store | None = None,
         ticket_ids: Callable[[], str] | None = None,
+        new_state: bool = False,
     ) -> None:
         self._strings: dict[str, str] = {}
         self._state = _State(workspace, self._strings)
@@ -154,11 +158,15 @@ class Engine:
         self._ids: IdSource = ids or _id_source()
         try:
             self._store: Store = (
-                store if store is not None else open_store(workspace.settings.store, workspace.path)
+                store
+                if store is not None
+                else open_store(workspace.settings.store, workspace.path, new_state=new_state)
             )
             self.profiles = ProfileBook(self._store, strings=self._strings)
             self.approvals = Approvals(self._store, ids=ticket_ids)
             self.quarantine = Quarantine(self._store, self.profiles)
+            wait = workspace.settings.store.decision_timeout_ms / 1000
+            self.approvals.decision_timeout_s = self.quarantine.decision_timeout_s = wait
         except StoreError as e:
             raise WorkspaceError(
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
@@ -435,7 +443,11 @@ class Engine:
             self.quarantine.add_automatic(req.principal, reason=why, now=t)
             self._operator_event("quarantine_added", "vigil", subject=_uid_dict(req.principal), reason=why)
             prefix = reasons if not allowed else (_RISK_DENY if risk >= beh.deny_risk else _RISK_STEP_UP,)
-            return False, (*prefix, ReasonCode.QUARANTINED.value), _ADVICE_QUARANTINED, None, False
+            # (two returns: Cython's type inference loops on a starred tuple reassigned from itself)
+            if self.quarantine.durable(req.principal):
+                return False, (*prefix, _QUARANTINED_CODE), _ADVICE_QUARANTINED, None, False
+            # held in memory only
+            return False, (*prefix, _QUARANTINED_CODE, _STORE_UNAVAILABLE), _ADVICE_QUARANTINED, None, False
         if not allowed:
             return False, reasons, _NONE, None, False
         if risk >= beh.deny_risk:
@@ -454,8 +466,9 @@ class Engine:
                 bound=bound_context(req.context),
             )
             ticket = ticket_dict(t_)
-        except StoreError:
+        except StoreError:  # no ticket to approve: no step-up advice either
             self.store_errors += 1
+            return False, (_RISK_STEP_UP, _STORE_UNAVAILABLE), _NONE, None, False
         return False, (_RISK_STEP_UP,), _ADVICE_STEP_UP, ticket, False
 
     def _granted(self, req: AccessRequest, t: float) -> Ticket | None:

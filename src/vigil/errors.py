@@ -101,6 +101,8 @@ class ErrorCode(StrEnum):
     INVALID_CONTENT_TYPE = ("invalid_content_type", 400, 2)
     INVALID_PAGE_TOKEN = ("invalid_page_token", 400, 2)
     REQUEST_TOO_LARGE = ("request_too_large", 413, 2)
+    DUPLICATE_HEADER = ("duplicate_header", 400, 2)
+    INVALID_PATH = ("invalid_path", 400, 2)
     # who is calling
     UNAUTHENTICATED = ("unauthenticated", 401, 2)
     UNAUTHENTICATED_SUBJECT = ("unauthenticated_subject", 401, 2)

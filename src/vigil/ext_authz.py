@@ -18,13 +18,24 @@ action and the resource, ``{name}`` is replaced by that path parameter, ``{@meth
 method, ``{@route}`` by the pattern and ``{@path}`` by the path. The first matching line wins; no
 match is a deny. The subject is the value of a configured header, or the verified ``sub`` (or
 another claim) of a JWT in ``Authorization: Bearer`` checked against a JWKS file.
+
+Refused with 400 (Envoy then refuses the original request): a path with an encoded slash or
+backslash (``%2F``, ``%5C``), a backslash, or a dot segment (``.``, ``..``, also percent-encoded)
+anywhere (``invalid_path``): the route table would otherwise see a different path than the
+upstream service; and a repeated identity header (the subject header, ``Authorization``, the
+client-address headers: ``duplicate_header``).
+
+The client's address and user agent reach the decision as ``context.ip`` and
+``context.user_agent`` (and ``context.region`` from ``region_header`` when set), so behaviour
+signals work behind Envoy: see :class:`ClientSource`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -111,10 +122,26 @@ def parse_routes(lines: Sequence[str], where: str = "vigil.toml [ext_authz] rout
     return tuple(routes)
 
 
+def _check_segments(path: str) -> None:
+    """Raises RequestError (``invalid_path``) for an encoded slash or backslash, a backslash, or a
+    dot segment (plain or percent-encoded)."""
+    if "%" in path:
+        low = path.lower()
+        if "%2f" in low or "%5c" in low:
+            raise RequestError("path has an encoded slash or backslash", code="invalid_path")
+    if "\\" in path:
+        raise RequestError("path has a backslash", code="invalid_path")
+    for seg in path.split("/"):
+        if seg in (".", "..") or ("%" in seg and unquote(seg) in (".", "..")):
+            raise RequestError("path has a dot segment ('.' or '..')", code="invalid_path")
+
+
 def match_route(routes: Sequence[Route], method: str, raw_path: str) -> RouteMatch | None:
     """The first route matching ``method`` and ``raw_path`` (query string ignored; segments
-    percent-decoded after splitting), or None when no route matches."""
+    percent-decoded after splitting), or None when no route matches. Raises RequestError
+    (``invalid_path``) for encoded slashes or backslashes and dot segments."""
     path = raw_path.split("?", 1)[0]
+    _check_segments(path)
     parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
     for route in routes:
         if route.method != "*" and route.method != method:
@@ -256,17 +283,108 @@ def verify_jwt(
     return value
 
 
+# -- headers and the client ---------------------------------------------------------------------
+def single_headers(headers: Iterable[tuple[bytes, bytes]], names: Collection[bytes]) -> dict[bytes, bytes]:
+    """The headers (lower-case names) as a dict; raises RequestError (``duplicate_header``) when one
+    of ``names`` occurs more than once (others: the last one is kept)."""
+    out: dict[bytes, bytes] = {}
+    for k, v in headers:
+        if k in out and k in names:
+            raise RequestError(f"header {k.decode('latin-1')[:64]!r} is repeated", code="duplicate_header")
+        out[k] = v
+    return out
+
+
+MAX_USER_AGENT: Final = 512
+
+
+class ClientSource:
+    """Where the original client's address, user agent and region come from (``[ext_authz]``).
+
+    Address: ``client_address_header`` when set (e.g. ``x-envoy-external-address``, which Envoy
+    sets itself); otherwise the ``x-forwarded-for`` entry ``trusted_hops`` places from the right
+    (Envoy appends the address it saw, so the rightmost entry cannot be forged by the client, and
+    each trusted proxy in front of Envoy adds one more). Without ``x-forwarded-for``: the address
+    of the connection to vigil (right when the PEP calls vigil directly). A list shorter than
+    ``trusted_hops + 1`` or an entry that is not an IP address gives no address: the behaviour model
+    then reports the network as missing rather than trust a forged one.
+    """
+
+    __slots__ = ("address_header", "headers", "hops", "region_header")
+
+    def __init__(self, settings: ExtAuthzSettings) -> None:
+        self.hops = settings.trusted_hops
+        self.address_header = settings.client_address_header.lower().encode()
+        self.region_header = settings.region_header.lower().encode()
+        self.headers: tuple[bytes, ...] = tuple(
+            h for h in (b"x-forwarded-for", self.address_header, self.region_header, b"user-agent") if h
+        )
+
+    def address(self, headers: dict[bytes, bytes], peer: str | None) -> str | None:
+        """The client's IP address as text, or None when it cannot be trusted."""
+        if self.address_header:
+            value = headers.get(self.address_header)
+            return _ip(value.decode("latin-1")) if value else None
+        xff = headers.get(b"x-forwarded-for")
+        if xff is None:
+            return _ip(peer) if peer else None
+        parts = [p.strip() for p in xff.decode("latin-1").split(",")]
+        if len(parts) <= self.hops:
+            return None
+        return _ip(parts[-1 - self.hops])
+
+    def context(self, headers: dict[bytes, bytes], peer: str | None) -> dict[str, str]:
+        """``{"ip", "user_agent", "region"}`` for the decision context (absent keys: unknown)."""
+        out: dict[str, str] = {}
+        ip = self.address(headers, peer)
+        if ip is not None:
+            out["ip"] = ip
+        ua = headers.get(b"user-agent")
+        if ua:
+            text = ua.decode("latin-1")[:MAX_USER_AGENT]
+            if text.isprintable():
+                out["user_agent"] = text
+        if self.region_header:
+            region = headers.get(self.region_header)
+            if region and len(region) <= 64:
+                text = region.decode("latin-1").strip()
+                if text and text.isprintable():
+                    out["region"] = text
+        return out
+
+
+def _ip(text: str) -> str | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # [v6]:port
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 # -- the request --------------------------------------------------------------------------------
 def authzen_request(
-    match: RouteMatch, subject_type: str, subject_id: str, method: str, path: str
+    match: RouteMatch,
+    subject_type: str,
+    subject_id: str,
+    method: str,
+    path: str,
+    client: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The AuthZEN evaluation request for a matched route; ``context.http`` carries the method and
-    path of the original request."""
+    path of the original request, and ``client`` (:meth:`ClientSource.context`) the client's
+    ``ip``, ``user_agent`` and ``region``."""
+    context: dict[str, Any] = {"http": {"method": method, "path": path.split("?", 1)[0]}}
+    if client:
+        context.update(client)
     return {
         "subject": {"type": subject_type, "id": subject_id},
         "action": {"name": match.action},
         "resource": {"type": match.resource[0], "id": match.resource[1]},
-        "context": {"http": {"method": method, "path": path.split("?", 1)[0]}},
+        "context": context,
     }
 
 

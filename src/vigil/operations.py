@@ -24,6 +24,7 @@ from vigil.workspace.settings import Settings, parse_settings
 __all__ = [
     "StateDesk",
     "change_dict",
+    "parse_change_page",
     "parse_quarantine_change",
     "parse_ticket_decision",
     "parse_uid",
@@ -83,6 +84,39 @@ def parse_quarantine_change(body: dict[str, Any], reason_key: str) -> tuple[Enti
         _text(body, "by", required=True, limit=128),
         _text(body, reason_key, required=False, limit=1_024),
     )
+
+
+MAX_CHANGE_PAGE = 1_000
+DEFAULT_CHANGE_PAGE = 100
+
+
+def change_page(before: Any, limit: Any) -> tuple[int | None, int]:
+    """A page of the change log, newest first: ``before`` (a ``seq``, exclusive; None: the newest)
+    and ``limit`` (1..1000) checked; raises RequestError (``invalid_argument``)."""
+    if before is not None and (type(before) is not int or before < 1):
+        raise RequestError("'before' must be a positive change number", code="invalid_argument")
+    if type(limit) is not int or not 1 <= limit <= MAX_CHANGE_PAGE:
+        raise RequestError(f"'limit' must be between 1 and {MAX_CHANGE_PAGE}", code="invalid_argument")
+    return before, limit
+
+
+def parse_change_page(query: bytes) -> tuple[int | None, int]:
+    """``?limit=&before=`` of ``GET /admin/v1/changes`` -> (before, limit); raises RequestError
+    (``invalid_argument``) for an unknown, repeated or malformed parameter."""
+    from urllib.parse import parse_qsl
+
+    values: dict[str, int] = {}
+    try:
+        pairs = parse_qsl(query.decode("ascii"), keep_blank_values=True, strict_parsing=bool(query))
+    except (UnicodeDecodeError, ValueError):
+        raise RequestError("query string is malformed", code="invalid_argument") from None
+    for k, v in pairs:
+        if k not in ("limit", "before") or k in values:
+            raise RequestError(f"unknown or repeated query parameter {k[:32]!r}", code="invalid_argument")
+        if not v.isdigit() or len(v) > 18:
+            raise RequestError(f"{k!r} must be a positive integer", code="invalid_argument")
+        values[k] = int(v)
+    return change_page(values.get("before"), values.get("limit", DEFAULT_CHANGE_PAGE))
 
 
 def change_dict(c: Change) -> dict[str, Any]:
@@ -164,6 +198,11 @@ class StateDesk:
 
     def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
         return self.store.changes(after=after, limit=limit)
+
+    def recent_changes(self, *, before: int | None = None, limit: int = DEFAULT_CHANGE_PAGE) -> list[Change]:
+        """Changes newest first, with ``seq < before``; raises RequestError or StoreError."""
+        before, limit = change_page(before, limit)
+        return self.store.recent_changes(before=before, limit=limit)
 
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now

@@ -9,6 +9,12 @@ skipped (they still count for line numbers).
 
 Input is streamed line by line: memory stays flat however long the file is. This module never
 imports a CLI or web library; ``vigil replay`` renders what it returns.
+
+A replay is a dry run unless asked otherwise: :func:`replay_engine` builds an engine on a scratch
+in-memory state store with no audit sink, so the workspace's state database (profiles, tickets,
+quarantines) and audit log stay untouched. ``state=True`` uses the workspace's store (the replay
+trains the live profiles); ``audit`` names a file for the replay's audit events. Events a replay
+writes carry ``"replay": true`` (:data:`REPLAY_MARK`, on the same hash chain as live events), so they are never mistaken for live ones.
 """
 
 from __future__ import annotations
@@ -18,25 +24,36 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 import orjson
 
+from vigil.audit.logfile import AuditKeyError
+from vigil.audit.sink import AuditSink, NullSink, sink_from_settings
 from vigil.engine import Engine
-from vigil.errors import VigilError
+from vigil.errors import AuditError, VigilError
+from vigil.jsonkeys import check_unique_keys
 from vigil.model.decision import DecisionRecord
 from vigil.model.timefmt import TimeFormatError, parse_datetime
+from vigil.store import MemoryStore
+from vigil.workspace.loader import load_workspace
+
+REPLAY_MARK: Final = b',"replay":true'
+"""Added to every audit line a replay writes."""
 
 __all__ = [
     "INVALID_JSON",
     "INVALID_TIME",
     "MAX_LINE_BYTES",
+    "REPLAY_MARK",
     "BinaryWriter",
     "ReplayInputError",
     "ReplayLine",
     "ReplaySummary",
     "parse_rfc3339",
     "replay",
+    "replay_engine",
     "replay_to",
 ]
 
@@ -120,6 +137,7 @@ def replay(engine: Engine, lines: Iterable[bytes | str], *, first_line: int = 1)
                 raise ReplayInputError(f"invalid JSON: {e}", code=INVALID_JSON) from None
             if type(request) is not dict:
                 raise ReplayInputError("request must be a JSON object", code=INVALID_REQUEST)
+            check_unique_keys(raw, request)
             stamp = _event_time(request)
             if stamp != last_time:  # consecutive events often share a second
                 last_now = parse_rfc3339(stamp)
@@ -245,3 +263,31 @@ def replay_to(
     finally:
         summary.finish()
     return summary
+
+
+def replay_engine(workspace: str | Path, *, state: bool = False, audit: str | Path | None = None) -> Engine:
+    """The engine a replay runs on.
+
+    Default (a dry run): a scratch in-memory state store and no audit; the workspace's state
+    database and audit log are neither read nor written. ``state``: the workspace's own store
+    (the replay reads and trains the live profiles, tickets, quarantines) and, unless ``audit``
+    names another file, its audit log. ``audit``: the replay's audit events go to that file. Every
+    event a replay writes is marked ``"replay": true``. Raises WorkspaceError (bad workspace,
+    unusable store) or AuditError (audit file cannot be opened).
+    """
+    ws = load_workspace(workspace)
+    settings = ws.settings.audit
+    sink: AuditSink = NullSink()
+    if audit is not None or (state and settings.sink != "none"):
+        try:
+            sink = sink_from_settings(settings, ws.path, path=audit, mark=REPLAY_MARK)
+        except (OSError, AuditKeyError) as e:
+            raise AuditError(f"cannot open the replay's audit log: {e}") from None
+    options: dict[str, Any] = {"audit": sink}
+    if not state:
+        options["store"] = MemoryStore()
+    try:
+        return Engine(ws, **options)
+    except BaseException:
+        sink.close()
+        raise

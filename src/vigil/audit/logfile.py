@@ -22,12 +22,18 @@ same way). :mod:`vigil.audit.verify` checks all of it.
 Rotation (``rotate_bytes`` > 0): before a write would take the file past the size, the file gets a
 checkpoint and is renamed ``<path>.1`` (older ones shift to ``.2``, ...); the chain continues in
 the new file. Files are created with mode 0600.
+
+Several writers (a server, the CLI's operator commands, a replay with ``--state``) may append to
+one log: each write holds an exclusive ``flock`` on the file, and a writer that finds the file
+grown (or rotated) since its own last write continues the chain from the log's last line. So the
+log stays one chain whatever the number of processes that append to it.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -178,8 +184,11 @@ class AuditFile:
         rotate_bytes: int = 0,
         max_context_bytes: int = 16_384,
         clock: Callable[[], float] = time.time,
+        mark: bytes = b"",
     ) -> None:
         self.path = path
+        self._mark = mark  # members spliced into every event line, e.g. b',"replay":true'
+
         self.chain = chain
         self._key = signing_key if chain else None
         self._key_id = key_id(signing_key.public_key()) if signing_key is not None else ""
@@ -257,6 +266,44 @@ class AuditFile:
         ``sync``. Returns how many event lines were written. Raises OSError (nothing is kept)."""
         if self.fd is None:
             raise OSError(9, "audit log is closed")
+        if not self._regular:  # a device (/dev/full, a pipe): nobody else's chain to follow
+            return self._write(chunks, sync, final)
+        self._lock()
+        try:
+            return self._write(chunks, sync, final)
+        finally:
+            if self.fd is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def _lock(self) -> None:
+        """Hold the log's write lock, on the file now at ``path``; continue the chain from its last
+        line when another writer appended (or rotated) since this one last wrote. Raises OSError."""
+        assert self.fd is not None
+        while True:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                now_at_path = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                now_at_path = -1
+            st = os.fstat(self.fd)
+            if now_at_path == st.st_ino:
+                break
+            # rotated (or moved away) by another writer: append to the file now at `path`
+            fd = open_log(self.path)
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                os.close(self.fd)
+            self.fd = fd
+            self._size = -1
+        if st.st_size != self._size:
+            self._size = st.st_size
+            if self.chain:
+                self.head, self.seq = GENESIS, 0
+                self._resume()
+
+    def _write(self, chunks: Sequence[bytes], sync: bool, final: bool) -> int:
+        assert self.fd is not None
         if self._rotate and self._regular and self._size:
             size = sum(len(c) for c in chunks)
             if size and self._size + size > self._rotate:
@@ -270,13 +317,15 @@ class AuditFile:
                     if len(line) > self._cap:
                         line = self._capped(line)
                     seq += 1
-                    line = b'%s,"seq":%d,"prev":"%s"}' % (line[:-1], seq, head.encode())
+                    line = b'%s%s,"seq":%d,"prev":"%s"}' % (line[:-1], self._mark, seq, head.encode())
                     head = hashlib.sha256(line).hexdigest()
                     parts.append(line)
                     n += 1
             unsigned += n
         else:
             for chunk in chunks:
+                if self._mark:
+                    chunk = b"".join(b"%s%s}\n" % (x[:-1], self._mark) for x in chunk.split(b"\n")[:-1])
                 if len(chunk) > self._cap:
                     lines = [self._capped(x) if len(x) > self._cap else x for x in chunk.split(b"\n")[:-1]]
                     parts.extend(lines)
@@ -367,7 +416,8 @@ class AuditFile:
             os.replace(rotated(self.path, k - 1), rotated(self.path, k))
         os.replace(self.path, rotated(self.path, 1))
         fd = open_log(self.path)
-        os.close(self.fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # before anyone else appends to the new file
+        os.close(self.fd)  # (releases the old file's lock)
         self.fd = fd
         self._size = 0
 

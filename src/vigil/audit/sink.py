@@ -132,8 +132,10 @@ class JsonlSink:
         rotate_bytes: int = 0,
         max_context_bytes: int = 16_384,
         close_timeout_s: float = 5.0,
+        mark: bytes = b"",
     ) -> None:
-        """Open (or create, mode 0600) the log at ``path`` and start the writer thread. Raises
+        """Open (or create, mode 0600) the log at ``path`` and start the writer thread; ``mark``
+        (JSON members such as ``b',"replay":true'``) is added to every line it writes. Raises
         OSError when the file cannot be opened, :class:`~vigil.audit.logfile.AuditKeyError` when
         the signing key cannot be read or created, ValueError for an unknown durability."""
         if durability not in ("batched", "sync"):
@@ -150,6 +152,7 @@ class JsonlSink:
             checkpoint_interval_s=checkpoint_interval_s,
             rotate_bytes=rotate_bytes,
             max_context_bytes=max_context_bytes,
+            mark=mark,
         )
         self._lines = event_lines(mask)
         self._encoded: collections.deque[tuple[bytes, int, int]] = collections.deque()
@@ -424,13 +427,16 @@ class JsonlSink:
             )
 
 
-def sink_from_settings(audit: Any, workspace: Path) -> AuditSink:
+def sink_from_settings(
+    audit: Any, workspace: Path, *, path: str | Path | None = None, mark: bytes = b""
+) -> AuditSink:
     """The sink ``[audit]`` settings (:class:`~vigil.workspace.settings.AuditSettings`) describe,
-    paths relative to ``workspace``. Raises OSError (the log cannot be opened) or
-    :class:`~vigil.audit.logfile.AuditKeyError` (the signing key)."""
-    if audit.sink == "none":
+    paths relative to ``workspace``; ``path`` another log than ``[audit] path`` (with the same
+    settings), ``mark`` JSON members added to every line (:class:`JsonlSink`). Raises OSError (the
+    log cannot be opened) or :class:`~vigil.audit.logfile.AuditKeyError` (the signing key)."""
+    if audit.sink == "none" and path is None:
         return NullSink()
-    path = Path(audit.path)
+    path = Path(audit.path if path is None else path)
     if not path.is_absolute():
         path = workspace / path
     key = Path(audit.signing_key)
@@ -451,6 +457,7 @@ def sink_from_settings(audit: Any, workspace: Path) -> AuditSink:
         rotate_bytes=audit.rotate_bytes,
         max_context_bytes=audit.max_context_bytes,
         close_timeout_s=audit.close_timeout_s,
+        mark=mark,
     )
 
 

@@ -27,6 +27,7 @@ from vigil.cli.audit import audit_app
 from vigil.cli.state import approvals_app, quarantine_app
 from vigil.engine import Engine
 from vigil.errors import RequestError, VigilError, WorkspaceError
+from vigil.jsonkeys import check_unique_keys
 from vigil.policy.cedar import CedarError
 from vigil.replay import ReplayInputError, parse_rfc3339, replay_to
 
@@ -127,9 +128,11 @@ def _read_request(arg: str) -> Any:
     else:
         text = arg
     try:
-        return orjson.loads(text)
+        obj = orjson.loads(text)
     except orjson.JSONDecodeError as e:
         raise RequestError(f"request is not valid JSON: {e}") from None
+    check_unique_keys(text, obj)
+    return obj
 
 
 @app.command()
@@ -183,17 +186,45 @@ def replay(
         str | None, typer.Option("--output", "-o", help="Where decisions go (default: stdout).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    state: Annotated[
+        bool,
+        typer.Option(
+            "--state",
+            "--learn",
+            help="Use the workspace's state store: the replay trains the live behaviour profiles "
+            "(and, without --audit, appends to the workspace's audit log). Default: a dry run.",
+        ),
+    ] = False,
+    audit: Annotated[
+        str | None,
+        typer.Option(
+            "--audit", help='Write the replay\'s audit events (marked "replay": true) to this file.'
+        ),
+    ] = None,
 ) -> None:
     """Decide recorded requests at their own event times (shadow mode testing).
 
     One output line per non-blank input line: the AuthZEN response, or {"line", "error"} when it cannot be decided.
 
+    A dry run by default: a scratch in-memory state, no audit; the workspace's state database and
+    audit log are left untouched. --state (alias --learn) opts in to the live state; --audit
+    writes audit events. Every audit event a replay writes is marked "replay": true.
+
     The summary table goes to stdout when --output is given, else to stderr.
 
-    Exit 1 when any line was bad, 2 when a file cannot be opened, 3 for a bad workspace.
+    Exit 1 when any line was bad, 2 when a file cannot be opened, 3 for a bad workspace, 4 when
+    the audit file cannot be opened.
     """
+    from vigil.replay import replay_engine
+
     err = _err()
-    engine = _load(workspace, err)
+    try:
+        engine = replay_engine(workspace, state=state, audit=audit)
+    except WorkspaceError as e:
+        render.render_workspace_error(err, e)
+        raise typer.Exit(render.exit_status(e.code)) from None
+    except VigilError as e:
+        _fail(err, e.code, e.message, render.exit_status(e.code))
     with ExitStack() as stack:
         stack.enter_context(engine)
         src, size = _open_input(input_, err, stack)
@@ -257,6 +288,14 @@ def serve(
     echo: Annotated[
         bool, typer.Option("--echo-endpoint", hidden=True, help="Add POST /bench/echo (benchmark floor).")
     ] = False,
+    new_state: Annotated[
+        bool,
+        typer.Option(
+            "--new-state",
+            help="Start with an empty state database although one existed and is gone "
+            "(quarantines, approvals and profiles start afresh).",
+        ),
+    ] = False,
 ) -> None:
     """Serve AuthZEN decisions over HTTP (plus Envoy ext_authz, admin, health and metrics).
 
@@ -264,14 +303,16 @@ def serve(
     VIGIL_ADMIN_KEYS or [server] admin_keys_file. Stops gracefully on SIGINT/SIGTERM.
 
     Exit 2 when the server refuses to start (no key, insecure off loopback, address in use), 3 for
-    a bad workspace or keys file.
+    a bad workspace or keys file, or a state database that existed and is gone (see --new-state).
     """
     from vigil.server import ServeError
     from vigil.server import serve as run_server
 
     err = _err()
     try:
-        run_server(workspace, host=host, port=port, insecure_no_auth=insecure_no_auth, echo=echo)
+        run_server(
+            workspace, host=host, port=port, insecure_no_auth=insecure_no_auth, echo=echo, new_state=new_state
+        )
     except WorkspaceError as e:
         render.render_workspace_error(err, e)
         raise typer.Exit(render.exit_status(e.code)) from None

@@ -27,7 +27,7 @@ from vigil.cli import render
 from vigil.errors import VigilError, WorkspaceError
 from vigil.operations import StateDesk, change_dict, parse_uid, quarantine_dict, ticket_dict
 from vigil.replay import ReplayInputError, parse_rfc3339
-from vigil.store import TICKET_STATES, Ticket
+from vigil.store import TICKET_STATES, StoreError, Ticket
 
 T = TypeVar("T")
 
@@ -203,20 +203,28 @@ def approvals_deny(
 @quarantine_app.command("list")
 def quarantine_list(
     workspace: WorkspaceOpt,
-    history: Annotated[bool, typer.Option("--history", help="Also show the audited changes.")] = False,
+    history: Annotated[
+        bool, typer.Option("--history", help="Also show the audited changes, newest first.")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Changes per page (1..1000).")] = 100,
+    before: Annotated[
+        int | None, typer.Option("--before", help="Only changes older than this change number (paging).")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """List quarantined identities, oldest first (and, with --history, who changed what)."""
+    """List quarantined identities, oldest first (and, with --history, who changed what, newest
+    first; --before N shows the page after the one that ended at change N)."""
     with _desk(workspace, json_) as desk:
         try:
             items = desk.quarantined()
-            changes = desk.changes() if history else []
+            changes = desk.recent_changes(before=before, limit=limit) if history else []
         except VigilError as err:
             _fail(err, json_)
+    nxt = changes[-1].seq if history and len(changes) == limit and changes[-1].seq > 1 else None
     if json_:
         data: Any = [quarantine_dict(q) for q in items]
         if history:
-            data = {"quarantined": data, "changes": [change_dict(c) for c in changes]}
+            data = {"quarantined": data, "changes": [change_dict(c) for c in changes], "next": nxt}
         _print_json(data)
         return
     console = _out()
@@ -246,6 +254,8 @@ def quarantine_list(
                 escape(detail),
             )
         console.print(table)
+        if nxt is not None:
+            console.print(f"older changes: --history --before {nxt}")
 
 
 @quarantine_app.command("add")
@@ -257,15 +267,27 @@ def quarantine_add(
     now: NowOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Quarantine an identity: every request from it is denied until an owner lifts it."""
-    e = _change(
-        workspace, json_, now, lambda desk, when: desk.add(parse_uid(subject), by=by, reason=reason, now=when)
-    )
+    """Quarantine an identity: every request from it is denied until an owner lifts it.
+
+    Exit 4 when the store cannot save it: then it is NOT in effect (nothing was recorded)."""
+    when = _when(now, json_)
+    with _desk(workspace, json_) as desk:
+        try:
+            e = desk.add(parse_uid(subject), by=by, reason=reason, now=when)
+        except StoreError as err:
+            message = f"the quarantine of {subject} was NOT saved and is not in effect: {err.message}"
+            if json_:
+                _print_json({"error": {"code": err.code, "message": message, "durable": False}})
+            else:
+                _err().print(f"[red]error[/] [bold]{err.code}[/]: {escape(message)}", soft_wrap=True)
+            raise typer.Exit(render.exit_status(err.code)) from None
+        except VigilError as err:
+            _fail(err, json_)
     if json_:
-        _print_json(quarantine_dict(e))
+        _print_json({**quarantine_dict(e), "durable": True})
         return
     _out().print(
-        f"quarantined [bold]{escape(e.subject[0])}::{escape(e.subject[1])}[/] since {rfc3339(e.since)[:19]}Z, by {escape(e.by)}"
+        f"quarantined [bold]{escape(e.subject[0])}::{escape(e.subject[1])}[/] since {rfc3339(e.since)[:19]}Z, by {escape(e.by)} (saved)"
     )
 
 

@@ -45,6 +45,9 @@ class ReasonCode(StrEnum):
     """The identity is still learning: its risk reached a threshold but is not enforced yet."""
     INTERNAL_ERROR = "internal_error"
     """Deciding failed unexpectedly (a bug or a failing component): denied (batch items)."""
+    STORE_UNAVAILABLE = "store_unavailable"
+    """The state store could not record or read what this decision needed (a step-up ticket, an
+    approval, a quarantine) in time: denied without it (a quarantine still holds in memory)."""
 
     @property
     def text(self) -> str:
@@ -70,6 +73,7 @@ _TEXT = {
     ReasonCode.SHADOW_QUARANTINE: "shadow mode: the identity would have been quarantined",
     ReasonCode.LEARNING: "the identity is still learning; its risk is recorded, not enforced",
     ReasonCode.INTERNAL_ERROR: "deciding failed unexpectedly; denied to stay safe",
+    ReasonCode.STORE_UNAVAILABLE: "the state store did not answer in time; denied without it",
 }
 
 

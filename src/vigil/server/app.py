@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from vigil import __version__, authzen
 from vigil.engine import Engine
 from vigil.errors import HTTP_STATUS, RequestError, VigilError, WorkspaceError
 from vigil.ext_authz import (
+    ClientSource,
     Route,
     SubjectError,
     SubjectSource,
@@ -28,9 +31,12 @@ from vigil.ext_authz import (
     check_path,
     match_route,
     parse_routes,
+    single_headers,
 )
+from vigil.jsonkeys import check_unique_keys
 from vigil.operations import (
     change_dict,
+    parse_change_page,
     parse_quarantine_change,
     parse_ticket_decision,
     parse_uses,
@@ -42,6 +48,8 @@ from vigil.server.auth import KeyRing, key_name
 from vigil.server.logs import JsonLog
 from vigil.server.metrics import Metrics
 from vigil.server.openapi import openapi_document
+from vigil.store import StoreError, bounded
+from vigil.workspace.settings import restart_needed
 
 # The HTTP status of every code (the one table, vigil.errors.ErrorCode).
 STATUS: Final[dict[str, int]] = HTTP_STATUS
@@ -49,6 +57,9 @@ STATUS: Final[dict[str, int]] = HTTP_STATUS
 EXT_AUTHZ_PREFIX: Final = "/ext_authz"
 ADMIN_PREFIX: Final = "/admin/v1"
 _JSON: Final = (b"content-type", b"application/json")
+# An X-Request-ID is echoed (and logged) only when it is short and plain; otherwise it is replaced
+# by a generated one.
+_RID: Final = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 _TEXT: Final = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
 Headers = list[tuple[bytes, bytes]]
 
@@ -86,6 +97,7 @@ class ServerConfig:
     max_evaluations: int = 1_000
     search_max_results: int = 1_000
     echo: bool = False
+    store_timeout_s: float = 1.0  # [store] busy_timeout_ms: admin calls answer 503 after ~3x this
 
 
 class Request:
@@ -115,8 +127,11 @@ class Request:
         return raw.decode("latin-1") + ("?" + qs.decode("latin-1") if qs else "")
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object; raises the errors of :func:`vigil.authzen.parse_body`."""
-        return authzen.parse_body(self.body, self.content_type)
+        """The body as a JSON object; raises the errors of :func:`vigil.authzen.parse_body`, and
+        RequestError (``invalid_json``) when an object repeats a key."""
+        obj = authzen.parse_body(self.body, self.content_type)
+        check_unique_keys(self.body, obj)
+        return obj
 
 
 # A handler returns (status, JSON payload or raw bytes, extra headers, access-log fields).
@@ -136,7 +151,15 @@ class Endpoint:
 class _ExtAuthz:
     """The route table and subject source of one workspace generation."""
 
-    __slots__ = ("api_key_header", "routes", "source", "subject_type", "workspace")
+    __slots__ = (
+        "api_key_header",
+        "client",
+        "identity_headers",
+        "routes",
+        "source",
+        "subject_type",
+        "workspace",
+    )
 
     def __init__(self, engine: Engine) -> None:
         ws = engine.workspace
@@ -144,8 +167,11 @@ class _ExtAuthz:
         self.workspace = ws
         self.routes: tuple[Route, ...] = parse_routes(settings.routes)
         self.source = SubjectSource(settings, ws.path)
+        self.client = ClientSource(settings)
         self.subject_type = settings.subject_type
         self.api_key_header = settings.api_key_header.lower().encode()
+        # headers read once each: a repeated one is refused (400), never resolved
+        self.identity_headers = frozenset((self.source.header, b"authorization", *self.client.headers))
 
 
 class VigilApp:
@@ -208,15 +234,19 @@ class VigilApp:
         path: str = scope["path"]
         raw_headers: Headers = scope["headers"]
         rid = ctype = clen = authorization = None
+        repeated = False
         for k, v in raw_headers:
             if k == b"content-type":
                 ctype = v
             elif k == b"authorization":
+                repeated = repeated or authorization is not None
                 authorization = v
             elif k == b"x-request-id":
                 rid = v
             elif k == b"content-length":
                 clen = v
+        if rid is not None and _RID.fullmatch(rid) is None:
+            rid = secrets.token_hex(16).encode()
         ep = self.routes.get(path)
         if ep is None and (path == EXT_AUTHZ_PREFIX or path.startswith(EXT_AUTHZ_PREFIX + "/")):
             ep = self._ext_endpoint
@@ -234,6 +264,8 @@ class VigilApp:
                     error_body("method_not_allowed", f"{path} accepts {', '.join(ep.methods)}"),
                 )
                 extra = [(b"allow", ", ".join(ep.methods).encode())]
+            elif repeated:
+                status, payload = 400, error_body("duplicate_header", "the Authorization header is repeated")
             elif not self._authenticated(ep.auth, raw_headers, authorization):
                 status, payload = 401, error_body("unauthenticated", "missing or invalid API key")
                 extra = [(b"www-authenticate", b'Bearer realm="vigil"')]
@@ -321,8 +353,11 @@ class VigilApp:
             if keys is None:
                 return True
             wanted = self._ext.api_key_header
-            value = next((v for k, v in headers if k == wanted), None)
-            return value is not None and 0 < len(value) <= 4096 and keys.verify(value.strip())
+            values = [v for k, v in headers if k == wanted]
+            if len(values) != 1:  # missing or repeated
+                return False
+            value = values[0]
+            return 0 < len(value) <= 4096 and keys.verify(value.strip())
         keys = self.config.api_keys if kind == "api" else self.config.admin_keys
         if keys is None:
             return self.config.api_keys is None  # insecure mode opens the admin API too
@@ -438,14 +473,17 @@ class VigilApp:
                 error_body("no_route", "no route matches this request"),
                 [(b"x-vigil-reason", b"no_route")],
             )
+        original = single_headers(req.headers, ext.identity_headers)  # RequestError: 400
         try:
-            subject_id = ext.source.subject_id(dict(req.headers))
+            subject_id = ext.source.subject_id(original)
         except SubjectError as e:
             headers = [(b"x-vigil-reason", e.code.encode())]
             if ext.source.mode == "jwt":
                 headers.append((b"www-authenticate", b'Bearer realm="vigil"'))
             return 401, error_body(e.code, e.message), headers
-        request = authzen_request(match, ext.subject_type, subject_id, req.method, path)
+        peer = req.scope.get("client")
+        client = ext.client.context(original, peer[0] if peer else None)
+        request = authzen_request(match, ext.subject_type, subject_id, req.method, path, client)
         try:
             record = self.engine.decide(request)
         except RequestError as e:
@@ -461,6 +499,7 @@ class VigilApp:
     # -- admin ------------------------------------------------------------------------------
     async def _reload(self, req: Request) -> Result:
         by = key_name(next((v for k, v in req.headers if k == b"authorization"), None))
+        before = self.engine.workspace.settings
         result = await asyncio.to_thread(self.engine.reload, by=by)
         self.metrics.reloads["ok" if result.ok else "failed"] += 1
         if not result.ok:
@@ -478,8 +517,9 @@ class VigilApp:
                 None,
             )
         self.ext_authz_config()
-        self.log.event("info", "reloaded", revision=result.revision)
-        return 200, {"ok": True, "revision": result.revision}, None
+        pending = restart_needed(before, self.engine.workspace.settings)
+        self.log.event("info", "reloaded", revision=result.revision, restart_needed=pending)
+        return 200, {"ok": True, "revision": result.revision, "restart_needed": pending}, None
 
     async def _status(self, req: Request) -> Result:
         status = self.engine.status()
@@ -491,42 +531,82 @@ class VigilApp:
     async def _stats(self, req: Request) -> Result:
         return 200, self.metrics.recent(), None
 
+    async def _offload(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a worker thread, off the event loop, every store wait in it
+        bounded by ``store_timeout_s``; raises what ``fn`` raises, and StoreError
+        (``store_unavailable``) when it has not answered within about three times that."""
+        limit = self.config.store_timeout_s
+
+        def run() -> Any:
+            with bounded(limit):
+                return fn(*args, **kwargs)
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(run), timeout=3 * limit + 0.5)
+        except TimeoutError:
+            raise StoreError(f"the state store did not answer within {3 * limit + 0.5:.1f} s") from None
+
     # Approvals and quarantine: the same use cases as `vigil approvals|quarantine`, each change
-    # written to the store's change log with `by`. Store I/O runs off the event loop.
+    # written to the store's change log with `by`. Store I/O runs off the event loop, bounded.
     async def _approvals(self, req: Request) -> Result:
         now = self.engine.now()
-        tickets = await asyncio.to_thread(self.engine.list_tickets)
+        tickets = await self._offload(self.engine.list_tickets)
         return 200, {"tickets": [ticket_dict(t, now) for t in tickets]}, None
 
     async def _approve(self, req: Request) -> Result:
         body = req.json()
         ticket, by, note = parse_ticket_decision(body)
         uses = parse_uses(body)
-        t = await asyncio.to_thread(self.engine.approve_ticket, ticket, by=by, note=note, uses=uses)
+        t = await self._offload(self.engine.approve_ticket, ticket, by=by, note=note, uses=uses)
         return 200, ticket_dict(t), None
 
     async def _deny(self, req: Request) -> Result:
         ticket, by, note = parse_ticket_decision(req.json())
-        t = await asyncio.to_thread(self.engine.deny_ticket, ticket, by=by, note=note)
+        t = await self._offload(self.engine.deny_ticket, ticket, by=by, note=note)
         return 200, ticket_dict(t), None
 
     async def _quarantined(self, req: Request) -> Result:
-        entries = await asyncio.to_thread(self.engine.list_quarantined)
-        return 200, {"quarantined": [quarantine_dict(q) for q in entries]}, None
+        entries = await self._offload(self.engine.list_quarantined)
+        q = self.engine.quarantine
+        return (
+            200,
+            {"quarantined": [{**quarantine_dict(e), "durable": q.durable(e.subject)} for e in entries]},
+            None,
+        )
 
     async def _q_add(self, req: Request) -> Result:
         subject, by, reason = parse_quarantine_change(req.json(), "reason")
-        q = await asyncio.to_thread(self.engine.quarantine_identity, subject, by=by, reason=reason)
-        return 200, quarantine_dict(q), None
+        try:
+            q = await self._offload(self.engine.quarantine_identity, subject, by=by, reason=reason)
+        except StoreError as e:
+            held = self.engine.quarantine.get(subject)
+            if held is None:
+                raise
+            # enforced by this process from now on, but lost on restart: not reported as done
+            return (
+                503,
+                error_body(
+                    e.code,
+                    "the quarantine could not be saved; this server enforces it until it restarts "
+                    f"(retry to save it): {e.message}",
+                    durable=False,
+                    enforced=True,
+                    quarantine=quarantine_dict(held),
+                ),
+                None,
+            )
+        return 200, {**quarantine_dict(q), "durable": True}, None
 
     async def _q_lift(self, req: Request) -> Result:
         subject, by, note = parse_quarantine_change(req.json(), "note")
-        q = await asyncio.to_thread(self.engine.lift_quarantine, subject, by=by, note=note)
+        q = await self._offload(self.engine.lift_quarantine, subject, by=by, note=note)
         return 200, quarantine_dict(q), None
 
     async def _changes(self, req: Request) -> Result:
-        changes = await asyncio.to_thread(self.engine.state_changes)
-        return 200, {"changes": [change_dict(c) for c in changes]}, None
+        before, limit = parse_change_page(req.scope.get("query_string") or b"")
+        changes = await self._offload(self.engine.store.recent_changes, before=before, limit=limit)
+        nxt = str(changes[-1].seq) if len(changes) == limit and changes and changes[-1].seq > 1 else None
+        return 200, {"changes": [change_dict(c) for c in changes], "next": nxt}, None
 
     # -- operations -------------------------------------------------------------------------
     async def _healthz(self, req: Request) -> Result:

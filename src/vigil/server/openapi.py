@@ -27,14 +27,14 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
-        400: "Malformed request: wrong or missing content type, invalid JSON, not an object, a missing or mistyped field",
+        400: "Malformed request: wrong or missing content type, invalid JSON (a repeated key included), not an object, a missing or mistyped field, a repeated identity header, an ext_authz path with an encoded slash or a dot segment",
         401: "Missing or invalid API key",
         403: "Denied (ext_authz)",
         413: "Request body or batch too large",
         404: "No such ticket, or the identity is not quarantined",
         409: "The ticket is already decided or expired",
         422: "Workspace refused (reload)",
-        503: "Not ready",
+        503: "Not ready, or the state store did not answer in time (store_unavailable)",
     }
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
@@ -56,7 +56,29 @@ def _post(
 
 def _admin_post(summary: str, request: str, response: dict[str, Any], op_id: str) -> dict[str, Any]:
     op = _post(summary, request, response, op_id, security="admin_key")
-    op["post"]["responses"].update(_errors(404, 409))
+    op["post"]["responses"].update(_errors(404, 409, 503))
+    return op
+
+
+def _changes_op() -> dict[str, Any]:
+    op = _get(
+        "Who changed approvals and quarantines, when (newest first, paged)",
+        _ref("Changes"),
+        "admin_changes",
+        security="admin_key",
+    )
+    get = op["get"]
+    get["parameters"] = [
+        *get["parameters"],
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+        {"name": "before", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+    ]
+    get["responses"].update(_errors(400, 503))
     return op
 
 
@@ -71,7 +93,7 @@ def _get(
     }
     if security is not None:
         op["security"] = [{security: []}]
-        op["responses"].update(_errors(401))
+        op["responses"].update(_errors(401, 503) if security == "admin_key" else _errors(401))
     else:
         op["security"] = []
     return {"get": op}
@@ -293,8 +315,16 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
         },
         "Reload": {
             "type": "object",
-            "required": ["ok", "revision"],
-            "properties": {"ok": {"type": "boolean"}, "revision": {"type": "string"}},
+            "required": ["ok", "revision", "restart_needed"],
+            "properties": {
+                "ok": {"type": "boolean"},
+                "revision": {"type": "string"},
+                "restart_needed": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "changed settings (section.key) that take effect only after a restart",
+                },
+            },
         },
         "Status": {
             "type": "object",
@@ -356,7 +386,14 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "required": ["quarantined"],
             "properties": {"quarantined": {"type": "array"}},
         },
-        "Changes": {"type": "object", "required": ["changes"], "properties": {"changes": {"type": "array"}}},
+        "Changes": {
+            "type": "object",
+            "required": ["changes", "next"],
+            "properties": {
+                "changes": {"type": "array"},
+                "next": {"type": ["string", "null"], "description": "`before` of the next (older) page"},
+            },
+        },
     }
     ext_op = {
         "summary": "Envoy ext_authz (HTTP service): decide the original request at this path",
@@ -372,7 +409,7 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
         ],
         "responses": {
             "200": _json(_ref("Decision"), "Allowed (x-vigil-decision-id, x-vigil-reason headers)"),
-            **_errors(401, 403),
+            **_errors(400, 401, 403),
         },
     }
     paths: dict[str, Any] = {
@@ -449,12 +486,7 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             _ref("QuarantineEntry"),
             "admin_quarantine_lift",
         ),
-        "/admin/v1/changes": _get(
-            "Who changed approvals and quarantines, when",
-            _ref("Changes"),
-            "admin_changes",
-            security="admin_key",
-        ),
+        "/admin/v1/changes": _changes_op(),
         "/healthz": _get("Liveness", _ref("Health"), "healthz"),
         "/readyz": {
             "get": {
@@ -514,7 +546,9 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
                     "name": "X-Request-ID",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string"},
+                    "description": "Echoed when at most 128 characters of A-Za-z0-9._:/+=@-; "
+                    "otherwise replaced by a generated id",
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:/+=@-]{1,128}$"},
                 }
             },
             "headers": {

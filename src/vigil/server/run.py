@@ -47,14 +47,18 @@ def build_app(
     echo: bool = False,
     audit: AuditSink | None = None,
     log: JsonLog | None = None,
+    new_state: bool = False,
 ) -> VigilApp:
     """The app on the workspace at ``workspace``, with caller keys from the environment and files.
 
     Raises WorkspaceError (bad workspace, keys file or route table) or ServeError (no key and no
-    ``insecure_no_auth``, or ``insecure_no_auth`` off loopback). The engine belongs to the app
-    from then on: its lifespan shutdown closes it.
+    ``insecure_no_auth``, or ``insecure_no_auth`` off loopback). A state database that existed
+    and is gone is refused (``store_unavailable`` inside the WorkspaceError) unless ``new_state``.
+    The engine belongs to the app from then on: its lifespan shutdown closes it.
     """
-    options: dict[str, Any] = {} if audit is None else {"audit": audit}
+    options: dict[str, Any] = {"new_state": new_state}
+    if audit is not None:
+        options["audit"] = audit
     engine = Engine.from_workspace(workspace, **options)
     try:
         return _app(engine, host, port, insecure_no_auth, echo, log)
@@ -103,6 +107,7 @@ def _app(
         max_evaluations=settings.max_evaluations,
         search_max_results=settings.search_max_results,
         echo=echo,
+        store_timeout_s=engine.workspace.settings.store.busy_timeout_ms / 1000,
     )
     return VigilApp(engine, config, log)
 
@@ -133,11 +138,14 @@ def serve(
     port: int | None = None,
     insecure_no_auth: bool = False,
     echo: bool = False,
+    new_state: bool = False,
 ) -> None:
     """Run the server until SIGINT/SIGTERM; raises WorkspaceError or ServeError before listening."""
     import uvicorn
 
-    app = build_app(workspace, host=host, port=port, insecure_no_auth=insecure_no_auth, echo=echo)
+    app = build_app(
+        workspace, host=host, port=port, insecure_no_auth=insecure_no_auth, echo=echo, new_state=new_state
+    )
     settings = app.engine.workspace.settings.server
     host = host or settings.host
     port = settings.port if port is None else port

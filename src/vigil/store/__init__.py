@@ -20,19 +20,32 @@ from vigil.store.base import (
     Store,
     StoreError,
     Ticket,
+    bounded,
     uid_text,
 )
 from vigil.store.memory import MemoryStore
-from vigil.store.sqlite import SqliteStore
+from vigil.store.sqlite import SqliteStore, check_state
 from vigil.workspace.settings import StoreSettings
 
 
-def open_store(settings: StoreSettings, root: Path) -> Store:
-    """The store ``settings`` name; a relative SQLite path is relative to the workspace ``root``."""
+def store_path(settings: StoreSettings, root: Path) -> Path | None:
+    """The SQLite file ``settings`` name (relative to the workspace ``root``), None for memory."""
     if settings.backend == "memory":
-        return MemoryStore()
+        return None
     path = Path(settings.path)
-    return SqliteStore(path if path.is_absolute() else root / path)
+    return path if path.is_absolute() else root / path
+
+
+def open_store(settings: StoreSettings, root: Path, *, new_state: bool = False) -> Store:
+    """The store ``settings`` name; a relative SQLite path is relative to the workspace ``root``.
+
+    Raises StoreError when the database existed (its marker is there) but is gone, unless
+    ``new_state`` (see :func:`vigil.store.sqlite.check_state`)."""
+    path = store_path(settings, root)
+    if path is None:
+        return MemoryStore()
+    check_state(path, new_state=new_state)
+    return SqliteStore(path, busy_timeout_s=settings.busy_timeout_ms / 1000)
 
 
 __all__ = [
@@ -49,6 +62,9 @@ __all__ = [
     "Store",
     "StoreError",
     "Ticket",
+    "bounded",
+    "check_state",
     "open_store",
+    "store_path",
     "uid_text",
 ]

@@ -11,7 +11,9 @@ CLI) and refresh its in-memory mirror. An operation a backend cannot do raises
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +32,53 @@ class StoreError(VigilError):
     """The state store cannot be read or written."""
 
     code = "store_unavailable"
+
+
+# -- bounded waits ---------------------------------------------------------------------------------
+# A store call waits for locks (its own, SQLite's) at most as long as the innermost `bounded` block
+# of the calling thread allows; outside any block, as long as the backend's own busy timeout.
+_limits = threading.local()
+
+
+@contextmanager
+def bounded(seconds: float, *, fail_fast: bool = False) -> Iterator[None]:
+    """Within the block, every store call made by this thread waits at most ``seconds`` for a lock
+    (nested blocks keep the shortest limit). A call that would wait longer raises StoreError.
+    ``fail_fast`` (the decision path): after such a failure, a backend may fail the next calls at
+    once for a short while instead of waiting again."""
+    prev: float | None = getattr(_limits, "seconds", None)
+    prev_fast: bool = getattr(_limits, "fast", False)
+    _limits.seconds = seconds if prev is None else min(prev, seconds)
+    _limits.fast = prev_fast or fail_fast
+    try:
+        yield
+    finally:
+        _limits.seconds = prev
+        _limits.fast = prev_fast
+
+
+def wait_limit() -> float | None:
+    """The limit of the innermost :func:`bounded` block of this thread, or None outside any."""
+    limit: float | None = getattr(_limits, "seconds", None)
+    return limit
+
+
+def fail_fast() -> bool:
+    """Whether this thread is inside a ``bounded(..., fail_fast=True)`` block."""
+    return bool(getattr(_limits, "fast", False))
+
+
+@contextmanager
+def hold(lock: Any, what: str) -> Iterator[None]:
+    """Hold ``lock`` (a threading lock), waiting at most :func:`wait_limit` (forever outside a
+    :func:`bounded` block); raises StoreError when it is not free in time."""
+    limit = wait_limit()
+    if not lock.acquire(timeout=-1 if limit is None else max(limit, 0.0)):
+        raise StoreError(f"{what} is busy (waited {limit:.3f} s)")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def uid_text(uid: EntityUid) -> str:
@@ -136,6 +185,10 @@ class ChangeLog(Protocol):
 
     def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
         """Changes with ``seq > after``, oldest first."""
+        ...
+
+    def recent_changes(self, *, before: int | None = None, limit: int = 100) -> list[Change]:
+        """Changes with ``seq < before`` (all when None), newest first, at most ``limit``."""
         ...
 
 

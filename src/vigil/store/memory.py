@@ -92,3 +92,8 @@ class MemoryStore:
     def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
         with self._lock:
             return [c for c in self._changes if c.seq > after][:limit]
+
+    def recent_changes(self, *, before: int | None = None, limit: int = 100) -> list[Change]:
+        with self._lock:
+            end = len(self._changes) if before is None else max(min(before - 1, len(self._changes)), 0)
+            return self._changes[max(end - limit, 0) : end][::-1] if limit > 0 else []

@@ -1,10 +1,20 @@
 """SQLite store (stdlib ``sqlite3``): the embedded default, one file, zero servers.
 
 The file is created on the first write, so loading a workspace (``vigil check``) writes nothing.
-WAL journal, ``synchronous = NORMAL``, a 5 s busy timeout: the CLI and a running server can use the
-same file at once, and ``version()`` (SQLite's ``data_version`` plus this connection's commits)
-tells the server when the CLI changed something. Any SQLite failure raises
-:class:`~vigil.store.base.StoreError`.
+WAL journal, ``synchronous = NORMAL``: the CLI and a running server can use the same file at once,
+and ``version()`` (SQLite's ``data_version`` plus this connection's commits) tells the server when
+the CLI changed something. Any SQLite failure raises :class:`~vigil.store.base.StoreError`.
+
+Waiting is bounded: a call waits for this store's lock and for SQLite's locks at most
+``busy_timeout_s`` (``[store] busy_timeout_ms``), or less inside a
+:func:`~vigil.store.base.bounded` block. After a call on the decision path (``bounded(...,
+fail_fast=True)``) failed, decision-path calls fail at once for ``BREAKER_S`` (a locked file costs
+the decision path one short wait a second, not one per request); other calls (operators,
+snapshots) still try, and any success closes the breaker.
+
+A marker file beside the database (``<name>.marker``) is written when the database is created:
+:func:`check_state` refuses a workspace whose marker exists but whose database is gone (a lost
+database would otherwise silently lift every quarantine).
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,9 +30,12 @@ from typing import Any, TypeVar
 import orjson
 
 from vigil.policy.values import EntityUid
-from vigil.store.base import Change, QuarantineEntry, StoreError, Ticket
+from vigil.store.base import Change, QuarantineEntry, StoreError, Ticket, fail_fast, hold, wait_limit
 
 SCHEMA_VERSION = 1
+BREAKER_S = 1.0
+PROFILE_CHUNK = 256
+MARKER_SUFFIX = ".marker"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS profiles (
@@ -101,15 +115,55 @@ def _migrate(db: sqlite3.Connection) -> None:
                     raise
 
 
+def _schema_version(db: sqlite3.Connection) -> tuple[Any, ...] | None:
+    """The stored schema version row, or None when the database has no schema yet."""
+    try:
+        row: tuple[Any, ...] | None = db.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return None
+        raise
+    return row
+
+
+def marker_path(path: Path) -> Path:
+    """The marker file that says a database existed at ``path``."""
+    return path.with_name(path.name + MARKER_SUFFIX)
+
+
+def check_state(path: Path, *, new_state: bool = False) -> None:
+    """Refuse a lost database: raises StoreError when the marker of ``path`` exists and ``path``
+    does not, unless ``new_state`` (then the marker is removed: the next write starts afresh)."""
+    marker = marker_path(path)
+    if path.exists() or not marker.exists():
+        return
+    if new_state:
+        try:
+            marker.unlink()
+        except OSError as e:
+            raise StoreError(f"cannot remove the marker {str(marker)!r}: {e.strerror}") from None
+        return
+    raise StoreError(
+        f"the state database {str(path)!r} is missing but existed before ({marker.name} is there): "
+        "quarantines, approvals and profiles would silently start empty; restore the file, or "
+        "start with a new state explicitly (vigil serve --new-state)"
+    )
+
+
 class SqliteStore:
     """A :class:`~vigil.store.base.Store` in one SQLite file (thread-safe: one connection, one lock)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 1.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._writes = 0
         self._closed = False
+        self._busy_ms = -1  # the busy timeout last set on the connection
+        self._broken_until = 0.0  # monotonic time until which bounded calls fail at once
 
     # -- connection --------------------------------------------------------------------------------
     def _open(self, create: bool) -> sqlite3.Connection | None:
@@ -123,38 +177,81 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # created 0600 before SQLite opens it (its -wal and -shm files take the same mode)
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-            db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.executescript(_SCHEMA)
-            _migrate(db)
-            db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            db = sqlite3.connect(
+                self.path, timeout=self._wait(), check_same_thread=False, isolation_level=None
             )
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            try:
+                db.execute("PRAGMA synchronous = NORMAL")
+                row = _schema_version(db)  # an existing database is opened without writing
+                if row is None:
+                    db.execute("PRAGMA journal_mode = WAL")
+                    db.executescript(_SCHEMA)
+                    db.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+                    row = _schema_version(db)
+                _migrate(db)  # writes only when an earlier vigil's file lacks a ticket column
+            except BaseException:
+                db.close()
+                raise
             if row is None or int(row[0]) != SCHEMA_VERSION:
                 db.close()
                 raise StoreError(f"store {str(self.path)!r} has schema version {row and row[0]!r}")
+            marker = marker_path(self.path)
+            if not marker.exists():
+                marker.write_text(f"vigil state database {self.path.name} created {time.time():.0f}\n")
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"cannot open store {str(self.path)!r}: {e}") from None
         self._db = db
+        self._busy_ms = -1
         return db
 
+    def _wait(self) -> float:
+        limit = wait_limit()
+        return self.busy_timeout_s if limit is None else min(limit, self.busy_timeout_s)
+
+    def _enter(self) -> None:
+        """Before a call: fail at once on the decision path while the breaker is open."""
+        if fail_fast() and time.monotonic() < self._broken_until:
+            raise StoreError(f"store {str(self.path)!r} is unavailable (it failed within the last second)")
+
+    def _failed(self, e: BaseException | str) -> StoreError:
+        if fail_fast():
+            self._broken_until = time.monotonic() + BREAKER_S
+        if isinstance(e, str):
+            return StoreError(e)
+        return StoreError(f"store {str(self.path)!r}: {e}")
+
+    def _busy(self, db: sqlite3.Connection) -> None:
+        ms = int(self._wait() * 1000)
+        if ms != self._busy_ms:
+            db.execute(f"PRAGMA busy_timeout = {ms:d}")
+            self._busy_ms = ms
+
     def _read(self, fn: Callable[[sqlite3.Connection], T], empty: T) -> T:
-        with self._lock:
-            db = self._open(create=False)
-            if db is None:
-                return empty
-            try:
-                return fn(db)
-            except sqlite3.Error as e:
-                raise StoreError(f"store {str(self.path)!r}: {e}") from None
+        self._enter()
+        try:
+            with hold(self._lock, f"store {str(self.path)!r}"):
+                db = self._open(create=False)
+                if db is None:
+                    return empty
+                self._busy(db)
+                out = fn(db)
+        except sqlite3.Error as e:
+            raise self._failed(e) from None
+        except StoreError as e:
+            raise self._failed(e.message) from None
+        self._broken_until = 0.0
+        return out
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            db = self._open(create=True)
-            assert db is not None
-            try:
+        self._enter()
+        try:
+            with hold(self._lock, f"store {str(self.path)!r}"):
+                db = self._open(create=True)
+                assert db is not None
+                self._busy(db)
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     out = fn(db)
@@ -162,10 +259,13 @@ class SqliteStore:
                     db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
-            except sqlite3.Error as e:
-                raise StoreError(f"store {str(self.path)!r}: {e}") from None
-            self._writes += 1
-            return out
+                self._writes += 1
+        except sqlite3.Error as e:
+            raise self._failed(e) from None
+        except StoreError as e:
+            raise self._failed(e.message) from None
+        self._broken_until = 0.0
+        return out
 
     def version(self) -> int:
         def dv(db: sqlite3.Connection) -> int:
@@ -188,17 +288,21 @@ class SqliteStore:
         return (((t, i), bytes(b)) for t, i, b in rows)
 
     def save_profiles(self, items: Iterable[tuple[EntityUid, bytes]]) -> int:
+        """One transaction per ``PROFILE_CHUNK`` rows: a large snapshot never holds the lock long
+        enough to make a decision's ticket or quarantine miss ``decision_timeout_ms``."""
         rows = [(uid[0], uid[1], blob) for uid, blob in items]
-        if not rows:
-            return 0
+        written = 0
+        for i in range(0, len(rows), PROFILE_CHUNK):
+            chunk = rows[i : i + PROFILE_CHUNK]
 
-        def run(db: sqlite3.Connection) -> int:
-            db.executemany(
-                "INSERT OR REPLACE INTO profiles (subject_type, subject_id, blob) VALUES (?, ?, ?)", rows
-            )
-            return len(rows)
+            def run(db: sqlite3.Connection, chunk: list[tuple[str, str, bytes]] = chunk) -> int:
+                db.executemany(
+                    "INSERT OR REPLACE INTO profiles (subject_type, subject_id, blob) VALUES (?, ?, ?)", chunk
+                )
+                return len(chunk)
 
-        return self._write(run)
+            written += self._write(run)
+        return written
 
     # -- tickets ---------------------------------------------------------------------------------
     def put_ticket(self, ticket: Ticket) -> None:
@@ -306,6 +410,17 @@ class SqliteStore:
                 "SELECT seq, time, kind, subject_type, subject_id, by, detail FROM changes "
                 "WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after, limit),
+            ).fetchall(),
+            [],
+        )
+        return [Change(r[0], r[1], r[2], (r[3], r[4]), r[5], orjson.loads(r[6])) for r in rows]
+
+    def recent_changes(self, *, before: int | None = None, limit: int = 100) -> list[Change]:
+        rows: list[Any] = self._read(
+            lambda db: db.execute(
+                "SELECT seq, time, kind, subject_type, subject_id, by, detail FROM changes "
+                "WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                (before if before is not None else 2**62, max(limit, 0)),
             ).fetchall(),
             [],
         )

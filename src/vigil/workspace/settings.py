@@ -62,11 +62,17 @@ class StoreSettings:
 
     ``backend`` ``"sqlite"`` (default: one file, ``path`` relative to the workspace) or ``"memory"``
     (nothing survives a restart); ``snapshot_interval_s`` how often changed profiles are written.
+    ``busy_timeout_ms`` the longest any store call waits for a lock (operators, the admin API,
+    snapshots; an admin call answers ``store_unavailable`` after about three times this);
+    ``decision_timeout_ms`` the longest a decision waits for the store (a step-up ticket, an
+    approval, an automatic quarantine): past it the decision denies with ``store_unavailable``.
     """
 
     backend: str = "sqlite"
     path: str = ".vigil/state.db"
     snapshot_interval_s: int = 5
+    busy_timeout_ms: int = 1_000
+    decision_timeout_ms: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +149,17 @@ class ExtAuthzSettings:
     verified with the keys of ``jwks_file`` (``subject = "jwt"``: ``jwt_issuer``/``jwt_audience``
     checked when set, the id read from ``jwt_claim``); ``subject_type`` is its entity type;
     ``api_key_header`` the header carrying the PEP's API key (Envoy ``headers_to_add``).
+    ``trusted_hops``: how many proxies in front of Envoy append to ``x-forwarded-for`` (the client
+    address is the entry that many places from the right; 0: the address Envoy saw, from
+    ``client_address_header`` when set, e.g. ``x-envoy-external-address``, else the last
+    ``x-forwarded-for`` entry Envoy appended); ``region_header`` a header with the client's region
+    that a trusted edge sets (and strips from clients); empty: no region.
     """
 
     routes: tuple[str, ...] = ()
+    trusted_hops: int = 0
+    client_address_header: str = ""
+    region_header: str = ""
     subject: str = "header"
     subject_header: str = "x-subject-id"
     subject_type: str = "User"
@@ -220,6 +234,23 @@ _CHOICES = {
 }
 
 
+# Read once when the process starts (the server's keys, limits and listen address, the store, the
+# audit sink): a reload cannot change them. [behaviour] and [ext_authz] take effect at a reload.
+RESTART_SECTIONS = ("server", "store", "audit")
+
+
+def restart_needed(old: Settings, new: Settings) -> list[str]:
+    """``section.key`` of every setting that differs between ``old`` and ``new`` and takes effect
+    only after a restart (sorted; empty when a reload applied everything)."""
+    out = []
+    for name in RESTART_SECTIONS:
+        a, b = getattr(old, name), getattr(new, name)
+        for f in fields(a):
+            if getattr(a, f.name) != getattr(b, f.name):
+                out.append(f"{name}.{f.name}")
+    return sorted(out)
+
+
 def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
     """Settings from TOML text; raises WorkspaceError naming ``path`` (and the line, for syntax)."""
     try:
@@ -244,6 +275,10 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         _check_behaviour(sections["behaviour"], path, problems)
     if "audit" in sections:
         _check_audit(sections["audit"], path, problems)
+    if "store" in sections:
+        _check_store(sections["store"], path, problems)
+    if "ext_authz" in sections and not 0 <= sections["ext_authz"].trusted_hops <= 32:
+        problems.append(f"{path}: [ext_authz] trusted_hops must be between 0 and 32")
     if problems:
         raise WorkspaceError(f"{path}: invalid settings", problems)
     return Settings(**sections)
@@ -283,6 +318,13 @@ def _overlay(body: dict[str, Any], path: str, problems: list[str]) -> OverlaySet
             continue
         types[etype] = OverlayType(mode, tuple(allow))
     return OverlaySettings(default, types)
+
+
+def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:
+    if not 1 <= s.busy_timeout_ms <= 60_000:
+        problems.append(f"{path}: [store] busy_timeout_ms must be between 1 and 60000")
+    if not 0 <= s.decision_timeout_ms <= 1_000:
+        problems.append(f"{path}: [store] decision_timeout_ms must be between 0 and 1000")
 
 
 def _check_audit(a: AuditSettings, path: str, problems: list[str]) -> None:
