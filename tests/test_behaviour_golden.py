@@ -57,8 +57,14 @@ def _odd(rng: random.Random, who: str, when: datetime) -> list[tuple[datetime, d
     """One unusual episode for ``who`` starting at ``when``: a list of (time, request)."""
     team = who.split("-")[0]
     kind = rng.choice(
-        ("region", "network", "ua", "hour", "privilege", "chain", "resource", "segment", "sweep", "burst")
-        + ("malformed", "missing", "travel", "ipv6")
+        (
+            *("region", "network", "ua", "hour", "privilege", "chain", "resource", "segment", "sweep"),
+            "burst",
+            "malformed",
+            "missing",
+            "travel",
+            "ipv6",
+        )
     )
     table = TABLES[team][rng.randrange(4)]
     if kind == "region":
@@ -178,7 +184,7 @@ def run_engines(tmp: Path) -> dict[str, Any]:
             now = [T0.timestamp()]
             root = tmp / f"{name}-{seed}"
             kw: dict[str, Any] = {} if policies is None else {"policies": policies}
-            e = engine(write_workspace(root, settings, **kw), clock=lambda: now[0])
+            e = engine(write_workspace(root, settings, **kw), clock=lambda now=now: now[0])
             rng = random.Random(seed * 1_000)
             rows: list[Any] = []
             try:
@@ -213,8 +219,13 @@ def _model_stream(seed: int, n: int) -> Iterator[tuple[Any, ...]]:
         ctx: dict[str, Any] = {}
         if rng.random() < 0.9:
             ctx["ip"] = rng.choice(
-                ("10.10.0.5", "10.10.0.9", "10.10.4.1", "203.0.113.7", f"10.{rng.randrange(99)}.1.1", "bad")
-                + ("10.10.0.5/32", "2001:db8::1", f"2001:db8:{rng.randrange(50)}::1")
+                (
+                    *("10.10.0.5", "10.10.0.9", "10.10.4.1", "203.0.113.7", f"10.{rng.randrange(99)}.1.1"),
+                    "bad",
+                    "10.10.0.5/32",
+                    "2001:db8::1",
+                    f"2001:db8:{rng.randrange(50)}::1",
+                )
             )
         if rng.random() < 0.9:
             ctx["region"] = rng.choice(("eu-west-1", "eu-west-1", "us-east-1", "ap-northeast-1", "zz-moon-9"))
