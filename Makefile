@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 SHARED ?= ../shared
 STAMP  := $(VENV)/.installed
 PURE_TESTS ?= tests/test_differential.py tests/test_cedar_conformance.py tests/test_behaviour_model.py \
-	tests/test_behaviour_engine.py tests/test_behaviour_detection.py tests/test_audit_sink.py tests/test_bad_input.py \
+	tests/test_behaviour_engine.py tests/test_behaviour_detection.py tests/test_behaviour_golden.py tests/test_audit_sink.py tests/test_bad_input.py \
 	tests/test_extensions.py tests/test_compiled.py
 
 .PHONY: demo test lint typecheck unit unit-pure build bench conformance clean

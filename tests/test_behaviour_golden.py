@@ -210,11 +210,12 @@ def _row(r: Any) -> Any:
     return [int(r.allowed), list(r.reason_codes), r.risk, list(r.signals), r.explanations()]
 
 
-def _model_stream(seed: int, n: int) -> Iterator[tuple[Any, ...]]:
+def _model_stream(seed: int, n: int, sweep: int = 0) -> Iterator[tuple[Any, ...]]:
+    """``sweep``: the first ``sweep`` requests go to resources that are mostly new."""
     rng = random.Random(seed)
     t = T0.timestamp()
     who = [("Agent", a) for a in WHO[:3]]
-    for _ in range(n):
+    for i in range(n):
         t += rng.choice((0.0, -30.0, 1.0, 7.0, 60.0, 900.0, 3_600.0, 40_000.0, 200_000.0))
         ctx: dict[str, Any] = {}
         if rng.random() < 0.9:
@@ -239,18 +240,23 @@ def _model_stream(seed: int, n: int) -> Iterator[tuple[Any, ...]]:
             rng.choice(("read", "read", "list", "write", "grant", "create_key", "GetSecretValue")),
         )
         team = rng.choice(TEAMS)
-        resource = ("Database", f"{team}-table-{rng.randrange(12)}")
+        resource = ("Database", f"{team}-table-{rng.randrange(4_000 if i < sweep else 12)}")
         yield rng.choice(who), action, resource, ctx, t, rng.random() < 0.85, rng.random() < 0.1
 
 
 def run_model(tmp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for seed, settings in ((3, {"learning_requests": 20}), (4, {"learning_requests": 20, "establish_s": 0})):
+    runs: tuple[tuple[int, dict[str, Any], int], ...] = (
+        (3, {"learning_requests": 20}, 0),
+        (4, {"learning_requests": 20, "establish_s": 0}, 0),
+        (5, {"learning_requests": 20}, 900),  # per-resource tracking suspended, then resumed
+    )
+    for seed, settings, sweep in runs:
         ws = load_workspace(write_workspace(tmp / f"model-{seed}", settings))
         m = BehaviourModel(ws.settings.behaviour, ws.policy_set.store)
         profiles: dict[Any, Profile] = {}
         rows: list[Any] = []
-        for who, action, resource, ctx, t, allowed, vetted in _model_stream(seed, 2_000):
+        for who, action, resource, ctx, t, allowed, vetted in _model_stream(seed, 2_000, sweep):
             p = profiles.get(who)
             a, f = m.assess(p, action, resource, ctx, t)
             assert f is not None
