@@ -178,6 +178,8 @@ def run_engines(tmp: Path) -> dict[str, Any]:
         "enforce": ({"mode": "enforce", "learning_requests": 40}, None),
         "enforce-reads-vigil": ({"mode": "enforce", "learning_requests": 40}, READS_VIGIL),
         "shadow": ({"mode": "shadow", "learning_requests": 40}, None),
+        # a short memory: resource bitmaps rotate every 3 days, table entries are forgotten after 6
+        "enforce-forgetful": ({"mode": "enforce", "learning_requests": 40, "forget_days": 6}, None),
     }
     for seed in (1, 2):
         for name, (settings, policies) in variants.items():
