@@ -89,7 +89,7 @@ def learn_histories(model: BehaviourModel) -> tuple[list[bytes], list[dict[str, 
             _a, f = model.assess(p, ("Action", action), (rtype, res), ctx, t, True)
             if f is not None:
                 if p is None:
-                    p = Profile(f[0])
+                    p = Profile(f.t)
                 model.learn(p, f, True, True)
         assert p is not None
         blobs.append(p.to_blob())

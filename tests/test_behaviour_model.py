@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import vigil
 from tests.behaviour_support import T0, engine, habit, request, write_workspace
 from tests.profiles import examples
-from vigil.behaviour.model import BehaviourModel
+from vigil.behaviour.model import BehaviourModel, ResourceInfo
 from vigil.behaviour.privilege import ADMIN, READ, WRITE, ActionClasses, name_class
 from vigil.behaviour.profile import (
     CAPS,
@@ -305,14 +305,14 @@ def test_one_pass_and_two_step_learning_leave_the_same_profile(tmp_path: Path, s
         a1, f1 = fused_m.assess(p, action, resource, ctx, t, allowed, entity, _parsed_ip(ctx))
         if f1 is not None:  # first request, or the risk would change the decision
             if p is None:
-                p = fused[who] = Profile(f1[0])
+                p = fused[who] = Profile(f1.t)
             high = a1.risk >= fused_m.step_up_risk and not a1.learning
             fused_m.learn(p, f1, allowed and not high, allowed and not high)
         q = split.get(who)
         a2, f2 = split_m.assess(q, action, resource, ctx, t)
         assert f2 is not None
         if q is None:
-            q = split[who] = Profile(f2[0])
+            q = split[who] = Profile(f2.t)
         high = a2.risk >= split_m.step_up_risk and not a2.learning
         split_m.learn(q, f2, allowed and not high, allowed and not high)
         assert (a1.risk, a1.signals, a1.learning) == (a2.risk, a2.signals, a2.learning)
@@ -338,11 +338,16 @@ def test_resource_info_kept_on_the_entity_is_the_models_own(tmp_path: Path) -> N
     assert entity is not None and entity.resource_info is None
     _, f = m.assess(None, ("Action", "read"), resource, {}, T0.timestamp(), None, entity)
     assert f is not None
-    assert entity.resource_info == f[8] == m.resource_info(resource)
-    assert entity.resource_info[4] == 'Environment::"prod"'
+    assert entity.resource_info is f.ri
+    assert _fields(f.ri) == _fields(m.resource_info(resource))
+    assert f.ri.seg == 'Environment::"prod"' and f.ri.rtype == "Database"
     # an unknown resource takes the model's own table
     _, f = m.assess(None, ("Action", "read"), ("Database", "nowhere"), {}, T0.timestamp())
-    assert f is not None and f[8] == m.resource_info(("Database", "nowhere"))
+    assert f is not None and f.ri is m.resource_info(("Database", "nowhere"))
+
+
+def _fields(ri: ResourceInfo) -> tuple[int, int, int, str, str | None]:
+    return (ri.h, ri.byte, ri.mask, ri.rtype, ri.seg)
 
 
 def test_novelty_counts_by_kind() -> None:
@@ -379,7 +384,7 @@ def test_snapshot_round_trip_assesses_alike(tmp_path: Path) -> None:
         a, f = m.assess(p, action, resource, ctx, t)
         assert f is not None
         if p is None:
-            p = profiles[who] = Profile(f[0])
+            p = profiles[who] = Profile(f.t)
         m.learn(p, f, allowed, allowed)
         probes.append((who, action, resource, ctx, t + 1))
     for who, p in profiles.items():

@@ -388,7 +388,7 @@ class Engine:
         # learn: after the decision, so a request cannot raise its own allowance
         if f is not None:
             if prof is None:
-                prof = self.profiles.create(principal, f[0])
+                prof = self.profiles.create(principal, f.t)
                 if prof is None:
                     return record
             # a request let through on an approval is not learnable (see _risky): an approval
@@ -417,7 +417,7 @@ class Engine:
         """
         if a.learning or prof is None or f is None:
             return allowed, (*reasons, ReasonCode.LEARNING.value), _NONE, None, allowed
-        t = f[0]
+        t = f.t
         risk = a.risk
         enforce = beh.enforce
         if enforce and allowed and risk < beh.deny_risk:
@@ -511,7 +511,7 @@ class Engine:
         if f is None:  # [behaviour] mode = "off": nothing to learn
             return record
         if prof is None:
-            prof = self.profiles.create(req.principal, f[0])
+            prof = self.profiles.create(req.principal, f.t)
             if prof is None:
                 return record
             prof.quarantined = True

@@ -4,7 +4,31 @@
 cimport cython
 from vigil.behaviour.profile cimport Profile
 from vigil.policy.entities cimport Entity
+from vigil.behaviour.signals cimport Assessment
 from vigil.policy.extensions cimport IPAddr
+
+
+# What the model keeps of a resource; what the detectors read of a request and learning takes
+# from it (model.py describes each field).
+@cython.final
+cdef class ResourceInfo:
+    cdef public long long h, byte
+    cdef public int mask
+    cdef public str rtype, seg
+
+
+@cython.final
+cdef class Features:
+    cdef public double t, c1, c2, nr_c, chain_t
+    cdef public long long it, cls, top, climbs, chain_sens
+    cdef public int mask, res_state
+    cdef public bint hour_ok, sens, fresh, novel_step, tracked, counted
+    cdef public object day
+    cdef public str net, region, ua, aname
+    cdef public list unknown
+    cdef public tuple resource
+    cdef public ResourceInfo ri
+
 
 cdef double INFORMATIVE, RATE_TAU1, RATE_TAU2
 cdef long long CAP_REGION, CAP_NET, CAP_UA, CAP_ACTION, CAP_RTYPE, CAP_SEG
@@ -17,7 +41,8 @@ cdef double _exp(double x)
 
 @cython.locals(items=cython.uint[:], i=cython.Py_ssize_t)
 cdef bint _recent_has(object recent, unsigned int value) except -1
-cdef void _count_new(Profile p, tuple ri, double nr_c, double t)
+cdef void _count_new(Profile p, ResourceInfo ri, double nr_c, double t)
+cdef void _note_unknown(Features f, str name, str why)
 
 
 @cython.final
@@ -33,34 +58,55 @@ cdef class BehaviourModel:
     cdef public bint enforce, off
 
     cpdef str intern(self, str s)
-    cpdef tuple resource_info(self, tuple resource)
-    cdef tuple _resource_info(self, tuple resource)
+    cpdef ResourceInfo resource_info(self, tuple resource)
+    cdef ResourceInfo _resource_info(self, tuple resource)
 
-    @cython.locals(
-        p=Profile, t=cython.double, when=cython.double, dt=cython.double, c1=cython.double,
-        c2=cython.double, nr_c=cython.double, chain_t=cython.double, n=cython.longlong,
-        it=cython.longlong, cls=cython.longlong, known_max=cython.longlong, top=cython.longlong,
-        climbs=cython.longlong, chain_sens=cython.longlong, res_state=cython.int,
-        byte=cython.longlong, mask=cython.int, hour_ok=cython.bint, fresh=cython.bint,
-        novel_step=cython.bint, counted=cython.bint, tracked=cython.bint, learning=cython.bint,
-        slot=cython.longlong, iptext=str,
-    )
+    # assess = features (from the request) + judge (the detectors, one per signal family)
+    @cython.locals(f=Features, a=Assessment)
     cpdef tuple assess(self, Profile p, tuple action, tuple resource, dict ctx, double when, object allowed=*,
                        Entity resource_entity=*, IPAddr ip=*)
+    @cython.locals(f=Features, it=cython.longlong)
+    cpdef Features features(self, tuple action, tuple resource, dict ctx, double when, Entity resource_entity=*,
+                            IPAddr ip=*)
+    @cython.locals(t=cython.double)
+    cdef void _read_time(self, Features f, object v, double when)
+    @cython.locals(iptext=str)
+    cdef void _read_network(self, Features f, object v, IPAddr ip)
+    cdef void _read_region(self, Features f, object region)
+    cdef void _read_user_agent(self, Features f, object v)
+    cdef Assessment _first(self, Features f)
+    @cython.locals(learning=cython.bint)
+    cpdef Assessment judge(self, Profile p, Features f)
+    @cython.locals(n=cython.longlong)
+    cdef list _context_signals(self, list hits, Profile p, Features f)
+    @cython.locals(n=cython.longlong, it=cython.longlong, slot=cython.longlong)
+    cdef list _time_signals(self, list hits, Profile p, Features f)
+    @cython.locals(n=cython.longlong, cls=cython.longlong, known_max=cython.longlong)
+    cdef list _privilege_signals(self, list hits, Profile p, Features f)
+    @cython.locals(ri=ResourceInfo, n=cython.longlong, nr_c=cython.double, dt=cython.double, counted=cython.bint,
+                   tracked=cython.bint)
+    cdef list _resource_signals(self, list hits, Profile p, Features f)
+    @cython.locals(dt=cython.double, c1=cython.double, c2=cython.double)
+    cdef list _rate_signals(self, list hits, Profile p, Features f)
+    @cython.locals(cls=cython.longlong, sens=cython.bint, t=cython.double, chain_t=cython.double,
+                   top=cython.longlong, climbs=cython.longlong, chain_sens=cython.longlong)
+    cdef list _chain_signals(self, list hits, Profile p, Features f)
 
     cdef object _assessment(self, list hits, int mask, list unknown, bint learning)
     cdef list _context(self, list hits, Profile p, str name, str prefix, str value, dict table, int kind, double n, double t)
-    cdef list _new_resource(self, list hits, Profile p, tuple resource, tuple ri, double n, double nr_c)
+    cdef list _new_resource(self, list hits, Profile p, tuple resource, ResourceInfo ri, double n, double nr_c)
     cdef list _travel(self, list hits, Profile p, str region, double t)
     cdef object _hour(self, Profile p, long long slot, long long n, long long it)
     cdef tuple _rate(self, double c1, double c2, Profile p)
 
-    @cython.locals(t=cython.double, cls=cython.longlong, res_state=cython.int, nr_c=cython.double,
-                   c1=cython.double, c2=cython.double, counted=cython.bint, tracked=cython.bint)
-    cpdef learn(self, Profile p, tuple f, bint learnable, bint allowed, bint vetted=*)
-
-    cdef void _learn_values(self, Profile p, double t, object day, str net, str region, str ua, str aname,
-                            long long cls, tuple ri, int res_state, bint counted, double nr_c, bint vetted=*)
+    @cython.locals(t=cython.double)
+    cpdef learn(self, Profile p, Features f, bint learnable, bint allowed, bint vetted=*)
+    @cython.locals(t=cython.double)
+    cdef void _learn_normal(self, Profile p, Features f, bint vetted)
+    @cython.locals(t=cython.double)
+    cdef void _learn_values(self, Profile p, Features f, bint vetted)
+    @cython.locals(ri=ResourceInfo, res_state=cython.int)
+    cdef void _learn_resource(self, Profile p, Features f)
     cdef void _decay(self, Profile p, double t)
     cdef long long _known_max(self, Profile p, object day)
     cdef tuple _drift(self, long long cls, long long known_max, str aname)

@@ -2,19 +2,26 @@
 
 Two steps, always in this order (ARCHITECTURE section 2):
 
-1. :meth:`BehaviourModel.assess` reads the profile and the request and returns an
-   :class:`~vigil.behaviour.signals.Assessment` (risk, signals, explanations) and the request's
-   features. It changes nothing.
-2. :meth:`BehaviourModel.learn` runs after the decision. Every request updates the identity's
-   counters of what it *attempts* (rate, new resources, privilege chain); only a request that was
-   allowed (or, in shadow mode, would have been) teaches the profile what is normal: hours,
-   regions, networks, user agents, actions, classes, resources, segments and the usual rates. So a
-   request can never raise its own allowance, and a denied attacker cannot train the baseline.
+1. :meth:`BehaviourModel.assess` reads the request into typed :class:`Features`
+   (:meth:`~BehaviourModel.features`: event time, network, region, user agent, action class,
+   resource info) and judges them against the profile (:meth:`~BehaviourModel.judge`, a pure
+   function of the two), one detector per signal family: context novelty (region, network, user
+   agent, impossible travel), time (unusual hour), privilege (drift, new action, escalation
+   chain), resources (new resource, segment crossing, enumeration), rate (rate spike). It returns
+   an :class:`~vigil.behaviour.signals.Assessment` (risk, signals, explanations) and the features.
+2. :meth:`BehaviourModel.learn` runs after the decision, on those features. Every request updates
+   the identity's counters of what it *attempts* (rate, new resources, privilege chain); only a
+   request that was allowed (or, in shadow mode, would have been) teaches the profile what is
+   normal: hours, regions, networks, user agents, actions, classes, resources, segments and the
+   usual rates. So a request can never raise its own allowance, and a denied attacker cannot train
+   the baseline. ``assess`` given the decision calls the same ``learn`` at once (one pass).
 
 Everything is O(1) per request: table lookups, a few counters, one bitmap probe. Thresholds are
 computed when the profile learns, not when it is read. Explanations are kept as a template and
 its arguments and formatted only when read. This is the hottest code after the policy evaluator:
-common branches are written inline on purpose; rare ones (a new value, a spike) call helpers.
+compiled, every step above is a C function (model.pxd) and :class:`Features` and
+:class:`ResourceInfo` are structs, so the split costs no Python call; rare branches (a new value,
+a spike) call further helpers.
 """
 
 from __future__ import annotations
@@ -99,13 +106,101 @@ _CALM: Final = tuple(
     (Assessment(0, (), (), unknown, False), Assessment(0, (), (), unknown, True))
     for unknown in _UNKNOWN_BY_MASK
 )
-# resource info: (stable hash, bitmap byte, bitmap mask, resource type, segment or None)
-ResourceInfo = tuple[int, int, int, str, "str | None"]
-# features of one request, passed from assess to learn:
-# (t, day, net, region, ua, action id, class, sensitive, resource info, resource state (0 known,
-#  1 known in the older bitmap, 2 new), count 1 min, count 15 min, new-resource count, counted,
-#  chain start, chain top, chain climbs, chain sensitive count, epoch second)
-Features = tuple[Any, ...]
+
+
+class ResourceInfo:
+    """What the model keeps of one resource, computed once (on its Entity, or in the model's own
+    table): ``h`` its stable hash (CRC-32 of ``Type::id``), ``byte`` and ``mask`` its bit in a
+    resource bitmap, ``rtype`` its type and ``seg`` its segment (None: in no configured segment)."""
+
+    __slots__ = ("byte", "h", "mask", "rtype", "seg")
+
+    def __init__(self, h: int, byte: int, mask: int, rtype: str, seg: str | None) -> None:
+        self.h = h
+        self.byte = byte
+        self.mask = mask
+        self.rtype = rtype
+        self.seg = seg
+
+
+class Features:
+    """One request as the detectors read it, and what learning takes from it.
+
+    Read from the request (:meth:`BehaviourModel.features`): ``t`` the event time (epoch
+    seconds), ``it`` its whole second, ``day`` its day number (one shared int object per day),
+    ``hour_ok`` (False: ``context.time`` was not trusted), ``net`` (the /24 or /48 key), ``region``,
+    ``ua`` (the user-agent family), ``mask`` (bits of the missing context fields), ``unknown`` (the
+    malformed ones, with why; None when none), ``aname``, ``cls`` and ``sens`` (the action's name,
+    privilege class and sensitivity), ``resource`` and its ``ri``.
+
+    Derived against the profile by the detectors (:meth:`BehaviourModel.judge`), for
+    :meth:`BehaviourModel.learn`: ``net`` widened to /16 (/32) for an identity whose networks
+    churn; ``fresh`` (every value was already learned today: learning only moves counters);
+    ``novel_step`` (a privilege step new for the identity); ``tracked`` and ``res_state`` (0 known,
+    1 only in the older bitmap, 2 new, 3 not tracked but of a new type or segment); ``nr_c`` and
+    ``counted`` (the never-seen-resource count, and whether this request adds to it); ``c1`` and
+    ``c2`` (request counts over about a minute and a quarter hour); the privilege chain after this
+    request (``chain_t`` its start, ``top``, ``climbs``, ``chain_sens``).
+
+    A plain record: compiled, an extension type with C fields (model.pxd); built without
+    ``__init__`` on the hot path (``__init__`` is what mypy reads the field types from)."""
+
+    __slots__ = (
+        "aname",
+        "c1",
+        "c2",
+        "chain_sens",
+        "chain_t",
+        "climbs",
+        "cls",
+        "counted",
+        "day",
+        "fresh",
+        "hour_ok",
+        "it",
+        "mask",
+        "net",
+        "novel_step",
+        "nr_c",
+        "region",
+        "res_state",
+        "resource",
+        "ri",
+        "sens",
+        "t",
+        "top",
+        "tracked",
+        "ua",
+        "unknown",
+    )
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.it = 0
+        self.day: Any = None
+        self.hour_ok = True
+        self.net: str | None = None
+        self.region: str | None = None
+        self.ua: str | None = None
+        self.mask = 0
+        self.unknown: list[Unknown] | None = None
+        self.aname = ""
+        self.cls = 0
+        self.sens = False
+        self.resource: EntityUid = ("", "")
+        self.ri = ResourceInfo(0, 0, 0, "", None)
+        self.fresh = False
+        self.novel_step = False
+        self.tracked = True
+        self.res_state = 0
+        self.nr_c = 0.0
+        self.counted = False
+        self.c1 = 0.0
+        self.c2 = 0.0
+        self.chain_t = 0.0
+        self.top = 0
+        self.climbs = 0
+        self.chain_sens = 0
 
 
 def _strength(novel: float, n: float, scale: float = 2.5) -> float:
@@ -183,6 +278,13 @@ def _recent_has(recent: array[int], value: int) -> bool:
     return False
 
 
+def _note_unknown(f: Features, name: str, why: str) -> None:
+    """Signal ``name`` cannot be judged for ``f``: a context field it reads is malformed (``why``)."""
+    if f.unknown is None:
+        f.unknown = []
+    f.unknown.append((name, why))
+
+
 def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
     """Count a resource new to ``p`` at ``t``: the decayed level ``nr_c`` and the window of recent
     new-resource hashes (the last RECENT_NEW)."""
@@ -191,9 +293,9 @@ def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
         p.nr_t = t
     recent = p.nr_recent
     if recent is None:
-        p.nr_recent = array("I", (ri[0],))
+        p.nr_recent = array("I", (ri.h,))
     else:
-        recent.append(ri[0])
+        recent.append(ri.h)
         if len(recent) > RECENT_NEW:
             del recent[0]
 
@@ -332,13 +434,13 @@ class BehaviourModel:
             )
             if segs:
                 seg = self.intern(f'{segs[0][0]}::"{segs[0][1]}"')
-        return (h, bit >> 3, 1 << (bit & 7), self.intern(resource[0]), seg)
+        return ResourceInfo(h, bit >> 3, 1 << (bit & 7), self.intern(resource[0]), seg)
 
     def is_learning(self, p: Profile | None, t: float) -> bool:
         """True while ``p`` has not yet learned enough (requests and days) to be enforced."""
         return p is None or p.learned < self.learning_requests or t - p.first_seen < self.learning_s
 
-    # -- assess ----------------------------------------------------------------------------------
+    # -- assess: features, then one detector per signal family -------------------------------------
     def assess(
         self,
         p: Profile | None,
@@ -350,17 +452,18 @@ class BehaviourModel:
         resource_entity: Entity | None = None,
         ip: IPAddr | None = None,
     ) -> tuple[Assessment, Features | None]:
-        """Signals of one request against ``p`` (None: the identity's first request).
+        """Signals of one request against ``p`` (None: the identity's first request):
+        :meth:`features` of the request, then :meth:`judge` (a pure function of the profile and
+        the features).
 
         ``ctx`` is the raw JSON context; ``when`` the decision time (epoch seconds).
 
-        ``allowed`` None: pure, nothing changes; the request's features are returned for
-        :meth:`learn`. ``allowed`` the final decision (the policy's, which behaviour will not
-        change because the risk stays below step-up or the identity is learning): the profile
-        learns in the same pass and the features returned are None. When the risk would change the
-        decision, nothing is learned yet and the features are returned: the engine combines, then
-        calls :meth:`learn` with the final decision. Both ways leave the same profile
-        (``tests/test_behaviour_model.py`` checks it).
+        ``allowed`` None: nothing changes; the request's features are returned for :meth:`learn`.
+        ``allowed`` the final decision (the policy's, which behaviour will not change because the
+        risk stays below step-up or the identity is learning): :meth:`learn` runs at once and the
+        features returned are None. When the risk would change the decision, nothing is learned
+        yet and the features are returned: the engine combines, then calls :meth:`learn` with the
+        final decision. Both ways run the same :meth:`learn` on the same features.
 
         ``resource_entity``: the stored entity of ``resource`` when the caller has it (the engine
         does); its resource info is kept on it. ``ip``: the caller's Cedar value of ``ctx["ip"]``
@@ -371,86 +474,38 @@ class BehaviourModel:
         """
         if self.off:
             return _CALM[0][False], None
-        unknown: list[Unknown] | None = None
-        mask = 0
-        hour_ok = True
-        v = ctx.get("time")
-        if v is None:
-            t = when
-        else:
-            # the common "YYYY-MM-DDTHH:MM:SSZ" of a minute the one parser (model.timefmt) has
-            # read already: its cached epoch plus two ASCII digits, inline; anything else parsed
-            base = _MINUTES.get(v[:16]) if type(v) is str and len(v) == 20 and v[19] == "Z" else None
-            sec = v[17:19] if base is not None else ""
-            if (
-                base is not None
-                and v[16] == ":"
-                and "0" <= sec[0] <= "5"
-                and "0" <= sec[1] <= "9"
-                and -self._skew <= base + int(sec) - when <= self._skew
-            ):
-                t = base + int(sec)
-            else:
-                t, why = self.reader.event_time(v, when)
-                if why is not None:
-                    hour_ok = False
-                    unknown = [(S.UNUSUAL_HOUR, why)]
-        v = ctx.get("ip")
-        if v is None:
-            net = None
-            mask = _NO_IP
-        elif (
-            ip is not None
-            and ip.version == 4
-            and ip.prefix == 32
-            and ip.text is not None
-            and "/" not in ip.text
-        ):
-            # the caller's parse of this very value: a strict dotted quad, whose /24 is a slice
-            iptext = ip.text
-            net = iptext[: iptext.rfind(".")] + ".0/24"
-        else:
-            if type(v) is dict:
-                ext = v.get("__extn")
-                v = ext.get("arg") if type(ext) is dict and ext.get("fn") == "ip" else v
-            net = None
-            if type(v) is str:
-                try:
-                    inet_pton(AF_INET, v)  # a strict dotted quad: its /24 is a slice
-                    net = v[: v.rfind(".")] + ".0/24"
-                except (OSError, ValueError):
-                    pass
-            if net is None:
-                net = self.reader.network(v)
-                if net is None:
-                    unknown = unknown or []
-                    unknown.append((S.NEW_NETWORK, self.reader.network_why(v)))
-        region = ctx.get("region")
-        if region is None:
-            mask |= _NO_REGION
-        elif type(region) is str and region in self._regions_ok:
-            pass
-        elif type(region) is str and 0 < len(region) <= 64 and region.isprintable():
-            if len(self._regions_ok) < 4_096:
-                self._regions_ok.add(region)
-        else:
-            unknown = unknown or []
-            unknown.append((S.NEW_REGION, self.reader.region_why(region)))
-            unknown.append((S.IMPOSSIBLE_TRAVEL, self.reader.region_why(region)))
-            region = None
-        v = ctx.get("user_agent")
-        if v is None:
-            ua = None
-            mask |= _NO_UA
-        else:
-            ua = self._uas.get(v) if type(v) is str else None
-            if ua is None:
-                ua = self.reader.user_agent(v)
-            if ua is None:
-                unknown = unknown or []
-                unknown.append((S.NEW_USER_AGENT, self.reader.user_agent_why(v)))
+        f = self.features(action, resource, ctx, when, resource_entity, ip)
+        if p is None:
+            return self._first(f), f
+        a = self.judge(p, f)
+        if allowed is None or (a.risk >= self.step_up_risk and not a.learning):
+            return a, f
+        self.learn(p, f, allowed, allowed)
+        return a, None
+
+    def features(
+        self,
+        action: EntityUid,
+        resource: EntityUid,
+        ctx: dict[str, Any],
+        when: float,
+        resource_entity: Entity | None = None,
+        ip: IPAddr | None = None,
+    ) -> Features:
+        """What the detectors read of one request (see :class:`Features`), from the request alone."""
+        f = Features.__new__(Features)
+        f.mask = 0
+        f.unknown = None
+        self._read_time(f, ctx.get("time"), when)
+        self._read_network(f, ctx.get("ip"), ip)
+        self._read_region(f, ctx.get("region"))
+        self._read_user_agent(f, ctx.get("user_agent"))
         ac = self._acls.get(action)
         cls, sens = ac if ac is not None else self.classes.get(action)
+        f.cls = cls
+        f.sens = sens
+        f.aname = action[1]
+        f.resource = resource
         if resource_entity is not None:
             ri = resource_entity.resource_info
             if ri is None:
@@ -459,163 +514,282 @@ class BehaviourModel:
             ri = self._resources.get(resource)
             if ri is None:
                 ri = self.resource_info(resource)
-        it = int(t)
+        f.ri = ri
+        it = int(f.t)
+        f.it = it
         day = it // DAY
         if day == self._day:
             day = self._day  # one int object per day, shared by every table entry learned that day
         else:
             self._day = day
-        aname = action[1]
+        f.day = day
+        return f
 
-        if p is None:
-            # First request of this identity: no baseline, nothing to compare with.
-            f = (
-                t,
-                day,
-                net,
-                region,
-                ua,
-                aname,
-                cls,
-                sens,
-                ri,
-                2,
-                1.0,
-                1.0,
-                1.0,
-                True,
-                t,
-                cls,
-                0,
-                int(sens),
-                it,
-                True,
-            )
-            if unknown is None:
-                return _CALM[mask][True], f
-            return Assessment(0, (), (), self._unknown(mask, unknown), True, len(unknown)), f
+    def _read_time(self, f: Features, v: Any, when: float) -> None:
+        """``context.time``: the event time, or ``when`` (missing; or untrusted: the hour unknown)."""
+        f.hour_ok = True
+        if v is None:
+            f.t = when
+            return
+        # the common "YYYY-MM-DDTHH:MM:SSZ" of a minute the one parser (model.timefmt) has read
+        # already: its cached epoch plus two ASCII digits, inline; anything else parsed
+        base = _MINUTES.get(v[:16]) if type(v) is str and len(v) == 20 and v[19] == "Z" else None
+        sec = v[17:19] if base is not None else ""
+        if (
+            base is not None
+            and v[16] == ":"
+            and "0" <= sec[0] <= "5"
+            and "0" <= sec[1] <= "9"
+            and -self._skew <= base + int(sec) - when <= self._skew
+        ):
+            f.t = base + int(sec)
+            return
+        t, why = self.reader.event_time(v, when)
+        f.t = t
+        if why is not None:
+            f.hour_ok = False
+            _note_unknown(f, S.UNUSUAL_HOUR, why)
 
-        hits: list[Hit] | None = None
+    def _read_network(self, f: Features, v: Any, ip: IPAddr | None) -> None:
+        """``context.ip``: its network key (/24, /48), or missing, or unknown (malformed)."""
+        if v is None:
+            f.net = None
+            f.mask |= _NO_IP
+            return
+        if (
+            ip is not None
+            and ip.version == 4
+            and ip.prefix == 32
+            and ip.text is not None
+            and "/" not in ip.text
+        ):
+            # the caller's parse of this very value: a strict dotted quad, whose /24 is a slice
+            iptext = ip.text
+            f.net = iptext[: iptext.rfind(".")] + ".0/24"
+            return
+        if type(v) is dict:
+            ext = v.get("__extn")
+            v = ext.get("arg") if type(ext) is dict and ext.get("fn") == "ip" else v
+        net = None
+        if type(v) is str:
+            try:
+                inet_pton(AF_INET, v)  # a strict dotted quad: its /24 is a slice
+                net = v[: v.rfind(".")] + ".0/24"
+            except (OSError, ValueError):
+                pass
+        if net is None:
+            net = self.reader.network(v)
+            if net is None:
+                _note_unknown(f, S.NEW_NETWORK, self.reader.network_why(v))
+        f.net = net
+
+    def _read_region(self, f: Features, region: Any) -> None:
+        """``context.region``: the region, or missing, or unknown (malformed)."""
+        if region is None:
+            f.mask |= _NO_REGION
+        elif type(region) is str and region in self._regions_ok:
+            pass
+        elif type(region) is str and 0 < len(region) <= 64 and region.isprintable():
+            if len(self._regions_ok) < 4_096:
+                self._regions_ok.add(region)
+        else:
+            _note_unknown(f, S.NEW_REGION, self.reader.region_why(region))
+            _note_unknown(f, S.IMPOSSIBLE_TRAVEL, self.reader.region_why(region))
+            region = None
+        f.region = region
+
+    def _read_user_agent(self, f: Features, v: Any) -> None:
+        """``context.user_agent``: its family, or missing, or unknown (malformed)."""
+        if v is None:
+            f.ua = None
+            f.mask |= _NO_UA
+            return
+        ua = self._uas.get(v) if type(v) is str else None
+        if ua is None:
+            ua = self.reader.user_agent(v)
+        if ua is None:
+            _note_unknown(f, S.NEW_USER_AGENT, self.reader.user_agent_why(v))
+        f.ua = ua
+
+    def _first(self, f: Features) -> Assessment:
+        """The first request of an identity: no baseline, nothing to compare with; everything in
+        it is new when it is learned."""
+        f.fresh = False
+        f.novel_step = False
+        f.tracked = True
+        f.res_state = 2
+        f.c1 = 1.0
+        f.c2 = 1.0
+        f.nr_c = 1.0
+        f.counted = True
+        f.chain_t = f.t
+        f.top = f.cls
+        f.climbs = 0
+        f.chain_sens = int(f.sens)
+        if f.unknown is None:
+            return _CALM[f.mask][True]
+        return Assessment(0, (), (), self._unknown(f.mask, f.unknown), True, len(f.unknown))
+
+    def judge(self, p: Profile, f: Features) -> Assessment:
+        """The signals of the request ``f`` against the profile ``p``: a pure function of the two
+        (``p`` is read, never changed; each detector records in ``f`` what it derived, for
+        :meth:`learn`). One detector per signal family, in the order their signals are listed."""
+        f.fresh = True  # until a detector finds a value not learned today
+        hits = self._context_signals(None, p, f)
+        hits = self._time_signals(hits, p, f)
+        hits = self._privilege_signals(hits, p, f)
+        hits = self._resource_signals(hits, p, f)
+        hits = self._rate_signals(hits, p, f)
+        hits = self._chain_signals(hits, p, f)
+        learning = p.learned < self.learning_requests or f.t - p.first_seen < self.learning_s
+        if hits:
+            return self._assessment(hits, f.mask, f.unknown, learning)
+        if f.unknown is None:
+            return _CALM[f.mask][learning]
+        return Assessment(0, (), (), self._unknown(f.mask, f.unknown), learning, len(f.unknown))
+
+    def _context_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
+        """Context novelty: ``new_region`` and ``impossible_travel``, ``new_network``,
+        ``new_user_agent``."""
         n = p.n
-        # `fresh`: every value of this request was already learned today and the resource is in
-        # the newer bitmap, so learning it only moves counters (the common case)
-        fresh = True
-
-        # -- context: region, network, user agent (and travel) --------------------------------
+        day = f.day
+        region = f.region
         if region is not None:
             d = p.regions.get(region)
             if d != day:
-                fresh = False
+                f.fresh = False
                 if n:
-                    hits = self._region(hits, p, region, d, day, n, t)
+                    hits = self._region(hits, p, region, d, day, n, f.t)
+        net = f.net
         if net is not None:
             if p.net_wide:  # this identity's /24s churn: judge its /16s
-                net = _wide(net)
+                net = f.net = _wide(net)
             d = p.nets.get(net)
             if d != day:
-                fresh = False
+                f.fresh = False
                 if (
                     n
                     and (d is None or day - d > self.forget_days)
                     and (p.nov_net + 1.0) * INFORMATIVE < n + 2.0
                 ):
-                    hits = self._context(hits, p, S.NEW_NETWORK, "n:", net, p.nets, NOV_NET, n, t)
+                    hits = self._context(hits, p, S.NEW_NETWORK, "n:", net, p.nets, NOV_NET, n, f.t)
+        ua = f.ua
         if ua is not None:
             d = p.uas.get(ua)
             if d != day:
-                fresh = False
+                f.fresh = False
                 if (
                     n
                     and (d is None or day - d > self.forget_days)
                     and (p.nov_ua + 1.0) * INFORMATIVE < n + 2.0
                 ):
-                    hits = self._context(hits, p, S.NEW_USER_AGENT, "u:", ua, p.uas, NOV_UA, n, t)
+                    hits = self._context(hits, p, S.NEW_USER_AGENT, "u:", ua, p.uas, NOV_UA, n, f.t)
+        return hits
 
-        # -- hour of week -----------------------------------------------------------------------
-        if hour_ok and n >= self.min_history:
-            how = p.how
-            slot = (it // 3600 + 72) % 168  # 1970-01-01 was a Thursday: slot 0 = Monday 00:00 UTC
-            if (how[slot - 1] + how[slot] + how[slot + 1 if slot < 167 else 0]) * 560 < n * 3:
-                # under 30% of a uniform share of the week (3 slots of 168)
-                hit = self._hour(p, slot, n, it)
-                if hit is not None:
-                    if hits is None:
-                        hits = []
-                    hits.append(hit)
+    def _time_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
+        """Time: ``unusual_hour``."""
+        n = p.n
+        if not f.hour_ok or n < self.min_history:
+            return hits
+        how = p.how
+        it = f.it
+        slot = (it // 3600 + 72) % 168  # 1970-01-01 was a Thursday: slot 0 = Monday 00:00 UTC
+        if (how[slot - 1] + how[slot] + how[slot + 1 if slot < 167 else 0]) * 560 < n * 3:
+            # under 30% of a uniform share of the week (3 slots of 168)
+            hit = self._hour(p, slot, n, it)
+            if hit is not None:
+                if hits is None:
+                    hits = []
+                hits.append(hit)
+        return hits
 
-        # -- privilege, actions -----------------------------------------------------------------
-        novel_step = False
+    def _privilege_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
+        """Privilege: ``privilege_drift`` and ``new_action`` (the chain is :meth:`_chain_signals`)."""
+        n = p.n
+        day = f.day
+        aname = f.aname
+        cls = f.cls
+        f.novel_step = False
         d = p.actions.get(aname)
         if d != day:
-            fresh = False
-            if n:
-                known_max = p.max_cls if day <= p.max_cls_until else self._known_max(p, day)
-                if cls > known_max:
-                    novel_step = True
+            f.fresh = False
+            if not n:
+                return hits
+            known_max = p.max_cls if day <= p.max_cls_until else self._known_max(p, day)
+            if cls > known_max:
+                f.novel_step = True
+                if hits is None:
+                    hits = []
+                hits.append(self._drift(cls, known_max, aname))
+            if d is None or day - d > self.forget_days:
+                f.novel_step = True
+                if cls <= known_max and (p.nov_action + 1.0) * INFORMATIVE < n + 2.0:
                     if hits is None:
                         hits = []
-                    hits.append(self._drift(cls, known_max, aname))
-                if d is None or day - d > self.forget_days:
-                    novel_step = True
-                    if cls <= known_max and (p.nov_action + 1.0) * INFORMATIVE < n + 2.0:
-                        if hits is None:
-                            hits = []
-                        hits.append(
-                            (
-                                S.NEW_ACTION,
-                                max(1, round(self.w[S.NEW_ACTION] * _strength(p.nov_action, n))),
-                                "first use of action {0!r}; known: {1}",
-                                (aname, p.actions),
-                            )
+                    hits.append(
+                        (
+                            S.NEW_ACTION,
+                            max(1, round(self.w[S.NEW_ACTION] * _strength(p.nov_action, n))),
+                            "first use of action {0!r}; known: {1}",
+                            (aname, p.actions),
                         )
+                    )
         elif cls > p.max_cls:
             # a known action whose class was raised since it was learned (workspace change)
-            fresh = False
-            novel_step = True
+            f.fresh = False
+            f.novel_step = True
             if hits is None:
                 hits = []
             hits.append(self._drift(cls, p.max_cls, aname))
+        return hits
 
-        # -- resources: new, segments, enumeration -------------------------------------------------
-        byte = ri[1]
+    def _resource_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
+        """Resources: ``new_resource``, ``segment_crossing``, ``enumeration``."""
+        ri = f.ri
+        n = p.n
         nr_c = 0.0
         counted = False
         tracked = not p.res_sat or not (p.allowed + p.denied) % RES_SAMPLE
+        f.tracked = tracked
         if not tracked:
             # resources are mostly new for this identity: only their type and segment count
-            res_state = 0
-            if ri[3] not in p.rtypes or (ri[4] is not None and ri[4] not in p.segs):
-                fresh = False
-                res_state = UNTRACKED_NEW_KIND
+            f.res_state = 0
+            if ri.rtype not in p.rtypes or (ri.seg is not None and ri.seg not in p.segs):
+                f.fresh = False
+                f.res_state = UNTRACKED_NEW_KIND
                 if n:
-                    hits = self._new_resource(hits, p, resource, ri, n, 0.0)
-        elif p.bloom[byte] & ri[2]:
-            res_state = 0
+                    hits = self._new_resource(hits, p, f.resource, ri, n, 0.0)
+        elif p.bloom[ri.byte] & ri.mask:
+            f.res_state = 0
+        elif p.bloom[ri.byte + BLOOM_BYTES] & ri.mask:
+            f.fresh = False
+            f.res_state = 1
         else:
-            fresh = False
-            if p.bloom[byte + BLOOM_BYTES] & ri[2]:
-                res_state = 1
-            else:
-                res_state = 2
-                recent = p.nr_recent
-                nr_c = p.nr_c
-                if recent is None or not _recent_has(recent, ri[0]):
-                    dt = t - p.nr_t
-                    if dt > 0:
-                        nr_c = nr_c * _exp(-dt / self.enum_w) + 1.0
-                    else:
-                        nr_c += _exp(dt / self.enum_w)
-                    counted = True
-                if n and (
-                    (p.nov_resource + 1.0) * INFORMATIVE < p.res_n + 2.0
-                    or ri[3] not in p.rtypes
-                    or (ri[4] is not None and ri[4] not in p.segs)
-                    or (counted and nr_c >= self.enum_min and n >= self.min_history)
-                ):
-                    hits = self._new_resource(hits, p, resource, ri, n, nr_c if counted else 0.0)
+            f.fresh = False
+            f.res_state = 2
+            recent = p.nr_recent
+            nr_c = p.nr_c
+            if recent is None or not _recent_has(recent, ri.h):
+                dt = f.t - p.nr_t
+                if dt > 0:
+                    nr_c = nr_c * _exp(-dt / self.enum_w) + 1.0
+                else:
+                    nr_c += _exp(dt / self.enum_w)
+                counted = True
+            if n and (
+                (p.nov_resource + 1.0) * INFORMATIVE < p.res_n + 2.0
+                or ri.rtype not in p.rtypes
+                or (ri.seg is not None and ri.seg not in p.segs)
+                or (counted and nr_c >= self.enum_min and n >= self.min_history)
+            ):
+                hits = self._new_resource(hits, p, f.resource, ri, n, nr_c if counted else 0.0)
+        f.nr_c = nr_c
+        f.counted = counted
+        return hits
 
-        # -- request rate: decayed counts over about a minute and a quarter hour -------------------
-        dt = t - p.last_seen
+    def _rate_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
+        """Rate: ``rate_spike``, on decayed request counts over about a minute and a quarter hour."""
+        dt = f.t - p.last_seen
         if dt <= 0.0:
             # same instant, or a late event (logs arrive out of order): counted with the weight it
             # has at the newest time seen
@@ -626,113 +800,52 @@ class BehaviourModel:
             c2 = p.r2 * _exp(-dt / RATE_TAU2) + 1.0
         else:
             c1 = c2 = 1.0
+        f.c1 = c1
+        f.c2 = c2
         if c1 >= p.r1_thr or c2 >= p.r2_thr:
             if hits is None:
                 hits = []
             hits.append(self._rate(c1, c2, p))
+        return hits
 
-        # -- escalation chain (plain reads neither start nor extend one) ---------------------------
-        chain = cls or sens
-        if chain:
-            if t - p.chain_t > self.chain_s:
-                chain_t = t
-                top = cls
-                climbs = 0
-                chain_sens = int(sens)
-            else:
-                chain_t = p.chain_t
-                top = p.chain_top
-                climbs = p.chain_climbs
-                chain_sens = p.chain_sens + sens
-                if cls > top:
-                    climbs += 1
-                    top = cls
-                if novel_step and (climbs >= 2 or chain_sens >= 2 or (climbs and sens and cls == ADMIN)):
-                    if hits is None:
-                        hits = []
-                    hits.append(
-                        (
-                            S.ESCALATION_CHAIN,
-                            self.w[S.ESCALATION_CHAIN],
-                            "within {0}: {1} privilege climb(s) and {2} sensitive action(s), now {3!r}",
-                            (Ago(t - chain_t), climbs, chain_sens, aname),
-                        )
-                    )
-
-        learning = p.learned < self.learning_requests or t - p.first_seen < self.learning_s
-        if not hits:
-            a = (
-                _CALM[mask][learning]
-                if unknown is None
-                else Assessment(0, (), (), self._unknown(mask, unknown), learning, len(unknown))
+    def _chain_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
+        """Privilege: ``escalation_chain`` (plain reads neither start nor extend a chain)."""
+        cls = f.cls
+        sens = f.sens
+        if not (cls or sens):
+            f.chain_t = p.chain_t
+            f.top = p.chain_top
+            f.climbs = p.chain_climbs
+            f.chain_sens = p.chain_sens
+            return hits
+        t = f.t
+        if t - p.chain_t > self.chain_s:
+            f.chain_t = t
+            f.top = cls
+            f.climbs = 0
+            f.chain_sens = int(sens)
+            return hits
+        chain_t = f.chain_t = p.chain_t
+        top = p.chain_top
+        climbs = p.chain_climbs
+        chain_sens = f.chain_sens = p.chain_sens + sens
+        if cls > top:
+            climbs += 1
+            top = cls
+        f.top = top
+        f.climbs = climbs
+        if f.novel_step and (climbs >= 2 or chain_sens >= 2 or (climbs and sens and cls == ADMIN)):
+            if hits is None:
+                hits = []
+            hits.append(
+                (
+                    S.ESCALATION_CHAIN,
+                    self.w[S.ESCALATION_CHAIN],
+                    "within {0}: {1} privilege climb(s) and {2} sensitive action(s), now {3!r}",
+                    (Ago(t - chain_t), climbs, chain_sens, f.aname),
+                )
             )
-        else:
-            a = self._assessment(hits, mask, unknown, learning)
-        if allowed is None or (a.risk >= self.step_up_risk and not learning):
-            if not chain:
-                chain_t = p.chain_t
-                top = p.chain_top
-                climbs = p.chain_climbs
-                chain_sens = p.chain_sens
-            f = (
-                t,
-                day,
-                net,
-                region,
-                ua,
-                aname,
-                cls,
-                sens,
-                ri,
-                res_state,
-                c1,
-                c2,
-                nr_c,
-                counted,
-                chain_t,
-                top,
-                climbs,
-                chain_sens,
-                it,
-                tracked,
-            )
-            return a, f
-
-        # -- learn, in the same pass (exactly what `learn` does) ------------------------------------
-        if allowed:
-            p.allowed += 1
-        else:
-            p.denied += 1
-        p.r1 = c1
-        p.r2 = c2
-        if dt > 0.0:
-            p.last_seen = t
-        if counted:
-            _count_new(p, ri, nr_c, t)
-        if chain:
-            p.chain_t = chain_t
-            p.chain_top = top
-            p.chain_climbs = climbs
-            p.chain_sens = chain_sens
-        if allowed:
-            p.learned += 1
-            if t >= p.fold_at and (p.learned & 3 == 0 or p.rate_n < MIN_SAMPLES):
-                self._fold_rate(p, c1, c2, t)
-            p.how[(it // 3600 + 72) % 168] += 1
-            p.n = n = n + 1
-            if n >= HALVE_AT or t > p.decay_at:
-                self._decay(p, t)
-            if region is not None:
-                p.last_region_t = t
-                if p.last_region != region:
-                    p.last_region = self.intern(region)
-            if tracked:
-                p.res_n += 1
-            if not fresh:
-                self._learn_values(p, t, day, net, region, ua, aname, cls, ri, res_state, counted, nr_c)
-            elif tracked and p.res_sat:
-                self._resource_novelty(p)
-        return a, None
+        return hits
 
     def _assessment(
         self, hits: list[Hit], mask: int, unknown: list[Unknown] | None, learning: bool
@@ -806,8 +919,8 @@ class BehaviourModel:
     ) -> list[Hit] | None:
         """``new_resource``, ``segment_crossing`` and ``enumeration`` of a never-seen resource."""
         w = self.w
-        rtype = ri[3]
-        seg = ri[4]
+        rtype = ri.rtype
+        seg = ri.seg
         type_new = rtype not in p.rtypes
         strength = _strength(p.nov_resource, p.res_n) * (1.0 if type_new else 0.5)
         if strength and (n >= self.min_history or type_new):
@@ -921,101 +1034,78 @@ class BehaviourModel:
 
     # -- learn -----------------------------------------------------------------------------------
     def learn(self, p: Profile, f: Features, learnable: bool, allowed: bool, vetted: bool = False) -> None:
-        """Update ``p`` after the decision from the features :meth:`assess` returned. Every
-        request counts toward rate, new resources and the privilege chain; only a ``learnable`` one
-        teaches what is normal. ``vetted``: a human approved this request (a step-up ticket), so
-        its new region, network and user agent are established at once instead of becoming
-        candidates."""
-        (
-            t,
-            day,
-            net,
-            region,
-            ua,
-            aname,
-            cls,
-            sens,
-            ri,
-            res_state,
-            c1,
-            c2,
-            nr_c,
-            counted,
-            chain_t,
-            top,
-            climbs,
-            chain_sens,
-            it,
-            tracked,
-        ) = f
+        """Update ``p`` after the decision from the request's features (as :meth:`judge` left
+        them). Every request counts toward rate, new resources and the privilege chain; only a
+        ``learnable`` one teaches what is normal. ``vetted``: a human approved this request (a
+        step-up ticket), so its new region, network and user agent are established at once instead
+        of becoming candidates. The only learning there is: :meth:`assess` with a decision calls it."""
         if allowed:
             p.allowed += 1
         else:
             p.denied += 1
-        p.r1 = c1
-        p.r2 = c2
+        t = f.t
+        p.r1 = f.c1
+        p.r2 = f.c2
         if t > p.last_seen:
             p.last_seen = t
-        if counted:
-            _count_new(p, ri, nr_c, t)
-        if cls or sens:
-            p.chain_t = chain_t
-            p.chain_top = top
-            p.chain_climbs = climbs
-            p.chain_sens = chain_sens
-        if not learnable:
-            return
+        if f.counted:
+            _count_new(p, f.ri, f.nr_c, t)
+        if f.cls or f.sens:
+            p.chain_t = f.chain_t
+            p.chain_top = f.top
+            p.chain_climbs = f.climbs
+            p.chain_sens = f.chain_sens
+        if learnable:
+            self._learn_normal(p, f, vetted)
+
+    def _learn_normal(self, p: Profile, f: Features, vetted: bool) -> None:
+        """What a learnable request teaches: its hour, the usual rates, the last region, and (unless
+        ``f.fresh``: every value already learned today) its values."""
+        t = f.t
         p.learned += 1
         if t >= p.fold_at and (p.learned & 3 == 0 or p.rate_n < MIN_SAMPLES):
-            self._fold_rate(p, c1, c2, t)
-        p.how[(it // 3600 + 72) % 168] += 1
+            self._fold_rate(p, f.c1, f.c2, t)
+        p.how[(f.it // 3600 + 72) % 168] += 1
         p.n += 1
         if p.n >= HALVE_AT or t > p.decay_at:
             self._decay(p, t)
+        region = f.region
         if region is not None:
             p.last_region_t = t
             if p.last_region != region:
                 p.last_region = self.intern(region)
-        if tracked:
+        if f.tracked:
             p.res_n += 1
-        self._learn_values(p, t, day, net, region, ua, aname, cls, ri, res_state, counted, nr_c, vetted)
-        if tracked and p.res_sat:
+        if not f.fresh:
+            self._learn_values(p, f, vetted)
+        if f.tracked and p.res_sat:
             self._resource_novelty(p)
 
     # -- learning helpers (the parts a fresh request skips) -----------------------------------------
-    def _learn_values(
-        self,
-        p: Profile,
-        t: float,
-        day: int,
-        net: str | None,
-        region: str | None,
-        ua: str | None,
-        aname: str,
-        cls: int,
-        ri: ResourceInfo,
-        res_state: int,
-        counted: bool,
-        nr_c: float,
-        vetted: bool = False,
-    ) -> None:
+    def _learn_values(self, p: Profile, f: Features, vetted: bool) -> None:
         """Learn the request's values: regions, networks and user agents (through candidates,
         unless ``vetted``), the action and its class, the resource, its type and segment."""
-        if counted and t >= p.nr_fold_at:
-            self._fold_new(p, nr_c, t)
+        t = f.t
+        day = f.day
+        if f.counted and t >= p.nr_fold_at:
+            self._fold_new(p, f.nr_c, t)
+        region = f.region
         if region is not None:
             d = p.regions.get(region)
             if d != day:
                 self._learn_context(p, "r:", region, p.regions, CAP_REGION, NOV_REGION, day, t, d, vetted)
+        net = f.net
         if net is not None:
             d = p.nets.get(net)
             if d != day:
                 self._learn_context(p, "n:", net, p.nets, CAP_NET, NOV_NET, day, t, d, vetted)
+        ua = f.ua
         if ua is not None:
             d = p.uas.get(ua)
             if d != day:
                 self._learn_context(p, "u:", ua, p.uas, CAP_UA, NOV_UA, day, t, d, vetted)
         actions = p.actions
+        aname = f.aname
         d = actions.get(aname)
         if d != day:
             if d is None:
@@ -1024,31 +1114,37 @@ class BehaviourModel:
                 if len(actions) >= CAP_ACTION:
                     del actions[next(iter(actions))]
             actions[aname] = day
-        if p.class_day[cls] != day:
-            p.class_day[cls] = day
+        if p.class_day[f.cls] != day:
+            p.class_day[f.cls] = day
             self._known_max(p, day)
-        if not res_state:
-            return  # a resource in the newer bitmap: its type and segment were learned with it
+        if f.res_state:  # else a resource in the newer bitmap: its type and segment were learned with it
+            self._learn_resource(p, f)
+
+    def _learn_resource(self, p: Profile, f: Features) -> None:
+        """A resource not in the newer bitmap: its bit (when tracked), its type and segment."""
+        ri = f.ri
+        res_state = f.res_state
         if res_state != UNTRACKED_NEW_KIND:
             bloom = p.bloom
-            bloom[ri[1]] |= ri[2]
+            bloom[ri.byte] |= ri.mask
             if res_state == 2:
                 p.nov_resource += 1.0
                 if not p.res_sat and p.res_n >= self.min_history:
                     self._resource_novelty(p)
             p.bloom_n += 1
-            if p.bloom_n >= BLOOM_ROTATE_AT or t - p.bloom_t > self.forget_s / 2:
-                self._rotate(p, t)
+            if p.bloom_n >= BLOOM_ROTATE_AT or f.t - p.bloom_t > self.forget_s / 2:
+                self._rotate(p, f.t)
         rtypes = p.rtypes
-        if rtypes.get(ri[3]) != day:
-            if ri[3] not in rtypes:
+        rtype = ri.rtype
+        if rtypes.get(rtype) != f.day:
+            if rtype not in rtypes:
                 p.nov_rtype += 1.0
-            remember(rtypes, ri[3], day, CAP_RTYPE)
-        seg = ri[4]
-        if seg is not None and p.segs.get(seg) != day:
+            remember(rtypes, rtype, f.day, CAP_RTYPE)
+        seg = ri.seg
+        if seg is not None and p.segs.get(seg) != f.day:
             if seg not in p.segs:
                 p.nov_seg += 1.0
-            remember(p.segs, seg, day, CAP_SEG)
+            remember(p.segs, seg, f.day, CAP_SEG)
 
     def _decay(self, p: Profile, t: float) -> None:
         if p.n >= HALVE_AT:
