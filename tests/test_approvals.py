@@ -230,7 +230,7 @@ def test_a_request_let_through_on_an_approval_is_not_learned(
 
 
 def test_bound_context_network_keys() -> None:
-    from vigil.approvals import bound_context
+    from vigil.operations.approvals import bound_context
 
     assert bound_context({}) == ("", "", "")
     assert bound_context({"ip": "10.1.2.3"})[0] == "10.1.2.0/24"

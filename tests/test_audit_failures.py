@@ -365,3 +365,42 @@ def test_operator_actions_are_chained_in_the_audit_log(tmp_path: Path) -> None:
     assert events[3]["subject"] == {"type": "user", "id": RICK} and events[3]["reason"] == "suspicious"
     assert isinstance(events[3]["time"], str) and events[3]["time"].endswith("Z")
     assert verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key()).ok
+
+
+def test_the_clis_operator_actions_join_a_running_servers_chain(tmp_path: Path) -> None:
+    """``vigil approvals|quarantine`` (StateDesk, no engine) write the same events into the same
+    chained log while a server's engine holds it open: one chain, every event there."""
+    from vigil.operations.service import StateDesk
+
+    ws = _workspace(tmp_path, "")
+    subject = ("user", RICK)
+    with Engine.from_workspace(ws) as engine:
+        engine.decide(ONE)
+        engine.audit.flush()
+        with StateDesk(ws) as desk:
+            t = desk.approvals.request(
+                subject,
+                ("Action", "can_create_todo"),
+                ("todo", "t0"),
+                risk=70,
+                signals=(),
+                why="test",
+                now=desk.now(),
+                ttl_s=3600,
+            )
+            desk.approve(t.id, by="dave", note="cli")
+            desk.add(subject, by="alice", reason="cli quarantine")
+        engine.decide(ONE)
+        engine.quarantine_identity(("user", "someone-else"), by="erin")
+    log = ws / ".vigil" / "audit.jsonl"
+    events = [e for e in _events(log) if e["type"] != "checkpoint"]
+    assert [(e["type"], e.get("by")) for e in events] == [
+        ("decision", None),
+        ("ticket_approved", "dave"),
+        ("quarantine_added", "alice"),
+        ("decision", None),
+        ("quarantine_added", "erin"),
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    result = verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key())
+    assert result.ok, result.problem

@@ -1,4 +1,4 @@
-"""``vigil.authzen`` and ``vigil.search`` without a server: batch semantics, bodies, pagination."""
+"""``vigil.protocol.authzen`` and ``vigil.protocol.search`` without a server: batch semantics, bodies, pagination."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from tests.profiles import examples
 from tests.strategies import ACTIONS, cases
 from tests.test_differential import Reference, _engine, parses
 from tests.test_server_support import copy_workspace
-from vigil import authzen
 from vigil.audit import MemorySink
 from vigil.errors import RequestError, VigilError
-from vigil.search import PageTokenError, Searcher
+from vigil.protocol import authzen
+from vigil.protocol.search import PageTokenError, Searcher
 
 RICK = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"
 BETH = "CiRmZDM2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"

@@ -106,7 +106,7 @@ def test_search_vectors_are_answered_from_the_scope_index(
     permitted records as candidates (no scan of all 20)."""
     import vigil
     from vigil.audit import NullSink
-    from vigil.search import Searcher
+    from vigil.protocol.search import Searcher
 
     engine = vigil.Engine.from_workspace(copy_workspace("authzen-search", tmp_path), audit=NullSink())
     searcher = Searcher(engine)

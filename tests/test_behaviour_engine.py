@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 import vigil
 from tests.behaviour_support import AGENTS, T0, TABLES, engine, habit, request, write_workspace
 from tests.profiles import examples
-from vigil.approvals import bound_context
-from vigil.operations import StateDesk
+from vigil.operations.approvals import bound_context
+from vigil.operations.service import StateDesk
 from vigil.store import MemoryStore, QuarantineEntry, StoreError
 
 WHO = "payments-agent-0"

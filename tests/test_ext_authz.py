@@ -17,7 +17,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from tests.test_server_support import API_KEY, ServerProcess, copy_workspace
 from vigil.errors import WorkspaceError
-from vigil.ext_authz import SubjectError, match_route, parse_routes, verify_jwt
+from vigil.protocol.ext_authz import SubjectError, match_route, parse_routes, verify_jwt
 
 RICK = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"  # admin, evil_genius
 BETH = "CiRmZDM2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"  # viewer

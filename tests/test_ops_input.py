@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 from tests.behaviour_support import engine, habit, request, write_workspace
 from tests.test_ops_store import InProcessServer
 from tests.test_server_support import ADMIN_KEY, API_KEY, ServerProcess, copy_workspace
+from vigil.audit.sink import MemorySink
 from vigil.cli.main import app as cli_app
 from vigil.errors import RequestError
-from vigil.ext_authz import ClientSource, match_route, parse_routes
-from vigil.jsonkeys import check_unique_keys
-from vigil.operations import StateDesk
+from vigil.model.jsonkeys import check_unique_keys
+from vigil.operations.service import StateDesk
+from vigil.protocol.ext_authz import ClientSource, match_route, parse_routes
 from vigil.server.app import ServerConfig, VigilApp
 from vigil.workspace.settings import ExtAuthzSettings
 
@@ -264,7 +265,8 @@ def test_behaviour_signals_work_through_ext_authz(tmp_path: Path) -> None:
     extra = f'[ext_authz]\n{routes}\nsubject_header = "x-agent"\nsubject_type = "Agent"\nregion_header = "x-region"\n'
     ws = write_workspace(tmp_path / "ws", extra=extra)
     clock = [0.0]
-    e = engine(ws, clock=lambda: clock[0])
+    audit = MemorySink()
+    e = engine(ws, clock=lambda: clock[0], audit=audit)
     last = habit(e, who)
     usual = request(who, "read", "payments-table-0", last)["context"]
     clock[0] = (last + timedelta(minutes=5)).timestamp()
@@ -277,8 +279,10 @@ def test_behaviour_signals_work_through_ext_authz(tmp_path: Path) -> None:
                 headers={"x-agent": who, "x-forwarded-for": ip_chain, "user-agent": ua, "x-region": region},
             )
             assert r.status_code in (200, 403), r.text
-            signals: list[str] = r.json()["context"]["signals"]
-            return signals
+            assert "signals" not in r.json()["context"]  # a PEP sees codes, never the baseline
+            record = audit.records[-1]  # the operator's view: the audit event of that decision
+            assert record.id == r.json()["context"]["id"]
+            return list(record.signals)
 
         quiet = check(usual["ip"], usual["user_agent"], usual["region"])
         assert not {"new_network", "new_user_agent", "new_region"} & set(quiet), quiet

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tests.test_server_support import EXAMPLES
 from vigil.cli.main import app
-from vigil.operations import StateDesk
+from vigil.operations.service import StateDesk
 
 FLEET = EXAMPLES / "agent-fleet"
 runner = CliRunner()
@@ -68,8 +68,13 @@ def test_replay_audit_events_are_marked(tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in audit.read_text().splitlines()]
-    assert len(lines) == 300 and all(e["replay"] is True and e["type"] == "decision" for e in lines)
+    decisions = [e for e in lines if e["type"] != "checkpoint"]
+    assert len(decisions) == 300 and all(e["replay"] is True and e["type"] == "decision" for e in decisions)
     assert not (ws / ".vigil").exists()
+    # on a chain of its own, signed by a key beside it
+    key = tmp_path / "replay-audit.jsonl.signing.pub"
+    r = runner.invoke(app, ["audit", "verify", str(audit), "--public-key", str(key)])
+    assert r.exit_code == 0, r.output
 
 
 def test_replay_with_state_trains_the_live_store_and_marks_its_events(tmp_path: Path) -> None:
@@ -82,4 +87,5 @@ def test_replay_with_state_trains_the_live_store_and_marks_its_events(tmp_path: 
     with StateDesk(ws) as desk:
         assert sum(1 for _ in desk.store.load_profiles()) > 0
     lines = [json.loads(x) for x in (ws / ".vigil" / "audit.jsonl").read_text().splitlines()]
-    assert len(lines) == 300 and all(e["replay"] is True for e in lines)
+    decisions = [e for e in lines if e["type"] != "checkpoint"]
+    assert len(decisions) == 300 and all(e["replay"] is True for e in decisions)

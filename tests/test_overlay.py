@@ -155,7 +155,7 @@ def test_overlay_settings_are_checked() -> None:
 
 
 def test_search_follows_the_same_rules(todo: vigil.Engine) -> None:
-    from vigil.search import Searcher
+    from vigil.protocol.search import Searcher
 
     search = Searcher(todo)
     body = {

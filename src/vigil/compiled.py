@@ -19,8 +19,8 @@ from typing import Final
 # would lengthen the install without changing a measured number.
 HOT_MODULES: Final = (
     "vigil.engine",
-    "vigil.authzen",
-    "vigil.ext_authz",
+    "vigil.protocol.authzen",
+    "vigil.protocol.ext_authz",
     "vigil.model.request",
     "vigil.model.decision",
     "vigil.policy.evaluator",

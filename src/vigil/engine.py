@@ -19,7 +19,6 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Final
 
-from vigil.approvals import Approvals, bound_context, ticket_dict
 from vigil.audit.events import rfc3339
 from vigil.audit.logfile import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
@@ -30,6 +29,9 @@ from vigil.behaviour.signals import Assessment
 from vigil.errors import RequestError, VigilError, WorkspaceError
 from vigil.model.decision import Advice, DecisionRecord, ReasonCode, new_record
 from vigil.model.request import AccessRequest, parse_authzen
+from vigil.operations.approvals import Approvals, bound_context, ticket_dict
+from vigil.operations.events import operator_event, ticket_details, uid_dict
+from vigil.operations.quarantine import Quarantine
 from vigil.policy.build import PolicySet
 from vigil.policy.entities import Entity
 from vigil.policy.extensions import IPAddr
@@ -37,7 +39,6 @@ from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.schema import Schema
 from vigil.policy.values import EntityUid, Record, make_set
-from vigil.quarantine import Quarantine
 from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
 from vigil.workspace.loader import Workspace, load_workspace
 
@@ -441,7 +442,7 @@ class Engine:
                 f"{beh.quarantine_window_s:.0f} s; last: {a.why()}"
             )
             self.quarantine.add_automatic(req.principal, reason=why, now=t)
-            self._operator_event("quarantine_added", "vigil", subject=_uid_dict(req.principal), reason=why)
+            self._operator_event("quarantine_added", "vigil", subject=uid_dict(req.principal), reason=why)
             prefix = reasons if not allowed else (_RISK_DENY if risk >= beh.deny_risk else _RISK_STEP_UP,)
             # (two returns: Cython's type inference loops on a starred tuple reassigned from itself)
             if self.quarantine.durable(req.principal):
@@ -611,13 +612,13 @@ class Engine:
         RequestError."""
         ttl = self._state.behaviour.settings.approval_ttl_s
         t = self.approvals.approve(ticket_id, by=by, now=self._clock(), ttl_s=ttl, note=note, uses=uses)
-        self._operator_event("ticket_approved", by, **_ticket_details(t), note=note, uses=uses)
+        self._operator_event("ticket_approved", by, **ticket_details(t), note=note, uses=uses)
         return t
 
     def deny_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
         """Deny a pending ticket; audited with ``by``."""
         t = self.approvals.deny(ticket_id, by=by, now=self._clock(), note=note)
-        self._operator_event("ticket_denied", by, **_ticket_details(t), note=note)
+        self._operator_event("ticket_denied", by, **ticket_details(t), note=note)
         return t
 
     def list_quarantined(self) -> list[QuarantineEntry]:
@@ -628,14 +629,14 @@ class Engine:
         """Quarantine ``subject`` by hand (idempotent); audited with ``by``."""
         _check_uid(subject)
         q = self.quarantine.add(subject, by=by, reason=reason, now=self._clock())
-        self._operator_event("quarantine_added", by, subject=_uid_dict(subject), reason=reason)
+        self._operator_event("quarantine_added", by, subject=uid_dict(subject), reason=reason)
         return q
 
     def lift_quarantine(self, subject: EntityUid, *, by: str, note: str = "") -> QuarantineEntry:
         """Lift the quarantine of ``subject``; audited with ``by``. Raises NotFoundError."""
         _check_uid(subject)
         q = self.quarantine.lift(subject, by=by, now=self._clock(), note=note)
-        self._operator_event("quarantine_lifted", by, subject=_uid_dict(subject), note=note)
+        self._operator_event("quarantine_lifted", by, subject=uid_dict(subject), note=note)
         return q
 
     def audit_operator(self, kind: str, by: str, **details: Any) -> bool:
@@ -647,7 +648,7 @@ class Engine:
         emit = getattr(self._audit, "emit_event", None)
         if emit is None:
             return True
-        ok: bool = emit({"type": kind, "time": rfc3339(self._clock()), "by": by, **details})
+        ok: bool = emit(operator_event(kind, by, rfc3339(self._clock()), **details))
         return ok
 
     def audit_ready(self) -> bool:
@@ -697,20 +698,6 @@ def _with_errors(
     if policies:
         return False, (ReasonCode.POLICY_FORBID.value, ReasonCode.POLICY_ERRORED.value), policies, pairs
     return False, _NO_PERMIT_ERR, policies, pairs
-
-
-def _uid_dict(uid: EntityUid) -> dict[str, str]:
-    return {"type": uid[0], "id": uid[1]}
-
-
-def _ticket_details(t: Ticket) -> dict[str, Any]:
-    return {
-        "ticket": t.id,
-        "subject": _uid_dict(t.subject),
-        "action": _uid_dict(t.action),
-        "resource": _uid_dict(t.resource),
-        "bound": {"network": t.network, "region": t.region, "user_agent": t.user_agent},
-    }
 
 
 def _epoch(now: datetime) -> float:

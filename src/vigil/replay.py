@@ -33,8 +33,8 @@ from vigil.audit.logfile import AuditKeyError
 from vigil.audit.sink import AuditSink, NullSink, sink_from_settings
 from vigil.engine import Engine
 from vigil.errors import AuditError, VigilError
-from vigil.jsonkeys import check_unique_keys
 from vigil.model.decision import DecisionRecord
+from vigil.model.jsonkeys import check_unique_keys
 from vigil.model.timefmt import TimeFormatError, parse_datetime
 from vigil.store import MemoryStore
 from vigil.workspace.loader import load_workspace
@@ -271,7 +271,9 @@ def replay_engine(workspace: str | Path, *, state: bool = False, audit: str | Pa
     Default (a dry run): a scratch in-memory state store and no audit; the workspace's state
     database and audit log are neither read nor written. ``state``: the workspace's own store
     (the replay reads and trains the live profiles, tickets, quarantines) and, unless ``audit``
-    names another file, its audit log. ``audit``: the replay's audit events go to that file. Every
+    names another file, its audit log. ``audit``: the replay's audit events go to that file (its
+    checkpoints signed by ``<file>.signing.key`` unless ``state``, so a dry run writes nothing into
+    the workspace; ``vigil audit verify FILE --public-key FILE.signing.pub``). Every
     event a replay writes is marked ``"replay": true``. Raises WorkspaceError (bad workspace,
     unusable store) or AuditError (audit file cannot be opened).
     """
@@ -280,7 +282,9 @@ def replay_engine(workspace: str | Path, *, state: bool = False, audit: str | Pa
     sink: AuditSink = NullSink()
     if audit is not None or (state and settings.sink != "none"):
         try:
-            sink = sink_from_settings(settings, ws.path, path=audit, mark=REPLAY_MARK)
+            # a dry run's own log is signed by a key beside it: the workspace stays untouched
+            key = None if state or audit is None else Path(f"{audit}.signing.key").absolute()
+            sink = sink_from_settings(settings, ws.path, path=audit, mark=REPLAY_MARK, signing_key=key)
         except (OSError, AuditKeyError) as e:
             raise AuditError(f"cannot open the replay's audit log: {e}") from None
     options: dict[str, Any] = {"audit": sink}

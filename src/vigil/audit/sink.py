@@ -428,18 +428,24 @@ class JsonlSink:
 
 
 def sink_from_settings(
-    audit: Any, workspace: Path, *, path: str | Path | None = None, mark: bytes = b""
+    audit: Any,
+    workspace: Path,
+    *,
+    path: str | Path | None = None,
+    mark: bytes = b"",
+    signing_key: str | Path | None = None,
 ) -> AuditSink:
     """The sink ``[audit]`` settings (:class:`~vigil.workspace.settings.AuditSettings`) describe,
     paths relative to ``workspace``; ``path`` another log than ``[audit] path`` (with the same
-    settings), ``mark`` JSON members added to every line (:class:`JsonlSink`). Raises OSError (the
+    settings), ``mark`` JSON members added to every line (:class:`JsonlSink`), ``signing_key``
+    another checkpoint key than ``[audit] signing_key``. Raises OSError (the
     log cannot be opened) or :class:`~vigil.audit.logfile.AuditKeyError` (the signing key)."""
     if audit.sink == "none" and path is None:
         return NullSink()
     path = Path(audit.path if path is None else path)
     if not path.is_absolute():
         path = workspace / path
-    key = Path(audit.signing_key)
+    key = Path(audit.signing_key if signing_key is None else signing_key)
     if not key.is_absolute():
         key = workspace / key
     return JsonlSink(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from vigil.behaviour.profile import Profile
-from vigil.policy.values import EntityUid
+from vigil.model.uid import EntityUid
 from vigil.store.base import ProfileStore, StoreError
 
 MAX_IDENTITIES: Final = 10_000_000

@@ -51,12 +51,12 @@ from vigil.behaviour.profile import (
     remember,
 )
 from vigil.behaviour.regions import distance_km, locate
+from vigil.behaviour.settings import BehaviourSettings
 from vigil.behaviour.signals import Ago, Assessment, Hit, Unknown, combine
 from vigil.model.timefmt import _MINUTES
+from vigil.model.uid import EntityUid
 from vigil.policy.entities import Entity, EntityStore
 from vigil.policy.extensions import IPAddr
-from vigil.policy.values import EntityUid
-from vigil.workspace.settings import BehaviourSettings
 
 DAY: Final = 86_400
 RESOURCE_CACHE: Final = 262_144

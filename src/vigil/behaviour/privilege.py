@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
+from vigil.model.uid import EntityUid
 from vigil.policy.entities import EntityStore
-from vigil.policy.values import EntityUid
 
 READ: Final = 0
 WRITE: Final = 1

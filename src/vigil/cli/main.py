@@ -27,7 +27,7 @@ from vigil.cli.audit import audit_app
 from vigil.cli.state import approvals_app, quarantine_app
 from vigil.engine import Engine
 from vigil.errors import RequestError, VigilError, WorkspaceError
-from vigil.jsonkeys import check_unique_keys
+from vigil.model.jsonkeys import check_unique_keys
 from vigil.policy.cedar import CedarError
 from vigil.replay import ReplayInputError, parse_rfc3339, replay_to
 

@@ -1,6 +1,6 @@
 """``vigil approvals list|approve|deny`` and ``vigil quarantine list|add|lift``.
 
-Each command opens the workspace's settings and state store only (:class:`vigil.operations.StateDesk`),
+Each command opens the workspace's settings and state store only (:class:`vigil.operations.service.StateDesk`),
 so an owner can act even while the workspace's policies fail to load. Changes are audited in the
 store's change log with ``--by``. ``--now`` stamps the change with a given time instead of the clock
 (for replayed timelines and tests).
@@ -25,7 +25,7 @@ from rich.table import Table
 from vigil.audit.events import rfc3339
 from vigil.cli import render
 from vigil.errors import VigilError, WorkspaceError
-from vigil.operations import StateDesk, change_dict, parse_uid, quarantine_dict, ticket_dict
+from vigil.operations.service import StateDesk, change_dict, parse_uid, quarantine_dict, ticket_dict
 from vigil.replay import ReplayInputError, parse_rfc3339
 from vigil.store import TICKET_STATES, StoreError, Ticket
 

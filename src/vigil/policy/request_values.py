@@ -13,9 +13,9 @@ from typing import Any
 from vigil.errors import OverlayError
 from vigil.policy.entities import Entity
 from vigil.policy.json_values import record_to_cedar
+from vigil.policy.overlay import OverlaySettings
 from vigil.policy.schema import Schema, coerce_json
 from vigil.policy.values import EntityUid, Record
-from vigil.workspace.settings import OverlaySettings
 
 
 def typed_context(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-EntityUid = tuple[str, str]
+from vigil.model.uid import EntityUid as EntityUid  # re-exported: the policy layer names it too
 
 LONG_MIN: Final = -(2**63)
 LONG_MAX: Final = 2**63 - 1

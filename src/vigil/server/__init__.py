@@ -1,7 +1,7 @@
 """vigil's HTTP service: AuthZEN 1.0, Envoy ext_authz, admin and operations endpoints.
 
-Thin handlers only (:mod:`vigil.server.app`); the logic lives in :mod:`vigil.authzen`,
-:mod:`vigil.search` and :mod:`vigil.ext_authz`, which never import a web framework.
+Thin handlers only (:mod:`vigil.server.app`); the logic lives in :mod:`vigil.protocol.authzen`,
+:mod:`vigil.protocol.search` and :mod:`vigil.protocol.ext_authz`, which never import a web framework.
 """
 
 from vigil.server.app import ServerConfig, VigilApp

@@ -1,7 +1,7 @@
 """The ASGI application: routing, caller authentication, body limits, error mapping, metrics, logs.
 
-Handlers are thin: parse, call one library function (:mod:`vigil.authzen`, :mod:`vigil.search`,
-:mod:`vigil.ext_authz`, the :class:`~vigil.engine.Engine`), map errors by code through
+Handlers are thin: parse, call one library function (:mod:`vigil.protocol.authzen`, :mod:`vigil.protocol.search`,
+:mod:`vigil.protocol.ext_authz`, the :class:`~vigil.engine.Engine`), map errors by code through
 :data:`STATUS`. A bare ASGI callable (no framework): the stack comparison in ``docs/benchmarks.md``
 shows a framework's routing costs more than the decision itself.
 """
@@ -19,10 +19,21 @@ from typing import Any, Final
 
 import orjson
 
-from vigil import __version__, authzen
+from vigil import __version__
 from vigil.engine import Engine
 from vigil.errors import HTTP_STATUS, RequestError, VigilError, WorkspaceError
-from vigil.ext_authz import (
+from vigil.model.jsonkeys import check_unique_keys
+from vigil.operations.service import (
+    change_dict,
+    parse_change_page,
+    parse_quarantine_change,
+    parse_ticket_decision,
+    parse_uses,
+    quarantine_dict,
+    ticket_dict,
+)
+from vigil.protocol import authzen
+from vigil.protocol.ext_authz import (
     ClientSource,
     Route,
     SubjectError,
@@ -33,17 +44,7 @@ from vigil.ext_authz import (
     parse_routes,
     single_headers,
 )
-from vigil.jsonkeys import check_unique_keys
-from vigil.operations import (
-    change_dict,
-    parse_change_page,
-    parse_quarantine_change,
-    parse_ticket_decision,
-    parse_uses,
-    quarantine_dict,
-    ticket_dict,
-)
-from vigil.search import Searcher
+from vigil.protocol.search import Searcher
 from vigil.server.auth import KeyRing, key_name
 from vigil.server.logs import JsonLog
 from vigil.server.metrics import Metrics
@@ -127,7 +128,7 @@ class Request:
         return raw.decode("latin-1") + ("?" + qs.decode("latin-1") if qs else "")
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object; raises the errors of :func:`vigil.authzen.parse_body`, and
+        """The body as a JSON object; raises the errors of :func:`vigil.protocol.authzen.parse_body`, and
         RequestError (``invalid_json``) when an object repeats a key."""
         obj = authzen.parse_body(self.body, self.content_type)
         check_unique_keys(self.body, obj)

@@ -24,8 +24,8 @@ from vigil.store.base import (
     uid_text,
 )
 from vigil.store.memory import MemoryStore
+from vigil.store.settings import StoreSettings
 from vigil.store.sqlite import SqliteStore, check_state
-from vigil.workspace.settings import StoreSettings
 
 
 def store_path(settings: StoreSettings, root: Path) -> Path | None:

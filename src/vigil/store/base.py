@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vigil.errors import VigilError
-from vigil.policy.values import EntityUid
+from vigil.model.uid import EntityUid
 
 PENDING = "pending"
 APPROVED = "approved"

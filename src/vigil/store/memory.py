@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from vigil.policy.values import EntityUid
+from vigil.model.uid import EntityUid
 from vigil.store.base import Change, QuarantineEntry, Ticket
 
 

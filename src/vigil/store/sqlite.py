@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from vigil.policy.values import EntityUid
+from vigil.model.uid import EntityUid
 from vigil.store.base import Change, QuarantineEntry, StoreError, Ticket, fail_fast, hold, wait_limit
 
 SCHEMA_VERSION = 1

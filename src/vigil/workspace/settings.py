@@ -7,72 +7,24 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from vigil.behaviour.settings import BehaviourSettings
 from vigil.errors import WorkspaceError
+from vigil.policy.overlay import OVERLAY_MODES, OverlaySettings, OverlayType
+from vigil.store.settings import StoreSettings
 
-
-@dataclass(frozen=True, slots=True)
-class BehaviourSettings:
-    """``[behaviour]``: learned per-identity behaviour, its signals and what risk does to a decision.
-
-    See ``docs/behaviour.md`` for every key. ``mode`` is ``"enforce"`` (risk may deny),
-    ``"shadow"`` (everything is computed and recorded, no decision changes) or ``"off"`` (no
-    behaviour step: risk 0, no signals, nothing learned; quarantine still denies). An identity is
-    *learning* until it has ``learning_requests`` learned requests over at least ``learning_days``;
-    meanwhile its signals are recorded, never enforced. Risk ``>= step_up_risk`` denies with advice
-    ``step_up`` and an approval ticket; ``>= deny_risk`` denies; ``quarantine_after`` such denials
-    at risk ``>= quarantine_risk`` within ``quarantine_window_s`` quarantine the identity.
-    """
-
-    mode: str = "enforce"
-    learning_days: int = 7
-    learning_requests: int = 100
-    step_up_risk: int = 60
-    deny_risk: int = 85
-    quarantine_after: int = 5
-    quarantine_window_s: int = 600
-    quarantine_risk: int = 70
-    ticket_ttl_s: int = 86_400
-    approval_ttl_s: int = 3_600
-    # privilege classes read < write < admin: action groups (or actions) of each class
-    read_actions: tuple[str, ...] = ("readonly", "read")
-    write_actions: tuple[str, ...] = ("mutating", "write")
-    admin_actions: tuple[str, ...] = ("admin",)
-    sensitive_actions: tuple[str, ...] = ("sensitive",)
-    classify_by_name: bool = True
-    # resource groups that are segments: an entity type ("Environment") or one uid ('Team::"data"')
-    segments: tuple[str, ...] = ()
-    # detector tuning
-    weights: dict[str, int] = field(default_factory=dict)
-    min_history: int = 20
-    establish_s: int = 3_600
-    forget_days: int = 45
-    max_time_skew_s: int = 300
-    rate_min_per_minute: int = 6
-    rate_min_per_quarter_hour: int = 10
-    enumeration_min: int = 10
-    enumeration_window_s: int = 300
-    chain_window_s: int = 900
-    travel_kmh: int = 1_000
-    travel_min_km: int = 4_500
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSettings:
-    """``[store]``: where behaviour profiles, approval tickets and quarantines live.
-
-    ``backend`` ``"sqlite"`` (default: one file, ``path`` relative to the workspace) or ``"memory"``
-    (nothing survives a restart); ``snapshot_interval_s`` how often changed profiles are written.
-    ``busy_timeout_ms`` the longest any store call waits for a lock (operators, the admin API,
-    snapshots; an admin call answers ``store_unavailable`` after about three times this);
-    ``decision_timeout_ms`` the longest a decision waits for the store (a step-up ticket, an
-    approval, an automatic quarantine): past it the decision denies with ``store_unavailable``.
-    """
-
-    backend: str = "sqlite"
-    path: str = ".vigil/state.db"
-    snapshot_interval_s: int = 5
-    busy_timeout_ms: int = 1_000
-    decision_timeout_ms: int = 20
+__all__ = [
+    "OVERLAY_MODES",
+    "AuditSettings",
+    "BehaviourSettings",
+    "ExtAuthzSettings",
+    "OverlaySettings",
+    "OverlayType",
+    "ServerSettings",
+    "Settings",
+    "StoreSettings",
+    "parse_settings",
+    "restart_needed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,44 +120,6 @@ class ExtAuthzSettings:
     jwt_audience: str = ""
     jwt_claim: str = "sub"
     api_key_header: str = "x-vigil-api-key"
-
-
-OVERLAY_MODES: tuple[str, ...] = ("none", "add", "replace")
-
-
-@dataclass(frozen=True, slots=True)
-class OverlayType:
-    """``[overlay.types.<EntityType>]``: what a caller may supply for entities of one type.
-
-    ``mode`` replaces ``[overlay] default`` for this type (``""``: the default applies);
-    ``allow`` names attributes a caller may set whatever the mode, replacing a stored value.
-    """
-
-    mode: str = ""
-    allow: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class OverlaySettings:
-    """``[overlay]``: which ``subject.properties`` / ``resource.properties`` a caller may supply.
-
-    A request's properties are laid over the stored attributes of that entity for that call only.
-    ``default`` applies to every entity type: ``"add"`` (a caller may add attributes the stored
-    entity does not have, never replace a stored one), ``"none"`` (no properties at all) or
-    ``"replace"`` (any attribute, stored ones included: only for PEPs that own the attributes).
-    ``types`` holds per-type :class:`OverlayType` tables. A request whose properties this does not
-    allow is refused (``overlay_not_allowed``); see ``docs/http.md``.
-    """
-
-    default: str = "add"
-    types: dict[str, OverlayType] = field(default_factory=dict)
-
-    def mode_of(self, entity_type: str) -> tuple[str, tuple[str, ...]]:
-        """``(mode, allowed attributes)`` for ``entity_type``."""
-        t = self.types.get(entity_type)
-        if t is None:
-            return self.default, ()
-        return (t.mode or self.default), t.allow
 
 
 @dataclass(frozen=True, slots=True)

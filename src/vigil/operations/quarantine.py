@@ -18,10 +18,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from vigil.approvals import check_actor
 from vigil.behaviour.book import ProfileBook
 from vigil.errors import NotFoundError, RequestError
-from vigil.policy.values import EntityUid
+from vigil.model.uid import EntityUid
+from vigil.operations.approvals import check_actor
 from vigil.store.base import QuarantineEntry, Store, StoreError, bounded, hold
 
 MAX_REASON = 4_000

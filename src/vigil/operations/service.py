@@ -3,7 +3,7 @@
 ``StateDesk`` opens only the workspace's settings (``vigil.toml``) and its state store, never its
 policies: an owner can lift a quarantine even while the workspace fails to load. The CLI
 (``vigil approvals``, ``vigil quarantine``) and the admin HTTP API call these functions; a running
-engine notices the changes within about a second (``vigil.quarantine``). Every change is written
+engine notices the changes within about a second (``vigil.operations.quarantine``). Every change is written
 to the store's change log with who made it (``changes``).
 """
 
@@ -14,10 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vigil.approvals import Approvals, check_uses, ticket_dict
-from vigil.errors import RequestError, WorkspaceError
-from vigil.policy.values import EntityUid
-from vigil.quarantine import Quarantine, quarantine_dict
+from vigil.audit.events import rfc3339
+from vigil.audit.logfile import AuditKeyError
+from vigil.audit.sink import AuditSink, sink_from_settings
+from vigil.errors import AuditError, RequestError, WorkspaceError
+from vigil.model.uid import EntityUid
+from vigil.operations.approvals import Approvals, check_uses, ticket_dict
+from vigil.operations.events import operator_event, ticket_details, uid_dict
+from vigil.operations.quarantine import Quarantine, quarantine_dict
 from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
 from vigil.workspace.settings import Settings, parse_settings
 
@@ -154,12 +158,34 @@ class StateDesk:
             ) from None
         self.approvals = Approvals(self.store)
         self.quarantine = Quarantine(self.store, None)
+        self._root = root
+        self._audit: AuditSink | None = None  # opened at the first change, written at close
 
     def now(self) -> float:
         return self._clock()
 
     def close(self) -> None:
-        self.store.close()
+        """Write the operator events (the audit log) and close the store."""
+        try:
+            if self._audit is not None:
+                self._audit.close()
+        finally:
+            self.store.close()
+
+    def _event(self, kind: str, by: str, **details: Any) -> None:
+        """One operator event into the workspace's chained audit log (shared with a running server:
+        appends hold the file lock and follow the chain). Raises AuditError when it cannot be
+        opened or refuses the event: an operator change that cannot be audited is reported."""
+        if self.settings.audit.sink == "none":
+            return
+        if self._audit is None:
+            try:
+                self._audit = sink_from_settings(self.settings.audit, self._root)
+            except (OSError, AuditKeyError) as e:
+                raise AuditError(f"cannot open the audit log: {e}") from None
+        emit = getattr(self._audit, "emit_event", None)
+        if emit is not None and not emit(operator_event(kind, by, rfc3339(self._clock()), **details)):
+            raise AuditError("the audit log refused the operator event (see the log)")
 
     def __enter__(self) -> StateDesk:
         return self
@@ -177,10 +203,14 @@ class StateDesk:
         self, ticket_id: str, *, by: str, note: str = "", now: float | None = None, uses: int = 1
     ) -> Ticket:
         ttl = self.settings.behaviour.approval_ttl_s
-        return self.approvals.approve(ticket_id, by=by, now=self._now(now), ttl_s=ttl, note=note, uses=uses)
+        t = self.approvals.approve(ticket_id, by=by, now=self._now(now), ttl_s=ttl, note=note, uses=uses)
+        self._event("ticket_approved", by, **ticket_details(t), note=note, uses=uses)
+        return t
 
     def deny(self, ticket_id: str, *, by: str, note: str = "", now: float | None = None) -> Ticket:
-        return self.approvals.deny(ticket_id, by=by, now=self._now(now), note=note)
+        t = self.approvals.deny(ticket_id, by=by, now=self._now(now), note=note)
+        self._event("ticket_denied", by, **ticket_details(t), note=note)
+        return t
 
     # -- quarantine ----------------------------------------------------------------------------
     def quarantined(self) -> list[QuarantineEntry]:
@@ -189,12 +219,16 @@ class StateDesk:
     def add(
         self, subject: EntityUid, *, by: str, reason: str = "", now: float | None = None
     ) -> QuarantineEntry:
-        return self.quarantine.add(subject, by=by, reason=reason, now=self._now(now))
+        q = self.quarantine.add(subject, by=by, reason=reason, now=self._now(now))
+        self._event("quarantine_added", by, subject=uid_dict(subject), reason=reason)
+        return q
 
     def lift(
         self, subject: EntityUid, *, by: str, note: str = "", now: float | None = None
     ) -> QuarantineEntry:
-        return self.quarantine.lift(subject, by=by, note=note, now=self._now(now))
+        q = self.quarantine.lift(subject, by=by, note=note, now=self._now(now))
+        self._event("quarantine_lifted", by, subject=uid_dict(subject), note=note)
+        return q
 
     def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
         return self.store.changes(after=after, limit=limit)

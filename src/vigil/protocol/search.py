@@ -37,9 +37,9 @@ from vigil.errors import RequestError
 from vigil.model.request import MAX_TYPE, parse_action, parse_entity
 from vigil.policy.build import PolicySet
 from vigil.policy.compiler import CompiledPolicy, Scope
+from vigil.policy.overlay import OverlaySettings
 from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.values import EntityUid, Record, make_set
-from vigil.workspace.settings import OverlaySettings
 
 _NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
 _ALL: Final = None  # "every entity of the searched type"

@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from vigil.errors import ConflictError, NotFoundError, RequestError
-from vigil.policy.values import EntityUid
+from vigil.model.uid import EntityUid
 from vigil.store.base import (
     APPROVED,
     DENIED,
