@@ -335,7 +335,10 @@ class JsonlSink:
             self._cause = cause
             self._failed_at = time.time()
             log.error(
-                "audit log %s cannot be written: %s; decisions are refused until it can", self.path, cause
+                "audit log %s cannot be written: %s (with [audit] required = true, decisions are "
+                "denied until a write succeeds)",
+                self.path,
+                cause,
             )
         if not chunks:
             return
