@@ -38,6 +38,7 @@ demo: build
 		--input examples/agent-fleet/events.jsonl --output .vigil/demo/decisions.jsonl \
 		--audit .vigil/demo/replay-audit.jsonl
 	@echo "decisions: .vigil/demo/decisions.jsonl   audit (marked replay): .vigil/demo/replay-audit.jsonl"
+	$(VENV)/bin/vigil audit verify .vigil/demo/replay-audit.jsonl --public-key .vigil/demo/replay-audit.jsonl.signing.pub
 	$(PY) examples/agent-fleet/behaviour_demo.py --workdir .vigil/demo/behaviour
 	@VENV=$(VENV) bash examples/authzen-todo/demo.sh
 

@@ -103,6 +103,17 @@ def test_an_edited_line_is_named(tmp_path: Path) -> None:
     assert f"{path}:3: edited" in out.replace("\n", "")
 
 
+def test_line_numbers_are_printed_as_numbers(tmp_path: Path) -> None:
+    """``:100:`` is an emoji code to rich: the CLI must print it as text."""
+    path, key = _log(tmp_path, 110, every=1_000)
+    lines = _lines(path)
+    lines[99] = lines[99].replace(b'"decision":"allow"', b'"decision":"deny"')
+    _rewrite(path, lines)
+    code, out = _verify(path, key)
+    assert code == 1
+    assert f"{path}:100: edited" in out.replace("\n", "")
+
+
 def test_a_removed_line_is_named(tmp_path: Path) -> None:
     path, key = _log(tmp_path)
     lines = _lines(path)

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.test_server_support import EXAMPLES
@@ -89,3 +90,19 @@ def test_replay_with_state_trains_the_live_store_and_marks_its_events(tmp_path: 
     lines = [json.loads(x) for x in (ws / ".vigil" / "audit.jsonl").read_text().splitlines()]
     decisions = [e for e in lines if e["type"] != "checkpoint"]
     assert len(decisions) == 300 and all(e["replay"] is True for e in decisions)
+
+
+def test_a_relative_audit_path_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, events = _fleet(tmp_path)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    r = runner.invoke(
+        app, ["replay", "-w", str(ws), "-i", str(events), "-o", "o.jsonl", "--audit", "r.jsonl"]
+    )
+    assert r.exit_code == 0, r.output
+    assert (here / "r.jsonl").exists() and not (ws / "r.jsonl").exists()
+    r = runner.invoke(app, ["audit", "verify", "r.jsonl", "--public-key", "r.jsonl.signing.pub"])
+    assert r.exit_code == 0, r.output

@@ -271,7 +271,8 @@ def replay_engine(workspace: str | Path, *, state: bool = False, audit: str | Pa
     Default (a dry run): a scratch in-memory state store and no audit; the workspace's state
     database and audit log are neither read nor written. ``state``: the workspace's own store
     (the replay reads and trains the live profiles, tickets, quarantines) and, unless ``audit``
-    names another file, its audit log. ``audit``: the replay's audit events go to that file (its
+    names another file, its audit log. ``audit``: the replay's audit events go to that file (relative
+    to the working directory; its
     checkpoints signed by ``<file>.signing.key`` unless ``state``, so a dry run writes nothing into
     the workspace; ``vigil audit verify FILE --public-key FILE.signing.pub``). Every
     event a replay writes is marked ``"replay": true``. Raises WorkspaceError (bad workspace,
@@ -283,8 +284,10 @@ def replay_engine(workspace: str | Path, *, state: bool = False, audit: str | Pa
     if audit is not None or (state and settings.sink != "none"):
         try:
             # a dry run's own log is signed by a key beside it: the workspace stays untouched
-            key = None if state or audit is None else Path(f"{audit}.signing.key").absolute()
-            sink = sink_from_settings(settings, ws.path, path=audit, mark=REPLAY_MARK, signing_key=key)
+            # `audit` is relative to where the command runs (not to the workspace, as settings are)
+            log = Path(audit).absolute() if audit is not None else None
+            key = None if state or log is None else Path(f"{log}.signing.key")
+            sink = sink_from_settings(settings, ws.path, path=log, mark=REPLAY_MARK, signing_key=key)
         except (OSError, AuditKeyError) as e:
             raise AuditError(f"cannot open the replay's audit log: {e}") from None
     options: dict[str, Any] = {"audit": sink}

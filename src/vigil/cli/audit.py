@@ -52,7 +52,7 @@ def verify(
 
     Exits 0 when the log is intact, 1 naming the first broken line (edited, removed, reordered or
     inserted lines; a forged or foreign checkpoint signature)."""
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, emoji=False)
     if workspace is not None:
         from vigil.workspace.settings import parse_settings
 
@@ -100,7 +100,7 @@ def verify(
             + "\n"
         )
     else:
-        out = Console(highlight=False)
+        out = Console(highlight=False, emoji=False)
         for w in result.warnings:
             err.print(f"[yellow]warning[/]: {escape(w)}", soft_wrap=True)
         if result.ok:
