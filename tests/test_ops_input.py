@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -293,3 +294,15 @@ def test_behaviour_signals_work_through_ext_authz(tmp_path: Path) -> None:
         assert "new_network" in spoofed, spoofed
     finally:
         server.stop()
+
+
+def test_a_body_too_deep_to_check_for_repeated_keys_is_refused() -> None:
+    """orjson reads deeper than the standard library: a duplicate beside a deep part must not pass."""
+    deep = "[" * 1_000 + "]" * 1_000
+    text = (
+        f'{{"subject": {{"type": "user", "id": "a"}}, "subject": {{"type": "user", "id": "b"}}, "x": {deep}}}'
+    )
+    parsed = orjson.loads(text)
+    with pytest.raises(RequestError) as info:
+        check_unique_keys(text, parsed)
+    assert info.value.code == "invalid_json"

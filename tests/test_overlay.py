@@ -200,3 +200,28 @@ def test_refused_overlay_over_http_is_a_400_and_a_denied_batch_item(todo: vigil.
     items = r.json()["evaluations"]
     assert [i["decision"] for i in items] == [False, False]
     assert items[0]["context"]["error"]["code"] == "overlay_not_allowed"
+
+
+def test_an_integer_cannot_stand_in_for_a_stored_boolean(tmp_path: Path) -> None:
+    """Python says ``True == 1``; Cedar's ``true`` and ``1`` differ. Sending ``suspended: 1`` for a
+    stored ``suspended: true`` would replace it (and skip a forbid testing ``== true``)."""
+    ws = copy_workspace("authzen-todo", tmp_path)
+    users = orjson.loads((ws / "entities" / "users.json").read_bytes())
+    for u in users:
+        if u["uid"]["id"] == RICK:
+            u["attrs"]["suspended"] = True
+            u["attrs"]["limits"] = {"admin": True}
+    (ws / "entities" / "users.json").write_bytes(orjson.dumps(users))
+    (ws / "policies" / "suspended.cedar").write_text(
+        '@id("suspended")\nforbid (principal is user, action, resource) when { principal.suspended == true };\n'
+    )
+    rick = {"type": "user", "id": RICK}
+    read = {"subject": rick, "action": {"name": "can_read_todos"}, "resource": {"type": "todo", "id": "1"}}
+    with vigil.Engine.from_workspace(ws, audit=MemorySink()) as engine:
+        assert engine.decide(read).allowed is False  # the forbid holds
+        for props in ({"suspended": 1}, {"suspended": False}, {"limits": {"admin": 1}}):
+            with pytest.raises(OverlayError):
+                engine.decide({**read, "subject": {**rick, "properties": props}})
+        # the same values, restated, still replace nothing
+        restated = {**read, "subject": {**rick, "properties": {"suspended": True, "limits": {"admin": True}}}}
+        assert engine.decide(restated).allowed is False

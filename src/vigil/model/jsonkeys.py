@@ -61,7 +61,8 @@ def _count_keys(obj: Any) -> int:
 
 def check_unique_keys(text: bytes | str, parsed: Any) -> None:
     """Nothing when no JSON object in ``text`` repeats a key; ``parsed`` is ``text`` already parsed
-    (by orjson). Raises RequestError (``invalid_json``) naming the first repeated key otherwise."""
+    (by orjson). Raises RequestError (``invalid_json``) naming the first repeated key otherwise, and
+    when the body nests too deeply to be checked."""
     raw = text.encode("utf-8", "surrogatepass") if type(text) is str else text
     assert isinstance(raw, bytes)
     if raw.count(b'":') == _count_keys(parsed) and _QUOTE_SPACE.search(raw) is None:
@@ -73,4 +74,8 @@ def check_unique_keys(text: bytes | str, parsed: Any) -> None:
             f"request body repeats the key {d.key[:64]!r} in one object", code="invalid_json"
         ) from None
     except (ValueError, RecursionError):
-        return  # orjson accepted it; the standard library's limits differ (depth): not a duplicate
+        # orjson accepted it, the standard library cannot read it (nesting past its depth limit):
+        # unchecked is not unique, so it is refused (a duplicate could hide beside the deep part)
+        raise RequestError(
+            "request body nests too deeply to check for repeated keys", code="invalid_json"
+        ) from None

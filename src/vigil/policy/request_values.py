@@ -72,6 +72,17 @@ def property_overlay(
     return overlay, applied
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether two Cedar values are the same value: of one type all the way down (Python's ``==``
+    says ``True == 1``; Cedar's ``true`` and ``1`` differ, and an overlay must not swap one for the
+    other). Sets keep booleans and integers apart already (``values.make_set``)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
 def check_overlay(
     rules: OverlaySettings, entity_type: str, stored: Mapping[str, Any], props: Mapping[str, Any], where: str
 ) -> None:
@@ -84,7 +95,9 @@ def check_overlay(
     if mode == "replace":
         return
     if mode == "add":
-        refused = sorted(k for k, v in props.items() if k in stored and k not in allow and stored[k] != v)
+        refused = sorted(
+            k for k, v in props.items() if k in stored and k not in allow and not _same(stored[k], v)
+        )
     else:
         refused = sorted(k for k in props if k not in allow)
     if refused:
