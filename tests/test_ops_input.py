@@ -160,6 +160,26 @@ def test_ext_authz_refuses_encoded_slashes_and_dot_segments(gateway: ServerProce
     assert body["error"]["code"] == "invalid_path"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users/..;/admin",  # a segment parameter: '..' to servers that strip ';...'
+        "/users/a;jsessionid=1",
+        "/users/%252e%252e",  # double encoding: '%2e%2e' once decoded, '..' twice
+        "/users/a%252Fb",
+        "/users/%FF",  # not UTF-8: would read as U+FFFD, like %FE
+        "/users/%c0%ae%c0%ae",  # overlong '.'
+        "/users/a%00b",  # control characters
+        "/users/a%7Fb",
+    ],
+)
+def test_paths_an_upstream_could_read_otherwise_are_refused(path: str) -> None:
+    routes = parse_routes(["GET /users/{id} => read user::{id}", "GET /{rest...} => read doc::{rest}"])
+    with pytest.raises(RequestError) as info:
+        match_route(routes, "GET", path)
+    assert info.value.code == "invalid_path"
+
+
 def test_route_matching_still_decodes_plain_escapes() -> None:
     routes = parse_routes(["GET /users/{id} => read user::{id}"])
     m = match_route(routes, "GET", "/users/rick%40the-citadel.com")

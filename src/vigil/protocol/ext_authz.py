@@ -123,17 +123,33 @@ def parse_routes(lines: Sequence[str], where: str = "vigil.toml [ext_authz] rout
 
 
 def _check_segments(path: str) -> None:
-    """Raises RequestError (``invalid_path``) for an encoded slash or backslash, a backslash, or a
-    dot segment (plain or percent-encoded)."""
+    """Raises RequestError (``invalid_path``) for a path an upstream server could read otherwise
+    than vigil does: an encoded slash or backslash, a backslash, a dot segment (plain or
+    percent-encoded), a segment parameter (``;``: ``..;/admin`` is ``../admin`` to some servers), an
+    encoded percent sign (``%25``: decoded twice it is anything), an escape that is not valid UTF-8
+    (``%FF`` and ``%FE`` would both read as U+FFFD), or a control character."""
     if "%" in path:
         low = path.lower()
         if "%2f" in low or "%5c" in low:
             raise RequestError("path has an encoded slash or backslash", code="invalid_path")
+        if "%25" in low:
+            raise RequestError("path has an encoded percent sign (double encoding)", code="invalid_path")
     if "\\" in path:
         raise RequestError("path has a backslash", code="invalid_path")
+    if ";" in path:
+        raise RequestError("path has a segment parameter (';')", code="invalid_path")
     for seg in path.split("/"):
-        if seg in (".", "..") or ("%" in seg and unquote(seg) in (".", "..")):
+        if "%" in seg:
+            try:
+                text = unquote(seg, errors="strict")
+            except UnicodeDecodeError:
+                raise RequestError("path has an escape that is not UTF-8", code="invalid_path") from None
+        else:
+            text = seg
+        if text in (".", ".."):
             raise RequestError("path has a dot segment ('.' or '..')", code="invalid_path")
+        if any(c < " " or c == "\x7f" for c in text):
+            raise RequestError("path has a control character", code="invalid_path")
 
 
 def match_route(routes: Sequence[Route], method: str, raw_path: str) -> RouteMatch | None:
