@@ -543,40 +543,37 @@ class Engine:
         )
 
     def _invalid(self, request: Any, error: VigilError) -> DecisionRecord:
-        st = self._state
-        record = DecisionRecord(
-            id=self._ids(),
-            allowed=False,
-            reason_codes=(ReasonCode.INVALID_REQUEST.value,),
-            policies=_NONE,
-            errors=_NO_ERRORS,
-            risk=0,
-            signals=_NONE,
-            advice=_NONE,
-            policy_revision=st.revision,
-            latency_ns=0,
-            time=self._clock(),
-            principal=_uid_or_blank(request, "subject"),
-            action=(st.action_type, ""),
-            resource=_uid_or_blank(request, "resource"),
-            context=None,
-            error=error.to_dict(),
+        """The deny of a malformed item (``invalid_request``, the error in ``record.error``)."""
+        record = self._item_deny(
+            request, self._ids(), self._clock(), ReasonCode.INVALID_REQUEST.value, error.to_dict()
         )
         self._audit.emit(record)
         return record
 
     def _internal(self, request: Any) -> DecisionRecord:
         """The deny of an item whose decision failed unexpectedly; never raises (the failing
-        component may be the id source or the audit sink)."""
-        st = self._state
+        component may be the id source, the clock or the audit sink)."""
         try:
             rid: str | int = self._ids()
         except Exception:
             rid = "internal-error"
-        record = DecisionRecord(
+        error = {"code": "internal_error", "message": "the decision failed unexpectedly; denied"}
+        record = self._item_deny(request, rid, time.time(), ReasonCode.INTERNAL_ERROR.value, error)
+        try:
+            self._audit.emit(record)
+        except Exception:
+            _log.exception("auditing an internal_error deny failed")
+        return record
+
+    def _item_deny(
+        self, request: Any, rid: str | int, when: float, reason: str, error: dict[str, Any]
+    ) -> DecisionRecord:
+        """A denied batch item that was never decided: no policy, no risk, the uids it names."""
+        st = self._state
+        return DecisionRecord(
             id=rid,
             allowed=False,
-            reason_codes=(ReasonCode.INTERNAL_ERROR.value,),
+            reason_codes=(reason,),
             policies=_NONE,
             errors=_NO_ERRORS,
             risk=0,
@@ -584,18 +581,13 @@ class Engine:
             advice=_NONE,
             policy_revision=st.revision,
             latency_ns=0,
-            time=time.time(),
+            time=when,
             principal=_uid_or_blank(request, "subject"),
             action=(st.action_type, ""),
             resource=_uid_or_blank(request, "resource"),
             context=None,
-            error={"code": "internal_error", "message": "the decision failed unexpectedly; denied"},
+            error=error,
         )
-        try:
-            self._audit.emit(record)
-        except Exception:
-            _log.exception("auditing an internal_error deny failed")
-        return record
 
     # -- approvals and quarantine (operators: CLI, admin HTTP API) ------------------------------
     def now(self) -> float:
