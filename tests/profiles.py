@@ -12,7 +12,9 @@ test's example count with N (see :func:`examples`).
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 
 from hypothesis import HealthCheck, settings
 
@@ -41,7 +43,23 @@ def profile_name() -> str:
 def load() -> str:
     name = profile_name()
     settings.load_profile(name)
+    import_all_of_vigil()
     return name
+
+
+def import_all_of_vigil() -> None:
+    """Import every module of vigil now, before any test.
+
+    Hypothesis now and then draws a constant found in the source of the local (non-test) modules
+    loaded so far, scanning ``sys.modules`` again whenever it grows. Which of vigil's modules a run
+    happened to have imported therefore changed the derandomized examples: a test could fail alone
+    and pass in the full run (tests/test_authzen_batch.py's search test did). With all of vigil
+    loaded up front every run, one test or the whole suite, draws from the same constants.
+    """
+    import vigil
+
+    for module in pkgutil.walk_packages(vigil.__path__, "vigil."):
+        importlib.import_module(module.name)
 
 
 def examples(default: int) -> int:

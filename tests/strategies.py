@@ -253,6 +253,9 @@ class Case:
     requests: tuple[Request, ...]
     # Template links in the documented ``links.json`` form: {"template", "id", "values"}.
     links: tuple[dict[str, Any], ...] = ()
+    # A Cedar schema (human-readable form): entities and contexts are typed by it, policies
+    # validated against it (tests/schema_strategies.py).
+    schema: str | None = None
 
     @property
     def text(self) -> str:
@@ -296,7 +299,9 @@ class Case:
         return (
             f"def {name}() -> None:\n    case = Case(\n"
             f"        (\n{pols}        ),\n        (\n{ents}        ),\n        (\n{reqs}        ),\n"
-            f"        (\n{links}        ),\n    )\n    {check}(case)\n"
+            f"        (\n{links}        ),\n"
+            + (f"        schema={self.schema!r},\n" if self.schema is not None else "")
+            + f"    )\n    {check}(case)\n"
         )
 
     def __repr__(self) -> str:
@@ -309,6 +314,9 @@ class Case:
         if self.links:
             lines.append("  links:")
             lines += ["    " + json.dumps(x, ensure_ascii=False) for x in self.links]
+        if self.schema is not None:
+            lines.append("  schema:")
+            lines += ["    " + line for line in self.schema.splitlines()]
         return "\n".join([*lines, ")"])
 
 

@@ -306,14 +306,30 @@ def test_emitting_while_close_runs_loses_nothing_silently(tmp_path: Path) -> Non
 
 
 def test_a_small_buffer_under_concurrency_counts_every_drop(tmp_path: Path) -> None:
+    """Exact accounting under contention: every emit that returned True is a line in the file,
+    every False is one drop, and drops happen (the buffer is small).
+
+    This cannot catch the drop counter losing updates without its lock, on CPython 3.11 in either
+    build: compiled, ``dropped`` is a C ``long long`` field and ``self.dropped += n`` is C code
+    (read the field, add through the C API, store it back) that runs no bytecode and keeps the
+    GIL; pure Python, the statement is LOAD_ATTR, BINARY_OP, STORE_ATTR on a plain attribute and
+    the interpreter hands the GIL over only at its eval-breaker checks (function entry, backward
+    jumps, calls), none of which falls between the read and the write. Four threads doing
+    ``obj.n += 1`` 300,000 times each with a 1 us switch interval lose nothing; this test passes
+    on both builds with the lock removed. A read and write with a switch point between them
+    (``d = self.dropped; time.sleep(0); self.dropped = d + n``) does fail it.
+    The lock matters on a free-threaded build; here it is the per-call accounting that can fail:
+    an emit that counts a drop but returns True, or refuses without counting, or a lost line."""
     sink = JsonlSink(tmp_path / "a.jsonl", capacity=50, batch=8, flush_interval_s=0.001)
-    emitted = 4 * 5_000
-    threads = [
-        threading.Thread(target=lambda w=w: [sink.emit(_record(n, w)) for n in range(5_000)])
-        for w in ("t0", "t1", "t2", "t3")
-    ]
+    per_thread = 5_000
+    results: dict[str, list[bool]] = {}
+
+    def work(w: str) -> None:
+        results[w] = [sink.emit(_record(n, w)) for n in range(per_thread)]
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch often: an unlocked counter would lose updates
+    sys.setswitchinterval(1e-6)  # threads switch often
     try:
         for t in threads:
             t.start()
@@ -322,9 +338,12 @@ def test_a_small_buffer_under_concurrency_counts_every_drop(tmp_path: Path) -> N
     finally:
         sys.setswitchinterval(interval)
     sink.close()
-    written = len(_events(tmp_path / "a.jsonl"))
-    assert written == sink.written
-    assert written + sink.dropped == emitted
+    written = [e["id"] for e in _events(tmp_path / "a.jsonl")]
+    accepted = sorted(f"{w}-{n}" for w, got in results.items() for n, ok in enumerate(got) if ok)
+    refused = sum(not ok for got in results.values() for ok in got)
+    assert sum(map(len, results.values())) == 4 * per_thread
+    assert sorted(written) == accepted and sink.written == len(written)
+    assert sink.dropped == refused > 0
 
 
 # -- 4. operator events ---------------------------------------------------------------------------

@@ -43,6 +43,7 @@ def user(pid: str) -> dict[str, Any]:
     return {"type": "user", "id": pid}
 
 
+USER_A = {"type": "User", "id": "a"}
 CREATE = {"name": "can_create_todo"}
 TODO = {"type": "todo", "id": "t1"}
 
@@ -330,6 +331,51 @@ def test_search_checks_are_not_audited(tmp_path: Path) -> None:
     assert sink.records == []
 
 
+@pytest.mark.parametrize(
+    ("policies", "expected"),
+    [
+        # An action named only as a resource (the search-vs-decide test's counterexample): the
+        # permit admits any action, so `read` is permitted and must be listed.
+        (
+            'forbid(principal, action, resource == Action::"read");\npermit(principal, action, resource);',
+            ["read"],
+        ),
+        # Actions named only in a condition.
+        (
+            'permit(principal, action, resource) when { action in [Action::"list", Action::"write"] };',
+            ["list", "write"],
+        ),
+        # A fallback policy (cedarpy has no typed tree for it: an extension call with two
+        # arguments): its compiled form has no action scope, the search must read it from the text.
+        (
+            'permit(principal, action == Action::"read", resource) when { true || duration("1h", "x") == duration("1h") };',
+            ["read"],
+        ),
+        # NS::Action::"read" is not the action "read" (decide reads AuthZEN names as Action).
+        ('permit(principal, action == NS::Action::"read", resource);', []),
+    ],
+)
+def test_action_search_lists_every_action_the_policies_name(
+    tmp_path: Path, policies: str, expected: list[str]
+) -> None:
+    """Without a schema or action entities, an action search considers every `Action` uid the
+    policies name, wherever they name it; each is decided (decide agrees with every answer)."""
+    (tmp_path / "vigil.toml").write_text('[store]\nbackend = "memory"\n', encoding="utf-8")
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.cedar").write_text(policies, encoding="utf-8")
+    (tmp_path / "entities").mkdir()
+    (tmp_path / "entities" / "e.json").write_text(
+        '[{"uid": {"type": "User", "id": "a"}, "attrs": {}, "parents": []}]', encoding="utf-8"
+    )
+    with vigil.Engine.from_workspace(tmp_path, audit=MemorySink()) as engine:
+        got = Searcher(engine).action({"subject": USER_A, "resource": USER_A})
+        assert [x["name"] for x in got["results"]] == expected
+        for name in expected:
+            assert _decide(engine, ("User", "a"), name, ("User", "a"), {})
+        if not expected:
+            assert not _decide(engine, ("User", "a"), "read", ("User", "a"), {})
+
+
 # -- search agrees with decide, on generated workspaces -------------------------------------------
 
 
@@ -415,7 +461,9 @@ def test_search_results_are_exactly_what_decide_permits(case: Any) -> None:
             for name in names:
                 assert _decide(engine, p, name, r, ctx), (name, actions)
             # Known actions (what an action search considers, without a schema): `Action` entities
-            # and the `Action` uids the policies name (not `NS::Action::"read"`).
+            # and the `Action` uids the policies name anywhere, scopes or conditions (not
+            # `NS::Action::"read"`). A permit that admits any action permits names outside this
+            # set too; those no search can list.
             known_in_policies = {a for a in ACTIONS if re.search(rf'(?<![\w:])Action::"{a}"', case.text)}
             known = known_in_policies | {
                 e["uid"]["id"] for e in case.entities if e["uid"]["type"] == "Action"

@@ -4,7 +4,10 @@ Random policy sets, entity sets and requests come from :mod:`strategies`. At the
 vigil must give Cedar's exact answer: the decision, the determining policies and the set of
 policies that errored. At the engine level (``vigil.Engine`` on a workspace folder) the one
 documented difference is checked: a request on which a forbid policy errors is denied with reason
-``forbid_errored``; every other request gets Cedar's decision and determining policies.
+``forbid_errored``; every other request gets Cedar's decision and determining policies. Cases
+with a generated schema (tests/schema_strategies.py) compare vigil's reading of the schema (context
+typing) with Cedar's, and the engine's validation (a workspace loads exactly when Cedar validates
+its policies).
 
 The runs are derandomized (stable in CI). ``VIGIL_HYPOTHESIS_EXAMPLES=N`` runs N examples per test
 with a random seed instead, for long bug hunts (``--hypothesis-seed`` makes one reproducible).
@@ -25,12 +28,15 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from tests.profiles import examples
+from tests.schema_strategies import schema_cases
 from tests.strategies import Case, Policy, Request, cases, contexts, entity_sets, policy_lists
 from vigil import Engine, VigilError
 from vigil.audit.sink import MemorySink
+from vigil.errors import WorkspaceError
 from vigil.policy.build import BuildError, PolicySet, build_policy_set
 from vigil.policy.cedar import PolicySource
 from vigil.policy.json_values import record_to_cedar
+from vigil.policy.request_values import typed_context
 
 
 def _settings(default: int) -> settings:
@@ -49,19 +55,24 @@ Verdict = tuple[bool, frozenset[str], frozenset[str]]
 
 
 class Reference:
-    """cedarpy on one policy set and entity set (parsed once)."""
+    """cedarpy on one policy set, entity set and schema, if any (parsed once). Raises ValueError
+    when cedarpy refuses the entities."""
 
     def __init__(self, case: Case) -> None:
         self.case = case
         self.policies = _cedar_policies(case)
-        self.entities = cedarpy.Entities.from_json_str(json.dumps(list(case.entities)))
+        # A generated schema is valid: a generator bug surfaces here instead of as refused entities.
+        self.schema = None if case.schema is None else _cedar_schema(case.schema)
+        self.entities = cedarpy.Entities.from_json_str(json.dumps(list(case.entities)), self.schema)
 
     def answer(self, request: Request, extra_context: dict[str, Any] | None = None) -> Verdict | None:
         """(allowed, determining ids, erroring ids), or None when Cedar refuses the request itself.
 
         Ids are the ones vigil reports: a static policy by its @id when it has one (Cedar by
         ``policyN``), a link by its own id."""
-        result = cedarpy.is_authorized(request.cedar(extra_context), self.policies, self.entities)
+        result = cedarpy.is_authorized(
+            request.cedar(extra_context), self.policies, self.entities, self.schema
+        )
         diag = result.diagnostics
         if result.decision == cedarpy.Decision.NoDecision:
             return None
@@ -72,6 +83,13 @@ class Reference:
             errors.add(m.group(1))
         ids = self.case.vigil_id
         return result.allowed, frozenset(map(ids, diag.reasons)), frozenset(map(ids, errors))
+
+
+def _cedar_schema(text: str) -> Any:
+    try:
+        return cedarpy.Schema.from_str(text)
+    except ValueError as e:
+        raise AssertionError(f"generated schema refused by cedarpy: {e}") from None
 
 
 def _cedar_policies(case: Case) -> Any:
@@ -101,12 +119,18 @@ def build(case: Case, force_fallback: frozenset[str] = frozenset()) -> PolicySet
     if len(texts) > 2:
         sources.append(PolicySource("b.cedar", "\n".join(texts[2:])))
     return build_policy_set(
-        sources, list(case.entities), links=case.links, require_valid=False, force_fallback=force_fallback
+        sources,
+        list(case.entities),
+        case.schema,
+        links=case.links,
+        require_valid=False,
+        force_fallback=force_fallback,
     )
 
 
 def vigil_answer(ps: PolicySet, request: Request, overlay: Any = None) -> tuple[Verdict, Any]:
-    context = record_to_cedar(request.context)
+    # The context as the engine reads it: typed by vigil's own reading of the schema, if any.
+    context = typed_context(ps.schema, request.action_uid, request.context)
     ans = ps.authorizer.is_authorized(
         request.principal, request.action_uid, request.resource, context, overlay
     )
@@ -131,7 +155,11 @@ def _compare(case: Case, fallback: bool = False) -> None:
         assert len(ps.fallbacks) == (len(_all_ids(case)) if fallback else 0)
         for request in case.requests:
             expected = ref.answer(request)
-            assert expected is not None, "generated contexts are well formed"
+            if expected is None:
+                # Cedar refuses a request that does not fit the schema; vigil does not validate
+                # requests (the engine adds context.vigil, for one), so there is nothing to compare.
+                assert case.schema is not None, "generated contexts are well formed"
+                continue
             got, ans = vigil_answer(ps, request)
             assert got == expected, (
                 f"request {request.cedar()}: vigil {got} != cedar {expected}; vigil errors: {ans.errors}"
@@ -206,6 +234,16 @@ def test_overlay_matches_cedar_with_merged_attributes(data: st.DataObject) -> No
     assert got == expected
 
 
+@_settings(120)
+@given(schema_cases())
+def test_authorizer_matches_cedar_with_a_schema(case: Case) -> None:
+    """With a schema (tests/schema_strategies.py): entities typed by it, the context typed by vigil's
+    own reading of it (bare strings to extension values, ``{type, id}`` to entity references, common
+    types, ``__cedar::`` names, a namespace's ``type ipaddr = String``), action groups from it.
+    Requests that Cedar refuses as not fitting the schema are not compared."""
+    _check_case(case)
+
+
 # -- engine level ----------------------------------------------------------------------------------
 
 
@@ -218,6 +256,8 @@ def _engine(case: Case, root: Path) -> Engine:
     (root / "policies" / "p.cedar").write_text(case.text, encoding="utf-8")
     (root / "entities").mkdir()
     (root / "entities" / "e.json").write_text(json.dumps(list(case.entities)), encoding="utf-8")
+    if case.schema is not None:
+        (root / "schema.cedarschema").write_text(case.schema, encoding="utf-8")
     if case.links:  # the documented links.json form
         (root / "links.json").write_text(json.dumps(list(case.links)), encoding="utf-8")
     return Engine.from_workspace(root, audit=MemorySink())
@@ -261,6 +301,46 @@ def test_engine_denies_when_a_forbid_errors(case: Case) -> None:
                 assert record.allowed == allowed, request
                 assert set(record.policies) == reasons
                 assert "forbid_errored" not in record.reason_codes
+
+
+@_settings(60)
+@given(schema_cases(max_requests=3, untyped=10, root_actions_only=True))
+def test_engine_with_a_schema_validates_and_decides_as_cedar(case: Case) -> None:
+    """A workspace with ``schema.cedarschema`` loads exactly when Cedar validates its policies (strict)
+    and accepts its entities; then every request that fits the schema is decided as Cedar decides
+    it (with the engine's stricter rule for an erroring forbid). The schemas declare the engine's
+    ``context.vigil``, as a workspace's schema does."""
+    assume(parses(case))
+    assert case.schema is not None
+    invalid = cedarpy.validate_policies(case.text, _cedar_schema(case.schema)).errors
+    try:
+        ref: Reference | None = Reference(case)
+    except ValueError:
+        ref = None  # entities that do not fit the schema
+    with tempfile.TemporaryDirectory() as d:
+        if invalid or ref is None:
+            with pytest.raises(WorkspaceError):
+                _engine(case, Path(d))
+            return
+        known = {(e["uid"]["type"], e["uid"]["id"]) for e in case.entities}
+        with _engine(case, Path(d)) as engine:
+            for request in case.requests:
+                record = engine.decide(_authzen(request))
+                if request.principal not in known:
+                    assert not record.allowed
+                    assert record.reason_codes == ("unknown_identity",)
+                    continue
+                expected = ref.answer(request, ENGINE_CONTEXT)
+                if expected is None:
+                    continue  # does not fit the schema: Cedar gives no decision
+                allowed, reasons, errors = expected
+                assert {pid for pid, _msg in record.errors} == errors, request
+                if any(case.effect(pid) for pid in errors):
+                    assert not record.allowed, request
+                    assert "forbid_errored" in record.reason_codes
+                else:
+                    assert record.allowed == allowed, request
+                    assert set(record.policies) == reasons
 
 
 # -- policies and entities on their own ------------------------------------------------------------

@@ -106,3 +106,29 @@ def test_a_relative_audit_path_is_relative_to_the_working_directory(
     assert (here / "r.jsonl").exists() and not (ws / "r.jsonl").exists()
     r = runner.invoke(app, ["audit", "verify", "r.jsonl", "--public-key", "r.jsonl.signing.pub"])
     assert r.exit_code == 0, r.output
+
+
+def test_an_audit_log_that_cannot_be_opened_exits_4(tmp_path: Path) -> None:
+    """`--audit` under a path that is a file: audit_unavailable, exit status 4, nothing replayed."""
+    ws, events = _fleet(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = tmp_path / "o.jsonl"
+    r = runner.invoke(
+        app, ["replay", "-w", str(ws), "-i", str(events), "-o", str(out), "--audit", str(blocker / "r.jsonl")]
+    )
+    assert r.exit_code == 4, r.output
+    assert "audit_unavailable" in r.output and "cannot open the replay's audit log" in r.output
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_an_operator_action_that_cannot_be_audited_exits_4(tmp_path: Path) -> None:
+    """A quarantine from the CLI on a workspace whose audit log cannot be opened: exit status 4."""
+    ws, _events = _fleet(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    toml = ws / "vigil.toml"
+    toml.write_text(toml.read_text() + f'\n[audit]\npath = "{blocker / "audit.jsonl"}"\n')
+    r = runner.invoke(app, ["quarantine", "add", 'Agent::"someone"', "-w", str(ws), "--by", "ops"])
+    assert r.exit_code == 4, r.output
+    assert "audit_unavailable" in r.output

@@ -250,15 +250,24 @@ def test_admin_status_stats_and_reload(server: ServerProcess, workspace: Path) -
     reloads_before = (_metric(server, failed_sample), _metric(server, ok_sample))
     with server.client(ADMIN_KEY) as admin:
         status = admin.get("/admin/v1/status").json()
-        assert status["policies"] == 6 and status["fallbacks"] == [] and status["entities"] >= 5
+        # The workspace's own counts: 6 policies (all compiled), the entities of its files.
+        entities = sum(len(json.loads(f.read_text())) for f in (workspace / "entities").glob("*.json"))
+        assert (status["policies"], status["compiled"], status["fallbacks"]) == (6, 6, [])
+        assert status["entities"] == entities == 5
         before = admin.get("/admin/v1/stats").json()["since_start"]
+        nobody = {"subject": {"type": "user", "id": "nobody"}}
         with server.client() as c:
             assert c.post("/access/v1/evaluation", json=GOOD).json()["decision"] is True
-            nobody = {**GOOD, "subject": {"type": "user", "id": "nobody"}}
-            assert c.post("/access/v1/evaluation", json=nobody).json()["decision"] is False
+            assert c.post("/access/v1/evaluation", json={**GOOD, **nobody}).json()["decision"] is False
+            batch = {**GOOD, "evaluations": [{}, nobody, {}]}  # each item counts
+            got = c.post("/access/v1/evaluations", json=batch).json()["evaluations"]
+            assert [e["decision"] for e in got] == [True, False, True]
         stats = admin.get("/admin/v1/stats").json()
-        assert stats["since_start"]["allow"] == before.get("allow", 0) + 1, (before, stats)
-        assert stats["since_start"]["deny"] == before.get("deny", 0) + 1, (before, stats)
+        after = stats["since_start"]
+        assert after["allow"] == before.get("allow", 0) + 3, (before, stats)
+        assert after["deny"] == before.get("deny", 0) + 2, (before, stats)
+        reasons = {k: v - before["by_reason"].get(k, 0) for k, v in after["by_reason"].items()}
+        assert {k: v for k, v in reasons.items() if v} == {"policy_permit": 3, "unknown_identity": 2}
         assert "p99" in stats["engine_latency_us"]
 
         policy = workspace / "policies" / "todo.cedar"

@@ -4,13 +4,14 @@ decisions that are in the audit file afterwards (flushed at shutdown), and the s
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.test_server_support import ServerProcess, copy_workspace
+from tests.test_server_support import API_KEY, ServerProcess, copy_workspace
 
 RICK = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"
 ONE = {
@@ -66,7 +67,23 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_audit(tmp_path: Path) -
     for t in threads:
         t.start()
     time.sleep(1.0)
-    assert server.stop(timeout=60), server.log()
+    # One request surely in flight when SIGTERM arrives: its headers and half its body are sent
+    # before, the rest only once the server has stopped accepting connections. A worker's
+    # request may lose the race with shutdown (its connection refused or closed: that only ends
+    # the worker), this one may not: the server must wait for it and answer it.
+    assert server.port is not None
+    pending, rest = _start_request(server.port)
+    time.sleep(0.3)  # the server has read the headers and waits for the body
+    stopped: list[bool] = []
+    stopper = threading.Thread(target=lambda: stopped.append(server.stop(timeout=60)))
+    stopper.start()
+    _wait_refused(server.port)
+    time.sleep(0.3)
+    status, body = _finish_request(pending, rest)
+    assert status == 200, (status, body[:300], server.log()[-2000:])
+    ids.append(json.loads(body)["context"]["id"])
+    stopper.join(timeout=90)
+    assert stopped == [True], server.log()
     stop.set()
     for t in threads:
         t.join(timeout=30)
@@ -78,3 +95,48 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_audit(tmp_path: Path) -
     missing = [i for i in ids if i not in written]
     assert not missing, f"{len(missing)} decisions answered but not audited"
     assert '"audit_dropped":0' in server.log().replace(" ", "")
+
+
+def _start_request(port: int) -> tuple[socket.socket, bytes]:
+    """A POST whose headers and first bytes of body are sent; returns the socket and the rest."""
+    body = json.dumps(ONE).encode()
+    head = (
+        "POST /access/v1/evaluation HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    sock.sendall(head + body[:10])
+    return sock, body[10:]
+
+
+def _wait_refused(port: int, timeout: float = 30) -> None:
+    """Until the server no longer accepts connections (it is shutting down)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the server kept accepting connections after SIGTERM")
+
+
+def _finish_request(sock: socket.socket, rest: bytes) -> tuple[int, bytes]:
+    """Send the rest of the body; the response's status and body (read until the server closes
+    the connection, which it does after the last response of a shutdown); (0, b"") when the
+    connection is dropped without an answer."""
+    chunks = []
+    try:
+        sock.sendall(rest)
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    raw = b"".join(chunks)
+    if not raw:
+        return 0, b""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,16 +94,8 @@ class ServerProcess:
         if self.port is None:
             self.proc.kill()
             raise RuntimeError("server did not start:\n" + self.log())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)  # after a refused connection and a non-200 answer alike: never spin
+        if wait_healthy(self.url, lambda: self.proc.poll() is None, timeout):
+            return self
         raise RuntimeError("server not healthy:\n" + self.log())
 
     @property
@@ -128,6 +121,23 @@ class ServerProcess:
             status = self.proc.wait()
         self._reader.join(timeout=5)
         return status in (0, -signal.SIGTERM) and any('"shutdown complete"' in line for line in self.lines)
+
+
+def wait_healthy(url: str, alive: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``url/healthz`` until it answers 200 (True), ``alive()`` turns false or ``timeout``
+    seconds pass (False). Sleeps 50 ms after a refused connection and a non-200 answer alike:
+    never spins (tests/test_test_support.py)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if not alive():
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def load_vectors(relative: str) -> dict[str, Any]:

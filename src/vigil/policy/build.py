@@ -47,10 +47,19 @@ class PolicySet:
     revision: str
     locations: Mapping[str, tuple[str, int]]
     validation_warnings: tuple[str, ...]
+    text: str = ""  # the policies' text, as parsed
+    links: tuple[Mapping[str, Any], ...] = ()  # the template links, as given
 
     @property
     def store(self) -> EntityStore:
         return self.authorizer.store
+
+    def named_uids(self) -> frozenset[EntityUid]:
+        """Every entity uid the policies name (scopes, conditions, link values), fallbacks included.
+
+        Parses the text again: for the search index, built once per policy set on first use, so
+        loading and reloading do not pay for it."""
+        return cedar.named_uids(self.text, self.links)
 
 
 def build_policy_set(
@@ -137,6 +146,8 @@ def build_policy_set(
         revision=digest.hexdigest()[:16],
         locations=parsed.locations,
         validation_warnings=tuple(warnings),
+        text=parsed.text,
+        links=tuple(links),
     )
 
 

@@ -192,6 +192,36 @@ def link_templates(parsed: ParsedPolicies, links: Sequence[Mapping[str, Any]]) -
     return ParsedPolicies(handle=handle, pst=tree, text=parsed.text, locations=parsed.locations)
 
 
+def named_uids(text: str, links: Sequence[Mapping[str, Any]] = ()) -> frozenset[EntityUid]:
+    """Every entity uid the policy text names, in scopes and in conditions, and every template
+    link's value.
+
+    Read from Cedar's JSON form of the policies, which cedarpy renders even for a policy it has no
+    typed tree for (those are evaluated as fallbacks); a statement it cannot render names nothing.
+    """
+    try:
+        docs: list[Any] = [json.loads(cedarpy.policies_to_json_str(text))]
+    except ValueError:
+        docs = []
+        for _line, stmt in split_statements(text):
+            try:
+                docs.append(json.loads(cedarpy.policies_to_json_str(stmt)))
+            except ValueError:
+                continue
+    stack: list[Any] = docs + [link.get("values") for link in links if isinstance(link, Mapping)]
+    found: set[EntityUid] = set()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            etype, eid = node.get("type"), node.get("id")
+            if isinstance(etype, str) and isinstance(eid, str):
+                found.add((etype, eid))  # a scope's entity, an `__entity` literal, a link value
+            stack.extend(v for k, v in node.items() if k != "annotations")
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(found)
+
+
 def parse_schema_handle(text: str) -> Any:
     """cedarpy's parsed schema; raises CedarError."""
     try:

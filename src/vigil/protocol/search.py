@@ -18,7 +18,9 @@ access is returned). It is answered in two steps:
    search is not an access. Risk is the neutral ``context.vigil`` (0, no signals).
 
 Results are the workspace's entities (an id that no entity has is never returned), sorted by id
-(actions by name). Pagination (§8.2): ``page.limit`` and opaque ``page.token``; a token is bound
+(actions by name). The actions an action search considers are the schema's, or without a schema
+the action entities and every action uid the policies name (scopes, conditions, fallbacks too):
+a policy that admits any action does not make up action names that nothing names. Pagination (§8.2): ``page.limit`` and opaque ``page.token``; a token is bound
 to the request it came from and refused (``invalid_page_token``) for any other.
 """
 
@@ -79,12 +81,11 @@ class SearchIndex:
         if schema is not None:
             found.update(uid for uid, info in schema.actions.items() if info.context is not None)
         else:
+            # Without a schema: the action entities, and every action uid a policy names: in its
+            # action scope, anywhere else in its scope or conditions (`when { action in
+            # [Action::"list"] }`), fallback policies included (their compiled form has no scope).
             found.update(uid for uid in self.by_uid if uid[0] == self.action_type)
-            for p in self.policy_set.policies:
-                for a in p.actions or ():
-                    found.add(a)
-                    if p.action_in:
-                        found.update(c for c in self.children.get(a, ()) if c[0] == a[0])
+            found.update(self.policy_set.named_uids())
         # An AuthZEN action name means (action type, name): an action of another type (e.g.
         # `NS::Action::"read"` beside `Action::"read"`) is not what a result's name would decide.
         return tuple(sorted((a for a in found if a[0] == self.action_type), key=_id_key))
