@@ -666,6 +666,7 @@ class Engine:
             "audit_dropped": self._audit.dropped,
             "audit_write_errors": getattr(self._audit, "write_errors", 0),
             "audit_healthy": bool(getattr(self._audit, "healthy", True)),
+            "audit_alarms": getattr(self._audit, "alarms", 0),
             "identities_seen": len(self.profiles),
             "quarantined": len(self.quarantine),
             "profile_snapshot_errors": self.profiles.snapshot_errors,

@@ -198,6 +198,12 @@ class JsonlSink:
         return self._healthy
 
     @property
+    def alarms(self) -> int:
+        """1 once the log was found changed otherwise than by its writers' appends (the file
+        refuses it from then on: every write fails), else 0."""
+        return int(self.file.alarms)
+
+    @property
     def durability(self) -> str:
         return "sync" if self._sync else "batched"
 
