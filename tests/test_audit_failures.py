@@ -23,6 +23,7 @@ from vigil.audit import logfile
 from vigil.audit.sink import JsonlSink
 from vigil.audit.verify import verify_log
 from vigil.engine import Engine
+from vigil.errors import AuditError
 from vigil.operations.approvals import Approvals
 from vigil.store import Ticket
 
@@ -366,3 +367,75 @@ def test_the_clis_operator_actions_join_a_running_servers_chain(tmp_path: Path) 
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
     result = verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key())
     assert result.ok, result.problem
+
+
+# -- 7. operator actions that cannot be recorded fail -----------------------------------------------
+def test_emit_event_refuses_while_the_sink_is_not_healthy(tmp_path: Path) -> None:
+    sink = JsonlSink("/dev/full", flush_interval_s=0.01)
+    sink.emit(record(1))
+    assert until(lambda: not sink.healthy)
+    dropped = sink.dropped
+    assert not sink.emit_event({"type": "quarantine_added", "by": "alice"})
+    assert sink.dropped == dropped + 1
+    sink.close()
+
+
+def test_with_required_audit_an_operator_change_the_log_cannot_record_changes_nothing(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, 'required = true\npath = "/dev/full"\nflush_interval_ms = 10')
+    with Engine.from_workspace(ws) as engine:
+        engine.decide(ONE)
+        assert until(lambda: not engine.audit_ready())
+        t = _pending(engine.approvals, "t0", engine.now())
+        changes = [
+            lambda: engine.approve_ticket(t.id, by="dave"),
+            lambda: engine.deny_ticket(t.id, by="dave"),
+            lambda: engine.quarantine_identity(("user", RICK), by="alice"),
+            lambda: engine.reload(by="carol"),
+        ]
+        for change in changes:
+            with pytest.raises(AuditError) as info:
+                change()
+            assert info.value.code == "audit_unavailable" and "nothing was changed" in info.value.message
+        assert engine.approvals.get(t.id).state == "pending"
+        assert engine.list_quarantined() == [] and engine.reloads == 0
+
+
+def test_with_required_sync_audit_a_change_whose_event_fails_is_reported(tmp_path: Path) -> None:
+    """The log looked writable until the change's own event failed: the change stands, and the
+    caller is told it is not recorded (never a silent success)."""
+    ws = _workspace(tmp_path, 'required = true\npath = "/dev/full"\ndurability = "sync"')
+    with Engine.from_workspace(ws) as engine:
+        t = _pending(engine.approvals, "t0", engine.now())
+        with pytest.raises(AuditError) as info:
+            engine.approve_ticket(t.id, by="dave")
+        assert "refused its ticket_approved event" in info.value.message
+        assert engine.approvals.get(t.id).state == "approved"
+        with pytest.raises(AuditError):  # known unwritable now: refused before changing anything
+            engine.quarantine_identity(("user", RICK), by="alice")
+        assert engine.list_quarantined() == []
+
+
+def test_the_clis_change_is_reported_when_its_event_cannot_be_written(tmp_path: Path) -> None:
+    """`vigil approvals approve` writes its event before it reports success (it used to be written
+    at exit, where a failure was only logged)."""
+    from vigil.operations.service import StateDesk
+
+    ws = _workspace(tmp_path, 'path = "/dev/full"')
+    with StateDesk(ws) as desk:
+        t = _pending(desk.approvals, "t0", desk.now())
+        with pytest.raises(AuditError) as info:
+            desk.approve(t.id, by="dave")
+        assert info.value.code == "audit_unavailable" and "could not be written" in info.value.message
+
+
+def test_the_cli_changes_nothing_when_the_audit_log_cannot_be_opened(tmp_path: Path) -> None:
+    from vigil.operations.service import StateDesk
+
+    ws = _workspace(tmp_path, 'path = "logs"')
+    (ws / "logs").mkdir()  # a directory: the log cannot be opened
+    with StateDesk(ws) as desk:
+        t = _pending(desk.approvals, "t0", desk.now())
+        with pytest.raises(AuditError) as info:
+            desk.approve(t.id, by="dave")
+        assert "nothing was changed" in info.value.message
+        assert desk.approvals.get(t.id).state == "pending"
