@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from typer.testing import CliRunner
 
-from vigil.audit.logfile import public_key_path
+from vigil.audit.keys import public_key_path
 from vigil.audit.sink import JsonlSink
 from vigil.cli.main import app
 from vigil.model.decision import DecisionRecord

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from tests.audit_helpers import chained_log, log_lines, record, rewrite, verify_cli
-from vigil.audit import logfile
-from vigil.audit.logfile import GENESIS, AuditFile, load_or_create_key, public_key_path
+from vigil.audit import keys
+from vigil.audit.keys import load_or_create_key, public_key_path
+from vigil.audit.logfile import GENESIS, AuditFile
 from vigil.audit.sink import JsonlSink
 from vigil.audit.verify import verify_log
 from vigil.cli.main import app
@@ -208,9 +209,9 @@ def test_an_existing_key_is_used_and_a_bad_one_refused(tmp_path: Path) -> None:
     key = tmp_path / "k.key"
     first = load_or_create_key(key)
     again = load_or_create_key(key)
-    assert logfile.key_id(first.public_key()) == logfile.key_id(again.public_key())
+    assert keys.key_id(first.public_key()) == keys.key_id(again.public_key())
     key.write_bytes(b"not a key")
-    with pytest.raises(logfile.AuditKeyError):
+    with pytest.raises(keys.AuditKeyError):
         load_or_create_key(key)
 
 

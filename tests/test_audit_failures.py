@@ -20,6 +20,7 @@ import pytest
 from tests.audit_helpers import log_events, record, until
 from tests.test_server_support import ROOT, copy_workspace
 from vigil.audit import logfile
+from vigil.audit.keys import load_or_create_key
 from vigil.audit.sink import JsonlSink
 from vigil.audit.verify import verify_log
 from vigil.engine import Engine
@@ -337,7 +338,7 @@ def test_operator_actions_are_chained_in_the_audit_log(tmp_path: Path) -> None:
     assert events[1]["resource"] == {"type": "todo", "id": "t0"} and events[1]["note"] == "checked"
     assert events[3]["subject"] == {"type": "user", "id": RICK} and events[3]["reason"] == "suspicious"
     assert isinstance(events[3]["time"], str) and events[3]["time"].endswith("Z")
-    assert verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key()).ok
+    assert verify_log(log, load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key()).ok
 
 
 def test_the_clis_operator_actions_join_a_running_servers_chain(tmp_path: Path) -> None:
@@ -365,7 +366,7 @@ def test_the_clis_operator_actions_join_a_running_servers_chain(tmp_path: Path) 
         ("quarantine_added", "erin"),
     ]
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
-    result = verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key())
+    result = verify_log(log, load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key())
     assert result.ok, result.problem
 
 

@@ -16,7 +16,8 @@ import pytest
 from tests.audit_helpers import log_events, log_lines, record, rewrite, until
 from tests.test_server_support import copy_workspace
 from vigil.audit.follow import ForeignEdit
-from vigil.audit.logfile import GENESIS, AuditFile, load_or_create_key
+from vigil.audit.keys import load_or_create_key
+from vigil.audit.logfile import GENESIS, AuditFile
 from vigil.audit.sink import JsonlSink
 from vigil.audit.verify import verify_log
 from vigil.engine import Engine

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.audit_helpers import chained_log, log_lines, record, rewrite, verify_cli
-from vigil.audit.logfile import load_or_create_key
+from vigil.audit.keys import load_or_create_key
 from vigil.audit.sink import JsonlSink
 from vigil.cli.main import app
 

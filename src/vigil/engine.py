@@ -20,7 +20,7 @@ from time import perf_counter_ns
 from typing import Any, Final
 
 from vigil.audit.events import rfc3339
-from vigil.audit.logfile import AuditKeyError
+from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.behaviour.book import ProfileBook
 from vigil.behaviour.model import BehaviourModel, Features

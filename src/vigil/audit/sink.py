@@ -21,6 +21,7 @@ import orjson
 
 from vigil.audit import logfile
 from vigil.audit.events import EVENT_VERSION, decision_event, event_lines, rfc3339
+from vigil.audit.keys import load_or_create_key
 from vigil.model.decision import DecisionRecord
 
 log = logging.getLogger("vigil.audit")
@@ -137,14 +138,14 @@ class JsonlSink:
     ) -> None:
         """Open (or create, mode 0600) the log at ``path`` and start the writer thread; ``mark``
         (JSON members such as ``b',"replay":true'``) is added to every line it writes. Raises
-        OSError when the file cannot be opened, :class:`~vigil.audit.logfile.AuditKeyError` when
+        OSError when the file cannot be opened, :class:`~vigil.audit.keys.AuditKeyError` when
         the signing key cannot be read or created, ValueError for an unknown durability."""
         if durability not in ("batched", "sync"):
             raise ValueError(f"unknown audit durability {durability!r}")
         self.path = Path(path)
         key = None
         if chain and signing_key is not None:
-            key = logfile.load_or_create_key(Path(signing_key))
+            key = load_or_create_key(Path(signing_key))
         self.file = logfile.AuditFile(
             self.path,
             chain=chain,
@@ -451,7 +452,7 @@ def sink_from_settings(
     paths relative to ``workspace``; ``path`` another log than ``[audit] path`` (with the same
     settings), ``mark`` JSON members added to every line (:class:`JsonlSink`), ``signing_key``
     another checkpoint key than ``[audit] signing_key``. Raises OSError (the
-    log cannot be opened) or :class:`~vigil.audit.logfile.AuditKeyError` (the signing key)."""
+    log cannot be opened) or :class:`~vigil.audit.keys.AuditKeyError` (the signing key)."""
     if audit.sink == "none" and path is None:
         return NullSink()
     path = Path(audit.path if path is None else path)

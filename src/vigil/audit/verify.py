@@ -20,7 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from vigil.audit.logfile import GENESIS, key_id, rotated, signature_body
+from vigil.audit.keys import key_id
+from vigil.audit.logfile import GENESIS, rotated, signature_body
 
 
 @dataclass(slots=True)

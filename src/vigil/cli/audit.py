@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vigil.audit.logfile import public_key_path
+from vigil.audit.keys import public_key_path
 from vigil.audit.verify import Verification, load_public_key, parse_head, verify_log
 from vigil.errors import WorkspaceError
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.audit.events import rfc3339
-from vigil.audit.logfile import AuditKeyError
+from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.errors import AuditError, RequestError, WorkspaceError
 from vigil.model.uid import EntityUid
