@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -14,60 +15,18 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from vigil.audit import logfile
-from vigil.audit.logfile import GENESIS, AuditFile, load_or_create_key, public_key_path
+from tests.audit_helpers import chained_log, log_lines, record, rewrite, verify_cli
+from vigil.audit import keys
+from vigil.audit.keys import load_or_create_key, public_key_path
+from vigil.audit.logfile import GENESIS, AuditFile
 from vigil.audit.sink import JsonlSink
 from vigil.audit.verify import verify_log
 from vigil.cli.main import app
-from vigil.model.decision import DecisionRecord
-
-
-def _record(n: int, context: dict[str, object] | None = None) -> DecisionRecord:
-    return DecisionRecord(
-        f"d-{n}",
-        True,
-        ("policy_permit",),
-        ("p1",),
-        (),
-        0,
-        (),
-        (),
-        "rev",
-        1000,
-        1_764_000_000.0 + n,
-        ("Agent", "a"),
-        ("Action", "read"),
-        ("Doc", str(n)),
-        context if context is not None else {"n": n},
-    )
-
-
-def _log(tmp_path: Path, n: int = 10, *, every: int = 4, **options: object) -> tuple[Path, Path]:
-    """A log of ``n`` decisions with a checkpoint every ``every`` events; (log, key)."""
-    key = tmp_path / "keys" / "audit-signing.key"
-    path = tmp_path / "audit.jsonl"
-    sink = JsonlSink(path, batch=1, flush_interval_s=60, signing_key=key, checkpoint_events=every, **options)  # type: ignore[arg-type]
-    for i in range(n):
-        assert sink.emit(_record(i))
-        sink.flush()  # one write per event: checkpoints land every `every` events
-    sink.close()
-    return path, key
-
-
-def _verify(path: Path, key: Path) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        app, ["audit", "verify", str(path), "--public-key", str(public_key_path(key))]
-    )
-    return result.exit_code, result.output
-
-
-def _lines(path: Path) -> list[bytes]:
-    return path.read_bytes().splitlines()
 
 
 def test_every_line_chains_the_previous_lines_bytes_and_checkpoints_are_signed(tmp_path: Path) -> None:
-    path, key = _log(tmp_path, 10, every=4)
-    lines = _lines(path)
+    path, key = chained_log(tmp_path, 10, every=4)
+    lines = log_lines(path)
     events = [orjson.loads(x) for x in lines]
     assert events[0]["prev"] == GENESIS
     for before, line in itertools.pairwise(lines):
@@ -84,79 +43,61 @@ def test_every_line_chains_the_previous_lines_bytes_and_checkpoints_are_signed(t
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert public_key_path(key).read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    code, out = _verify(path, key)
+    code, out = verify_cli(path, key)
     assert code == 0, out
     assert "intact: 10 events, 3 checkpoints" in out
 
 
-def _rewrite(path: Path, lines: list[bytes]) -> None:
-    path.write_bytes(b"".join(x + b"\n" for x in lines))
+def _broken(path: Path, key: Path, change: Callable[[list[bytes]], object]) -> str:
+    """Hand-edit the log's lines with ``change``; returns verify's output, checking it exits 1."""
+    lines = log_lines(path)
+    change(lines)
+    rewrite(path, lines)
+    code, out = verify_cli(path, key)
+    assert code == 1, out
+    return out
 
 
-def test_an_edited_line_is_named(tmp_path: Path) -> None:
-    path, key = _log(tmp_path)
-    lines = _lines(path)
-    lines[2] = lines[2].replace(b'"decision":"allow"', b'"decision":"deny"')
-    _rewrite(path, lines)
-    code, out = _verify(path, key)
-    assert code == 1
-    assert f"{path}:3: edited" in out.replace("\n", "")
+def _deny(i: int) -> Callable[[list[bytes]], object]:
+    return lambda lines: lines.__setitem__(i, lines[i].replace(b'"decision":"allow"', b'"decision":"deny"'))
 
 
-def test_line_numbers_are_printed_as_numbers(tmp_path: Path) -> None:
-    """``:100:`` is an emoji code to rich: the CLI must print it as text."""
-    path, key = _log(tmp_path, 110, every=1_000)
-    lines = _lines(path)
-    lines[99] = lines[99].replace(b'"decision":"allow"', b'"decision":"deny"')
-    _rewrite(path, lines)
-    code, out = _verify(path, key)
-    assert code == 1
-    assert f"{path}:100: edited" in out.replace("\n", "")
-
-
-def test_a_removed_line_is_named(tmp_path: Path) -> None:
-    path, key = _log(tmp_path)
-    lines = _lines(path)
-    del lines[2]
-    _rewrite(path, lines)
-    code, out = _verify(path, key)
-    assert code == 1
-    assert f"{path}:3: removed" in out.replace("\n", "")
-
-
-def test_reordered_lines_are_named(tmp_path: Path) -> None:
-    path, key = _log(tmp_path)
-    lines = _lines(path)
+def _swap(lines: list[bytes]) -> None:
     lines[1], lines[2] = lines[2], lines[1]
-    _rewrite(path, lines)
-    code, out = _verify(path, key)
-    assert code == 1
-    assert f"{path}:2: reordered" in out.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    ("n", "change", "named"),
+    [
+        (10, _deny(2), ":3: edited"),
+        (110, _deny(99), ":100: edited"),  # `:100:` is an emoji code to rich: printed as text
+        (10, lambda lines: lines.pop(2), ":3: removed"),
+        (10, _swap, ":2: reordered"),
+    ],
+)
+def test_an_edited_removed_or_reordered_line_is_named(
+    tmp_path: Path, n: int, change: Callable[[list[bytes]], object], named: str
+) -> None:
+    path, key = chained_log(tmp_path, n, every=4 if n < 100 else 1_000)
+    assert f"{path}{named}" in _broken(path, key, change)
 
 
 def test_an_inserted_line_is_named_even_when_it_chains_correctly(tmp_path: Path) -> None:
-    path, key = _log(tmp_path)
-    lines = _lines(path)
-    forged = orjson.loads(lines[1])
+    path, key = chained_log(tmp_path)
+    forged = orjson.loads(log_lines(path)[1])
     forged["id"] = "forged"
-    forged["prev"] = hashlib.sha256(lines[1]).hexdigest()
-    lines.insert(2, orjson.dumps(forged))
-    _rewrite(path, lines)
-    code, out = _verify(path, key)
-    assert code == 1
-    assert f"{path}:3: inserted" in out.replace("\n", "")  # its sequence number repeats
+    forged["prev"] = hashlib.sha256(log_lines(path)[1]).hexdigest()
+    out = _broken(path, key, lambda lines: lines.insert(2, orjson.dumps(forged)))
+    assert f"{path}:3: inserted" in out  # its sequence number repeats
     forged["seq"] = 3  # numbered as the next event: the line after it no longer chains
-    lines[2] = orjson.dumps(forged)
-    _rewrite(path, lines)
-    code, out = _verify(path, key)
-    assert code == 1
-    assert f"{path}:3: inserted" in out.replace("\n", "")
+    out = _broken(path, key, lambda lines: lines.__setitem__(2, orjson.dumps(forged)))
+    assert f"{path}:3: inserted" in out
 
 
 def test_a_checkpoint_signed_with_another_key_is_refused(tmp_path: Path) -> None:
     """A forger who edits a line and rebuilds the whole chain after it still cannot sign."""
-    path, key = _log(tmp_path, 4, every=4)
-    lines = _lines(path)
+    path, key = chained_log(tmp_path, 4, every=4)
+    lines = log_lines(path)
     other = tmp_path / "other.key"
     forger = AuditFile(tmp_path / "forged.jsonl", signing_key=load_or_create_key(other), checkpoint_events=4)
     edited = lines[0].replace(b'"decision":"allow"', b'"decision":"deny"')
@@ -164,102 +105,102 @@ def test_a_checkpoint_signed_with_another_key_is_refused(tmp_path: Path) -> None
     chunk = b"".join(x[: x.rindex(b',"seq":')] + b"}\n" for x in [edited, *lines[1:4]])
     forger.write([chunk])
     forger.close()
-    code, out = _verify(tmp_path / "forged.jsonl", key)
+    code, out = verify_cli(tmp_path / "forged.jsonl", key)
     assert code == 1
-    assert "forged.jsonl:5: checkpoint signed by another key" in out.replace("\n", "")
+    assert "forged.jsonl:5: checkpoint signed by another key" in out
     # same key_id claimed, wrong signature
-    forged = _lines(tmp_path / "forged.jsonl")
+    forged = log_lines(tmp_path / "forged.jsonl")
     cp = orjson.loads(forged[4])
     cp["key_id"] = orjson.loads(lines[4])["key_id"]
     forged[4] = orjson.dumps(cp)
-    _rewrite(tmp_path / "forged.jsonl", forged)
-    code, out = _verify(tmp_path / "forged.jsonl", key)
+    rewrite(tmp_path / "forged.jsonl", forged)
+    code, out = verify_cli(tmp_path / "forged.jsonl", key)
     assert code == 1 and "signature does not verify" in out
 
 
 def test_truncation_after_the_last_checkpoint_is_a_warning_with_the_count(tmp_path: Path) -> None:
-    path, key = _log(tmp_path, 10, every=4)
-    lines = _lines(path)
-    _rewrite(path, lines[:-2])  # drop the last event and the final checkpoint
-    code, out = _verify(path, key)
+    path, key = chained_log(tmp_path, 10, every=4)
+    lines = log_lines(path)
+    rewrite(path, lines[:-2])  # drop the last event and the final checkpoint
+    code, out = verify_cli(path, key)
     assert code == 0
-    assert "1 event(s) after the last checkpoint are not signed" in out.replace("\n", "")
+    assert "1 event(s) after the last checkpoint are not signed" in out
 
 
 def test_rotation_continues_the_chain_and_verify_reads_every_file(tmp_path: Path) -> None:
-    path, key = _log(tmp_path, 30, every=1_000, rotate_bytes=2_000)
+    path, key = chained_log(tmp_path, 30, every=1_000, rotate_bytes=2_000)
     files = sorted(tmp_path.glob("audit.jsonl*"))
     assert len(files) >= 3
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
         # every file ends with a checkpoint: rotation signs what it closes
-        assert orjson.loads(_lines(f)[-1])["type"] == "checkpoint"
-    code, out = _verify(path, key)
+        assert orjson.loads(log_lines(f)[-1])["type"] == "checkpoint"
+    code, out = verify_cli(path, key)
     assert code == 0, out
     assert "intact: 30 events" in out
     seqs = []
     for f in reversed(files[1:]):  # .N ... .1
-        seqs += [orjson.loads(x)["seq"] for x in _lines(f) if b'"checkpoint"' not in x]
-    seqs += [orjson.loads(x)["seq"] for x in _lines(path) if b'"checkpoint"' not in x]
+        seqs += [orjson.loads(x)["seq"] for x in log_lines(f) if b'"checkpoint"' not in x]
+    seqs += [orjson.loads(x)["seq"] for x in log_lines(path) if b'"checkpoint"' not in x]
     assert seqs == list(range(1, 31))
     # a rotated file removed: the chain breaks at the next file's first line
     os.remove(files[2] if len(files) > 3 else files[1])
-    code, out = _verify(path, key)
+    code, out = verify_cli(path, key)
     assert code == 1
 
 
 def test_a_reopened_log_continues_the_chain(tmp_path: Path) -> None:
-    path, key = _log(tmp_path, 3)
+    path, key = chained_log(tmp_path, 3)
     sink = JsonlSink(path, batch=1, flush_interval_s=60, signing_key=key)
-    sink.emit(_record(3))
+    sink.emit(record(3))
     sink.close()
-    code, out = _verify(path, key)
+    code, out = verify_cli(path, key)
     assert code == 0, out
     assert "intact: 4 events" in out
 
 
 def test_a_partial_last_line_is_cut_before_appending(tmp_path: Path) -> None:
-    path, key = _log(tmp_path, 3)
+    path, key = chained_log(tmp_path, 3)
     with open(path, "ab") as f:
         f.write(b'{"v":1,"type":"decision","id":"torn')
     sink = JsonlSink(path, batch=1, flush_interval_s=60, signing_key=key)
-    sink.emit(_record(3))
+    sink.emit(record(3))
     sink.close()
-    code, out = _verify(path, key)
+    code, out = verify_cli(path, key)
     assert code == 0, out
 
 
 def test_masked_fields_are_masked_before_hashing(tmp_path: Path) -> None:
     key = tmp_path / "k.key"
     sink = JsonlSink(tmp_path / "a.jsonl", mask=["context.token"], signing_key=key)
-    sink.emit(_record(1, {"token": "secret", "n": 1}))
+    sink.emit(record(1, context={"token": "secret", "n": 1}))
     sink.close()
     data = (tmp_path / "a.jsonl").read_bytes()
     assert b"secret" not in data and b'"token":"***"' in data
-    assert _verify(tmp_path / "a.jsonl", key)[0] == 0
+    assert verify_cli(tmp_path / "a.jsonl", key)[0] == 0
 
 
 def test_a_large_context_is_replaced_by_its_size_and_hash(tmp_path: Path) -> None:
     big = {f"k{i}": i for i in range(60_000)}
     sink = JsonlSink(tmp_path / "a.jsonl", signing_key=tmp_path / "k.key", max_context_bytes=16_384)
-    sink.emit(_record(1, big))
-    sink.emit(_record(2))
+    sink.emit(record(1, context=big))
+    sink.emit(record(2))
     sink.close()
-    lines = _lines(tmp_path / "a.jsonl")
+    lines = log_lines(tmp_path / "a.jsonl")
     assert len(lines[0]) < 2_000
     encoded = orjson.dumps(big)
     assert orjson.loads(lines[0])["context"] == {
         "__truncated": {"bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()}
     }
     assert orjson.loads(lines[1])["context"] == {"n": 2}
-    assert _verify(tmp_path / "a.jsonl", tmp_path / "k.key")[0] == 0
+    assert verify_cli(tmp_path / "a.jsonl", tmp_path / "k.key")[0] == 0
 
 
 def test_chain_off_writes_plain_lines(tmp_path: Path) -> None:
     sink = JsonlSink(tmp_path / "a.jsonl", chain=False, signing_key=tmp_path / "k.key")
-    sink.emit(_record(1))
+    sink.emit(record(1))
     sink.close()
-    line = orjson.loads(_lines(tmp_path / "a.jsonl")[0])
+    line = orjson.loads(log_lines(tmp_path / "a.jsonl")[0])
     assert "prev" not in line and "seq" not in line
     assert not (tmp_path / "k.key").exists()
 
@@ -268,14 +209,14 @@ def test_an_existing_key_is_used_and_a_bad_one_refused(tmp_path: Path) -> None:
     key = tmp_path / "k.key"
     first = load_or_create_key(key)
     again = load_or_create_key(key)
-    assert logfile.key_id(first.public_key()) == logfile.key_id(again.public_key())
+    assert keys.key_id(first.public_key()) == keys.key_id(again.public_key())
     key.write_bytes(b"not a key")
-    with pytest.raises(logfile.AuditKeyError):
+    with pytest.raises(keys.AuditKeyError):
         load_or_create_key(key)
 
 
 def test_verify_without_a_key_checks_the_chain_and_warns(tmp_path: Path) -> None:
-    path, _ = _log(tmp_path, 3)
+    path, _ = chained_log(tmp_path, 3)
     result = verify_log(path, None)
     assert result.ok and any("not checked" in w for w in result.warnings)
     assert not verify_log(tmp_path / "missing.jsonl", None).ok
@@ -287,13 +228,13 @@ def test_verify_reads_the_log_and_key_from_a_workspace(tmp_path: Path) -> None:
     (ws / ".vigil").mkdir(parents=True)
     (ws / "vigil.toml").write_text('[audit]\npath = "logs/a.jsonl"\nsigning_key = "keys/k.key"\n')
     sink = JsonlSink(ws / "logs" / "a.jsonl", signing_key=ws / "keys" / "k.key")
-    sink.emit(_record(1))
+    sink.emit(record(1))
     sink.close()
     result = CliRunner().invoke(app, ["audit", "verify", "--workspace", str(ws)])
     assert result.exit_code == 0, result.output
     assert "intact: 1 events, 1 checkpoints" in result.output
-    lines = _lines(ws / "logs" / "a.jsonl")
-    _rewrite(ws / "logs" / "a.jsonl", [lines[0].replace(b'"n":1', b'"n":2'), lines[1]])
+    lines = log_lines(ws / "logs" / "a.jsonl")
+    rewrite(ws / "logs" / "a.jsonl", [lines[0].replace(b'"n":1', b'"n":2'), lines[1]])
     result = CliRunner().invoke(app, ["audit", "verify", "--workspace", str(ws)])
     assert result.exit_code == 1 and "a.jsonl:1: edited" in result.output.replace("\n", "")
 
@@ -308,17 +249,17 @@ def test_two_writers_on_one_log_keep_one_chain(tmp_path: Path, rotate_bytes: int
     b = JsonlSink(path, checkpoint_events=5, rotate_bytes=rotate_bytes, mark=b',"replay":true', **options)  # type: ignore[arg-type]
     for i in range(40):
         sink = a if i % 3 else b
-        assert sink.emit(_record(i))
+        assert sink.emit(record(i))
         sink.flush()
     a.close()
     b.close()
-    code, out = _verify(path, key)
+    code, out = verify_cli(path, key)
     assert code == 0, out
     assert "intact: 40 events" in out
     events = [
         orjson.loads(x)
         for f in sorted(tmp_path.glob("audit.jsonl*"), key=lambda p: -len(p.suffixes))
-        for x in _lines(f)
+        for x in log_lines(f)
     ]
     events = [e for e in events if e["type"] != "checkpoint"]
     assert sorted(e["seq"] for e in events) == list(range(1, 41))

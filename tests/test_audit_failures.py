@@ -15,15 +15,18 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
+from tests.audit_helpers import log_events, record, until
 from tests.test_server_support import ROOT, copy_workspace
 from vigil.audit import logfile
+from vigil.audit.keys import load_or_create_key
 from vigil.audit.sink import JsonlSink
 from vigil.audit.verify import verify_log
 from vigil.engine import Engine
-from vigil.model.decision import DecisionRecord
+from vigil.errors import AuditError
+from vigil.operations.approvals import Approvals
+from vigil.store import Ticket
 
 RICK = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs"
 ONE = {
@@ -33,43 +36,10 @@ ONE = {
 }
 
 
-def _record(n: int, who: str = "a") -> DecisionRecord:
-    return DecisionRecord(
-        f"{who}-{n}",
-        True,
-        ("policy_permit",),
-        ("p1",),
-        (),
-        0,
-        (),
-        (),
-        "rev",
-        1000,
-        1_764_000_000.0 + n,
-        ("Agent", who),
-        ("Action", "read"),
-        ("Doc", str(n)),
-        {"n": n},
-    )
-
-
 def _workspace(tmp_path: Path, audit: str) -> Path:
     ws = copy_workspace("authzen-todo", tmp_path)
     (ws / "vigil.toml").write_text(f"[audit]\n{audit}\n")
     return ws
-
-
-def _until(predicate: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
-
-
-def _events(path: Path) -> list[dict[str, object]]:
-    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
 
 
 # -- 1. write failures fail closed ---------------------------------------------------------------
@@ -80,7 +50,7 @@ def test_a_full_disk_denies_every_later_decision_and_counts(
     caplog.set_level(logging.WARNING, logger="vigil.audit")
     with Engine.from_workspace(ws) as engine:
         engine.decide(ONE)
-        assert _until(lambda: not engine.audit_ready())
+        assert until(lambda: not engine.audit_ready())
         records = [engine.decide(ONE) for _ in range(50)]
         assert all(not r.allowed for r in records)
         assert {r.reason_codes for r in records} == {("audit_unavailable",)}
@@ -108,13 +78,13 @@ def test_writes_that_fail_then_succeed_recover(tmp_path: Path, monkeypatch: pyte
         monkeypatch.setattr(logfile, "_write_all", write_all)
         first = engine.decide(ONE)
         assert first.allowed  # batched: answered before its write
-        assert _until(lambda: not engine.audit_ready())
+        assert until(lambda: not engine.audit_ready())
         assert not engine.decide(ONE).allowed
         failing.clear()
-        assert _until(engine.audit_ready)
+        assert until(engine.audit_ready)
         after = engine.decide(ONE)
         assert after.allowed
-    events = _events(ws / ".vigil" / "audit.jsonl")
+    events = log_events(ws / ".vigil" / "audit.jsonl")
     kinds = [e["type"] for e in events]
     # the first decision was kept and written once writes worked; the refused one was not
     assert [e["id"] for e in events if e["type"] == "decision"] == [first.id, after.id]
@@ -128,10 +98,10 @@ def test_a_closed_descriptor_is_a_failure_too(tmp_path: Path) -> None:
     sink = JsonlSink(tmp_path / "a.jsonl", flush_interval_s=0.01)
     assert sink.file.fd is not None
     os.close(sink.file.fd)
-    sink.emit(_record(1))
-    assert _until(lambda: not sink.healthy)
+    sink.emit(record(1))
+    assert until(lambda: not sink.healthy)
     assert sink.write_errors >= 1
-    assert not sink.emit(_record(2))
+    assert not sink.emit(record(2))
     sink.file.fd = None
     sink.close()
 
@@ -186,7 +156,7 @@ def test_sync_durability_every_answered_decision_survives_sigkill(tmp_path: Path
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert len(answered) >= 50
-    logged = {e.get("id") for e in _events(ws / ".vigil" / "audit.jsonl")}
+    logged = {e.get("id") for e in log_events(ws / ".vigil" / "audit.jsonl")}
     missing = [rid for rid in answered if rid not in logged]
     assert not missing, f"{len(missing)} of {len(answered)} answered decisions not in the log"
     assert verify_log(ws / ".vigil" / "audit.jsonl", None).ok
@@ -208,7 +178,7 @@ def test_sync_emit_waits_for_the_write_and_one_fsync_serves_many(
 
     def work(w: str) -> None:
         for n in range(50):
-            ok = sink.emit(_record(n, w))
+            ok = sink.emit(record(n, w))
             results.append(ok and f'"{w}-{n}"'.encode() in (tmp_path / "a.jsonl").read_bytes())
 
     threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
@@ -232,7 +202,7 @@ def test_sync_timeout_denies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(logfile, "_write_all", stuck)
     sink = JsonlSink(tmp_path / "a.jsonl", durability="sync", sync_timeout_s=0.05)
     t0 = time.monotonic()
-    assert not sink.emit(_record(1))
+    assert not sink.emit(record(1))
     assert time.monotonic() - t0 < 2
     assert sink.sync_timeouts == 1
     release.set()
@@ -252,7 +222,7 @@ def test_a_stuck_disk_cannot_hang_close(
     sink = JsonlSink(tmp_path / "a.jsonl", flush_interval_s=60, close_timeout_s=0.3)
     monkeypatch.setattr(logfile, "_write_all", stuck)
     for n in range(7):
-        assert sink.emit(_record(n))
+        assert sink.emit(record(n))
     t0 = time.monotonic()
     sink.close()
     assert time.monotonic() - t0 < 3
@@ -289,7 +259,7 @@ def test_emitting_while_close_runs_loses_nothing_silently(tmp_path: Path) -> Non
             start.wait()
             for n in range(3_000):
                 rid = f"{w}-{n}"
-                (accepted if sink.emit(_record(n, w)) else refused).append(rid)
+                (accepted if sink.emit(record(n, w)) else refused).append(rid)
 
         threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
         for t in threads:
@@ -299,7 +269,7 @@ def test_emitting_while_close_runs_loses_nothing_silently(tmp_path: Path) -> Non
         sink.close()
         for t in threads:
             t.join()
-        written = [e["id"] for e in _events(path)]
+        written = [e["id"] for e in log_events(path)]
         assert sorted(written) == sorted(accepted)  # every True was written, nothing else
         assert sink.dropped == len(refused)  # every False was counted
         assert len(accepted) + len(refused) == 12_000
@@ -325,7 +295,7 @@ def test_a_small_buffer_under_concurrency_counts_every_drop(tmp_path: Path) -> N
     results: dict[str, list[bool]] = {}
 
     def work(w: str) -> None:
-        results[w] = [sink.emit(_record(n, w)) for n in range(per_thread)]
+        results[w] = [sink.emit(record(n, w)) for n in range(per_thread)]
 
     threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
     interval = sys.getswitchinterval()
@@ -338,7 +308,7 @@ def test_a_small_buffer_under_concurrency_counts_every_drop(tmp_path: Path) -> N
     finally:
         sys.setswitchinterval(interval)
     sink.close()
-    written = [e["id"] for e in _events(tmp_path / "a.jsonl")]
+    written = [e["id"] for e in log_events(tmp_path / "a.jsonl")]
     accepted = sorted(f"{w}-{n}" for w, got in results.items() for n, ok in enumerate(got) if ok)
     refused = sum(not ok for got in results.values() for ok in got)
     assert sum(map(len, results.values())) == 4 * per_thread
@@ -347,30 +317,34 @@ def test_a_small_buffer_under_concurrency_counts_every_drop(tmp_path: Path) -> N
 
 
 # -- 4. operator events ---------------------------------------------------------------------------
+def _pending(approvals: Approvals, todo: str, now: float) -> Ticket:
+    """A pending ticket for RICK creating ``todo`` (as a step-up deny opens one)."""
+    return approvals.request(
+        ("user", RICK),
+        ("Action", "can_create_todo"),
+        ("todo", todo),
+        risk=70,
+        signals=(),
+        why="test",
+        now=now,
+        ttl_s=3600,
+    )
+
+
 def test_operator_actions_are_chained_in_the_audit_log(tmp_path: Path) -> None:
     ws = _workspace(tmp_path, "")
     subject = ("user", RICK)
     with Engine.from_workspace(ws) as engine:
         engine.decide(ONE)
         for n, decide in enumerate((engine.approve_ticket, engine.deny_ticket)):
-            t = engine.approvals.request(
-                subject,
-                ("Action", "can_create_todo"),
-                ("todo", f"t{n}"),
-                risk=70,
-                signals=(),
-                why="test",
-                now=engine.now(),
-                ttl_s=3600,
-            )
-            decide(t.id, by="dave", note="checked")
+            decide(_pending(engine.approvals, f"t{n}", engine.now()).id, by="dave", note="checked")
         engine.quarantine_identity(subject, by="alice", reason="suspicious")
         engine.lift_quarantine(subject, by="bob", note="ok")
         engine.reload(by="carol")
         (ws / "policies" / "broken.cedar").write_text("permit(")
         assert not engine.reload(by="carol").ok
     log = ws / ".vigil" / "audit.jsonl"
-    events = [e for e in _events(log) if e["type"] != "checkpoint"]
+    events = [e for e in log_events(log) if e["type"] != "checkpoint"]
     assert [(e["type"], e.get("by")) for e in events] == [
         ("decision", None),
         ("ticket_approved", "dave"),
@@ -383,7 +357,7 @@ def test_operator_actions_are_chained_in_the_audit_log(tmp_path: Path) -> None:
     assert events[1]["resource"] == {"type": "todo", "id": "t0"} and events[1]["note"] == "checked"
     assert events[3]["subject"] == {"type": "user", "id": RICK} and events[3]["reason"] == "suspicious"
     assert isinstance(events[3]["time"], str) and events[3]["time"].endswith("Z")
-    assert verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key()).ok
+    assert verify_log(log, load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key()).ok
 
 
 def test_the_clis_operator_actions_join_a_running_servers_chain(tmp_path: Path) -> None:
@@ -397,22 +371,12 @@ def test_the_clis_operator_actions_join_a_running_servers_chain(tmp_path: Path) 
         engine.decide(ONE)
         engine.audit.flush()
         with StateDesk(ws) as desk:
-            t = desk.approvals.request(
-                subject,
-                ("Action", "can_create_todo"),
-                ("todo", "t0"),
-                risk=70,
-                signals=(),
-                why="test",
-                now=desk.now(),
-                ttl_s=3600,
-            )
-            desk.approve(t.id, by="dave", note="cli")
+            desk.approve(_pending(desk.approvals, "t0", desk.now()).id, by="dave", note="cli")
             desk.add(subject, by="alice", reason="cli quarantine")
         engine.decide(ONE)
         engine.quarantine_identity(("user", "someone-else"), by="erin")
     log = ws / ".vigil" / "audit.jsonl"
-    events = [e for e in _events(log) if e["type"] != "checkpoint"]
+    events = [e for e in log_events(log) if e["type"] != "checkpoint"]
     assert [(e["type"], e.get("by")) for e in events] == [
         ("decision", None),
         ("ticket_approved", "dave"),
@@ -421,5 +385,77 @@ def test_the_clis_operator_actions_join_a_running_servers_chain(tmp_path: Path) 
         ("quarantine_added", "erin"),
     ]
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
-    result = verify_log(log, logfile.load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key())
+    result = verify_log(log, load_or_create_key(ws / ".vigil" / "audit-signing.key").public_key())
     assert result.ok, result.problem
+
+
+# -- 7. operator actions that cannot be recorded fail -----------------------------------------------
+def test_emit_event_refuses_while_the_sink_is_not_healthy(tmp_path: Path) -> None:
+    sink = JsonlSink("/dev/full", flush_interval_s=0.01)
+    sink.emit(record(1))
+    assert until(lambda: not sink.healthy)
+    dropped = sink.dropped
+    assert not sink.emit_event({"type": "quarantine_added", "by": "alice"})
+    assert sink.dropped == dropped + 1
+    sink.close()
+
+
+def test_with_required_audit_an_operator_change_the_log_cannot_record_changes_nothing(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, 'required = true\npath = "/dev/full"\nflush_interval_ms = 10')
+    with Engine.from_workspace(ws) as engine:
+        engine.decide(ONE)
+        assert until(lambda: not engine.audit_ready())
+        t = _pending(engine.approvals, "t0", engine.now())
+        changes = [
+            lambda: engine.approve_ticket(t.id, by="dave"),
+            lambda: engine.deny_ticket(t.id, by="dave"),
+            lambda: engine.quarantine_identity(("user", RICK), by="alice"),
+            lambda: engine.reload(by="carol"),
+        ]
+        for change in changes:
+            with pytest.raises(AuditError) as info:
+                change()
+            assert info.value.code == "audit_unavailable" and "nothing was changed" in info.value.message
+        assert engine.approvals.get(t.id).state == "pending"
+        assert engine.list_quarantined() == [] and engine.reloads == 0
+
+
+def test_with_required_sync_audit_a_change_whose_event_fails_is_reported(tmp_path: Path) -> None:
+    """The log looked writable until the change's own event failed: the change stands, and the
+    caller is told it is not recorded (never a silent success)."""
+    ws = _workspace(tmp_path, 'required = true\npath = "/dev/full"\ndurability = "sync"')
+    with Engine.from_workspace(ws) as engine:
+        t = _pending(engine.approvals, "t0", engine.now())
+        with pytest.raises(AuditError) as info:
+            engine.approve_ticket(t.id, by="dave")
+        assert "refused its ticket_approved event" in info.value.message
+        assert engine.approvals.get(t.id).state == "approved"
+        with pytest.raises(AuditError):  # known unwritable now: refused before changing anything
+            engine.quarantine_identity(("user", RICK), by="alice")
+        assert engine.list_quarantined() == []
+
+
+def test_the_clis_change_is_reported_when_its_event_cannot_be_written(tmp_path: Path) -> None:
+    """`vigil approvals approve` writes its event before it reports success (it used to be written
+    at exit, where a failure was only logged)."""
+    from vigil.operations.service import StateDesk
+
+    ws = _workspace(tmp_path, 'path = "/dev/full"')
+    with StateDesk(ws) as desk:
+        t = _pending(desk.approvals, "t0", desk.now())
+        with pytest.raises(AuditError) as info:
+            desk.approve(t.id, by="dave")
+        assert info.value.code == "audit_unavailable" and "could not be written" in info.value.message
+
+
+def test_the_cli_changes_nothing_when_the_audit_log_cannot_be_opened(tmp_path: Path) -> None:
+    from vigil.operations.service import StateDesk
+
+    ws = _workspace(tmp_path, 'path = "logs"')
+    (ws / "logs").mkdir()  # a directory: the log cannot be opened
+    with StateDesk(ws) as desk:
+        t = _pending(desk.approvals, "t0", desk.now())
+        with pytest.raises(AuditError) as info:
+            desk.approve(t.id, by="dave")
+        assert "nothing was changed" in info.value.message
+        assert desk.approvals.get(t.id).state == "pending"

@@ -8,44 +8,19 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
+from tests.audit_helpers import log_events, record
 from vigil.audit.logfile import _write_all
 from vigil.audit.sink import JsonlSink
-from vigil.model.decision import DecisionRecord
-
-
-def _record(n: int, who: str = "a") -> DecisionRecord:
-    return DecisionRecord(
-        f"{who}-{n}",
-        n % 2 == 0,
-        ("policy_permit",),
-        ("p1",),
-        (),
-        0,
-        (),
-        (),
-        "rev",
-        1000,
-        1_764_000_000.0 + n,
-        ("Agent", who),
-        ("Action", "read"),
-        ("Doc", str(n)),
-        {"n": n},
-    )
-
-
-def _lines(path: Path) -> list[dict[str, object]]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
 def test_every_record_written_once_in_order_across_batches(tmp_path: Path) -> None:
     sink = JsonlSink(tmp_path / "a.jsonl", batch=8, flush_interval_s=60)
     for n in range(100):
-        assert sink.emit(_record(n))
+        assert sink.emit(record(n))
     sink.close()
-    events = _lines(tmp_path / "a.jsonl")
+    events = log_events(tmp_path / "a.jsonl")
     assert [e["id"] for e in events] == [f"a-{n}" for n in range(100)]
     assert [e["context"] for e in events] == [{"n": n} for n in range(100)]
     assert sink.written == 100 and sink.dropped == 0
@@ -71,34 +46,34 @@ def test_short_writes_are_resumed_where_they_stopped(tmp_path: Path, monkeypatch
 
     sink = JsonlSink(tmp_path / "a.jsonl", batch=8, flush_interval_s=60, chain=False)
     for n in range(20):
-        sink.emit(_record(n))
+        sink.emit(record(n))
     sink.close()
     monkeypatch.undo()
-    assert [e["id"] for e in _lines(tmp_path / "a.jsonl")] == [f"a-{n}" for n in range(20)]
+    assert [e["id"] for e in log_events(tmp_path / "a.jsonl")] == [f"a-{n}" for n in range(20)]
 
 
 def test_quiet_period_is_written_by_the_writer_thread(tmp_path: Path) -> None:
     """Fewer records than a batch: the writer thread encodes and writes them within its interval."""
     sink = JsonlSink(tmp_path / "a.jsonl", batch=64, flush_interval_s=0.02)
     for n in range(3):
-        sink.emit(_record(n))
+        sink.emit(record(n))
     deadline = time.monotonic() + 5
     while sink.written < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(_lines(tmp_path / "a.jsonl")) == 3
+    assert len(log_events(tmp_path / "a.jsonl")) == 3
     sink.close()
 
 
 def test_full_buffer_refuses_and_counts_then_recovers(tmp_path: Path) -> None:
     """Encoded but unwritten records still count against the capacity: nothing grows unbounded."""
     sink = JsonlSink(tmp_path / "a.jsonl", capacity=10, batch=4, flush_interval_s=60)
-    accepted = [sink.emit(_record(n)) for n in range(15)]
+    accepted = [sink.emit(record(n)) for n in range(15)]
     assert accepted == [True] * 10 + [False] * 5
     assert sink.dropped == 5
     sink.flush()
-    assert sink.emit(_record(99))
+    assert sink.emit(record(99))
     sink.close()
-    assert len(_lines(tmp_path / "a.jsonl")) == 11
+    assert len(log_events(tmp_path / "a.jsonl")) == 11
 
 
 def test_a_filling_buffer_wakes_the_writer_before_its_tick(tmp_path: Path) -> None:
@@ -107,19 +82,19 @@ def test_a_filling_buffer_wakes_the_writer_before_its_tick(tmp_path: Path) -> No
     when the writer thread gets to run)."""
     sink = JsonlSink(tmp_path / "a.jsonl", capacity=100, batch=4, flush_interval_s=60)
     for n in range(1_000):
-        assert sink.emit(_record(n)), n
+        assert sink.emit(record(n)), n
         if n % 10 == 9:
             time.sleep(0.002)
     assert sink.dropped == 0
     assert sink.written > 0  # before any flush: the writer was woken
     sink.close()
-    assert [e["id"] for e in _lines(tmp_path / "a.jsonl")] == [f"a-{n}" for n in range(1_000)]
+    assert [e["id"] for e in log_events(tmp_path / "a.jsonl")] == [f"a-{n}" for n in range(1_000)]
 
 
 def test_concurrent_emitters_lose_nothing_and_keep_each_threads_order(tmp_path: Path) -> None:
     sink = JsonlSink(tmp_path / "a.jsonl", batch=16, flush_interval_s=0.005)
     threads = [
-        threading.Thread(target=lambda w=w: [sink.emit(_record(n, w)) for n in range(2_000)])
+        threading.Thread(target=lambda w=w: [sink.emit(record(n, w)) for n in range(2_000)])
         for w in ("t0", "t1", "t2", "t3")
     ]
     for t in threads:
@@ -127,7 +102,7 @@ def test_concurrent_emitters_lose_nothing_and_keep_each_threads_order(tmp_path: 
     for t in threads:
         t.join()
     sink.close()
-    events = _lines(tmp_path / "a.jsonl")
+    events = log_events(tmp_path / "a.jsonl")
     assert len(events) == 8_000 and sink.dropped == 0
     for w in ("t0", "t1", "t2", "t3"):
         assert [e["id"] for e in events if e["subject"] == {"type": "Agent", "id": w}] == [
@@ -138,7 +113,7 @@ def test_concurrent_emitters_lose_nothing_and_keep_each_threads_order(tmp_path: 
 def test_closed_sink_refuses(tmp_path: Path) -> None:
     sink = JsonlSink(tmp_path / "a.jsonl")
     sink.close()
-    assert not sink.emit(_record(1))
+    assert not sink.emit(record(1))
     assert sink.dropped == 1
 
 

@@ -36,6 +36,12 @@ def test_a_full_disk_denies_every_decision_and_readyz_answers_503(tmp_path: Path
             assert {tuple(a["context"]["reason_codes"]) for a in answers} == {("audit_unavailable",)}
             status = admin.get("/admin/v1/status").json()
             assert status["audit_write_errors"] >= 1 and status["audit_healthy"] is False
+            # an operator change the log cannot record is refused, not made silently
+            r = admin.post("/admin/v1/quarantine/add", json={"subject": REQUEST["subject"], "by": "ops"})
+            assert r.status_code == 503 and r.json()["error"]["code"] == "audit_unavailable"
+            assert admin.get("/admin/v1/quarantine").json()["quarantined"] == []
+            r = admin.post("/admin/v1/reload")
+            assert r.status_code == 503 and r.json()["error"]["code"] == "audit_unavailable"
     finally:
         server.stop()
     failures = [line for line in server.lines if "cannot be written" in line]

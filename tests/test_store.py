@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from vigil.store import (
     APPROVED,
+    DENIED,
     PENDING,
     USED,
     MemoryStore,
@@ -96,6 +98,34 @@ def test_ticket_bound_context_and_uses_round_trip(make: Callable[[], Store]) -> 
     used = Ticket(**{**{f: getattr(bound, f) for f in Ticket.__dataclass_fields__}, "uses": 0, "state": USED})
     store.put_ticket(used)
     assert [t.id for t in make().tickets(state=USED)] == ["tb"]
+
+
+def test_use_ticket_takes_one_use_of_an_approved_unexpired_ticket(make: Callable[[], Store]) -> None:
+    store = make()
+    approved = replace(ticket("t", state=APPROVED), uses=2)
+    store.put_ticket(approved)
+    store.put_ticket(ticket("p"))
+    assert store.use_ticket("p", 100.0) is None  # pending: nothing to use
+    assert store.use_ticket("t", approved.expires) is None  # expired
+    assert store.use_ticket("nope", 100.0) is None
+    first = make().use_ticket("t", 100.0)
+    assert first == replace(approved, uses=1)
+    assert store.use_ticket("t", 100.0) == replace(approved, uses=0, state=USED)
+    assert make().use_ticket("t", 100.0) is None
+    assert make().get_ticket("t") == replace(approved, uses=0, state=USED)
+
+
+def test_decide_ticket_only_while_pending_and_unexpired(make: Callable[[], Store]) -> None:
+    store = make()
+    pending = ticket("t")
+    store.put_ticket(pending)
+    approved = replace(pending, state=APPROVED, decided_by="priya", decided_at=110.0, uses=3)
+    assert not store.decide_ticket(approved, pending.expires)  # expired meanwhile
+    assert make().decide_ticket(approved, 110.0)
+    assert not store.decide_ticket(replace(pending, state=DENIED), 111.0)  # decided already
+    assert make().get_ticket("t") == approved
+    assert not store.decide_ticket(replace(ticket("nope"), state=DENIED), 111.0)
+    assert store.get_ticket("nope") is None
 
 
 def test_quarantines(make: Callable[[], Store]) -> None:

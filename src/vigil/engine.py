@@ -20,13 +20,13 @@ from time import perf_counter_ns
 from typing import Any, Final
 
 from vigil.audit.events import rfc3339
-from vigil.audit.logfile import AuditKeyError
+from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.behaviour.book import ProfileBook
 from vigil.behaviour.model import BehaviourModel, Features
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.signals import Assessment
-from vigil.errors import RequestError, VigilError, WorkspaceError
+from vigil.errors import AuditError, RequestError, VigilError, WorkspaceError
 from vigil.model.decision import Advice, DecisionRecord, ReasonCode, new_record
 from vigil.model.request import AccessRequest, parse_authzen
 from vigil.operations.approvals import Approvals, bound_context, ticket_dict
@@ -202,8 +202,10 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------------------------
     def reload(self, *, by: str = "vigil") -> ReloadResult:
         """Load the workspace again and swap it in atomically; on failure keep the last good one.
-        Audited (``reloaded``/``reload_refused``) with ``by``."""
+        Audited (``reloaded``/``reload_refused``) with ``by``. Raises AuditError (the last good one
+        stays) when ``[audit] required`` and the audit log cannot record the reload."""
         with self._reload_lock:
+            self._recordable()
             try:
                 ws = load_workspace(self._state.workspace.path)
             except WorkspaceError as e:
@@ -212,10 +214,12 @@ class Engine:
                     "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
                 )
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
-            self._state = _State(ws, self._strings)
+            state = _State(ws, self._strings)
+            if not self._operator_event("reloaded", by, revision=state.revision) and self._audit_required:
+                raise AuditError("the audit log refused the reload's event ([audit] required): not reloaded")
+            self._state = state
             self.reloads += 1
             self.last_reload_error = ()
-            self._operator_event("reloaded", by, revision=self._state.revision)
             return ReloadResult(True, self._state.revision)
 
     def close(self) -> None:
@@ -598,19 +602,24 @@ class Engine:
         """Approval tickets, oldest first, by state at the clock's now and/or subject."""
         return self.approvals.list(state=state, subject=subject, now=self._clock())
 
+    # Operator changes are audited with `by`. With [audit] required, one the audit log cannot
+    # record fails with AuditError (audit_unavailable): before anything changes while the log is
+    # known not to be writable, after the change when its event is refused (the error says so).
     def approve_ticket(self, ticket_id: str, *, by: str, note: str = "", uses: int = 1) -> Ticket:
         """Approve a pending ticket for ``uses`` requests from its bound context within
-        ``[behaviour] approval_ttl_s``; audited with ``by``. Raises NotFoundError, ConflictError or
-        RequestError."""
+        ``[behaviour] approval_ttl_s``. Raises NotFoundError, ConflictError, RequestError or
+        AuditError."""
+        self._recordable()
         ttl = self._state.behaviour.settings.approval_ttl_s
         t = self.approvals.approve(ticket_id, by=by, now=self._clock(), ttl_s=ttl, note=note, uses=uses)
-        self._operator_event("ticket_approved", by, **ticket_details(t), note=note, uses=uses)
+        self._record("ticket_approved", by, **ticket_details(t), note=note, uses=uses)
         return t
 
     def deny_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
-        """Deny a pending ticket; audited with ``by``."""
+        """Deny a pending ticket. Raises NotFoundError, ConflictError or AuditError."""
+        self._recordable()
         t = self.approvals.deny(ticket_id, by=by, now=self._clock(), note=note)
-        self._operator_event("ticket_denied", by, **ticket_details(t), note=note)
+        self._record("ticket_denied", by, **ticket_details(t), note=note)
         return t
 
     def list_quarantined(self) -> list[QuarantineEntry]:
@@ -618,17 +627,19 @@ class Engine:
         return self.quarantine.list()
 
     def quarantine_identity(self, subject: EntityUid, *, by: str, reason: str = "") -> QuarantineEntry:
-        """Quarantine ``subject`` by hand (idempotent); audited with ``by``."""
+        """Quarantine ``subject`` by hand (idempotent). Raises RequestError, StoreError or AuditError."""
         _check_uid(subject)
+        self._recordable()
         q = self.quarantine.add(subject, by=by, reason=reason, now=self._clock())
-        self._operator_event("quarantine_added", by, subject=uid_dict(subject), reason=reason)
+        self._record("quarantine_added", by, subject=uid_dict(subject), reason=reason)
         return q
 
     def lift_quarantine(self, subject: EntityUid, *, by: str, note: str = "") -> QuarantineEntry:
-        """Lift the quarantine of ``subject``; audited with ``by``. Raises NotFoundError."""
+        """Lift the quarantine of ``subject``. Raises NotFoundError or AuditError."""
         _check_uid(subject)
+        self._recordable()
         q = self.quarantine.lift(subject, by=by, now=self._clock(), note=note)
-        self._operator_event("quarantine_lifted", by, subject=uid_dict(subject), note=note)
+        self._record("quarantine_lifted", by, subject=uid_dict(subject), note=note)
         return q
 
     def audit_operator(self, kind: str, by: str, **details: Any) -> bool:
@@ -642,6 +653,21 @@ class Engine:
             return True
         ok: bool = emit(operator_event(kind, by, rfc3339(self._clock()), **details))
         return ok
+
+    def _recordable(self) -> None:
+        """Before an operator change: raises AuditError (nothing changed) when ``[audit] required``
+        and the audit log cannot be written."""
+        if not self.audit_ready():
+            raise AuditError("the audit log cannot be written ([audit] required): nothing was changed")
+
+    def _record(self, kind: str, by: str, **details: Any) -> None:
+        """After an operator change: its event. Raises AuditError when ``[audit] required`` and the
+        audit log refused it (the change stands, unrecorded)."""
+        if not self._operator_event(kind, by, **details) and self._audit_required:
+            raise AuditError(
+                f"the change was made, but the audit log refused its {kind} event ([audit] required; "
+                "see the vigil.audit log)"
+            )
 
     def audit_ready(self) -> bool:
         """False while ``[audit] required`` is set and the audit log cannot be written."""
@@ -666,6 +692,7 @@ class Engine:
             "audit_dropped": self._audit.dropped,
             "audit_write_errors": getattr(self._audit, "write_errors", 0),
             "audit_healthy": bool(getattr(self._audit, "healthy", True)),
+            "audit_alarms": getattr(self._audit, "alarms", 0),
             "identities_seen": len(self.profiles),
             "quarantined": len(self.quarantine),
             "profile_snapshot_errors": self.profiles.snapshot_errors,

@@ -29,7 +29,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from vigil.audit.logfile import AuditKeyError
+from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, NullSink, sink_from_settings
 from vigil.engine import Engine
 from vigil.errors import AuditError, VigilError

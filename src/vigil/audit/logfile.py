@@ -24,9 +24,14 @@ checkpoint and is renamed ``<path>.1`` (older ones shift to ``.2``, ...); the ch
 the new file. Files are created with mode 0600.
 
 Several writers (a server, the CLI's operator commands, a replay with ``--state``) may append to
-one log: each write holds an exclusive ``flock`` on the file, and a writer that finds the file
-grown (or rotated) since its own last write continues the chain from the log's last line. So the
-log stays one chain whatever the number of processes that append to it.
+one log: each write (and the opening, which cuts a partial last line and reads the chain head)
+holds an exclusive ``flock`` on the file, and a writer that finds the file grown (or rotated)
+since its own last write continues the chain from the log's last line. So the log stays one chain
+whatever the number of processes that append to it. It accepts only growth
+(:mod:`vigil.audit.follow`): a log that was cut, or whose lines after this writer's last one do
+not chain onto it, is refused for good (an alarm, then every write fails: with ``[audit]
+required`` decisions are denied), so an edit of the unsigned tail between two writes is never
+signed into a checkpoint.
 """
 
 from __future__ import annotations
@@ -43,10 +48,11 @@ from pathlib import Path
 from typing import Final
 
 import orjson
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vigil.audit.events import EVENT_VERSION, rfc3339
+from vigil.audit.follow import ForeignEdit, Tail, follow, own_line_intact
+from vigil.audit.keys import key_id
 
 GENESIS: Final = "0" * 64
 """``prev`` of the first line of a log (no line before it)."""
@@ -57,73 +63,10 @@ _SIG: Final = b',"sig":"'
 log = logging.getLogger("vigil.audit")
 
 
-class AuditKeyError(Exception):
-    """The audit signing key cannot be read or created."""
-
-
-def key_id(public: Ed25519PublicKey) -> str:
-    """The id of a public key: the first 16 hex digits of the SHA-256 of its raw 32 bytes."""
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def public_key_path(key_path: Path) -> Path:
-    """Where the public key of ``key_path`` is written: beside it, ``.pub`` for its suffix."""
-    return key_path.with_suffix(".pub")
-
-
-def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    """The Ed25519 private key stored at ``path`` (PEM, PKCS#8); created with mode 0600 when the
-    file does not exist, with its public key (PEM) written beside it (:func:`public_key_path`).
-    Raises AuditKeyError when the file cannot be read, created or parsed."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        data = None
-    except OSError as e:
-        raise AuditKeyError(f"cannot read audit signing key {str(path)!r}: {e.strerror}") from None
-    if data is not None:
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as e:
-            raise AuditKeyError(f"audit signing key {str(path)!r} is not a PEM private key: {e}") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise AuditKeyError(f"audit signing key {str(path)!r} is not an Ed25519 key")
-        return key
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    pub = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_new(path, pem)
-        _write_new(public_key_path(path), pub, replace=True)
-    except FileExistsError:  # another process created it first: use that one
-        return load_or_create_key(path)
-    except OSError as e:
-        raise AuditKeyError(f"cannot create audit signing key {str(path)!r}: {e.strerror}") from None
-    return key
-
-
-def _write_new(path: Path, data: bytes, *, replace: bool = False) -> None:
-    """Write ``data`` to a file created with mode 0600 (O_EXCL unless ``replace``); raises OSError."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if replace else os.O_EXCL)
-    fd = os.open(path, flags, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def open_log(path: Path) -> int:
-    """A descriptor appending to ``path`` (created 0600; an existing file is set to 0600).
-    Raises OSError."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    """A descriptor appending to ``path`` and reading it (what other writers appended is checked
+    through it), created 0600; an existing file is set to 0600. Raises OSError."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     try:
         if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
             os.fchmod(fd, FILE_MODE)
@@ -170,7 +113,10 @@ class AuditFile:
 
     :meth:`write` appends chunks of event lines; raises OSError when they could not be written
     (nothing of them is kept: the file is cut back to its size before the call and the chain head
-    is unchanged, so the caller may retry or drop them).
+    is unchanged, so the caller may retry or drop them). When the log was changed otherwise than
+    by chained appends since this writer's last write, it raises
+    :class:`~vigil.audit.follow.ForeignEdit` (an OSError) then and at every later call: ``tampered``
+    says why, ``alarms`` counts it (logged once, critical).
     """
 
     def __init__(
@@ -186,6 +132,7 @@ class AuditFile:
         clock: Callable[[], float] = time.time,
         mark: bytes = b"",
     ) -> None:
+        """Open (or create) the log at ``path``; raises OSError."""
         self.path = path
         self._mark = mark  # members spliced into every event line, e.g. b',"replay":true'
 
@@ -197,59 +144,72 @@ class AuditFile:
         self._rotate = rotate_bytes
         self._cap = max_context_bytes
         self._clock = clock
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_tail()
-        self.fd: int | None = open_log(path)
-        st = os.fstat(self.fd)
-        self._regular = (st.st_mode & 0o170000) == 0o100000
-        self._size = st.st_size if self._regular else 0
         self.head = GENESIS
         self.seq = 0
-        if chain:
-            self._resume()
+        self._size = 0  # where this writer's last line ends in the current file
+        self._head_len = 0  # the length of that line (0: the head line is not in this file)
+        self.tampered = ""
+        self.alarms = 0
         self.unsigned = 0  # events since the last checkpoint
         self._last_checkpoint = time.monotonic()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd: int | None = open_log(path)
+        try:
+            self._regular = (os.fstat(self.fd).st_mode & 0o170000) == 0o100000
+            if self._regular:  # a device (/dev/full, a pipe) has no tail to repair or chain to follow
+                self._open_tail()
+        except OSError:
+            self.close()
+            raise
 
     # -- opening ------------------------------------------------------------------------------
-    def _repair_tail(self) -> None:
-        """A file ending in a partial line (a crash during a write): cut it back to its last full
-        line, so the next line does not glue onto it. That line was never acknowledged."""
+    def _open_tail(self) -> None:
+        """Under the lock: cut a partial last line, then take the chain head from the log's last
+        line (or its newest rotated file's). Raises OSError."""
+        moved = self._hold()
+        if moved is not None:
+            os.close(moved)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            st = os.fstat(fd)
-            if (st.st_mode & 0o170000) != 0o100000 or st.st_size == 0:
-                return
-            if os.pread(fd, 1, st.st_size - 1) == b"\n":
-                return
-            keep = 0
-            pos = st.st_size
-            while pos > 0:
-                start = max(0, pos - 65_536)
-                block = os.pread(fd, pos - start, start)
-                cut = block.rfind(b"\n")
-                if cut >= 0:
-                    keep = start + cut + 1
-                    break
-                pos = start
-            os.ftruncate(fd, keep)
-            log.warning(
-                "audit log %s ended in a partial line (%d bytes, a write cut short); removed it",
-                self.path,
-                st.st_size - keep,
-            )
+            assert self.fd is not None
+            self._size = self._repair_tail(self.fd, os.fstat(self.fd).st_size)
+            if self.chain:
+                self._resume()
         finally:
-            os.close(fd)
+            self._unlock()
+
+    def _repair_tail(self, fd: int, size: int) -> int:
+        """A file ending in a partial line (a writer that crashed during a write): cut it back to
+        its last full line, so the next line does not glue onto it (that line was never
+        acknowledged). Returns the size kept. Raises OSError."""
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return size
+        keep = 0
+        pos = size
+        while pos > 0:
+            start = max(0, pos - 65_536)
+            block = os.pread(fd, pos - start, start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            pos = start
+        self._cut_partial(fd, keep, size)
+        return keep
+
+    def _cut_partial(self, fd: int, keep: int, size: int) -> None:
+        os.ftruncate(fd, keep)
+        log.warning(
+            "audit log %s ended in a partial line (%d bytes, a write cut short); removed it",
+            self.path,
+            size - keep,
+        )
 
     def _resume(self) -> None:
         """Continue the chain from the last line of the log (or of its newest rotated file)."""
-        line = None
-        if self._regular:
-            line = last_line(self.path)
-            if line is None:
-                line = last_line(rotated(self.path, 1))
+        line = last_line(self.path)
+        self._head_len = len(line) if line is not None else 0
+        if line is None:
+            line = last_line(rotated(self.path, 1))
         if line is None:
             return
         self.head = hashlib.sha256(line).hexdigest()
@@ -263,44 +223,130 @@ class AuditFile:
     def write(self, chunks: Sequence[bytes], *, sync: bool = False, final: bool = False) -> int:
         """Append the event lines of ``chunks`` (each a run of lines, every one ended by a newline),
         chained; a checkpoint when one is due (or ``final`` and an event is unsigned); fsync when
-        ``sync``. Returns how many event lines were written. Raises OSError (nothing is kept)."""
+        ``sync``. Returns how many event lines were written. Raises OSError (nothing is kept),
+        ForeignEdit when the log is refused (see the class)."""
         if self.fd is None:
             raise OSError(9, "audit log is closed")
         if not self._regular:  # a device (/dev/full, a pipe): nobody else's chain to follow
             return self._write(chunks, sync, final)
-        self._lock()
         try:
+            self._lock()
             return self._write(chunks, sync, final)
+        except ForeignEdit as e:
+            self._alarm(e)
+            raise
         finally:
-            if self.fd is not None:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self._unlock()
 
-    def _lock(self) -> None:
-        """Hold the log's write lock, on the file now at ``path``; continue the chain from its last
-        line when another writer appended (or rotated) since this one last wrote. Raises OSError."""
+    def _alarm(self, e: ForeignEdit) -> None:
+        if self.tampered:
+            return
+        self.tampered = str(e)
+        self.alarms += 1
+        log.critical(
+            "audit log %s was changed other than by appending to it: %s; this writer neither chains "
+            "onto it nor signs it, and every later write fails until the log is opened again",
+            self.path,
+            e,
+        )
+
+    def _unlock(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def _hold(self) -> int | None:
+        """Lock the file now at ``path``, reopening it when another writer rotated (or someone
+        moved) the one open here. Returns the descriptor of the file that was open here when it was
+        moved away (unlocked and open: the caller reads what was appended to it and closes it), or
+        None. Raises OSError."""
         assert self.fd is not None
+        moved: int | None = None
         while True:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
             try:
                 now_at_path = os.stat(self.path).st_ino
             except FileNotFoundError:
                 now_at_path = -1
-            st = os.fstat(self.fd)
-            if now_at_path == st.st_ino:
-                break
-            # rotated (or moved away) by another writer: append to the file now at `path`
-            fd = open_log(self.path)
-            with contextlib.suppress(OSError):
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            if now_at_path == os.fstat(self.fd).st_ino:
+                return moved
+            try:
+                fd = open_log(self.path)
+            except OSError:
+                if moved is not None:
+                    os.close(self.fd)
+                    self.fd = moved
+                raise
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            if moved is None:
+                moved = self.fd
+            else:
                 os.close(self.fd)
             self.fd = fd
-            self._size = -1
-        if st.st_size != self._size:
-            self._size = st.st_size
-            if self.chain:
-                self.head, self.seq = GENESIS, 0
-                self._resume()
+
+    def _lock(self) -> None:
+        """Hold the log's write lock, on the file now at ``path``; when another writer appended (or
+        rotated) since this one last wrote, continue the chain after what it appended, which must
+        follow this writer's own last line. Raises OSError: ForeignEdit when it does not, or this
+        writer refused the log before."""
+        if self.tampered:
+            raise ForeignEdit(self.tampered)
+        moved = self._hold()
+        assert self.fd is not None
+        try:
+            if not self.chain:
+                self._size = os.fstat(self.fd).st_size
+                return
+            if moved is not None:
+                self._grown(moved, f"{self.path} (the file this writer wrote last, rotated since)")
+                for older in self._rotated_since(os.fstat(moved).st_ino):
+                    self._size, self._head_len = 0, 0
+                    fd = os.open(older, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        self._grown(fd, str(older))
+                    finally:
+                        os.close(fd)
+                self._size, self._head_len = 0, 0
+            self._grown(self.fd, str(self.path), current=True)
+        finally:
+            if moved is not None:
+                os.close(moved)
+
+    def _grown(self, fd: int, name: str, *, current: bool = False) -> None:
+        """Accept what follows this writer's last line in ``fd`` as chained growth and continue the
+        chain after it; a partial last line of the ``current`` file is cut (a writer that crashed).
+        Raises ForeignEdit (the file is shorter, the writer's last line changed, a new line does
+        not chain), OSError."""
+        size = os.fstat(fd).st_size
+        if size < self._size:
+            raise ForeignEdit(f"{name} is {size} bytes, shorter than the {self._size} this writer left")
+        if not own_line_intact(fd, self._size, self._head_len, self.head):
+            raise ForeignEdit(
+                f"{name}: the line this writer wrote last (ending at byte {self._size}) was changed"
+            )
+        if size == self._size:
+            return
+        tail = follow(fd, self._size, size, Tail(self.head, self.seq, self._head_len, self._size), name)
+        if tail.end < size:
+            if not current:
+                raise ForeignEdit(f"{name} ends in a partial line")
+            self._cut_partial(fd, tail.end, size)
+        self.head, self.seq, self._head_len, self._size = tail.head, tail.seq, tail.length, tail.end
+
+    def _rotated_since(self, ino: int) -> list[Path]:
+        """The rotated files newer than the one with inode ``ino``, oldest first; none when it is not
+        one of them (then the current file must chain onto it directly)."""
+        newer: list[Path] = []
+        n = 1
+        while True:
+            try:
+                st = os.stat(rotated(self.path, n))
+            except FileNotFoundError:
+                return []
+            if st.st_ino == ino:
+                return newer[::-1]
+            newer.append(rotated(self.path, n))
+            n += 1
 
     def _write(self, chunks: Sequence[bytes], sync: bool, final: bool) -> int:
         assert self.fd is not None
@@ -342,6 +388,7 @@ class AuditFile:
             parts.append(line)
         if not parts:
             return 0
+        last = len(parts[-1])
         parts.append(b"")
         data = b"\n".join(parts)
         try:
@@ -352,7 +399,7 @@ class AuditFile:
             self._cut_back()
             raise
         self._size += len(data)
-        self.head, self.seq = head, seq
+        self.head, self.seq, self._head_len = head, seq, last
         if self._key is not None and due:
             self.unsigned = 0
             self._last_checkpoint = time.monotonic()
@@ -416,10 +463,12 @@ class AuditFile:
             os.replace(rotated(self.path, k - 1), rotated(self.path, k))
         os.replace(self.path, rotated(self.path, 1))
         fd = open_log(self.path)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # before anyone else appends to the new file
+        fcntl.flock(fd, fcntl.LOCK_EX)
         os.close(self.fd)  # (releases the old file's lock)
         self.fd = fd
-        self._size = 0
+        self._size, self._head_len = 0, 0
+        if self.chain:  # a writer that opened the new file first chained onto the checkpoint above
+            self._grown(fd, str(self.path), current=True)
 
     def sync(self) -> None:
         """fsync the file; raises OSError."""

@@ -21,6 +21,7 @@ import orjson
 
 from vigil.audit import logfile
 from vigil.audit.events import EVENT_VERSION, decision_event, event_lines, rfc3339
+from vigil.audit.keys import load_or_create_key
 from vigil.model.decision import DecisionRecord
 
 log = logging.getLogger("vigil.audit")
@@ -29,7 +30,8 @@ log = logging.getLogger("vigil.audit")
 class AuditSink(Protocol):
     """Where decision records go. ``emit`` never raises; False means not recorded (it blocks only
     in ``sync`` durability, until the event is on disk or a timeout). Sinks may also have
-    ``emit_event(dict) -> bool`` (operator events), ``healthy`` and ``write_errors``."""
+    ``emit_event(dict) -> bool`` (operator events; False while the sink cannot write, too),
+    ``healthy``, ``write_errors`` and ``alarms``."""
 
     def emit(self, record: DecisionRecord) -> bool: ...
     def flush(self) -> None: ...
@@ -136,14 +138,14 @@ class JsonlSink:
     ) -> None:
         """Open (or create, mode 0600) the log at ``path`` and start the writer thread; ``mark``
         (JSON members such as ``b',"replay":true'``) is added to every line it writes. Raises
-        OSError when the file cannot be opened, :class:`~vigil.audit.logfile.AuditKeyError` when
+        OSError when the file cannot be opened, :class:`~vigil.audit.keys.AuditKeyError` when
         the signing key cannot be read or created, ValueError for an unknown durability."""
         if durability not in ("batched", "sync"):
             raise ValueError(f"unknown audit durability {durability!r}")
         self.path = Path(path)
         key = None
         if chain and signing_key is not None:
-            key = logfile.load_or_create_key(Path(signing_key))
+            key = load_or_create_key(Path(signing_key))
         self.file = logfile.AuditFile(
             self.path,
             chain=chain,
@@ -198,6 +200,12 @@ class JsonlSink:
         return self._healthy
 
     @property
+    def alarms(self) -> int:
+        """1 once the log was found changed otherwise than by its writers' appends (the file
+        refuses it from then on: every write fails), else 0."""
+        return int(self.file.alarms)
+
+    @property
     def durability(self) -> str:
         return "sync" if self._sync else "batched"
 
@@ -205,39 +213,41 @@ class JsonlSink:
         """Buffer ``record``'s event. Returns False (and counts a drop) when the sink is closed,
         full, or (batched) not healthy; in sync durability also when the event could not be made
         durable within the timeout. Never raises."""
-        if (
-            self._closed
-            or (not self._healthy and not self._sync)
-            or self._accepted_n - self._settled >= self._capacity
-        ):
-            self._drop(1)
+        if self._refuses():
             return False
-        k = self._lines.add(record)
-        self._accepted_n = k
-        if self._closed:  # close() began while this line was added: was it in the final chunk?
-            return self._late(k)
-        if self._sync:
-            return self._wait(k)
-        if len(self._lines) >= self._batch:
-            self._seal(blocking=False)
-        return True
+        return self._accepted(self._lines.add(record))
 
     def emit_event(self, event: dict[str, Any]) -> bool:
         """Write an operator event (``type``, ``by``, details) through the same buffer, writer and
         chain as decisions; ``v`` and ``time`` (now) are added when missing. Returns what
-        :meth:`emit` returns (never raises: a value JSON cannot carry is written as its text)."""
+        :meth:`emit` returns: False (counted as a drop) also while the sink is not healthy, so an
+        operator action is never taken as recorded by a log that cannot be written. Never raises
+        (a value JSON cannot carry is written as its text)."""
         full = {"v": EVENT_VERSION, "type": "event", "time": rfc3339(time.time())}
         full.update(event)
         try:
             line = orjson.dumps(full, default=str)
         except (TypeError, ValueError):
             line = orjson.dumps({k: str(v) for k, v in full.items()})
-        if self._closed or self._accepted_n - self._settled >= self._capacity:
-            self._drop(1)
+        if self._refuses():
             return False
         return self._accepted(self._lines.add(line))
 
+    def _refuses(self) -> bool:
+        """True (a drop counted) when no line can be taken now: the sink is closed, full, or
+        (batched) not healthy; sync durability tries every line (each waits for its write)."""
+        if (
+            self._closed
+            or (not self._healthy and not self._sync)
+            or self._accepted_n - self._settled >= self._capacity
+        ):
+            self._drop(1)
+            return True
+        return False
+
     def _accepted(self, k: int) -> bool:
+        """Line ``k`` is in the buffer: hand it on (a chunk every ``batch`` lines), or in sync
+        durability wait for its write. Returns what :meth:`emit` returns."""
         self._accepted_n = k
         if self._closed:  # close() began while this line was added: was it in the final chunk?
             return self._late(k)
@@ -442,7 +452,7 @@ def sink_from_settings(
     paths relative to ``workspace``; ``path`` another log than ``[audit] path`` (with the same
     settings), ``mark`` JSON members added to every line (:class:`JsonlSink`), ``signing_key``
     another checkpoint key than ``[audit] signing_key``. Raises OSError (the
-    log cannot be opened) or :class:`~vigil.audit.logfile.AuditKeyError` (the signing key)."""
+    log cannot be opened) or :class:`~vigil.audit.keys.AuditKeyError` (the signing key)."""
     if audit.sink == "none" and path is None:
         return NullSink()
     path = Path(audit.path if path is None else path)

@@ -3,6 +3,10 @@
 The log is the base file and its rotated predecessors, read oldest first (``audit.jsonl.3``,
 ``.2``, ``.1``, ``audit.jsonl``); the chain runs through all of them. The first problem stops the
 check and is named with its file and line number and why (see :func:`verify_log`).
+
+What the log alone cannot show: a log cut just after a checkpoint is a valid log (every line
+chains, the last is signed). Only an anchor kept elsewhere tells: the ``seq`` and ``hash`` of a
+checkpoint (:attr:`Verification.head`, ``vigil audit head``), checked later with ``expect_head``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from vigil.audit.logfile import GENESIS, key_id, rotated, signature_body
+from vigil.audit.keys import key_id
+from vigil.audit.logfile import GENESIS, rotated, signature_body
 
 
 @dataclass(slots=True)
@@ -32,6 +37,15 @@ class Verification:
     events: int = 0
     checkpoints: int = 0
     unsigned: int = 0
+    head: tuple[int, str] | None = None  # (seq, hash) of the last checkpoint
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``<seq>:<64 hex>`` (what ``vigil audit head`` prints) -> (seq, hash); raises ValueError."""
+    seq, _, digest = text.strip().partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{text[:80]!r} is not <seq>:<64 lowercase hex digits>")
+    return int(seq), digest
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
@@ -55,7 +69,13 @@ def log_files(base: Path) -> list[Path]:
     return files
 
 
-def verify_log(base: Path, public_key: Ed25519PublicKey | None) -> Verification:
+def verify_log(
+    base: Path,
+    public_key: Ed25519PublicKey | None,
+    *,
+    strict: bool = False,
+    expect_head: tuple[int, str] | None = None,
+) -> Verification:
     """Check the log at ``base`` (and its rotated files). Returns a :class:`Verification`; never
     raises for log content (an unreadable file is a problem too).
 
@@ -64,17 +84,20 @@ def verify_log(base: Path, public_key: Ed25519PublicKey | None) -> Verification:
     line before was changed), *removed* (the sequence jumps), *reordered* (it goes back) or
     *inserted* (the next line chains past it); a checkpoint whose signature does not verify with
     ``public_key`` (forged, edited, or signed by another key), whose ``hash`` is not the chain head
-    or whose ``seq`` is not the last event's. Warnings: events after the last checkpoint (a log
-    truncated after it cannot be told from one whose last events are not signed yet), no
-    checkpoint at all, no public key given (signatures not checked)."""
+    or whose ``seq`` is not the last event's; with a ``public_key``, a log with no checkpoint
+    (nothing in it is signed: it could be anyone's); with ``expect_head`` (seq, hash), no
+    checkpoint with that seq and hash (the log was cut before it, or rewritten). With ``strict``,
+    also events after the last checkpoint and no ``public_key``. Otherwise those are warnings:
+    events after the last checkpoint (a log truncated after it cannot be told from one whose last
+    events are not signed yet), no public key given (signatures not checked)."""
     out = Verification()
     files = log_files(base)
     out.files = [str(f) for f in files]
     if not files:
-        out.ok = False
-        out.problem = f"{base}: no audit log found"
-        return out
+        return _broken(out, f"{base}: no audit log found")
     if public_key is None:
+        if strict:
+            return _broken(out, "no public key given (--strict): the checkpoint signatures cannot be checked")
         out.warnings.append("no public key given: checkpoint signatures were not checked")
     want_id = key_id(public_key) if public_key is not None else None
     prev_hash = GENESIS
@@ -87,35 +110,38 @@ def verify_log(base: Path, public_key: Ed25519PublicKey | None) -> Verification:
         try:
             data = path.read_bytes()
         except OSError as e:
-            return _fail(out, f"{path}: cannot read: {e.strerror}")
+            return _broken(out, f"{path}: cannot read: {e.strerror}")
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
         elif lines:
-            return _fail(out, f"{path}:{len(lines)}: partial last line (no newline)")
+            return _broken(out, f"{path}:{len(lines)}: partial last line (no newline)")
         for number, line in enumerate(lines, 1):
             where = f"{path}:{number}"
             out.lines += 1
             try:
                 event = orjson.loads(line)
             except orjson.JSONDecodeError:
-                return _fail(out, f"{where}: not a JSON line (edited or inserted)")
+                return _broken(out, f"{where}: not a JSON line (edited or inserted)")
             if not isinstance(event, dict):
-                return _fail(out, f"{where}: not a JSON object (edited or inserted)")
+                return _broken(out, f"{where}: not a JSON object (edited or inserted)")
             prev = event.get("prev")
             seq = event.get("seq")
             kind = event.get("type")
             if type(prev) is not str or type(seq) is not int:
-                return _fail(out, f"{where}: not a chained line (no prev/seq: edited or inserted)")
+                return _broken(out, f"{where}: not a chained line (no prev/seq: edited or inserted)")
             if prev != prev_hash:
                 blame, why = _diagnose(kind, seq, last_seq, prev, before_prev, seen, lines[number:])
-                return _fail(out, f"{prev_where if blame else where}: {why}")
+                return _broken(out, f"{prev_where if blame else where}: {why}")
             if kind == "checkpoint":
                 problem = _checkpoint(line, event, seq, last_seq, prev_hash, public_key, want_id)
                 if problem:
-                    return _fail(out, f"{where}: {problem}")
+                    return _broken(out, f"{where}: {problem}")
                 out.checkpoints += 1
                 out.unsigned = 0
+                out.head = (seq, prev_hash)
+                if expect_head is not None and out.head == expect_head:
+                    expect_head = None  # found
             else:
                 if seq != last_seq + 1:
                     if seq > last_seq + 1:
@@ -124,7 +150,7 @@ def verify_log(base: Path, public_key: Ed25519PublicKey | None) -> Verification:
                         why = f"inserted: sequence {seq} repeats the line before"
                     else:
                         why = f"reordered: sequence {seq} after {last_seq}"
-                    return _fail(out, f"{where}: {why}")
+                    return _broken(out, f"{where}: {why}")
                 last_seq = seq
                 out.events += 1
                 out.unsigned += 1
@@ -133,17 +159,36 @@ def verify_log(base: Path, public_key: Ed25519PublicKey | None) -> Verification:
             prev_where = where
             prev_hash = hashlib.sha256(line).hexdigest()
             seen[prev_hash] = out.lines
+    return _signed(out, public_key is not None, strict, expect_head)
+
+
+def _signed(
+    out: Verification, keyed: bool, strict: bool, expect_head: tuple[int, str] | None
+) -> Verification:
+    """What an intact chain still lacks: a signature over it, the anchor, the last events signed."""
+    if expect_head is not None:
+        return _broken(
+            out,
+            f"no checkpoint for sequence {expect_head[0]} with hash {expect_head[1]} (the anchor): "
+            "the log was cut before it, or rewritten",
+        )
     if out.checkpoints == 0:
-        out.warnings.append(f"no checkpoint: none of the {out.events} events is signed")
+        none = f"no checkpoint: none of the {out.events} events is signed"
+        if keyed:
+            return _broken(out, none + " (an unsigned log could have been written by anyone)")
+        out.warnings.append(none)
     elif out.unsigned:
-        out.warnings.append(
+        trailing = (
             f"{out.unsigned} event(s) after the last checkpoint are not signed yet "
             "(or the log was truncated after that checkpoint)"
         )
+        if strict:
+            return _broken(out, trailing + " (--strict)")
+        out.warnings.append(trailing)
     return out
 
 
-def _fail(out: Verification, problem: str) -> Verification:
+def _broken(out: Verification, problem: str) -> Verification:
     out.ok = False
     out.problem = problem
     return out

@@ -187,17 +187,20 @@ class Approvals:
     ) -> Ticket | None:
         """Use the approved, unexpired ticket for this subject, action and resource from the
         ``bound`` context, if any: returns it with one use fewer (``used`` after its last use,
-        recorded in the change log as ``ticket_used``), or None. Raises StoreError when the
-        store cannot record the use within ``decision_timeout_s`` (the caller denies)."""
+        recorded in the change log as ``ticket_used``), or None (also when another process took
+        its last use first: the store takes uses atomically). Raises StoreError when the store
+        cannot record the use within ``decision_timeout_s`` (the caller denies)."""
         key: Key = (subject, action, resource, bound[0], bound[1], bound[2])
         with bounded(self.decision_timeout_s, fail_fast=True), hold(self._lock, "approvals"):
             self._sync()
             t = self._approved.get(key)
             if t is None or now >= t.expires or t.uses < 1:
                 return None
-            left = t.uses - 1
-            used = replace(t, uses=left, state=APPROVED if left else USED)
-            self.store.put_ticket(used)
+            used = self.store.use_ticket(t.id, now)
+            if used is None:  # used up, or closed, by another process since the mirror was read
+                self._version = -1  # read the store again next time
+                return None
+            left = used.uses
             self.store.append_change(
                 now,
                 "ticket_used",
@@ -303,23 +306,22 @@ class Approvals:
         uses = check_uses(uses)
         with self._lock:
             t = self.get(ticket_id)
-            current = t.state_at(now)
-            if current != PENDING:
-                raise ConflictError(
-                    f"ticket {t.id!r} is {current}{' by ' + repr(t.decided_by) if t.decided_by else ''}",
-                    code="ticket_closed",
-                )
-            expires = now + ttl_s if state == APPROVED else t.expires
             decided = replace(
                 t,
-                expires=expires,
+                expires=now + ttl_s if state == APPROVED else t.expires,
                 state=state,
                 decided_by=actor,
                 decided_at=now,
                 note=note,
                 uses=uses if state == APPROVED else 0,
             )
-            self.store.put_ticket(decided)
+            if t.state_at(now) != PENDING or not self.store.decide_ticket(decided, now):
+                t = self.get(ticket_id)  # as another process may just have decided it
+                current = t.state_at(now)
+                raise ConflictError(
+                    f"ticket {t.id!r} is {current}{' by ' + repr(t.decided_by) if t.decided_by else ''}",
+                    code="ticket_closed",
+                )
             self.store.append_change(
                 now,
                 "ticket_approved" if state == APPROVED else "ticket_denied",

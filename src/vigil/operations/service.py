@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vigil.audit.events import rfc3339
-from vigil.audit.logfile import AuditKeyError
+from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.errors import AuditError, RequestError, WorkspaceError
 from vigil.model.uid import EntityUid
@@ -172,20 +173,28 @@ class StateDesk:
         finally:
             self.store.close()
 
-    def _event(self, kind: str, by: str, **details: Any) -> None:
-        """One operator event into the workspace's chained audit log (shared with a running server:
-        appends hold the file lock and follow the chain). Raises AuditError when it cannot be
-        opened or refuses the event: an operator change that cannot be audited is reported."""
-        if self.settings.audit.sink == "none":
+    def _recordable(self) -> None:
+        """Before a change: open the workspace's chained audit log (shared with a running server:
+        appends hold the file lock and follow the chain), with ``sync`` durability so that each
+        event is on disk before its change is reported. Raises AuditError (nothing changed) when
+        it cannot be opened."""
+        if self.settings.audit.sink == "none" or self._audit is not None:
             return
-        if self._audit is None:
-            try:
-                self._audit = sink_from_settings(self.settings.audit, self._root)
-            except (OSError, AuditKeyError) as e:
-                raise AuditError(f"cannot open the audit log: {e}") from None
+        try:
+            self._audit = sink_from_settings(replace(self.settings.audit, durability="sync"), self._root)
+        except (OSError, AuditKeyError) as e:
+            raise AuditError(f"cannot open the audit log: {e}; nothing was changed") from None
+
+    def _event(self, kind: str, by: str, **details: Any) -> None:
+        """After a change: its operator event. Raises AuditError when the audit log refuses it or
+        cannot write it: an operator change that cannot be audited is reported, never taken as
+        recorded."""
         emit = getattr(self._audit, "emit_event", None)
         if emit is not None and not emit(operator_event(kind, by, rfc3339(self._clock()), **details)):
-            raise AuditError("the audit log refused the operator event (see the log)")
+            raise AuditError(
+                f"the change was saved, but its {kind} event could not be written to the audit log "
+                "(see the vigil.audit log)"
+            )
 
     def __enter__(self) -> StateDesk:
         return self
@@ -202,12 +211,14 @@ class StateDesk:
     def approve(
         self, ticket_id: str, *, by: str, note: str = "", now: float | None = None, uses: int = 1
     ) -> Ticket:
+        self._recordable()
         ttl = self.settings.behaviour.approval_ttl_s
         t = self.approvals.approve(ticket_id, by=by, now=self._now(now), ttl_s=ttl, note=note, uses=uses)
         self._event("ticket_approved", by, **ticket_details(t), note=note, uses=uses)
         return t
 
     def deny(self, ticket_id: str, *, by: str, note: str = "", now: float | None = None) -> Ticket:
+        self._recordable()
         t = self.approvals.deny(ticket_id, by=by, now=self._now(now), note=note)
         self._event("ticket_denied", by, **ticket_details(t), note=note)
         return t
@@ -219,6 +230,7 @@ class StateDesk:
     def add(
         self, subject: EntityUid, *, by: str, reason: str = "", now: float | None = None
     ) -> QuarantineEntry:
+        self._recordable()
         q = self.quarantine.add(subject, by=by, reason=reason, now=self._now(now))
         self._event("quarantine_added", by, subject=uid_dict(subject), reason=reason)
         return q
@@ -226,6 +238,7 @@ class StateDesk:
     def lift(
         self, subject: EntityUid, *, by: str, note: str = "", now: float | None = None
     ) -> QuarantineEntry:
+        self._recordable()
         q = self.quarantine.lift(subject, by=by, note=note, now=self._now(now))
         self._event("quarantine_lifted", by, subject=uid_dict(subject), note=note)
         return q

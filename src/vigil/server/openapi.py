@@ -34,7 +34,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "No such ticket, or the identity is not quarantined",
         409: "The ticket is already decided or expired",
         422: "Workspace refused (reload)",
-        503: "Not ready, or the state store did not answer in time (store_unavailable)",
+        503: "Not ready, the state store did not answer in time (store_unavailable), or (an operator change with [audit] required) the audit log cannot record it (audit_unavailable)",
     }
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
@@ -455,7 +455,7 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
                 "summary": "Reload the workspace atomically (the last good one stays on failure)",
                 "security": [{"admin_key": []}],
                 "parameters": [{"$ref": "#/components/parameters/X-Request-ID"}],
-                "responses": {"200": _json(_ref("Reload"), "Reloaded"), **_errors(401, 422)},
+                "responses": {"200": _json(_ref("Reload"), "Reloaded"), **_errors(401, 422, 503)},
             }
         },
         "/admin/v1/status": _get("Engine status", _ref("Status"), "admin_status", security="admin_key"),

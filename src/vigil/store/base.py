@@ -167,6 +167,19 @@ class TicketStore(Protocol):
         """Tickets by stored state and/or subject, oldest first."""
         ...
 
+    def decide_ticket(self, decided: Ticket, now: float) -> bool:
+        """Replace the ticket ``decided.id`` by ``decided`` only while the stored one is still
+        ``pending`` and unexpired at ``now``, in one atomic step (of two deciders, across
+        processes, exactly one wins); returns False when it was not (nothing written)."""
+        ...
+
+    def use_ticket(self, ticket_id: str, now: float) -> Ticket | None:
+        """Take one use of the ``approved`` ticket ``ticket_id`` when it has one left and is
+        unexpired at ``now``, in one atomic step (consumers across processes together take at
+        most ``uses`` uses): returns the ticket with ``uses`` one fewer (``used`` after its last),
+        or None when there was no use to take (nothing written)."""
+        ...
+
 
 class QuarantineStore(Protocol):
     def put_quarantine(self, entry: QuarantineEntry) -> None: ...

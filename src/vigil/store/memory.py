@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from vigil.model.uid import EntityUid
-from vigil.store.base import Change, QuarantineEntry, Ticket
+from vigil.store.base import APPROVED, PENDING, USED, Change, QuarantineEntry, Ticket
 
 
 class MemoryStore:
@@ -49,6 +50,25 @@ class MemoryStore:
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         return self._tickets.get(ticket_id)
+
+    def decide_ticket(self, decided: Ticket, now: float) -> bool:
+        with self._lock:
+            t = self._tickets.get(decided.id)
+            if t is None or t.state != PENDING or now >= t.expires:
+                return False
+            self._tickets[decided.id] = decided
+            self._version += 1
+            return True
+
+    def use_ticket(self, ticket_id: str, now: float) -> Ticket | None:
+        with self._lock:
+            t = self._tickets.get(ticket_id)
+            if t is None or t.state != APPROVED or t.uses < 1 or now >= t.expires:
+                return None
+            used = replace(t, uses=t.uses - 1, state=APPROVED if t.uses > 1 else USED)
+            self._tickets[ticket_id] = used
+            self._version += 1
+            return used
 
     def tickets(self, *, state: str | None = None, subject: EntityUid | None = None) -> list[Ticket]:
         with self._lock:

@@ -30,7 +30,18 @@ from typing import Any, TypeVar
 import orjson
 
 from vigil.model.uid import EntityUid
-from vigil.store.base import Change, QuarantineEntry, StoreError, Ticket, fail_fast, hold, wait_limit
+from vigil.store.base import (
+    APPROVED,
+    PENDING,
+    USED,
+    Change,
+    QuarantineEntry,
+    StoreError,
+    Ticket,
+    fail_fast,
+    hold,
+    wait_limit,
+)
 
 SCHEMA_VERSION = 1
 BREAKER_S = 1.0
@@ -100,6 +111,32 @@ def _ticket(row: tuple[Any, ...]) -> Ticket:
         region=row[17],
         user_agent=row[18],
         uses=row[19],
+    )
+
+
+def _ticket_row(ticket: Ticket) -> tuple[Any, ...]:
+    """A ticket's values in the order of ``_TICKET_COLUMNS``."""
+    return (
+        ticket.id,
+        ticket.subject[0],
+        ticket.subject[1],
+        ticket.action[0],
+        ticket.action[1],
+        ticket.resource[0],
+        ticket.resource[1],
+        ticket.created,
+        ticket.expires,
+        ticket.risk,
+        orjson.dumps(list(ticket.signals)).decode(),
+        ticket.why,
+        ticket.state,
+        ticket.decided_by,
+        ticket.decided_at,
+        ticket.note,
+        ticket.network,
+        ticket.region,
+        ticket.user_agent,
+        ticket.uses,
     )
 
 
@@ -306,33 +343,36 @@ class SqliteStore:
 
     # -- tickets ---------------------------------------------------------------------------------
     def put_ticket(self, ticket: Ticket) -> None:
-        row = (
-            ticket.id,
-            ticket.subject[0],
-            ticket.subject[1],
-            ticket.action[0],
-            ticket.action[1],
-            ticket.resource[0],
-            ticket.resource[1],
-            ticket.created,
-            ticket.expires,
-            ticket.risk,
-            orjson.dumps(list(ticket.signals)).decode(),
-            ticket.why,
-            ticket.state,
-            ticket.decided_by,
-            ticket.decided_at,
-            ticket.note,
-            ticket.network,
-            ticket.region,
-            ticket.user_agent,
-            ticket.uses,
-        )
+        row = _ticket_row(ticket)
         self._write(
             lambda db: db.execute(
                 f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 20)})", row
             )
         )
+
+    def decide_ticket(self, decided: Ticket, now: float) -> bool:
+        # the state is tested by the UPDATE itself, inside the write transaction, not on a copy
+        # read before it (another process may have decided the ticket meanwhile)
+        row = _ticket_row(decided)
+        sql = (
+            f"UPDATE tickets SET ({_TICKET_COLUMNS}) = ({', '.join('?' * 20)}) "
+            "WHERE id = ? AND state = ? AND expires > ?"
+        )
+        return self._write(lambda db: db.execute(sql, (*row, decided.id, PENDING, now)).rowcount == 1)
+
+    def use_ticket(self, ticket_id: str, now: float) -> Ticket | None:
+        def run(db: sqlite3.Connection) -> Ticket | None:
+            cur = db.execute(
+                "UPDATE tickets SET uses = uses - 1, state = CASE WHEN uses > 1 THEN ? ELSE ? END "
+                "WHERE id = ? AND state = ? AND uses > 0 AND expires > ?",
+                (APPROVED, USED, ticket_id, APPROVED, now),
+            )
+            if cur.rowcount != 1:
+                return None
+            row = db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+            return _ticket(row)
+
+        return self._write(run)
 
     def get_ticket(self, ticket_id: str) -> Ticket | None:
         row = self._read(
