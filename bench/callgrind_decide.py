@@ -2,6 +2,7 @@
 cannot move, for comparing two builds of the decision path.
 
     .venv/bin/python bench/callgrind_decide.py [--shared ../shared] [--warmup 20000] [--count 5000]
+                                               [--registry none|active|gated] [--no-gc]
 
 Runs itself twice under ``valgrind --tool=callgrind`` (``PYTHONHASHSEED=0``), once deciding only the
 ``--warmup`` requests and once deciding ``--count`` more, collecting only inside ``Engine.decide``
@@ -18,6 +19,18 @@ of one build with ``--audit`` (measured: up to ~300 instructions a decision) is 
 authorizer's caches, not in the sink: for a change to ``emit``, compare its inclusive cost in the
 two profiles (``callgrind_annotate --inclusive=yes``).
 
+``--registry``: ``none`` (the default) leaves the identity registry empty; ``active`` registers
+every principal of the workload (no expiry, none inactive: the gate is one comparison, as with an
+empty registry, over the same objects as ``gated``); ``gated`` registers every principal with an
+expiry a year ahead and suspends one more identity (never a principal), so each decision pays the
+gate's full price (the expiry comparison and the inactive-set lookup). ``gated`` minus ``active``
+is that price; both differ from ``none`` by what thousands more live objects do to the garbage
+collector's passes inside ``decide``.
+
+``--no-gc``: the garbage collector is off while deciding, so the count is the decision code's own
+(a full collection inside the measured window, or not, moves it by thousands of instructions a
+decision: compare builds or variants with it).
+
 ``--run`` (what the two valgrind runs execute): generate ``--warmup`` requests, build the engine,
 decide the first ``--decide`` of them, exit.
 """
@@ -25,6 +38,7 @@ decide the first ``--decide`` of them, exit.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -39,7 +53,9 @@ TOGGLE = "__pyx_pw_5vigil_6engine_6Engine_??decide"  # the compiled Engine.decid
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-def run(shared: str, n: int, decide_n: int, audit: bool = False) -> None:
+def run(
+    shared: str, n: int, decide_n: int, audit: bool = False, registry: str = "none", gc_off: bool = False
+) -> None:
     sys.path.insert(0, str(Path(shared) / "bench"))
     import workload  # type: ignore[import-not-found]
     from peers.translate import CEDAR_TYPE, cedar_entities  # type: ignore[import-not-found]
@@ -65,6 +81,16 @@ def run(shared: str, n: int, decide_n: int, audit: bool = False) -> None:
                 ws / "audit.jsonl", capacity=4 * n, flush_interval_s=1e6, signing_key=ws / "audit.key"
             )
         engine = vigil.Engine.from_workspace(ws, clock=START.timestamp, audit=sink)
+        if registry != "none":
+            year = (START + timedelta(days=365)).isoformat() if registry == "gated" else None
+            for pid in sorted({q["principal"] for q in wl.requests[:n]} | {"bench-suspended"}):
+                engine.identities.add(
+                    ("Agent", pid), owner="bench@example.com", purpose="bench", by="bench", expires=year
+                )
+            if registry == "gated":
+                engine.identities.suspend(("Agent", "bench-suspended"), by="bench")
+            gated = bool(engine.registry.inactive) and engine.registry.next_expiry < float("inf")
+            assert gated == (registry == "gated")
         rtype = {rid: CEDAR_TYPE[r["type"]] for rid, r in wl.resources.items()}
         requests: list[tuple[dict[str, Any], datetime]] = []
         for i, q in enumerate(wl.requests[:n]):
@@ -86,12 +112,17 @@ def run(shared: str, n: int, decide_n: int, audit: bool = False) -> None:
                 )
             )
         decide = engine.decide
+        if gc_off:
+            gc.collect()
+            gc.disable()
         for req, now in requests[:decide_n]:
             decide(req, now=now)
         engine.close()
 
 
-def callgrind(shared: str, n: int, decide_n: int, audit: bool = False) -> int:
+def callgrind(
+    shared: str, n: int, decide_n: int, audit: bool = False, registry: str = "none", gc_off: bool = False
+) -> int:
     with tempfile.TemporaryDirectory(prefix="vigil-cg-") as d:
         out = Path(d) / "callgrind.out"
         cmd = [
@@ -111,6 +142,9 @@ def callgrind(shared: str, n: int, decide_n: int, audit: bool = False) -> int:
             "--decide",
             str(decide_n),
             *(["--audit"] if audit else []),
+            "--registry",
+            registry,
+            *(["--no-gc"] if gc_off else []),
         ]
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True)
         m = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.M)
@@ -125,21 +159,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=20_000)
     ap.add_argument("--count", type=int, default=5_000)
     ap.add_argument("--audit", action="store_true", help="with the JSON-lines audit sink on")
+    ap.add_argument("--registry", choices=("none", "active", "gated"), default="none", help="see above")
+    ap.add_argument("--no-gc", action="store_true", help="the garbage collector off while deciding")
     ap.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--decide", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.run:
-        run(args.shared, args.warmup, args.decide, args.audit)
+        run(args.shared, args.warmup, args.decide, args.audit, args.registry, args.no_gc)
         return 0
     n = args.warmup + args.count
-    base = callgrind(args.shared, n, args.warmup, args.audit)
-    total = callgrind(args.shared, n, n, args.audit)
+    base = callgrind(args.shared, n, args.warmup, args.audit, args.registry, args.no_gc)
+    total = callgrind(args.shared, n, n, args.audit, args.registry, args.no_gc)
     print(
         json.dumps(
             {
                 "audit": args.audit,
                 "warmup": args.warmup,
                 "count": args.count,
+                "registry": args.registry,
+                "gc": not args.no_gc,
                 "instructions_warmup": base,
                 "instructions_total": total,
                 "instructions_per_decision": round((total - base) / args.count, 1),

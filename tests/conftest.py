@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import settings
 from tests import profiles
 from vigil.compiled import C_MODULES, HOT_MODULES
 from vigil.errors import HTTP_STATUS, VigilError
+from vigil.store import MemoryStore, SqliteStore, Store
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 _CIMPORT = re.compile(r"^\s*from\s+(vigil(?:\.\w+)+)\s+cimport\b", re.M)
@@ -96,3 +98,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for code, where in sorted(unknown.items()):
             print(f"  {code!r} ({where})")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# The state store conformance suites (tests/test_store.py, tests/test_identity_registry.py).
+@pytest.fixture(params=["memory", "sqlite"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """A factory of stores on the same backing state (two SQLite stores share one file)."""
+    if request.param == "memory":
+        shared = MemoryStore()
+        yield lambda: shared
+    else:
+        opened: list[SqliteStore] = []
+
+        def factory() -> Store:
+            s = SqliteStore(tmp_path / "state.db")
+            opened.append(s)
+            return s
+
+        yield factory
+        for s in opened:
+            s.close()

@@ -4,7 +4,7 @@ tickets, quarantines, the change log, and ``version()`` moving on every commit."
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,25 +33,6 @@ DB = ("Database", "db")
 
 def ticket(tid: str, subject: tuple[str, str] = A, created: float = 100.0, state: str = PENDING) -> Ticket:
     return Ticket(tid, subject, READ, DB, created, created + 60, 70, ("new_region",), "why", state)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    """A factory of stores on the same backing state (two SQLite stores share one file)."""
-    if request.param == "memory":
-        shared = MemoryStore()
-        yield lambda: shared
-    else:
-        opened: list[SqliteStore] = []
-
-        def factory() -> Store:
-            s = SqliteStore(tmp_path / "state.db")
-            opened.append(s)
-            return s
-
-        yield factory
-        for s in opened:
-            s.close()
 
 
 def test_profiles_round_trip(make: Callable[[], Store]) -> None:

@@ -21,16 +21,18 @@ cdef class _State:
 
 
 cdef class Engine:
-    cdef public dict _strings, _profiles
+    cdef public dict _strings, _profiles, _seen
     cdef public _State _state
     cdef public object _clock, _ids, _store, _audit, _reload_lock, last_reload_error
-    cdef public object profiles, approvals, quarantine
+    cdef public object profiles, approvals, quarantine, registry, identities
+    cdef public frozenset _id_inactive
+    cdef public double _id_expiry
     cdef public bint _audit_required
     cdef public long long store_errors, reloads
     cdef object __weakref__
 
     @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, answer=Answer, record=DecisionRecord, a=Assessment,
-                   pre=cython.bint, principal=tuple)
+                   pre=cython.bint, principal=tuple, inactive=frozenset)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
     cpdef void _finish(self, DecisionRecord record)
 

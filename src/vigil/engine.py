@@ -1,14 +1,15 @@
 """``Engine.decide``: the one orchestration of the decision pipeline (ARCHITECTURE section 2).
 
-parse -> identity (quarantine) -> signals (behaviour) -> policy (compiled Cedar) -> combine (risk,
-step-up, approvals, quarantine) -> record -> audit -> learn. Every failure denies; a malformed request
-raises :class:`~vigil.errors.RequestError` before anything is decided or changed.
+parse -> identity (registry gate, quarantine) -> signals (behaviour) -> policy (compiled Cedar) ->
+combine (risk, step-up, approvals, quarantine) -> record -> audit -> learn. Every failure denies; a
+malformed request raises :class:`~vigil.errors.RequestError` before anything is decided or changed.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 import weakref
@@ -27,10 +28,12 @@ from vigil.behaviour.model import BehaviourModel, Features
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.signals import Assessment
 from vigil.errors import AuditError, RequestError, VigilError, WorkspaceError
+from vigil.identity.registry import Registry
 from vigil.model.decision import Advice, DecisionRecord, ReasonCode, new_record
 from vigil.model.request import AccessRequest, parse_authzen
 from vigil.operations.approvals import Approvals, bound_context, ticket_dict
 from vigil.operations.events import operator_event, ticket_details, uid_dict
+from vigil.operations.identities import IdentityDesk
 from vigil.operations.quarantine import Quarantine
 from vigil.policy.build import PolicySet
 from vigil.policy.entities import Entity
@@ -53,6 +56,7 @@ _FORBID: Final = (ReasonCode.POLICY_FORBID.value,)
 _NO_PERMIT: Final = (ReasonCode.NO_MATCHING_PERMIT.value,)
 _NO_PERMIT_ERR: Final = (ReasonCode.NO_MATCHING_PERMIT.value, ReasonCode.POLICY_ERRORED.value)
 _UNKNOWN: Final = (ReasonCode.UNKNOWN_IDENTITY.value,)
+_INACTIVE: Final = (ReasonCode.IDENTITY_INACTIVE.value,)
 _NONE: Final[tuple[str, ...]] = ()
 _NO_ERRORS: Final[tuple[tuple[str, str], ...]] = ()
 _NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
@@ -138,8 +142,13 @@ class Engine:
     """vigil's decision engine over one workspace. Thread-safe for ``decide``; ``reload`` is atomic.
 
     ``store`` replaces the state store the workspace names (``[store]``: profiles, approval
-    tickets, quarantines); ``ticket_ids`` the source of approval ticket ids. ``new_state`` accepts
-    starting with a new state database where one existed and is gone (otherwise refused).
+    tickets, quarantines, the identity registry); ``ticket_ids`` the source of approval ticket
+    ids. ``new_state`` accepts starting with a new state database where one existed and is gone
+    (otherwise refused).
+
+    ``registry``: the identity registry (:class:`vigil.identity.Registry`), whose gate
+    (``inactive``, ``next_expiry``) the decision path reads; ``identities``: its operator use
+    cases (:class:`vigil.operations.identities.IdentityDesk`), audited in this engine's log.
     """
 
     def __init__(
@@ -168,6 +177,12 @@ class Engine:
             self.quarantine = Quarantine(self._store, self.profiles)
             wait = workspace.settings.store.decision_timeout_ms / 1000
             self.approvals.decision_timeout_s = self.quarantine.decision_timeout_s = wait
+            # the registry's gate, as the decision path reads it (set by the listener below)
+            self._id_inactive: frozenset[EntityUid] = frozenset()
+            self._id_expiry = math.inf
+            self._seen: dict[EntityUid, float] = {}  # uses the profiles do not record
+            self.registry = Registry(self._store, used=_used_reader(self.profiles, self._seen))
+            self.registry.listen(_gate_listener(self))
         except StoreError as e:
             raise WorkspaceError(
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
@@ -176,7 +191,17 @@ class Engine:
         self.store_errors = 0
         self._audit: AuditSink = audit if audit is not None else _default_sink(workspace)
         self._audit_required = workspace.settings.audit.required
-        self.profiles.start(workspace.settings.store.snapshot_interval_s, _tick(self.quarantine))
+        self.identities = IdentityDesk(
+            self.registry,
+            self._store,
+            audit=_operator_events(self),
+            recordable=_recordable(self),
+            clock=self._clock,
+            settings=_identity_settings(self),
+            entities=_entity_uids(self),
+        )
+        interval = workspace.settings.store.snapshot_interval_s
+        self.profiles.start(interval, _tick(self.quarantine, self.registry, interval))
         self._reload_lock = threading.Lock()
         self.reloads = 0
         self.last_reload_error: tuple[str, ...] = ()
@@ -202,10 +227,16 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------------------------
     def reload(self, *, by: str = "vigil") -> ReloadResult:
         """Load the workspace again and swap it in atomically; on failure keep the last good one.
-        Audited (``reloaded``/``reload_refused``) with ``by``. Raises AuditError (the last good one
-        stays) when ``[audit] required`` and the audit log cannot record the reload."""
+        Audited (``reloaded``/``reload_refused``) with ``by``. The identity registry is read again
+        from the store either way (a change another process made is in effect from here on).
+        Raises AuditError (the last good one stays) when ``[audit] required`` and the audit log
+        cannot record the reload."""
         with self._reload_lock:
             self._recordable()
+            try:
+                self.registry.refresh()
+            except StoreError:
+                self.store_errors += 1
             try:
                 ws = load_workspace(self._state.workspace.path)
             except WorkspaceError as e:
@@ -223,9 +254,14 @@ class Engine:
             return ReloadResult(True, self._state.revision)
 
     def close(self) -> None:
-        """Flush and close the audit sink; write the last profile snapshot; close the store."""
+        """Flush and close the audit sink; write the last profile snapshot and the identities'
+        usage; close the store."""
         self._audit.close()
         self.profiles.close()
+        try:
+            self.registry.flush_usage()
+        except StoreError:
+            self.store_errors += 1
         self._store.close()
 
     @property
@@ -293,28 +329,18 @@ class Engine:
         # so a caller mutating its request afterwards cannot change what is audited.
         entity = _entity(st.by_type, principal)
         if entity is None:
-            record = DecisionRecord(
-                self._ids(),
-                False,
-                _UNKNOWN,
-                _NONE,
-                _NO_ERRORS,
-                0,
-                _NONE,
-                _NONE,
-                st.revision,
-                perf_counter_ns() - t0,
-                when,
-                principal,
-                req.action,
-                req.resource,
-                context,
-            )
-            self._finish(record)
-            return record
+            return self._denied_early(st, req, context, principal, _UNKNOWN, when, t0)
         # From here on the principal is the stored entity's own uid tuple: tables keyed by it
         # (profiles) then match by identity rather than by comparing strings.
         principal = entity.uid
+        # the identity registry's gate: one float comparison, and a set lookup while any
+        # registered identity is suspended, retired or expired
+        if when >= self._id_expiry:
+            self.registry.expire(when)
+        inactive = self._id_inactive
+        if inactive and principal in inactive:
+            self._seen[principal] = when
+            return self._denied_early(st, req, context, principal, _INACTIVE, when, t0)
         # the resource's entity, looked up once for the policy and the behaviour model; the
         # address the context conversion parsed, for the behaviour model's network key
         rentity = _entity(st.by_type, req.resource)
@@ -399,6 +425,40 @@ class Engine:
             # a request let through on an approval is not learnable (see _risky): an approval
             # accepts one risk once, it does not make the risky context normal
             beh.learn(prof, f, learnable and record.allowed, record.allowed)
+        elif beh.off:  # no profile records the use: the registry's last_used reads it here
+            self._seen[principal] = when
+        return record
+
+    def _denied_early(
+        self,
+        st: _State,
+        req: AccessRequest,
+        context: Record,
+        principal: EntityUid,
+        reasons: tuple[str, ...],
+        when: float,
+        t0: int,
+    ) -> DecisionRecord:
+        """A deny before any policy runs (``unknown_identity``, ``identity_inactive``): no risk,
+        nothing learned; audited."""
+        record = DecisionRecord(
+            self._ids(),
+            False,
+            reasons,
+            _NONE,
+            _NO_ERRORS,
+            0,
+            _NONE,
+            _NONE,
+            st.revision,
+            perf_counter_ns() - t0,
+            when,
+            principal,
+            req.action,
+            req.resource,
+            context,
+        )
+        self._finish(record)
         return record
 
     def _risky(
@@ -642,6 +702,10 @@ class Engine:
         self._record("quarantine_lifted", by, subject=uid_dict(subject), note=note)
         return q
 
+    def identity_active(self, uid: EntityUid) -> bool:
+        """Whether the registry lets ``uid`` act now (True for an identity it does not hold)."""
+        return self.registry.is_active(uid, self._clock())
+
     def audit_operator(self, kind: str, by: str, **details: Any) -> bool:
         """Write an operator event (``type`` ``kind``, ``by``, the engine's time, ``details``) to
         the audit log, chained with the decisions. Returns False when the sink refused it."""
@@ -695,6 +759,8 @@ class Engine:
             "audit_alarms": getattr(self._audit, "alarms", 0),
             "identities_seen": len(self.profiles),
             "quarantined": len(self.quarantine),
+            "identities_registered": len(self.registry),
+            "identities_inactive": len(self._id_inactive),
             "profile_snapshot_errors": self.profiles.snapshot_errors,
             "store_errors": self.store_errors + self.quarantine.store_errors,
             "reloads": self.reloads,
@@ -740,16 +806,109 @@ def _check_uid(uid: Any) -> None:
         raise RequestError("an identity is a (type, id) pair of non-empty strings", code="invalid_argument")
 
 
-def _tick(quarantine: Quarantine) -> Callable[[], None]:
-    """The snapshot thread's tick: notice quarantines changed by another process."""
-    ref = weakref.ref(quarantine)
+def _tick(quarantine: Quarantine, registry: Registry, flush_s: float) -> Callable[[], None]:
+    """The snapshot thread's tick (about once a second): notice quarantines and registry changes
+    made by another process; every ``flush_s`` seconds, write the identities' usage. Raises the
+    last StoreError after trying each."""
+    qref = weakref.ref(quarantine)
+    rref = weakref.ref(registry)
+    last_flush = [time.monotonic()]
 
     def tick() -> None:
-        q = ref()
+        failed: StoreError | None = None
+        q = qref()
+        r = rref()
+        steps: list[Callable[[], Any]] = []
         if q is not None:
-            q.refresh()
+            steps.append(q.refresh)
+        if r is not None:
+            steps.append(r.refresh)
+            if time.monotonic() - last_flush[0] >= flush_s:
+                last_flush[0] = time.monotonic()
+                steps.append(r.flush_usage)
+        for step in steps:
+            try:
+                step()
+            except StoreError as e:
+                failed = e
+        if failed is not None:
+            raise failed
 
     return tick
+
+
+def _gate_listener(engine: Engine) -> Callable[[frozenset[EntityUid], float], None]:
+    """Copies the registry's gate into the engine's fields (a weak reference: the registry does
+    not keep the engine alive)."""
+    ref = weakref.ref(engine)
+
+    def listen(inactive: frozenset[EntityUid], next_expiry: float) -> None:
+        e = ref()
+        if e is not None:
+            e._id_inactive = inactive
+            e._id_expiry = next_expiry
+
+    return listen
+
+
+def _used_reader(profiles: ProfileBook, seen: dict[EntityUid, float]) -> Callable[[EntityUid], float]:
+    """The latest decision time of an identity that the engine keeps anyway: its behaviour
+    profile's ``last_seen``, or (mode ``off``, inactive identities) ``seen``; 0.0 when none."""
+
+    def used(uid: EntityUid) -> float:
+        p = profiles.get(uid)
+        t = p.last_seen if p is not None else 0.0
+        s = seen.get(uid, 0.0)
+        return t if t > s else s
+
+    return used
+
+
+def _operator_events(engine: Engine) -> Callable[..., None]:
+    """The engine's operator-event writer for its identity desk (weakly: no reference cycle);
+    raises AuditError when ``[audit] required`` and the log refused the event."""
+    ref = weakref.ref(engine)
+
+    def emit(kind: str, by: str, **details: Any) -> None:
+        e = ref()
+        if e is not None:
+            e._record(kind, by, **details)
+
+    return emit
+
+
+def _recordable(engine: Engine) -> Callable[[], None]:
+    """The engine's check before an operator change (weakly: no reference cycle)."""
+    ref = weakref.ref(engine)
+
+    def check() -> None:
+        e = ref()
+        if e is not None:
+            e._recordable()
+
+    return check
+
+
+def _identity_settings(engine: Engine) -> Callable[[], Any]:
+    ref = weakref.ref(engine)
+
+    def settings() -> Any:
+        e = ref()
+        assert e is not None
+        return e._state.workspace.settings.identity
+
+    return settings
+
+
+def _entity_uids(engine: Engine) -> Callable[[], Iterable[EntityUid]]:
+    ref = weakref.ref(engine)
+
+    def uids() -> Iterable[EntityUid]:
+        e = ref()
+        assert e is not None
+        return list(e._state.by_uid)
+
+    return uids
 
 
 def _default_sink(workspace: Workspace) -> AuditSink:

@@ -23,6 +23,9 @@ class ReasonCode(StrEnum):
     """A permit policy raised an error and was skipped (as in Cedar)."""
     UNKNOWN_IDENTITY = "unknown_identity"
     """The principal is not in the entity store: denied before any policy runs."""
+    IDENTITY_INACTIVE = "identity_inactive"
+    """The principal is suspended, retired or expired in the identity registry: denied before any
+    policy runs (an identity the registry does not hold is unaffected)."""
     INVALID_REQUEST = "invalid_request"
     """The request could not be parsed (batch items only; single calls raise)."""
     AUDIT_UNAVAILABLE = "audit_unavailable"
@@ -62,6 +65,7 @@ _TEXT = {
     ReasonCode.FORBID_ERRORED: "a forbid policy failed to evaluate; denied to stay safe",
     ReasonCode.POLICY_ERRORED: "a permit policy failed to evaluate and was skipped",
     ReasonCode.UNKNOWN_IDENTITY: "the principal is not a known identity",
+    ReasonCode.IDENTITY_INACTIVE: "the identity is suspended, retired or expired in the registry",
     ReasonCode.INVALID_REQUEST: "the request is malformed",
     ReasonCode.AUDIT_UNAVAILABLE: "the decision could not be audited and audit is required",
     ReasonCode.RISK_STEP_UP: "unusual behaviour for this identity: a human must approve (step-up)",

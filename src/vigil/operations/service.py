@@ -1,4 +1,5 @@
-"""Operator use cases on a workspace's runtime state: approval tickets and quarantines.
+"""Operator use cases on a workspace's runtime state: approval tickets, quarantines and the identity
+registry (:attr:`StateDesk.identities`, :mod:`vigil.operations.identities`).
 
 ``StateDesk`` opens only the workspace's settings (``vigil.toml``) and its state store, never its
 policies: an owner can lift a quarantine even while the workspace fails to load. The CLI
@@ -19,11 +20,14 @@ from vigil.audit.events import rfc3339
 from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.errors import AuditError, RequestError, WorkspaceError
+from vigil.identity.registry import Registry
 from vigil.model.uid import EntityUid
 from vigil.operations.approvals import Approvals, check_uses, ticket_dict
 from vigil.operations.events import operator_event, ticket_details, uid_dict
+from vigil.operations.identities import IdentityDesk
 from vigil.operations.quarantine import Quarantine, quarantine_dict
 from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
+from vigil.workspace.loader import entity_uids
 from vigil.workspace.settings import Settings, parse_settings
 
 __all__ = [
@@ -161,6 +165,24 @@ class StateDesk:
         self.quarantine = Quarantine(self.store, None)
         self._root = root
         self._audit: AuditSink | None = None  # opened at the first change, written at close
+        self._identities: IdentityDesk | None = None  # read from the store at first use
+
+    @property
+    def identities(self) -> IdentityDesk:
+        """The identity registry's use cases (the registry is read from the store at first use;
+        raises StoreError when it cannot be)."""
+        if self._identities is None:
+            root = self._root
+            self._identities = IdentityDesk(
+                Registry(self.store),
+                self.store,
+                audit=self._event,
+                recordable=self._recordable,
+                clock=self._clock,
+                settings=lambda: self.settings.identity,
+                entities=lambda: entity_uids(root),
+            )
+        return self._identities
 
     def now(self) -> float:
         return self._clock()

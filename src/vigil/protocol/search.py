@@ -13,7 +13,8 @@ access is returned). It is answered in two steps:
    unconstrained scope (``principal``, ``resource is T``, or conditions alone) makes the whole type
    a candidate. No applicable permit: no candidates, nothing evaluated.
 2. **Every candidate is decided** by the compiled authorizer with the engine's rules (unknown
-   principal denies, forbid overrides, an erroring forbid denies), so a result is exactly what an
+   principal denies, an identity the registry holds as suspended, retired or expired denies,
+   forbid overrides, an erroring forbid denies), so a result is exactly what an
    evaluation would permit at that moment. Checks are not audited and do not feed behaviour: a
    search is not an access. Risk is the neutral ``context.vigil`` (0, no signals).
 
@@ -177,7 +178,8 @@ class Searcher:
         action_uid = (idx.action_type, action[0])
         call.action_properties(action[1])
         scopes = [p.principal for p in idx.permits_for_action(action_uid)]
-        found = [u for u in idx.narrow(scopes, stype) if call.allowed(u, action_uid, resource)]
+        active = self._engine.identity_active
+        found = [u for u in idx.narrow(scopes, stype) if active(u) and call.allowed(u, action_uid, resource)]
         return self._page(request, [{"type": u[0], "id": u[1]} for u in found])
 
     def resource(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -192,8 +194,8 @@ class Searcher:
         call = _Call(idx, request.get("context"), None, (principal, sprops), (None, None))
         call.action_properties(action[1])
         action_uid = (idx.action_type, action[0])
-        if principal not in idx.by_uid:
-            return self._page(request, [])  # unknown identity: denied before any policy runs
+        if principal not in idx.by_uid or not self._engine.identity_active(principal):
+            return self._page(request, [])  # unknown or inactive identity: denied before any policy
         authorizer = idx.policy_set.authorizer
         if sprops is None:
             cands = authorizer.candidates(principal, action_uid)
@@ -213,7 +215,7 @@ class Searcher:
         resource, rprops = _entity(request, "resource")
         idx = self.index()
         call = _Call(idx, request.get("context"), None, (principal, sprops), (resource, rprops))
-        if principal not in idx.by_uid:
+        if principal not in idx.by_uid or not self._engine.identity_active(principal):
             return self._page(request, [])
         schema = idx.policy_set.schema
         names = []

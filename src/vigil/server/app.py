@@ -23,6 +23,18 @@ from vigil import __version__
 from vigil.engine import Engine
 from vigil.errors import HTTP_STATUS, RequestError, VigilError, WorkspaceError
 from vigil.model.jsonkeys import check_unique_keys
+from vigil.operations.identities import (
+    ADD_FIELDS,
+    BINDING_FIELDS,
+    KEY_FIELDS,
+    PATH_ACTIONS,
+    REMOVE_KEY_FIELDS,
+    STATUS_FIELDS,
+    body_fields,
+    identity_path,
+    parse_query,
+    query_days,
+)
 from vigil.operations.service import (
     change_dict,
     parse_change_page,
@@ -57,6 +69,7 @@ STATUS: Final[dict[str, int]] = HTTP_STATUS
 
 EXT_AUTHZ_PREFIX: Final = "/ext_authz"
 ADMIN_PREFIX: Final = "/admin/v1"
+IDENTITIES_PATH: Final = ADMIN_PREFIX + "/identities"
 _JSON: Final = (b"content-type", b"application/json")
 # An X-Request-ID is echoed (and logged) only when it is short and plain; otherwise it is replaced
 # by a generated one.
@@ -211,6 +224,10 @@ class VigilApp:
                 "admin_quarantine_lift", ("POST",), "admin", True, self._q_lift
             ),
             ADMIN_PREFIX + "/changes": e("admin_changes", ("GET",), "admin", False, self._changes),
+            IDENTITIES_PATH: e("admin_identities", ("GET", "POST"), "admin", True, self._identities),
+            IDENTITIES_PATH + "/report": e(
+                "admin_identity_report", ("GET",), "admin", False, self._identity_report
+            ),
             "/healthz": e("healthz", ("GET",), "none", False, self._healthz),
             "/readyz": e("readyz", ("GET",), "none", False, self._readyz),
             "/metrics": e("metrics", ("GET",), "none", False, self._metrics),
@@ -220,6 +237,7 @@ class VigilApp:
             self.routes["/bench/echo"] = e("echo", ("POST",), "api", True, self._echo)
         any_method = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
         self._ext_endpoint = e("ext_authz", any_method, "ext_authz", False, self._ext_authz)
+        self._identity_endpoint = e("admin_identity", ("GET", "POST"), "admin", True, self._identity)
 
     # -- ASGI -------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -251,6 +269,8 @@ class VigilApp:
         ep = self.routes.get(path)
         if ep is None and (path == EXT_AUTHZ_PREFIX or path.startswith(EXT_AUTHZ_PREFIX + "/")):
             ep = self._ext_endpoint
+        elif ep is None and path.startswith(IDENTITIES_PATH + "/"):
+            ep = self._identity_endpoint
         metrics = self.metrics
         metrics.in_flight += 1
         extra: Headers | None = None
@@ -608,6 +628,72 @@ class VigilApp:
         changes = await self._offload(self.engine.store.recent_changes, before=before, limit=limit)
         nxt = str(changes[-1].seq) if len(changes) == limit and changes and changes[-1].seq > 1 else None
         return 200, {"changes": [change_dict(c) for c in changes], "next": nxt}, None
+
+    # The identity registry: the same use cases as `vigil identity ...` (operations/identities.py),
+    # through the engine's desk, so the engine's gate sees each change at once.
+    async def _identities(self, req: Request) -> Result:
+        ids = self.engine.identities
+        if req.method == "GET":
+            query = parse_query(req.scope.get("query_string") or b"", ("status",))
+            items = await self._offload(ids.list, status=query.get("status"))
+            now = self.engine.now()
+            return 200, {"identities": [ids.describe(e, now) for e in items]}, None
+        b = body_fields(req.json(), ADD_FIELDS)
+        entry = await self._offload(
+            ids.add,
+            b.get("uid"),
+            owner=b.get("owner"),
+            purpose=b.get("purpose"),
+            kind=b.get("kind"),
+            expires=b.get("expires"),
+            public_key=b.get("public_key"),
+            by=b.get("by"),
+        )
+        return 200, ids.describe(entry), None
+
+    async def _identity_report(self, req: Request) -> Result:
+        query = parse_query(req.scope.get("query_string") or b"", ("unused_days", "key_age_days"))
+        report = await self._offload(
+            self.engine.identities.report,
+            unused_days=query_days(query, "unused_days"),
+            key_age_days=query_days(query, "key_age_days"),
+        )
+        return 200, report, None
+
+    async def _identity(self, req: Request) -> Result:
+        raw: bytes = req.scope.get("raw_path") or req.scope["path"].encode()
+        prefix = IDENTITIES_PATH.encode() + b"/"
+        if not raw.startswith(prefix):  # the prefix itself percent-encoded: not a path we serve
+            return 404, error_body("not_found", "no endpoint at this path"), None
+        uid, action = identity_path(raw[len(prefix) :])
+        method = PATH_ACTIONS[action]
+        if req.method != method:
+            return (
+                405,
+                error_body("method_not_allowed", f"this identity endpoint accepts {method}"),
+                [(b"allow", method.encode())],
+            )
+        ids = self.engine.identities
+        if not action:
+            entry = await self._offload(ids.show, uid)
+        elif action[0] in ("suspend", "resume", "retire"):
+            b = body_fields(req.json(), STATUS_FIELDS)
+            entry = await self._offload(getattr(ids, action[0]), uid, by=b.get("by"), reason=b.get("reason"))
+        elif action == ("keys",):
+            b = body_fields(req.json(), KEY_FIELDS)
+            if "key" not in b:
+                raise RequestError("request is missing the required field 'key' (a JWK object or PEM text)")
+            entry, _ = await self._offload(ids.add_key, uid, b["key"], by=b.get("by"))
+        elif action == ("keys", "remove"):
+            b = body_fields(req.json(), REMOVE_KEY_FIELDS)
+            entry, _ = await self._offload(ids.remove_key, uid, b.get("kid"), by=b.get("by"))
+        else:
+            b = body_fields(req.json(), BINDING_FIELDS)
+            change = ids.bind if len(action) == 1 else ids.unbind
+            entry = await self._offload(
+                change, uid, issuer=b.get("issuer"), subject=b.get("subject"), by=b.get("by")
+            )
+        return 200, ids.describe(entry), None
 
     # -- operations -------------------------------------------------------------------------
     async def _healthz(self, req: Request) -> Result:

@@ -31,8 +31,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or invalid API key",
         403: "Denied (ext_authz)",
         413: "Request body or batch too large",
-        404: "No such ticket, or the identity is not quarantined",
-        409: "The ticket is already decided or expired",
+        404: "No such ticket, identity, key or binding, or the identity is not quarantined",
+        409: "The ticket is already decided or expired; the identity's state refuses the change",
         422: "Workspace refused (reload)",
         503: "Not ready, the state store did not answer in time (store_unavailable), or (an operator change with [audit] required) the audit log cannot record it (audit_unavailable)",
     }
@@ -97,6 +97,66 @@ def _get(
     else:
         op["security"] = []
     return {"get": op}
+
+
+_UID_PARAM: dict[str, Any] = {
+    "name": "uid",
+    "in": "path",
+    "required": True,
+    "description": "The identity's entity uid, percent-encoded as one segment (Agent::%22name%22)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 2048},
+}
+
+
+def _identity_op(summary: str, op_id: str, request: str | None) -> dict[str, Any]:
+    """An operation on ``/admin/v1/identities/{uid}...``: GET without a body, POST with ``request``."""
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "security": [{"admin_key": []}],
+        "parameters": [_UID_PARAM, {"$ref": "#/components/parameters/X-Request-ID"}],
+        "responses": {
+            "200": _json(_ref("Identity"), "The identity's record after the change"),
+            **_errors(400, 401, 404, 503),
+        },
+    }
+    if request is None:
+        return {"get": op}
+    op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(request)}}}
+    op["responses"].update(_errors(409, 413))
+    return {"post": op}
+
+
+def _identities_ops() -> dict[str, Any]:
+    get = _get("Registered identities", _ref("Identities"), "admin_identities", security="admin_key")
+    get["get"]["parameters"] = [
+        *get["get"]["parameters"],
+        {
+            "name": "status",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["active", "suspended", "retired", "expired"]},
+        },
+    ]
+    get["get"]["responses"].update(_errors(400))
+    post = _admin_post(
+        "Register an identity (audited with `by`)", "IdentityAdd", _ref("Identity"), "admin_identity_add"
+    )
+    return {**get, **post}
+
+
+def _identity_report_op() -> dict[str, Any]:
+    op = _get(
+        "The registry's hygiene report", _ref("IdentityReport"), "admin_identity_report", security="admin_key"
+    )
+    days = {"type": "integer", "minimum": 1, "maximum": 36500}
+    op["get"]["parameters"] = [
+        *op["get"]["parameters"],
+        {"name": "unused_days", "in": "query", "required": False, "schema": days},
+        {"name": "key_age_days", "in": "query", "required": False, "schema": days},
+    ]
+    op["get"]["responses"].update(_errors(400))
+    return op
 
 
 def _entity(id_required: bool) -> dict[str, Any]:
@@ -386,6 +446,112 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "required": ["quarantined"],
             "properties": {"quarantined": {"type": "array"}},
         },
+        "IdentityAdd": {
+            "type": "object",
+            "required": ["uid", "owner", "purpose", "by"],
+            "additionalProperties": False,
+            "properties": {
+                "uid": {"type": "string", "description": 'Agent::"name"'},
+                "owner": {"type": "string", "description": "the owner's email address"},
+                "purpose": {"type": "string"},
+                "by": {"type": "string"},
+                "kind": {"type": "string"},
+                "expires": {"type": "string", "description": "YYYY-MM-DD, RFC 3339 or <N>d"},
+                "public_key": {"type": ["object", "string"], "description": "a public JWK, or PEM text"},
+            },
+        },
+        "IdentityStatusChange": {
+            "type": "object",
+            "required": ["by"],
+            "additionalProperties": False,
+            "properties": {"by": {"type": "string"}, "reason": {"type": "string"}},
+        },
+        "IdentityKeyAdd": {
+            "type": "object",
+            "required": ["by", "key"],
+            "additionalProperties": False,
+            "properties": {"by": {"type": "string"}, "key": {"type": ["object", "string"]}},
+        },
+        "IdentityKeyRemove": {
+            "type": "object",
+            "required": ["by", "kid"],
+            "additionalProperties": False,
+            "properties": {"by": {"type": "string"}, "kid": {"type": "string"}},
+        },
+        "IdentityBinding": {
+            "type": "object",
+            "required": ["by", "issuer", "subject"],
+            "additionalProperties": False,
+            "properties": {
+                "by": {"type": "string"},
+                "issuer": {"type": "string"},
+                "subject": {"type": "string"},
+            },
+        },
+        "Identity": {
+            "type": "object",
+            "required": [
+                "uid",
+                "subject",
+                "status",
+                "owner",
+                "purpose",
+                "kind",
+                "created",
+                "created_by",
+                "expires",
+                "status_since",
+                "status_by",
+                "status_reason",
+                "last_used",
+                "tokens_24h",
+                "rotated",
+                "keys",
+                "bindings",
+            ],
+            "properties": {
+                "uid": {"type": "string"},
+                "subject": {"type": "object", "required": ["type", "id"]},
+                "status": {"type": "string", "enum": ["active", "suspended", "retired", "expired"]},
+                "owner": {"type": "string"},
+                "purpose": {"type": "string"},
+                "kind": {"type": "string"},
+                "created": {"type": "string"},
+                "created_by": {"type": "string"},
+                "expires": {"type": ["string", "null"]},
+                "status_since": {"type": "string"},
+                "status_by": {"type": "string"},
+                "status_reason": {"type": "string"},
+                "last_used": {"type": ["string", "null"]},
+                "tokens_24h": {"type": "integer", "minimum": 0},
+                "rotated": {"type": ["string", "null"]},
+                "keys": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["kid", "key", "jwk", "added", "by", "age_days"],
+                        "properties": {"kid": {"type": "string"}, "jwk": {"type": "object"}},
+                    },
+                },
+                "bindings": {
+                    "type": "array",
+                    "items": {"type": "object", "required": ["issuer", "subject", "added", "by"]},
+                },
+            },
+        },
+        "Identities": {
+            "type": "object",
+            "required": ["identities"],
+            "properties": {"identities": {"type": "array", "items": _ref("Identity")}},
+        },
+        "IdentityReport": {
+            "type": "object",
+            "required": ["time", "unused_days", "key_age_days", "types", "totals", "identities"],
+            "properties": {
+                "totals": {"type": "object"},
+                "identities": {"type": "array", "items": {"type": "object", "required": ["uid", "findings"]}},
+            },
+        },
         "Changes": {
             "type": "object",
             "required": ["changes", "next"],
@@ -487,6 +653,30 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "admin_quarantine_lift",
         ),
         "/admin/v1/changes": _changes_op(),
+        "/admin/v1/identities": _identities_ops(),
+        "/admin/v1/identities/report": _identity_report_op(),
+        "/admin/v1/identities/{uid}": _identity_op("One identity's record", "admin_identity", None),
+        "/admin/v1/identities/{uid}/suspend": _identity_op(
+            "Suspend an active identity (audited with `by`)", "admin_identity_suspend", "IdentityStatusChange"
+        ),
+        "/admin/v1/identities/{uid}/resume": _identity_op(
+            "Resume a suspended identity (audited with `by`)", "admin_identity_resume", "IdentityStatusChange"
+        ),
+        "/admin/v1/identities/{uid}/retire": _identity_op(
+            "Retire an identity for good (audited with `by`)", "admin_identity_retire", "IdentityStatusChange"
+        ),
+        "/admin/v1/identities/{uid}/keys": _identity_op(
+            "Add a public key (JWK or PEM; audited with `by`)", "admin_identity_add_key", "IdentityKeyAdd"
+        ),
+        "/admin/v1/identities/{uid}/keys/remove": _identity_op(
+            "Remove a public key (audited with `by`)", "admin_identity_remove_key", "IdentityKeyRemove"
+        ),
+        "/admin/v1/identities/{uid}/bindings": _identity_op(
+            "Bind an external issuer + subject (audited with `by`)", "admin_identity_bind", "IdentityBinding"
+        ),
+        "/admin/v1/identities/{uid}/bindings/remove": _identity_op(
+            "Remove a binding (audited with `by`)", "admin_identity_unbind", "IdentityBinding"
+        ),
         "/healthz": _get("Liveness", _ref("Health"), "healthz"),
         "/readyz": {
             "get": {

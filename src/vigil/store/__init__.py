@@ -1,4 +1,5 @@
-"""State stores: behaviour profiles, approval tickets, quarantines and the log of their changes.
+"""State stores: behaviour profiles, approval tickets, quarantines, identity lifecycle records and
+the log of their changes.
 
 ``open_store`` picks the backend the workspace names (``[store] backend``); both backends pass the
 same conformance suite. PostgreSQL and Redis come with the multi-node work.
@@ -9,13 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from vigil.store.base import (
+    ACTIVE,
     APPROVED,
     DENIED,
     EXPIRED,
+    IDENTITY_STATES,
     PENDING,
+    RETIRED,
+    SUSPENDED,
     TICKET_STATES,
     USED,
     Change,
+    IdentityBinding,
+    IdentityEntry,
+    IdentityKey,
+    IdentityStore,
+    IdentityUsage,
     QuarantineEntry,
     Store,
     StoreError,
@@ -49,13 +59,22 @@ def open_store(settings: StoreSettings, root: Path, *, new_state: bool = False) 
 
 
 __all__ = [
+    "ACTIVE",
     "APPROVED",
     "DENIED",
     "EXPIRED",
+    "IDENTITY_STATES",
     "PENDING",
+    "RETIRED",
+    "SUSPENDED",
     "TICKET_STATES",
     "USED",
     "Change",
+    "IdentityBinding",
+    "IdentityEntry",
+    "IdentityKey",
+    "IdentityStore",
+    "IdentityUsage",
     "MemoryStore",
     "QuarantineEntry",
     "SqliteStore",

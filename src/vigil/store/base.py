@@ -1,5 +1,5 @@
-"""Storage interfaces for vigil's runtime state: behaviour profiles, approval tickets, quarantines
-and the log of who changed them (ARCHITECTURE section 5).
+"""Storage interfaces for vigil's runtime state: behaviour profiles, approval tickets, quarantines,
+the identity registry's lifecycle records and the log of who changed them (ARCHITECTURE section 5).
 
 Each backend implements :class:`Store` (the four small protocols together) and passes the one
 conformance suite (``tests/test_store.py``). Records are plain immutable values; a backend stores
@@ -146,6 +146,69 @@ class Change:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+ACTIVE = "active"
+SUSPENDED = "suspended"
+RETIRED = "retired"
+IDENTITY_STATES = (ACTIVE, SUSPENDED, RETIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityKey:
+    """A public key registered for an identity: ``kid`` its RFC 7638 thumbprint, ``jwk`` the public
+    JWK as compact JSON text (sorted members, ``kid`` included), ``added`` when and ``by`` whom."""
+
+    kid: str
+    jwk: str
+    added: float
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityBinding:
+    """An external name of an identity: the ``subject`` an external ``issuer`` vouches for (a SPIFFE
+    ID, ``system:serviceaccount:ns:name``, an OIDC ``sub``), ``added`` when and ``by`` whom."""
+
+    issuer: str
+    subject: str
+    added: float
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityEntry:
+    """The registry's lifecycle record of one identity (``subject``, an entity uid). Attributes stay
+    in the workspace's entities; this is what the registry adds: who owns it and why it exists,
+    ``status`` (``active``, ``suspended``, ``retired``) since when, by whom and why, an optional
+    ``expires`` (epoch seconds), its public keys and external bindings, and ``rotated`` (the last
+    time a key was removed while another stayed: a completed rotation)."""
+
+    subject: EntityUid
+    owner: str
+    purpose: str
+    kind: str
+    created: float
+    created_by: str
+    expires: float | None = None
+    status: str = ACTIVE
+    status_since: float = 0.0
+    status_by: str = ""
+    status_reason: str = ""
+    keys: tuple[IdentityKey, ...] = ()
+    bindings: tuple[IdentityBinding, ...] = ()
+    rotated: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityUsage:
+    """What decisions and the token service note about an identity, written in batches off the
+    decision path: ``last_used`` (epoch seconds, None: never) and ``tokens``, tokens issued per
+    hour as ``(hour number since the epoch, count)`` pairs (the last day's only)."""
+
+    subject: EntityUid
+    last_used: float | None = None
+    tokens: tuple[tuple[int, int], ...] = ()
+
+
 class ProfileStore(Protocol):
     def load_profiles(self) -> Iterator[tuple[EntityUid, bytes]]:
         """Every stored profile snapshot."""
@@ -205,7 +268,36 @@ class ChangeLog(Protocol):
         ...
 
 
-class Store(ProfileStore, TicketStore, QuarantineStore, ChangeLog, Protocol):
+class IdentityStore(Protocol):
+    """The identity registry's records. Every write of a record is checked against the registry's
+    *generation*, a number that changes with each written record (in any process): a write made
+    from an outdated read is refused instead of overwriting a change it did not see."""
+
+    def identity_generation(self) -> int:
+        """The registry's generation (0 before the first record is written); a cheap read."""
+        ...
+
+    def identities(self) -> tuple[int, list[IdentityEntry]]:
+        """The generation and every record (in one consistent read), by subject."""
+        ...
+
+    def put_identity(self, entry: IdentityEntry, *, generation: int) -> int | None:
+        """Insert or replace the record of ``entry.subject`` if the generation is still
+        ``generation``; returns the new generation, or None (nothing written) when another write
+        came first."""
+        ...
+
+    def identity_usage(self) -> list[IdentityUsage]:
+        """Every stored usage row, by subject."""
+        ...
+
+    def save_identity_usage(self, items: Iterable[IdentityUsage]) -> int:
+        """Insert or replace usage rows (one transaction; the generation does not change).
+        A stored ``last_used`` never moves back (the later of the stored and the new one stays)."""
+        ...
+
+
+class Store(ProfileStore, TicketStore, QuarantineStore, ChangeLog, IdentityStore, Protocol):
     """Everything vigil keeps between restarts, besides the workspace and the audit log."""
 
     def version(self) -> int:

@@ -8,7 +8,16 @@ from dataclasses import replace
 from typing import Any
 
 from vigil.model.uid import EntityUid
-from vigil.store.base import APPROVED, PENDING, USED, Change, QuarantineEntry, Ticket
+from vigil.store.base import (
+    APPROVED,
+    PENDING,
+    USED,
+    Change,
+    IdentityEntry,
+    IdentityUsage,
+    QuarantineEntry,
+    Ticket,
+)
 
 
 class MemoryStore:
@@ -20,6 +29,9 @@ class MemoryStore:
         self._tickets: dict[str, Ticket] = {}
         self._quarantines: dict[EntityUid, QuarantineEntry] = {}
         self._changes: list[Change] = []
+        self._identities: dict[EntityUid, IdentityEntry] = {}
+        self._identity_generation = 0
+        self._usage: dict[EntityUid, IdentityUsage] = {}
         self._version = 0
 
     def version(self) -> int:
@@ -117,3 +129,39 @@ class MemoryStore:
         with self._lock:
             end = len(self._changes) if before is None else max(min(before - 1, len(self._changes)), 0)
             return self._changes[max(end - limit, 0) : end][::-1] if limit > 0 else []
+
+    # -- identity registry -----------------------------------------------------------------------
+    def identity_generation(self) -> int:
+        return self._identity_generation
+
+    def identities(self) -> tuple[int, list[IdentityEntry]]:
+        with self._lock:
+            return self._identity_generation, sorted(self._identities.values(), key=lambda e: e.subject)
+
+    def put_identity(self, entry: IdentityEntry, *, generation: int) -> int | None:
+        with self._lock:
+            if generation != self._identity_generation:
+                return None
+            self._identities[entry.subject] = entry
+            self._identity_generation += 1
+            self._version += 1
+            return self._identity_generation
+
+    def identity_usage(self) -> list[IdentityUsage]:
+        with self._lock:
+            return sorted(self._usage.values(), key=lambda u: u.subject)
+
+    def save_identity_usage(self, items: Iterable[IdentityUsage]) -> int:
+        n = 0
+        with self._lock:
+            for u in items:
+                before = self._usage.get(u.subject)
+                if (
+                    before is not None
+                    and before.last_used is not None
+                    and (u.last_used is None or u.last_used < before.last_used)
+                ):
+                    u = IdentityUsage(u.subject, before.last_used, u.tokens)
+                self._usage[u.subject] = u
+                n += 1
+        return n

@@ -35,6 +35,10 @@ from vigil.store.base import (
     PENDING,
     USED,
     Change,
+    IdentityBinding,
+    IdentityEntry,
+    IdentityKey,
+    IdentityUsage,
     QuarantineEntry,
     StoreError,
     Ticket,
@@ -76,6 +80,37 @@ CREATE TABLE IF NOT EXISTS changes (
     subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, by TEXT NOT NULL, detail TEXT NOT NULL
 );
 """
+# The identity registry (added after schema version 1 was first written: a file from before gets
+# these tables when it is opened). Its generation is the meta row 'identity_generation'.
+_IDENTITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS identities (
+    subject_type TEXT NOT NULL, subject_id TEXT NOT NULL,
+    owner TEXT NOT NULL, purpose TEXT NOT NULL, kind TEXT NOT NULL,
+    created REAL NOT NULL, created_by TEXT NOT NULL, expires REAL,
+    status TEXT NOT NULL, status_since REAL NOT NULL, status_by TEXT NOT NULL,
+    status_reason TEXT NOT NULL, rotated REAL,
+    PRIMARY KEY (subject_type, subject_id)
+);
+CREATE TABLE IF NOT EXISTS identity_keys (
+    subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, position INTEGER NOT NULL,
+    kid TEXT NOT NULL, jwk TEXT NOT NULL, added REAL NOT NULL, by TEXT NOT NULL,
+    PRIMARY KEY (subject_type, subject_id, position)
+);
+CREATE TABLE IF NOT EXISTS identity_bindings (
+    subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, position INTEGER NOT NULL,
+    issuer TEXT NOT NULL, external_subject TEXT NOT NULL, added REAL NOT NULL, by TEXT NOT NULL,
+    PRIMARY KEY (subject_type, subject_id, position)
+);
+CREATE TABLE IF NOT EXISTS identity_usage (
+    subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, last_used REAL, tokens TEXT NOT NULL,
+    PRIMARY KEY (subject_type, subject_id)
+) WITHOUT ROWID;
+"""
+_IDENTITY_TABLES = ("identities", "identity_keys", "identity_bindings", "identity_usage")
+_IDENTITY_COLUMNS = (
+    "subject_type, subject_id, owner, purpose, kind, created, created_by, expires, "
+    "status, status_since, status_by, status_reason, rotated"
+)
 _TICKET_COLUMNS = (
     "id, subject_type, subject_id, action_type, action_id, resource_type, resource_id, "
     "created, expires, risk, signals, why, state, decided_by, decided_at, note, "
@@ -141,7 +176,11 @@ def _ticket_row(ticket: Ticket) -> tuple[Any, ...]:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Add the ticket columns a state file written by an earlier vigil lacks (raises sqlite3.Error)."""
+    """Add the ticket columns and the identity tables a state file written by an earlier vigil
+    lacks (raises sqlite3.Error)."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not all(t in tables for t in _IDENTITY_TABLES):
+        db.executescript(_IDENTITY_SCHEMA)
     have = {row[1] for row in db.execute("PRAGMA table_info(tickets)")}
     for name, decl in _ADDED_TICKET_COLUMNS:
         if name not in have:
@@ -222,13 +261,13 @@ class SqliteStore:
                 row = _schema_version(db)  # an existing database is opened without writing
                 if row is None:
                     db.execute("PRAGMA journal_mode = WAL")
-                    db.executescript(_SCHEMA)
+                    db.executescript(_SCHEMA + _IDENTITY_SCHEMA)
                     db.execute(
                         "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                         (str(SCHEMA_VERSION),),
                     )
                     row = _schema_version(db)
-                _migrate(db)  # writes only when an earlier vigil's file lacks a ticket column
+                _migrate(db)  # writes only when an earlier vigil's file lacks a column or table
             except BaseException:
                 db.close()
                 raise
@@ -465,3 +504,140 @@ class SqliteStore:
             [],
         )
         return [Change(r[0], r[1], r[2], (r[3], r[4]), r[5], orjson.loads(r[6])) for r in rows]
+
+    # -- identity registry -----------------------------------------------------------------------
+    def identity_generation(self) -> int:
+        return self._read(_generation, 0)
+
+    def identities(self) -> tuple[int, list[IdentityEntry]]:
+        def run(db: sqlite3.Connection) -> tuple[int, list[IdentityEntry]]:
+            db.execute("BEGIN")  # one snapshot for the four reads
+            try:
+                generation = _generation(db)
+                rows = db.execute(
+                    f"SELECT {_IDENTITY_COLUMNS} FROM identities ORDER BY subject_type, subject_id"
+                ).fetchall()
+                keys: dict[tuple[str, str], list[IdentityKey]] = {}
+                for t, i, kid, jwk, added, by in db.execute(
+                    "SELECT subject_type, subject_id, kid, jwk, added, by FROM identity_keys "
+                    "ORDER BY subject_type, subject_id, position"
+                ):
+                    keys.setdefault((t, i), []).append(IdentityKey(kid, jwk, added, by))
+                bindings: dict[tuple[str, str], list[IdentityBinding]] = {}
+                for t, i, issuer, sub, added, by in db.execute(
+                    "SELECT subject_type, subject_id, issuer, external_subject, added, by "
+                    "FROM identity_bindings ORDER BY subject_type, subject_id, position"
+                ):
+                    bindings.setdefault((t, i), []).append(IdentityBinding(issuer, sub, added, by))
+            finally:
+                db.execute("COMMIT")
+            return generation, [
+                IdentityEntry(
+                    subject=(r[0], r[1]),
+                    owner=r[2],
+                    purpose=r[3],
+                    kind=r[4],
+                    created=r[5],
+                    created_by=r[6],
+                    expires=r[7],
+                    status=r[8],
+                    status_since=r[9],
+                    status_by=r[10],
+                    status_reason=r[11],
+                    rotated=r[12],
+                    keys=tuple(keys.get((r[0], r[1]), ())),
+                    bindings=tuple(bindings.get((r[0], r[1]), ())),
+                )
+                for r in rows
+            ]
+
+        empty: tuple[int, list[IdentityEntry]] = (0, [])
+        return self._read(run, empty)
+
+    def put_identity(self, entry: IdentityEntry, *, generation: int) -> int | None:
+        uid = entry.subject
+        row = (
+            uid[0],
+            uid[1],
+            entry.owner,
+            entry.purpose,
+            entry.kind,
+            entry.created,
+            entry.created_by,
+            entry.expires,
+            entry.status,
+            entry.status_since,
+            entry.status_by,
+            entry.status_reason,
+            entry.rotated,
+        )
+
+        def run(db: sqlite3.Connection) -> int | None:
+            current = _generation(db)
+            if current != generation:
+                return None
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('identity_generation', ?)",
+                (str(current + 1),),
+            )
+            db.execute(
+                f"INSERT OR REPLACE INTO identities ({_IDENTITY_COLUMNS}) VALUES ({', '.join('?' * 13)})", row
+            )
+            db.execute("DELETE FROM identity_keys WHERE subject_type = ? AND subject_id = ?", uid)
+            db.executemany(
+                "INSERT INTO identity_keys (subject_type, subject_id, position, kid, jwk, added, by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(uid[0], uid[1], n, k.kid, k.jwk, k.added, k.by) for n, k in enumerate(entry.keys)],
+            )
+            db.execute("DELETE FROM identity_bindings WHERE subject_type = ? AND subject_id = ?", uid)
+            db.executemany(
+                "INSERT INTO identity_bindings (subject_type, subject_id, position, issuer, "
+                "external_subject, added, by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (uid[0], uid[1], n, b.issuer, b.subject, b.added, b.by)
+                    for n, b in enumerate(entry.bindings)
+                ],
+            )
+            return current + 1
+
+        return self._write(run)
+
+    def identity_usage(self) -> list[IdentityUsage]:
+        rows: list[Any] = self._read(
+            lambda db: db.execute(
+                "SELECT subject_type, subject_id, last_used, tokens FROM identity_usage "
+                "ORDER BY subject_type, subject_id"
+            ).fetchall(),
+            [],
+        )
+        return [
+            IdentityUsage((r[0], r[1]), r[2], tuple((int(h), int(n)) for h, n in orjson.loads(r[3])))
+            for r in rows
+        ]
+
+    def save_identity_usage(self, items: Iterable[IdentityUsage]) -> int:
+        rows = [
+            (u.subject[0], u.subject[1], u.last_used, orjson.dumps([list(t) for t in u.tokens]).decode())
+            for u in items
+        ]
+        if not rows:
+            return 0
+
+        def run(db: sqlite3.Connection) -> int:
+            db.executemany(
+                "INSERT INTO identity_usage (subject_type, subject_id, last_used, tokens) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (subject_type, subject_id) DO UPDATE SET "
+                "last_used = CASE WHEN identity_usage.last_used IS NULL "
+                "OR excluded.last_used > identity_usage.last_used THEN excluded.last_used "
+                "ELSE identity_usage.last_used END, tokens = excluded.tokens",
+                rows,
+            )
+            return len(rows)
+
+        return self._write(run)
+
+
+def _generation(db: sqlite3.Connection) -> int:
+    """The identity registry's generation (meta row; 0 before the first record)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'identity_generation'").fetchone()
+    return int(row[0]) if row is not None else 0

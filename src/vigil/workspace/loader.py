@@ -180,3 +180,20 @@ def _links(root: Path, problems: list[str]) -> list[Any]:
         problems.append("links.json:1: expected a JSON array of template links")
         return []
     return data
+
+
+def entity_uids(path: str | Path) -> list[tuple[str, str]]:
+    """The uid of every entity in the workspace's ``entities/*.json``, read without compiling the
+    policies (the identity report's view of the entities); raises WorkspaceError when a file
+    cannot be read. Items without a ``uid`` of two strings are skipped (``vigil check`` reports them)."""
+    root = Path(path)
+    problems: list[str] = []
+    items, _, _ = _entities(root, problems)
+    if problems:
+        raise WorkspaceError(f"cannot read the entities of {str(root)!r}: {problems[0]}", problems)
+    out = []
+    for item in items:
+        uid = item.get("uid") if isinstance(item, dict) else None
+        if isinstance(uid, dict) and type(uid.get("type")) is str and type(uid.get("id")) is str:
+            out.append((uid["type"], uid["id"]))
+    return out

@@ -9,6 +9,7 @@ from typing import Any
 
 from vigil.behaviour.settings import BehaviourSettings
 from vigil.errors import WorkspaceError
+from vigil.identity.settings import IdentitySettings
 from vigil.policy.overlay import OVERLAY_MODES, OverlaySettings, OverlayType
 from vigil.store.settings import StoreSettings
 
@@ -17,6 +18,7 @@ __all__ = [
     "AuditSettings",
     "BehaviourSettings",
     "ExtAuthzSettings",
+    "IdentitySettings",
     "OverlaySettings",
     "OverlayType",
     "ServerSettings",
@@ -130,9 +132,11 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     ext_authz: ExtAuthzSettings = field(default_factory=ExtAuthzSettings)
     overlay: OverlaySettings = field(default_factory=OverlaySettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
 
 _SECTIONS: dict[str, type] = {
+    "identity": IdentitySettings,
     "behaviour": BehaviourSettings,
     "store": StoreSettings,
     "audit": AuditSettings,
@@ -191,6 +195,8 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         _check_audit(sections["audit"], path, problems)
     if "store" in sections:
         _check_store(sections["store"], path, problems)
+    if "identity" in sections:
+        _check_identity(sections["identity"], path, problems)
     if "ext_authz" in sections and not 0 <= sections["ext_authz"].trusted_hops <= 32:
         problems.append(f"{path}: [ext_authz] trusted_hops must be between 0 and 32")
     if problems:
@@ -232,6 +238,20 @@ def _overlay(body: dict[str, Any], path: str, problems: list[str]) -> OverlaySet
             continue
         types[etype] = OverlayType(mode, tuple(allow))
     return OverlaySettings(default, types)
+
+
+_TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def _check_identity(s: IdentitySettings, path: str, problems: list[str]) -> None:
+    for t in s.types:
+        if not _TYPE_NAME.match(t):
+            problems.append(f"{path}: [identity] types: {t!r} is not an entity type name")
+    for key in ("unused_days", "key_age_days"):
+        if not 1 <= getattr(s, key) <= 36_500:
+            problems.append(f"{path}: [identity] {key} must be between 1 and 36500")
+    if not 1 <= s.max_keys <= 100:
+        problems.append(f"{path}: [identity] max_keys must be between 1 and 100")
 
 
 def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:
