@@ -19,6 +19,8 @@ from typing import Final
 # would lengthen the install without changing a measured number.
 HOT_MODULES: Final = (
     "vigil.engine",
+    "vigil.pipeline.authorize",
+    "vigil.pipeline.combine",
     "vigil.protocol.authzen",
     "vigil.protocol.ext_authz",
     "vigil.model.request",

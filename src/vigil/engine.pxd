@@ -9,7 +9,9 @@ from vigil.model.decision cimport DecisionRecord, new_record
 from vigil.model.request cimport AccessRequest, parse_authzen
 from vigil.policy.json_values cimport record_to_cedar
 from vigil.policy.entities cimport Entity
-from vigil.policy.evaluator cimport Answer, Authorizer
+from vigil.policy.evaluator cimport Authorizer
+from vigil.pipeline.authorize cimport Verdict, authorize
+from vigil.pipeline.combine cimport Outcome, asks_approval, combine, counts_high, unsaved
 
 
 cdef class _State:
@@ -31,11 +33,23 @@ cdef class Engine:
     cdef public long long store_errors, reloads
     cdef object __weakref__
 
-    @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, answer=Answer, record=DecisionRecord, a=Assessment,
-                   pre=cython.bint, principal=tuple, inactive=frozenset)
+    @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, record=DecisionRecord, a=Assessment,
+                   out=Outcome, v=Verdict, principal=tuple, allowed=cython.bint, learnable=cython.bint)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
+    cdef dict _context(self, _State st, AccessRequest req)
+    @cython.locals(inactive=frozenset)
+    cdef bint _gated(self, tuple principal, double when) except -1
+    @cython.locals(a=Assessment)
+    cdef tuple _signals_first(self, BehaviourModel beh, Profile prof, AccessRequest req, dict context, double when,
+                              Entity rentity, object ip)
+    cdef void _learn(self, BehaviourModel beh, Profile prof, tuple principal, object f, bint learnable, bint allowed,
+                     double when)
+    @cython.locals(out=Outcome, granted=cython.bint, highs=cython.longlong)
+    cdef tuple _combine(self, BehaviourModel beh, Profile prof, AccessRequest req, Assessment a, object f,
+                        bint allowed, tuple reasons)
     cpdef void _finish(self, DecisionRecord record)
 
 
+cdef bint _established(BehaviourModel beh, Profile prof, double when)
 @cython.locals(ids=dict)
 cdef Entity _entity(dict by_type, tuple uid)

@@ -35,6 +35,8 @@ from vigil.operations.approvals import Approvals, bound_context, ticket_dict
 from vigil.operations.events import operator_event, ticket_details, uid_dict
 from vigil.operations.identities import IdentityDesk
 from vigil.operations.quarantine import Quarantine
+from vigil.pipeline.authorize import NEUTRAL_VIGIL, action_type, authorize
+from vigil.pipeline.combine import QUARANTINE, Outcome, asks_approval, combine, counts_high, unsaved
 from vigil.policy.build import PolicySet
 from vigil.policy.entities import Entity
 from vigil.policy.extensions import IPAddr
@@ -50,24 +52,12 @@ _log = logging.getLogger("vigil.engine")
 Clock = Callable[[], float]
 IdSource = Callable[[], "str | int"]
 
-_PERMIT: Final = (ReasonCode.POLICY_PERMIT.value,)
-_PERMIT_ERR: Final = (ReasonCode.POLICY_PERMIT.value, ReasonCode.POLICY_ERRORED.value)
-_FORBID: Final = (ReasonCode.POLICY_FORBID.value,)
-_NO_PERMIT: Final = (ReasonCode.NO_MATCHING_PERMIT.value,)
-_NO_PERMIT_ERR: Final = (ReasonCode.NO_MATCHING_PERMIT.value, ReasonCode.POLICY_ERRORED.value)
 _UNKNOWN: Final = (ReasonCode.UNKNOWN_IDENTITY.value,)
 _INACTIVE: Final = (ReasonCode.IDENTITY_INACTIVE.value,)
 _NONE: Final[tuple[str, ...]] = ()
 _NO_ERRORS: Final[tuple[tuple[str, str], ...]] = ()
-_NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
 _QUARANTINED: Final = (ReasonCode.QUARANTINED.value,)
 _ADVICE_QUARANTINED: Final = (Advice.QUARANTINED.value,)
-_ADVICE_STEP_UP: Final = (Advice.STEP_UP.value,)
-_RISK_DENY: Final = ReasonCode.RISK_DENY.value
-_RISK_STEP_UP: Final = ReasonCode.RISK_STEP_UP.value
-_STORE_UNAVAILABLE: Final = ReasonCode.STORE_UNAVAILABLE.value
-_QUARANTINED_CODE: Final = ReasonCode.QUARANTINED.value
-_APPROVED: Final = ReasonCode.APPROVED.value
 
 
 def _id_source() -> IdSource:
@@ -116,7 +106,7 @@ class _State:
         self.revision = ps.revision
         self.mode = workspace.settings.behaviour.mode
         self.overlay_rules = workspace.settings.overlay
-        self.action_type = _action_type(ps.schema)
+        self.action_type = action_type(ps.schema)
         self.behaviour = BehaviourModel(workspace.settings.behaviour, ps.store, strings)
         # Does any policy read context.vigil? If none does, behaviour can always be assessed after
         # the policy, in one pass with learning. (A fallback policy's code is not ours to read.)
@@ -125,17 +115,15 @@ class _State:
         )
 
 
+def _established(beh: BehaviourModel, prof: Profile, when: float) -> bool:
+    """Whether ``prof`` is past learning (enough requests, long enough since its first)."""
+    return prof.learned >= beh.learning_requests and when - prof.first_seen >= beh.learning_s
+
+
 def _entity(by_type: dict[str, dict[str, Entity]], uid: EntityUid) -> Entity | None:
     """The stored entity of ``uid`` (``_State.by_type``), or None."""
     ids = by_type.get(uid[0])
     return ids.get(uid[1]) if ids is not None else None
-
-
-def _action_type(schema: Schema | None) -> str:
-    if schema is None:
-        return "Action"
-    types = {uid[0] for uid in schema.actions}
-    return types.pop() if len(types) == 1 else "Action"
 
 
 class Engine:
@@ -319,27 +307,18 @@ class Engine:
         return self._decide(self._state, req, when, t0)
 
     def _decide(self, st: _State, req: AccessRequest, when: float, t0: int) -> DecisionRecord:
-        principal = req.principal
-        if st.schema is None and req.action_properties is None:
-            context = record_to_cedar(req.context, "context")
-        else:
-            context = self._typed_context(st, req)
-        context["vigil"] = _NEUTRAL_VIGIL
+        """parse (done) -> context -> identity -> signals -> authorize -> combine -> record ->
+        audit -> learn."""
+        context = self._context(st, req)
         # `context` is a fresh, deep-converted snapshot: the audit event is built from it later,
         # so a caller mutating its request afterwards cannot change what is audited.
-        entity = _entity(st.by_type, principal)
+        entity = _entity(st.by_type, req.principal)
         if entity is None:
-            return self._denied_early(st, req, context, principal, _UNKNOWN, when, t0)
+            return self._denied_early(st, req, context, req.principal, _UNKNOWN, when, t0)
         # From here on the principal is the stored entity's own uid tuple: tables keyed by it
         # (profiles) then match by identity rather than by comparing strings.
         principal = entity.uid
-        # the identity registry's gate: one float comparison, and a set lookup while any
-        # registered identity is suspended, retired or expired
-        if when >= self._id_expiry:
-            self.registry.expire(when)
-        inactive = self._id_inactive
-        if inactive and principal in inactive:
-            self._seen[principal] = when
+        if self._gated(principal, when):
             return self._denied_early(st, req, context, principal, _INACTIVE, when, t0)
         # the resource's entity, looked up once for the policy and the behaviour model; the
         # address the context conversion parsed, for the behaviour model's network key
@@ -350,22 +329,14 @@ class Engine:
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
         prof = self._profiles.get(principal)
-        pre = False
+        a = None
         if prof is not None:
             if prof.quarantined:
                 return self._quarantined(st, req, context, prof, when, t0)
             # signals: computed before the policy only when they can matter to it (a policy reads
             # context.vigil and the identity is enforced); otherwise after it, in one pass
-            if (
-                st.policy_reads_vigil
-                and beh.enforce
-                and prof.learned >= beh.learning_requests
-                and when - prof.first_seen >= beh.learning_s
-            ):
-                a, f = beh.assess(prof, req.action, req.resource, req.context, when, None, rentity, ip)
-                if not a.learning and a.risk:
-                    context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
-                pre = True
+            if st.policy_reads_vigil and beh.enforce and _established(beh, prof, when):
+                a, f = self._signals_first(beh, prof, req, context, when, rentity, ip)
         elif principal in self.quarantine:
             return self._quarantined(st, req, context, prof, when, t0)
         overlay = None
@@ -373,18 +344,10 @@ class Engine:
         if req.subject_properties is not None or req.resource_properties is not None:
             # raises OverlayError before anything is decided or changed (the reads above are pure)
             overlay, applied = self._overlay(st, req)
-        answer = st.authorizer.is_authorized(
-            principal, req.action, req.resource, context, overlay, entity, rentity
-        )
-        errors = answer.errors
-        if errors:
-            allowed, reasons, policies, err_pairs = _with_errors(answer.allowed, answer.policies, errors)
-        else:
-            allowed = answer.allowed
-            policies = answer.policies
-            err_pairs = _NO_ERRORS
-            reasons = _PERMIT if allowed else (_FORBID if policies else _NO_PERMIT)
-        if not pre:
+        v = authorize(st.authorizer, principal, req.action, req.resource, context, overlay, entity, rentity)
+        allowed = v.allowed
+        reasons = v.reasons
+        if a is None:
             # The policy saw a neutral context.vigil (or does not read it): assess now, and learn
             # in the same pass unless the risk changes the decision (then `f` comes back).
             a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed, rentity, ip)
@@ -393,13 +356,14 @@ class Engine:
         ticket = None
         learnable = allowed
         if a.risk >= beh.step_up_risk:
-            allowed, reasons, advice, ticket, learnable = self._risky(beh, prof, req, a, f, allowed, reasons)
+            out, ticket = self._combine(beh, prof, req, a, f, allowed, reasons)
+            allowed, reasons, advice, learnable = out.allowed, out.reasons, out.advice, out.learnable
         record = new_record(
             self._ids(),
             allowed,
             reasons,
-            policies,
-            err_pairs,
+            v.policies,
+            v.errors,
             a.risk,
             a.signals,
             advice,
@@ -417,17 +381,71 @@ class Engine:
             record.overlay = applied
         self._finish(record)
         # learn: after the decision, so a request cannot raise its own allowance
-        if f is not None:
-            if prof is None:
-                prof = self.profiles.create(principal, f.t)
-                if prof is None:
-                    return record
-            # a request let through on an approval is not learnable (see _risky): an approval
-            # accepts one risk once, it does not make the risky context normal
-            beh.learn(prof, f, learnable and record.allowed, record.allowed)
-        elif beh.off:  # no profile records the use: the registry's last_used reads it here
-            self._seen[principal] = when
+        self._learn(beh, prof, principal, f, learnable, record.allowed, when)
         return record
+
+    def _context(self, st: _State, req: AccessRequest) -> Record:
+        """The Cedar context of ``req`` with a neutral ``context.vigil``: a fresh, deep-converted
+        snapshot (typed by the schema, with ``action_properties``); raises ValueConversionError."""
+        if st.schema is None and req.action_properties is None:
+            context = record_to_cedar(req.context, "context")
+        else:
+            context = self._typed_context(st, req)
+        context["vigil"] = NEUTRAL_VIGIL
+        return context
+
+    def _gated(self, principal: EntityUid, when: float) -> bool:
+        """The identity registry's gate: True when ``principal`` is suspended, retired or expired
+        (its use noted). One float comparison, and a set lookup while any registered identity is
+        inactive."""
+        if when >= self._id_expiry:
+            self.registry.expire(when)
+        inactive = self._id_inactive
+        if inactive and principal in inactive:
+            self._seen[principal] = when
+            return True
+        return False
+
+    def _signals_first(
+        self,
+        beh: BehaviourModel,
+        prof: Profile,
+        req: AccessRequest,
+        context: Record,
+        when: float,
+        rentity: Entity | None,
+        ip: IPAddr | None,
+    ) -> tuple[Assessment, Features | None]:
+        """Assess before the policy, so that it reads the risk and signals in ``context.vigil``."""
+        a, f = beh.assess(prof, req.action, req.resource, req.context, when, None, rentity, ip)
+        if not a.learning and a.risk:
+            context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
+        return a, f
+
+    def _learn(
+        self,
+        beh: BehaviourModel,
+        prof: Profile | None,
+        principal: EntityUid,
+        f: Features | None,
+        learnable: bool,
+        allowed: bool,
+        when: float,
+    ) -> None:
+        """Learn the decided request (``f``) on the identity's profile, created at its first
+        request. A request let through on an approval is not learnable (see
+        :mod:`vigil.pipeline.combine`): an approval accepts one risk once, it does not make the
+        risky context normal. Without ``f`` (``[behaviour] mode = "off"``) the use is noted for
+        the registry's ``last_used``."""
+        if f is None:
+            if beh.off:
+                self._seen[principal] = when
+            return
+        if prof is None:
+            prof = self.profiles.create(principal, f.t)
+            if prof is None:
+                return
+        beh.learn(prof, f, learnable and allowed, allowed)
 
     def _denied_early(
         self,
@@ -461,7 +479,7 @@ class Engine:
         self._finish(record)
         return record
 
-    def _risky(
+    def _combine(
         self,
         beh: BehaviourModel,
         prof: Profile | None,
@@ -470,71 +488,26 @@ class Engine:
         f: Features | None,
         allowed: bool,
         reasons: tuple[str, ...],
-    ) -> tuple[bool, tuple[str, ...], tuple[str, ...], dict[str, Any] | None, bool]:
-        """Risk at or above the step-up threshold: ``(allowed, reasons, advice, ticket, learnable)``.
-
-        Learning identity: recorded, not enforced. Enforce mode: an approved ticket for this
-        request's bound context lets it through (one use of the approval; not learnable, so the
-        approval never teaches the profile that the risky context is normal); otherwise it counts
-        toward quarantine and is denied, with advice ``step_up`` and a ticket below the deny
-        threshold. Shadow mode: the same is computed and only reported
-        (``shadow_*`` reason codes), and the request is not learned (as enforce would not).
-        """
-        if a.learning or prof is None or f is None:
-            return allowed, (*reasons, ReasonCode.LEARNING.value), _NONE, None, allowed
-        t = f.t
-        risk = a.risk
-        enforce = beh.enforce
-        if enforce and allowed and risk < beh.deny_risk:
-            granted = self._granted(req, t)
-            if granted is not None:
-                return True, (*reasons, _APPROVED), _NONE, None, False
-        quarantine = risk >= beh.quarantine_risk and beh.note_high(prof, t) >= beh.quarantine_after
-        if not enforce:
-            codes = [
-                *reasons,
-                ReasonCode.SHADOW_RISK_DENY.value
-                if risk >= beh.deny_risk
-                else ReasonCode.SHADOW_STEP_UP.value,
-            ]
-            if quarantine:
-                codes.append(ReasonCode.SHADOW_QUARANTINE.value)
-            return allowed, tuple(codes), _NONE, None, False
-        if quarantine:
-            why = (
-                f"{beh.quarantine_after} requests at risk {beh.quarantine_risk} or more within "
-                f"{beh.quarantine_window_s:.0f} s; last: {a.why()}"
-            )
-            self.quarantine.add_automatic(req.principal, reason=why, now=t)
-            self._operator_event("quarantine_added", "vigil", subject=uid_dict(req.principal), reason=why)
-            prefix = reasons if not allowed else (_RISK_DENY if risk >= beh.deny_risk else _RISK_STEP_UP,)
-            # (two returns: Cython's type inference loops on a starred tuple reassigned from itself)
-            if self.quarantine.durable(req.principal):
-                return False, (*prefix, _QUARANTINED_CODE), _ADVICE_QUARANTINED, None, False
-            # held in memory only
-            return False, (*prefix, _QUARANTINED_CODE, _STORE_UNAVAILABLE), _ADVICE_QUARANTINED, None, False
-        if not allowed:
-            return False, reasons, _NONE, None, False
-        if risk >= beh.deny_risk:
-            return False, (_RISK_DENY,), _NONE, None, False
-        ticket = None
-        try:
-            t_ = self.approvals.request(
-                req.principal,
-                req.action,
-                req.resource,
-                risk=risk,
-                signals=a.signals,
-                why=a.why(),
-                now=t,
-                ttl_s=beh.settings.ticket_ttl_s,
-                bound=bound_context(req.context),
-            )
-            ticket = ticket_dict(t_)
-        except StoreError:  # no ticket to approve: no step-up advice either
-            self.store_errors += 1
-            return False, (_RISK_STEP_UP, _STORE_UNAVAILABLE), _NONE, None, False
-        return False, (_RISK_STEP_UP,), _ADVICE_STEP_UP, ticket, False
+    ) -> tuple[Outcome, dict[str, Any] | None]:
+        """Risk at or above the step-up threshold: :func:`vigil.pipeline.combine.combine`, with the
+        state it reads gathered first (an approval of this request used, the identity's high-risk
+        decisions counted) and the effect it wants applied; ``(outcome, ticket or None)``."""
+        if prof is None or f is None:
+            return combine(beh, a, False, allowed, reasons), None
+        granted = False
+        highs = 0
+        if asks_approval(beh, a, True, allowed):
+            granted = self._granted(req, f.t) is not None
+        if not granted and counts_high(beh, a, True):
+            highs = beh.note_high(prof, f.t)
+        out = combine(beh, a, True, allowed, reasons, granted, highs)
+        effect = out.effect
+        if effect is None:
+            return out, None
+        if effect.kind == QUARANTINE:
+            return (out if self._quarantine(req.principal, effect.reason, f.t) else unsaved(out)), None
+        ticket = self._open_ticket(beh, req, a, f.t)
+        return (out, ticket) if ticket is not None else (unsaved(out), None)
 
     def _granted(self, req: AccessRequest, t: float) -> Ticket | None:
         """Use an approval of this request from its bound context; None (deny) when there is
@@ -546,6 +519,35 @@ class Engine:
         except StoreError:
             self.store_errors += 1
             return None
+
+    def _quarantine(self, principal: EntityUid, why: str, t: float) -> bool:
+        """Quarantine ``principal`` (vigil's own decision, audited as ``quarantine_added`` by
+        ``vigil``); False when it holds in memory only (the store could not save it)."""
+        self.quarantine.add_automatic(principal, reason=why, now=t)
+        self._operator_event("quarantine_added", "vigil", subject=uid_dict(principal), reason=why)
+        return self.quarantine.durable(principal)
+
+    def _open_ticket(
+        self, beh: BehaviourModel, req: AccessRequest, a: Assessment, t: float
+    ) -> dict[str, Any] | None:
+        """An approval ticket for this request, bound to its context; None when the store cannot
+        save it (counted in ``store_errors``)."""
+        try:
+            t_ = self.approvals.request(
+                req.principal,
+                req.action,
+                req.resource,
+                risk=a.risk,
+                signals=a.signals,
+                why=a.why(),
+                now=t,
+                ttl_s=beh.settings.ticket_ttl_s,
+                bound=bound_context(req.context),
+            )
+        except StoreError:
+            self.store_errors += 1
+            return None
+        return ticket_dict(t_)
 
     def _quarantined(
         self, st: _State, req: AccessRequest, context: Record, prof: Profile | None, when: float, t0: int
@@ -765,24 +767,6 @@ class Engine:
             "store_errors": self.store_errors + self.quarantine.store_errors,
             "reloads": self.reloads,
         }
-
-
-def _with_errors(
-    allowed: bool, policies: tuple[str, ...], errors: tuple[Any, ...]
-) -> tuple[bool, tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
-    pairs = tuple((e.policy_id, e.message) for e in errors)
-    errored_forbids = tuple(e.policy_id for e in errors if e.forbid)
-    if errored_forbids:
-        codes = [ReasonCode.FORBID_ERRORED.value]
-        if policies and not allowed:
-            codes.insert(0, ReasonCode.POLICY_FORBID.value)
-            return False, tuple(codes), policies, pairs
-        return False, tuple(codes), errored_forbids, pairs
-    if allowed:
-        return True, _PERMIT_ERR, policies, pairs
-    if policies:
-        return False, (ReasonCode.POLICY_FORBID.value, ReasonCode.POLICY_ERRORED.value), policies, pairs
-    return False, _NO_PERMIT_ERR, policies, pairs
 
 
 def _epoch(now: datetime) -> float:

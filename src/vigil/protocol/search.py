@@ -38,13 +38,13 @@ import orjson
 from vigil.engine import Engine
 from vigil.errors import RequestError
 from vigil.model.request import MAX_TYPE, parse_action, parse_entity
+from vigil.pipeline.authorize import NEUTRAL_VIGIL, action_type, authorize
 from vigil.policy.build import PolicySet
 from vigil.policy.compiler import CompiledPolicy, Scope
 from vigil.policy.overlay import OverlaySettings
 from vigil.policy.request_values import property_overlay, typed_context
-from vigil.policy.values import EntityUid, Record, make_set
+from vigil.policy.values import EntityUid
 
-_NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
 _ALL: Final = None  # "every entity of the searched type"
 
 
@@ -160,7 +160,7 @@ class Searcher:
             with self._lock:
                 idx = self._index
                 if idx is None or idx.policy_set is not ps:
-                    idx = self._index = SearchIndex(ps, _action_type(ps), ws.settings.overlay)
+                    idx = self._index = SearchIndex(ps, action_type(ps.schema), ws.settings.overlay)
         return idx
 
     # -- the three endpoints ------------------------------------------------------------------
@@ -315,14 +315,6 @@ def _action(request: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     return parse_action(value)
 
 
-def _action_type(ps: PolicySet) -> str:
-    schema = ps.schema
-    if schema is None:
-        return "Action"
-    types = {uid[0] for uid in schema.actions}
-    return types.pop() if len(types) == 1 else "Action"
-
-
 class _Call:
     """The fixed parts of one search's checks: typed context (per action), property overlays."""
 
@@ -367,7 +359,7 @@ class _Call:
             return got
         schema = self.idx.policy_set.schema if action is not None else None
         context = typed_context(schema, action or ("", ""), self.raw_context, self.action_props)
-        context["vigil"] = _NEUTRAL_VIGIL
+        context["vigil"] = NEUTRAL_VIGIL
         self.contexts[key] = context
         return context
 
@@ -375,9 +367,6 @@ class _Call:
         """The engine's decision for this triple, without audit or learning (False on any failure)."""
         if principal not in self.idx.by_uid:
             return False
-        answer = self.idx.policy_set.authorizer.is_authorized(
-            principal, action, resource, self._context_for(action), self.overlay
-        )
-        if not answer.allowed:
-            return False
-        return not any(e.forbid for e in answer.errors)
+        authorizer = self.idx.policy_set.authorizer
+        verdict = authorize(authorizer, principal, action, resource, self._context_for(action), self.overlay)
+        return verdict.allowed
