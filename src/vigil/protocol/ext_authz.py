@@ -340,14 +340,14 @@ class ClientSource:
         """The client's IP address as text, or None when it cannot be trusted."""
         if self.address_header:
             value = headers.get(self.address_header)
-            return _ip(value.decode("latin-1")) if value else None
+            return client_ip(value.decode("latin-1")) if value else None
         xff = headers.get(b"x-forwarded-for")
         if xff is None:
-            return _ip(peer) if peer else None
+            return client_ip(peer) if peer else None
         parts = [p.strip() for p in xff.decode("latin-1").split(",")]
         if len(parts) <= self.hops:
             return None
-        return _ip(parts[-1 - self.hops])
+        return client_ip(parts[-1 - self.hops])
 
     def context(self, headers: dict[bytes, bytes], peer: str | None) -> dict[str, str]:
         """``{"ip", "user_agent", "region"}`` for the decision context (absent keys: unknown)."""
@@ -369,16 +369,50 @@ class ClientSource:
         return out
 
 
-def _ip(text: str) -> str | None:
+MAX_ADDRESS: Final = 128  # longer than any address with a port and a zone id
+
+
+def client_ip(text: str) -> str | None:
+    """The client address in ``text`` (an ``x-forwarded-for`` entry, an address header, the
+    connection's peer) as the canonical text of an IP address, or None when it is not one.
+
+    Accepted forms: ``v4``, ``v4:port``, ``v6``, ``[v6]``, ``[v6]:port``. Normalised: an IPv6
+    zone id (``fe80::1%eth0``) is dropped (it names an interface of the proxy, not the client), and
+    an IPv4-mapped IPv6 address (``::ffff:10.1.2.3``, what a dual-stack listener reports for an
+    IPv4 client) is the IPv4 address, so one client has one network whichever way it arrived.
+    Anything else (a host name, an empty or overlong entry, a bad port, an unterminated bracket)
+    gives None: never an exception."""
     text = text.strip()
-    if text.startswith("[") and "]" in text:  # [v6]:port
-        text = text[1 : text.index("]")]
+    if not text or len(text) > MAX_ADDRESS:
+        return None
+    if text[0] == "[":  # [v6] or [v6]:port
+        end = text.find("]")
+        if end < 0 or not _port_or_nothing(text[end + 1 :]):
+            return None
+        text = text[1:end]
     elif text.count(":") == 1:  # v4:port
-        text = text.split(":", 1)[0]
+        text, _, port = text.partition(":")
+        if not _port_or_nothing(":" + port) or "." not in text:
+            return None
+    if "%" in text:  # an IPv6 zone id
+        text, _, zone = text.partition("%")
+        if ":" not in text or not zone:
+            return None
     try:
-        return str(ipaddress.ip_address(text))
+        addr = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def _port_or_nothing(rest: str) -> bool:
+    """``""`` or ``":<1-5 ASCII digits>"`` (what may follow a bracketed address or an IPv4 one)."""
+    if not rest:
+        return True
+    port = rest[1:]
+    return rest[0] == ":" and 0 < len(port) <= 5 and port.isascii() and port.isdigit()
 
 
 # -- the request --------------------------------------------------------------------------------
