@@ -336,10 +336,10 @@ def test_operator_actions_are_chained_in_the_audit_log(tmp_path: Path) -> None:
     subject = ("user", RICK)
     with Engine.from_workspace(ws) as engine:
         engine.decide(ONE)
-        for n, decide in enumerate((engine.approve_ticket, engine.deny_ticket)):
+        for n, decide in enumerate((engine.desk.approve, engine.desk.deny)):
             decide(_pending(engine.approvals, f"t{n}", engine.now()).id, by="dave", note="checked")
-        engine.quarantine_identity(subject, by="alice", reason="suspicious")
-        engine.lift_quarantine(subject, by="bob", note="ok")
+        engine.desk.add(subject, by="alice", reason="suspicious")
+        engine.desk.lift(subject, by="bob", note="ok")
         engine.reload(by="carol")
         (ws / "policies" / "broken.cedar").write_text("permit(")
         assert not engine.reload(by="carol").ok
@@ -374,7 +374,7 @@ def test_the_clis_operator_actions_join_a_running_servers_chain(tmp_path: Path) 
             desk.approve(_pending(desk.approvals, "t0", desk.now()).id, by="dave", note="cli")
             desk.add(subject, by="alice", reason="cli quarantine")
         engine.decide(ONE)
-        engine.quarantine_identity(("user", "someone-else"), by="erin")
+        engine.desk.add(("user", "someone-else"), by="erin")
     log = ws / ".vigil" / "audit.jsonl"
     events = [e for e in log_events(log) if e["type"] != "checkpoint"]
     assert [(e["type"], e.get("by")) for e in events] == [
@@ -407,9 +407,9 @@ def test_with_required_audit_an_operator_change_the_log_cannot_record_changes_no
         assert until(lambda: not engine.audit_ready())
         t = _pending(engine.approvals, "t0", engine.now())
         changes = [
-            lambda: engine.approve_ticket(t.id, by="dave"),
-            lambda: engine.deny_ticket(t.id, by="dave"),
-            lambda: engine.quarantine_identity(("user", RICK), by="alice"),
+            lambda: engine.desk.approve(t.id, by="dave"),
+            lambda: engine.desk.deny(t.id, by="dave"),
+            lambda: engine.desk.add(("user", RICK), by="alice"),
             lambda: engine.reload(by="carol"),
         ]
         for change in changes:
@@ -417,7 +417,7 @@ def test_with_required_audit_an_operator_change_the_log_cannot_record_changes_no
                 change()
             assert info.value.code == "audit_unavailable" and "nothing was changed" in info.value.message
         assert engine.approvals.get(t.id).state == "pending"
-        assert engine.list_quarantined() == [] and engine.reloads == 0
+        assert engine.desk.quarantined() == [] and engine.reloads == 0
 
 
 def test_with_required_sync_audit_a_change_whose_event_fails_is_reported(tmp_path: Path) -> None:
@@ -427,12 +427,12 @@ def test_with_required_sync_audit_a_change_whose_event_fails_is_reported(tmp_pat
     with Engine.from_workspace(ws) as engine:
         t = _pending(engine.approvals, "t0", engine.now())
         with pytest.raises(AuditError) as info:
-            engine.approve_ticket(t.id, by="dave")
+            engine.desk.approve(t.id, by="dave")
         assert "refused its ticket_approved event" in info.value.message
         assert engine.approvals.get(t.id).state == "approved"
         with pytest.raises(AuditError):  # known unwritable now: refused before changing anything
-            engine.quarantine_identity(("user", RICK), by="alice")
-        assert engine.list_quarantined() == []
+            engine.desk.add(("user", RICK), by="alice")
+        assert engine.desk.quarantined() == []
 
 
 def test_the_clis_change_is_reported_when_its_event_cannot_be_written(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def test_a_quarantined_identity_is_never_allowed(
     root = tmp_path_factory.mktemp("q")
     e = engine(write_workspace(root, {"learning_requests": 5}))
     victim = AGENTS[1]
-    e.quarantine_identity(("Agent", victim), by="ingrid.berg", reason="test")
+    e.desk.add(("Agent", victim), by="ingrid.berg", reason="test")
     for item in items:
         req, when = _req((victim, *item[1:]))
         r = e.decide(req, now=when)
@@ -131,7 +131,7 @@ def test_mode_off_is_the_policy_alone(trio: dict[str, vigil.Engine], items: list
 
 def test_mode_off_still_denies_a_quarantined_identity(tmp_path: Path) -> None:
     e = engine(write_workspace(tmp_path, {"mode": "off"}))
-    e.quarantine_identity(("Agent", WHO), by="ingrid.berg", reason="test")
+    e.desk.add(("Agent", WHO), by="ingrid.berg", reason="test")
     r = e.decide(request(WHO, "read", "payments-table-0", T0), now=T0)
     assert not r.allowed and r.reason_codes == ("quarantined",) and r.risk == 0
     assert e.decide(request(AGENTS[2], "read", "payments-table-0", T0), now=T0).allowed
@@ -168,7 +168,7 @@ def test_step_up_gives_a_ticket_and_an_approval_lets_the_retry_through(
     other = stolen(e, t + timedelta(seconds=40), resource="payments-table-1")
     assert other.ticket is not None and other.ticket["id"] == "tkt_0001"  # another resource: another ticket
     e._clock = lambda: (t + timedelta(minutes=5)).timestamp()  # the approver's clock
-    ok = e.approve_ticket("tkt_0000", by="priya.raman", note="migration")
+    ok = e.desk.approve("tkt_0000", by="priya.raman", note="migration")
     assert ok.state == "approved" and ok.decided_by == "priya.raman"
     retry = stolen(e, t + timedelta(minutes=6))
     assert retry.allowed and retry.reason_codes == ("policy_permit", "approved") and retry.risk >= 60
@@ -185,14 +185,14 @@ def test_step_up_gives_a_ticket_and_an_approval_lets_the_retry_through(
     assert granted(subject, read, ("Database", "payments-table-0"), bound, t6) is None
     assert e.approvals.get("tkt_0000").state == "used"
     e._clock = lambda: (t + timedelta(minutes=7)).timestamp()
-    e.approve_ticket("tkt_0001", by="priya.raman", uses=2)
+    e.desk.approve("tkt_0001", by="priya.raman", uses=2)
     t8 = t6 + 120
     assert granted(subject, read, ("Database", "payments-table-0"), bound, t8) is None  # that resource only
     assert granted(subject, ("Action", "write"), ("Database", "payments-table-1"), bound, t8) is None
     assert granted(subject, read, ("Database", "payments-table-1"), bound, t8 + 3_600) is None  # expired
     assert granted(subject, read, ("Database", "payments-table-1"), ("", "", ""), t8) is None  # elsewhere
     assert granted(subject, read, ("Database", "payments-table-1"), bound, t8) is not None
-    kinds = [(c.kind, c.by) for c in e.state_changes()]
+    kinds = [(c.kind, c.by) for c in e.desk.changes()]
     assert ("ticket_created", "vigil") in kinds and ("ticket_approved", "priya.raman") in kinds
 
 
@@ -201,19 +201,19 @@ def test_a_denied_ticket_and_closed_tickets(enforced: tuple[vigil.Engine, dateti
     t = after(last, hour=3)
     stolen(e, t)
     e._clock = lambda: (t + timedelta(minutes=1)).timestamp()
-    assert e.deny_ticket("tkt_0000", by="priya.raman", note="not us").state == "denied"
+    assert e.desk.deny("tkt_0000", by="priya.raman", note="not us").state == "denied"
     with pytest.raises(vigil.VigilError) as err:
-        e.approve_ticket("tkt_0000", by="priya.raman")
+        e.desk.approve("tkt_0000", by="priya.raman")
     assert err.value.code == "ticket_closed"
     with pytest.raises(vigil.VigilError) as err:
-        e.approve_ticket("tkt_nope", by="priya.raman")
+        e.desk.approve("tkt_nope", by="priya.raman")
     assert err.value.code == "ticket_not_found"
     with pytest.raises(vigil.VigilError) as err:
-        e.deny_ticket("tkt_0000", by="  ")
+        e.desk.deny("tkt_0000", by="  ")
     assert err.value.code == "invalid_argument"
     r = stolen(e, t + timedelta(minutes=2))
     assert not r.allowed and r.ticket is not None and r.ticket["id"] == "tkt_0001"  # a fresh ticket
-    assert [tk.id for tk in e.list_tickets(state="denied")] == ["tkt_0000"]
+    assert [tk.id for tk in e.desk.tickets(state="denied")] == ["tkt_0000"]
 
 
 def test_repeated_high_risk_quarantines_until_an_owner_lifts_it(
@@ -238,22 +238,22 @@ def test_repeated_high_risk_quarantines_until_an_owner_lifts_it(
         seen.append((r.allowed, r.reason_codes))
     assert seen[4] == (False, ("risk_deny", "quarantined"))  # the fifth high-risk request
     assert seen[5][1] == ("quarantined",)
-    entry = e.list_quarantined()[0]
+    entry = e.desk.quarantined()[0]
     assert entry.subject == ("Agent", WHO) and entry.by == "vigil" and "new_region" in entry.reason
     calm = e.decide(
         request(WHO, "read", "payments-table-0", t + timedelta(hours=7)), now=t + timedelta(hours=7)
     )
     assert not calm.allowed and calm.advice == ("quarantined",)  # even its usual requests
-    e.lift_quarantine(("Agent", WHO), by="priya.raman", note="key rotated")
+    e.desk.lift(("Agent", WHO), by="priya.raman", note="key rotated")
     back = e.decide(
         request(WHO, "read", "payments-table-0", t + timedelta(hours=8)), now=t + timedelta(hours=8)
     )
     assert back.allowed
     with pytest.raises(vigil.VigilError) as err:
-        e.lift_quarantine(("Agent", WHO), by="priya.raman")
+        e.desk.lift(("Agent", WHO), by="priya.raman")
     assert err.value.code == "not_quarantined"
-    assert [c.kind for c in e.state_changes()][-2:] == ["quarantine_added", "quarantine_lifted"] or any(
-        c.kind == "quarantine_lifted" and c.by == "priya.raman" for c in e.state_changes()
+    assert [c.kind for c in e.desk.changes()][-2:] == ["quarantine_added", "quarantine_lifted"] or any(
+        c.kind == "quarantine_lifted" and c.by == "priya.raman" for c in e.desk.changes()
     )
 
 
@@ -269,11 +269,11 @@ def test_state_survives_a_restart(enforced: tuple[vigil.Engine, datetime, Path])
         probe["context"],
         t.timestamp(),
     )[0]
-    e.quarantine_identity(("Agent", AGENTS[1]), by="ingrid.berg", reason="check")
+    e.desk.add(("Agent", AGENTS[1]), by="ingrid.berg", reason="check")
     e.close()
     again = engine(ws)
-    assert [tk.id for tk in again.list_tickets()] == ["tkt_0000"]
-    assert [q.subject for q in again.list_quarantined()] == [("Agent", AGENTS[1])]
+    assert [tk.id for tk in again.desk.tickets()] == ["tkt_0000"]
+    assert [q.subject for q in again.desk.quarantined()] == [("Agent", AGENTS[1])]
     p = again.profiles.get(("Agent", WHO))
     assert p is not None and p.learned >= 200
     after_restart = again._state.behaviour.assess(
@@ -377,7 +377,7 @@ def test_shadow_reports_what_enforce_would_do(tmp_path: Path) -> None:
         assert r.allowed and r.advice == ()
         codes += r.reason_codes
     assert "shadow_risk_deny" in codes and "shadow_quarantine" in codes
-    assert len(e.quarantine) == 0 and e.list_tickets() == []
+    assert len(e.quarantine) == 0 and e.desk.tickets() == []
 
 
 def test_a_request_cannot_raise_its_own_allowance(enforced: tuple[vigil.Engine, datetime, Path]) -> None:
@@ -422,7 +422,7 @@ def test_an_approved_request_is_not_learned(enforced: tuple[vigil.Engine, dateti
     first = e.decide(request(WHO, "read", "payments-table-0", t, **moved), now=t)
     assert first.advice == ("step_up",) and first.ticket is not None
     e._clock = lambda: (t + timedelta(minutes=1)).timestamp()
-    e.approve_ticket(first.ticket["id"], by="priya.raman", note="moved to us-east-1")
+    e.desk.approve(first.ticket["id"], by="priya.raman", note="moved to us-east-1")
     retry = e.decide(
         request(WHO, "read", "payments-table-0", t + timedelta(minutes=2), **moved),
         now=t + timedelta(minutes=2),

@@ -197,11 +197,11 @@ def run_engines(tmp: Path) -> dict[str, Any]:
                     r = e.decide(req, now=at)
                     rows.append(_row(r))
                     if r.ticket is not None and rng.random() < 0.6:
-                        e.approve_ticket(r.ticket["id"], by="golden")
+                        e.desk.approve(r.ticket["id"], by="golden")
                         r = e.decide(req, now=at)
                         rows.append(_row(r))
                     if "quarantined" in r.reason_codes and rng.random() < 0.3:
-                        e.lift_quarantine(r.principal, by="golden")
+                        e.desk.lift(r.principal, by="golden")
                 out[f"{name}-{seed}"] = {"rows": rows, "profiles": _profile_digest(e._profiles)}
             finally:
                 e.close()

@@ -32,7 +32,8 @@ from vigil.identity.registry import Registry
 from vigil.model.decision import Advice, DecisionRecord, ReasonCode, new_record
 from vigil.model.request import AccessRequest, parse_authzen
 from vigil.operations.approvals import Approvals, bound_context, ticket_dict
-from vigil.operations.events import operator_event, ticket_details, uid_dict
+from vigil.operations.desk import OperatorDesk
+from vigil.operations.events import operator_event, uid_dict
 from vigil.operations.identities import IdentityDesk
 from vigil.operations.quarantine import Quarantine
 from vigil.pipeline.authorize import NEUTRAL_VIGIL, action_type, authorize
@@ -44,7 +45,7 @@ from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.schema import Schema
 from vigil.policy.values import EntityUid, Record, make_set
-from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
+from vigil.store import Store, StoreError, Ticket, open_store
 from vigil.workspace.loader import Workspace, load_workspace
 
 _log = logging.getLogger("vigil.engine")
@@ -179,6 +180,15 @@ class Engine:
         self.store_errors = 0
         self._audit: AuditSink = audit if audit is not None else _default_sink(workspace)
         self._audit_required = workspace.settings.audit.required
+        self.desk = OperatorDesk(
+            self.approvals,
+            self.quarantine,
+            self._store,
+            audit=_operator_events(self),
+            recordable=_recordable(self),
+            clock=_clock_of(self),
+            approval_ttl=_approval_ttl(self),
+        )
         self.identities = IdentityDesk(
             self.registry,
             self._store,
@@ -660,50 +670,6 @@ class Engine:
         """The engine's clock (epoch seconds): the time operator actions are stamped with."""
         return self._clock()
 
-    def list_tickets(self, *, state: str | None = None, subject: EntityUid | None = None) -> list[Ticket]:
-        """Approval tickets, oldest first, by state at the clock's now and/or subject."""
-        return self.approvals.list(state=state, subject=subject, now=self._clock())
-
-    # Operator changes are audited with `by`. With [audit] required, one the audit log cannot
-    # record fails with AuditError (audit_unavailable): before anything changes while the log is
-    # known not to be writable, after the change when its event is refused (the error says so).
-    def approve_ticket(self, ticket_id: str, *, by: str, note: str = "", uses: int = 1) -> Ticket:
-        """Approve a pending ticket for ``uses`` requests from its bound context within
-        ``[behaviour] approval_ttl_s``. Raises NotFoundError, ConflictError, RequestError or
-        AuditError."""
-        self._recordable()
-        ttl = self._state.behaviour.settings.approval_ttl_s
-        t = self.approvals.approve(ticket_id, by=by, now=self._clock(), ttl_s=ttl, note=note, uses=uses)
-        self._record("ticket_approved", by, **ticket_details(t), note=note, uses=uses)
-        return t
-
-    def deny_ticket(self, ticket_id: str, *, by: str, note: str = "") -> Ticket:
-        """Deny a pending ticket. Raises NotFoundError, ConflictError or AuditError."""
-        self._recordable()
-        t = self.approvals.deny(ticket_id, by=by, now=self._clock(), note=note)
-        self._record("ticket_denied", by, **ticket_details(t), note=note)
-        return t
-
-    def list_quarantined(self) -> list[QuarantineEntry]:
-        """Quarantined identities, oldest first."""
-        return self.quarantine.list()
-
-    def quarantine_identity(self, subject: EntityUid, *, by: str, reason: str = "") -> QuarantineEntry:
-        """Quarantine ``subject`` by hand (idempotent). Raises RequestError, StoreError or AuditError."""
-        _check_uid(subject)
-        self._recordable()
-        q = self.quarantine.add(subject, by=by, reason=reason, now=self._clock())
-        self._record("quarantine_added", by, subject=uid_dict(subject), reason=reason)
-        return q
-
-    def lift_quarantine(self, subject: EntityUid, *, by: str, note: str = "") -> QuarantineEntry:
-        """Lift the quarantine of ``subject``. Raises NotFoundError or AuditError."""
-        _check_uid(subject)
-        self._recordable()
-        q = self.quarantine.lift(subject, by=by, now=self._clock(), note=note)
-        self._record("quarantine_lifted", by, subject=uid_dict(subject), note=note)
-        return q
-
     def identity_active(self, uid: EntityUid) -> bool:
         """Whether the registry lets ``uid`` act now (True for an identity it does not hold)."""
         return self.registry.is_active(uid, self._clock())
@@ -720,6 +686,10 @@ class Engine:
         ok: bool = emit(operator_event(kind, by, rfc3339(self._clock()), **details))
         return ok
 
+    # Operator changes (self.desk, self.identities) are audited with `by`. With [audit] required,
+    # one the audit log cannot record fails with AuditError (audit_unavailable): before anything
+    # changes while the log is known not to be writable, after the change when its event is
+    # refused (the error says so).
     def _recordable(self) -> None:
         """Before an operator change: raises AuditError (nothing changed) when ``[audit] required``
         and the audit log cannot be written."""
@@ -738,10 +708,6 @@ class Engine:
     def audit_ready(self) -> bool:
         """False while ``[audit] required`` is set and the audit log cannot be written."""
         return not self._audit_required or bool(getattr(self._audit, "healthy", True))
-
-    def state_changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
-        """The audited changes of approvals and quarantines (who, when, what), oldest first."""
-        return self._store.changes(after=after, limit=limit)
 
     # -- introspection ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -781,13 +747,6 @@ def _uid_or_blank(request: Any, field: str) -> tuple[str, str]:
         if isinstance(v, dict) and isinstance(v.get("type"), str) and isinstance(v.get("id"), str):
             return (v["type"], v["id"])
     return ("", "")
-
-
-def _check_uid(uid: Any) -> None:
-    if not (
-        isinstance(uid, tuple) and len(uid) == 2 and all(type(x) is str and 0 < len(x) <= 1024 for x in uid)
-    ):
-        raise RequestError("an identity is a (type, id) pair of non-empty strings", code="invalid_argument")
 
 
 def _tick(quarantine: Quarantine, registry: Registry, flush_s: float) -> Callable[[], None]:
@@ -871,6 +830,31 @@ def _recordable(engine: Engine) -> Callable[[], None]:
             e._recordable()
 
     return check
+
+
+def _clock_of(engine: Engine) -> Clock:
+    """The engine's clock as it is at each call (weakly: no reference cycle)."""
+    ref = weakref.ref(engine)
+
+    def now() -> float:
+        e = ref()
+        assert e is not None
+        return e._clock()
+
+    return now
+
+
+def _approval_ttl(engine: Engine) -> Callable[[], float]:
+    """``[behaviour] approval_ttl_s`` of the active workspace (weakly: no reference cycle)."""
+    ref = weakref.ref(engine)
+
+    def ttl() -> float:
+        e = ref()
+        assert e is not None
+        ttl_s: float = e._state.behaviour.settings.approval_ttl_s
+        return ttl_s
+
+    return ttl
 
 
 def _identity_settings(engine: Engine) -> Callable[[], Any]:

@@ -1,11 +1,14 @@
-"""Operator use cases on a workspace's runtime state: approval tickets, quarantines and the identity
-registry (:attr:`StateDesk.identities`, :mod:`vigil.operations.identities`).
+"""The operator use cases without an engine: :class:`StateDesk`, and the parsers of what the admin
+HTTP API and the CLI pass to them.
 
 ``StateDesk`` opens only the workspace's settings (``vigil.toml``) and its state store, never its
-policies: an owner can lift a quarantine even while the workspace fails to load. The CLI
-(``vigil approvals``, ``vigil quarantine``) and the admin HTTP API call these functions; a running
-engine notices the changes within about a second (``vigil.operations.quarantine``). Every change is written
-to the store's change log with who made it (``changes``).
+policies: an owner can lift a quarantine even while the workspace fails to load. It is the same
+:class:`~vigil.operations.desk.OperatorDesk` the admin HTTP API calls through the engine
+(``Engine.desk``), and the same :class:`~vigil.operations.identities.IdentityDesk`
+(:attr:`StateDesk.identities`), over the workspace's store, with the workspace's chained audit
+log opened at the first change; a running engine notices the changes within about a second
+(``vigil.operations.quarantine``). Every change is written to the store's change log with who made
+it (``changes``) and to the audit log as an operator event.
 """
 
 from __future__ import annotations
@@ -23,16 +26,20 @@ from vigil.errors import AuditError, RequestError, WorkspaceError
 from vigil.identity.registry import Registry
 from vigil.model.uid import EntityUid
 from vigil.operations.approvals import Approvals, check_uses, ticket_dict
-from vigil.operations.events import operator_event, ticket_details, uid_dict
+from vigil.operations.desk import DEFAULT_CHANGE_PAGE, MAX_CHANGE_PAGE, OperatorDesk, change_page
+from vigil.operations.events import operator_event
 from vigil.operations.identities import IdentityDesk
 from vigil.operations.quarantine import Quarantine, quarantine_dict
-from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
+from vigil.store import Change, Store, StoreError, open_store
 from vigil.workspace.loader import entity_uids
 from vigil.workspace.settings import Settings, parse_settings
 
 __all__ = [
+    "DEFAULT_CHANGE_PAGE",
+    "MAX_CHANGE_PAGE",
     "StateDesk",
     "change_dict",
+    "change_page",
     "parse_change_page",
     "parse_quarantine_change",
     "parse_ticket_decision",
@@ -95,20 +102,6 @@ def parse_quarantine_change(body: dict[str, Any], reason_key: str) -> tuple[Enti
     )
 
 
-MAX_CHANGE_PAGE = 1_000
-DEFAULT_CHANGE_PAGE = 100
-
-
-def change_page(before: Any, limit: Any) -> tuple[int | None, int]:
-    """A page of the change log, newest first: ``before`` (a ``seq``, exclusive; None: the newest)
-    and ``limit`` (1..1000) checked; raises RequestError (``invalid_argument``)."""
-    if before is not None and (type(before) is not int or before < 1):
-        raise RequestError("'before' must be a positive change number", code="invalid_argument")
-    if type(limit) is not int or not 1 <= limit <= MAX_CHANGE_PAGE:
-        raise RequestError(f"'limit' must be between 1 and {MAX_CHANGE_PAGE}", code="invalid_argument")
-    return before, limit
-
-
 def parse_change_page(query: bytes) -> tuple[int | None, int]:
     """``?limit=&before=`` of ``GET /admin/v1/changes`` -> (before, limit); raises RequestError
     (``invalid_argument``) for an unknown, repeated or malformed parameter."""
@@ -142,8 +135,11 @@ def change_dict(c: Change) -> dict[str, Any]:
     }
 
 
-class StateDesk:
-    """Approvals and quarantines of one workspace (settings and store only)."""
+class StateDesk(OperatorDesk):
+    """The operator use cases on one workspace (settings and store only): approvals, quarantines
+    and the change log (:class:`~vigil.operations.desk.OperatorDesk`), the identity registry
+    (:attr:`identities`). Audited in the workspace's chained log, each event written to disk
+    before the change is reported (an event that cannot be written raises AuditError)."""
 
     def __init__(
         self,
@@ -154,17 +150,23 @@ class StateDesk:
     ) -> None:
         root = Path(workspace)
         self.settings = _settings(root)
-        self._clock = clock or time.time
         try:
-            self.store = store if store is not None else open_store(self.settings.store, root)
+            opened = store if store is not None else open_store(self.settings.store, root)
         except StoreError as e:
             raise WorkspaceError(
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
             ) from None
-        self.approvals = Approvals(self.store)
-        self.quarantine = Quarantine(self.store, None)
+        super().__init__(
+            Approvals(opened),
+            Quarantine(opened, None),
+            opened,
+            audit=self._event,
+            clock=clock or time.time,
+            approval_ttl=lambda: self.settings.behaviour.approval_ttl_s,
+            recordable=self._recordable_now,
+        )
         self._root = root
-        self._audit: AuditSink | None = None  # opened at the first change, written at close
+        self._sink: AuditSink | None = None  # opened at the first change, written at close
         self._identities: IdentityDesk | None = None  # read from the store at first use
 
     @property
@@ -177,33 +179,30 @@ class StateDesk:
                 Registry(self.store),
                 self.store,
                 audit=self._event,
-                recordable=self._recordable,
+                recordable=self._recordable_now,
                 clock=self._clock,
                 settings=lambda: self.settings.identity,
                 entities=lambda: entity_uids(root),
             )
         return self._identities
 
-    def now(self) -> float:
-        return self._clock()
-
     def close(self) -> None:
         """Write the operator events (the audit log) and close the store."""
         try:
-            if self._audit is not None:
-                self._audit.close()
+            if self._sink is not None:
+                self._sink.close()
         finally:
             self.store.close()
 
-    def _recordable(self) -> None:
+    def _recordable_now(self) -> None:
         """Before a change: open the workspace's chained audit log (shared with a running server:
         appends hold the file lock and follow the chain), with ``sync`` durability so that each
         event is on disk before its change is reported. Raises AuditError (nothing changed) when
         it cannot be opened."""
-        if self.settings.audit.sink == "none" or self._audit is not None:
+        if self.settings.audit.sink == "none" or self._sink is not None:
             return
         try:
-            self._audit = sink_from_settings(replace(self.settings.audit, durability="sync"), self._root)
+            self._sink = sink_from_settings(replace(self.settings.audit, durability="sync"), self._root)
         except (OSError, AuditKeyError) as e:
             raise AuditError(f"cannot open the audit log: {e}; nothing was changed") from None
 
@@ -211,7 +210,7 @@ class StateDesk:
         """After a change: its operator event. Raises AuditError when the audit log refuses it or
         cannot write it: an operator change that cannot be audited is reported, never taken as
         recorded."""
-        emit = getattr(self._audit, "emit_event", None)
+        emit = getattr(self._sink, "emit_event", None)
         if emit is not None and not emit(operator_event(kind, by, rfc3339(self._clock()), **details)):
             raise AuditError(
                 f"the change was saved, but its {kind} event could not be written to the audit log "
@@ -223,58 +222,6 @@ class StateDesk:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- approvals -----------------------------------------------------------------------------
-    def tickets(
-        self, *, state: str | None = None, subject: EntityUid | None = None, now: float | None = None
-    ) -> list[Ticket]:
-        return self.approvals.list(state=state, subject=subject, now=self._now(now))
-
-    def approve(
-        self, ticket_id: str, *, by: str, note: str = "", now: float | None = None, uses: int = 1
-    ) -> Ticket:
-        self._recordable()
-        ttl = self.settings.behaviour.approval_ttl_s
-        t = self.approvals.approve(ticket_id, by=by, now=self._now(now), ttl_s=ttl, note=note, uses=uses)
-        self._event("ticket_approved", by, **ticket_details(t), note=note, uses=uses)
-        return t
-
-    def deny(self, ticket_id: str, *, by: str, note: str = "", now: float | None = None) -> Ticket:
-        self._recordable()
-        t = self.approvals.deny(ticket_id, by=by, now=self._now(now), note=note)
-        self._event("ticket_denied", by, **ticket_details(t), note=note)
-        return t
-
-    # -- quarantine ----------------------------------------------------------------------------
-    def quarantined(self) -> list[QuarantineEntry]:
-        return self.quarantine.list()
-
-    def add(
-        self, subject: EntityUid, *, by: str, reason: str = "", now: float | None = None
-    ) -> QuarantineEntry:
-        self._recordable()
-        q = self.quarantine.add(subject, by=by, reason=reason, now=self._now(now))
-        self._event("quarantine_added", by, subject=uid_dict(subject), reason=reason)
-        return q
-
-    def lift(
-        self, subject: EntityUid, *, by: str, note: str = "", now: float | None = None
-    ) -> QuarantineEntry:
-        self._recordable()
-        q = self.quarantine.lift(subject, by=by, note=note, now=self._now(now))
-        self._event("quarantine_lifted", by, subject=uid_dict(subject), note=note)
-        return q
-
-    def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
-        return self.store.changes(after=after, limit=limit)
-
-    def recent_changes(self, *, before: int | None = None, limit: int = DEFAULT_CHANGE_PAGE) -> list[Change]:
-        """Changes newest first, with ``seq < before``; raises RequestError or StoreError."""
-        before, limit = change_page(before, limit)
-        return self.store.recent_changes(before=before, limit=limit)
-
-    def _now(self, now: float | None) -> float:
-        return self._clock() if now is None else now
 
 
 def _settings(root: Path) -> Settings:

@@ -567,28 +567,30 @@ class VigilApp:
         except TimeoutError:
             raise StoreError(f"the state store did not answer within {3 * limit + 0.5:.1f} s") from None
 
-    # Approvals and quarantine: the same use cases as `vigil approvals|quarantine`, each change
-    # written to the store's change log with `by`. Store I/O runs off the event loop, bounded.
+    # Approvals, quarantine, the change log: the same use cases as `vigil approvals|quarantine`
+    # (operations/desk.py, through the engine's desk, so its decisions see each change at once),
+    # each change written to the store's change log and the audit log with `by`. Store I/O runs
+    # off the event loop, bounded.
     async def _approvals(self, req: Request) -> Result:
         now = self.engine.now()
-        tickets = await self._offload(self.engine.list_tickets)
+        tickets = await self._offload(self.engine.desk.tickets)
         return 200, {"tickets": [ticket_dict(t, now) for t in tickets]}, None
 
     async def _approve(self, req: Request) -> Result:
         body = req.json()
         ticket, by, note = parse_ticket_decision(body)
         uses = parse_uses(body)
-        t = await self._offload(self.engine.approve_ticket, ticket, by=by, note=note, uses=uses)
+        t = await self._offload(self.engine.desk.approve, ticket, by=by, note=note, uses=uses)
         return 200, ticket_dict(t), None
 
     async def _deny(self, req: Request) -> Result:
         ticket, by, note = parse_ticket_decision(req.json())
-        t = await self._offload(self.engine.deny_ticket, ticket, by=by, note=note)
+        t = await self._offload(self.engine.desk.deny, ticket, by=by, note=note)
         return 200, ticket_dict(t), None
 
     async def _quarantined(self, req: Request) -> Result:
-        entries = await self._offload(self.engine.list_quarantined)
-        q = self.engine.quarantine
+        entries = await self._offload(self.engine.desk.quarantined)
+        q = self.engine.desk.quarantine
         return (
             200,
             {"quarantined": [{**quarantine_dict(e), "durable": q.durable(e.subject)} for e in entries]},
@@ -598,9 +600,9 @@ class VigilApp:
     async def _q_add(self, req: Request) -> Result:
         subject, by, reason = parse_quarantine_change(req.json(), "reason")
         try:
-            q = await self._offload(self.engine.quarantine_identity, subject, by=by, reason=reason)
+            q = await self._offload(self.engine.desk.add, subject, by=by, reason=reason)
         except StoreError as e:
-            held = self.engine.quarantine.get(subject)
+            held = self.engine.desk.quarantine.get(subject)
             if held is None:
                 raise
             # enforced by this process from now on, but lost on restart: not reported as done
@@ -620,12 +622,12 @@ class VigilApp:
 
     async def _q_lift(self, req: Request) -> Result:
         subject, by, note = parse_quarantine_change(req.json(), "note")
-        q = await self._offload(self.engine.lift_quarantine, subject, by=by, note=note)
+        q = await self._offload(self.engine.desk.lift, subject, by=by, note=note)
         return 200, quarantine_dict(q), None
 
     async def _changes(self, req: Request) -> Result:
         before, limit = parse_change_page(req.scope.get("query_string") or b"")
-        changes = await self._offload(self.engine.store.recent_changes, before=before, limit=limit)
+        changes = await self._offload(self.engine.desk.recent_changes, before=before, limit=limit)
         nxt = str(changes[-1].seq) if len(changes) == limit and changes and changes[-1].seq > 1 else None
         return 200, {"changes": [change_dict(c) for c in changes], "next": nxt}, None
 
