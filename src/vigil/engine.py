@@ -1,8 +1,11 @@
 """``Engine.decide``: the one orchestration of the decision pipeline (ARCHITECTURE section 2).
 
-parse -> identity (registry gate, quarantine) -> signals (behaviour) -> policy (compiled Cedar) ->
-combine (risk, step-up, approvals, quarantine) -> record -> audit -> learn. Every failure denies; a
-malformed request raises :class:`~vigil.errors.RequestError` before anything is decided or changed.
+parse -> identity (registry gate, quarantine) -> signals (behaviour) -> authorize (compiled Cedar,
+:mod:`vigil.pipeline.authorize`) -> combine (:mod:`vigil.pipeline.combine`, pure: the outcome and
+the effect it wants; the engine applies it: a ticket, a quarantine) -> record -> audit -> learn.
+Every failure denies; a malformed request raises :class:`~vigil.errors.RequestError` before
+anything is decided or changed. The operator use cases are the engine's desks (:attr:`Engine.desk`,
+:attr:`Engine.identities`), the same classes the CLI uses without an engine.
 """
 
 from __future__ import annotations
