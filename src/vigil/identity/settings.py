@@ -47,7 +47,8 @@ class IdentitySettings:
     ``max_keys``: the most public keys one identity holds at once (rotation overlaps a few).
 
     Tokens (``docs/identity.md``): ``issuer`` names the token service (its ``iss``; empty: the
-    server's public URL); ``token_ttl_s`` the longest lifetime of an issued token (default 10
+    server's public URL); ``audiences`` the audiences it issues tokens for and vigil accepts in
+    its own tokens (besides the issuer itself: the resource servers behind vigil's PEPs); ``token_ttl_s`` the longest lifetime of an issued token (default 10
     min); ``assertion_ttl_s`` the longest a client assertion may live; ``max_delegation_depth``
     the most actors in a delegation chain; ``clock_skew_s`` the tolerance for ``exp``/``nbf``/
     ``iat``; ``max_token_bytes`` the largest token read; ``token_cache`` how many verified tokens
@@ -61,6 +62,7 @@ class IdentitySettings:
     key_age_days: int = 90
     max_keys: int = 10
     issuer: str = ""
+    audiences: tuple[str, ...] = ()
     require_token: bool = False
     token_ttl_s: int = 600
     assertion_ttl_s: int = 300

@@ -17,7 +17,10 @@ A line is ``METHOD PATTERN => ACTION TYPE::ID``. ``METHOD`` is a verb or ``*``; 
 action and the resource, ``{name}`` is replaced by that path parameter, ``{@method}`` by the
 method, ``{@route}`` by the pattern and ``{@path}`` by the path. The first matching line wins; no
 match is a deny. The subject is the value of a configured header, or the verified ``sub`` (or
-another claim) of a JWT in ``Authorization: Bearer`` checked against a JWKS file.
+another claim) of a JWT in ``Authorization: Bearer`` checked against a JWKS file, or (``subject =
+"token"``) the identity of a token in ``Authorization: Bearer`` that vigil's verifier accepts (its
+own tokens and the ``[[identity.trust]]`` issuers'; the decision is then backed by the token,
+delegation included: ``docs/identity.md``).
 
 Refused with 400 (Envoy then refuses the original request): a path with an encoded slash or
 backslash (``%2F``, ``%5C``), a backslash, or a dot segment (``.``, ``..``, also percent-encoded)
@@ -219,6 +222,17 @@ class SubjectSource:
                     ["vigil.toml: [ext_authz] subject = 'jwt' needs jwks_file"],
                 )
             self._keys = load_jwks(workspace / settings.jwks_file)
+
+    def bearer(self, headers: dict[bytes, bytes]) -> str:
+        """The token of ``Authorization: Bearer <token>``; raises SubjectError when there is none."""
+        auth = headers.get(b"authorization", b"")
+        scheme, _, token = auth.partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            raise SubjectError("missing bearer token")
+        try:
+            return token.strip().decode("ascii")
+        except UnicodeDecodeError:
+            raise SubjectError("the bearer token is not ASCII") from None
 
     def subject_id(self, headers: dict[bytes, bytes], now: float | None = None) -> str:
         """The subject id; raises SubjectError when it is missing or (JWT) does not verify."""

@@ -48,6 +48,13 @@ def store_path(settings: StoreSettings, root: Path) -> Path | None:
     return path if path.is_absolute() else root / path
 
 
+def state_dir(settings: StoreSettings, root: Path) -> Path:
+    """Where a workspace keeps state besides the store (the token service's signing keys): the
+    SQLite file's directory, else ``.vigil`` in the workspace ``root``."""
+    path = store_path(settings, root)
+    return path.parent if path is not None else root / ".vigil"
+
+
 def open_store(settings: StoreSettings, root: Path, *, new_state: bool = False) -> Store:
     """The store ``settings`` name; a relative SQLite path is relative to the workspace ``root``.
 
@@ -88,6 +95,7 @@ __all__ = [
     "bounded",
     "check_state",
     "open_store",
+    "state_dir",
     "store_path",
     "uid_text",
 ]

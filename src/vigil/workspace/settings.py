@@ -148,7 +148,7 @@ _CHOICES = {
     ("audit", "sink"): ("jsonl", "none"),
     ("audit", "durability"): ("batched", "sync"),
     ("store", "backend"): ("sqlite", "memory"),
-    ("ext_authz", "subject"): ("header", "jwt"),
+    ("ext_authz", "subject"): ("header", "jwt", "token"),
 }
 
 
@@ -315,6 +315,8 @@ def _check_identity(s: IdentitySettings, path: str, problems: list[str]) -> None
             problems.append(f"{path}: [identity] {key} must be between {low} and {high}")
     if s.issuer and not s.issuer.startswith(("https://", "http://")):
         problems.append(f"{path}: [identity] issuer must be an http(s) URL")
+    if not all(a and a.isprintable() and len(a) <= 1_024 for a in s.audiences):
+        problems.append(f"{path}: [identity] audiences must be 1..1024 printable characters each")
 
 
 def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:

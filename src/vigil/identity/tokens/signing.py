@@ -147,9 +147,12 @@ class SigningKeys:
         return False
 
     def jwks(self, now: float) -> dict[str, Any]:
-        """The public JWK Set (``jwks_uri``): the signing key and the retiring ones still live."""
+        """The public JWK Set (``jwks_uri``): the signing key (created when there is none) and
+        the retiring ones still live. Raises SigningKeyError."""
         with self._lock:
             self._load()
+            if not self._entries:
+                self._save([self._entry(_generate(self.alg), now)])
             keys = []
             for e in self._entries:
                 if e["retires"] is None or now < float(e["retires"]):
