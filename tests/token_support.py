@@ -188,7 +188,7 @@ class JwksServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 outer.hits += 1
                 if outer.fail or self.path != "/jwks":
                     self.send_response(503 if outer.fail else 404)
