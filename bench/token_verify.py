@@ -39,6 +39,7 @@ from tests.token_support import (  # noqa: E402
     trust_toml,
     workspace,
 )
+
 from vigil.audit.sink import NullSink  # noqa: E402
 from vigil.engine import Engine  # noqa: E402
 from vigil.identity.tokens import Issuer, StaticKeys, Verifier, parse_jwks  # noqa: E402

@@ -1065,8 +1065,8 @@ def _act_for(engine: Engine) -> Callable[[EntityUid, EntityUid, float], tuple[bo
 
 
 def _gate_listener(engine: Engine) -> Callable[[frozenset[EntityUid], float], None]:
-    """Copies the registry's gate into the engine's fields (a weak reference: the registry does
-    not keep the engine alive)."""
+    """Copies the registry's gate into the engine's fields and drops the verified-token cache (a
+    weak reference: the registry does not keep the engine alive)."""
     ref = weakref.ref(engine)
 
     def listen(inactive: frozenset[EntityUid], next_expiry: float) -> None:
@@ -1074,6 +1074,10 @@ def _gate_listener(engine: Engine) -> Callable[[frozenset[EntityUid], float], No
         if e is not None:
             e._id_inactive = inactive
             e._id_expiry = next_expiry
+            # a verified token's subject may come from a binding that just changed: verify afresh
+            verifier = getattr(e, "verifier", None)
+            if verifier is not None:
+                verifier.forget()
 
     return listen
 

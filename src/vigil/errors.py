@@ -143,6 +143,7 @@ class ErrorCode(StrEnum):
     REGISTRY_BUSY = ("registry_busy", 409, 6)
     # tokens (vigil.identity.tokens; docs/identity.md): a token that does not verify is never used
     INVALID_TOKEN = ("invalid_token", 401, 2)
+    UNVERIFIED_IDENTITY = ("unverified_identity", 401, 2)
     TOKEN_TOO_LARGE = ("token_too_large", 401, 2)
     TOKEN_ALGORITHM_REFUSED = ("token_algorithm_refused", 401, 2)
     TOKEN_EXPIRED = ("token_expired", 401, 2)
