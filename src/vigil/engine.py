@@ -258,7 +258,10 @@ class Engine:
         )
         self._trust(workspace.settings)
         interval = workspace.settings.store.snapshot_interval_s
-        self.profiles.start(interval, _tick(self.quarantine, self.registry, interval, self._revoked))
+        self.profiles.start(
+            interval,
+            _tick(self.quarantine, self.registry, interval, self._revoked, self.verifier, self._clock),
+        )
         self._reload_lock = threading.Lock()
         self.reloads = 0
         self.last_reload_error: tuple[str, ...] = ()
@@ -993,11 +996,17 @@ def _check_uid(uid: Any) -> None:
 
 
 def _tick(
-    quarantine: Quarantine, registry: Registry, flush_s: float, revoked: Revocations | None = None
+    quarantine: Quarantine,
+    registry: Registry,
+    flush_s: float,
+    revoked: Revocations | None = None,
+    verifier: Verifier | None = None,
+    clock: Clock = time.time,
 ) -> Callable[[], None]:
     """The snapshot thread's tick (about once a second): notice quarantines, registry changes
-    and revocations made by another process; every ``flush_s`` seconds, write the identities'
-    usage. Raises the last StoreError after trying each."""
+    and revocations made by another process; fetch trusted issuers' JWK Sets that are due (off
+    the decision path); every ``flush_s`` seconds, write the identities' usage. Raises the last
+    StoreError after trying each."""
     qref = weakref.ref(quarantine)
     rref = weakref.ref(registry)
     vref = weakref.ref(revoked) if revoked is not None else None
@@ -1013,6 +1022,11 @@ def _tick(
         v = vref() if vref is not None else None
         if v is not None:
             steps.append(v.refresh)
+        if verifier is not None:
+            now = clock()
+            for issuer in verifier.issuers.values():
+                if isinstance(issuer.keys, RemoteKeys):
+                    issuer.keys.maintain(now)
         if r is not None:
             steps.append(r.refresh)
             if time.monotonic() - last_flush[0] >= flush_s:

@@ -13,6 +13,7 @@ shorter than 2,048 bits. A key without ``kid`` is named by its RFC 7638 thumbpri
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import urllib.request
 import warnings
@@ -165,6 +166,13 @@ class RemoteKeys:
             if found is None:
                 raise TokenError(f"no key {kid[:100]!r} at {self.uri!r}", code="token_unknown_key")
         return found
+
+    def maintain(self, now: float) -> None:
+        """Fetch the set off the decision path (the engine's refresh thread) when none is held or
+        it is due within a fifth of its ttl, so decisions rarely wait for a fetch; never raises."""
+        if self._keys is None or now - self._fetched >= self.ttl_s * 0.8:
+            with contextlib.suppress(TokenError):
+                self._refresh(now)
 
     def _refresh(self, now: float) -> dict[str, tuple[Key, str]]:
         """The keys to use at ``now``, fetched again (an expired cache, an unknown kid) at most
