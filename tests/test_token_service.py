@@ -38,7 +38,7 @@ from vigil.engine import Engine
 from vigil.identity.tokens import OAuthError
 from vigil.store import MemoryStore
 
-NOW = float(int(time.time()))  # the helpers stamp assertions with the wall clock
+# The helpers stamp assertions with the wall clock: each test's engine clock starts at it too.
 FORM = b"application/x-www-form-urlencoded"
 BOT = 'Agent::"triage-bot"'
 HELPER = 'Agent::"helper-bot"'
@@ -46,7 +46,7 @@ HELPER = 'Agent::"helper-bot"'
 
 class Clock:
     def __init__(self) -> None:
-        self.t = NOW
+        self.t = float(int(time.time()))
 
     def __call__(self) -> float:
         return self.t
@@ -126,7 +126,7 @@ def test_client_credentials_with_private_key_jwt(env: Env) -> None:
     claims = claims_of(answer["access_token"])
     assert claims["iss"] == ISSUER and claims["sub"] == BOT and claims["aud"] == AUDIENCE
     assert claims["exp"] - claims["iat"] == 600 and claims["jti"] and "act" not in claims
-    assert env.engine.registry.tokens_issued(("Agent", "triage-bot"), NOW) == 1
+    assert env.engine.registry.tokens_issued(("Agent", "triage-bot"), env.clock.t) == 1
     events = [e for e in env.sink.operator_events if e.get("type") == "token_issued"]  # type: ignore[attr-defined]
     assert events and events[-1]["by"] == BOT and events[-1]["jti"] == claims["jti"]
 
@@ -145,8 +145,8 @@ def test_client_assertion_checks(env: Env) -> None:
         "another identity's key": assertion(BOT, env.keys[HELPER]),
         "wrong aud": assertion(BOT, key, aud="https://elsewhere.example/token"),
         "iss differs": assertion(BOT, key, iss=HELPER),
-        "expired": assertion(BOT, key, now=NOW - 3600),
-        "lives too long": assertion(BOT, key, exp=int(NOW) + 3600),
+        "expired": assertion(BOT, key, now=env.clock.t - 3600),
+        "lives too long": assertion(BOT, key, exp=int(env.clock.t) + 3600),
         "no jti": assertion(BOT, key, jti=None),
     }
     for why, value in cases.items():
@@ -272,7 +272,7 @@ def test_delegation_deeper_than_the_limit(env: Env) -> None:
 
 
 def test_a_delegated_token_never_outlives_its_inputs(env: Env) -> None:
-    human = env.human_token(exp=int(NOW) + 120)
+    human = env.human_token(exp=int(env.clock.t) + 120)
     answer = env.token(exchange_form(human, env.agent_token()))
     assert answer["expires_in"] <= 120
 
