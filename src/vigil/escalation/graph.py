@@ -1,0 +1,444 @@
+"""The escalation graph of an IAM estate: who can become whom, and who can reach admin.
+
+Nodes are principals (by ARN) and :data:`ADMIN`. Edges (:class:`Edge`) are one step each:
+
+* ``become``: the source can act as the target (new credentials for a user, assume a role, pass a
+  role to a service resource it controls, join a group, rewrite a trust policy and assume);
+* ``holds``: the source already holds admin-equivalent permissions (target :data:`ADMIN`);
+* ``grant``: the source can write admin permissions onto ``grantee`` and can act as it (itself, a
+  group it is in, or a principal it can become: ``through`` are those become steps), so it reaches
+  admin (target :data:`ADMIN`). A grant to a principal it cannot act as is kept conditional, naming
+  the credentials it would need.
+
+Every edge names its method (catalogue id), the statements that grant it (``via``) and, when it
+is conditional, what it ``requires`` (a request condition, a resource the export cannot show,
+credentials). :func:`build_graph` is the only constructor.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from vigil.escalation import methods as M
+from vigil.escalation.conditions import Truth
+from vigil.escalation.iam_export import Estate, Principal
+from vigil.escalation.patterns import action_matches
+from vigil.escalation.permissions import Grant, PermissionSet, ResourceIndex, combine
+from vigil.escalation.policy import Statement
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One escalation step (see the module docstring for ``kind``)."""
+
+    source: str
+    target: str
+    kind: str
+    method: str
+    via: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    grantee: str = ""
+    through: tuple[Edge, ...] = ()
+
+    @property
+    def conditional(self) -> bool:
+        """True when the step needs something the export does not show (``requires``)."""
+        return bool(self.requires)
+
+
+@dataclass(slots=True)
+class Graph:
+    """Principals (ARN -> :class:`Principal`), their outgoing edges, and the reverse adjacency."""
+
+    principals: dict[str, Principal]
+    out: dict[str, list[Edge]] = field(default_factory=dict)
+    into: dict[str, list[Edge]] = field(default_factory=dict)
+
+    def add(self, edge: Edge) -> None:
+        """Add ``edge`` (a second edge with the same ends and method is dropped)."""
+        edges = self.out.setdefault(edge.source, [])
+        for e in edges:
+            if e.target == edge.target and e.method == edge.method and e.grantee == edge.grantee:
+                if e.conditional and not edge.conditional:
+                    edges.remove(e)
+                    self.into[e.target].remove(e)
+                    break
+                return
+        edges.append(edge)
+        self.into.setdefault(edge.target, []).append(edge)
+
+    def edges(self) -> Iterable[Edge]:
+        """Every edge, grouped by source."""
+        for edges in self.out.values():
+            yield from edges
+
+
+def _requires(g: Grant, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*g.depends_on, *extra)))
+
+
+def _via(g: Grant) -> tuple[str, ...]:
+    return tuple(s.describe() for s in g.via)
+
+
+class _Builder:
+    def __init__(self, estate: Estate) -> None:
+        self.estate = estate
+        self.graph = Graph(estate.principals)
+        self.users = [p for p in estate.principals.values() if p.kind == "user"]
+        self.roles = [p for p in estate.principals.values() if p.kind == "role"]
+        self.groups = [p for p in estate.principals.values() if p.kind == "group"]
+        self.user_index = ResourceIndex([p.arn for p in self.users])
+        self.role_index = ResourceIndex([p.arn for p in self.roles])
+        self.group_index = ResourceIndex([p.arn for p in self.groups])
+        self.policy_index = ResourceIndex([a for a, p in estate.policies.items() if not p.aws_managed])
+        self.attached = estate.attached_to()
+        self._sets: dict[tuple[int, ...], PermissionSet] = {}
+        self.perms: dict[str, PermissionSet] = {p.arn: self._perm_set(p) for p in estate.principals.values()}
+        self.service_roles = self._service_roles()
+
+    # -- permission sets -------------------------------------------------------------------
+    def _statements(self, p: Principal) -> list[Statement]:
+        out = list(p.inline)
+        for arn in p.managed:
+            out.extend(self.estate.policies[arn].statements)
+        for g in p.groups:
+            group = self.estate.principals.get(g)
+            if group is not None:
+                out.extend(group.inline)
+                for arn in group.managed:
+                    out.extend(self.estate.policies[arn].statements)
+        return out
+
+    def _intern(self, statements: list[Statement], boundary: PermissionSet | None) -> PermissionSet:
+        key = (*(id(s) for s in statements), -1, id(boundary))
+        hit = self._sets.get(key)
+        if hit is None:
+            hit = PermissionSet(statements, boundary)
+            self._sets[key] = hit
+        return hit
+
+    def _perm_set(self, p: Principal, *, with_boundary: bool = True) -> PermissionSet:
+        boundary = None
+        if with_boundary and p.boundary is not None:
+            bpol = self.estate.policies[p.boundary]
+            boundary = self._intern(list(bpol.statements), None)
+        return self._intern(self._statements(p), boundary)
+
+    @staticmethod
+    def variables(p: Principal) -> dict[str, str]:
+        out = {
+            "aws:userid": p.id,
+            "aws:principaltype": {"user": "User", "role": "AssumedRole"}.get(p.kind, ""),
+        }
+        if p.kind == "user":
+            out["aws:username"] = p.name
+        return out
+
+    def admin_grant(self, perms: PermissionSet, account: str) -> Grant:
+        probe = f"arn:aws:iam::{account}:vigil-probe/any"
+        return combine(perms.check(a, probe) for a in M.ADMIN_PROBE_ACTIONS)
+
+    # -- trust -----------------------------------------------------------------------------
+    def _service_roles(self) -> dict[str, list[tuple[Principal, Grant]]]:
+        out: dict[str, list[tuple[Principal, Grant]]] = {}
+        for role in self.roles:
+            for s in role.trust:
+                if not s.allow or s.principal is None or s.condition.truth is Truth.NEVER:
+                    continue
+                if not s.covers_action("sts:AssumeRole"):
+                    continue
+                g = Grant(s.condition.truth, (s,), s.condition.depends_on)
+                for svc in s.principal.service:
+                    out.setdefault(svc.lower(), []).append((role, g))
+        return out
+
+    def _trusted(self, role: Principal) -> tuple[dict[str, Grant], dict[str, Grant], Grant | None]:
+        """(principal ARN -> grant named directly, account id -> grant via the account, anyone)."""
+        direct: dict[str, Grant] = {}
+        accounts: dict[str, Grant] = {}
+        anyone: Grant | None = None
+        for s in role.trust:
+            if not s.allow or s.condition.truth is Truth.NEVER or not s.covers_action("sts:AssumeRole"):
+                continue
+            g = Grant(s.condition.truth, (s,), s.condition.depends_on)
+            pr = s.principal
+            if pr is None:
+                continue
+            if pr.anyone:
+                anyone = g
+            for text in pr.aws:
+                if text == "*":
+                    continue
+                if text.isdigit():
+                    accounts[text] = g
+                    continue
+                parts = text.split(":", 5)
+                if len(parts) != 6:
+                    continue
+                resource = parts[5]
+                if resource == "root":
+                    accounts[parts[4]] = g
+                elif parts[2] == "sts" and resource.startswith("assumed-role/"):
+                    name = resource.split("/")[1]
+                    for r in self.roles:
+                        if r.name == name and r.account == parts[4]:
+                            direct[r.arn] = g
+                else:
+                    direct[text] = g
+        return direct, accounts, anyone
+
+    def _trust_denied(self, role: Principal, source: Principal) -> bool:
+        for s in role.trust:
+            if s.allow or s.condition.truth is not Truth.ALWAYS or s.principal is None:
+                continue
+            if not s.covers_action("sts:AssumeRole"):
+                continue
+            if s.principal.anyone or source.arn in s.principal.aws or source.account in s.principal.aws:
+                return True
+        return False
+
+    # -- edges -----------------------------------------------------------------------------
+    def build(self) -> Graph:
+        for p in self.estate.principals.values():
+            self._edges_from(p)
+        self._assume_role_edges()
+        self._resolve_grants()
+        return self.graph
+
+    def _edges_from(self, p: Principal) -> None:
+        perms = self.perms[p.arn]
+        g = self.graph
+        admin = self.admin_grant(perms, p.account)
+        if admin.possible:
+            g.add(Edge(p.arn, ADMIN, "holds", "admin", _via(admin), _requires(admin)))
+        for group in p.groups:
+            if group in self.estate.principals:
+                g.add(Edge(p.arn, group, "become", "member", (f"group membership of {p.name}",)))
+        if not perms.statements:
+            return
+        variables = self.variables(p)
+        for method, action in M.USER_CREDENTIALS:
+            for arn, gr in perms.targets(action, self.user_index, variables).items():
+                if arn != p.arn:
+                    g.add(Edge(p.arn, arn, "become", method, _via(gr), _requires(gr)))
+        mid, action = M.UPDATE_TRUST
+        for arn, gr in perms.targets(action, self.role_index, variables).items():
+            target = self.estate.principals[arn]
+            if arn != p.arn and not target.service_linked:
+                g.add(Edge(p.arn, arn, "become", mid, _via(gr), _requires(gr)))
+        mid, action = M.ADD_TO_GROUP
+        for arn, gr in perms.targets(action, self.group_index, variables).items():
+            if arn in p.groups:
+                continue
+            extra = () if p.kind == "user" else ("credentials of an IAM user to add to the group",)
+            g.add(Edge(p.arn, arn, "become", mid, _via(gr), _requires(gr, extra)))
+        for rules, index in (
+            (M.GRANT_USER, self.user_index),
+            (M.GRANT_ROLE, self.role_index),
+            (M.GRANT_GROUP, self.group_index),
+        ):
+            for method, action in rules:
+                for arn, gr in perms.targets(action, index, variables).items():
+                    if not self.estate.principals[arn].service_linked:
+                        self._grant(p, arn, method, gr)
+        self._boundary_edges(p, perms, variables)
+        self._policy_version_edges(p, perms, variables)
+        self._pass_role_edges(p, perms, variables)
+        self._existing_edges(p, perms)
+
+    def _grant(self, p: Principal, grantee: str, method: str, gr: Grant, extra: Iterable[str] = ()) -> None:
+        self.graph.add(Edge(p.arn, ADMIN, "grant", method, _via(gr), _requires(gr, extra), grantee=grantee))
+
+    def _boundary_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
+        for rules, index in ((M.BOUNDARY_USER, self.user_index), (M.BOUNDARY_ROLE, self.role_index)):
+            for method, action in rules:
+                for arn, gr in perms.targets(action, index, variables).items():
+                    t = self.estate.principals[arn]
+                    if t.boundary is None:
+                        continue
+                    unbounded = self.admin_grant(self._perm_set(t, with_boundary=False), t.account)
+                    if unbounded.possible:
+                        self._grant(p, arn, method, combine((gr, unbounded)))
+
+    def _policy_version_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
+        mid, action = M.CREATE_POLICY_VERSION
+        for arn, gr in perms.targets(action, self.policy_index, variables).items():
+            for holder in self.attached.get(arn, ()):
+                self._grant(p, holder, mid, gr)
+        mid, action = M.SET_DEFAULT_VERSION
+        for arn, gr in perms.targets(action, self.policy_index, variables).items():
+            pol = self.estate.policies[arn]
+            for vid, stmts in pol.versions.items():
+                if vid == pol.default_version:
+                    continue
+                if self.admin_grant(PermissionSet(stmts), "0").possible:
+                    for holder in self.attached.get(arn, ()):
+                        self._grant(p, holder, mid, gr, ())
+                    break
+
+    def _pass_role_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
+        passable = perms.targets("iam:PassRole", self.role_index, variables)
+        if not passable:
+            return
+        for m in M.PASS_ROLE:
+            service = combine(perms.any_resource(a) for a in m.actions)
+            if not service.possible:
+                continue
+            extra: tuple[str, ...] = ()
+            if m.requires and not (
+                m.unless and combine(perms.any_resource(a) for a in m.unless).truth is Truth.ALWAYS
+            ):
+                extra = (m.requires,)
+            for svc in m.services:
+                for role, trust in self.service_roles.get(svc, ()):
+                    if role.arn == p.arn or role.arn not in passable:
+                        continue
+                    if m.instance_profile and not role.instance_profile:
+                        continue
+                    gr = combine((passable[role.arn], service, trust))
+                    self.graph.add(Edge(p.arn, role.arn, "become", m.id, _via(gr), _requires(gr, extra)))
+
+    def _existing_edges(self, p: Principal, perms: PermissionSet) -> None:
+        for m in M.EXISTING:
+            gr = combine(perms.any_resource(a) for a in m.actions)
+            if not gr.possible:
+                continue
+            for svc in m.services:
+                for role, trust in self.service_roles.get(svc, ()):
+                    if role.arn == p.arn or (m.instance_profile and not role.instance_profile):
+                        continue
+                    both = combine((gr, trust))
+                    requires = _requires(both, (f"{m.requires} running as {role.name}",))
+                    self.graph.add(Edge(p.arn, role.arn, "become", m.id, _via(both), requires))
+
+    def _assume_role_edges(self) -> None:
+        mid, action = M.ASSUME_ROLE
+        by_account: dict[str, list[tuple[Principal, Grant]]] = {}
+        anyone: list[tuple[Principal, Grant]] = []
+        for role in self.roles:
+            direct, accounts, any_ = self._trusted(role)
+            for arn, trust in direct.items():
+                src = self.estate.principals.get(arn)
+                if src is None or src.arn == role.arn or src.kind == "group":
+                    continue
+                # A trust policy naming the principal grants on its own (same account); an
+                # explicit deny in the trust policy or the caller's identity policies still wins.
+                if self._trust_denied(role, src) or self._denied(src, role.arn):
+                    continue
+                self.graph.add(Edge(src.arn, role.arn, "become", mid, _via(trust), _requires(trust)))
+            for account, trust in accounts.items():
+                by_account.setdefault(account, []).append((role, trust))
+            if any_ is not None:
+                anyone.append((role, any_))
+        if not by_account and not anyone:
+            return
+        for src in self.estate.principals.values():
+            if src.kind == "group":
+                continue
+            perms = self.perms[src.arn]
+            if anyone:
+                for role, trust in anyone:
+                    if (
+                        role.arn != src.arn
+                        and not self._trust_denied(role, src)
+                        and not self._denied(src, role.arn)
+                    ):
+                        self.graph.add(Edge(src.arn, role.arn, "become", mid, _via(trust), _requires(trust)))
+            mine = by_account.get(src.account)
+            if not mine or not perms.statements:
+                continue
+            allowed = perms.targets(action, self.role_index, self.variables(src))
+            for role, trust in mine:
+                own = allowed.get(role.arn)
+                if own is None or role.arn == src.arn or self._trust_denied(role, src):
+                    continue
+                gr = combine((own, trust))
+                self.graph.add(Edge(src.arn, role.arn, "become", mid, _via(gr), _requires(gr)))
+
+    def _denied(self, src: Principal, resource: str) -> bool:
+        _, denies = self.perms[src.arn].for_action("sts:AssumeRole")
+        for d in denies:
+            if d.condition.truth is not Truth.ALWAYS:
+                continue
+            patterns = d.resources if d.resources is not None else d.not_resources
+            hit = any(action_matches((p,), resource) for p in patterns or ())
+            if hit == (d.resources is not None):
+                return True
+        return False
+
+    # -- grants: a step to admin only for a principal the actor can act as -----------------
+    def _resolve_grants(self) -> None:
+        g = self.graph
+        for source, edges in list(g.out.items()):
+            grants = [e for e in edges if e.kind == "grant"]
+            if not grants:
+                continue
+            p = self.estate.principals[source]
+            own = {source, *p.groups}
+            parent: dict[str, Edge | None] | None = None
+            credentials: set[str] = set()
+            for e in grants:
+                if e.grantee in own:
+                    continue
+                g.out[source].remove(e)
+                g.into[ADMIN].remove(e)
+                if parent is None:
+                    parent = self._become_tree(source)
+                if e.grantee in parent:
+                    path = self._path(parent, e.grantee)
+                    extra = tuple(r for step in path for r in step.requires)
+                    g.add(
+                        Edge(
+                            source,
+                            ADMIN,
+                            "grant",
+                            e.method,
+                            e.via,
+                            _requires_t(e.requires, extra),
+                            e.grantee,
+                            tuple(path),
+                        )
+                    )
+                elif e.method not in credentials:
+                    # One conditional grant per method is enough to say what is missing.
+                    credentials.add(e.method)
+                    who = self.estate.principals[e.grantee].name
+                    need = f"credentials of {who} (or of another principal it can give permissions to)"
+                    g.add(Edge(source, ADMIN, "grant", e.method, e.via, (*e.requires, need), e.grantee))
+
+    def _become_tree(self, source: str, limit: int = 4) -> dict[str, Edge | None]:
+        """Principals ``source`` can become in at most ``limit`` become steps -> the edge reaching
+        each (breadth first: shortest)."""
+        parent: dict[str, Edge | None] = {source: None}
+        queue = deque([(source, 0)])
+        while queue:
+            node, depth = queue.popleft()
+            if depth >= limit:
+                continue
+            for e in self.graph.out.get(node, ()):
+                if e.kind == "become" and e.target not in parent:
+                    parent[e.target] = e
+                    queue.append((e.target, depth + 1))
+        return parent
+
+    @staticmethod
+    def _path(parent: dict[str, Edge | None], node: str) -> list[Edge]:
+        path: list[Edge] = []
+        while (edge := parent[node]) is not None:
+            path.append(edge)
+            node = edge.source
+        return path[::-1]
+
+
+def _requires_t(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*a, *b)))
+
+
+def build_graph(estate: Estate) -> Graph:
+    """The escalation graph of ``estate`` (never raises for a parsed estate)."""
+    return _Builder(estate).build()
