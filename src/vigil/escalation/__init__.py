@@ -8,7 +8,7 @@ answer of ``vigil paths``).
 
 from vigil.escalation.graph import ADMIN, Edge, Graph, build_graph
 from vigil.escalation.iam_export import Estate, Principal, load_export, parse_export
-from vigil.escalation.query import VERDICTS, Analysis, Path, Step, analyse, paths_between
+from vigil.escalation.query import VERDICTS, Analysis, Path, Step, analyse, paths_between, resolve
 from vigil.escalation.report import principal_report, report
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "paths_between",
     "principal_report",
     "report",
+    "resolve",
 ]

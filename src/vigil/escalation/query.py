@@ -253,3 +253,19 @@ def paths_between(graph: Graph, source: str, target: str, *, limit: int = 5) -> 
             if len(out) >= limit:
                 break
     return sorted(out, key=lambda q: (q.conditional, len(q.edges)))
+
+
+def resolve(graph: Graph, text: str) -> str:
+    """The ARN of the principal ``text`` names: an ARN, or a user, role or group name that only one
+    principal has.
+
+    Raises :class:`PrincipalNotFoundError` when nothing (or more than one principal) matches.
+    """
+    if text in graph.principals:
+        return text
+    named = [arn for arn, p in graph.principals.items() if p.name == text]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise PrincipalNotFoundError(f"{text!r} names {len(named)} principals; give the ARN", principal=text)
+    raise PrincipalNotFoundError(f"no principal {text!r} in the IAM export", principal=text)
