@@ -7,8 +7,11 @@ Nodes are principals (by ARN) and :data:`ADMIN`. Edges (:class:`Edge`) are one s
 * ``holds``: the source already holds admin-equivalent permissions (target :data:`ADMIN`);
 * ``grant``: the source can write admin permissions onto ``grantee`` and can act as it (itself, a
   group it is in, or a principal it can become: ``through`` are those become steps), so it reaches
-  admin (target :data:`ADMIN`). A grant to a principal it cannot act as is kept conditional, naming
-  the credentials it would need.
+  admin (target :data:`ADMIN`). A grant to a principal it cannot act as (``delegated``) also
+  reaches admin by default: whoever holds that principal's credentials gets admin from it, so the
+  actor decides who is admin. ``build_graph(..., require_credentials=True)`` makes such steps
+  conditional instead, naming the credentials they need (AWS's narrowest reading, e.g. a role
+  with ``iam:AttachUserPolicy`` cannot use the user it makes admin).
 
 Every edge names its method (catalogue id), the statements that grant it (``via``) and, when it
 is conditional, what it ``requires`` (a request condition, a resource the export cannot show,
@@ -43,6 +46,7 @@ class Edge:
     requires: tuple[str, ...] = ()
     grantee: str = ""
     through: tuple[Edge, ...] = ()
+    delegated: bool = False
 
     @property
     def conditional(self) -> bool:
@@ -86,8 +90,9 @@ def _via(g: Grant) -> tuple[str, ...]:
 
 
 class _Builder:
-    def __init__(self, estate: Estate) -> None:
+    def __init__(self, estate: Estate, require_credentials: bool) -> None:
         self.estate = estate
+        self.require_credentials = require_credentials
         self.graph = Graph(estate.principals)
         self.users = [p for p in estate.principals.values() if p.kind == "user"]
         self.roles = [p for p in estate.principals.values() if p.kind == "role"]
@@ -100,6 +105,7 @@ class _Builder:
         self._sets: dict[tuple[int, ...], PermissionSet] = {}
         self.perms: dict[str, PermissionSet] = {p.arn: self._perm_set(p) for p in estate.principals.values()}
         self.service_roles = self._service_roles()
+        self.admins: set[str] = set()
 
     # -- permission sets -------------------------------------------------------------------
     def _statements(self, p: Principal) -> list[Statement]:
@@ -216,6 +222,8 @@ class _Builder:
         admin = self.admin_grant(perms, p.account)
         if admin.possible:
             g.add(Edge(p.arn, ADMIN, "holds", "admin", _via(admin), _requires(admin)))
+            if admin.truth is Truth.ALWAYS:
+                self.admins.add(p.arn)
         for group in p.groups:
             if group in self.estate.principals:
                 g.add(Edge(p.arn, group, "become", "member", (f"group membership of {p.name}",)))
@@ -235,8 +243,13 @@ class _Builder:
         for arn, gr in perms.targets(action, self.group_index, variables).items():
             if arn in p.groups:
                 continue
-            extra = () if p.kind == "user" else ("credentials of an IAM user to add to the group",)
-            g.add(Edge(p.arn, arn, "become", mid, _via(gr), _requires(gr, extra)))
+            if p.kind == "user":
+                g.add(Edge(p.arn, arn, "become", mid, _via(gr), _requires(gr)))
+            else:
+                extra = (
+                    ("credentials of an IAM user to add to the group",) if self.require_credentials else ()
+                )
+                g.add(Edge(p.arn, arn, "become", mid, _via(gr), _requires(gr, extra), delegated=True))
         for rules, index in (
             (M.GRANT_USER, self.user_index),
             (M.GRANT_ROLE, self.role_index),
@@ -252,6 +265,8 @@ class _Builder:
         self._existing_edges(p, perms)
 
     def _grant(self, p: Principal, grantee: str, method: str, gr: Grant, extra: Iterable[str] = ()) -> None:
+        if p.arn in self.admins:
+            return  # already admin: a grant is no further step
         self.graph.add(Edge(p.arn, ADMIN, "grant", method, _via(gr), _requires(gr, extra), grantee=grantee))
 
     def _boundary_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
@@ -409,7 +424,8 @@ class _Builder:
                     credentials.add(e.method)
                     who = self.estate.principals[e.grantee].name
                     need = f"credentials of {who} (or of another principal it can give permissions to)"
-                    g.add(Edge(source, ADMIN, "grant", e.method, e.via, (*e.requires, need), e.grantee))
+                    requires = (*e.requires, need) if self.require_credentials else e.requires
+                    g.add(Edge(source, ADMIN, "grant", e.method, e.via, requires, e.grantee, delegated=True))
 
     def _become_tree(self, source: str, limit: int = 4) -> dict[str, Edge | None]:
         """Principals ``source`` can become in at most ``limit`` become steps -> the edge reaching
@@ -439,6 +455,10 @@ def _requires_t(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*a, *b)))
 
 
-def build_graph(estate: Estate) -> Graph:
-    """The escalation graph of ``estate`` (never raises for a parsed estate)."""
-    return _Builder(estate).build()
+def build_graph(estate: Estate, *, require_credentials: bool = False) -> Graph:
+    """The escalation graph of ``estate`` (never raises for a parsed estate).
+
+    ``require_credentials``: a step that gives admin to a principal the actor cannot act as is
+    conditional (on that principal's credentials) instead of reaching admin.
+    """
+    return _Builder(estate, require_credentials).build()

@@ -17,6 +17,8 @@ from vigil.errors import PrincipalNotFoundError
 from vigil.escalation.graph import ADMIN, Edge, Graph
 
 VERDICTS = ("admin", "reaches_admin", "conditional", "none")
+# paths looked at per principal before giving up on finding `limit` distinct ones
+_MAX_CANDIDATES = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,10 @@ def expand(edge: Edge) -> list[Step]:
     ]
     for t in edge.through:
         steps.extend(expand(t))
-    steps.append(Step(edge.grantee, ADMIN, "admin", "then holds admin-equivalent permissions", (), ()))
+    last = "then holds admin-equivalent permissions"
+    if edge.delegated:
+        last += " (for whoever holds its credentials: the actor decides who is admin)"
+    steps.append(Step(edge.grantee, ADMIN, "admin", last, (), ()))
     return steps
 
 
@@ -179,15 +184,17 @@ class Analysis:
             if arn not in table:
                 continue
             bound = table[arn][0] + slack
-            for edges in _enumerate(self.graph, arn, ADMIN, table, bound):
+            for tried, edges in enumerate(_enumerate(self.graph, arn, ADMIN, table, bound)):
+                if tried >= _MAX_CANDIDATES:
+                    break
                 p = _path(edges)
                 if table is self.loose and not p.conditional:
                     continue
-                if all(p.edges != q.edges for q in out):
+                if all(p.edges != q.edges and p.methods != q.methods for q in out):
                     out.append(p)
                 if len(out) >= limit:
-                    return sorted(out, key=lambda q: (q.conditional, len(q.edges)))
-        return sorted(out, key=lambda q: (q.conditional, len(q.edges)))
+                    return sorted(out, key=lambda q: (q.conditional, len(q.steps)))
+        return sorted(out, key=lambda q: (q.conditional, len(q.steps)))
 
 
 def _path(edges: list[Edge]) -> Path:
@@ -252,7 +259,7 @@ def paths_between(graph: Graph, source: str, target: str, *, limit: int = 5) -> 
             out.append(_path(edges))
             if len(out) >= limit:
                 break
-    return sorted(out, key=lambda q: (q.conditional, len(q.edges)))
+    return sorted(out, key=lambda q: (q.conditional, len(q.steps)))
 
 
 def resolve(graph: Graph, text: str) -> str:
