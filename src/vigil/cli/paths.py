@@ -118,13 +118,20 @@ def paths(
             "--at", help="Judge date conditions at this RFC 3339 instant (default: now).", show_default=False
         ),
     ] = None,
+    require_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--require-credentials",
+            help="A step giving admin to a principal the actor cannot act as is conditional, not a path.",
+        ),
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Escalation paths to admin (or to a principal) in an AWS IAM export."""
     try:
         now = parse_datetime(at) if at is not None else datetime.now(UTC)
         estate = load_export(iam, now)
-        graph = build_graph(estate)
+        graph = build_graph(estate, require_credentials=require_credentials)
         analysis = analyse(graph)
         if source is None:
             if target != "admin":

@@ -1,6 +1,7 @@
 """The escalation graph of an IAM estate: who can become whom, and who can reach admin.
 
-Nodes are principals (by ARN) and :data:`ADMIN`. Edges (:class:`Edge`) are one step each:
+Nodes are principals (by ARN), :data:`ADMIN` and one node per service whose existing resources
+(functions, instances, stacks) run as roles (:func:`service_node`). Edges (:class:`Edge`) are one step each:
 
 * ``become``: the source can act as the target (new credentials for a user, assume a role, pass a
   role to a service resource it controls, join a group, rewrite a trust policy and assume);
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from vigil.escalation import methods as M
 from vigil.escalation.conditions import Truth
@@ -61,19 +63,26 @@ class Graph:
     principals: dict[str, Principal]
     out: dict[str, list[Edge]] = field(default_factory=dict)
     into: dict[str, list[Edge]] = field(default_factory=dict)
+    _keys: dict[tuple[str, str, str, str], Edge] = field(default_factory=dict)
 
     def add(self, edge: Edge) -> None:
-        """Add ``edge`` (a second edge with the same ends and method is dropped)."""
-        edges = self.out.setdefault(edge.source, [])
-        for e in edges:
-            if e.target == edge.target and e.method == edge.method and e.grantee == edge.grantee:
-                if e.conditional and not edge.conditional:
-                    edges.remove(e)
-                    self.into[e.target].remove(e)
-                    break
+        """Add ``edge``; of two edges with the same ends, method and grantee the unconditional one
+        (else the first) is kept."""
+        key = (edge.source, edge.target, edge.method, edge.grantee)
+        old = self._keys.get(key)
+        if old is not None:
+            if not (old.conditional and not edge.conditional):
                 return
-        edges.append(edge)
+            self.remove(old)
+        self._keys[key] = edge
+        self.out.setdefault(edge.source, []).append(edge)
         self.into.setdefault(edge.target, []).append(edge)
+
+    def remove(self, edge: Edge) -> None:
+        """Remove ``edge`` (which must be in the graph)."""
+        self.out[edge.source].remove(edge)
+        self.into[edge.target].remove(edge)
+        del self._keys[(edge.source, edge.target, edge.method, edge.grantee)]
 
     def edges(self) -> Iterable[Edge]:
         """Every edge, grouped by source."""
@@ -85,8 +94,19 @@ def _requires(g: Grant, extra: Iterable[str] = ()) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*g.depends_on, *extra)))
 
 
+@lru_cache(maxsize=65536)
+def _describe(s: Statement) -> str:
+    return s.describe()
+
+
 def _via(g: Grant) -> tuple[str, ...]:
-    return tuple(s.describe() for s in g.via)
+    return tuple(_describe(s) for s in g.via)
+
+
+def service_node(service: str, instance_profile: bool) -> str:
+    """The node id standing for "an existing resource of ``service`` running as one of the roles
+    that trust it" (with an instance profile when ``instance_profile``)."""
+    return f"service:{service}" + (" (instance profile)" if instance_profile else "")
 
 
 class _Builder:
@@ -106,6 +126,7 @@ class _Builder:
         self.perms: dict[str, PermissionSet] = {p.arn: self._perm_set(p) for p in estate.principals.values()}
         self.service_roles = self._service_roles()
         self.admins: set[str] = set()
+        self.pending: dict[str, list[tuple[str, str, Grant]]] = {}
 
     # -- permission sets -------------------------------------------------------------------
     def _statements(self, p: Principal) -> list[Statement]:
@@ -223,7 +244,9 @@ class _Builder:
         if admin.possible:
             g.add(Edge(p.arn, ADMIN, "holds", "admin", _via(admin), _requires(admin)))
             if admin.truth is Truth.ALWAYS:
+                # Already admin: it can act as anyone; no step from it leads further.
                 self.admins.add(p.arn)
+                return
         for group in p.groups:
             if group in self.estate.principals:
                 g.add(Edge(p.arn, group, "become", "member", (f"group membership of {p.name}",)))
@@ -264,10 +287,13 @@ class _Builder:
         self._pass_role_edges(p, perms, variables)
         self._existing_edges(p, perms)
 
-    def _grant(self, p: Principal, grantee: str, method: str, gr: Grant, extra: Iterable[str] = ()) -> None:
-        if p.arn in self.admins:
-            return  # already admin: a grant is no further step
-        self.graph.add(Edge(p.arn, ADMIN, "grant", method, _via(gr), _requires(gr, extra), grantee=grantee))
+    def _grant(self, p: Principal, grantee: str, method: str, gr: Grant) -> None:
+        """Note that ``p`` can give ``grantee`` admin permissions by ``method``: an edge to admin
+        when ``grantee`` is ``p`` or one of its groups, else resolved by :meth:`_resolve_grants`."""
+        if grantee == p.arn or grantee in p.groups:
+            self.graph.add(Edge(p.arn, ADMIN, "grant", method, _via(gr), _requires(gr), grantee=grantee))
+        else:
+            self.pending.setdefault(p.arn, []).append((method, grantee, gr))
 
     def _boundary_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
         for rules, index in ((M.BOUNDARY_USER, self.user_index), (M.BOUNDARY_ROLE, self.role_index)):
@@ -293,7 +319,7 @@ class _Builder:
                     continue
                 if self.admin_grant(PermissionSet(stmts), "0").possible:
                     for holder in self.attached.get(arn, ()):
-                        self._grant(p, holder, mid, gr, ())
+                        self._grant(p, holder, mid, gr)
                     break
 
     def _pass_role_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
@@ -319,17 +345,29 @@ class _Builder:
                     self.graph.add(Edge(p.arn, role.arn, "become", m.id, _via(gr), _requires(gr, extra)))
 
     def _existing_edges(self, p: Principal, perms: PermissionSet) -> None:
+        """Actions on an existing service resource: one conditional edge to the service's node,
+        which has one edge to each role trusting the service (shared by every actor, so the
+        graph grows with actors + roles, not actors x roles)."""
         for m in M.EXISTING:
             gr = combine(perms.any_resource(a) for a in m.actions)
             if not gr.possible:
                 continue
             for svc in m.services:
-                for role, trust in self.service_roles.get(svc, ()):
-                    if role.arn == p.arn or (m.instance_profile and not role.instance_profile):
-                        continue
-                    both = combine((gr, trust))
-                    requires = _requires(both, (f"{m.requires} running as {role.name}",))
-                    self.graph.add(Edge(p.arn, role.arn, "become", m.id, _via(both), requires))
+                if not self.service_roles.get(svc):
+                    continue
+                node = self._service_node(svc, m.instance_profile)
+                requires = _requires(gr, (f"{m.requires} running as a role that trusts {svc}",))
+                self.graph.add(Edge(p.arn, node, "become", m.id, _via(gr), requires))
+
+    def _service_node(self, svc: str, instance_profile: bool) -> str:
+        node = service_node(svc, instance_profile)
+        if node not in self.graph.out:
+            self.graph.out[node] = []
+            for role, trust in self.service_roles.get(svc, ()):
+                if instance_profile and not role.instance_profile:
+                    continue
+                self.graph.add(Edge(node, role.arn, "become", "runs-as", _via(trust), _requires(trust)))
+        return node
 
     def _assume_role_edges(self) -> None:
         mid, action = M.ASSUME_ROLE
@@ -339,7 +377,7 @@ class _Builder:
             direct, accounts, any_ = self._trusted(role)
             for arn, trust in direct.items():
                 src = self.estate.principals.get(arn)
-                if src is None or src.arn == role.arn or src.kind == "group":
+                if src is None or src.arn == role.arn or src.kind == "group" or src.arn in self.admins:
                     continue
                 # A trust policy naming the principal grants on its own (same account); an
                 # explicit deny in the trust policy or the caller's identity policies still wins.
@@ -353,7 +391,7 @@ class _Builder:
         if not by_account and not anyone:
             return
         for src in self.estate.principals.values():
-            if src.kind == "group":
+            if src.kind == "group" or src.arn in self.admins:
                 continue
             perms = self.perms[src.arn]
             if anyone:
@@ -388,44 +426,33 @@ class _Builder:
 
     # -- grants: a step to admin only for a principal the actor can act as -----------------
     def _resolve_grants(self) -> None:
-        g = self.graph
-        for source, edges in list(g.out.items()):
-            grants = [e for e in edges if e.kind == "grant"]
-            if not grants:
-                continue
-            p = self.estate.principals[source]
-            own = {source, *p.groups}
-            parent: dict[str, Edge | None] | None = None
-            credentials: set[str] = set()
-            for e in grants:
-                if e.grantee in own:
+        """Turn each grant onto another principal into a step to admin: through the become steps
+        to it when the actor can act as it (looked for up to 4 steps deep with
+        ``require_credentials``, 1 otherwise), else delegated. One edge per (actor, method) is
+        kept: a verdict needs one, the paths show one per method."""
+        for source, grants in self.pending.items():
+            parent = self._become_tree(source, 4 if self.require_credentials else 1)
+            resolved: dict[str, Edge] = {}
+            delegated: dict[str, Edge] = {}
+            for method, grantee, gr in grants:
+                if method in resolved:
                     continue
-                g.out[source].remove(e)
-                g.into[ADMIN].remove(e)
-                if parent is None:
-                    parent = self._become_tree(source)
-                if e.grantee in parent:
-                    path = self._path(parent, e.grantee)
+                if grantee in parent:
+                    path = self._path(parent, grantee)
                     extra = tuple(r for step in path for r in step.requires)
-                    g.add(
-                        Edge(
-                            source,
-                            ADMIN,
-                            "grant",
-                            e.method,
-                            e.via,
-                            _requires_t(e.requires, extra),
-                            e.grantee,
-                            tuple(path),
-                        )
+                    resolved[method] = Edge(
+                        source, ADMIN, "grant", method, _via(gr), _requires(gr, extra), grantee, tuple(path)
                     )
-                elif e.method not in credentials:
-                    # One conditional grant per method is enough to say what is missing.
-                    credentials.add(e.method)
-                    who = self.estate.principals[e.grantee].name
+                    delegated.pop(method, None)
+                elif method not in delegated:
+                    who = self.estate.principals[grantee].name
                     need = f"credentials of {who} (or of another principal it can give permissions to)"
-                    requires = (*e.requires, need) if self.require_credentials else e.requires
-                    g.add(Edge(source, ADMIN, "grant", e.method, e.via, requires, e.grantee, delegated=True))
+                    requires = _requires(gr, (need,) if self.require_credentials else ())
+                    delegated[method] = Edge(
+                        source, ADMIN, "grant", method, _via(gr), requires, grantee, delegated=True
+                    )
+            for e in (*resolved.values(), *delegated.values()):
+                self.graph.add(e)
 
     def _become_tree(self, source: str, limit: int = 4) -> dict[str, Edge | None]:
         """Principals ``source`` can become in at most ``limit`` become steps -> the edge reaching

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -76,16 +77,22 @@ class Statement:
         return self.effect == "Allow"
 
     def covers_action(self, action: str) -> bool:
-        """True when the statement's ``Action``/``NotAction`` applies to ``action``."""
-        if self.actions is not None:
-            return action_matches(self.actions, action)
-        assert self.not_actions is not None
-        return not action_matches(self.not_actions, action)
+        """True when the statement's ``Action``/``NotAction`` applies to ``action`` (cached: a
+        managed policy's statements are shared by every principal attaching it)."""
+        return _covers(self, action)
 
     def describe(self) -> str:
         """``<source> statement <sid or #index>``: how a path names the statement."""
         label = self.sid if self.sid else f"#{self.index}"
         return f"{self.source.describe()} statement {label}"
+
+
+@lru_cache(maxsize=1 << 18)
+def _covers(stmt: Statement, action: str) -> bool:
+    if stmt.actions is not None:
+        return action_matches(stmt.actions, action)
+    assert stmt.not_actions is not None
+    return not action_matches(stmt.not_actions, action)
 
 
 def _strings(raw: Any, where: str) -> tuple[str, ...]:

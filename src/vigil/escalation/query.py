@@ -69,6 +69,7 @@ class Path:
 
 _ACTION_TEXT = {
     "member": "is a member of",
+    "runs-as": "runs as",
     "admin": "holds admin-equivalent permissions",
     "iam-002": "creates an access key for",
     "iam-004": "creates a console login profile for",
