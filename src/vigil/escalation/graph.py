@@ -29,7 +29,7 @@ from functools import lru_cache
 from vigil.escalation import methods as M
 from vigil.escalation.conditions import Truth
 from vigil.escalation.iam_export import Estate, Principal
-from vigil.escalation.patterns import action_matches
+from vigil.escalation.patterns import matches
 from vigil.escalation.permissions import Grant, PermissionSet, ResourceIndex, combine
 from vigil.escalation.policy import Statement
 
@@ -225,7 +225,9 @@ class _Builder:
                 continue
             if not s.covers_action("sts:AssumeRole"):
                 continue
-            if s.principal.anyone or source.arn in s.principal.aws or source.account in s.principal.aws:
+            named = s.principal.aws
+            root = f"arn:aws:iam::{source.account}:root"
+            if s.principal.anyone or source.arn in named or source.account in named or root in named:
                 return True
         return False
 
@@ -419,7 +421,7 @@ class _Builder:
             if d.condition.truth is not Truth.ALWAYS:
                 continue
             patterns = d.resources if d.resources is not None else d.not_resources
-            hit = any(action_matches((p,), resource) for p in patterns or ())
+            hit = any(matches(p, resource) for p in patterns or ())
             if hit == (d.resources is not None):
                 return True
         return False

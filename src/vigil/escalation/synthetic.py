@@ -180,7 +180,7 @@ def generate(
     gen = _Gen(rng, shape, user_names, role_names, group_names)
     gen.policies = [f"{rng.choice(_TEAMS)}-policy{i}" for i in range(policies)]
     admin_doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    out_policies = []
+    out_policies: list[dict[str, Any]] = []
     for name in gen.policies:
         versions = [{"VersionId": "v1", "IsDefaultVersion": True, "Document": gen.document()}]
         if rng.random() < 0.15:
@@ -201,7 +201,7 @@ def generate(
             "PolicyVersionList": [{"VersionId": "v1", "IsDefaultVersion": True, "Document": admin_doc}],
         }
     )
-    all_policy_arns = [p["Arn"] for p in out_policies]
+    all_policy_arns: list[str] = [str(p["Arn"]) for p in out_policies]
 
     def attached() -> list[dict[str, str]]:
         k = rng.choice((0, 1, 1, 2))
