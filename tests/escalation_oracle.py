@@ -214,9 +214,9 @@ class Oracle:
                 (roles, ("iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary")),
             ):
                 for t in targets:
-                    if self.boundary(t) is not None and self.admin(t, bounded=False):
-                        if any(self.allowed(x, a, t) for a in actions):
-                            return True
+                    unbounded_admin = self.boundary(t) is not None and self.admin(t, bounded=False)
+                    if unbounded_admin and any(self.allowed(x, a, t) for a in actions):
+                        return True
             return False
 
         def step(x: str, into: set[str], conditional: bool) -> bool:
@@ -251,12 +251,10 @@ class Oracle:
                         conditional or self.some(x, "dynamodb:CreateTable")
                     ):
                         return True
-            if conditional and any(
+            existing = any(
                 self.some(x, a) for a in ("lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration")
-            ):
-                if any(r in into for r in lambda_roles):
-                    return True
-            return False
+            )
+            return bool(conditional and existing and any(r in into for r in lambda_roles))
 
         base = {x for x in self.kind if self.admin(x) or grants(x)}
         out: list[set[str]] = []
