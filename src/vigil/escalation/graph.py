@@ -157,14 +157,16 @@ class _Builder:
         return self._intern(self._statements(p), boundary)
 
     @staticmethod
-    def variables(p: Principal) -> dict[str, str]:
-        out = {
-            "aws:userid": p.id,
-            "aws:principaltype": {"user": "User", "role": "AssumedRole"}.get(p.kind, ""),
+    def variables(p: Principal) -> dict[str, str | None]:
+        """The policy variables a principal's own requests carry (IAM policy variables reference):
+        ``aws:username`` for users only (None, no value, for roles), ``aws:userid``,
+        ``aws:principaltype``, ``aws:PrincipalAccount``."""
+        return {
+            "aws:username": p.name if p.kind == "user" else None,
+            "aws:userid": p.id or None,
+            "aws:principaltype": {"user": "User", "role": "AssumedRole"}.get(p.kind),
+            "aws:principalaccount": p.account,
         }
-        if p.kind == "user":
-            out["aws:username"] = p.name
-        return out
 
     def admin_grant(self, perms: PermissionSet, account: str) -> Grant:
         probe = f"arn:aws:iam::{account}:vigil-probe/any"
@@ -297,7 +299,7 @@ class _Builder:
         else:
             self.pending.setdefault(p.arn, []).append((method, grantee, gr))
 
-    def _boundary_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
+    def _boundary_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str | None]) -> None:
         for rules, index in ((M.BOUNDARY_USER, self.user_index), (M.BOUNDARY_ROLE, self.role_index)):
             for method, action in rules:
                 for arn, gr in perms.targets(action, index, variables).items():
@@ -308,7 +310,9 @@ class _Builder:
                     if unbounded.possible:
                         self._grant(p, arn, method, combine((gr, unbounded)))
 
-    def _policy_version_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
+    def _policy_version_edges(
+        self, p: Principal, perms: PermissionSet, variables: dict[str, str | None]
+    ) -> None:
         mid, action = M.CREATE_POLICY_VERSION
         for arn, gr in perms.targets(action, self.policy_index, variables).items():
             for holder in self.attached.get(arn, ()):
@@ -324,7 +328,7 @@ class _Builder:
                         self._grant(p, holder, mid, gr)
                     break
 
-    def _pass_role_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str]) -> None:
+    def _pass_role_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str | None]) -> None:
         passable = perms.targets("iam:PassRole", self.role_index, variables)
         if not passable:
             return

@@ -52,24 +52,37 @@ def has_variable(pattern: str) -> bool:
     return "${" in pattern
 
 
-def substitute(pattern: str, values: dict[str, str]) -> tuple[str, bool]:
+def substitute(pattern: str, values: dict[str, str | None]) -> tuple[str, bool]:
     """``pattern`` with its policy variables replaced from ``values`` (keys lower-case).
 
-    Returns the text and whether every variable was known; ``${*}``, ``${?}`` and ``${$}`` stand
-    for the literal characters. An unknown variable becomes ``*`` (the caller marks the grant as
-    depending on the request) and the flag is False.
+    Returns the text and whether every variable was known. ``${*}``, ``${?}`` and ``${$}`` stand
+    for the literal characters; ``${key, 'default'}`` uses the default when the key has no value.
+    A key whose value is None has no value for this principal (``aws:username`` of a role): without
+    a default the pattern can then match nothing (IAM: an element with a variable that has no
+    value does not match). A key not in ``values`` depends on the request: it becomes ``*`` and
+    the flag is False.
     """
     known = True
 
     def repl(m: re.Match[str]) -> str:
         nonlocal known
-        name = m.group(1).strip()
+        inner = m.group(1)
+        name, _, default = inner.partition(",")
+        name = name.strip()
+        default = default.strip()
+        if default[:1] == default[-1:] and default[:1] in ("'", '"') and len(default) >= 2:
+            default = default[1:-1]
         if name in ("*", "?", "$"):
             return name  # literal; an escaped '*' is rare enough to stay a wildcard here
-        value = values.get(name.lower())
-        if value is None:
+        key = name.lower()
+        if key not in values:
+            if default:
+                return default
             known = False
             return "*"
+        value = values[key]
+        if value is None:
+            return default if default else "\x00"  # no ARN contains NUL: matches nothing
         return value
 
     return _VARIABLE.sub(repl, pattern), known

@@ -80,7 +80,7 @@ class ResourceIndex:
         return hit
 
 
-def _resource_match(stmt: Statement, resource: str, variables: dict[str, str]) -> tuple[bool, bool]:
+def _resource_match(stmt: Statement, resource: str, variables: dict[str, str | None]) -> tuple[bool, bool]:
     """(matches, exact): whether ``stmt`` applies to ``resource``, and False when a policy variable
     could not be resolved (the match then depends on the request)."""
     exact = True
@@ -128,7 +128,7 @@ class PermissionSet:
             self._by_action[key] = hit
         return hit
 
-    def check(self, action: str, resource: str, variables: dict[str, str] | None = None) -> Grant:
+    def check(self, action: str, resource: str, variables: dict[str, str | None] | None = None) -> Grant:
         """Whether ``action`` on ``resource`` is allowed (explicit deny wins, boundary applies)."""
         variables = variables or {}
         allows, denies = self.for_action(action)
@@ -150,7 +150,7 @@ class PermissionSet:
         return best
 
     def _apply_denies(
-        self, grant: Grant, denies: Sequence[Statement], resource: str, variables: dict[str, str]
+        self, grant: Grant, denies: Sequence[Statement], resource: str, variables: dict[str, str | None]
     ) -> Grant:
         for d in denies:
             hit, exact = _resource_match(d, resource, variables)
@@ -189,7 +189,7 @@ class PermissionSet:
         return best
 
     def targets(
-        self, action: str, index: ResourceIndex, variables: dict[str, str] | None = None
+        self, action: str, index: ResourceIndex, variables: dict[str, str | None] | None = None
     ) -> dict[str, Grant]:
         """ARN -> grant for every resource of ``index`` on which ``action`` is allowed (at least
         conditionally). Wildcard patterns are matched through the index's cache."""
