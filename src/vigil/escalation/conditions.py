@@ -51,18 +51,14 @@ _DATE_OPS = {
 
 
 def _parse_date(value: Any, where: str) -> datetime:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise IamExportError(f"a date condition value at {where} is not a date")
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(float(value), tz=UTC)
-    if not isinstance(value, str):
-        raise IamExportError(f"a date condition value at {where} is not a date")
-    text = value.strip()
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text), tz=UTC)
+    text = value.strip() if isinstance(value, str) else value
     try:
+        if isinstance(text, int | float) or text.isdigit():
+            return datetime.fromtimestamp(float(text), tz=UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
+    except (ValueError, OverflowError, OSError) as e:
         raise IamExportError(f"a date condition value {value!r} at {where} is not a date") from e
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 

@@ -179,7 +179,7 @@ def parse_document(raw: Any, source: Source, now: datetime, where: str) -> tuple
     if isinstance(raw, str):
         try:
             raw = json.loads(unquote(raw))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise IamExportError(f"the policy document at {where} is not JSON") from e
     if not isinstance(raw, dict):
         raise IamExportError(f"the policy document at {where} is not an object")
