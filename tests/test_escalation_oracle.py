@@ -21,8 +21,8 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DENSE = Shape(wildcard_action=0.25, not_action=0.1, not_resource=0.1, deny=0.25, boundary=0.2)
 
 
-def _compare(export: dict) -> None:
-    analysis = analyse(build_graph(parse_export(export, NOW)))
+def _compare(export: dict, hub_min: int = 16) -> None:
+    analysis = analyse(build_graph(parse_export(export, NOW), hub_min=hub_min))
     strict, loose = Oracle(export, NOW).reach()
     ours_strict = {a for a in analysis.graph.principals if analysis.verdict(a) in ("admin", "reaches_admin")}
     ours_loose = {a for a in analysis.graph.principals if analysis.verdict(a) != "none"}

@@ -22,18 +22,20 @@ credentials). :func:`build_graph` is the only constructor.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from vigil.escalation import methods as M
 from vigil.escalation.conditions import Truth
 from vigil.escalation.iam_export import Estate, Principal
-from vigil.escalation.patterns import matches
+from vigil.escalation.patterns import has_variable, matches
 from vigil.escalation.permissions import Grant, PermissionSet, ResourceIndex, combine
 from vigil.escalation.policy import Statement
 
 ADMIN = "admin"
+# A resource pattern matching at least this many principals goes through a shared node.
+HUB_MIN = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +112,9 @@ def service_node(service: str, instance_profile: bool) -> str:
 
 
 class _Builder:
-    def __init__(self, estate: Estate, require_credentials: bool) -> None:
+    def __init__(self, estate: Estate, require_credentials: bool, hub_min: int) -> None:
         self.estate = estate
+        self.hub_min = hub_min
         self.require_credentials = require_credentials
         self.graph = Graph(estate.principals)
         self.users = [p for p in estate.principals.values() if p.kind == "user"]
@@ -171,6 +174,92 @@ class _Builder:
     def admin_grant(self, perms: PermissionSet, account: str) -> Grant:
         probe = f"arn:aws:iam::{account}:vigil-probe/any"
         return combine(perms.check(a, probe) for a in M.ADMIN_PROBE_ACTIONS)
+
+    def _service_linked(self, arn: str) -> bool:
+        return self.estate.principals[arn].service_linked
+
+    def _become(
+        self,
+        p: Principal,
+        perms: PermissionSet,
+        action: str,
+        index: ResourceIndex,
+        method: str,
+        variables: dict[str, str | None],
+        *,
+        skip: Callable[[str], bool] = lambda arn: False,
+        extra: tuple[str, ...] = (),
+        delegated: bool = False,
+    ) -> None:
+        """Become edges from ``p`` to every resource of ``index`` that ``action`` is allowed on,
+        but ``p`` itself and the targets ``skip`` refuses (a property of the target alone, since
+        shared nodes serve every principal).
+
+        When nothing can take a target away again (no deny for the action, no boundary) and a
+        statement's resource pattern matches at least ``hub_min`` targets, ``p`` gets one edge
+        to a shared node for that pattern (:meth:`_hub`), which has the edges to the targets: a
+        wildcard held by many principals costs principals + targets edges, not their product.
+        """
+        allows, denies = perms.for_action(action)
+        if not allows:
+            return
+        plain = not denies and perms.boundary is None
+        plain = plain and all(
+            s.resources is not None and not any(has_variable(x) for x in s.resources) for s in allows
+        )
+        if not plain:
+            for arn, gr in perms.targets(action, index, variables).items():
+                if arn != p.arn and not skip(arn):
+                    self.graph.add(
+                        Edge(
+                            p.arn, arn, "become", method, _via(gr), _requires(gr, extra), delegated=delegated
+                        )
+                    )
+            return
+        for s in allows:
+            gr = Grant(s.condition.truth, (s,), s.condition.depends_on)
+            for pattern in s.resources or ():
+                hits = index.matching(pattern)
+                if len(hits) >= self.hub_min:
+                    node = self._hub(f"{method} {pattern}", hits, skip)
+                    self.graph.add(
+                        Edge(
+                            p.arn, node, "become", method, _via(gr), _requires(gr, extra), delegated=delegated
+                        )
+                    )
+                    continue
+                for arn in hits:
+                    if arn != p.arn and not skip(arn):
+                        self.graph.add(
+                            Edge(
+                                p.arn,
+                                arn,
+                                "become",
+                                method,
+                                _via(gr),
+                                _requires(gr, extra),
+                                delegated=delegated,
+                            )
+                        )
+
+    def _hub(
+        self,
+        name: str,
+        targets: Iterable[str],
+        skip: Callable[[str], bool],
+        trust: dict[str, Grant] | None = None,
+    ) -> str:
+        """The shared node ``name`` with an edge to each of ``targets`` (made once)."""
+        node = f"hub:{name}"
+        if node not in self.graph.out:
+            self.graph.out[node] = []
+            for arn in sorted(targets):
+                if skip(arn):
+                    continue
+                t = trust.get(arn) if trust is not None else None
+                via, requires = (_via(t), _requires(t)) if t is not None else ((), ())
+                self.graph.add(Edge(node, arn, "become", "match", via, requires))
+        return node
 
     # -- trust -----------------------------------------------------------------------------
     def _service_roles(self) -> dict[str, list[tuple[Principal, Grant]]]:
@@ -258,25 +347,15 @@ class _Builder:
             return
         variables = self.variables(p)
         for method, action in M.USER_CREDENTIALS:
-            for arn, gr in perms.targets(action, self.user_index, variables).items():
-                if arn != p.arn:
-                    g.add(Edge(p.arn, arn, "become", method, _via(gr), _requires(gr)))
+            self._become(p, perms, action, self.user_index, method, variables)
         mid, action = M.UPDATE_TRUST
-        for arn, gr in perms.targets(action, self.role_index, variables).items():
-            target = self.estate.principals[arn]
-            if arn != p.arn and not target.service_linked:
-                g.add(Edge(p.arn, arn, "become", mid, _via(gr), _requires(gr)))
+        self._become(p, perms, action, self.role_index, mid, variables, skip=self._service_linked)
         mid, action = M.ADD_TO_GROUP
-        for arn, gr in perms.targets(action, self.group_index, variables).items():
-            if arn in p.groups:
-                continue
-            if p.kind == "user":
-                g.add(Edge(p.arn, arn, "become", mid, _via(gr), _requires(gr)))
-            else:
-                extra = (
-                    ("credentials of an IAM user to add to the group",) if self.require_credentials else ()
-                )
-                g.add(Edge(p.arn, arn, "become", mid, _via(gr), _requires(gr, extra), delegated=True))
+        if p.kind == "user":
+            self._become(p, perms, action, self.group_index, mid, variables)
+        else:
+            need = ("credentials of an IAM user to add to the group",) if self.require_credentials else ()
+            self._become(p, perms, action, self.group_index, mid, variables, extra=need, delegated=True)
         for rules, index in (
             (M.GRANT_USER, self.user_index),
             (M.GRANT_ROLE, self.role_index),
@@ -396,12 +475,27 @@ class _Builder:
                 anyone.append((role, any_))
         if not by_account and not anyone:
             return
+        # Roles whose trust policy has no Deny can sit behind a shared node (see _become).
+        clean = {r.arn for r in self.roles if all(st.allow for st in r.trust)}
+        anyone_trust = {r.arn: t for r, t in anyone}
+        anyone_clean = [a for a in anyone_trust if a in clean]
+        by_account_trust = {acct: {r.arn: t for r, t in roles} for acct, roles in by_account.items()}
+        by_account_index = {
+            acct: ResourceIndex([a for a in trusts if a in clean])
+            for acct, trusts in by_account_trust.items()
+        }
         for src in self.estate.principals.values():
             if src.kind == "group" or src.arn in self.admins:
                 continue
             perms = self.perms[src.arn]
+            allows, denies = perms.for_action(action)
             if anyone:
-                for role, trust in anyone:
+                pairs = list(anyone)
+                if not denies and len(anyone_clean) >= self.hub_min:
+                    node = self._hub("sts-001 trusted by anyone", anyone_clean, lambda a: False, anyone_trust)
+                    self.graph.add(Edge(src.arn, node, "become", mid, ("trust policies with Principal '*'",)))
+                    pairs = [(r, t) for r, t in anyone if r.arn not in clean]
+                for role, trust in pairs:
                     if (
                         role.arn != src.arn
                         and not self._trust_denied(role, src)
@@ -409,15 +503,43 @@ class _Builder:
                     ):
                         self.graph.add(Edge(src.arn, role.arn, "become", mid, _via(trust), _requires(trust)))
             mine = by_account.get(src.account)
-            if not mine or not perms.statements:
+            if not mine or not allows:
                 continue
-            allowed = perms.targets(action, self.role_index, self.variables(src))
+            variables = self.variables(src)
+            plain = not denies and perms.boundary is None
+            plain = plain and all(
+                st.resources is not None and not any(has_variable(x) for x in st.resources) for st in allows
+            )
+            if not plain:
+                allowed = perms.targets(action, self.role_index, variables)
+                for role, trust in mine:
+                    own = allowed.get(role.arn)
+                    if own is None or role.arn == src.arn or self._trust_denied(role, src):
+                        continue
+                    gr = combine((own, trust))
+                    self.graph.add(Edge(src.arn, role.arn, "become", mid, _via(gr), _requires(gr)))
+                continue
+            trusts = by_account_trust[src.account]
+            index = by_account_index[src.account]
+            for st in allows:
+                own = Grant(st.condition.truth, (st,), st.condition.depends_on)
+                for pattern in st.resources or ():
+                    hits = index.matching(pattern)
+                    if len(hits) >= self.hub_min:
+                        node = self._hub(f"sts-001 {src.account} {pattern}", hits, lambda a: False, trusts)
+                        self.graph.add(Edge(src.arn, node, "become", mid, _via(own), _requires(own)))
+                        continue
+                    for arn in hits:
+                        if arn != src.arn:
+                            gr = combine((own, trusts[arn]))
+                            self.graph.add(Edge(src.arn, arn, "become", mid, _via(gr), _requires(gr)))
             for role, trust in mine:
-                own = allowed.get(role.arn)
-                if own is None or role.arn == src.arn or self._trust_denied(role, src):
+                if role.arn in clean or role.arn == src.arn or self._trust_denied(role, src):
                     continue
-                gr = combine((own, trust))
-                self.graph.add(Edge(src.arn, role.arn, "become", mid, _via(gr), _requires(gr)))
+                own = perms.check(action, role.arn, variables)
+                if own.possible:
+                    gr = combine((own, trust))
+                    self.graph.add(Edge(src.arn, role.arn, "become", mid, _via(gr), _requires(gr)))
 
     def _denied(self, src: Principal, resource: str) -> bool:
         _, denies = self.perms[src.arn].for_action("sts:AssumeRole")
@@ -441,22 +563,29 @@ class _Builder:
             resolved: dict[str, Edge] = {}
             delegated: dict[str, Edge] = {}
             for method, grantee, gr in grants:
-                if method in resolved:
+                best = resolved.get(method)
+                if best is not None and not best.requires:
                     continue
                 if grantee in parent:
                     path = self._path(parent, grantee)
                     extra = tuple(r for step in path for r in step.requires)
-                    resolved[method] = Edge(
+                    e = Edge(
                         source, ADMIN, "grant", method, _via(gr), _requires(gr, extra), grantee, tuple(path)
                     )
-                    delegated.pop(method, None)
-                elif method not in delegated:
+                    if best is None or (best.requires and not e.requires):
+                        resolved[method] = e
+                    if not e.requires:
+                        continue
+                if method not in delegated:
                     who = self.estate.principals[grantee].name
                     need = f"credentials of {who} (or of another principal it can give permissions to)"
                     requires = _requires(gr, (need,) if self.require_credentials else ())
                     delegated[method] = Edge(
                         source, ADMIN, "grant", method, _via(gr), requires, grantee, delegated=True
                     )
+            for method, e in resolved.items():
+                if not e.requires:
+                    delegated.pop(method, None)
             for e in (*resolved.values(), *delegated.values()):
                 self.graph.add(e)
 
@@ -472,26 +601,55 @@ class _Builder:
             for e in self.graph.out.get(node, ()):
                 if e.kind == "become" and e.target not in parent:
                     parent[e.target] = e
-                    queue.append((e.target, depth + 1))
+                    # a shared node is half a step: its edges complete the step into it
+                    step = 0 if e.target not in self.estate.principals else 1
+                    queue.append((e.target, depth + step))
         return parent
 
-    @staticmethod
-    def _path(parent: dict[str, Edge | None], node: str) -> list[Edge]:
+    def _path(self, parent: dict[str, Edge | None], node: str) -> list[Edge]:
         path: list[Edge] = []
         while (edge := parent[node]) is not None:
             path.append(edge)
             node = edge.source
-        return path[::-1]
+        return fold(path[::-1], self.estate.principals)
+
+
+def fold(edges: Iterable[Edge], principals: Mapping[str, Principal]) -> list[Edge]:
+    """``edges`` with each step into a shared node (a wildcard's hub, a service's existing
+    resources) merged with the step out of it: one step from principal to principal, with the
+    first step's method and both steps' statements and requirements."""
+    out: list[Edge] = []
+    for e in edges:
+        prev = out[-1] if out else None
+        if prev is not None and prev.target == e.source and e.source not in principals and e.source != ADMIN:
+            out[-1] = Edge(
+                prev.source,
+                e.target,
+                prev.kind,
+                prev.method,
+                _requires_t(prev.via, e.via),
+                _requires_t(prev.requires, e.requires),
+                e.grantee,
+                e.through,
+                prev.delegated,
+            )
+        else:
+            out.append(e)
+    return out
 
 
 def _requires_t(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*a, *b)))
 
 
-def build_graph(estate: Estate, *, require_credentials: bool = False) -> Graph:
+def build_graph(estate: Estate, *, require_credentials: bool = False, hub_min: int = HUB_MIN) -> Graph:
     """The escalation graph of ``estate`` (never raises for a parsed estate).
 
     ``require_credentials``: a step that gives admin to a principal the actor cannot act as is
-    conditional (on that principal's credentials) instead of reaching admin.
+    conditional (on that principal's credentials) instead of reaching admin. ``hub_min``: how many
+    targets a wildcard must match to go through a shared node (a speed setting; the answers are
+    the same for any value, which the property tests check).
     """
-    return _Builder(estate, require_credentials).build()
+    if hub_min < 1:
+        raise ValueError("hub_min must be at least 1")
+    return _Builder(estate, require_credentials, hub_min).build()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.errors import PrincipalNotFoundError
-from vigil.escalation.graph import ADMIN, Edge, Graph
+from vigil.escalation.graph import ADMIN, Edge, Graph, fold
 
 VERDICTS = ("admin", "reaches_admin", "conditional", "none")
 # paths looked at per principal before giving up on finding `limit` distinct ones
@@ -175,7 +175,7 @@ class Analysis:
             assert edge is not None
             edges.append(edge)
             node = edge.target
-        return _path(edges)
+        return _path(edges, self.graph)
 
     def paths(self, arn: str, *, limit: int = 5, slack: int = 1) -> list[Path]:
         """Up to ``limit`` simple paths from ``arn`` to admin, shortest first, at most ``slack``
@@ -188,7 +188,7 @@ class Analysis:
             for tried, edges in enumerate(_enumerate(self.graph, arn, ADMIN, table, bound)):
                 if tried >= _MAX_CANDIDATES:
                     break
-                p = _path(edges)
+                p = _path(edges, self.graph)
                 if table is self.loose and not p.conditional:
                     continue
                 if all(p.edges != q.edges and p.methods != q.methods for q in out):
@@ -198,7 +198,8 @@ class Analysis:
         return sorted(out, key=lambda q: (q.conditional, len(q.steps)))
 
 
-def _path(edges: list[Edge]) -> Path:
+def _path(edges: list[Edge], graph: Graph) -> Path:
+    edges = fold(edges, graph.principals)
     steps: list[Step] = []
     for e in edges:
         steps.extend(expand(e))
@@ -257,7 +258,7 @@ def paths_between(graph: Graph, source: str, target: str, *, limit: int = 5) -> 
     out: list[Path] = []
     for edges in _enumerate(graph, source, target, dist, dist[source][0] + 1):
         if all(e.kind == "become" for e in edges):
-            out.append(_path(edges))
+            out.append(_path(edges, graph))
             if len(out) >= limit:
                 break
     return sorted(out, key=lambda q: (q.conditional, len(q.steps)))
