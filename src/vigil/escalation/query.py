@@ -186,16 +186,15 @@ class Analysis:
                 continue
             bound = table[arn][0] + slack
             for tried, edges in enumerate(_enumerate(self.graph, arn, ADMIN, table, bound)):
-                if tried >= _MAX_CANDIDATES:
+                if tried >= _MAX_CANDIDATES or len(out) >= 4 * limit:
                     break
                 p = _path(edges, self.graph)
                 if table is self.loose and not p.conditional:
                     continue
                 if all(p.edges != q.edges and p.methods != q.methods for q in out):
                     out.append(p)
-                if len(out) >= limit:
-                    return sorted(out, key=lambda q: (q.conditional, len(q.steps)))
-        return sorted(out, key=lambda q: (q.conditional, len(q.steps)))
+        out.sort(key=lambda q: (q.conditional, sum(e.delegated for e in q.edges), len(q.steps)))
+        return out[:limit]
 
 
 def _path(edges: list[Edge], graph: Graph) -> Path:
@@ -230,8 +229,16 @@ def _enumerate(
                 stack.append((e.target, [*edges, e], seen | {e.target}))
 
 
+def _preference(e: Edge) -> tuple[bool, bool, bool]:
+    return (e.delegated, e.conditional, e.kind != "holds")
+
+
 def analyse(graph: Graph) -> Analysis:
-    """Verdicts and distances to admin for every principal of ``graph``."""
+    """Verdicts and distances to admin for every principal of ``graph``. Among equally short
+    paths the search prefers steps that hold admin, then unconditional ones, then steps the actor
+    takes itself over delegated grants (it orders each node's incoming edges so)."""
+    for edges in graph.into.values():
+        edges.sort(key=_preference)
     return Analysis(graph, _distances(graph, conditional=False), _distances(graph, conditional=True))
 
 
