@@ -220,20 +220,51 @@ class PermissionSet:
                 if prev is None or (prev.truth is Truth.DEPENDS and g.truth is Truth.ALWAYS):
                     found[a] = g
         if denies:
-            for a in list(found):
-                g = self._apply_denies(found[a], denies, a, variables)
-                if g.possible:
-                    found[a] = g
-                else:
-                    del found[a]
+            self._remove_denied(found, denies, index, variables)
         if self.boundary is not None:
+            bounded = self.boundary.targets(action, index, variables)
             for a in list(found):
-                b = self.boundary.check(action, a, variables)
-                if b.possible:
-                    found[a] = combine((found[a], _strip_via(b)))
-                else:
+                b = bounded.get(a)
+                if b is None:
                     del found[a]
+                else:
+                    found[a] = combine((found[a], _strip_via(b)))
         return found
+
+    def _remove_denied(
+        self,
+        found: dict[str, Grant],
+        denies: Sequence[Statement],
+        index: ResourceIndex,
+        variables: dict[str, str | None],
+    ) -> None:
+        """Drop from ``found`` what an unconditional deny covers; mark conditional what a deny
+        under request conditions covers. Patterns are matched through the index, like allows."""
+        for d in denies:
+            patterns = d.resources if d.resources is not None else d.not_resources
+            if patterns is None:
+                continue
+            if any(has_variable(p) for p in patterns):
+                for a in list(found):
+                    g = self._apply_denies(found[a], (d,), a, variables)
+                    if g.possible:
+                        found[a] = g
+                    else:
+                        del found[a]
+                continue
+            hit: set[str] = set()
+            for p in patterns:
+                hit |= index.matching(p)
+            covered = hit if d.resources is not None else set(found) - hit
+            if d.condition.truth is Truth.ALWAYS:
+                for a in covered:
+                    found.pop(a, None)
+            else:
+                reason = "not denied by " + d.describe()
+                for a in covered:
+                    prev = found.get(a)
+                    if prev is not None:
+                        found[a] = Grant(Truth.DEPENDS, prev.via, (*prev.depends_on, reason))
 
 
 def _strip_via(g: Grant) -> Grant:

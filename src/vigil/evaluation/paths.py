@@ -113,7 +113,7 @@ def evaluate(datasets: Path) -> dict[str, Any]:
     for lab in labels:
         arn = lab["arn"]
         verdict = analysis.verdict(arn) if arn in graph.principals else "missing"
-        paths = analysis.paths(arn, limit=10, slack=2) if arn in graph.principals else []
+        paths = analysis.paths(arn, limit=40, slack=2) if arn in graph.principals else []
         method_id = (lab.get("pathfinding_id") or "").removeprefix("pathfinding:")
         used = any(method_id in p.methods for p in paths) if method_id else False
         rows.append(
