@@ -111,6 +111,54 @@ def service_node(service: str, instance_profile: bool) -> str:
     return f"service:{service}" + (" (instance profile)" if instance_profile else "")
 
 
+class _Direct:
+    """Grantees given directly: principal ARN -> grant (service-linked roles left out: nobody can
+    change their permissions)."""
+
+    def __init__(self, found: dict[str, Grant], estate: Estate) -> None:
+        self.found = found
+        self.estate = estate
+
+    def get(self, arn: str) -> Grant | None:
+        gr = self.found.get(arn)
+        if gr is None or self.estate.principals[arn].service_linked:
+            return None
+        return gr
+
+    def first(self, exclude: set[str]) -> tuple[str, Grant] | None:
+        for arn, gr in self.found.items():
+            if arn not in exclude and not self.estate.principals[arn].service_linked:
+                return arn, gr
+        return None
+
+
+class _Holders:
+    """Grantees through managed policies: whoever has one of the policies ``found`` (policy ARN
+    -> grant) attached."""
+
+    def __init__(self, found: dict[str, Grant], estate: Estate, attached: dict[str, list[str]]) -> None:
+        self.found = found
+        self.estate = estate
+        self.attached = attached
+
+    def get(self, arn: str) -> Grant | None:
+        for pol in self.estate.principals[arn].managed:
+            gr = self.found.get(pol)
+            if gr is not None:
+                return gr
+        return None
+
+    def first(self, exclude: set[str]) -> tuple[str, Grant] | None:
+        for pol, gr in self.found.items():
+            for holder in self.attached.get(pol, ()):
+                if holder not in exclude:
+                    return holder, gr
+        return None
+
+
+_Grantees = _Direct | _Holders
+
+
 class _Builder:
     def __init__(self, estate: Estate, require_credentials: bool, hub_min: int) -> None:
         self.estate = estate
@@ -129,7 +177,8 @@ class _Builder:
         self.perms: dict[str, PermissionSet] = {p.arn: self._perm_set(p) for p in estate.principals.values()}
         self.service_roles = self._service_roles()
         self.admins: set[str] = set()
-        self.pending: dict[str, list[tuple[str, str, Grant]]] = {}
+        self.pending: dict[str, list[tuple[str, _Grantees]]] = {}
+        self._admin_versions: dict[str, bool] = {}
 
     # -- permission sets -------------------------------------------------------------------
     def _statements(self, p: Principal) -> list[Statement]:
@@ -362,50 +411,66 @@ class _Builder:
             (M.GRANT_GROUP, self.group_index),
         ):
             for method, action in rules:
-                for arn, gr in perms.targets(action, index, variables).items():
-                    if not self.estate.principals[arn].service_linked:
-                        self._grant(p, arn, method, gr)
+                found = perms.targets(action, index, variables)
+                if found:
+                    self._grants(p, method, _Direct(found, self.estate))
         self._boundary_edges(p, perms, variables)
         self._policy_version_edges(p, perms, variables)
         self._pass_role_edges(p, perms, variables)
         self._existing_edges(p, perms)
 
-    def _grant(self, p: Principal, grantee: str, method: str, gr: Grant) -> None:
-        """Note that ``p`` can give ``grantee`` admin permissions by ``method``: an edge to admin
-        when ``grantee`` is ``p`` or one of its groups, else resolved by :meth:`_resolve_grants`."""
-        if grantee == p.arn or grantee in p.groups:
-            self.graph.add(Edge(p.arn, ADMIN, "grant", method, _via(gr), _requires(gr), grantee=grantee))
-        else:
-            self.pending.setdefault(p.arn, []).append((method, grantee, gr))
+    def _grants(self, p: Principal, method: str, grantees: _Grantees) -> None:
+        """Note that ``p`` can give any of ``grantees`` admin permissions by ``method``: an edge to
+        admin for ``p`` itself and its groups now, the others resolved by :meth:`_resolve_grants`
+        (which asks ``grantees`` about the few principals ``p`` can become, never lists them all)."""
+        for own in (p.arn, *p.groups):
+            gr = grantees.get(own)
+            if gr is not None:
+                self.graph.add(Edge(p.arn, ADMIN, "grant", method, _via(gr), _requires(gr), grantee=own))
+        self.pending.setdefault(p.arn, []).append((method, grantees))
 
     def _boundary_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str | None]) -> None:
         for rules, index in ((M.BOUNDARY_USER, self.user_index), (M.BOUNDARY_ROLE, self.role_index)):
             for method, action in rules:
+                found: dict[str, Grant] = {}
                 for arn, gr in perms.targets(action, index, variables).items():
                     t = self.estate.principals[arn]
                     if t.boundary is None:
                         continue
                     unbounded = self.admin_grant(self._perm_set(t, with_boundary=False), t.account)
                     if unbounded.possible:
-                        self._grant(p, arn, method, combine((gr, unbounded)))
+                        found[arn] = combine((gr, unbounded))
+                if found:
+                    self._grants(p, method, _Direct(found, self.estate))
 
     def _policy_version_edges(
         self, p: Principal, perms: PermissionSet, variables: dict[str, str | None]
     ) -> None:
         mid, action = M.CREATE_POLICY_VERSION
-        for arn, gr in perms.targets(action, self.policy_index, variables).items():
-            for holder in self.attached.get(arn, ()):
-                self._grant(p, holder, mid, gr)
+        found = perms.targets(action, self.policy_index, variables)
+        if found:
+            self._grants(p, mid, _Holders(found, self.estate, self.attached))
         mid, action = M.SET_DEFAULT_VERSION
-        for arn, gr in perms.targets(action, self.policy_index, variables).items():
+        found = {
+            arn: gr
+            for arn, gr in perms.targets(action, self.policy_index, variables).items()
+            if self._admin_version(arn)
+        }
+        if found:
+            self._grants(p, mid, _Holders(found, self.estate, self.attached))
+
+    def _admin_version(self, arn: str) -> bool:
+        """True when a non-default version of the managed policy ``arn`` is admin-equivalent."""
+        hit = self._admin_versions.get(arn)
+        if hit is None:
             pol = self.estate.policies[arn]
-            for vid, stmts in pol.versions.items():
-                if vid == pol.default_version:
-                    continue
-                if self.admin_grant(PermissionSet(stmts), "0").possible:
-                    for holder in self.attached.get(arn, ()):
-                        self._grant(p, holder, mid, gr)
-                    break
+            hit = any(
+                self.admin_grant(PermissionSet(stmts), "0").possible
+                for vid, stmts in pol.versions.items()
+                if vid != pol.default_version
+            )
+            self._admin_versions[arn] = hit
+        return hit
 
     def _pass_role_edges(self, p: Principal, perms: PermissionSet, variables: dict[str, str | None]) -> None:
         passable = perms.targets("iam:PassRole", self.role_index, variables)
@@ -559,35 +624,39 @@ class _Builder:
         ``require_credentials``, 1 otherwise), else delegated. One edge per (actor, method) is
         kept: a verdict needs one, the paths show one per method."""
         for source, grants in self.pending.items():
+            p = self.estate.principals[source]
+            own = {source, *p.groups}
             parent = self._become_tree(source, 4 if self.require_credentials else 1)
-            resolved: dict[str, Edge] = {}
-            delegated: dict[str, Edge] = {}
-            for method, grantee, gr in grants:
-                best = resolved.get(method)
-                if best is not None and not best.requires:
-                    continue
-                if grantee in parent:
-                    path = self._path(parent, grantee)
+            reachable = [n for n in parent if n not in own and n in self.estate.principals]
+            for method, grantees in grants:
+                best: Edge | None = None
+                for node in reachable:  # breadth-first order: the shortest first
+                    gr = grantees.get(node)
+                    if gr is None:
+                        continue
+                    path = self._path(parent, node)
                     extra = tuple(r for step in path for r in step.requires)
                     e = Edge(
-                        source, ADMIN, "grant", method, _via(gr), _requires(gr, extra), grantee, tuple(path)
+                        source, ADMIN, "grant", method, _via(gr), _requires(gr, extra), node, tuple(path)
                     )
                     if best is None or (best.requires and not e.requires):
-                        resolved[method] = e
-                    if not e.requires:
+                        best = e
+                    if not best.requires:
+                        break
+                if best is not None:
+                    self.graph.add(best)
+                    if not best.requires:
                         continue
-                if method not in delegated:
-                    who = self.estate.principals[grantee].name
-                    need = f"credentials of {who} (or of another principal it can give permissions to)"
-                    requires = _requires(gr, (need,) if self.require_credentials else ())
-                    delegated[method] = Edge(
-                        source, ADMIN, "grant", method, _via(gr), requires, grantee, delegated=True
-                    )
-            for method, e in resolved.items():
-                if not e.requires:
-                    delegated.pop(method, None)
-            for e in (*resolved.values(), *delegated.values()):
-                self.graph.add(e)
+                example = grantees.first(own)
+                if example is None:
+                    continue
+                grantee, gr = example
+                who = self.estate.principals[grantee].name
+                need = f"credentials of {who} (or of another principal it can give permissions to)"
+                requires = _requires(gr, (need,) if self.require_credentials else ())
+                self.graph.add(
+                    Edge(source, ADMIN, "grant", method, _via(gr), requires, grantee, delegated=True)
+                )
 
     def _become_tree(self, source: str, limit: int = 4) -> dict[str, Edge | None]:
         """Principals ``source`` can become in at most ``limit`` become steps -> the edge reaching
