@@ -4,7 +4,11 @@ Without ``--from``: every principal that is admin, reaches admin or reaches it c
 its shortest path (``--all`` lists the ``none`` verdicts too). With ``--from``: that principal's
 verdict and up to ``--limit`` paths to admin, or to the principal named by ``--to``.
 
-Exit status: 0 answered; 2 unreadable or malformed export, bad argument; 5 unknown principal.
+With ``--before OLD.json``: what the change from OLD to the export gives away (principals whose
+verdict rises, with their new path) and takes away; exit status 1 when access widened (a CI gate).
+
+Exit status: 0 answered (with ``--before``: nothing widened); 1 (``--before``) access widened; 2
+unreadable or malformed export, bad argument; 5 unknown principal.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from vigil.errors import VigilError
 from vigil.escalation import (
     analyse,
     build_graph,
+    diff,
     load_export,
     paths_between,
     principal_report,
@@ -125,6 +130,14 @@ def paths(
             help="A step giving admin to a principal the actor cannot act as is conditional, not a path.",
         ),
     ] = False,
+    before: Annotated[
+        Path | None,
+        typer.Option(
+            "--before",
+            help="An earlier export of the account: show what the change gives away.",
+            show_default=False,
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Escalation paths to admin (or to a principal) in an AWS IAM export."""
@@ -133,6 +146,10 @@ def paths(
         estate = load_export(iam, now)
         graph = build_graph(estate, require_credentials=require_credentials)
         analysis = analyse(graph)
+        if before is not None:
+            old = analyse(build_graph(load_export(before, now), require_credentials=require_credentials))
+            _diff_out(diff(old, analysis), {a: p.name for a, p in graph.principals.items()}, json_)
+            return
         if source is None:
             if target != "admin":
                 raise _argument("--to a principal needs --from")
@@ -168,6 +185,25 @@ def paths(
         return
     names = {a: p.name for a, p in graph.principals.items()}
     _render(data, names, detail=source is not None)
+
+
+def _diff_out(data: dict[str, Any], names: dict[str, str], json_: bool) -> None:
+    if json_:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        out = Console(highlight=False, emoji=False)
+        if not data["gained"] and not data["lost"]:
+            out.print("no principal's reach to admin changed")
+        for title, entries in (("gains", data["gained"]), ("loses", data["lost"])):
+            for e in entries:
+                style = _VERDICT_STYLE.get(e["after"], "")
+                out.print(
+                    f"[bold]{escape(e['name'])}[/] ({e['kind']}) {title}: {e['before']} -> [{style}]{e['after']}[/]"
+                )
+                if title == "gains" and e["path"]:
+                    out.print(_steps_text(e["path"], names), soft_wrap=True)
+    if data["widened"]:
+        raise typer.Exit(1)
 
 
 def _argument(message: str) -> VigilError:
