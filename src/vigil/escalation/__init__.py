@@ -7,7 +7,8 @@ answer of ``vigil paths``) and :func:`diff` (what a change between two exports g
 """
 
 from vigil.escalation.diff import diff
-from vigil.escalation.graph import ADMIN, Edge, Graph, build_graph
+from vigil.escalation.edges import ADMIN, Edge, Graph
+from vigil.escalation.graph import build_graph
 from vigil.escalation.iam_export import Estate, Principal, load_export, parse_export
 from vigil.escalation.query import VERDICTS, Analysis, Path, Step, analyse, paths_between, resolve
 from vigil.escalation.report import principal_report, report

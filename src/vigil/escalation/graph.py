@@ -22,74 +22,17 @@ credentials). :func:`build_graph` is the only constructor.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from vigil.escalation import methods as M
 from vigil.escalation.conditions import Truth
+from vigil.escalation.edges import ADMIN, HUB_MIN, Edge, Graph, fold, service_node
+from vigil.escalation.grantees import Direct, Grantees, Holders
 from vigil.escalation.iam_export import Estate, Principal
 from vigil.escalation.patterns import has_variable, matches
 from vigil.escalation.permissions import Grant, PermissionSet, ResourceIndex, combine
 from vigil.escalation.policy import Statement
-
-ADMIN = "admin"
-# A resource pattern matching at least this many principals goes through a shared node.
-HUB_MIN = 16
-
-
-@dataclass(frozen=True, slots=True)
-class Edge:
-    """One escalation step (see the module docstring for ``kind``)."""
-
-    source: str
-    target: str
-    kind: str
-    method: str
-    via: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
-    grantee: str = ""
-    through: tuple[Edge, ...] = ()
-    delegated: bool = False
-
-    @property
-    def conditional(self) -> bool:
-        """True when the step needs something the export does not show (``requires``)."""
-        return bool(self.requires)
-
-
-@dataclass(slots=True)
-class Graph:
-    """Principals (ARN -> :class:`Principal`), their outgoing edges, and the reverse adjacency."""
-
-    principals: dict[str, Principal]
-    out: dict[str, list[Edge]] = field(default_factory=dict)
-    into: dict[str, list[Edge]] = field(default_factory=dict)
-    _keys: dict[tuple[str, str, str, str], Edge] = field(default_factory=dict)
-
-    def add(self, edge: Edge) -> None:
-        """Add ``edge``; of two edges with the same ends, method and grantee the unconditional one
-        (else the first) is kept."""
-        key = (edge.source, edge.target, edge.method, edge.grantee)
-        old = self._keys.get(key)
-        if old is not None:
-            if not (old.conditional and not edge.conditional):
-                return
-            self.remove(old)
-        self._keys[key] = edge
-        self.out.setdefault(edge.source, []).append(edge)
-        self.into.setdefault(edge.target, []).append(edge)
-
-    def remove(self, edge: Edge) -> None:
-        """Remove ``edge`` (which must be in the graph)."""
-        self.out[edge.source].remove(edge)
-        self.into[edge.target].remove(edge)
-        del self._keys[(edge.source, edge.target, edge.method, edge.grantee)]
-
-    def edges(self) -> Iterable[Edge]:
-        """Every edge, grouped by source."""
-        for edges in self.out.values():
-            yield from edges
 
 
 def _requires(g: Grant, extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -103,60 +46,6 @@ def _describe(s: Statement) -> str:
 
 def _via(g: Grant) -> tuple[str, ...]:
     return tuple(_describe(s) for s in g.via)
-
-
-def service_node(service: str, instance_profile: bool) -> str:
-    """The node id standing for "an existing resource of ``service`` running as one of the roles
-    that trust it" (with an instance profile when ``instance_profile``)."""
-    return f"service:{service}" + (" (instance profile)" if instance_profile else "")
-
-
-class _Direct:
-    """Grantees given directly: principal ARN -> grant (service-linked roles left out: nobody can
-    change their permissions)."""
-
-    def __init__(self, found: dict[str, Grant], estate: Estate) -> None:
-        self.found = found
-        self.estate = estate
-
-    def get(self, arn: str) -> Grant | None:
-        gr = self.found.get(arn)
-        if gr is None or self.estate.principals[arn].service_linked:
-            return None
-        return gr
-
-    def first(self, exclude: set[str]) -> tuple[str, Grant] | None:
-        for arn, gr in self.found.items():
-            if arn not in exclude and not self.estate.principals[arn].service_linked:
-                return arn, gr
-        return None
-
-
-class _Holders:
-    """Grantees through managed policies: whoever has one of the policies ``found`` (policy ARN
-    -> grant) attached."""
-
-    def __init__(self, found: dict[str, Grant], estate: Estate, attached: dict[str, list[str]]) -> None:
-        self.found = found
-        self.estate = estate
-        self.attached = attached
-
-    def get(self, arn: str) -> Grant | None:
-        for pol in self.estate.principals[arn].managed:
-            gr = self.found.get(pol)
-            if gr is not None:
-                return gr
-        return None
-
-    def first(self, exclude: set[str]) -> tuple[str, Grant] | None:
-        for pol, gr in self.found.items():
-            for holder in self.attached.get(pol, ()):
-                if holder not in exclude:
-                    return holder, gr
-        return None
-
-
-_Grantees = _Direct | _Holders
 
 
 class _Builder:
@@ -177,7 +66,7 @@ class _Builder:
         self.perms: dict[str, PermissionSet] = {p.arn: self._perm_set(p) for p in estate.principals.values()}
         self.service_roles = self._service_roles()
         self.admins: set[str] = set()
-        self.pending: dict[str, list[tuple[str, _Grantees]]] = {}
+        self.pending: dict[str, list[tuple[str, Grantees]]] = {}
         self._admin_versions: dict[str, bool] = {}
 
     # -- permission sets -------------------------------------------------------------------
@@ -413,13 +302,13 @@ class _Builder:
             for method, action in rules:
                 found = perms.targets(action, index, variables)
                 if found:
-                    self._grants(p, method, _Direct(found, self.estate))
+                    self._grants(p, method, Direct(found, self.estate))
         self._boundary_edges(p, perms, variables)
         self._policy_version_edges(p, perms, variables)
         self._pass_role_edges(p, perms, variables)
         self._existing_edges(p, perms)
 
-    def _grants(self, p: Principal, method: str, grantees: _Grantees) -> None:
+    def _grants(self, p: Principal, method: str, grantees: Grantees) -> None:
         """Note that ``p`` can give any of ``grantees`` admin permissions by ``method``: an edge to
         admin for ``p`` itself and its groups now, the others resolved by :meth:`_resolve_grants`
         (which asks ``grantees`` about the few principals ``p`` can become, never lists them all)."""
@@ -441,7 +330,7 @@ class _Builder:
                     if unbounded.possible:
                         found[arn] = combine((gr, unbounded))
                 if found:
-                    self._grants(p, method, _Direct(found, self.estate))
+                    self._grants(p, method, Direct(found, self.estate))
 
     def _policy_version_edges(
         self, p: Principal, perms: PermissionSet, variables: dict[str, str | None]
@@ -449,7 +338,7 @@ class _Builder:
         mid, action = M.CREATE_POLICY_VERSION
         found = perms.targets(action, self.policy_index, variables)
         if found:
-            self._grants(p, mid, _Holders(found, self.estate, self.attached))
+            self._grants(p, mid, Holders(found, self.estate, self.attached))
         mid, action = M.SET_DEFAULT_VERSION
         found = {
             arn: gr
@@ -457,7 +346,7 @@ class _Builder:
             if self._admin_version(arn)
         }
         if found:
-            self._grants(p, mid, _Holders(found, self.estate, self.attached))
+            self._grants(p, mid, Holders(found, self.estate, self.attached))
 
     def _admin_version(self, arn: str) -> bool:
         """True when a non-default version of the managed policy ``arn`` is admin-equivalent."""
@@ -681,34 +570,6 @@ class _Builder:
             path.append(edge)
             node = edge.source
         return fold(path[::-1], self.estate.principals)
-
-
-def fold(edges: Iterable[Edge], principals: Mapping[str, Principal]) -> list[Edge]:
-    """``edges`` with each step into a shared node (a wildcard's hub, a service's existing
-    resources) merged with the step out of it: one step from principal to principal, with the
-    first step's method and both steps' statements and requirements."""
-    out: list[Edge] = []
-    for e in edges:
-        prev = out[-1] if out else None
-        if prev is not None and prev.target == e.source and e.source not in principals and e.source != ADMIN:
-            out[-1] = Edge(
-                prev.source,
-                e.target,
-                prev.kind,
-                prev.method,
-                _requires_t(prev.via, e.via),
-                _requires_t(prev.requires, e.requires),
-                e.grantee,
-                e.through,
-                prev.delegated,
-            )
-        else:
-            out.append(e)
-    return out
-
-
-def _requires_t(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*a, *b)))
 
 
 def build_graph(estate: Estate, *, require_credentials: bool = False, hub_min: int = HUB_MIN) -> Graph:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.errors import PrincipalNotFoundError
-from vigil.escalation.graph import ADMIN, Edge, Graph, fold
+from vigil.escalation.edges import ADMIN, Edge, Graph, fold
 
 VERDICTS = ("admin", "reaches_admin", "conditional", "none")
 # paths looked at per principal before giving up on finding `limit` distinct ones
