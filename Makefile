@@ -89,6 +89,14 @@ clean:
 	rm -rf $(VENV) .vigil .pytest_cache .mypy_cache .ruff_cache .hypothesis build
 	find src \( -name '*.so' -o -name '*.c' \) -delete
 
+# Escalation paths scored on the labelled iam-vulnerable snapshot (docs/escalation.md), and their speed.
+.PHONY: eval-paths bench-paths
+eval-paths: $(STAMP)
+	$(PY) -m vigil.evaluation.paths --datasets $(DATASETS) --json-out eval/paths.json --update-doc docs/escalation.md
+
+bench-paths: $(STAMP)
+	$(PY) bench/paths.py --json-out bench/results/paths.json
+
 .PHONY: eval
 eval: $(STAMP)
 	$(VENV)/bin/vigil eval --holdout 3 --datasets $(DATASETS) --json-out eval/results.json --update-doc docs/detection.md

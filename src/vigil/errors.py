@@ -77,6 +77,21 @@ class ConflictError(VigilError):
     code = "conflict"
 
 
+class IamExportError(VigilError):
+    """An AWS IAM export (``get-account-authorization-details`` JSON) that cannot be read:
+    not JSON, a wrong shape, a malformed policy document or ARN (``invalid_iam_export``). The
+    message names the place (``$.UserDetailList[3].UserName``); nothing is analysed."""
+
+    code = "invalid_iam_export"
+
+
+class PrincipalNotFoundError(VigilError):
+    """A principal or target named in an escalation query is not in the graph
+    (``principal_not_found``)."""
+
+    code = "principal_not_found"
+
+
 class ErrorCode(StrEnum):
     """The one error table: every code vigil raises or answers with, its HTTP status and its CLI exit
     status. A code that is not here is a bug (``tests/test_error_table.py`` scans the sources)."""
@@ -164,6 +179,9 @@ class ErrorCode(StrEnum):
     INVALID_SCOPE = ("invalid_scope", 400, 2)
     INVALID_TARGET = ("invalid_target", 400, 2)
     TOKEN_NOT_FOUND = ("token_not_found", 404, 5)
+    # escalation paths (vigil.escalation; docs/escalation.md)
+    INVALID_IAM_EXPORT = ("invalid_iam_export", 400, 2)
+    PRINCIPAL_NOT_FOUND = ("principal_not_found", 404, 5)
     # the unexpected
     INTERNAL_ERROR = ("internal_error", 500, 1)
     VIGIL_ERROR = ("vigil_error", 500, 1)
