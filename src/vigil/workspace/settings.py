@@ -147,7 +147,7 @@ _CHOICES = {
     ("behaviour", "mode"): ("enforce", "shadow", "off"),
     ("audit", "sink"): ("jsonl", "none"),
     ("audit", "durability"): ("batched", "sync"),
-    ("store", "backend"): ("sqlite", "memory"),
+    ("store", "backend"): ("sqlite", "memory", "postgres"),
     ("ext_authz", "subject"): ("header", "jwt"),
 }
 
@@ -259,6 +259,12 @@ def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:
         problems.append(f"{path}: [store] busy_timeout_ms must be between 1 and 60000")
     if not 0 <= s.decision_timeout_ms <= 1_000:
         problems.append(f"{path}: [store] decision_timeout_ms must be between 0 and 1000")
+    if s.backend == "postgres" and not s.url.startswith(("postgresql://", "postgres://")):
+        problems.append(f'{path}: [store] backend "postgres" needs url = "postgresql://..."')
+    if s.schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", s.schema):
+        problems.append(f"{path}: [store] schema must be lowercase letters, digits and _ (at most 63)")
+    if not 1 <= s.pool_size <= 100:
+        problems.append(f"{path}: [store] pool_size must be between 1 and 100")
 
 
 def _check_audit(a: AuditSettings, path: str, problems: list[str]) -> None:
