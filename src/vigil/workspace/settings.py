@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from vigil.behaviour.settings import BehaviourSettings
+from vigil.cluster.settings import ClusterSettings
 from vigil.errors import WorkspaceError
 from vigil.identity.settings import IdentitySettings
 from vigil.policy.overlay import OVERLAY_MODES, OverlaySettings, OverlayType
@@ -17,6 +18,7 @@ __all__ = [
     "OVERLAY_MODES",
     "AuditSettings",
     "BehaviourSettings",
+    "ClusterSettings",
     "ExtAuthzSettings",
     "IdentitySettings",
     "OverlaySettings",
@@ -133,6 +135,7 @@ class Settings:
     ext_authz: ExtAuthzSettings = field(default_factory=ExtAuthzSettings)
     overlay: OverlaySettings = field(default_factory=OverlaySettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -142,6 +145,7 @@ _SECTIONS: dict[str, type] = {
     "audit": AuditSettings,
     "server": ServerSettings,
     "ext_authz": ExtAuthzSettings,
+    "cluster": ClusterSettings,
 }
 _CHOICES = {
     ("behaviour", "mode"): ("enforce", "shadow", "off"),
@@ -153,8 +157,8 @@ _CHOICES = {
 
 
 # Read once when the process starts (the server's keys, limits and listen address, the store, the
-# audit sink): a reload cannot change them. [behaviour] and [ext_authz] take effect at a reload.
-RESTART_SECTIONS = ("server", "store", "audit")
+# audit sink, the cluster link): a reload cannot change them. [behaviour] and [ext_authz] take effect at a reload.
+RESTART_SECTIONS = ("server", "store", "audit", "cluster")
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:
@@ -195,6 +199,8 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         _check_audit(sections["audit"], path, problems)
     if "store" in sections:
         _check_store(sections["store"], path, problems)
+    if "cluster" in sections:
+        _check_cluster(sections["cluster"], path, problems)
     if "identity" in sections:
         _check_identity(sections["identity"], path, problems)
     if "ext_authz" in sections and not 0 <= sections["ext_authz"].trusted_hops <= 32:
@@ -252,6 +258,13 @@ def _check_identity(s: IdentitySettings, path: str, problems: list[str]) -> None
             problems.append(f"{path}: [identity] {key} must be between 1 and 36500")
     if not 1 <= s.max_keys <= 100:
         problems.append(f"{path}: [identity] max_keys must be between 1 and 100")
+
+
+def _check_cluster(c: ClusterSettings, path: str, problems: list[str]) -> None:
+    if c.redis and not c.redis.startswith(("redis://", "rediss://", "unix://")):
+        problems.append(f"{path}: [cluster] redis must be a redis://, rediss:// or unix:// URL")
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", c.channel):
+        problems.append(f"{path}: [cluster] channel must be 1-100 letters, digits, '_', '.', ':' or '-'")
 
 
 def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:
