@@ -149,3 +149,68 @@ def test_redis_unreachable_decisions_go_on_and_the_status_says_so(tmp_path: Path
             t0 = time.monotonic()
             e.close()
             assert time.monotonic() - t0 < 5  # closing does not hang on an unreachable Redis
+
+
+def test_two_servers_a_quarantine_through_one_is_denied_by_the_other(tmp_path: Path) -> None:
+    from tests.test_server_support import ADMIN_KEY, ServerProcess
+
+    with fresh_schema() as schema:
+        ws = cluster_workspace(tmp_path / "ws", schema, unique("vigil_t"))
+        one = ServerProcess(ws)
+        two = ServerProcess(ws)
+        try:
+            one.wait_ready()
+            two.wait_ready()
+            body = request(WHO, "read", "data-table-0", T0)
+            with one.client(ADMIN_KEY) as admin, two.client() as api:
+                assert wait_for(lambda: api.get("/readyz").json()["status"] == "ready", 5) is not None
+                assert api.post("/access/v1/evaluation", json=body).json()["decision"] is True
+                r = admin.post(
+                    "/admin/v1/quarantine/add",
+                    json={"subject": {"type": "Agent", "id": WHO}, "by": "ops", "reason": "leak"},
+                )
+                assert r.status_code == 200, r.text
+                t0 = time.perf_counter()
+                took = wait_for(
+                    lambda: api.post("/access/v1/evaluation", json=body).json()["decision"] is False, 2.0
+                )
+                assert took is not None and time.perf_counter() - t0 < 0.5, took
+        finally:
+            assert one.stop() and two.stop()
+
+
+def test_a_server_without_redis_is_degraded_and_still_decides(tmp_path: Path) -> None:
+    from tests.test_server_support import ServerProcess
+
+    with fresh_schema() as schema:
+        ws = cluster_workspace(tmp_path / "ws", schema, unique("vigil_t"), "redis://127.0.0.1:1/0")
+        server = ServerProcess(ws)
+        try:
+            server.wait_ready()
+            with server.client() as api:
+                ready = api.get("/readyz")
+                assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+                assert ready.json()["cluster"]["redis"] == "unreachable"
+                body = request(WHO, "read", "data-table-0", T0)
+                assert api.post("/access/v1/evaluation", json=body).json()["decision"] is True
+        finally:
+            assert server.stop()
+
+
+def test_a_cli_change_is_announced_to_running_engines(tmp_path: Path) -> None:
+    from vigil.operations.service import StateDesk
+
+    with fresh_schema() as schema:
+        ws = cluster_workspace(tmp_path / "ws", schema, unique("vigil_t"))
+        e = engine(ws)
+        try:
+            assert wait_for(lambda: e.cluster is not None and e.cluster.connected, 5) is not None
+            desk = StateDesk(ws)
+            try:
+                desk.quarantine.add(AGENT, by="ops", reason="from the CLI", now=1.0)
+            finally:
+                desk.close()  # sends the announcement
+            took = wait_for(lambda: AGENT in e.quarantine, 0.5)
+            assert took is not None
+        finally:
+            e.close()

@@ -106,8 +106,12 @@ class ChangeBus:
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        for name, target in (("vigil-cluster-sub", self._subscribe), ("vigil-cluster-pub", self._publish)):
+    def start(self, *, subscribe: bool = True) -> None:
+        """Start the publisher thread and (``subscribe``: a long-running process) the subscriber."""
+        threads = [("vigil-cluster-pub", self._publish)]
+        if subscribe:
+            threads.append(("vigil-cluster-sub", self._subscribe))
+        for name, target in threads:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
