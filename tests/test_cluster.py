@@ -214,3 +214,33 @@ def test_a_cli_change_is_announced_to_running_engines(tmp_path: Path) -> None:
             assert took is not None
         finally:
             e.close()
+
+
+def test_terminated_store_connections_decisions_go_on_and_the_store_recovers(
+    pair: tuple[vigil.Engine, vigil.Engine, str],
+) -> None:
+    from tests.pg_support import terminate
+    from vigil.store import StoreError
+
+    a, _b, schema = pair
+    assert terminate(schema) >= 1
+    t0 = time.monotonic()
+    assert a.decide(request(WHO, "read", "data-table-0", T0), now=T0).allowed  # local state
+    failed = None
+    try:  # what needs the store: done on a new connection, or store_unavailable; never a hang
+        a.quarantine_identity(AGENT, by="ops", reason="during the outage")
+    except StoreError as e:
+        assert e.code == "store_unavailable"
+        failed = e.message
+    assert time.monotonic() - t0 < 3.0, failed
+    assert denied(a, "quarantined")  # held in memory at least (fail closed)
+
+    def saved() -> bool:  # the operator retries until the store has it
+        try:
+            a.quarantine_identity(AGENT, by="ops", reason="during the outage")
+        except StoreError:
+            return False
+        return [q.subject for q in a.store.quarantines()] == [AGENT]
+
+    assert wait_for(saved, 5) is not None
+    print("first attempt:", failed or "succeeded")

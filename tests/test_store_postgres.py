@@ -117,12 +117,11 @@ def test_terminated_connections_reconnect_by_themselves() -> None:
             for _ in range(3):
                 assert terminate(schema) >= 1
                 t0 = time.monotonic()
-                try:
-                    got = s.quarantines()  # succeeds on a new connection, or fails: never hangs
-                    assert [q.subject for q in got] == [A]
-                except StoreError as e:
-                    assert e.code == "store_unavailable"
-                assert time.monotonic() - t0 < 2.0
+                # the dead connections are dropped and the call runs on a new one, within its wait
+                assert [q.subject for q in s.quarantines()] == [A]
+                assert time.monotonic() - t0 < 1.0
+                assert terminate(schema) >= 1
+                s.put_quarantine(QuarantineEntry(A, 1.0, "x", ""))  # a write too
                 deadline = time.monotonic() + 5
                 while True:  # recovers by itself
                     try:

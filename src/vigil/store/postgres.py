@@ -20,10 +20,12 @@ quarantines, registry records and profile snapshots in chunks, not per decision)
 database error, it raises :class:`~vigil.store.base.StoreError` (``store_unavailable``). After a
 decision-path call failed, decision-path calls fail at once for ``BREAKER_S``, as with SQLite.
 
-**Reconnection.** Each connection is checked when it is taken from the pool: one a server
-terminated (``pg_terminate_backend``, a restart) is discarded and replaced in the background, so a
-call after an outage either succeeds on a new connection or fails with ``store_unavailable`` in
-bounded time; nothing has to be restarted.
+**Reconnection.** A pooled connection the server terminated (``pg_terminate_backend``, a restart)
+fails at its first statement: the pool discards it and opens a new one in the background, and the
+call is tried again on another connection (only when nothing of it ran), so a call after an outage
+either succeeds on a new connection or fails with ``store_unavailable`` in bounded time; nothing
+has to be restarted. (The pool's own check on checkout is not used: after a failed check it backs
+off for a second.)
 """
 
 from __future__ import annotations
@@ -261,7 +263,6 @@ class PostgresStore:
             min_size=1,
             max_size=max(pool_size, 1),
             open=False,
-            check=ConnectionPool.check_connection,
             timeout=busy_timeout_s,
             reconnect_timeout=float("inf"),
             name=f"vigil-{schema or 'store'}",
@@ -297,21 +298,39 @@ class PostgresStore:
 
     def _run(self, fn: Callable[[Conn], T], *, write: bool, snapshot: bool = False) -> T:
         """``fn`` in one transaction on a pooled connection (``write``: first take the write order;
-        ``snapshot``: every statement reads one snapshot); psycopg errors become StoreError."""
+        ``snapshot``: every statement reads one snapshot); psycopg errors become StoreError.
+
+        A connection the server closed (terminated, restarted) fails at the first statement,
+        before ``fn`` ran: the pool drops it and the call is tried again on another (a new one once
+        the pool's idle ones are used up), until the wait is over. A failure inside ``fn`` is
+        never retried (a write might have happened)."""
         if fail_fast() and time.monotonic() < self._broken_until:
             raise StoreError(f"{self._where()} is unavailable (it failed within the last second)")
         wait = self._wait()
+        deadline = time.monotonic() + wait
         try:
             if not self._ready:
                 self._start()
-            with self._pool.connection(timeout=wait) as conn, conn.transaction():
-                if snapshot:
-                    conn.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                if wait < self.busy_timeout_s:
-                    conn.execute(f"SET LOCAL statement_timeout = {max(int(wait * 1000), 1):d}".encode())
-                if write:
-                    conn.execute(b"UPDATE vigil_meta SET version = version + 1 WHERE id = 1")
-                out = fn(conn)
+            while True:
+                started = False
+                conn: Conn | None = None
+                try:
+                    with self._pool.connection(timeout=max(deadline - time.monotonic(), 0.001)) as conn:
+                        with conn.transaction():
+                            if snapshot:
+                                conn.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                            if wait < self.busy_timeout_s:
+                                ms = max(int((deadline - time.monotonic()) * 1000), 1)
+                                conn.execute(f"SET LOCAL statement_timeout = {ms:d}".encode())
+                            if write:
+                                conn.execute(b"UPDATE vigil_meta SET version = version + 1 WHERE id = 1")
+                            started = True
+                            out = fn(conn)
+                    break
+                except psycopg.OperationalError:
+                    gone = conn is not None and (conn.broken or conn.closed)
+                    if started or not gone or time.monotonic() >= deadline:
+                        raise
         except psycopg.Error as e:
             if fail_fast():
                 self._broken_until = time.monotonic() + BREAKER_S
