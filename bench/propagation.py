@@ -8,8 +8,9 @@ workspace, schema and channel). Each trial: B is told to watch, then A quarantin
 (``Engine.quarantine_identity``: store write + change log + announcement) and B calls
 ``Engine.decide`` for that identity every ``--poll-ms`` until it is denied ``quarantined``; the time
 from just before A's call to B's first deny (both read ``time.monotonic``, one clock for both
-processes) is one sample. Then the same for the lift (until B allows again). Prints p50/p90/p99/max
-(ms) of both. Behaviour is ``off`` and the audit sink ``none``, so only propagation is measured.
+processes) is one sample. Then the same for the lift (until B allows again), a suspension of the
+identity in the registry (until B denies ``identity_inactive``) and its resumption; then
+``--reloads`` reloads of A (until B has reloaded too). Prints p50/p90/p99/max (ms) of each. Behaviour is ``off`` and the audit sink ``none``, so only propagation is measured.
 A fresh PostgreSQL schema and Redis channel are made for the run and the schema is dropped after.
 """
 
@@ -24,6 +25,7 @@ import tempfile
 import textwrap
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -49,9 +51,14 @@ CHILD = textwrap.dedent(
         time.sleep(0.01)
     print("ready", flush=True)
     for line in sys.stdin:
-        want = line.strip() == "allow"
-        while e.decide(request).allowed is not want:
-            time.sleep(poll)
+        word, _, arg = line.strip().partition(" ")
+        if word == "reloads":
+            while e.reloads < int(arg):
+                time.sleep(poll)
+        else:
+            want = word == "allow"
+            while e.decide(request).allowed is not want:
+                time.sleep(poll)
         print(repr(time.monotonic()), flush=True)
     e.close()
     """
@@ -91,6 +98,7 @@ def main() -> None:
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--poll-ms", type=float, default=0.5)
+    ap.add_argument("--reloads", type=int, default=50)
     args = ap.parse_args()
     schema = f"vigil_bench_{uuid.uuid4().hex[:10]}"
     channel = schema
@@ -104,29 +112,38 @@ def main() -> None:
             text=True,
         )
         assert child.stdin is not None and child.stdout is not None
+        stdin, stdout = child.stdin, child.stdout
         try:
             assert child.stdout.readline().strip() == "ready"
             while a.cluster is None or not a.cluster.connected:
                 time.sleep(0.01)
-            quarantine: list[float] = []
-            lift: list[float] = []
+            samples: dict[str, list[float]] = {k: [] for k in ("quarantine", "lift", "suspend", "resume")}
+
+            def trial(command: str, change: Callable[[], object], out: list[float]) -> None:
+                stdin.write(command + "\n")
+                stdin.flush()
+                t0 = time.monotonic()
+                change()
+                out.append(float(stdout.readline()) - t0)
+
+            a.identities.add(WHO, owner="bench@example.com", purpose="propagation bench", by="bench")
             for _ in range(args.trials):
-                for want, change, out in (
-                    ("deny", lambda: a.quarantine_identity(WHO, by="bench", reason="bench"), quarantine),
-                    ("allow", lambda: a.lift_quarantine(WHO, by="bench"), lift),
-                ):
-                    child.stdin.write(want + "\n")
-                    child.stdin.flush()
-                    t0 = time.monotonic()
-                    change()
-                    t1 = float(child.stdout.readline())
-                    out.append(t1 - t0)
+                trial(
+                    "deny", lambda: a.quarantine_identity(WHO, by="bench", reason="b"), samples["quarantine"]
+                )
+                trial("allow", lambda: a.lift_quarantine(WHO, by="bench"), samples["lift"])
+                trial("deny", lambda: a.identities.suspend(WHO, by="bench", reason="b"), samples["suspend"])
+                trial("allow", lambda: a.identities.resume(WHO, by="bench"), samples["resume"])
+            reloads: list[float] = []
+            for n in range(1, args.reloads + 1):
+                trial(f"reloads {n}", lambda: a.reload(by="bench"), reloads)
             print(
-                f"propagation over PostgreSQL + Redis (loopback), {args.trials} trials, "
+                f"propagation over PostgreSQL + Redis (loopback), {args.trials} trials each, "
                 f"B polls every {args.poll_ms} ms"
             )
-            print(summary("quarantine", quarantine))
-            print(summary("lift", lift))
+            for name, values in samples.items():
+                print(summary(name, values))
+            print(summary("reload", reloads))
             print(f"A cluster: {a.cluster.status()}")
         finally:
             child.stdin.close()

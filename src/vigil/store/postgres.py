@@ -315,17 +315,17 @@ class PostgresStore:
                 started = False
                 conn: Conn | None = None
                 try:
-                    with self._pool.connection(timeout=max(deadline - time.monotonic(), 0.001)) as conn:
-                        with conn.transaction():
-                            if snapshot:
-                                conn.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                            if wait < self.busy_timeout_s:
-                                ms = max(int((deadline - time.monotonic()) * 1000), 1)
-                                conn.execute(f"SET LOCAL statement_timeout = {ms:d}".encode())
-                            if write:
-                                conn.execute(b"UPDATE vigil_meta SET version = version + 1 WHERE id = 1")
-                            started = True
-                            out = fn(conn)
+                    left = max(deadline - time.monotonic(), 0.001)
+                    with self._pool.connection(timeout=left) as conn, conn.transaction():
+                        if snapshot:
+                            conn.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                        if wait < self.busy_timeout_s:
+                            ms = max(int((deadline - time.monotonic()) * 1000), 1)
+                            conn.execute(f"SET LOCAL statement_timeout = {ms:d}".encode())
+                        if write:
+                            conn.execute(b"UPDATE vigil_meta SET version = version + 1 WHERE id = 1")
+                        started = True
+                        out = fn(conn)
                     break
                 except psycopg.OperationalError:
                     gone = conn is not None and (conn.broken or conn.closed)
