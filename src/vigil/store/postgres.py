@@ -7,12 +7,15 @@ an advisory lock (per schema), it reads ``schema_version`` and applies the versi
 ``MIGRATIONS`` not applied yet; a second process starting at the same time waits on the lock and
 then finds nothing to do. A database whose schema is newer than this vigil is refused.
 
-**One order of writes.** Every write transaction first increments the single row of
-``vigil_meta`` (``version``, what :meth:`PostgresStore.version` reads). That row lock orders all
-writes of all processes: the change log's ``seq`` is assigned in commit order, so a reader that
-catches up with ``changes(after=last_seen)`` never skips a change committed late with a lower
-``seq``. The cost: writes are serial (a few thousand a second on loopback; vigil writes tickets,
-quarantines, registry records and profile snapshots in chunks, not per decision).
+**One order of writes.** Every write transaction (but profile snapshots and usage rows, below)
+first increments the single row of ``vigil_meta`` (``version``, what
+:meth:`PostgresStore.version` reads). That row lock orders those writes of all processes: the
+change log's ``seq`` is assigned in commit order, so a reader that catches up with
+``changes(after=last_seen)`` never skips a change committed late with a lower ``seq``. The cost:
+those writes are serial, one commit (one fsync, ~7 ms on this machine's disk) at a time across
+the cluster; vigil makes them per operator change, step-up ticket and approval use, not per
+decision. Profile snapshots and identity usage rows, the bulk of the writes, stay outside that
+order (they are not in the change log and no running process mirrors them).
 
 **Bounded waits.** A call waits for a pooled connection and for its statements at most
 ``busy_timeout_s`` (``[store] busy_timeout_ms``), or less inside a
@@ -350,6 +353,10 @@ class PostgresStore:
         return self._run(fn, write=True)
 
     def version(self) -> int:
+        """Moves with every write that takes the write order: tickets, quarantines, the change log
+        and registry records. Profile snapshots and usage rows do not take it (no one mirrors
+        them from the store while running, and they are the bulk of the writes): they commit in
+        parallel, each process's own snapshots."""
         return int(self._read(lambda c: _one(c, "SELECT version FROM vigil_meta WHERE id = 1")))
 
     def close(self) -> None:
@@ -380,7 +387,7 @@ class PostgresStore:
                     )
                 return len(chunk)
 
-            written += self._write(run)
+            written += self._run(run, write=False)  # outside the write order (see version())
         return written
 
     # -- tickets ---------------------------------------------------------------------------------
@@ -635,4 +642,4 @@ class PostgresStore:
                 )
             return len(rows)
 
-        return self._write(run)
+        return self._run(run, write=False)  # outside the write order (see version())
