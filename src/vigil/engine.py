@@ -882,15 +882,21 @@ def _cluster_apply(engine: Engine) -> Callable[[set[str]], None]:
 
 
 def _cluster_signal(engine: Engine) -> Callable[[str, dict[str, Any]], None]:
-    """Announcements that are not changes: ``reload`` (another process reloaded the workspace)."""
+    """Announcements that are not changes: ``reload`` (another process reloaded the workspace):
+    reloaded on a thread of its own, so a long reload never holds up the changes that follow."""
     ref = weakref.ref(engine)
 
-    def signal(kind: str, body: dict[str, Any]) -> None:
+    def reload(by: str) -> None:
         e = ref()
-        if e is not None and kind == "reload":
-            by = body.get("by")
+        if e is not None:
             with contextlib.suppress(AuditError):  # not reloaded: the last good workspace stays
-                e._reload(f"{by if isinstance(by, str) else 'vigil'} (cluster)")
+                e._reload(by)
+
+    def signal(kind: str, body: dict[str, Any]) -> None:
+        if kind == "reload":
+            by = body.get("by")
+            who = f"{by if isinstance(by, str) else 'vigil'} (cluster)"
+            threading.Thread(target=reload, args=(who,), name="vigil-cluster-reload", daemon=True).start()
 
     return signal
 

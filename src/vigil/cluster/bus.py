@@ -256,13 +256,14 @@ class ChangeBus:
             if seq > self._last_seen:
                 self.catch_up()
         elif message.get("t") == 1 and isinstance(kind, str):
-            try:
-                self._apply({kind})
-            except StoreError:
-                self.errors += 1  # the log entry's announcement (or the tick) tries again
+            self._run_apply({kind})  # a failure: the log entry's announcement (or the tick) tries again
         elif self._signal is not None and isinstance(kind, str):
             body = message.get("b")
-            self._signal(kind, body if isinstance(body, dict) else {})
+            try:
+                self._signal(kind, body if isinstance(body, dict) else {})
+            except Exception:  # never let a handler end the subscription
+                self.errors += 1
+                log.exception("cluster: handling %r failed", kind)
 
     def catch_up(self) -> bool:
         """Read the change log after the last seen change and apply what it holds; False when
@@ -285,12 +286,20 @@ class ChangeBus:
             if not kinds:
                 return False
         self.catch_ups += 1
-        if kinds:
-            try:
-                self._apply(kinds)
-            except StoreError:
-                self.errors += 1
-                return False
+        return not kinds or self._run_apply(kinds)
+
+    def _run_apply(self, kinds: set[str]) -> bool:
+        """``apply(kinds)``; False when it failed (counted; a bug is logged, never ends the
+        subscription: the store tick still refreshes everything)."""
+        try:
+            self._apply(kinds)
+        except StoreError:
+            self.errors += 1
+            return False
+        except Exception:
+            self.errors += 1
+            log.exception("cluster: applying %s failed", sorted(kinds))
+            return False
         return True
 
 
