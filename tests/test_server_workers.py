@@ -96,3 +96,17 @@ def test_two_workers_share_the_port_survive_a_kill_and_share_a_quarantine(tmp_pa
             assert decisions == [False] * 20
         finally:
             assert server.stop(), server.log()
+
+
+def test_workers_need_a_store_every_worker_can_use(tmp_path: Path) -> None:
+    import pytest
+
+    from tests.behaviour_support import write_workspace
+    from vigil.server.run import ServeError
+    from vigil.server.workers import supervise
+
+    ws = write_workspace(tmp_path / "ws", store="memory")
+    with pytest.raises(ServeError, match="memory"):
+        supervise(ws, workers=2, port=0)
+    with pytest.raises(ServeError, match="between 1 and"):
+        supervise(ws, workers=0, port=0)
