@@ -193,6 +193,7 @@ def test_a_server_without_redis_is_degraded_and_still_decides(tmp_path: Path) ->
                 assert ready.json()["cluster"]["redis"] == "unreachable"
                 body = request(WHO, "read", "data-table-0", T0)
                 assert api.post("/access/v1/evaluation", json=body).json()["decision"] is True
+                assert "vigil_cluster_connected 0" in api.get("/metrics").text
         finally:
             assert server.stop()
 
