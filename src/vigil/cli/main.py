@@ -298,6 +298,14 @@ def serve(
             "(quarantines, approvals and profiles start afresh).",
         ),
     ] = False,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            help="Also serve Envoy's gRPC ext_authz (Authorization/Check) on this port "
+            "(default: [server] grpc_port; -1: off; 0 picks one).",
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -327,7 +335,7 @@ def serve(
             from vigil.server.workers import supervise
 
             passed = ("--insecure-no-auth",) * insecure_no_auth + ("--new-state",) * new_state
-            supervise(workspace, workers=workers, host=host, port=port, args=passed)
+            supervise(workspace, workers=workers, host=host, port=port, grpc_port=grpc_port, args=passed)
             return
         run_server(
             workspace,
@@ -336,6 +344,7 @@ def serve(
             insecure_no_auth=insecure_no_auth,
             echo=echo,
             new_state=new_state,
+            grpc_port=grpc_port,
             reuse_port=reuse_port,
         )
     except WorkspaceError as e:

@@ -41,12 +41,14 @@ def supervise(
     workers: int,
     host: str | None = None,
     port: int | None = None,
+    grpc_port: int | None = None,
     args: tuple[str, ...] = (),
     log: JsonLog | None = None,
 ) -> None:
     """Run ``workers`` ``vigil serve`` processes on one port until SIGINT/SIGTERM. ``args`` are
-    passed on to each (``--insecure-no-auth``, ``--new-state``). Raises WorkspaceError or
-    ServeError before starting any."""
+    passed on to each (``--insecure-no-auth``, ``--new-state``). gRPC ext_authz is refused
+    (``grpc_port``, default ``[server] grpc_port``, must be off: its server does not share a port).
+    Raises WorkspaceError or ServeError before starting any."""
     if not 1 <= workers <= MAX_WORKERS:
         raise ServeError(f"--workers must be between 1 and {MAX_WORKERS}")
     log = log if log is not None else JsonLog()
@@ -57,6 +59,11 @@ def supervise(
             'not "memory" (each worker would keep its own quarantines and approvals)'
         )
     settings = ws.settings.server
+    if (settings.grpc_port if grpc_port is None else grpc_port) >= 0:
+        raise ServeError(
+            "--workers does not serve gRPC ext_authz (its server does not share a port): "
+            "use --grpc-port -1 ([server] grpc_port = -1), or one process for gRPC"
+        )
     host = host or settings.host
     port = settings.port if port is None else port
     holder = bind(host, port, reuse_port=True, listen=False)
@@ -73,6 +80,8 @@ def supervise(
         "--port",
         str(actual),
         "--reuse-port",
+        "--grpc-port",
+        "-1",
         *args,
     ]
     stopping = threading.Event()
