@@ -110,3 +110,6 @@ def test_workers_need_a_store_every_worker_can_use(tmp_path: Path) -> None:
         supervise(ws, workers=2, port=0)
     with pytest.raises(ServeError, match="between 1 and"):
         supervise(ws, workers=0, port=0)
+    shared = write_workspace(tmp_path / "shared", store="sqlite")
+    with pytest.raises(ServeError, match="gRPC"):
+        supervise(shared, workers=2, port=0, grpc_port=0)
