@@ -103,9 +103,14 @@ class ChangeBus:
     def __repr__(self) -> str:
         return f"ChangeBus({redact(self.url)!r}, {self.channel!r})"
 
-    def _client(self) -> redis.Redis:
+    def _client(self, role: str) -> redis.Redis:
+        """A connection named ``vigil:<channel>:changes:<role>`` (``CLIENT LIST`` shows it)."""
         return redis.Redis.from_url(
-            self.url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=1
+            self.url,
+            socket_connect_timeout=1.0,
+            socket_timeout=2.0,
+            health_check_interval=1,
+            client_name=f"vigil:{self.channel}:{role}",
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -184,7 +189,7 @@ class ChangeBus:
                     continue
             try:
                 if client is None:
-                    client = self._client()
+                    client = self._client("pub")
                 client.publish(self.channel, pending)
             except (redis.RedisError, OSError) as e:
                 self.errors += 1
@@ -211,7 +216,7 @@ class ChangeBus:
         while not self._stop.is_set():
             client = None
             try:
-                client = self._client()
+                client = self._client("sub")
                 sub = client.pubsub(ignore_subscribe_messages=False)
                 self._sub = sub
                 sub.subscribe(self.channel)
@@ -226,7 +231,7 @@ class ChangeBus:
                         self.catch_up()
                     elif message["type"] == "message":
                         self._on_message(message["data"])
-            except (redis.RedisError, OSError, ValueError) as e:
+            except Exception as e:  # Redis gone, or the connection closed under it by close()
                 if self._stop.is_set():
                     break
                 self.errors += 1
