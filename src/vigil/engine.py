@@ -7,6 +7,7 @@ malformed request raises :class:`~vigil.errors.RequestError` before anything is 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -27,6 +28,8 @@ from vigil.behaviour.book import ProfileBook
 from vigil.behaviour.model import BehaviourModel, Features
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.signals import Assessment
+from vigil.cluster import ChangeBus, announcing
+from vigil.cluster.bus import kinds_touch
 from vigil.delegation import decide_with_token, delegated_vigil
 from vigil.errors import AuditError, RequestError, VigilError, WorkspaceError
 from vigil.identity.registry import Registry
@@ -197,6 +200,18 @@ class Engine:
                 if store is not None
                 else open_store(workspace.settings.store, workspace.path, new_state=new_state)
             )
+            # [cluster] redis: changes made here are announced; others' are applied at once
+            self.cluster: ChangeBus | None = None
+            cluster = workspace.settings.cluster
+            if cluster.redis:
+                self.cluster = ChangeBus(
+                    cluster.redis,
+                    cluster.channel,
+                    self._store,
+                    apply=_cluster_apply(self),
+                    signal=_cluster_signal(self),
+                )
+                self._store = announcing(self._store, self.cluster)
             self.profiles = ProfileBook(self._store, strings=self._strings)
             self.approvals = Approvals(self._store, ids=ticket_ids)
             self.quarantine = Quarantine(self._store, self.profiles)
@@ -265,6 +280,8 @@ class Engine:
         self._reload_lock = threading.Lock()
         self.reloads = 0
         self.last_reload_error: tuple[str, ...] = ()
+        if self.cluster is not None:
+            self.cluster.start()
 
     @classmethod
     def from_workspace(cls, path: str | Path, **options: Any) -> Engine:
@@ -289,8 +306,15 @@ class Engine:
         """Load the workspace again and swap it in atomically; on failure keep the last good one.
         Audited (``reloaded``/``reload_refused``) with ``by``. The identity registry is read again
         from the store either way (a change another process made is in effect from here on).
-        Raises AuditError (the last good one stays) when ``[audit] required`` and the audit log
-        cannot record the reload."""
+        With ``[cluster] redis``, a successful reload is announced: the other processes reload
+        their copy of the workspace too. Raises AuditError (the last good one stays) when
+        ``[audit] required`` and the audit log cannot record the reload."""
+        result = self._reload(by)
+        if result.ok and self.cluster is not None:
+            self.cluster.signal("reload", by=by)
+        return result
+
+    def _reload(self, by: str) -> ReloadResult:
         with self._reload_lock:
             self._recordable()
             try:
@@ -380,7 +404,9 @@ class Engine:
 
     def close(self) -> None:
         """Flush and close the audit sink; write the last profile snapshot and the identities'
-        usage; close the store."""
+        usage; stop the cluster threads; close the store."""
+        if self.cluster is not None:
+            self.cluster.close()
         self._audit.close()
         self.profiles.close()
         try:
@@ -953,6 +979,7 @@ class Engine:
             "profile_snapshot_errors": self.profiles.snapshot_errors,
             "store_errors": self.store_errors + self.quarantine.store_errors,
             "reloads": self.reloads,
+            **({"cluster": self.cluster.status()} if self.cluster is not None else {}),
         }
 
 
@@ -1076,6 +1103,43 @@ def _act_for(engine: Engine) -> Callable[[EntityUid, EntityUid, float], tuple[bo
         return bool(record.allowed), record.id
 
     return decide
+
+
+def _cluster_apply(engine: Engine) -> Callable[[set[str]], None]:
+    """What the cluster bus calls with the kinds of changes other processes made: refresh the
+    quarantine set and/or the registry's gate from the store (weakly: no reference cycle)."""
+    ref = weakref.ref(engine)
+
+    def apply(kinds: set[str]) -> None:
+        e = ref()
+        if e is None:
+            return
+        if kinds_touch(kinds, "quarantine_"):
+            e.quarantine.refresh()
+        if kinds_touch(kinds, "identity_"):
+            e.registry.refresh()
+
+    return apply
+
+
+def _cluster_signal(engine: Engine) -> Callable[[str, dict[str, Any]], None]:
+    """Announcements that are not changes: ``reload`` (another process reloaded the workspace):
+    reloaded on a thread of its own, so a long reload never holds up the changes that follow."""
+    ref = weakref.ref(engine)
+
+    def reload(by: str) -> None:
+        e = ref()
+        if e is not None:
+            with contextlib.suppress(AuditError):  # not reloaded: the last good workspace stays
+                e._reload(by)
+
+    def signal(kind: str, body: dict[str, Any]) -> None:
+        if kind == "reload":
+            by = body.get("by")
+            who = f"{by if isinstance(by, str) else 'vigil'} (cluster)"
+            threading.Thread(target=reload, args=(who,), name="vigil-cluster-reload", daemon=True).start()
+
+    return signal
 
 
 def _gate_listener(engine: Engine) -> Callable[[frozenset[EntityUid], float], None]:

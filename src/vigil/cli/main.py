@@ -310,6 +310,17 @@ def serve(
             "(default: [server] grpc_port; -1: off; 0 picks one).",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Run N server processes on one port (SO_REUSEPORT), sharing the store "
+            "(SQLite or PostgreSQL; docs/deployment.md). A worker that dies is started again.",
+        ),
+    ] = 1,
+    reuse_port: Annotated[
+        bool, typer.Option("--reuse-port", hidden=True, help="Bind with SO_REUSEPORT (one of --workers).")
+    ] = False,
 ) -> None:
     """Serve AuthZEN decisions over HTTP (plus Envoy ext_authz, admin, health and metrics).
 
@@ -324,6 +335,12 @@ def serve(
 
     err = _err()
     try:
+        if workers != 1:
+            from vigil.server.workers import supervise
+
+            passed = ("--insecure-no-auth",) * insecure_no_auth + ("--new-state",) * new_state
+            supervise(workspace, workers=workers, host=host, port=port, grpc_port=grpc_port, args=passed)
+            return
         run_server(
             workspace,
             host=host,
@@ -332,6 +349,7 @@ def serve(
             echo=echo,
             new_state=new_state,
             grpc_port=grpc_port,
+            reuse_port=reuse_port,
         )
     except WorkspaceError as e:
         render.render_workspace_error(err, e)

@@ -19,6 +19,7 @@ from typing import Any
 from vigil.audit.events import rfc3339
 from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
+from vigil.cluster import ChangeBus, announcing
 from vigil.errors import AuditError, RequestError, WorkspaceError
 from vigil.identity.registry import Registry
 from vigil.identity.tokens.revocation import Revocations
@@ -161,6 +162,13 @@ class StateDesk:
         self._clock = clock or time.time
         try:
             self.store = store if store is not None else open_store(self.settings.store, root)
+            # [cluster] redis: running servers hear of this desk's changes at once (sent at close)
+            self._bus: ChangeBus | None = None
+            cluster = self.settings.cluster
+            if cluster.redis:
+                self._bus = ChangeBus(cluster.redis, cluster.channel, self.store, apply=lambda kinds: None)
+                self._bus.start(subscribe=False)
+                self.store = announcing(self.store, self._bus)
         except StoreError as e:
             raise WorkspaceError(
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
@@ -224,11 +232,14 @@ class StateDesk:
         return self._clock()
 
     def close(self) -> None:
-        """Write the operator events (the audit log) and close the store."""
+        """Write the operator events (the audit log), send the change announcements (at most a
+        second) and close the store."""
         try:
             if self._audit is not None:
                 self._audit.close()
         finally:
+            if self._bus is not None:
+                self._bus.close()
             self.store.close()
 
     def _recordable(self) -> None:

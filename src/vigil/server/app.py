@@ -730,6 +730,11 @@ class VigilApp:
             return 503, error_body("not_ready", "shutting down"), None
         if not self.engine.audit_ready():
             return 503, error_body("audit_unavailable", "the audit log cannot be written"), None
+        cluster = self.engine.cluster
+        if cluster is not None and not cluster.connected:
+            # decisions go on from local state; other processes' changes arrive at the store tick
+            body = {"status": "degraded", "policy_revision": self.engine.policy_revision}
+            return 200, {**body, "cluster": cluster.status()}, None
         return 200, {"status": "ready", "policy_revision": self.engine.policy_revision}, None
 
     async def _metrics(self, req: Request) -> Result:

@@ -156,16 +156,23 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; raises ServeError when the address cannot be bound."""
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A listening TCP socket; raises ServeError when the address cannot be bound. ``reuse_port``:
+    with ``SO_REUSEPORT`` (several workers on one port, ``vigil serve --workers``); ``listen``
+    False: bound only (the supervisor holds the port and takes no connection)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host.strip("[]"), port))
-    except OSError as e:
+    except (OSError, AttributeError) as e:
         sock.close()
-        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        why = e.strerror if isinstance(e, OSError) else "SO_REUSEPORT is not available here"
+        raise ServeError(f"cannot listen on {host}:{port}: {why}") from None
+    if not listen:
+        return sock
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -180,11 +187,13 @@ def serve(
     echo: bool = False,
     new_state: bool = False,
     grpc_port: int | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Run the server until SIGINT/SIGTERM; raises WorkspaceError or ServeError before listening.
 
     ``grpc_port`` (default: ``[server] grpc_port``; negative: none) also serves Envoy's gRPC
-    ``Authorization/Check`` on the same host (:mod:`vigil.server.grpc_ext_authz`)."""
+    ``Authorization/Check`` on the same host (:mod:`vigil.server.grpc_ext_authz`).
+    ``reuse_port``: one of several workers on the port (``vigil.server.workers``)."""
     import uvicorn
 
     app = build_app(
@@ -195,7 +204,7 @@ def serve(
     port = settings.port if port is None else port
     grpc_port = settings.grpc_port if grpc_port is None else grpc_port
     try:
-        sock = bind(host, port)
+        sock = bind(host, port, reuse_port=reuse_port)
         if grpc_port >= 0:
             add_grpc(app, host, grpc_port)
     except ServeError:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from vigil.behaviour.settings import BehaviourSettings
+from vigil.cluster.settings import ClusterSettings
 from vigil.errors import WorkspaceError
 from vigil.identity.settings import TRUST_KINDS, IdentitySettings, TrustSettings
 from vigil.policy.overlay import OVERLAY_MODES, OverlaySettings, OverlayType
@@ -17,6 +18,7 @@ __all__ = [
     "OVERLAY_MODES",
     "AuditSettings",
     "BehaviourSettings",
+    "ClusterSettings",
     "ExtAuthzSettings",
     "IdentitySettings",
     "OverlaySettings",
@@ -135,6 +137,7 @@ class Settings:
     ext_authz: ExtAuthzSettings = field(default_factory=ExtAuthzSettings)
     overlay: OverlaySettings = field(default_factory=OverlaySettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -144,19 +147,20 @@ _SECTIONS: dict[str, type] = {
     "audit": AuditSettings,
     "server": ServerSettings,
     "ext_authz": ExtAuthzSettings,
+    "cluster": ClusterSettings,
 }
 _CHOICES = {
     ("behaviour", "mode"): ("enforce", "shadow", "off"),
     ("audit", "sink"): ("jsonl", "none"),
     ("audit", "durability"): ("batched", "sync"),
-    ("store", "backend"): ("sqlite", "memory"),
+    ("store", "backend"): ("sqlite", "memory", "postgres"),
     ("ext_authz", "subject"): ("header", "jwt", "token"),
 }
 
 
 # Read once when the process starts (the server's keys, limits and listen address, the store, the
-# audit sink): a reload cannot change them. [behaviour] and [ext_authz] take effect at a reload.
-RESTART_SECTIONS = ("server", "store", "audit")
+# audit sink, the cluster link): a reload cannot change them. [behaviour] and [ext_authz] take effect at a reload.
+RESTART_SECTIONS = ("server", "store", "audit", "cluster")
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:
@@ -202,6 +206,8 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         _check_audit(sections["audit"], path, problems)
     if "store" in sections:
         _check_store(sections["store"], path, problems)
+    if "cluster" in sections:
+        _check_cluster(sections["cluster"], path, problems)
     if "identity" in sections:
         _check_identity(sections["identity"], path, problems)
     if "server" in sections and not -1 <= sections["server"].grpc_port <= 65535:
@@ -323,11 +329,24 @@ def _check_identity(s: IdentitySettings, path: str, problems: list[str]) -> None
         problems.append(f"{path}: [identity] audiences must be 1..1024 printable characters each")
 
 
+def _check_cluster(c: ClusterSettings, path: str, problems: list[str]) -> None:
+    if c.redis and not c.redis.startswith(("redis://", "rediss://", "unix://")):
+        problems.append(f"{path}: [cluster] redis must be a redis://, rediss:// or unix:// URL")
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", c.channel):
+        problems.append(f"{path}: [cluster] channel must be 1-100 letters, digits, '_', '.', ':' or '-'")
+
+
 def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:
     if not 1 <= s.busy_timeout_ms <= 60_000:
         problems.append(f"{path}: [store] busy_timeout_ms must be between 1 and 60000")
     if not 0 <= s.decision_timeout_ms <= 1_000:
         problems.append(f"{path}: [store] decision_timeout_ms must be between 0 and 1000")
+    if s.backend == "postgres" and not s.url.startswith(("postgresql://", "postgres://")):
+        problems.append(f'{path}: [store] backend "postgres" needs url = "postgresql://..."')
+    if s.schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", s.schema):
+        problems.append(f"{path}: [store] schema must be lowercase letters, digits and _ (at most 63)")
+    if not 1 <= s.pool_size <= 100:
+        problems.append(f"{path}: [store] pool_size must be between 1 and 100")
 
 
 def _check_audit(a: AuditSettings, path: str, problems: list[str]) -> None:
