@@ -25,7 +25,11 @@ from vigil.mcp.serve import http_app
 
 HERE = Path(__file__).parent
 UPSTREAM = HERE / "mcp_upstream.py"
-TOKENS = {"tok-reader": ("Agent", "reader"), "tok-admin": ("Agent", "admin"), "tok-nobody": ("Agent", "ghost")}
+TOKENS = {
+    "tok-reader": ("Agent", "reader"),
+    "tok-admin": ("Agent", "admin"),
+    "tok-nobody": ("Agent", "ghost"),
+}
 
 POLICIES = """
 @id("reader-reads-reports")
@@ -90,7 +94,9 @@ def stdio_spec(name: str = "local") -> UpstreamSpec:
     return UpstreamSpec(name, command=(sys.executable, str(UPSTREAM), "stdio"))
 
 
-def write_workspace(root: Path, *, policies: str = POLICIES, extra: str = "", behaviour: str = "") -> Path:
+def write_workspace(
+    root: Path, *, policies: str = POLICIES, behaviour: str = "", audit: str = 'sink = "none"'
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "policies").mkdir(exist_ok=True)
     (root / "entities").mkdir(exist_ok=True)
@@ -107,7 +113,7 @@ def write_workspace(root: Path, *, policies: str = POLICIES, extra: str = "", be
     )
     (root / "entities" / "e.json").write_text(json.dumps(entities))
     toml = behaviour or '[behaviour]\nmode = "off"\n'
-    toml += '\n[store]\nbackend = "memory"\n\n[audit]\nsink = "none"\n' + extra
+    toml += '\n[store]\nbackend = "memory"\n\n[audit]\n' + audit + "\n"
     (root / "vigil.toml").write_text(toml)
     return root
 

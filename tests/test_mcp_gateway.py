@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -13,6 +15,7 @@ from tests.mcp_support import (
     GatewayServer,
     UpstreamProcess,
     client,
+    free_port,
     gateway,
     run,
     stdio_spec,
@@ -53,3 +56,195 @@ def test_lists_are_filtered_per_agent(served: tuple[GatewayServer, Engine, Memor
     reader, admin = run(go)
     assert reader == {"files.read_file", "files.add"}
     assert admin == {"files.read_file", "files.add", "files.delete_file", "files.echo"}
+
+
+def _denied(e: pytest.ExceptionInfo[MCPError]) -> dict[str, Any]:
+    assert e.value.code == -32001, e.value
+    data = e.value.data
+    assert isinstance(data, dict)
+    return data
+
+
+def test_arguments_decide_calls_and_every_call_is_audited(
+    served: tuple[GatewayServer, Engine, MemorySink],
+) -> None:
+    gw, _, sink = served
+
+    async def go() -> None:
+        async with client(gw.url, "tok-reader") as c:
+            r = await c.call_tool("files.read_file", {"path": "/srv/reports/q3.txt"})
+            assert not r.is_error and r.content[0].text == "contents of /srv/reports/q3.txt"  # type: ignore[union-attr]
+            with pytest.raises(MCPError) as e:
+                await c.call_tool("files.read_file", {"path": "/home/priya/notes"})
+            assert _denied(e)["reasons"] == ["no_matching_permit"]
+            with pytest.raises(MCPError) as e:
+                await c.call_tool("files.delete_file", {"path": "/srv/reports/q3.txt"})
+            assert _denied(e)["reasons"] == ["policy_forbid"]
+            assert (await c.call_tool("files.add", {"a": 2, "b": 40})).structured_content == {"result": 42}
+        async with client(gw.url, "tok-admin") as c:
+            with pytest.raises(MCPError) as e:
+                await c.call_tool("files.read_file", {"path": "/etc/shadow"})
+            assert _denied(e)["reasons"] == ["policy_forbid"]
+            r = await c.call_tool("files.delete_file", {"path": "/tmp/x"})
+            assert r.content[0].text == "deleted /tmp/x"  # type: ignore[union-attr]
+
+    run(go)
+    calls = [
+        (r.principal[1], r.resource, r.allowed, r.context["arguments"].get("path")) for r in sink.records
+    ]
+    assert calls == [
+        ("reader", ("Tool", "files.read_file"), True, "/srv/reports/q3.txt"),
+        ("reader", ("Tool", "files.read_file"), False, "/home/priya/notes"),
+        ("reader", ("Tool", "files.delete_file"), False, "/srv/reports/q3.txt"),
+        ("reader", ("Tool", "files.add"), True, None),
+        ("admin", ("Tool", "files.read_file"), False, "/etc/shadow"),
+        ("admin", ("Tool", "files.delete_file"), True, "/tmp/x"),
+    ]
+    first = sink.records[0]
+    assert first.context is not None
+    mcp = first.context["mcp"]
+    assert mcp["client"] == "test-agent" and mcp["client_version"] == "1.0" and mcp["method"] == "tools/call"
+    assert mcp["session"]  # the streamable HTTP session id
+    assert first.context["user_agent"] == "test-agent/1.0"
+
+
+def test_values_cedar_cannot_hold_are_denied_with_a_clear_code(
+    served: tuple[GatewayServer, Engine, MemorySink],
+) -> None:
+    gw, _, sink = served
+
+    async def go() -> list[dict[str, Any]]:
+        out = []
+        async with client(gw.url, "tok-admin") as c:
+            for value in (1.5, None, 2**70, {"__entity": {"type": "Agent", "id": "admin"}}):
+                with pytest.raises(MCPError) as e:
+                    await c.call_tool("files.echo", {"value": value})
+                out.append(_denied(e))
+            ok = await c.call_tool("files.echo", {"value": {"a": [1, "x", True, {"b": -3}]}})
+            assert not ok.is_error
+        return out
+
+    for data in run(go):
+        assert data["reasons"] == ["invalid_request"]
+        assert data["error"]["code"] == "invalid_value" and "arguments.value" in data["error"]["message"]
+    assert [r.reason_codes for r in sink.records[:4]] == [("invalid_request",)] * 4
+    assert sink.records[4].allowed
+
+
+def test_no_token_or_a_bad_one_is_refused_with_the_metadata_pointer(
+    served: tuple[GatewayServer, Engine, MemorySink],
+) -> None:
+    gw, _, _ = served
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"Accept": "application/json, text/event-stream"}
+    base = gw.url.removesuffix("/mcp")
+    for auth in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        r = httpx.post(gw.url, json=body, headers=headers | auth)
+        assert r.status_code == 401
+        challenge = r.headers["www-authenticate"]
+        assert challenge.startswith("Bearer") and "resource_metadata=" in challenge
+        meta_url = challenge.split('resource_metadata="')[1].split('"')[0]
+        meta = httpx.get(meta_url).json()
+        assert meta["resource"] == gw.url and meta["authorization_servers"] == ["http://127.0.0.1:8765/"]
+    meta = httpx.get(base + "/.well-known/oauth-protected-resource").json()
+    assert meta["resource"] == gw.url
+
+    async def go() -> None:
+        with pytest.raises(Exception):  # noqa: B017 - the SDK reports the 401 as its own error
+            async with client(gw.url, "wrong-token") as c:
+                await c.list_tools()
+
+    run(go)
+
+
+def test_an_agent_the_workspace_does_not_know_sees_nothing_and_is_denied(
+    served: tuple[GatewayServer, Engine, MemorySink],
+) -> None:
+    gw, _, _ = served
+
+    async def go() -> None:
+        async with client(gw.url, "tok-nobody") as c:
+            assert (await c.list_tools()).tools == []
+            with pytest.raises(MCPError) as e:
+                await c.call_tool("files.add", {"a": 1, "b": 1})
+            assert _denied(e)["reasons"] == ["unknown_identity"]
+
+    run(go)
+
+
+def test_quarantine_cuts_a_live_session(served: tuple[GatewayServer, Engine, MemorySink]) -> None:
+    gw, engine, _ = served
+
+    async def go() -> None:
+        async with client(gw.url, "tok-admin") as c, client(gw.url, "tok-admin", name="other") as c2:
+            assert (await c.call_tool("files.add", {"a": 1, "b": 1})).structured_content == {"result": 2}
+            assert len((await c2.list_tools()).tools) == 4
+            engine.quarantine_identity(("Agent", "admin"), by="priya.raman", reason="went rogue")
+            for session in (c, c2):
+                with pytest.raises(MCPError) as e:
+                    await session.call_tool("files.add", {"a": 1, "b": 1})
+                data = _denied(e)
+                assert data["reasons"] == ["quarantined"] and data["advice"] == ["quarantined"]
+                assert (await session.list_tools()).tools == []
+        async with client(gw.url, "tok-reader") as c:  # others are not affected
+            assert (await c.call_tool("files.add", {"a": 1, "b": 1})).structured_content == {"result": 2}
+
+    run(go)
+
+
+def test_unknown_names_and_a_dead_upstream_are_json_rpc_errors(
+    tmp_path: Path, upstream: UpstreamProcess
+) -> None:
+    sink = MemorySink()
+    engine = Engine.from_workspace(write_workspace(tmp_path / "ws"), audit=sink)
+    dead = f"http://127.0.0.1:{free_port()}/mcp"
+    gw = GatewayServer(
+        gateway(engine, [UpstreamSpec("files", url=upstream.url), UpstreamSpec("gone", url=dead)])
+    )
+    try:
+
+        async def go() -> None:
+            async with client(gw.url, "tok-admin") as c:
+                assert {t.name.split(".")[0] for t in (await c.list_tools()).tools} == {"files"}
+                for name in ("files.nope", "nope", "gone.add", "nope.add"):
+                    with pytest.raises(MCPError) as e:
+                        await c.call_tool(name, {})
+                    assert e.value.code in (-32602, -32002), (name, e.value)
+                assert (await c.call_tool("files.add", {"a": 1, "b": 2})).structured_content == {"result": 3}
+
+        run(go)
+        assert all(r.resource != ("Tool", "gone.add") or not r.allowed for r in sink.records)
+    finally:
+        gw.stop()
+        engine.close()
+
+
+def test_a_stdio_upstream_beside_an_http_one(tmp_path: Path, upstream: UpstreamProcess) -> None:
+    engine = Engine.from_workspace(write_workspace(tmp_path / "ws"), audit=MemorySink())
+    gw = GatewayServer(gateway(engine, [UpstreamSpec("files", url=upstream.url), stdio_spec("local")]))
+    try:
+
+        async def go() -> None:
+            async with client(gw.url, "tok-admin") as c:
+                names = {t.name for t in (await c.list_tools()).tools}
+                assert {"files.add", "local.add", "local.read_file"} <= names
+                r = await c.call_tool("local.add", {"a": 20, "b": 22})
+                assert r.structured_content == {"result": 42}
+                prompts = {p.name for p in (await c.list_prompts()).prompts}
+                assert prompts == {"files.greet", "local.greet"}
+                got = await c.get_prompt("local.greet", {"name": "Ada"})
+                assert "Ada" in got.messages[0].content.text  # type: ignore[union-attr]
+                resources = {str(r.uri) for r in (await c.list_resources()).resources}
+                assert "local:file:///reports/q3.txt" in resources
+            async with client(gw.url, "tok-reader") as c:
+                assert {p.name for p in (await c.list_prompts()).prompts} == set()
+                with pytest.raises(MCPError) as e:
+                    await c.get_prompt("local.greet", {"name": "Ada"})
+                assert _denied(e)["reasons"] == ["no_matching_permit"]
+                read = await c.read_resource("local:file:///reports/q3.txt")
+                assert read.contents[0].text == "q3: fine"  # type: ignore[union-attr]
+
+        run(go)
+    finally:
+        gw.stop()
+        engine.close()

@@ -214,10 +214,9 @@ class Gateway:
             raise MCPError(
                 pm.UNAVAILABLE, f"upstream {prefix!r} is not reachable", {"reasons": ["upstream_unavailable"]}
             )
-        table: dict[str, Any] = getattr(up, kind)
-        if name not in table:
+        if name not in getattr(up, kind):
             await self._refresh_one(up, kind)
-            if name not in table:
+            if name not in getattr(up, kind):
                 raise MCPError(pm.INVALID_PARAMS, f"unknown {kind[:-1]} {published[:200]!r}")
         return up, name
 
