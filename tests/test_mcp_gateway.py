@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from tests.mcp_support import (
 from vigil.audit import MemorySink
 from vigil.engine import Engine
 from vigil.mcp import UpstreamSpec
+from vigil.protocol import mcp as pm
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +251,99 @@ def test_a_stdio_upstream_beside_an_http_one(tmp_path: Path, upstream: UpstreamP
     finally:
         gw.stop()
         engine.close()
+
+
+def test_step_up_then_approval_then_the_retry_goes_through(tmp_path: Path, upstream: UpstreamProcess) -> None:
+    behaviour = '[behaviour]\nmode = "enforce"\nlearning_days = 0\nlearning_requests = 50\n'
+    ws = write_workspace(tmp_path / "ws", behaviour=behaviour)
+    t0 = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday
+    now = [t0.timestamp()]
+    engine = Engine.from_workspace(ws, audit=MemorySink(), clock=lambda: now[0])
+    # a habit: files.add in office hours from another network and client, two weeks long
+    habit = pm.Caller(("Agent", "admin"), "s0", "habit", "1.0", "10.1.2.3")
+    for d in range(14):
+        day = t0 + timedelta(days=d)
+        if day.weekday() >= 5:
+            continue
+        for k in range(30):
+            now[0] = (day + timedelta(hours=9 + k % 8, minutes=(k * 7) % 50)).timestamp()
+            assert pm.decide_call(
+                engine, habit, pm.Item("Tool", "files.add", {}), "tools/call", {"a": k}
+            ).allowed
+    now[0] = (t0 + timedelta(days=20, hours=3)).timestamp()  # 3 am, a new client on a new network
+    gw = GatewayServer(gateway(engine, [UpstreamSpec("files", url=upstream.url)]))
+    try:
+
+        async def go() -> None:
+            async with client(gw.url, "tok-admin") as c:
+                with pytest.raises(MCPError) as e:
+                    await c.call_tool("files.delete_file", {"path": "/tmp/x"})
+                data = _denied(e)
+                assert data["reasons"] == ["risk_step_up"] and data["advice"] == ["step_up"]
+                tid = data["ticket"]["id"]
+                assert data["ticket"]["approve"] == f"vigil approvals approve {tid}"
+                assert tid in e.value.message
+                with pytest.raises(MCPError):  # not approved yet: still denied
+                    await c.call_tool("files.delete_file", {"path": "/tmp/x"})
+                engine.approve_ticket(tid, by="priya.raman", note="cleanup")
+                r = await c.call_tool("files.delete_file", {"path": "/tmp/x"})
+                assert r.content[0].text == "deleted /tmp/x"  # type: ignore[union-attr]
+
+        run(go)
+        last = engine.audit.records[-1]  # type: ignore[attr-defined]
+        assert last.allowed and "approved" in last.reason_codes
+    finally:
+        gw.stop()
+        engine.close()
+
+
+def test_arguments_are_masked_in_the_audit_log(tmp_path: Path, upstream: UpstreamProcess) -> None:
+    audit = 'sink = "jsonl"\npath = "audit.jsonl"\nmask = ["context.arguments.b"]\nflush_interval_ms = 10'
+    engine = Engine.from_workspace(write_workspace(tmp_path / "ws", audit=audit))
+    gw = GatewayServer(gateway(engine, [UpstreamSpec("files", url=upstream.url)]))
+    try:
+
+        async def go() -> None:
+            async with client(gw.url, "tok-reader") as c:
+                await c.call_tool("files.add", {"a": 1, "b": 8675309})
+                with pytest.raises(MCPError):
+                    await c.call_tool("files.echo", {"value": "x", "b": 8675309})
+
+        run(go)
+    finally:
+        gw.stop()
+        engine.close()
+    text = (tmp_path / "ws" / "audit.jsonl").read_text()
+    events = [json.loads(line) for line in text.splitlines() if '"decision"' in line or '"allowed"' in line]
+    args = [e["context"]["arguments"] for e in events if e.get("context")]
+    assert args == [{"a": 1, "b": "***"}, {"value": "x", "b": "***"}]
+    assert "8675309" not in text
+
+
+def test_malformed_json_rpc_is_answered_with_json_rpc_errors(
+    served: tuple[GatewayServer, Engine, MemorySink],
+) -> None:
+    gw, _, sink = served
+    headers = {"Accept": "application/json, text/event-stream", "Authorization": "Bearer tok-admin"}
+    bodies: list[Any] = [
+        b"{not json",
+        b"[]",
+        b'"just a string"',
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 5}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": "x"},
+        {"jsonrpc": "1.0", "id": 3, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 4, "method": "no/such"},
+    ]
+    for body in bodies:
+        kw: dict[str, Any] = {"content": body} if isinstance(body, bytes) else {"json": body}
+        r = httpx.post(gw.url, headers=headers | {"Content-Type": "application/json"}, **kw)
+        assert r.status_code in (200, 400, 404, 406), (body, r.status_code)
+        if r.headers.get("content-type", "").startswith("application/json") and r.content:
+            assert "error" in r.json() or "jsonrpc" in r.json(), r.text
+    assert not any(rec.allowed for rec in sink.records)
+
+    async def still_serving() -> None:
+        async with client(gw.url, "tok-admin") as c:
+            assert len((await c.list_tools()).tools) == 4
+
+    run(still_serving)
