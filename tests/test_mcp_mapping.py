@@ -5,7 +5,6 @@ every outcome audited; and over HTTP, random JSON-RPC bodies never crash the gat
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
