@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from tests.mcp_support import (
+    UPSTREAM,
     GatewayServer,
     UpstreamProcess,
     client,
@@ -347,3 +352,56 @@ def test_malformed_json_rpc_is_answered_with_json_rpc_errors(
             assert len((await c.list_tools()).tools) == 4
 
     run(still_serving)
+
+
+def test_the_cli_serves_stdio_in_front_of_a_stdio_upstream(tmp_path: Path) -> None:
+    ws = write_workspace(tmp_path / "ws")
+    cmd = f"{sys.executable} {UPSTREAM} stdio"
+    vigil = Path(sys.executable).parent / "vigil"
+    params = StdioServerParameters(
+        command=str(vigil),
+        args=[
+            "mcp",
+            "proxy",
+            "-w",
+            str(ws),
+            "--stdio",
+            "--upstream-cmd",
+            f"local={cmd}",
+            "--token",
+            "t1=Agent::reader",
+        ],
+        env={**os.environ, "VIGIL_MCP_TOKEN": "t1"},
+    )
+
+    async def go() -> None:
+        async with Client(params, mode="legacy", cache=None) as c:
+            assert {t.name for t in (await c.list_tools()).tools} == {"local.read_file"}
+            r = await c.call_tool("local.read_file", {"path": "/srv/reports/a"})
+            assert r.content[0].text == "contents of /srv/reports/a"  # type: ignore[union-attr]
+            with pytest.raises(MCPError) as e:
+                await c.call_tool("local.read_file", {"path": "/etc/passwd"})
+            assert _denied(e)["reasons"] == ["policy_forbid"]
+
+    run(go)
+
+
+def test_the_cli_refuses_stdio_without_a_known_token(tmp_path: Path) -> None:
+    ws = write_workspace(tmp_path / "ws")
+    vigil = Path(sys.executable).parent / "vigil"
+    env = {k: v for k, v in os.environ.items() if k != "VIGIL_MCP_TOKEN"}
+    p = subprocess.run(
+        [str(vigil), "mcp", "proxy", "-w", str(ws), "--stdio", "--upstream", "a=http://127.0.0.1:1/mcp"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2 and "unauthenticated" in p.stderr
+    p = subprocess.run(
+        [str(vigil), "mcp", "proxy", "-w", str(ws), "--upstream", "a.b=http://x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2 and "invalid_argument" in p.stderr
