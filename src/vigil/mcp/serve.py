@@ -37,6 +37,7 @@ def http_app(
     ``/.well-known/oauth-protected-resource`` and at the path-suffixed form (RFC 9728 §3.1).
     Upstreams are connected for the app's lifespan."""
     server = gateway.server()
+    server.middleware = []  # the SDK's default OpenTelemetry span per message: not on this path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the SDK's note on validate_token_resource (our verifier checks)
         auth = AuthSettings(
@@ -59,6 +60,7 @@ def http_app(
         auth=auth,
         token_verifier=Verifier(gateway.authenticate),
         transport_security=security,
+        json_response=True,  # one JSON body per call: no SSE stream to open and close per request
         custom_starlette_routes=[
             Route(WELL_KNOWN, endpoint=ProtectedResourceMetadataHandler(metadata).handle, methods=["GET"])
         ],
