@@ -291,6 +291,9 @@ def test_step_up_then_approval_then_the_retry_goes_through(tmp_path: Path, upstr
                 with pytest.raises(MCPError):  # not approved yet: still denied
                     await c.call_tool("files.delete_file", {"path": "/tmp/x"})
                 engine.approve_ticket(tid, by="priya.raman", note="cleanup")
+                with pytest.raises(MCPError) as e:  # the approval covers these arguments only
+                    await c.call_tool("files.delete_file", {"path": "/srv/everything"})
+                assert _denied(e)["reasons"] == ["risk_step_up"]
                 r = await c.call_tool("files.delete_file", {"path": "/tmp/x"})
                 assert r.content[0].text == "deleted /tmp/x"  # type: ignore[union-attr]
 
@@ -405,3 +408,13 @@ def test_the_cli_refuses_stdio_without_a_known_token(tmp_path: Path) -> None:
         timeout=60,
     )
     assert p.returncode == 2 and "invalid_argument" in p.stderr
+
+
+def test_an_approval_covers_the_same_arguments_only() -> None:
+    from vigil.operations.approvals import bound_context
+
+    a = bound_context({"user_agent": "agent/1", "arguments": {"path": "/tmp/x", "n": 1}})
+    b = bound_context({"user_agent": "agent/1", "arguments": {"n": 1, "path": "/tmp/x"}})
+    c = bound_context({"user_agent": "agent/1", "arguments": {"path": "/srv/all"}})
+    assert a == b and a != c and a[2].startswith("agent/1 #args=")
+    assert bound_context({"user_agent": "agent/1"}) == ("", "", "agent/1")
