@@ -418,3 +418,26 @@ def test_an_approval_covers_the_same_arguments_only() -> None:
     c = bound_context({"user_agent": "agent/1", "arguments": {"path": "/srv/all"}})
     assert a == b and a != c and a[2].startswith("agent/1 #args=")
     assert bound_context({"user_agent": "agent/1"}) == ("", "", "agent/1")
+
+
+def test_an_upstream_that_dies_mid_session_is_an_error_and_the_rest_keeps_serving(tmp_path: Path) -> None:
+    doomed = UpstreamProcess()
+    engine = Engine.from_workspace(write_workspace(tmp_path / "ws"), audit=MemorySink())
+    gw = GatewayServer(gateway(engine, [UpstreamSpec("files", url=doomed.url), stdio_spec("local")]))
+    try:
+
+        async def go() -> None:
+            async with client(gw.url, "tok-admin") as c:
+                assert (await c.call_tool("files.add", {"a": 1, "b": 1})).structured_content == {"result": 2}
+                doomed.stop()
+                with pytest.raises(MCPError) as e:
+                    await c.call_tool("files.add", {"a": 1, "b": 1})
+                assert e.value.code == -32002 and e.value.data == {"reasons": ["upstream_unavailable"]}
+                assert (await c.call_tool("local.add", {"a": 1, "b": 1})).structured_content == {"result": 2}
+                assert "local.add" in {t.name for t in (await c.list_tools()).tools}
+
+        run(go)
+        assert gw.thread.is_alive()
+    finally:
+        gw.stop()
+        engine.close()

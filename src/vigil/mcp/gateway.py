@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -79,21 +80,18 @@ class Gateway:
     @asynccontextmanager
     async def connected(self) -> AsyncIterator[Gateway]:
         """Connect every upstream for the lifetime of the block; one that cannot be reached stays
-        down (its items are not listed, calls to it fail with :data:`pm.UNAVAILABLE`)."""
-        async with AsyncExitStack() as stack:
+        down (its items are not listed, calls to it fail with :data:`pm.UNAVAILABLE`). Each
+        upstream's client lives in a task of its own, so one that dies takes nothing else down."""
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
             for up in self._upstreams.values():
-                client = Client(up.spec.target(), cache=None, mode="legacy")
-                try:
-                    await stack.enter_async_context(client)
-                except Exception as e:  # any failure to connect: that upstream is down
-                    _log.warning("upstream %r is not reachable: %s", up.spec.name, e)
-                    continue
-                up.client = client
+                ready = anyio.Event()
+                tg.start_soon(_hold, up, ready, stop)
+                await ready.wait()
             try:
                 yield self
             finally:
-                for up in self._upstreams.values():
-                    up.client = None
+                stop.set()
 
     # -- the MCP server -----------------------------------------------------------------------
     def server(self) -> Server[Any]:
@@ -243,15 +241,41 @@ class Gateway:
             setattr(up, kind, {})
 
     async def _forward(self, up: _Upstream, send: Callable[[], Awaitable[_T]]) -> _T:
+        """The upstream's answer; its own JSON-RPC errors pass through as sent. A lost
+        connection marks the upstream down (not listed, calls refused) and is :data:`pm.UNAVAILABLE`."""
         try:
             return await asyncio.wait_for(send(), self.timeout_s)
-        except MCPError:
-            raise  # the upstream's own JSON-RPC error, as it sent it
+        except MCPError as e:
+            if e.code not in _TRANSPORT_ERRORS:
+                raise  # the upstream's own JSON-RPC error, as it sent it
+            failure: BaseException = e
         except Exception as e:
-            _log.warning("upstream %r failed: %r", up.spec.name, e)
-            raise MCPError(
-                pm.UNAVAILABLE, f"upstream {up.spec.name!r} failed", {"reasons": ["upstream_unavailable"]}
-            ) from None
+            failure = e
+        _log.warning("upstream %r failed: %r; marked down", up.spec.name, failure)
+        up.client = None
+        raise MCPError(
+            pm.UNAVAILABLE, f"upstream {up.spec.name!r} failed", {"reasons": ["upstream_unavailable"]}
+        )
+
+
+# what the SDK's client raises when the connection, not the upstream, failed: connection closed
+# and its internal error ("session terminated before the request completed")
+_TRANSPORT_ERRORS = frozenset({-32000, -32603})
+
+
+async def _hold(up: _Upstream, ready: anyio.Event, stop: anyio.Event) -> None:
+    """Keep ``up``'s client connected until ``stop``; a failure to connect or a connection that
+    dies marks it down and is logged, never raised into the gateway."""
+    try:
+        async with Client(up.spec.target(), cache=None, mode="legacy") as client:
+            up.client = client
+            ready.set()
+            await stop.wait()
+    except Exception as e:  # any failure of that upstream's connection: it is down
+        _log.warning("upstream %r is down: %r", up.spec.name, e)
+    finally:
+        up.client = None
+        ready.set()
 
 
 def _need(client: Client | None) -> Client:
