@@ -441,3 +441,37 @@ def test_an_upstream_that_dies_mid_session_is_an_error_and_the_rest_keeps_servin
     finally:
         gw.stop()
         engine.close()
+
+
+def test_a_session_id_carries_no_identity(served: tuple[GatewayServer, Engine, MemorySink]) -> None:
+    """Each request is authenticated by its own token: another agent's session id gives nothing."""
+    gw, _, sink = served
+    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    admin = base | {"Authorization": "Bearer tok-admin"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    }
+    r = httpx.post(gw.url, json=init, headers=admin)
+    assert r.status_code == 200
+    sid = r.headers["mcp-session-id"]
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    httpx.post(gw.url, json=note, headers=admin | {"mcp-session-id": sid})
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "files.delete_file", "arguments": {"path": "/tmp/x"}},
+    }
+    r = httpx.post(
+        gw.url, json=call, headers=base | {"Authorization": "Bearer tok-reader", "mcp-session-id": sid}
+    )
+    assert r.status_code >= 400 or "error" in r.json(), r.text
+    assert not [x for x in sink.records if x.allowed and x.resource == ("Tool", "files.delete_file")]
+    assert all(x.principal == ("Agent", "reader") for x in sink.records)

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
@@ -109,11 +108,11 @@ class Gateway:
     def caller(self, ctx: Ctx) -> pm.Caller:
         """The caller of this request; raises MCPError when nobody is authenticated."""
         request = ctx.request
-        subject = subject_of(get_access_token())
-        if subject is None and request is not None:
-            user = request.scope.get("user")
-            subject = subject_of(getattr(user, "access_token", None))
-        if subject is None and request is None:
+        if request is not None:
+            # this HTTP request's own token (the bearer middleware's user), never one remembered
+            # by the session: every request of a session is authenticated afresh
+            subject = subject_of(getattr(request.scope.get("user"), "access_token", None))
+        else:
             subject = self.stdio_subject
         if subject is None:
             raise MCPError(pm.DENIED, "denied by vigil: unauthenticated", {"reasons": ["unauthenticated"]})
@@ -289,9 +288,6 @@ def _hints(tool: types.Tool) -> dict[str, Any] | None:
     if ann is None:
         return None
     return ann.model_dump(by_alias=True, exclude_none=True)
-
-
-_R = TypeVar("_R", types.ListToolsResult, types.ListResourcesResult, types.ListPromptsResult)
 
 
 async def _pages(fetch: Callable[..., Awaitable[Any]]) -> list[Any]:

@@ -28,7 +28,7 @@ function here, and maps what comes back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -265,7 +265,3 @@ def _action_type(engine: Engine) -> str:
         return "Action"
     types = {uid[0] for uid in schema.actions}
     return types.pop() if len(types) == 1 else "Action"
-
-
-def names(items: Iterable[Item]) -> set[str]:
-    return {i.name for i in items}
