@@ -300,6 +300,14 @@ def serve(
             "(quarantines, approvals and profiles start afresh).",
         ),
     ] = False,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            help="Also serve Envoy's gRPC ext_authz (Authorization/Check) on this port "
+            "(default: [server] grpc_port; -1: off; 0 picks one).",
+        ),
+    ] = None,
 ) -> None:
     """Serve AuthZEN decisions over HTTP (plus Envoy ext_authz, admin, health and metrics).
 
@@ -315,7 +323,13 @@ def serve(
     err = _err()
     try:
         run_server(
-            workspace, host=host, port=port, insecure_no_auth=insecure_no_auth, echo=echo, new_state=new_state
+            workspace,
+            host=host,
+            port=port,
+            insecure_no_auth=insecure_no_auth,
+            echo=echo,
+            new_state=new_state,
+            grpc_port=grpc_port,
         )
     except WorkspaceError as e:
         render.render_workspace_error(err, e)

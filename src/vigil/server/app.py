@@ -45,17 +45,7 @@ from vigil.operations.service import (
     ticket_dict,
 )
 from vigil.protocol import authzen
-from vigil.protocol.ext_authz import (
-    ClientSource,
-    Route,
-    SubjectError,
-    SubjectSource,
-    authzen_request,
-    check_path,
-    match_route,
-    parse_routes,
-    single_headers,
-)
+from vigil.protocol.ext_authz import ExtAuthzConfig, ExtAuthzTable, check
 from vigil.protocol.search import Searcher
 from vigil.server.auth import KeyRing, key_name
 from vigil.server.logs import JsonLog
@@ -162,32 +152,6 @@ class Endpoint:
     handler: Handler
 
 
-class _ExtAuthz:
-    """The route table and subject source of one workspace generation."""
-
-    __slots__ = (
-        "api_key_header",
-        "client",
-        "identity_headers",
-        "routes",
-        "source",
-        "subject_type",
-        "workspace",
-    )
-
-    def __init__(self, engine: Engine) -> None:
-        ws = engine.workspace
-        settings = ws.settings.ext_authz
-        self.workspace = ws
-        self.routes: tuple[Route, ...] = parse_routes(settings.routes)
-        self.source = SubjectSource(settings, ws.path)
-        self.client = ClientSource(settings)
-        self.subject_type = settings.subject_type
-        self.api_key_header = settings.api_key_header.lower().encode()
-        # headers read once each: a repeated one is refused (400), never resolved
-        self.identity_headers = frozenset((self.source.header, b"authorization", *self.client.headers))
-
-
 class VigilApp:
     """The vigil HTTP service as one ASGI callable."""
 
@@ -199,8 +163,12 @@ class VigilApp:
         self.searcher = Searcher(engine, max_results=config.search_max_results)
         self.ready = True
         self.pdp_url = config.pdp_url
-        self._ext: _ExtAuthz = _ExtAuthz(engine)  # raises WorkspaceError: refuse to start
+        # raises WorkspaceError: refuse to start
+        self.ext_authz = ExtAuthzTable(engine, self._ext_refused)
         self._flusher: asyncio.Task[None] | None = None
+        # services that live on the app's event loop beside HTTP (the gRPC ext_authz server):
+        # started at lifespan startup, stopped at shutdown before the engine closes
+        self.companions: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = []
         self._openapi = orjson.dumps(openapi_document(echo=config.echo))
         e = Endpoint
         self.routes: dict[str, Endpoint] = {
@@ -373,7 +341,7 @@ class VigilApp:
             keys = self.config.api_keys
             if keys is None:
                 return True
-            wanted = self._ext.api_key_header
+            wanted = self.ext_authz.current().api_key_header
             values = [v for k, v in headers if k == wanted]
             if len(values) != 1:  # missing or repeated
                 return False
@@ -419,6 +387,14 @@ class VigilApp:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 self._flusher = asyncio.create_task(self._flush_loop())
+                try:
+                    for start, _ in self.companions:
+                        await start()
+                except Exception as e:
+                    self.log.event("error", "startup failed", error=str(e))
+                    self.log.flush()
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await self.shutdown()
@@ -428,6 +404,9 @@ class VigilApp:
     async def shutdown(self) -> None:
         """Stop being ready, flush the audit log (in-flight requests have finished) and the logs."""
         self.ready = False
+        for _, stop in self.companions:
+            with contextlib.suppress(Exception):
+                await stop()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -470,52 +449,27 @@ class VigilApp:
         return 200, req.json(), None
 
     # -- Envoy ext_authz ----------------------------------------------------------------------
-    def ext_authz_config(self) -> _ExtAuthz:
+    def ext_authz_config(self) -> ExtAuthzConfig:
         """The route table of the active workspace (rebuilt after a reload; the last good one is
         kept when the new one is invalid)."""
-        ext = self._ext
-        if ext.workspace is not self.engine.workspace:
-            try:
-                ext = self._ext = _ExtAuthz(self.engine)
-            except WorkspaceError as e:
-                self.log.event(
-                    "error", "ext_authz settings refused; keeping the previous ones", problems=e.problems
-                )
-                ext.workspace = self.engine.workspace
-        return ext
+        return self.ext_authz.current()
+
+    def _ext_refused(self, e: WorkspaceError) -> None:
+        self.log.event("error", "ext_authz settings refused; keeping the previous ones", problems=e.problems)
 
     async def _ext_authz(self, req: Request) -> Result:
-        ext = self.ext_authz_config()
-        path = check_path(req.target[len(EXT_AUTHZ_PREFIX) :] or "/")
-        match = match_route(ext.routes, req.method, path)
-        if match is None:
-            return (
-                403,
-                error_body("no_route", "no route matches this request"),
-                [(b"x-vigil-reason", b"no_route")],
-            )
-        original = single_headers(req.headers, ext.identity_headers)  # RequestError: 400
-        try:
-            subject_id = ext.source.subject_id(original)
-        except SubjectError as e:
-            headers = [(b"x-vigil-reason", e.code.encode())]
-            if ext.source.mode == "jwt":
-                headers.append((b"www-authenticate", b'Bearer realm="vigil"'))
-            return 401, error_body(e.code, e.message), headers
         peer = req.scope.get("client")
-        client = ext.client.context(original, peer[0] if peer else None)
-        request = authzen_request(match, ext.subject_type, subject_id, req.method, path, client)
-        try:
-            record = self.engine.decide(request)
-        except RequestError as e:
-            return 403, error_body(e.code, e.message), [(b"x-vigil-reason", e.code.encode())]
-        self.metrics.decided((record,))
-        headers = [
-            (b"x-vigil-decision-id", record.id.encode()),
-            (b"x-vigil-decision", record.decision.encode()),
-            (b"x-vigil-reason", ",".join(record.reason_codes).encode()),
-        ]
-        return (200 if record.allowed else 403), record.to_authzen(), headers
+        verdict = check(
+            self.engine,
+            self.ext_authz.current(),
+            req.method,
+            req.target[len(EXT_AUTHZ_PREFIX) :] or "/",
+            req.headers,
+            peer[0] if peer else None,
+        )  # RequestError: 400
+        if verdict.record is not None:
+            self.metrics.decided((verdict.record,))
+        return verdict.status, verdict.body, list(verdict.headers)
 
     # -- admin ------------------------------------------------------------------------------
     async def _reload(self, req: Request) -> Result:

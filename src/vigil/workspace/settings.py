@@ -80,7 +80,8 @@ class ServerSettings:
     ``max_body_bytes`` the largest request body; ``max_evaluations`` the most items in one batch;
     ``search_max_results`` the page size when a search names no ``page.limit``;
     ``policy_decision_point`` the PDP identifier published in the AuthZEN metadata (default: the
-    listen URL); ``access_log`` JSON access lines on stderr.
+    listen URL); ``access_log`` JSON access lines on stderr; ``grpc_port`` Envoy's gRPC
+    ``Authorization/Check`` on the same host (negative, the default: not served; 0: any free port).
     """
 
     host: str = "127.0.0.1"
@@ -92,6 +93,7 @@ class ServerSettings:
     search_max_results: int = 1_000
     policy_decision_point: str = ""
     access_log: bool = True
+    grpc_port: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,8 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         _check_store(sections["store"], path, problems)
     if "identity" in sections:
         _check_identity(sections["identity"], path, problems)
+    if "server" in sections and not -1 <= sections["server"].grpc_port <= 65535:
+        problems.append(f"{path}: [server] grpc_port must be between -1 (off) and 65535")
     if "ext_authz" in sections and not 0 <= sections["ext_authz"].trusted_hops <= 32:
         problems.append(f"{path}: [ext_authz] trusted_hops must be between 0 and 32")
     if problems:
