@@ -244,6 +244,12 @@ class Gateway:
         connection marks the upstream down (not listed, calls refused) and is :data:`pm.UNAVAILABLE`."""
         try:
             return await asyncio.wait_for(send(), self.timeout_s)
+        except TimeoutError:  # a slow call, not a lost connection: the upstream stays up
+            raise MCPError(
+                pm.UNAVAILABLE,
+                f"upstream {up.spec.name!r} did not answer within {self.timeout_s:g} s",
+                {"reasons": ["upstream_timeout"]},
+            ) from None
         except MCPError as e:
             if e.code not in _TRANSPORT_ERRORS:
                 raise  # the upstream's own JSON-RPC error, as it sent it
