@@ -25,6 +25,8 @@ cdef class Engine:
     cdef public _State _state
     cdef public object _clock, _ids, _store, _audit, _reload_lock, last_reload_error
     cdef public object profiles, approvals, quarantine, registry, identities
+    cdef public object _revoked, revocations, signing_keys, verifier, tokens, _fetch, _issuer_override
+    cdef public bint _require_token
     cdef public frozenset _id_inactive
     cdef public double _id_expiry
     cdef public bint _audit_required
@@ -33,7 +35,7 @@ cdef class Engine:
 
     @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, answer=Answer, record=DecisionRecord, a=Assessment,
                    pre=cython.bint, principal=tuple, inactive=frozenset)
-    cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
+    cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0, object delegation=*)
     cpdef void _finish(self, DecisionRecord record)
 
 

@@ -21,12 +21,16 @@ from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.errors import AuditError, RequestError, WorkspaceError
 from vigil.identity.registry import Registry
+from vigil.identity.tokens.revocation import Revocations
+from vigil.identity.tokens.signing import FILE_NAME as SIGNING_KEYS_FILE
+from vigil.identity.tokens.signing import SigningKeys
 from vigil.model.uid import EntityUid
-from vigil.operations.approvals import Approvals, check_uses, ticket_dict
+from vigil.operations.approvals import Approvals, check_actor, check_uses, ticket_dict
 from vigil.operations.events import operator_event, ticket_details, uid_dict
 from vigil.operations.identities import IdentityDesk
 from vigil.operations.quarantine import Quarantine, quarantine_dict
-from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store
+from vigil.operations.revocations import RevocationDesk
+from vigil.store import Change, QuarantineEntry, Store, StoreError, Ticket, open_store, state_dir
 from vigil.workspace.loader import entity_uids
 from vigil.workspace.settings import Settings, parse_settings
 
@@ -166,6 +170,7 @@ class StateDesk:
         self._root = root
         self._audit: AuditSink | None = None  # opened at the first change, written at close
         self._identities: IdentityDesk | None = None  # read from the store at first use
+        self._revocations: RevocationDesk | None = None
 
     @property
     def identities(self) -> IdentityDesk:
@@ -183,6 +188,37 @@ class StateDesk:
                 entities=lambda: entity_uids(root),
             )
         return self._identities
+
+    @property
+    def revocations(self) -> RevocationDesk:
+        """Token and delegation revocations (read from the store at first use; raises
+        StoreError when they cannot be)."""
+        if self._revocations is None:
+            self._revocations = RevocationDesk(
+                Revocations(self.store),
+                self.store,
+                audit=self._event,
+                recordable=self._recordable,
+                clock=self._clock,
+            )
+        return self._revocations
+
+    @property
+    def signing_keys(self) -> SigningKeys:
+        """The token service's signing keys (``.vigil/oauth-keys.json``)."""
+        return SigningKeys(state_dir(self.settings.store, self._root) / SIGNING_KEYS_FILE)
+
+    def rotate_signing_key(self, *, by: str, now: float | None = None) -> str:
+        """Rotate the token service's signing key (the previous one stays published for
+        ``[identity] token_ttl_s`` plus the clock skew); a running server signs with the new key
+        from its next token. Audited (``signing_key_rotated``). Returns the new kid; raises
+        RequestError, SigningKeyError or AuditError."""
+        who = check_actor(by)
+        self._recordable()
+        ids = self.settings.identity
+        kid = self.signing_keys.rotate(self._now(now), ids.token_ttl_s + ids.clock_skew_s)
+        self._event("signing_key_rotated", who, kid=kid)
+        return kid
 
     def now(self) -> float:
         return self._clock()

@@ -17,7 +17,10 @@ A line is ``METHOD PATTERN => ACTION TYPE::ID``. ``METHOD`` is a verb or ``*``; 
 action and the resource, ``{name}`` is replaced by that path parameter, ``{@method}`` by the
 method, ``{@route}`` by the pattern and ``{@path}`` by the path. The first matching line wins; no
 match is a deny. The subject is the value of a configured header, or the verified ``sub`` (or
-another claim) of a JWT in ``Authorization: Bearer`` checked against a JWKS file.
+another claim) of a JWT in ``Authorization: Bearer`` checked against a JWKS file, or (``subject =
+"token"``) the identity of a token in ``Authorization: Bearer`` that vigil's verifier accepts (its
+own tokens and the ``[[identity.trust]]`` issuers'; the decision is then backed by the token,
+delegation included: ``docs/identity.md``).
 
 Refused with 400 (Envoy then refuses the original request): a path with an encoded slash or
 backslash (``%2F``, ``%5C``), a backslash, or a dot segment (``.``, ``..``, also percent-encoded)
@@ -47,6 +50,7 @@ from urllib.parse import unquote
 
 from vigil.engine import Engine
 from vigil.errors import RequestError, VigilError, WorkspaceError
+from vigil.identity.tokens import TokenError
 from vigil.model.decision import DecisionRecord
 from vigil.workspace.settings import ExtAuthzSettings
 
@@ -225,6 +229,17 @@ class SubjectSource:
                     ["vigil.toml: [ext_authz] subject = 'jwt' needs jwks_file"],
                 )
             self._keys = load_jwks(workspace / settings.jwks_file)
+
+    def bearer(self, headers: dict[bytes, bytes]) -> str:
+        """The token of ``Authorization: Bearer <token>``; raises SubjectError when there is none."""
+        auth = headers.get(b"authorization", b"")
+        scheme, _, token = auth.partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            raise SubjectError("missing bearer token")
+        try:
+            return token.strip().decode("ascii")
+        except UnicodeDecodeError:
+            raise SubjectError("the bearer token is not ASCII") from None
 
     def subject_id(self, headers: dict[bytes, bytes], now: float | None = None) -> str:
         """The subject id; raises SubjectError when it is missing or (JWT) does not verify."""
@@ -508,17 +523,27 @@ def check(
             403, _error("no_route", "no route matches this request"), ((b"x-vigil-reason", b"no_route"),)
         )
     original = single_headers(headers, config.identity_headers)
+    token: str | None = None
+    subject_type = config.subject_type
     try:
-        subject_id = config.source.subject_id(original)
+        if config.source.mode == "token":
+            token = config.source.bearer(original)
+            try:
+                verified = engine.verifier.verify(token)
+            except TokenError as e:
+                raise SubjectError(f"bearer token refused: {e.message}", code=e.code) from None
+            subject_type, subject_id = verified.subject
+        else:
+            subject_id = config.source.subject_id(original)
     except SubjectError as e:
         out: tuple[tuple[bytes, bytes], ...] = ((b"x-vigil-reason", e.code.encode()),)
-        if config.source.mode == "jwt":
+        if config.source.mode in ("jwt", "token"):
             out += ((b"www-authenticate", b'Bearer realm="vigil"'),)
         return Verdict(401, _error(e.code, e.message), out)
     client = config.client.context(original, peer)
-    request = authzen_request(match, config.subject_type, subject_id, method, path, client)
+    request = authzen_request(match, subject_type, subject_id, method, path, client)
     try:
-        record = engine.decide(request)
+        record = engine.decide(request, token=token)
     except RequestError as e:
         return Verdict(403, _error(e.code, e.message), ((b"x-vigil-reason", e.code.encode()),))
     return Verdict(

@@ -21,7 +21,9 @@ import orjson
 
 from vigil import __version__
 from vigil.engine import Engine
-from vigil.errors import HTTP_STATUS, RequestError, VigilError, WorkspaceError
+from vigil.errors import HTTP_STATUS, AuditError, RequestError, VigilError, WorkspaceError
+from vigil.identity.tokens import OAuthError, SigningKeyError
+from vigil.identity.tokens.service import JWKS_PATH, METADATA_PATH, TOKEN_PATH
 from vigil.model.jsonkeys import check_unique_keys
 from vigil.operations.identities import (
     ADD_FIELDS,
@@ -35,6 +37,7 @@ from vigil.operations.identities import (
     parse_query,
     query_days,
 )
+from vigil.operations.revocations import revocation_dict
 from vigil.operations.service import (
     change_dict,
     parse_change_page,
@@ -195,6 +198,22 @@ class VigilApp:
             IDENTITIES_PATH: e("admin_identities", ("GET", "POST"), "admin", True, self._identities),
             IDENTITIES_PATH + "/report": e(
                 "admin_identity_report", ("GET",), "admin", False, self._identity_report
+            ),
+            METADATA_PATH: e("oauth_metadata", ("GET",), "none", False, self._oauth_metadata),
+            JWKS_PATH: e("oauth_jwks", ("GET",), "none", False, self._oauth_jwks),
+            TOKEN_PATH: e("oauth_token", ("POST",), "none", True, self._oauth_token),
+            ADMIN_PREFIX + "/revocations": e(
+                "admin_revocations", ("GET",), "admin", False, self._revocations
+            ),
+            ADMIN_PREFIX + "/tokens/revoke": e(
+                "admin_revoke_token", ("POST",), "admin", True, self._revoke_token
+            ),
+            ADMIN_PREFIX + "/delegations/revoke": e(
+                "admin_revoke_delegation", ("POST",), "admin", True, self._revoke_delegation
+            ),
+            ADMIN_PREFIX + "/oauth/keys": e("admin_oauth_keys", ("GET",), "admin", False, self._oauth_keys),
+            ADMIN_PREFIX + "/oauth/rotate-key": e(
+                "admin_oauth_rotate", ("POST",), "admin", True, self._oauth_rotate
             ),
             "/healthz": e("healthz", ("GET",), "none", False, self._healthz),
             "/readyz": e("readyz", ("GET",), "none", False, self._readyz),
@@ -648,6 +667,59 @@ class VigilApp:
                 change, uid, issuer=b.get("issuer"), subject=b.get("subject"), by=b.get("by")
             )
         return 200, ids.describe(entry), None
+
+    # -- the token service (identity/tokens/service.py) ------------------------------------------
+    async def _oauth_metadata(self, req: Request) -> Result:
+        return 200, self.engine.tokens.metadata(), [(b"cache-control", b"max-age=300")]
+
+    async def _oauth_jwks(self, req: Request) -> Result:
+        try:
+            jwks = self.engine.tokens.jwks()
+        except SigningKeyError as e:
+            return 503, error_body(e.code, e.message), None
+        return 200, jwks, [(b"cache-control", b"max-age=60")]
+
+    async def _oauth_token(self, req: Request) -> Result:
+        """RFC 6749 section 5: the token or ``{"error", "error_description"}``, never cached."""
+        no_store = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+        try:
+            answer = await asyncio.to_thread(self.engine.tokens.token_request, req.body, req.content_type)
+        except OAuthError as e:
+            return status_of(e), e.body(), no_store
+        except (AuditError, SigningKeyError, StoreError) as e:  # nothing issued
+            return 503, {"error": e.code, "error_description": e.message}, no_store
+        return 200, answer, no_store
+
+    async def _oauth_keys(self, req: Request) -> Result:
+        keys = await self._offload(self.engine.signing_keys.describe, self.engine.now())
+        return 200, {"issuer": self.engine.tokens.issuer, "keys": keys}, None
+
+    async def _oauth_rotate(self, req: Request) -> Result:
+        b = body_fields(req.json(), ("by",))
+        kid = await self._offload(self.engine.rotate_signing_key, by=b.get("by"))
+        return 200, {"kid": kid}, None
+
+    async def _revocations(self, req: Request) -> Result:
+        items = await self._offload(self.engine.revocations.list)
+        return 200, {"revocations": [revocation_dict(r) for r in items]}, None
+
+    async def _revoke_token(self, req: Request) -> Result:
+        b = body_fields(req.json(), ("by", "jti", "reason"))
+        r, added = await self._offload(
+            self.engine.revocations.revoke_token, b.get("jti"), by=b.get("by"), reason=b.get("reason")
+        )
+        return 200, {**revocation_dict(r), "new": added}, None
+
+    async def _revoke_delegation(self, req: Request) -> Result:
+        b = body_fields(req.json(), ("by", "actor", "subject", "reason"))
+        r, added = await self._offload(
+            self.engine.revocations.revoke_delegation,
+            b.get("actor"),
+            b.get("subject"),
+            by=b.get("by"),
+            reason=b.get("reason"),
+        )
+        return 200, {**revocation_dict(r), "new": added}, None
 
     # -- operations -------------------------------------------------------------------------
     async def _healthz(self, req: Request) -> Result:

@@ -478,6 +478,29 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {"by": {"type": "string"}, "kid": {"type": "string"}},
         },
+        "TokenRevoke": {
+            "type": "object",
+            "required": ["by", "jti"],
+            "additionalProperties": False,
+            "properties": {"by": {"type": "string"}, "jti": {"type": "string"}, "reason": {"type": "string"}},
+        },
+        "DelegationRevoke": {
+            "type": "object",
+            "required": ["by", "actor", "subject"],
+            "additionalProperties": False,
+            "properties": {
+                "by": {"type": "string"},
+                "actor": {"type": "string"},
+                "subject": {"type": "string"},
+                "reason": {"type": "string"},
+            },
+        },
+        "ByOnly": {
+            "type": "object",
+            "required": ["by"],
+            "additionalProperties": False,
+            "properties": {"by": {"type": "string"}},
+        },
         "IdentityBinding": {
             "type": "object",
             "required": ["by", "issuer", "subject"],
@@ -676,6 +699,52 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
         ),
         "/admin/v1/identities/{uid}/bindings/remove": _identity_op(
             "Remove a binding (audited with `by`)", "admin_identity_unbind", "IdentityBinding"
+        ),
+        "/.well-known/oauth-authorization-server": _get(
+            "The token service's metadata (RFC 8414)", {"type": "object"}, "oauth_metadata"
+        ),
+        "/oauth2/jwks": _get("The public keys of vigil's tokens (JWK Set)", {"type": "object"}, "oauth_jwks"),
+        "/oauth2/token": {
+            "post": {
+                "operationId": "oauth_token",
+                "summary": "Issue a token: client_credentials with private_key_jwt, or token exchange (RFC 8693)",
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json({"type": "object"}, "The token (RFC 6749 section 5.1)"),
+                    "400": _json({"type": "object"}, "RFC 6749 section 5.2 error"),
+                    "401": _json({"type": "object"}, "invalid_client"),
+                    "503": _json({"type": "object"}, "Not issued: audit log or signing key unavailable"),
+                },
+            }
+        },
+        "/admin/v1/revocations": _get(
+            "Revoked tokens and delegations", {"type": "object"}, "admin_revocations", security="admin_key"
+        ),
+        "/admin/v1/tokens/revoke": _admin_post(
+            "Revoke a token by jti (audited with `by`)",
+            "TokenRevoke",
+            {"type": "object"},
+            "admin_revoke_token",
+        ),
+        "/admin/v1/delegations/revoke": _admin_post(
+            "Revoke a delegation: actor for subject (audited with `by`)",
+            "DelegationRevoke",
+            {"type": "object"},
+            "admin_revoke_delegation",
+        ),
+        "/admin/v1/oauth/keys": _get(
+            "The token service's signing keys", {"type": "object"}, "admin_oauth_keys", security="admin_key"
+        ),
+        "/admin/v1/oauth/rotate-key": _admin_post(
+            "Rotate the signing key (audited with `by`)", "ByOnly", {"type": "object"}, "admin_oauth_rotate"
         ),
         "/healthz": _get("Liveness", _ref("Health"), "healthz"),
         "/readyz": {

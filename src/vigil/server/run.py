@@ -109,6 +109,8 @@ def _app(
         echo=echo,
         store_timeout_s=engine.workspace.settings.store.busy_timeout_ms / 1000,
     )
+    # the token service is this server (unless [identity] issuer names another URL)
+    engine.set_issuer(config.pdp_url)
     return VigilApp(engine, config, log)
 
 
@@ -202,6 +204,7 @@ def serve(
     actual_port = sock.getsockname()[1]
     if not settings.policy_decision_point:
         app.pdp_url = f"http://{_url_host(host)}:{actual_port}"
+        app.engine.set_issuer(app.pdp_url)
     config = uvicorn.Config(
         app,
         loop="uvloop",

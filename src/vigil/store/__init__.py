@@ -27,6 +27,8 @@ from vigil.store.base import (
     IdentityStore,
     IdentityUsage,
     QuarantineEntry,
+    Revocation,
+    RevocationStore,
     Store,
     StoreError,
     Ticket,
@@ -44,6 +46,13 @@ def store_path(settings: StoreSettings, root: Path) -> Path | None:
         return None
     path = Path(settings.path)
     return path if path.is_absolute() else root / path
+
+
+def state_dir(settings: StoreSettings, root: Path) -> Path:
+    """Where a workspace keeps state besides the store (the token service's signing keys): the
+    SQLite file's directory, else ``.vigil`` in the workspace ``root``."""
+    path = store_path(settings, root)
+    return path.parent if path is not None else root / ".vigil"
 
 
 def open_store(settings: StoreSettings, root: Path, *, new_state: bool = False) -> Store:
@@ -77,6 +86,8 @@ __all__ = [
     "IdentityUsage",
     "MemoryStore",
     "QuarantineEntry",
+    "Revocation",
+    "RevocationStore",
     "SqliteStore",
     "Store",
     "StoreError",
@@ -84,6 +95,7 @@ __all__ = [
     "bounded",
     "check_state",
     "open_store",
+    "state_dir",
     "store_path",
     "uid_text",
 ]

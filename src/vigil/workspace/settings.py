@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from vigil.behaviour.settings import BehaviourSettings
 from vigil.errors import WorkspaceError
-from vigil.identity.settings import IdentitySettings
+from vigil.identity.settings import TRUST_KINDS, IdentitySettings, TrustSettings
 from vigil.policy.overlay import OVERLAY_MODES, OverlaySettings, OverlayType
 from vigil.store.settings import StoreSettings
 
@@ -150,7 +150,7 @@ _CHOICES = {
     ("audit", "sink"): ("jsonl", "none"),
     ("audit", "durability"): ("batched", "sync"),
     ("store", "backend"): ("sqlite", "memory"),
-    ("ext_authz", "subject"): ("header", "jwt"),
+    ("ext_authz", "subject"): ("header", "jwt", "token"),
 }
 
 
@@ -189,6 +189,11 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         cls = _SECTIONS.get(name)
         if cls is None or not isinstance(body, dict):
             problems.append(f"{path}: unknown section [{name}]")
+            continue
+        if name == "identity" and "trust" in body:
+            body = dict(body)
+            trust = _trust(body.pop("trust"), path, problems)
+            sections[name] = replace(_section(name, cls, body, path, problems), trust=trust)
             continue
         sections[name] = _section(name, cls, body, path, problems)
     if "behaviour" in sections:
@@ -247,6 +252,52 @@ def _overlay(body: dict[str, Any], path: str, problems: list[str]) -> OverlaySet
 _TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
+def _trust(raw: Any, path: str, problems: list[str]) -> tuple[TrustSettings, ...]:
+    """The ``[[identity.trust]]`` entries; problems are appended (an entry with one is left out)."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        problems.append(f"{path}: [identity] trust must be [[identity.trust]] tables")
+        return ()
+    out: list[TrustSettings] = []
+    seen: set[str] = set()
+    for n, body in enumerate(raw, 1):
+        where = f"[[identity.trust]] #{n}"
+        before = len(problems)
+        t = _section("identity.trust", TrustSettings, body, path, problems)
+        if not t.issuer:
+            problems.append(f"{path}: {where} needs issuer")
+        elif t.issuer in seen:
+            problems.append(f"{path}: {where} repeats issuer {t.issuer!r}")
+        seen.add(t.issuer)
+        kind = t.kind if "kind" in body else ("spiffe" if t.issuer.startswith("spiffe://") else "oidc")
+        if kind not in TRUST_KINDS:
+            problems.append(f"{path}: {where} kind must be one of {', '.join(TRUST_KINDS)}, got {kind!r}")
+        if kind == "spiffe" and not re.fullmatch(r"spiffe://[a-z0-9._-]+", t.issuer):
+            problems.append(f"{path}: {where} a SPIFFE issuer is a trust domain, spiffe://domain")
+        elif kind != "spiffe" and not t.issuer.startswith(("https://", "http://")):
+            problems.append(f"{path}: {where} issuer must be an http(s) URL")
+        if bool(t.jwks_uri) == bool(t.jwks_file):
+            problems.append(f"{path}: {where} needs exactly one of jwks_uri and jwks_file")
+        elif t.jwks_uri and not t.jwks_uri.startswith(("https://", "http://")):
+            problems.append(f"{path}: {where} jwks_uri must be an http(s) URL")
+        if not t.audience:
+            problems.append(f"{path}: {where} needs audience (tokens for another audience are refused)")
+        if not _TYPE_NAME.match(t.entity_type):
+            problems.append(f"{path}: {where} entity_type {t.entity_type!r} is not an entity type name")
+        if not t.subject_claim:
+            problems.append(f"{path}: {where} subject_claim must not be empty")
+        if not (
+            1 <= t.jwks_min_refresh_s <= t.jwks_ttl_s <= 86_400
+            and t.jwks_ttl_s <= t.jwks_max_stale_s <= 604_800
+        ):
+            problems.append(
+                f"{path}: {where} needs 1 <= jwks_min_refresh_s <= jwks_ttl_s <= 86400 and "
+                "jwks_ttl_s <= jwks_max_stale_s <= 604800"
+            )
+        if len(problems) == before:
+            out.append(replace(t, kind=kind))
+    return tuple(out)
+
+
 def _check_identity(s: IdentitySettings, path: str, problems: list[str]) -> None:
     for t in s.types:
         if not _TYPE_NAME.match(t):
@@ -256,6 +307,20 @@ def _check_identity(s: IdentitySettings, path: str, problems: list[str]) -> None
             problems.append(f"{path}: [identity] {key} must be between 1 and 36500")
     if not 1 <= s.max_keys <= 100:
         problems.append(f"{path}: [identity] max_keys must be between 1 and 100")
+    for key, low, high in (
+        ("token_ttl_s", 10, 86_400),
+        ("assertion_ttl_s", 10, 3_600),
+        ("max_delegation_depth", 1, 10),
+        ("clock_skew_s", 0, 300),
+        ("max_token_bytes", 512, 65_536),
+        ("token_cache", 0, 10_000_000),
+    ):
+        if not low <= getattr(s, key) <= high:
+            problems.append(f"{path}: [identity] {key} must be between {low} and {high}")
+    if s.issuer and not s.issuer.startswith(("https://", "http://")):
+        problems.append(f"{path}: [identity] issuer must be an http(s) URL")
+    if not all(a and a.isprintable() and len(a) <= 1_024 for a in s.audiences):
+        problems.append(f"{path}: [identity] audiences must be 1..1024 printable characters each")
 
 
 def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:
