@@ -804,6 +804,11 @@ class Engine:
             st.overlay_rules,
         )
 
+    def refuse(self, request: Any, error: VigilError) -> DecisionRecord:
+        """The audited deny (``invalid_request``, ``record.error`` from ``error``) of a request a
+        transport refused before deciding it (e.g. MCP arguments Cedar cannot hold)."""
+        return self._invalid(request, error)
+
     def _invalid(self, request: Any, error: VigilError) -> DecisionRecord:
         """The deny of a malformed item (``invalid_request``, the error in ``record.error``)."""
         record = self._item_deny(

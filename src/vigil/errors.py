@@ -134,6 +134,7 @@ class ErrorCode(StrEnum):
     AUDIT_UNAVAILABLE = ("audit_unavailable", 503, 4)
     STORE_UNAVAILABLE = ("store_unavailable", 503, 4)
     NOT_READY = ("not_ready", 503, 4)
+    UPSTREAM_UNAVAILABLE = ("upstream_unavailable", 502, 4)
     SERVER_REFUSED = ("server_refused", 500, 1)
     # operator actions on state
     NOT_FOUND = ("not_found", 404, 5)

@@ -25,6 +25,7 @@ from vigil.audit import NullSink
 from vigil.cli import render
 from vigil.cli.audit import audit_app
 from vigil.cli.identity import identity_app
+from vigil.cli.mcp import mcp_app
 from vigil.cli.oauth import oauth_app
 from vigil.cli.paths import paths as paths_command
 from vigil.cli.state import approvals_app, quarantine_app
@@ -47,6 +48,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(audit_app, name="audit")
 app.add_typer(identity_app, name="identity")
+app.add_typer(mcp_app, name="mcp")
 app.add_typer(oauth_app, name="oauth")
 app.command("paths")(paths_command)
 
