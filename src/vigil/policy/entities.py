@@ -18,7 +18,6 @@ from vigil.policy.json_values import entity_uid, record_to_cedar
 from vigil.policy.values import EntityUid, EvalError, Record, entity_display
 
 EMPTY_ANCESTORS: Final[frozenset[EntityUid]] = frozenset()
-NO_STATUS: Final[tuple[frozenset[int], frozenset[int]]] = (frozenset(), frozenset())
 
 
 class Entity:
@@ -49,9 +48,9 @@ class Entity:
         self.ancestors: frozenset[EntityUid] = EMPTY_ANCESTORS
         # Caches the authorizer keeps on the entity itself (one dict lookup fewer per decision):
         # candidate policies by action when this entity is the principal, and which resource
-        # guards it fails / passes when it is the resource.
+        # guards it fails / passes when it is the resource (by guard set, filled on first use).
         self.candidates: dict[EntityUid, Any] | None = None
-        self.resource_status: tuple[frozenset[int], frozenset[int]] = NO_STATUS
+        self.resource_status: dict[int, Any] | None = None
         # The behaviour model's facts about this entity as a resource (stable hash, bitmap
         # position, type, segment), computed on its first request: kept here, in memory the
         # decision has just read, instead of in a table of its own.

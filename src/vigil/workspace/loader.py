@@ -148,8 +148,9 @@ def _entities(root: Path, problems: list[str]) -> tuple[list[Any], list[str], li
             problems.append(f"{_rel(root, f)}:1: expected a JSON array of entities")
             continue
         items.extend(data)
-        names.append(_rel(root, f))
-        origins.extend(f"{_rel(root, f)}:{line}" for line in _item_lines(text, data))
+        name = _rel(root, f)
+        names.append(name)
+        origins.extend(f"{name}:{line}" for line in _item_lines(text, data))
     return items, names, origins
 
 
