@@ -14,6 +14,7 @@ from vigil.policy import cedar
 from vigil.policy.cedar import CedarError, PolicySource, ReferenceAuthorizer
 from vigil.policy.compiler import CompiledPolicy, MatchFn, Scope, Unsupported, compile_policy
 from vigil.policy.entities import EntityStore
+from vigil.policy.entity_json import plain_entities
 from vigil.policy.evaluator import Authorizer
 from vigil.policy.json_values import to_json
 from vigil.policy.schema import Schema, SchemaError, parse_schema
@@ -103,14 +104,7 @@ def build_policy_set(
     if problems:
         raise BuildError(problems)
 
-    try:
-        normalized = cedar.normalize_entities(entity_items, schema_handle, entity_origins)
-    except CedarError as e:
-        raise BuildError([str(e)]) from None
-    try:
-        store = EntityStore.from_json(normalized)
-    except ValueConversionError as e:
-        raise BuildError([f"entities: {e}"]) from None
+    normalized, store = _entity_store(entity_items, schema_handle, entity_origins)
 
     compiled, fallbacks = _compile_all(parsed.pst, normalized, schema_handle, force_fallback)
     if parsed.untyped:
@@ -149,6 +143,28 @@ def build_policy_set(
         text=parsed.text,
         links=tuple(links),
     )
+
+
+def _entity_store(
+    items: list[Any], schema_handle: Any, origins: Sequence[str] | None
+) -> tuple[list[Any], EntityStore]:
+    """The entities as Cedar reads them (JSON) and as a store; raises BuildError.
+
+    Without a schema, entities in the plain subset (``entity_json``) are read by vigil alone;
+    the rest, and every entity when there is a schema, are read by cedarpy first."""
+    if schema_handle is None and plain_entities(items):
+        try:
+            return items, EntityStore.from_json(items)
+        except ValueConversionError:
+            pass  # cedarpy says what is wrong (or accepts what vigil's reader refuses, as before)
+    try:
+        normalized = cedar.normalize_entities(items, schema_handle, origins)
+    except CedarError as e:
+        raise BuildError([str(e)]) from None
+    try:
+        return normalized, EntityStore.from_json(normalized)
+    except ValueConversionError as e:
+        raise BuildError([f"entities: {e}"]) from None
 
 
 def _uid_key(item: Any) -> tuple[str, str]:
