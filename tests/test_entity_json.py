@@ -45,7 +45,6 @@ JUNK = st.sampled_from(
     [
         None,
         1.5,
-        {"type": "A", "id": "x"},
         {"__expr": "1"},
         {"__extn": {"fn": "datetime", "arg": "2024-01-01"}},
         {"__entity": {"type": "1bad", "id": "x"}},
@@ -74,4 +73,8 @@ def test_shapes_outside_the_subset() -> None:
     assert not plain_entities([{**base, "parents": [{"type": "User"}]}])
     assert not plain_entities([{**base, "tags": []}])
     assert not plain_entities(["x"])
+    implicit = {**base, "attrs": {"o": {"type": "User", "id": "b"}}}  # a record, without a schema
+    assert plain_entities([implicit])
+    normalized = cedar.normalize_entities([copy.deepcopy(implicit)], None)
+    assert _view(EntityStore.from_json([implicit])) == _view(EntityStore.from_json(normalized))
     assert plain_entities([{**base, "uid": {"__entity": {"type": "NS::User", "id": "a"}}, "tags": {"t": [1]}}])

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from vigil.errors import ValueConversionError
 from vigil.policy import cedar
 from vigil.policy.cedar import CedarError, PolicySource, ReferenceAuthorizer
@@ -129,7 +130,7 @@ def build_policy_set(
     digest = hashlib.sha256()
     digest.update(parsed.text.encode())
     # cedarpy returns entities in no stable order: sort so the revision depends on content only.
-    digest.update(json.dumps(sorted(normalized, key=_uid_key), sort_keys=True).encode())
+    digest.update(_canonical(sorted(normalized, key=_uid_key)))
     digest.update((schema_text or "").encode())
     digest.update(json.dumps(list(links), sort_keys=True).encode())
     return PolicySet(
@@ -165,6 +166,14 @@ def _entity_store(
         return normalized, EntityStore.from_json(normalized)
     except ValueConversionError as e:
         raise BuildError([f"entities: {e}"]) from None
+
+
+def _canonical(items: list[Any]) -> bytes:
+    """The entities as JSON with sorted keys (orjson; ``json`` for what orjson cannot write)."""
+    try:
+        return orjson.dumps(items, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(items, sort_keys=True).encode()
 
 
 def _uid_key(item: Any) -> tuple[str, str]:

@@ -172,8 +172,13 @@ def _share_equal_values(by_uid: dict[EntityUid, Entity]) -> None:
 
 
 def _close_ancestors(by_uid: dict[EntityUid, Entity]) -> None:
-    """Fill every entity's ``ancestors`` with the transitive closure of its parents (cycle-safe)."""
+    """Fill every entity's ``ancestors`` with the transitive closure of its parents (cycle-safe).
+
+    Linear in the entities and their ancestor sets: each entity is closed once, after its parents;
+    entities with the same parents share one set (the many resources of one folder)."""
     done: dict[EntityUid, frozenset[EntityUid]] = {}
+    by_parents: dict[tuple[EntityUid, ...], frozenset[EntityUid]] = {}
+    cyclic = False
     for start in by_uid:
         if start in done:
             continue
@@ -187,19 +192,27 @@ def _close_ancestors(by_uid: dict[EntityUid, Entity]) -> None:
             if i < len(parents):
                 stack[-1] = (uid, i + 1)
                 p = parents[i]
-                if p not in done and p not in on_path and p in by_uid:
-                    on_path.add(p)
-                    stack.append((p, 0))
+                if p in done or p not in by_uid:
+                    continue
+                if p in on_path:
+                    cyclic = True
+                    continue
+                on_path.add(p)
+                stack.append((p, 0))
                 continue
-            acc: set[EntityUid] = set()
-            for p in parents:
-                acc.add(p)
-                acc |= done.get(p, EMPTY_ANCESTORS)
-            done[uid] = frozenset(acc)
+            got = by_parents.get(parents)
+            if got is None:
+                acc: set[EntityUid] = set(parents)
+                for p in parents:
+                    acc |= done.get(p, EMPTY_ANCESTORS)
+                got = frozenset(acc) if acc else EMPTY_ANCESTORS
+                if not cyclic:  # a set closed inside a cycle may still grow below
+                    by_parents[parents] = got
+            done[uid] = got
             on_path.discard(uid)
             stack.pop()
-    # A cycle leaves members computed before their peers; a second pass settles them.
-    changed = True
+    # A cycle leaves members computed before their peers; more passes settle them.
+    changed = cyclic
     while changed:
         changed = False
         for uid, anc in done.items():

@@ -8,7 +8,8 @@ back to JSON, and the JSON is parsed again). Anything outside the subset (and an
 reader refuses) goes through cedarpy, as before, which says exactly what is wrong, or accepts it.
 
 The subset, value by value: booleans, integers, strings, arrays of values (sets), records whose
-keys are not an escape's or an implicit entity's (``{"type", "id"}``), and the escapes
+keys are not an escape's (``{"type", "id"}`` is a record without a schema, for both readers), and
+the escapes
 ``{"__entity": {"type", "id"}}`` and ``{"__extn": {"fn": "ip"|"decimal", "arg": text}}``. An entity
 has exactly ``uid``, ``attrs`` (an object), ``parents`` (an array of uids) and optionally ``tags``
 (an object); its type is a Cedar name, and no uid appears twice.
@@ -105,6 +106,6 @@ def _value(value: Any, depth: int) -> bool:
                 and spec.get("fn") in _PLAIN_EXTN
                 and type(spec.get("arg")) is str
             )
-    if not _ESCAPES.isdisjoint(value.keys()) or value.keys() == {"type", "id"}:
+    if not _ESCAPES.isdisjoint(value.keys()):
         return False
     return _record(value, depth)
