@@ -50,6 +50,7 @@ class PolicySet:
     locations: Mapping[str, tuple[str, int]]
     validation_warnings: tuple[str, ...]
     text: str = ""  # the policies' text, as parsed
+    schema_handle: Any = None  # cedarpy's schema, to read entity changes as the workspace's were
     links: tuple[Mapping[str, Any], ...] = ()  # the template links, as given
 
     @property
@@ -143,6 +144,7 @@ def build_policy_set(
         validation_warnings=tuple(warnings),
         text=parsed.text,
         links=tuple(links),
+        schema_handle=schema_handle,
     )
 
 

@@ -15,6 +15,7 @@ cdef class Authorizer:
     cdef public dict _by_uid, _cache, _scope_cache, _shared, _rguard_index, _order, _index
     cdef public tuple _rguards
     cdef public dict _guard_sets, _statuses
+    cdef public bint _guards_read_entities
 
     @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict, statuses=dict)
     cpdef object is_authorized(self, object principal, object action, object resource, object context,

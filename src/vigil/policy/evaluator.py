@@ -108,6 +108,7 @@ class Authorizer:
             q.resource_guard for q in guarded if q.resource_guard is not None
         )
         self._guard_sets: dict[tuple[int, ...], int] = {}
+        self._guards_read_entities = any(q.guards_read_entities for q in self.policies)
         self._statuses: dict[Status, Status] = {}
         _clear_caches(store.by_uid.values())
         self._order = {id(p): i for i, p in enumerate(self.policies)}
@@ -219,6 +220,14 @@ class Authorizer:
             self._scope_cache.clear()
         self._scope_cache[key] = result
         return result
+
+    def forget(self, entities: Sequence[Entity]) -> None:
+        """After an entity change: forget what was kept about ``entities`` (the stored ones whose
+        ancestors changed), and about every entity when a guard reads other entities than the
+        request's own. New entities arrive with nothing kept."""
+        self._cache.clear()
+        self._scope_cache.clear()
+        _clear_caches(list(self.store.by_uid.values()) if self._guards_read_entities else entities)
 
     def _guard_set(self, g_forbids: list[Guarded], g_permits: list[Guarded]) -> int:
         """The key of the set of resource guards in these guarded entries (-1 when none)."""
