@@ -31,7 +31,9 @@ path: identity, policy, behaviour in shadow) timed one by one, twice: the first 
 (``first_p50_us``: most identities, pairs and resources decided for the first time), the second the
 steady state (``decide_p50_us``/``p99``); then the same requests through the authorizer alone; cedarpy (pre-parsed
 PolicySet and Entities handles, as in the shared harness's adapter) decides a sample of them on S
-and M, and ``--agree`` requests are checked to get the same decision from both.
+and M, and ``--agree`` requests are checked to get the same decision from both (before the entity changes below, which cedarpy does not see). Entity changes: 20 batches of 100 documents (50 new, 50
+changed) through ``Engine.change_entities``, timed (``upsert100_p50_ms``, ``upsert100_max_ms``), then one
+delete of 50.
 
 Prints one JSON line per size and a table at the end.
 """
@@ -370,6 +372,26 @@ if n_cedar or n_agree:
     out["agree"] = f"{agree}/{len(sample)}"
     if disagree:
         out["disagree_examples"] = disagree
+# entity changes without a reload: batches of 100 (half new documents, half existing ones changed)
+if hasattr(engine, "change_entities"):
+    items = json.load(open(ws + "/entities/estate.json"))
+    docs = [it for it in items if it["uid"]["type"] == "Doc"]
+    del items
+    times = []
+    for b in range(20):
+        batch = []
+        for k in range(50):
+            d = docs[(b * 50 + k) * 7 % len(docs)]
+            batch.append({**d, "attrs": {**d["attrs"], "classification": (d["attrs"]["classification"] + 1) % 6}})
+            batch.append({**d, "uid": {"type": "Doc", "id": f"new-{b}-{k}"}})
+        t = pc()
+        engine.change_entities(batch, by="bench")
+        times.append(pc() - t)
+    times.sort()
+    out.update(upsert100_p50_ms=round(times[len(times) // 2] / 1e6, 2), upsert100_max_ms=round(times[-1] / 1e6, 2))
+    t = pc()
+    engine.change_entities(deletes=[{"type": "Doc", "id": f"new-0-{k}"} for k in range(50)], by="bench")
+    out["delete50_ms"] = round((pc() - t) / 1e6, 2)
 if heap:
     del engine, st, auth, by_uid
     gc.collect()

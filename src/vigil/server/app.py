@@ -21,7 +21,7 @@ import orjson
 
 from vigil import __version__
 from vigil.engine import Engine
-from vigil.errors import HTTP_STATUS, RequestError, VigilError, WorkspaceError
+from vigil.errors import HTTP_STATUS, EntityChangeError, RequestError, VigilError, WorkspaceError
 from vigil.model.jsonkeys import check_unique_keys
 from vigil.operations.identities import (
     ADD_FIELDS,
@@ -648,7 +648,10 @@ class VigilApp:
             by = key_name(next((v for k, v in req.headers if k == b"authorization"), None))
         elif type(by) is not str or not by or len(by) > 200:
             raise RequestError("'by' must be a non-empty string of at most 200 characters")
-        result = await self._offload(self.engine.change_entities, upserts, deletes, by=by)
+        try:
+            result = await self._offload(self.engine.change_entities, upserts, deletes, by=by)
+        except EntityChangeError as e:  # with the item it names (index, field)
+            return status_of(e), error_body(e.code, e.message, **e.details), None
         return 200, result, None
 
     # The identity registry: the same use cases as `vigil identity ...` (operations/identities.py),
