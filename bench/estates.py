@@ -138,7 +138,9 @@ def generate(
         }
         if rng.random() < 0.4:
             attrs["owner_team"] = {"__entity": _uid("Group", ts[0])}
-        ents.append({"uid": _uid("Agent", f"agent-{i}"), "attrs": attrs, "parents": [_uid("Group", t) for t in ts]})
+        ents.append(
+            {"uid": _uid("Agent", f"agent-{i}"), "attrs": attrs, "parents": [_uid("Group", t) for t in ts]}
+        )
     docs_in: dict[str, list[str]] = {s: [] for s in subs}
     for i in range(resources):
         sub = subs[i % n_subs]
@@ -195,7 +197,7 @@ def generate(
             )
         else:
             out.append(
-                f'forbid (principal, action, resource is Doc)\n'
+                f"forbid (principal, action, resource is Doc)\n"
                 f'when {{ resource has owner && resource.env == "prod" && context has risk && '
                 f"context.risk > {rng.randrange(85, 99)} }};"
             )
@@ -456,7 +458,9 @@ def main() -> None:
     ap.add_argument("--cedarpy-requests", type=int, default=2_000)
     ap.add_argument("--agree", type=int, default=500)
     ap.add_argument("--no-cedarpy", action="store_true")
-    ap.add_argument("--heap", action="store_true", help="also measure the retained Python heap (a second load)")
+    ap.add_argument(
+        "--heap", action="store_true", help="also measure the retained Python heap (a second load)"
+    )
     ap.add_argument("--teams-per", type=int, default=20)
     ap.add_argument("--docs-per-folder", type=int, default=50)
     ap.add_argument("--global", dest="n_global", type=int, default=12)
@@ -467,8 +471,20 @@ def main() -> None:
         row = run_size(name.strip().upper(), args)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    cols = ("size", "entities", "policies", "load_s", "load_cpu_s", "rss_peak_mb", "first_p50_us", "decide_p50_us",
-            "decide_p99_us", "policy_p50_us", "cedarpy_p50_us", "agree")
+    cols = (
+        "size",
+        "entities",
+        "policies",
+        "load_s",
+        "load_cpu_s",
+        "rss_peak_mb",
+        "first_p50_us",
+        "decide_p50_us",
+        "decide_p99_us",
+        "policy_p50_us",
+        "cedarpy_p50_us",
+        "agree",
+    )
     print(" | ".join(cols))
     for r in rows:
         print(" | ".join(str(r.get(c, "-")) for c in cols))

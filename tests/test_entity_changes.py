@@ -82,7 +82,11 @@ def _engine(tmp_path: Path) -> Any:
         {"uid": {"type": "Team", "id": "a"}, "attrs": {}, "parents": []},
         {"uid": {"type": "Team", "id": "b"}, "attrs": {}, "parents": []},
         {"uid": {"type": "Folder", "id": "f"}, "attrs": {}, "parents": []},
-        {"uid": {"type": "Agent", "id": "x"}, "attrs": {"level": 3}, "parents": [{"type": "Team", "id": "b"}]},
+        {
+            "uid": {"type": "Agent", "id": "x"},
+            "attrs": {"level": 3},
+            "parents": [{"type": "Team", "id": "b"}],
+        },
         {"uid": {"type": "Doc", "id": "d"}, "attrs": {"level": 1, "frozen": False}, "parents": []},
     ]
     (ws / "entities" / "e.json").write_text(json.dumps(ents))
@@ -102,17 +106,26 @@ def _read(engine: Any, doc: str = "d") -> bool:
 def test_changes_are_seen_by_the_next_decision(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
     assert not _read(engine)  # the agent is not in team a, the doc not in folder f
-    doc = {"uid": {"type": "Doc", "id": "d"}, "attrs": {"level": 1, "frozen": False}, "parents": [{"type": "Folder", "id": "f"}]}
+    doc = {
+        "uid": {"type": "Doc", "id": "d"},
+        "attrs": {"level": 1, "frozen": False},
+        "parents": [{"type": "Folder", "id": "f"}],
+    }
     engine.change_entities([doc], by="test")
     assert not _read(engine)  # cached candidates of the agent must not hide the next change
-    got = engine.change_entities([{"uid": {"type": "Team", "id": "b"}, "attrs": {}, "parents": [{"type": "Team", "id": "a"}]}], by="test")
+    got = engine.change_entities(
+        [{"uid": {"type": "Team", "id": "b"}, "attrs": {}, "parents": [{"type": "Team", "id": "a"}]}],
+        by="test",
+    )
     assert got["upserted"] == 1 and got["changes"] == 2
     assert _read(engine)  # the agent's team is now inside team a: its ancestors moved
     engine.change_entities([{**doc, "attrs": {"level": 1, "frozen": True}}], by="test")
     assert not _read(engine)
     engine.change_entities([{**doc, "uid": {"type": "Doc", "id": "e"}}], by="test")
     assert _read(engine, "e")
-    got = engine.change_entities(deletes=[{"type": "Doc", "id": "e"}, {"type": "Doc", "id": "nope"}], by="test")
+    got = engine.change_entities(
+        deletes=[{"type": "Doc", "id": "e"}, {"type": "Doc", "id": "nope"}], by="test"
+    )
     assert got["deleted"] == 1
     assert not _read(engine, "e")
     assert engine.status()["entity_changes"] == 5
@@ -121,12 +134,33 @@ def test_changes_are_seen_by_the_next_decision(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("upserts", "deletes", "index", "field"),
     [
-        ([{"uid": {"type": "Doc", "id": "n"}, "attrs": {}, "parents": []}, {"uid": {"type": "Doc", "id": "m"}, "attrs": {"x": None}, "parents": []}], None, 1, "entities"),
-        ([{"uid": {"type": "Doc", "id": "n"}, "attrs": {}, "parents": []}, {"uid": {"type": "Doc", "id": "n"}, "attrs": {}, "parents": []}], None, 1, "entities"),
+        (
+            [
+                {"uid": {"type": "Doc", "id": "n"}, "attrs": {}, "parents": []},
+                {"uid": {"type": "Doc", "id": "m"}, "attrs": {"x": None}, "parents": []},
+            ],
+            None,
+            1,
+            "entities",
+        ),
+        (
+            [
+                {"uid": {"type": "Doc", "id": "n"}, "attrs": {}, "parents": []},
+                {"uid": {"type": "Doc", "id": "n"}, "attrs": {}, "parents": []},
+            ],
+            None,
+            1,
+            "entities",
+        ),
         ([{"uid": {"type": "Action", "id": "read"}, "attrs": {}, "parents": []}], None, 0, "entities"),
         ([{"uid": {"type": "1x", "id": "n"}, "attrs": {}, "parents": []}], None, 0, "entities"),
         (None, [{"type": "Doc", "id": "d"}, {"type": "Doc"}], 1, "uids"),
-        ([{"uid": {"type": "Doc", "id": "n"}, "attrs": {}, "parents": []}], [{"type": "Doc", "id": "n"}], 0, "uids"),
+        (
+            [{"uid": {"type": "Doc", "id": "n"}, "attrs": {}, "parents": []}],
+            [{"type": "Doc", "id": "n"}],
+            0,
+            "uids",
+        ),
         ("junk", None, None, "entities"),
     ],
 )

@@ -77,4 +77,6 @@ def test_shapes_outside_the_subset() -> None:
     assert plain_entities([implicit])
     normalized = cedar.normalize_entities([copy.deepcopy(implicit)], None)
     assert _view(EntityStore.from_json([implicit])) == _view(EntityStore.from_json(normalized))
-    assert plain_entities([{**base, "uid": {"__entity": {"type": "NS::User", "id": "a"}}, "tags": {"t": [1]}}])
+    assert plain_entities(
+        [{**base, "uid": {"__entity": {"type": "NS::User", "id": "a"}}, "tags": {"t": [1]}}]
+    )

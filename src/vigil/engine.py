@@ -254,7 +254,9 @@ class Engine:
             self.last_reload_error = ()
             return ReloadResult(True, self._state.revision)
 
-    def change_entities(self, upserts: Any = None, deletes: Any = None, *, by: str = "vigil") -> dict[str, Any]:
+    def change_entities(
+        self, upserts: Any = None, deletes: Any = None, *, by: str = "vigil"
+    ) -> dict[str, Any]:
         """Put a batch of Cedar entity JSON objects in (``upserts``, replacing entities with the same
         uid) and take uids out (``deletes``: ``{"type", "id"}`` objects), without a reload; the next
         decision sees the change. Atomic: the whole batch is checked first, and a bad item raises

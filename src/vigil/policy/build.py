@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from vigil.errors import ValueConversionError
 from vigil.policy import cedar
 from vigil.policy.cedar import CedarError, PolicySource, ReferenceAuthorizer

@@ -142,7 +142,9 @@ class EntityStore:
     def __len__(self) -> int:
         return len(self.by_uid)
 
-    def apply(self, upserts: Sequence[Entity], deletes: Iterable[EntityUid]) -> tuple[list[Entity], list[Entity]]:
+    def apply(
+        self, upserts: Sequence[Entity], deletes: Iterable[EntityUid]
+    ) -> tuple[list[Entity], list[Entity]]:
         """Put ``upserts`` in (replacing entities with the same uid) and take ``deletes`` out, then
         close the ancestors of what changed: the new entities and the descendants of every entity
         put in or taken out. Returns (the entities taken out or replaced, the stored entities whose

@@ -52,7 +52,9 @@ def read_batch(
         _not_an_action(uid, action_type, "entities", i)
         if uid in seen:
             raise EntityChangeError(
-                f"entities[{i}]: {entity_display(uid)} is also entities[{seen[uid]}]", index=i, field="entities"
+                f"entities[{i}]: {entity_display(uid)} is also entities[{seen[uid]}]",
+                index=i,
+                field="entities",
             )
         seen[uid] = i
         uids.append(uid)
@@ -62,7 +64,9 @@ def read_batch(
         _not_an_action(uid, action_type, "uids", i)
         if uid in seen:
             raise EntityChangeError(
-                f"uids[{i}]: {entity_display(uid)} is also put in (entities[{seen[uid]}])", index=i, field="uids"
+                f"uids[{i}]: {entity_display(uid)} is also put in (entities[{seen[uid]}])",
+                index=i,
+                field="uids",
             )
         gone.append(uid)
     return EntityBatch(tuple(_entities(ups, uids, schema_handle)), tuple(dict.fromkeys(gone)))
@@ -78,7 +82,9 @@ def _list(value: Any, field: str) -> list[Any]:
 
 def _uid(spec: Any, field: str, i: int) -> EntityUid:
     try:
-        return entity_uid(spec, f"{field}[{i}].uid" if field == "entities" else f"{field}[{i}]", check_name=True)
+        return entity_uid(
+            spec, f"{field}[{i}].uid" if field == "entities" else f"{field}[{i}]", check_name=True
+        )
     except ValueConversionError as e:
         raise EntityChangeError(e.message, index=i, field=field) from None
 

@@ -37,7 +37,7 @@ def plain_entities(items: Sequence[Any]) -> bool:
         if type(item) is not dict:
             return False
         keys = item.keys()
-        if not (keys == _ENTITY_KEYS or keys == _ENTITY_KEYS_TAGS):
+        if keys not in (_ENTITY_KEYS, _ENTITY_KEYS_TAGS):
             return False
         uid = _uid(item["uid"], names)
         if uid is None or uid in seen:

@@ -11,6 +11,7 @@ scopes and the principal/action-only guards, and keeps the answer in a bounded c
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -56,7 +57,9 @@ Candidate = tuple[str, MatchFn]
 Guarded = tuple[str, MatchFn, MatchFn, int]
 # (forbids, guarded forbids, permits, guarded permits, guard-set key): the key names the set of
 # resource guards of the guarded entries (-1: none), under which a resource keeps their results.
-Candidates = tuple[tuple[Candidate, ...], tuple[Guarded, ...], tuple[Candidate, ...], tuple[Guarded, ...], int]
+Candidates = tuple[
+    tuple[Candidate, ...], tuple[Guarded, ...], tuple[Candidate, ...], tuple[Guarded, ...], int
+]
 # (the resource guards an entity fails, those it passes)
 Status = tuple[frozenset[int], frozenset[int]]
 _NOTHING: Final[frozenset[int]] = frozenset()
@@ -188,7 +191,13 @@ class Authorizer:
             else:
                 fn = pol.residual if passed_p and pol.residual is not None else pol.match
                 (forbids if pol.forbid else permits).append((pol.id, fn))
-        result = (tuple(forbids), tuple(g_forbids), tuple(permits), tuple(g_permits), self._guard_set(g_forbids, g_permits))
+        result = (
+            tuple(forbids),
+            tuple(g_forbids),
+            tuple(permits),
+            tuple(g_permits),
+            self._guard_set(g_forbids, g_permits),
+        )
         shared = self._shared.get(result)
         if shared is not None:
             result = shared
@@ -261,10 +270,8 @@ class Authorizer:
         for entries in (g_forbids, g_permits):
             for entry in entries:
                 ri = entry[3]
-                try:
+                with contextlib.suppress(EvalError, KeyError, TypeError):
                     (ok if guards[ri](uid, attrs, anc, store) else failed).add(ri)
-                except (EvalError, KeyError, TypeError):
-                    pass
         status: Status = (frozenset(failed), frozenset(ok))
         shared = self._statuses.get(status)
         if shared is not None:

@@ -636,7 +636,9 @@ class VigilApp:
         if req.method == "PUT":
             b = body_fields(req.json(), ("entities", "by"))
             if "entities" not in b:
-                raise RequestError("request is missing the required field 'entities' (an array of Cedar entities)")
+                raise RequestError(
+                    "request is missing the required field 'entities' (an array of Cedar entities)"
+                )
             upserts, deletes = b["entities"], None
         else:
             b = body_fields(req.json(), ("uids", "by"))

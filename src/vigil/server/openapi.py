@@ -85,8 +85,12 @@ def _changes_op() -> dict[str, Any]:
 def _entities_ops() -> dict[str, Any]:
     ops: dict[str, Any] = {}
     for method, summary, request, op_id in (
-        ("put", "Put Cedar entities in, replacing those with the same uid (atomic, audited)", "EntitiesPut",
-         "admin_entities_put"),
+        (
+            "put",
+            "Put Cedar entities in, replacing those with the same uid (atomic, audited)",
+            "EntitiesPut",
+            "admin_entities_put",
+        ),
         ("delete", "Take entities out by uid (atomic, audited)", "EntitiesDelete", "admin_entities_delete"),
     ):
         op = _post(summary, request, _ref("EntitiesChanged"), op_id, security="admin_key")["post"]
@@ -578,7 +582,10 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
                 "entities": {
                     "type": "array",
                     "maxItems": 10000,
-                    "items": {"type": "object", "description": "Cedar entity JSON: uid, attrs, parents, tags"},
+                    "items": {
+                        "type": "object",
+                        "description": "Cedar entity JSON: uid, attrs, parents, tags",
+                    },
                 },
                 "by": {"type": "string", "description": "who (default: the admin key's name)"},
             },
@@ -605,9 +612,15 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "required": ["upserted", "deleted", "entities", "changes", "revision"],
             "properties": {
                 "upserted": {"type": "integer"},
-                "deleted": {"type": "integer", "description": "uids that were there (absent ones are no error)"},
+                "deleted": {
+                    "type": "integer",
+                    "description": "uids that were there (absent ones are no error)",
+                },
                 "entities": {"type": "integer", "description": "entities now"},
-                "changes": {"type": "integer", "description": "batches applied since the workspace was loaded"},
+                "changes": {
+                    "type": "integer",
+                    "description": "batches applied since the workspace was loaded",
+                },
                 "revision": {"type": "string", "description": "the loaded workspace's revision (unchanged)"},
             },
         },

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from vigil.errors import WorkspaceError
 from vigil.policy.build import BuildError, PolicySet, build_policy_set
 from vigil.policy.cedar import CedarError, PolicySource, parse_policies
