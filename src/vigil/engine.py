@@ -55,6 +55,7 @@ from vigil.operations.quarantine import Quarantine
 from vigil.operations.revocations import RevocationDesk
 from vigil.policy.build import PolicySet
 from vigil.policy.entities import Entity
+from vigil.policy.entity_changes import read_batch
 from vigil.policy.extensions import IPAddr
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
@@ -401,6 +402,47 @@ class Engine:
             max_token_bytes=ids.max_token_bytes,
             audiences=tuple(ids.audiences),
         )
+
+    def change_entities(
+        self, upserts: Any = None, deletes: Any = None, *, by: str = "vigil"
+    ) -> dict[str, Any]:
+        """Put a batch of Cedar entity JSON objects in (``upserts``, replacing entities with the same
+        uid) and take uids out (``deletes``: ``{"type", "id"}`` objects), without a reload; the next
+        decision sees the change. Atomic: the whole batch is checked first, and a bad item raises
+        EntityChangeError (``invalid_entities``, with its ``index``) with nothing changed. Audited
+        (``entities_changed``, with ``by``); raises AuditError first when ``[audit] required`` and the
+        log cannot be written. In memory: a reload reads the workspace's files again."""
+        with self._reload_lock:
+            self._recordable()
+            st = self._state
+            ps = st.workspace.policy_set
+            batch = read_batch(upserts, deletes, schema_handle=ps.schema_handle, action_type=st.action_type)
+            deleted = sum(1 for u in batch.deletes if u in ps.store.by_uid)
+            _, moved = ps.store.apply(batch.upserts, batch.deletes)
+            by_type = st.by_type
+            for uid in batch.deletes:
+                ids = by_type.get(uid[0])
+                if ids is not None:
+                    ids.pop(uid[1], None)
+            for e in batch.upserts:
+                by_type.setdefault(e.uid[0], {})[e.uid[1]] = e
+            st.authorizer.forget(moved)
+            result = {
+                "upserted": len(batch.upserts),
+                "deleted": deleted,
+                "entities": len(ps.store),
+                "changes": ps.store.changes,
+                "revision": st.revision,
+            }
+            self._record(
+                "entities_changed",
+                by,
+                upserted=[uid_dict(e.uid) for e in batch.upserts[:_AUDIT_UIDS]],
+                deleted=[uid_dict(u) for u in batch.deletes[:_AUDIT_UIDS]],
+                counts={"upserted": len(batch.upserts), "deleted": deleted},
+                entities=len(ps.store),
+            )
+            return result
 
     def close(self) -> None:
         """Flush and close the audit sink; write the last profile snapshot and the identities'
@@ -985,7 +1027,11 @@ class Engine:
             "store_errors": self.store_errors + self.quarantine.store_errors,
             "reloads": self.reloads,
             **({"cluster": self.cluster.status()} if self.cluster is not None else {}),
+            "entity_changes": ps.store.changes,
         }
+
+
+_AUDIT_UIDS: Final = 1_000  # uids an entities_changed event lists (the counts are always whole)
 
 
 def _with_errors(

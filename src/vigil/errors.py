@@ -57,6 +57,13 @@ class WorkspaceError(VigilError):
         self.problems = list(problems or [])
 
 
+class EntityChangeError(VigilError):
+    """A batch of entity changes that cannot be applied; nothing was changed. ``index`` and
+    ``field`` name the first bad item (``entities[i]`` or ``uids[i]``) when there is one."""
+
+    code = "invalid_entities"
+
+
 class AuditError(VigilError):
     """An audit event could not be recorded where recording is required."""
 
@@ -130,6 +137,7 @@ class ErrorCode(StrEnum):
     INVALID_OUTPUT = ("invalid_output", 400, 2)
     INVALID_RECORD = ("invalid_record", 400, 2)
     INVALID_FILE = ("invalid_file", 400, 2)
+    INVALID_ENTITIES = ("invalid_entities", 400, 2)
     # a dependency that is not there: what needs it is denied
     AUDIT_UNAVAILABLE = ("audit_unavailable", 503, 4)
     STORE_UNAVAILABLE = ("store_unavailable", 503, 4)

@@ -21,7 +21,7 @@ import orjson
 
 from vigil import __version__
 from vigil.engine import Engine
-from vigil.errors import HTTP_STATUS, AuditError, RequestError, VigilError, WorkspaceError
+from vigil.errors import HTTP_STATUS, AuditError, EntityChangeError, RequestError, VigilError, WorkspaceError
 from vigil.identity.tokens import OAuthError, SigningKeyError
 from vigil.identity.tokens.service import JWKS_PATH, METADATA_PATH, TOKEN_PATH
 from vigil.model.jsonkeys import check_unique_keys
@@ -195,6 +195,7 @@ class VigilApp:
                 "admin_quarantine_lift", ("POST",), "admin", True, self._q_lift
             ),
             ADMIN_PREFIX + "/changes": e("admin_changes", ("GET",), "admin", False, self._changes),
+            ADMIN_PREFIX + "/entities": e("admin_entities", ("PUT", "DELETE"), "admin", True, self._entities),
             IDENTITIES_PATH: e("admin_identities", ("GET", "POST"), "admin", True, self._identities),
             IDENTITIES_PATH + "/report": e(
                 "admin_identity_report", ("GET",), "admin", False, self._identity_report
@@ -601,6 +602,32 @@ class VigilApp:
         changes = await self._offload(self.engine.store.recent_changes, before=before, limit=limit)
         nxt = str(changes[-1].seq) if len(changes) == limit and changes and changes[-1].seq > 1 else None
         return 200, {"changes": [change_dict(c) for c in changes], "next": nxt}, None
+
+    # Entity changes without a reload (an identity provider's sync): PUT puts entities in, DELETE
+    # takes uids out; the engine checks the whole batch first and audits it (docs/http.md).
+    async def _entities(self, req: Request) -> Result:
+        if req.method == "PUT":
+            b = body_fields(req.json(), ("entities", "by"))
+            if "entities" not in b:
+                raise RequestError(
+                    "request is missing the required field 'entities' (an array of Cedar entities)"
+                )
+            upserts, deletes = b["entities"], None
+        else:
+            b = body_fields(req.json(), ("uids", "by"))
+            if "uids" not in b:
+                raise RequestError("request is missing the required field 'uids' (an array of {type, id})")
+            upserts, deletes = None, b["uids"]
+        by = b.get("by")
+        if by is None:
+            by = key_name(next((v for k, v in req.headers if k == b"authorization"), None))
+        elif type(by) is not str or not by or len(by) > 200:
+            raise RequestError("'by' must be a non-empty string of at most 200 characters")
+        try:
+            result = await self._offload(self.engine.change_entities, upserts, deletes, by=by)
+        except EntityChangeError as e:  # with the item it names (index, field)
+            return status_of(e), error_body(e.code, e.message, **e.details), None
+        return 200, result, None
 
     # The identity registry: the same use cases as `vigil identity ...` (operations/identities.py),
     # through the engine's desk, so the engine's gate sees each change at once.

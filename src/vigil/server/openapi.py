@@ -82,6 +82,28 @@ def _changes_op() -> dict[str, Any]:
     return op
 
 
+def _entities_ops() -> dict[str, Any]:
+    ops: dict[str, Any] = {}
+    for method, summary, request, op_id in (
+        (
+            "put",
+            "Put Cedar entities in, replacing those with the same uid (atomic, audited)",
+            "EntitiesPut",
+            "admin_entities_put",
+        ),
+        ("delete", "Take entities out by uid (atomic, audited)", "EntitiesDelete", "admin_entities_delete"),
+    ):
+        op = _post(summary, request, _ref("EntitiesChanged"), op_id, security="admin_key")["post"]
+        op["description"] = (
+            "Applied without a reload and seen by the next decision; the whole batch is checked first: "
+            "a bad item answers 400 `invalid_entities` with its `index` and `field`, and nothing changes. "
+            "In memory: a reload reads the workspace's files again."
+        )
+        op["responses"].update(_errors(503))
+        ops[method] = op
+    return ops
+
+
 def _get(
     summary: str, response: dict[str, Any], op_id: str, *, security: str | None = None
 ) -> dict[str, Any]:
@@ -575,6 +597,56 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
                 "identities": {"type": "array", "items": {"type": "object", "required": ["uid", "findings"]}},
             },
         },
+        "EntitiesPut": {
+            "type": "object",
+            "required": ["entities"],
+            "additionalProperties": False,
+            "properties": {
+                "entities": {
+                    "type": "array",
+                    "maxItems": 10000,
+                    "items": {
+                        "type": "object",
+                        "description": "Cedar entity JSON: uid, attrs, parents, tags",
+                    },
+                },
+                "by": {"type": "string", "description": "who (default: the admin key's name)"},
+            },
+        },
+        "EntitiesDelete": {
+            "type": "object",
+            "required": ["uids"],
+            "additionalProperties": False,
+            "properties": {
+                "uids": {
+                    "type": "array",
+                    "maxItems": 10000,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "id"],
+                        "properties": {"type": {"type": "string"}, "id": {"type": "string"}},
+                    },
+                },
+                "by": {"type": "string", "description": "who (default: the admin key's name)"},
+            },
+        },
+        "EntitiesChanged": {
+            "type": "object",
+            "required": ["upserted", "deleted", "entities", "changes", "revision"],
+            "properties": {
+                "upserted": {"type": "integer"},
+                "deleted": {
+                    "type": "integer",
+                    "description": "uids that were there (absent ones are no error)",
+                },
+                "entities": {"type": "integer", "description": "entities now"},
+                "changes": {
+                    "type": "integer",
+                    "description": "batches applied since the workspace was loaded",
+                },
+                "revision": {"type": "string", "description": "the loaded workspace's revision (unchanged)"},
+            },
+        },
         "Changes": {
             "type": "object",
             "required": ["changes", "next"],
@@ -676,6 +748,7 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "admin_quarantine_lift",
         ),
         "/admin/v1/changes": _changes_op(),
+        "/admin/v1/entities": _entities_ops(),
         "/admin/v1/identities": _identities_ops(),
         "/admin/v1/identities/report": _identity_report_op(),
         "/admin/v1/identities/{uid}": _identity_op("One identity's record", "admin_identity", None),
