@@ -12,7 +12,7 @@ PURE_TESTS ?= tests/test_differential.py tests/test_cedar_conformance.py tests/t
 	tests/test_behaviour_engine.py tests/test_behaviour_detection.py tests/test_behaviour_golden.py tests/test_audit_sink.py tests/test_bad_input.py \
 	tests/test_extensions.py tests/test_compiled.py tests/test_audit_chain.py tests/test_audit_failures.py tests/test_audit_shared_log.py tests/test_audit_verify.py \
 	tests/test_overlay.py tests/test_timefmt.py tests/test_approvals.py tests/test_batch_failures.py tests/test_pep_view.py \
-	tests/test_identity_engine.py tests/test_pipeline.py tests/test_ext_authz_client.py
+	tests/test_identity_engine.py tests/test_pipeline.py tests/test_ext_authz_client.py tests/test_token_service.py
 
 .PHONY: demo test lint typecheck unit unit-pure build bench conformance clean fuzz
 
@@ -41,6 +41,7 @@ demo: build
 	@echo "decisions: .vigil/demo/decisions.jsonl   audit (marked replay): .vigil/demo/replay-audit.jsonl"
 	$(VENV)/bin/vigil audit verify .vigil/demo/replay-audit.jsonl --public-key .vigil/demo/replay-audit.jsonl.signing.pub
 	$(PY) examples/agent-fleet/behaviour_demo.py --workdir .vigil/demo/behaviour
+	$(PY) examples/delegation/demo.py --workdir .vigil/demo/delegation
 	@VENV=$(VENV) bash examples/authzen-todo/demo.sh
 
 lint: $(STAMP)
@@ -87,6 +88,14 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .vigil .pytest_cache .mypy_cache .ruff_cache .hypothesis build
 	find src \( -name '*.so' -o -name '*.c' \) -delete
+
+# Escalation paths scored on the labelled iam-vulnerable snapshot (docs/escalation.md), and their speed.
+.PHONY: eval-paths bench-paths
+eval-paths: $(STAMP)
+	$(PY) -m vigil.evaluation.paths --datasets $(DATASETS) --json-out eval/paths.json --update-doc docs/escalation.md
+
+bench-paths: $(STAMP)
+	$(PY) bench/paths.py --json-out bench/results/paths.json
 
 .PHONY: eval
 eval: $(STAMP)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import settings
 
 from tests import profiles
+from tests.pg_support import PG_URL, fresh_schema
 from vigil.compiled import C_MODULES, HOT_MODULES
 from vigil.errors import HTTP_STATUS, VigilError
 from vigil.store import MemoryStore, SqliteStore, Store
@@ -101,12 +102,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 # The state store conformance suites (tests/test_store.py, tests/test_identity_registry.py).
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    """A factory of stores on the same backing state (two SQLite stores share one file)."""
+    """A factory of stores on the same backing state (two SQLite stores share one file; two
+    PostgreSQL stores one fresh schema of the real server, dropped afterwards)."""
     if request.param == "memory":
         shared = MemoryStore()
         yield lambda: shared
+    elif request.param == "postgres":
+        from vigil.store.postgres import PostgresStore
+
+        with fresh_schema() as schema:
+            stores: list[PostgresStore] = []
+
+            def pg() -> Store:
+                s = PostgresStore(PG_URL, schema=schema, pool_size=2)
+                stores.append(s)
+                return s
+
+            yield pg
+            for s in stores:
+                s.close()
     else:
         opened: list[SqliteStore] = []
 

@@ -1,6 +1,8 @@
-"""Envoy ext_authz (HTTP service mode): route mapping, subjects, and the real server answering
-requests shaped as Envoy sends them (original method and path under ``path_prefix``, the original
-headers, an empty body, the PEP key added with ``headers_to_add``)."""
+"""Envoy ext_authz: route mapping, subjects, and the real server answering requests shaped as
+Envoy sends them, over both transports with the same cases: the HTTP service (original method and
+path under ``path_prefix``, the original headers, an empty body, the PEP key added with
+``headers_to_add``) and the gRPC ``Authorization/Check`` service (a ``CheckRequest`` from a real
+gRPC client, the PEP key in the call's metadata)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from tests.envoy_grpc import Answer, grpc_check, http_check
 from tests.test_server_support import API_KEY, ServerProcess, copy_workspace
 from vigil.errors import WorkspaceError
 from vigil.protocol.ext_authz import SubjectError, match_route, parse_routes, verify_jwt
@@ -182,24 +184,24 @@ def _oct_key() -> Any:
     return OctKey.import_key("a-shared-secret-that-must-not-work-0123456789")
 
 
-# -- the server ---------------------------------------------------------------------------------
+# -- the server, over both transports -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     ws = copy_workspace("authzen-api-gateway", tmp_path_factory.mktemp("gw"))
-    proc = ServerProcess(ws).wait_ready()
+    proc = ServerProcess(ws, args=("--grpc-port", "0")).wait_ready()
     yield proc
     assert proc.stop()
 
 
-def envoy_check(server: ServerProcess, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
-    """What Envoy's ext_authz filter sends: original method, path_prefix + original path, the
-    allowed original headers, Content-Length 0."""
-    return httpx.request(
-        method,
-        server.url + "/ext_authz" + path,
-        headers={"host": "todo.example", "content-length": "0", "x-forwarded-proto": "https", **headers},
-        content=b"",
-    )
+Check = Any  # (method, path, headers) -> Answer
+
+
+@pytest.fixture(params=["http", "grpc"])
+def envoy(request: pytest.FixtureRequest, gateway: ServerProcess) -> Check:
+    """What Envoy's ext_authz filter sends to the gateway, over one transport."""
+    if request.param == "http":
+        return lambda method, path, headers: http_check(gateway.url, method, path, headers)
+    return lambda method, path, headers: grpc_check(gateway.grpc_port, method, path, headers)
 
 
 @pytest.mark.parametrize(
@@ -216,38 +218,71 @@ def envoy_check(server: ServerProcess, method: str, path: str, headers: dict[str
         ("unknown-pid", "GET", "/todos", False),
     ],
 )
-def test_header_subject(gateway: ServerProcess, pid: str, method: str, path: str, allowed: bool) -> None:
-    r = envoy_check(gateway, method, path, {**PEP, "x-user-pid": pid, "x-request-id": "envoy-1"})
-    assert r.status_code == (200 if allowed else 403), r.text
+def test_header_subject(envoy: Check, pid: str, method: str, path: str, allowed: bool) -> None:
+    r: Answer = envoy(method, path, {**PEP, "x-user-pid": pid, "x-request-id": "envoy-1"})
+    assert r.status == (200 if allowed else 403), r.body
     assert r.headers["x-vigil-decision"] == ("allow" if allowed else "deny")
-    assert r.headers["x-vigil-decision-id"] == r.json()["context"]["id"]
-    assert r.headers["x-vigil-reason"] == ",".join(r.json()["context"]["reason_codes"])
-    assert r.headers["x-request-id"] == "envoy-1"
+    assert r.headers["x-vigil-decision-id"]
+    if r.body is not None:  # the body a client sees (HTTP: always; gRPC: on a deny)
+        assert r.headers["x-vigil-decision-id"] == r.body["context"]["id"]
+        assert r.headers["x-vigil-reason"] == ",".join(r.body["context"]["reason_codes"])
+    if r.transport == "http":
+        assert r.headers["x-request-id"] == "envoy-1"
 
 
-def test_no_route_denies(gateway: ServerProcess) -> None:
-    r = envoy_check(gateway, "PATCH", "/todos/1", {**PEP, "x-user-pid": RICK})
-    assert r.status_code == 403 and r.headers["x-vigil-reason"] == "no_route"
-    r = envoy_check(gateway, "GET", "/admin", {**PEP, "x-user-pid": RICK})
-    assert r.status_code == 403
+def test_no_route_denies(envoy: Check) -> None:
+    r = envoy("PATCH", "/todos/1", {**PEP, "x-user-pid": RICK})
+    assert r.status == 403 and r.headers["x-vigil-reason"] == "no_route"
+    r = envoy("GET", "/admin", {**PEP, "x-user-pid": RICK})
+    assert r.status == 403
 
 
-def test_missing_subject_is_401(gateway: ServerProcess) -> None:
-    r = envoy_check(gateway, "GET", "/todos", PEP)
-    assert r.status_code == 401 and r.headers["x-vigil-reason"] == "unauthenticated_subject"
+def test_missing_subject_is_401(envoy: Check) -> None:
+    r = envoy("GET", "/todos", PEP)
+    assert r.status == 401 and r.headers["x-vigil-reason"] == "unauthenticated_subject"
 
 
-def test_pep_key_is_required(gateway: ServerProcess) -> None:
+def test_pep_key_is_required(envoy: Check) -> None:
     for headers in (
         {},
         {"x-vigil-api-key": "wrong-key-0123456789abc"},
         {"authorization": f"Bearer {API_KEY}"},
     ):
-        r = envoy_check(gateway, "GET", "/todos", {**headers, "x-user-pid": RICK})
-        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+        r = envoy("GET", "/todos", {**headers, "x-user-pid": RICK})
+        assert r.status == 401 and r.body is not None and r.body["error"]["code"] == "unauthenticated"
 
 
-def test_jwt_subject(tmp_path: Path, signing_key: ECKey) -> None:
+@pytest.mark.parametrize(
+    "path", ["/todos/%2e%2e/admin", "/todos/a%2Fb", "/todos/..;/x", "/todos/%FF", "/todos/%2e/x"]
+)
+def test_ambiguous_paths_are_refused(envoy: Check, path: str) -> None:
+    r = envoy("PUT", path, {**PEP, "x-user-pid": RICK})
+    assert r.status == 400 and r.body is not None and r.body["error"]["code"] == "invalid_path"
+
+
+def test_repeated_identity_header_is_refused(envoy: Check) -> None:
+    r = envoy("GET", "/todos", {**PEP, "x-user-pid": [RICK, BETH]})
+    assert r.status == 400 and r.body is not None and r.body["error"]["code"] == "duplicate_header"
+
+
+def test_client_address_reaches_the_decision(gateway: ServerProcess, envoy: Check) -> None:
+    """The address Envoy appended to x-forwarded-for becomes context.ip: seen in the audit event."""
+    r = envoy("GET", "/todos", {**PEP, "x-user-pid": RICK, "x-forwarded-for": "203.0.113.7"})
+    assert r.status == 200
+    audit = gateway.workspace / ".vigil" / "audit.jsonl"
+    wanted = r.headers["x-vigil-decision-id"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in audit.read_text().splitlines() if wanted in x]
+        if lines:
+            assert lines[0]["context"]["ip"] == "203.0.113.7"
+            return
+        time.sleep(0.1)
+    raise AssertionError("decision not audited")
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_jwt_subject(tmp_path: Path, signing_key: ECKey, transport: str) -> None:
     ws = copy_workspace("authzen-api-gateway", tmp_path)
     (ws / "jwks.json").write_text(json.dumps(KeySet([signing_key]).as_dict(private=False)))
     toml = (ws / "vigil.toml").read_text()
@@ -257,17 +292,19 @@ def test_jwt_subject(tmp_path: Path, signing_key: ECKey) -> None:
         'jwt_issuer = "https://idp.example"\njwt_audience = "todo-api"',
     )
     (ws / "vigil.toml").write_text(toml)
-    proc = ServerProcess(ws).wait_ready()
+    proc = ServerProcess(ws, args=("--grpc-port", "0")).wait_ready()
     try:
 
-        def check(method: str, path: str, bearer: str | None) -> httpx.Response:
+        def check(method: str, path: str, bearer: str | None) -> Answer:
             headers = dict(PEP)
             if bearer is not None:
                 headers["authorization"] = f"Bearer {bearer}"
-            return envoy_check(proc, method, path, headers)
+            if transport == "http":
+                return http_check(proc.url, method, path, headers)
+            return grpc_check(proc.grpc_port, method, path, headers)
 
-        assert check("POST", "/todos", token(signing_key)).status_code == 200
-        assert check("POST", "/todos", token(signing_key, sub=BETH)).status_code == 403
+        assert check("POST", "/todos", token(signing_key)).status == 200
+        assert check("POST", "/todos", token(signing_key, sub=BETH)).status == 403
         for bad in (
             None,
             "garbage",
@@ -275,7 +312,7 @@ def test_jwt_subject(tmp_path: Path, signing_key: ECKey) -> None:
             token(ECKey.generate_key("P-256", parameters={"kid": "k1"})),
         ):
             r = check("GET", "/todos", bad)
-            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+            assert r.status == 401 and r.headers["www-authenticate"].startswith("Bearer")
         assert "garbage" not in proc.log()
     finally:
         assert proc.stop()

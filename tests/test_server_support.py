@@ -70,6 +70,7 @@ class ServerProcess:
         if admin_keys is not None:
             full_env["VIGIL_ADMIN_KEYS"] = admin_keys
         full_env.update(env or {})
+        self.workspace = workspace
         self.cmd = serve_argv(workspace, *args)
         self.proc = subprocess.Popen(self.cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[str] = []
@@ -101,6 +102,14 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_port(self) -> int:
+        """The gRPC ext_authz port (``--grpc-port``), read from its ``listening`` log line."""
+        for line in self.lines:
+            if '"listening (gRPC ext_authz)"' in line:
+                return int(json.loads(line)["port"])
+        raise RuntimeError("no gRPC listener:\n" + self.log())
 
     def log(self) -> str:
         return "\n".join(self.lines)

@@ -23,6 +23,7 @@ from vigil.store import (
     Ticket,
     open_store,
 )
+from vigil.store.base import Revocation
 from vigil.workspace.settings import StoreSettings
 
 A = ("Agent", "a")
@@ -137,6 +138,24 @@ def test_change_log(make: Callable[[], Store]) -> None:
     assert [c.seq for c in make().recent_changes(limit=2)] == [c3.seq, c2.seq]
     assert [c.seq for c in make().recent_changes(before=c2.seq)] == [c1.seq]
     assert make().recent_changes(before=c1.seq) == []
+
+
+def test_revocations(make: Callable[[], Store]) -> None:
+    """Token and delegation revocations: recorded once (a repeat writes nothing), read whole with a
+    generation that moves on every write another handle makes, pruned after their ``until``."""
+    a, b = make(), make()
+    g0 = a.revocation_generation()
+    token = Revocation("token", jti="j1", until=100.0, revoked=1.0, by="ops", reason="leaked")
+    chain = Revocation("delegation", actor=A, subject=("User", "h"), until=None, revoked=2.0, by="ops")
+    assert b.put_revocation(token) and b.put_revocation(chain)
+    assert not b.put_revocation(replace(token, reason="again"))
+    g1, items = a.revocations()
+    assert g1 == a.revocation_generation() != g0
+    assert items == [token, chain]
+    assert a.prune_revocations(50.0) == 0
+    assert a.prune_revocations(101.0) == 1  # the token, past its until; the delegation is kept
+    g2, items = b.revocations()
+    assert g2 != g1 and items == [chain]
 
 
 def test_version_moves_on_every_commit_seen_by_other_handles(make: Callable[[], Store]) -> None:

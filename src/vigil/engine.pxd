@@ -26,7 +26,9 @@ cdef class Engine:
     cdef public dict _strings, _profiles, _seen
     cdef public _State _state
     cdef public object _clock, _ids, _store, _audit, _reload_lock, last_reload_error
-    cdef public object profiles, approvals, quarantine, registry, identities, desk
+    cdef public object profiles, approvals, quarantine, registry, identities, desk, cluster
+    cdef public object _revoked, revocations, signing_keys, verifier, tokens, _fetch, _issuer_override
+    cdef public bint _require_token
     cdef public frozenset _id_inactive
     cdef public double _id_expiry
     cdef public bint _audit_required
@@ -35,7 +37,7 @@ cdef class Engine:
 
     @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, record=DecisionRecord, a=Assessment,
                    out=Outcome, v=Verdict, principal=tuple, allowed=cython.bint, learnable=cython.bint)
-    cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0)
+    cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0, object delegation=*)
     cdef dict _context(self, _State st, AccessRequest req)
     @cython.locals(inactive=frozenset)
     cdef bint _gated(self, tuple principal, double when) except -1

@@ -10,6 +10,7 @@ anything is decided or changed. The operator use cases are the engine's desks (:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -30,26 +31,45 @@ from vigil.behaviour.book import ProfileBook
 from vigil.behaviour.model import BehaviourModel, Features
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.signals import Assessment
+from vigil.cluster import ChangeBus, announcing
+from vigil.cluster.bus import kinds_touch
+from vigil.delegation import decide_with_token, delegated_vigil
 from vigil.errors import AuditError, RequestError, VigilError, WorkspaceError
 from vigil.identity.registry import Registry
+from vigil.identity.tokens import (
+    Issuer,
+    RemoteKeys,
+    Revocations,
+    SigningKeys,
+    TokenService,
+    TokenSettings,
+    Verifier,
+    issuers_of,
+    resolve_issuer,
+)
+from vigil.identity.tokens.jwks import Fetch
+from vigil.identity.tokens.signing import FILE_NAME as SIGNING_KEYS_FILE
 from vigil.model.decision import Advice, DecisionRecord, ReasonCode, new_record
 from vigil.model.request import AccessRequest, parse_authzen
-from vigil.operations.approvals import Approvals, bound_context, ticket_dict
+from vigil.operations.approvals import Approvals, bound_context, check_actor, ticket_dict
 from vigil.operations.desk import OperatorDesk
 from vigil.operations.events import operator_event, uid_dict
 from vigil.operations.identities import IdentityDesk
 from vigil.operations.quarantine import Quarantine
+from vigil.operations.revocations import RevocationDesk
 from vigil.pipeline.authorize import NEUTRAL_VIGIL, action_type, authorize
 from vigil.pipeline.combine import QUARANTINE, Outcome, asks_approval, combine, counts_high, unsaved
 from vigil.policy.build import PolicySet
 from vigil.policy.entities import Entity
+from vigil.policy.entity_changes import read_batch
 from vigil.policy.extensions import IPAddr
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.schema import Schema
 from vigil.policy.values import EntityUid, Record, make_set
-from vigil.store import Store, StoreError, Ticket, open_store
+from vigil.store import Store, StoreError, Ticket, open_store, state_dir
 from vigil.workspace.loader import Workspace, load_workspace
+from vigil.workspace.settings import Settings
 
 _log = logging.getLogger("vigil.engine")
 
@@ -141,6 +161,13 @@ class Engine:
     ``registry``: the identity registry (:class:`vigil.identity.Registry`), whose gate
     (``inactive``, ``next_expiry``) the decision path reads; ``identities``: its operator use
     cases (:class:`vigil.operations.identities.IdentityDesk`), audited in this engine's log.
+
+    Tokens (``docs/identity.md``): ``verifier`` (:class:`vigil.identity.tokens.Verifier`) checks
+    the tokens :meth:`decide` is given; ``tokens`` is the token service
+    (:class:`vigil.identity.tokens.TokenService`) whose issuer is ``issuer`` (default: ``[identity]
+    issuer``, else the ``[server]`` URL); ``revocations`` (:class:`vigil.operations.revocations.
+    RevocationDesk`) revokes tokens and delegations. ``fetch``: how trusted issuers' JWK Sets are
+    fetched (default: urllib).
     """
 
     def __init__(
@@ -153,6 +180,8 @@ class Engine:
         store: Store | None = None,
         ticket_ids: Callable[[], str] | None = None,
         new_state: bool = False,
+        issuer: str | None = None,
+        fetch: Fetch | None = None,
     ) -> None:
         self._strings: dict[str, str] = {}
         self._state = _State(workspace, self._strings)
@@ -164,6 +193,18 @@ class Engine:
                 if store is not None
                 else open_store(workspace.settings.store, workspace.path, new_state=new_state)
             )
+            # [cluster] redis: changes made here are announced; others' are applied at once
+            self.cluster: ChangeBus | None = None
+            cluster = workspace.settings.cluster
+            if cluster.redis:
+                self.cluster = ChangeBus(
+                    cluster.redis,
+                    cluster.channel,
+                    self._store,
+                    apply=_cluster_apply(self),
+                    signal=_cluster_signal(self),
+                )
+                self._store = announcing(self._store, self.cluster)
             self.profiles = ProfileBook(self._store, strings=self._strings)
             self.approvals = Approvals(self._store, ids=ticket_ids)
             self.quarantine = Quarantine(self._store, self.profiles)
@@ -175,6 +216,7 @@ class Engine:
             self._seen: dict[EntityUid, float] = {}  # uses the profiles do not record
             self.registry = Registry(self._store, used=_used_reader(self.profiles, self._seen))
             self.registry.listen(_gate_listener(self))
+            self._revoked = Revocations(self._store)
         except StoreError as e:
             raise WorkspaceError(
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
@@ -201,11 +243,47 @@ class Engine:
             settings=_identity_settings(self),
             entities=_entity_uids(self),
         )
+        self.revocations = RevocationDesk(
+            self._revoked,
+            self._store,
+            audit=_operator_events(self),
+            recordable=_recordable(self),
+            clock=self._clock,
+        )
+        # tokens: the verifier of decide(..., token=), the token service, its signing keys
+        self._require_token = workspace.settings.identity.require_token
+        self._fetch = fetch
+        self._issuer_override = issuer
+        self.signing_keys = SigningKeys(
+            state_dir(workspace.settings.store, workspace.path) / SIGNING_KEYS_FILE
+        )
+        self.verifier = Verifier(
+            [],
+            bindings=_binding_reader(self.registry),
+            revocations=self._revoked,
+            clock=self._clock,
+        )
+        self.tokens = TokenService(
+            "",
+            keys=self.signing_keys,
+            registry=self.registry,
+            verifier=self.verifier,
+            act_for=_act_for(self),
+            record=_operator_events(self),
+            recordable=_recordable(self),
+            clock=self._clock,
+        )
+        self._trust(workspace.settings)
         interval = workspace.settings.store.snapshot_interval_s
-        self.profiles.start(interval, _tick(self.quarantine, self.registry, interval))
+        self.profiles.start(
+            interval,
+            _tick(self.quarantine, self.registry, interval, self._revoked, self.verifier, self._clock),
+        )
         self._reload_lock = threading.Lock()
         self.reloads = 0
         self.last_reload_error: tuple[str, ...] = ()
+        if self.cluster is not None:
+            self.cluster.start()
 
     @classmethod
     def from_workspace(cls, path: str | Path, **options: Any) -> Engine:
@@ -230,12 +308,20 @@ class Engine:
         """Load the workspace again and swap it in atomically; on failure keep the last good one.
         Audited (``reloaded``/``reload_refused``) with ``by``. The identity registry is read again
         from the store either way (a change another process made is in effect from here on).
-        Raises AuditError (the last good one stays) when ``[audit] required`` and the audit log
-        cannot record the reload."""
+        With ``[cluster] redis``, a successful reload is announced: the other processes reload
+        their copy of the workspace too. Raises AuditError (the last good one stays) when
+        ``[audit] required`` and the audit log cannot record the reload."""
+        result = self._reload(by)
+        if result.ok and self.cluster is not None:
+            self.cluster.signal("reload", by=by)
+        return result
+
+    def _reload(self, by: str) -> ReloadResult:
         with self._reload_lock:
             self._recordable()
             try:
                 self.registry.refresh()
+                self._revoked.refresh()
             except StoreError:
                 self.store_errors += 1
             try:
@@ -247,16 +333,123 @@ class Engine:
                 )
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
             state = _State(ws, self._strings)
+            try:
+                issuers = self._issuers(ws.settings, ws.path)
+            except WorkspaceError as e:
+                self.last_reload_error = tuple(e.problems) or (e.message,)
+                self._operator_event(
+                    "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
+                )
+                return ReloadResult(False, self._state.revision, self.last_reload_error)
             if not self._operator_event("reloaded", by, revision=state.revision) and self._audit_required:
                 raise AuditError("the audit log refused the reload's event ([audit] required): not reloaded")
             self._state = state
+            self._apply_trust(ws.settings, issuers)
             self.reloads += 1
             self.last_reload_error = ()
             return ReloadResult(True, self._state.revision)
 
+    # -- tokens -------------------------------------------------------------------------------
+    @property
+    def issuer(self) -> str:
+        """The token service's issuer (``iss`` of the tokens it signs)."""
+        return self.tokens.issuer
+
+    def set_issuer(self, issuer: str) -> None:
+        """Name the token service ``issuer`` (the server, once it knows its public URL) unless
+        ``[identity] issuer`` names it; its tokens are verified under that name from now on."""
+        self._issuer_override = issuer
+        ws = self._state.workspace
+        self._apply_trust(ws.settings, self._issuers(ws.settings, ws.path))
+
+    def _trust(self, settings: Settings) -> None:
+        """Build the verifier's issuers (raises WorkspaceError: a jwks_file is unusable)."""
+        ws = self._state.workspace
+        self._apply_trust(settings, self._issuers(settings, ws.path))
+
+    def _issuers(self, settings: Settings, root: Path) -> list[Issuer]:
+        """vigil's own issuer and the trusted ones of ``settings``; raises WorkspaceError."""
+        ids = settings.identity
+        server = settings.server
+        fallback = server.policy_decision_point or f"http://{server.host}:{server.port}"
+        issuer = resolve_issuer(ids, self._issuer_override or fallback)
+        remote = {i.name: i.keys for i in self.verifier.issuers.values() if isinstance(i.keys, RemoteKeys)}
+        audiences = (*ids.audiences, issuer)
+        return issuers_of(
+            ids,
+            root,
+            issuer=issuer,
+            audiences=audiences,
+            keys=self.signing_keys,
+            fetch=self._fetch,
+            remote=remote,
+        )
+
+    def _apply_trust(self, settings: Settings, issuers: list[Issuer]) -> None:
+        ids = settings.identity
+        v = self.verifier
+        v.skew_s = ids.clock_skew_s
+        v.max_bytes = ids.max_token_bytes
+        v.max_depth = ids.max_delegation_depth
+        v.cache_size = ids.token_cache
+        v.set_issuers(issuers)
+        self._require_token = ids.require_token
+        self.tokens.issuer = issuers[0].name
+        self.tokens.settings = TokenSettings(
+            token_ttl_s=ids.token_ttl_s,
+            assertion_ttl_s=ids.assertion_ttl_s,
+            max_delegation_depth=ids.max_delegation_depth,
+            clock_skew_s=ids.clock_skew_s,
+            max_token_bytes=ids.max_token_bytes,
+            audiences=tuple(ids.audiences),
+        )
+
+    def change_entities(
+        self, upserts: Any = None, deletes: Any = None, *, by: str = "vigil"
+    ) -> dict[str, Any]:
+        """Put a batch of Cedar entity JSON objects in (``upserts``, replacing entities with the same
+        uid) and take uids out (``deletes``: ``{"type", "id"}`` objects), without a reload; the next
+        decision sees the change. Atomic: the whole batch is checked first, and a bad item raises
+        EntityChangeError (``invalid_entities``, with its ``index``) with nothing changed. Audited
+        (``entities_changed``, with ``by``); raises AuditError first when ``[audit] required`` and the
+        log cannot be written. In memory: a reload reads the workspace's files again."""
+        with self._reload_lock:
+            self._recordable()
+            st = self._state
+            ps = st.workspace.policy_set
+            batch = read_batch(upserts, deletes, schema_handle=ps.schema_handle, action_type=st.action_type)
+            deleted = sum(1 for u in batch.deletes if u in ps.store.by_uid)
+            _, moved = ps.store.apply(batch.upserts, batch.deletes)
+            by_type = st.by_type
+            for uid in batch.deletes:
+                ids = by_type.get(uid[0])
+                if ids is not None:
+                    ids.pop(uid[1], None)
+            for e in batch.upserts:
+                by_type.setdefault(e.uid[0], {})[e.uid[1]] = e
+            st.authorizer.forget(moved)
+            result = {
+                "upserted": len(batch.upserts),
+                "deleted": deleted,
+                "entities": len(ps.store),
+                "changes": ps.store.changes,
+                "revision": st.revision,
+            }
+            self._record(
+                "entities_changed",
+                by,
+                upserted=[uid_dict(e.uid) for e in batch.upserts[:_AUDIT_UIDS]],
+                deleted=[uid_dict(u) for u in batch.deletes[:_AUDIT_UIDS]],
+                counts={"upserted": len(batch.upserts), "deleted": deleted},
+                entities=len(ps.store),
+            )
+            return result
+
     def close(self) -> None:
         """Flush and close the audit sink; write the last profile snapshot and the identities'
-        usage; close the store."""
+        usage; stop the cluster threads; close the store."""
+        if self.cluster is not None:
+            self.cluster.close()
         self._audit.close()
         self.profiles.close()
         try:
@@ -281,17 +474,23 @@ class Engine:
         self.close()
 
     # -- decisions ----------------------------------------------------------------------------
-    def decide(self, request: dict[str, Any], *, now: datetime | None = None) -> DecisionRecord:
-        """Decide one AuthZEN evaluation request.
+    def decide(
+        self, request: dict[str, Any], *, now: datetime | None = None, token: str | bytes | None = None
+    ) -> DecisionRecord:
+        """Decide one AuthZEN evaluation request, backed by ``token`` (a JWT) when given.
 
-        Returns a DecisionRecord (a deny for every failure to permit). Raises RequestError
-        (``invalid_request``/``invalid_value``) for a malformed request, before any state changes.
+        Returns a DecisionRecord (a deny for every failure to permit; a token that does not verify,
+        names another subject, or whose delegation chain holds a party that may not act, is a
+        deny: :mod:`vigil.delegation`). Raises RequestError (``invalid_request``/``invalid_value``)
+        for a malformed request, before any state changes.
         """
         t0 = perf_counter_ns()
         st = self._state
         req = parse_authzen(request, st.action_type)
         when = self._clock() if now is None else _epoch(now)
-        return self._decide(st, req, when, t0)
+        if token is None and not self._require_token:
+            return self._decide(st, req, when, t0)
+        return decide_with_token(self, st, req, when, t0, token)
 
     def decide_many(
         self, requests: Iterable[dict[str, Any]], *, now: datetime | None = None
@@ -300,13 +499,15 @@ class Engine:
         one bad or failing item never aborts the batch."""
         return [self.decide_item(request, now=now) for request in requests]
 
-    def decide_item(self, request: Any, *, now: datetime | None = None) -> DecisionRecord:
+    def decide_item(
+        self, request: Any, *, now: datetime | None = None, token: str | bytes | None = None
+    ) -> DecisionRecord:
         """Decide one batch item; never raises. A malformed request yields a deny with reason
         ``invalid_request`` and ``record.error`` = ``{"code", "message"}``; any unexpected
         exception while deciding it, a deny with reason ``internal_error`` (logged on
         ``vigil.engine`` with the exception; the record's error says nothing of it)."""
         try:
-            return self.decide(request, now=now)
+            return self.decide(request, now=now, token=token)
         except VigilError as e:
             return self._invalid(request, e)
         except Exception:
@@ -319,10 +520,15 @@ class Engine:
         when = self._clock() if now is None else _epoch(now)
         return self._decide(self._state, req, when, t0)
 
-    def _decide(self, st: _State, req: AccessRequest, when: float, t0: int) -> DecisionRecord:
+    def _decide(
+        self, st: _State, req: AccessRequest, when: float, t0: int, delegation: Any = None
+    ) -> DecisionRecord:
         """parse (done) -> context -> identity -> signals -> authorize -> combine -> record ->
-        audit -> learn."""
+        audit -> learn. ``delegation``: the actors of a delegated token (:mod:`vigil.delegation`),
+        who were allowed already; policies see them in ``context.vigil``."""
         context = self._context(st, req)
+        if delegation is not None:
+            context["vigil"] = delegated_vigil(NEUTRAL_VIGIL, delegation)
         # `context` is a fresh, deep-converted snapshot: the audit event is built from it later,
         # so a caller mutating its request afterwards cannot change what is audited.
         entity = _entity(st.by_type, req.principal)
@@ -350,6 +556,8 @@ class Engine:
             # context.vigil and the identity is enforced); otherwise after it, in one pass
             if st.policy_reads_vigil and beh.enforce and _established(beh, prof, when):
                 a, f = self._signals_first(beh, prof, req, context, when, rentity, ip)
+                if delegation is not None:
+                    context["vigil"] = delegated_vigil(context["vigil"], delegation)
         elif principal in self.quarantine:
             return self._quarantined(st, req, context, prof, when, t0)
         overlay = None
@@ -392,6 +600,8 @@ class Engine:
         )
         if applied:
             record.overlay = applied
+        if delegation is not None:
+            record.delegation = delegation
         self._finish(record)
         # learn: after the decision, so a request cannot raise its own allowance
         self._learn(beh, prof, principal, f, learnable, record.allowed, when)
@@ -469,9 +679,12 @@ class Engine:
         reasons: tuple[str, ...],
         when: float,
         t0: int,
+        error: dict[str, Any] | None = None,
+        delegation: tuple[EntityUid, ...] | None = None,
     ) -> DecisionRecord:
-        """A deny before any policy runs (``unknown_identity``, ``identity_inactive``): no risk,
-        nothing learned; audited."""
+        """A deny before any policy runs (``unknown_identity``, ``identity_inactive``, and the
+        token denies of :mod:`vigil.delegation`, with the token ``error`` or the ``delegation``
+        chain): no risk, nothing learned; audited."""
         record = DecisionRecord(
             self._ids(),
             False,
@@ -488,9 +701,31 @@ class Engine:
             req.action,
             req.resource,
             context,
+            error,
         )
+        if delegation is not None:
+            record.delegation = delegation
         self._finish(record)
         return record
+
+    def _request_context(self, st: _State, req: AccessRequest) -> Record:
+        """The request's Cedar context as a decision builds it, with a neutral ``context.vigil``
+        (:mod:`vigil.delegation`); raises ValueConversionError."""
+        return self._context(st, req)
+
+    def _party_blocked(self, st: _State, uid: EntityUid, when: float) -> tuple[str, ...] | None:
+        """Why a party of a delegation chain may not act at ``when`` (``unknown_identity``,
+        ``identity_inactive``, ``quarantined``), or None."""
+        if uid not in st.by_uid:
+            return _UNKNOWN
+        if when >= self._id_expiry:
+            self.registry.expire(when)
+        if uid in self._id_inactive:
+            return _INACTIVE
+        prof = self._profiles.get(uid)
+        if (prof is not None and prof.quarantined) or uid in self.quarantine:
+            return _QUARANTINED
+        return None
 
     def _combine(
         self,
@@ -621,6 +856,11 @@ class Engine:
             st.overlay_rules,
         )
 
+    def refuse(self, request: Any, error: VigilError) -> DecisionRecord:
+        """The audited deny (``invalid_request``, ``record.error`` from ``error``) of a request a
+        transport refused before deciding it (e.g. MCP arguments Cedar cannot hold)."""
+        return self._invalid(request, error)
+
     def _invalid(self, request: Any, error: VigilError) -> DecisionRecord:
         """The deny of a malformed item (``invalid_request``, the error in ``record.error``)."""
         record = self._item_deny(
@@ -672,6 +912,18 @@ class Engine:
     def now(self) -> float:
         """The engine's clock (epoch seconds): the time operator actions are stamped with."""
         return self._clock()
+
+    def rotate_signing_key(self, *, by: Any) -> str:
+        """Rotate the token service's signing key: a new key signs from now on, the previous one
+        stays published for ``[identity] token_ttl_s`` plus the clock skew. Audited
+        (``signing_key_rotated``). Returns the new kid; raises RequestError, SigningKeyError or
+        AuditError."""
+        who = check_actor(by)
+        self._recordable()
+        ids = self._state.workspace.settings.identity
+        kid = self.signing_keys.rotate(self._clock(), ids.token_ttl_s + ids.clock_skew_s)
+        self._record("signing_key_rotated", who, kid=kid)
+        return kid
 
     def identity_active(self, uid: EntityUid) -> bool:
         """Whether the registry lets ``uid`` act now (True for an identity it does not hold)."""
@@ -732,10 +984,20 @@ class Engine:
             "quarantined": len(self.quarantine),
             "identities_registered": len(self.registry),
             "identities_inactive": len(self._id_inactive),
+            "token_issuer": self.tokens.issuer,
+            "tokens_issued": self.tokens.issued,
+            "tokens_verified": self.verifier.fresh,
+            "token_cache_hits": self.verifier.hits,
+            "revocations": len(self._revoked.items()),
             "profile_snapshot_errors": self.profiles.snapshot_errors,
             "store_errors": self.store_errors + self.quarantine.store_errors,
             "reloads": self.reloads,
+            **({"cluster": self.cluster.status()} if self.cluster is not None else {}),
+            "entity_changes": ps.store.changes,
         }
+
+
+_AUDIT_UIDS: Final = 1_000  # uids an entities_changed event lists (the counts are always whole)
 
 
 def _epoch(now: datetime) -> float:
@@ -752,12 +1014,21 @@ def _uid_or_blank(request: Any, field: str) -> tuple[str, str]:
     return ("", "")
 
 
-def _tick(quarantine: Quarantine, registry: Registry, flush_s: float) -> Callable[[], None]:
-    """The snapshot thread's tick (about once a second): notice quarantines and registry changes
-    made by another process; every ``flush_s`` seconds, write the identities' usage. Raises the
-    last StoreError after trying each."""
+def _tick(
+    quarantine: Quarantine,
+    registry: Registry,
+    flush_s: float,
+    revoked: Revocations | None = None,
+    verifier: Verifier | None = None,
+    clock: Clock = time.time,
+) -> Callable[[], None]:
+    """The snapshot thread's tick (about once a second): notice quarantines, registry changes
+    and revocations made by another process; fetch trusted issuers' JWK Sets that are due (off
+    the decision path); every ``flush_s`` seconds, write the identities' usage. Raises the last
+    StoreError after trying each."""
     qref = weakref.ref(quarantine)
     rref = weakref.ref(registry)
+    vref = weakref.ref(revoked) if revoked is not None else None
     last_flush = [time.monotonic()]
 
     def tick() -> None:
@@ -767,6 +1038,14 @@ def _tick(quarantine: Quarantine, registry: Registry, flush_s: float) -> Callabl
         steps: list[Callable[[], Any]] = []
         if q is not None:
             steps.append(q.refresh)
+        v = vref() if vref is not None else None
+        if v is not None:
+            steps.append(v.refresh)
+        if verifier is not None:
+            now = clock()
+            for issuer in verifier.issuers.values():
+                if isinstance(issuer.keys, RemoteKeys):
+                    issuer.keys.maintain(now)
         if r is not None:
             steps.append(r.refresh)
             if time.monotonic() - last_flush[0] >= flush_s:
@@ -783,9 +1062,81 @@ def _tick(quarantine: Quarantine, registry: Registry, flush_s: float) -> Callabl
     return tick
 
 
+def _binding_reader(registry: Registry) -> Callable[[str, str], EntityUid | None]:
+    """The registered identity an external (issuer, subject) names, or None."""
+
+    def bound(issuer: str, subject: str) -> EntityUid | None:
+        entry = registry.find_binding(issuer, subject)
+        return entry.subject if entry is not None else None
+
+    return bound
+
+
+def _act_for(engine: Engine) -> Callable[[EntityUid, EntityUid, float], tuple[bool, str]]:
+    """The token exchange's access decision (weakly: no reference cycle): principal = the actor,
+    action ``act_for``, resource = the subject; audited like every decision."""
+    ref = weakref.ref(engine)
+
+    def decide(actor: EntityUid, subject: EntityUid, now: float) -> tuple[bool, str]:
+        e = ref()
+        if e is None:
+            return False, ""
+        st = e._state
+        req = parse_authzen(
+            {
+                "subject": {"type": actor[0], "id": actor[1]},
+                "action": {"name": "act_for"},
+                "resource": {"type": subject[0], "id": subject[1]},
+                "context": {},
+            },
+            st.action_type,
+        )
+        record = e._decide(st, req, now, perf_counter_ns())
+        return bool(record.allowed), record.id
+
+    return decide
+
+
+def _cluster_apply(engine: Engine) -> Callable[[set[str]], None]:
+    """What the cluster bus calls with the kinds of changes other processes made: refresh the
+    quarantine set and/or the registry's gate from the store (weakly: no reference cycle)."""
+    ref = weakref.ref(engine)
+
+    def apply(kinds: set[str]) -> None:
+        e = ref()
+        if e is None:
+            return
+        if kinds_touch(kinds, "quarantine_"):
+            e.quarantine.refresh()
+        if kinds_touch(kinds, "identity_"):
+            e.registry.refresh()
+
+    return apply
+
+
+def _cluster_signal(engine: Engine) -> Callable[[str, dict[str, Any]], None]:
+    """Announcements that are not changes: ``reload`` (another process reloaded the workspace):
+    reloaded on a thread of its own, so a long reload never holds up the changes that follow."""
+    ref = weakref.ref(engine)
+
+    def reload(by: str) -> None:
+        e = ref()
+        if e is not None:
+            with contextlib.suppress(AuditError):  # not reloaded: the last good workspace stays
+                e._reload(by)
+
+    def signal(kind: str, body: dict[str, Any]) -> None:
+        if kind == "reload":
+            by = body.get("by")
+            who = f"{by if isinstance(by, str) else 'vigil'} (cluster)"
+            threading.Thread(target=reload, args=(who,), name="vigil-cluster-reload", daemon=True).start()
+
+    return signal
+
+
 def _gate_listener(engine: Engine) -> Callable[[frozenset[EntityUid], float], None]:
-    """Copies the registry's gate into the engine's fields (a weak reference: the registry does
-    not keep the engine alive)."""
+    """Copies the registry's gate into the engine's fields and drops the verified-token cache (a
+    weak reference: the registry does not keep the engine alive)."""
     ref = weakref.ref(engine)
 
     def listen(inactive: frozenset[EntityUid], next_expiry: float) -> None:
@@ -793,6 +1144,10 @@ def _gate_listener(engine: Engine) -> Callable[[frozenset[EntityUid], float], No
         if e is not None:
             e._id_inactive = inactive
             e._id_expiry = next_expiry
+            # a verified token's subject may come from a binding that just changed: verify afresh
+            verifier = getattr(e, "verifier", None)
+            if verifier is not None:
+                verifier.forget()
 
     return listen
 

@@ -57,6 +57,13 @@ class WorkspaceError(VigilError):
         self.problems = list(problems or [])
 
 
+class EntityChangeError(VigilError):
+    """A batch of entity changes that cannot be applied; nothing was changed. ``index`` and
+    ``field`` name the first bad item (``entities[i]`` or ``uids[i]``) when there is one."""
+
+    code = "invalid_entities"
+
+
 class AuditError(VigilError):
     """An audit event could not be recorded where recording is required."""
 
@@ -75,6 +82,21 @@ class ConflictError(VigilError):
     decided or has expired)."""
 
     code = "conflict"
+
+
+class IamExportError(VigilError):
+    """An AWS IAM export (``get-account-authorization-details`` JSON) that cannot be read:
+    not JSON, a wrong shape, a malformed policy document or ARN (``invalid_iam_export``). The
+    message names the place (``$.UserDetailList[3].UserName``); nothing is analysed."""
+
+    code = "invalid_iam_export"
+
+
+class PrincipalNotFoundError(VigilError):
+    """A principal or target named in an escalation query is not in the graph
+    (``principal_not_found``)."""
+
+    code = "principal_not_found"
 
 
 class ErrorCode(StrEnum):
@@ -115,10 +137,12 @@ class ErrorCode(StrEnum):
     INVALID_OUTPUT = ("invalid_output", 400, 2)
     INVALID_RECORD = ("invalid_record", 400, 2)
     INVALID_FILE = ("invalid_file", 400, 2)
+    INVALID_ENTITIES = ("invalid_entities", 400, 2)
     # a dependency that is not there: what needs it is denied
     AUDIT_UNAVAILABLE = ("audit_unavailable", 503, 4)
     STORE_UNAVAILABLE = ("store_unavailable", 503, 4)
     NOT_READY = ("not_ready", 503, 4)
+    UPSTREAM_UNAVAILABLE = ("upstream_unavailable", 502, 4)
     SERVER_REFUSED = ("server_refused", 500, 1)
     # operator actions on state
     NOT_FOUND = ("not_found", 404, 5)
@@ -141,6 +165,32 @@ class ErrorCode(StrEnum):
     BINDING_EXISTS = ("binding_exists", 409, 6)
     INVALID_TRANSITION = ("invalid_transition", 409, 6)
     REGISTRY_BUSY = ("registry_busy", 409, 6)
+    # tokens (vigil.identity.tokens; docs/identity.md): a token that does not verify is never used
+    INVALID_TOKEN = ("invalid_token", 401, 2)
+    UNVERIFIED_IDENTITY = ("unverified_identity", 401, 2)
+    TOKEN_TOO_LARGE = ("token_too_large", 401, 2)
+    TOKEN_ALGORITHM_REFUSED = ("token_algorithm_refused", 401, 2)
+    TOKEN_EXPIRED = ("token_expired", 401, 2)
+    TOKEN_NOT_YET_VALID = ("token_not_yet_valid", 401, 2)
+    TOKEN_WRONG_ISSUER = ("token_wrong_issuer", 401, 2)
+    TOKEN_WRONG_AUDIENCE = ("token_wrong_audience", 401, 2)
+    TOKEN_UNKNOWN_KEY = ("token_unknown_key", 401, 2)
+    TOKEN_REVOKED = ("token_revoked", 401, 2)
+    TOKEN_SUBJECT_UNKNOWN = ("token_subject_unknown", 401, 2)
+    DELEGATION_TOO_DEEP = ("delegation_too_deep", 401, 2)
+    JWKS_UNAVAILABLE = ("jwks_unavailable", 503, 4)
+    SIGNING_KEY_UNAVAILABLE = ("signing_key_unavailable", 503, 4)
+    # the OAuth 2.0 token endpoint's answers (RFC 6749 section 5.2, RFC 8693 section 2.2.2)
+    INVALID_CLIENT = ("invalid_client", 401, 2)
+    INVALID_GRANT = ("invalid_grant", 400, 2)
+    UNAUTHORIZED_CLIENT = ("unauthorized_client", 400, 2)
+    UNSUPPORTED_GRANT_TYPE = ("unsupported_grant_type", 400, 2)
+    INVALID_SCOPE = ("invalid_scope", 400, 2)
+    INVALID_TARGET = ("invalid_target", 400, 2)
+    TOKEN_NOT_FOUND = ("token_not_found", 404, 5)
+    # escalation paths (vigil.escalation; docs/escalation.md)
+    INVALID_IAM_EXPORT = ("invalid_iam_export", 400, 2)
+    PRINCIPAL_NOT_FOUND = ("principal_not_found", 404, 5)
     # the unexpected
     INTERNAL_ERROR = ("internal_error", 500, 1)
     VIGIL_ERROR = ("vigil_error", 500, 1)

@@ -345,11 +345,11 @@ cdef int _put_object(vigil_buf* b, dict obj, int depth) except -1:
 
 cdef int _put_record(vigil_buf* b, DecisionRecord r, const char* prefix, Py_ssize_t prefix_n) except -1:
     """One event line (without its newline). 1 when the record needs the fallback: errors, an
-    error, a property overlay, a field of an unexpected type, text that is not valid Unicode."""
+    error, a property overlay, a delegation, a field of an unexpected type, text that is not valid Unicode."""
     cdef object context = r.context
     cdef object value = r._id
     cdef double scaled = r.time * 1000000.0
-    if r.errors or r.error is not None or r.overlay is not None or not (scaled >= 0.0 and scaled < MAX_EPOCH_MICROS):
+    if r.errors or r.error is not None or r.overlay is not None or r.delegation is not None or not (scaled >= 0.0 and scaled < MAX_EPOCH_MICROS):
         return 1
     if context is not None and type(context) is not dict:
         return 1

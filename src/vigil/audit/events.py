@@ -60,6 +60,9 @@ def decision_event(record: DecisionRecord, mask: Sequence[str] = ()) -> dict[str
     overlay = record.overlay
     if overlay is not None:  # caller-supplied properties applied to this call
         event["overlay"] = {side: to_json(values) for side, values in overlay.items()}
+    delegation = record.delegation
+    if delegation is not None:  # the actors of a delegated token, the current one first
+        event["delegation"] = [{"type": t, "id": i} for t, i in delegation]
     context = {k: to_json(v) for k, v in (record.context or {}).items()}
     event["context"] = _masked(context, mask) if mask else context
     return event
@@ -121,7 +124,13 @@ def encode_events(records: Sequence[DecisionRecord], mask: Sequence[str] = ()) -
     }
     out: list[bytes] = []
     for record in records:
-        if mask or record.errors or record.error is not None or record.overlay is not None:
+        if (
+            mask
+            or record.errors
+            or record.error is not None
+            or record.overlay is not None
+            or record.delegation is not None
+        ):
             out.append(orjson.dumps(decision_event(record, mask)))
             continue
         principal = record.principal

@@ -1,4 +1,5 @@
-"""``vigil identity add|list|show|suspend|resume|retire|add-key|remove-key|bind|unbind|report``.
+"""``vigil identity add|list|show|suspend|resume|retire|add-key|remove-key|bind|unbind|report``,
+``revoke-token|revoke-delegation|revocations``.
 
 Each command opens the workspace's settings and state store only (:attr:`StateDesk.identities
 <vigil.operations.service.StateDesk.identities>`), never its policies, and calls one use case of
@@ -31,6 +32,7 @@ from vigil.cli.state import JsonOpt, NowOpt, WorkspaceOpt, _desk, _fail, _out, _
 from vigil.errors import VigilError
 from vigil.identity.report import FINDINGS
 from vigil.operations.identities import STATUS_FILTERS, IdentityDesk
+from vigil.operations.revocations import revocation_dict
 from vigil.store import IdentityEntry
 
 T = TypeVar("T")
@@ -393,3 +395,69 @@ def identity_report(
     for f in FINDINGS:
         console.print(f"  {labels[f]:<44} {t[f]}", soft_wrap=True)
     console.print(f"  {'tokens issued in the last 24 h':<44} {t['tokens_24h']}")
+
+
+# -- revocation (operations/revocations.py) ----------------------------------------------------------
+@identity_app.command("revoke-token")
+def identity_revoke_token(
+    jti: Annotated[str, typer.Argument(help="The token's jti claim.", show_default=False)],
+    workspace: WorkspaceOpt,
+    reason: ReasonOpt = "",
+    by: ByOpt = None,
+    now: NowOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Revoke one token by its jti: refused at its next use (a running server on the same state
+    within about a second)."""
+    when = _when(now, json_)
+    with _desk(workspace, json_) as desk:
+        try:
+            r, added = desk.revocations.revoke_token(jti, by=_by(by), reason=reason, now=when)
+        except VigilError as e:
+            _fail(e, json_)
+    shown = {**revocation_dict(r), "new": added}
+    _changed(json_, shown, f"revoked token [bold]{escape(jti)}[/]" + ("" if added else " (already revoked)"))
+
+
+@identity_app.command("revoke-delegation")
+def identity_revoke_delegation(
+    actor: Annotated[str, typer.Argument(help="The actor, e.g. 'Agent::\"bot\"'.", show_default=False)],
+    subject: Annotated[str, typer.Argument(help="The subject it acts for, e.g. 'User::\"alice\"'.")],
+    workspace: WorkspaceOpt,
+    reason: ReasonOpt = "",
+    by: ByOpt = None,
+    now: NowOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Revoke a delegation: every token whose chain holds ACTOR acting for SUBJECT is refused."""
+    when = _when(now, json_)
+    with _desk(workspace, json_) as desk:
+        try:
+            r, added = desk.revocations.revoke_delegation(actor, subject, by=_by(by), reason=reason, now=when)
+        except VigilError as e:
+            _fail(e, json_)
+    shown = {**revocation_dict(r), "new": added}
+    _changed(
+        json_,
+        shown,
+        f"revoked the delegation {escape(shown['actor'])} -> {escape(shown['subject'])}"
+        + ("" if added else " (already revoked)"),
+    )
+
+
+@identity_app.command("revocations")
+def identity_revocations(workspace: WorkspaceOpt, json_: JsonOpt = False) -> None:
+    """List revoked tokens and delegations."""
+    with _desk(workspace, json_) as desk:
+        try:
+            items = [revocation_dict(r) for r in desk.revocations.list()]
+        except VigilError as e:
+            _fail(e, json_)
+    if json_:
+        _print_json({"revocations": items})
+        return
+    table = Table("kind", "what", "revoked", "by", "reason")
+    for r in items:
+        what = r["jti"] if r["kind"] == "token" else f"{r['actor']} -> {r['subject']}"
+        table.add_row(r["kind"], escape(what), r["revoked"], escape(r["by"]), escape(r["reason"]))
+    _out().print(table)

@@ -25,6 +25,9 @@ from vigil.audit import NullSink
 from vigil.cli import render
 from vigil.cli.audit import audit_app
 from vigil.cli.identity import identity_app
+from vigil.cli.mcp import mcp_app
+from vigil.cli.oauth import oauth_app
+from vigil.cli.paths import paths as paths_command
 from vigil.cli.state import approvals_app, quarantine_app
 from vigil.engine import Engine
 from vigil.errors import RequestError, VigilError, WorkspaceError
@@ -45,6 +48,9 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(audit_app, name="audit")
 app.add_typer(identity_app, name="identity")
+app.add_typer(mcp_app, name="mcp")
+app.add_typer(oauth_app, name="oauth")
+app.command("paths")(paths_command)
 
 BAD_ARGUMENT = 2
 PROGRESS_MIN_BYTES = 256 * 1024
@@ -298,6 +304,25 @@ def serve(
             "(quarantines, approvals and profiles start afresh).",
         ),
     ] = False,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            help="Also serve Envoy's gRPC ext_authz (Authorization/Check) on this port "
+            "(default: [server] grpc_port; -1: off; 0 picks one).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Run N server processes on one port (SO_REUSEPORT), sharing the store "
+            "(SQLite or PostgreSQL; docs/deployment.md). A worker that dies is started again.",
+        ),
+    ] = 1,
+    reuse_port: Annotated[
+        bool, typer.Option("--reuse-port", hidden=True, help="Bind with SO_REUSEPORT (one of --workers).")
+    ] = False,
 ) -> None:
     """Serve AuthZEN decisions over HTTP (plus Envoy ext_authz, admin, health and metrics).
 
@@ -312,8 +337,21 @@ def serve(
 
     err = _err()
     try:
+        if workers != 1:
+            from vigil.server.workers import supervise
+
+            passed = ("--insecure-no-auth",) * insecure_no_auth + ("--new-state",) * new_state
+            supervise(workspace, workers=workers, host=host, port=port, grpc_port=grpc_port, args=passed)
+            return
         run_server(
-            workspace, host=host, port=port, insecure_no_auth=insecure_no_auth, echo=echo, new_state=new_state
+            workspace,
+            host=host,
+            port=port,
+            insecure_no_auth=insecure_no_auth,
+            echo=echo,
+            new_state=new_state,
+            grpc_port=grpc_port,
+            reuse_port=reuse_port,
         )
     except WorkspaceError as e:
         render.render_workspace_error(err, e)

@@ -3,7 +3,7 @@
 
 cdef class DecisionRecord:
     cdef public object _id, reason_codes, policies, errors, signals, advice, policy_revision
-    cdef public object principal, action, resource, context, error, assessment, ticket, overlay
+    cdef public object principal, action, resource, context, error, assessment, ticket, overlay, delegation
     cdef public bint allowed
     cdef public long long risk, latency_ns
     cdef public double time

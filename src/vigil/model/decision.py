@@ -26,6 +26,14 @@ class ReasonCode(StrEnum):
     IDENTITY_INACTIVE = "identity_inactive"
     """The principal is suspended, retired or expired in the identity registry: denied before any
     policy runs (an identity the registry does not hold is unaffected)."""
+    UNVERIFIED_IDENTITY = "unverified_identity"
+    """The subject is not backed by a verified token: the token did not verify (the record's
+    ``error`` says why), or ``[identity] require_token`` is set and none came with the request."""
+    TOKEN_SUBJECT_MISMATCH = "token_subject_mismatch"
+    """The request names another subject than the verified token's."""
+    DELEGATION_DENIED = "delegation_denied"
+    """A delegated token: an actor of the chain is not allowed this action on this resource (rights
+    only narrow along a chain)."""
     INVALID_REQUEST = "invalid_request"
     """The request could not be parsed (batch items only; single calls raise)."""
     AUDIT_UNAVAILABLE = "audit_unavailable"
@@ -66,6 +74,9 @@ _TEXT = {
     ReasonCode.POLICY_ERRORED: "a permit policy failed to evaluate and was skipped",
     ReasonCode.UNKNOWN_IDENTITY: "the principal is not a known identity",
     ReasonCode.IDENTITY_INACTIVE: "the identity is suspended, retired or expired in the registry",
+    ReasonCode.UNVERIFIED_IDENTITY: "the subject is not backed by a verified token",
+    ReasonCode.TOKEN_SUBJECT_MISMATCH: "the request's subject is not the token's subject",
+    ReasonCode.DELEGATION_DENIED: "an actor of the delegation chain is not allowed this request",
     ReasonCode.INVALID_REQUEST: "the request is malformed",
     ReasonCode.AUDIT_UNAVAILABLE: "the decision could not be audited and audit is required",
     ReasonCode.RISK_STEP_UP: "unusual behaviour for this identity: a human must approve (step-up)",
@@ -106,7 +117,9 @@ class DecisionRecord:
     ``assessment`` the behaviour details (each signal's points and explanation, the signals that
     could not be judged and why; see :class:`vigil.behaviour.Assessment`), ``ticket`` the approval
     ticket of a step-up deny (``{"id", "expires", ...}``); ``overlay`` the caller-supplied
-    properties applied to this call (``{"subject": {...}, "resource": {...}}``, Cedar values), or None.
+    properties applied to this call (``{"subject": {...}, "resource": {...}}``, Cedar values), or None;
+    ``delegation`` the actors of a delegated token (uids, the current actor first) the decision
+    was made for, or None (``docs/identity.md``).
     """
 
     __slots__ = (
@@ -116,6 +129,7 @@ class DecisionRecord:
         "allowed",
         "assessment",
         "context",
+        "delegation",
         "error",
         "errors",
         "latency_ns",
@@ -149,6 +163,7 @@ class DecisionRecord:
     assessment: Any
     ticket: dict[str, Any] | None
     overlay: dict[str, Any] | None
+    delegation: tuple[tuple[str, str], ...] | None
 
     def __init__(
         self,
@@ -235,6 +250,8 @@ class DecisionRecord:
         ctx["advice"] = list(self.advice)
         if self.error is not None:
             ctx["error"] = self.error
+        if self.delegation is not None:
+            ctx["delegation"] = [{"type": t, "id": i} for t, i in self.delegation]
         ticket = self.ticket
         if ticket is not None:
             ctx["ticket"] = (
@@ -361,3 +378,4 @@ def _fill(
     r.assessment = assessment
     r.ticket = ticket
     r.overlay = None
+    r.delegation = None

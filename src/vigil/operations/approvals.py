@@ -9,7 +9,8 @@ Every change is written to the store's change log with who made it.
 
 A ticket is bound to the context it was requested from (:func:`bound_context`: the /24 network
 of ``context.ip``, /64 for IPv6, ``context.region`` and ``context.user_agent``, each ``""`` when
-absent): the approver sees that context, and the approval lets through only requests from it (a
+absent; a request with ``context.arguments``, such as an MCP tool call, also binds a fingerprint
+of its arguments, kept after the user agent as ``" #args=<16 hex>"``): the approver sees that context, and the approval lets through only requests from it (a
 stolen credential used from elsewhere is not let through by the owner's approval). An approval is
 single-use unless the approver grants more uses (``uses``); it lapses ``approval_ttl_s`` after it
 was given either way. A request let through on an approval is not learned as normal behaviour.
@@ -21,12 +22,15 @@ another process (the CLI) changed something.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import secrets
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Final
+
+import orjson
 
 from vigil.errors import ConflictError, NotFoundError, RequestError
 from vigil.model.uid import EntityUid
@@ -62,7 +66,23 @@ def bound_context(context: Mapping[str, Any]) -> Bound:
     strings as sent. An absent field is ``""``; a value that is not what it should be is kept as
     ``"?"`` and its text, so it still has to match exactly. Never raises.
     """
-    return _network(context.get("ip")), _text(context.get("region")), _text(context.get("user_agent"))
+    agent = _text(context.get("user_agent"))
+    arguments = context.get("arguments")
+    if arguments is not None:
+        # a tool call's arguments (the MCP gateway's context.arguments): the approval covers
+        # this call only, not the same tool with other arguments
+        agent = f"{agent[: MAX_BOUND - 30]} #args={_fingerprint(arguments)}"
+    return _network(context.get("ip")), _text(context.get("region")), agent
+
+
+def _fingerprint(value: Any) -> str:
+    """The first 16 hex digits of the SHA-256 of ``value`` as sorted-key JSON (``repr`` for what
+    JSON cannot encode); never raises."""
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        data = repr(value).encode("utf-8", "backslashreplace")
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _text(value: Any) -> str:

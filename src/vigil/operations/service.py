@@ -22,15 +22,20 @@ from typing import Any
 from vigil.audit.events import rfc3339
 from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
+from vigil.cluster import ChangeBus, announcing
 from vigil.errors import AuditError, RequestError, WorkspaceError
 from vigil.identity.registry import Registry
+from vigil.identity.tokens.revocation import Revocations
+from vigil.identity.tokens.signing import FILE_NAME as SIGNING_KEYS_FILE
+from vigil.identity.tokens.signing import SigningKeys
 from vigil.model.uid import EntityUid
-from vigil.operations.approvals import Approvals, check_uses, ticket_dict
+from vigil.operations.approvals import Approvals, check_actor, check_uses, ticket_dict
 from vigil.operations.desk import DEFAULT_CHANGE_PAGE, MAX_CHANGE_PAGE, OperatorDesk, change_page
 from vigil.operations.events import operator_event
 from vigil.operations.identities import IdentityDesk
 from vigil.operations.quarantine import Quarantine, quarantine_dict
-from vigil.store import Change, Store, StoreError, open_store
+from vigil.operations.revocations import RevocationDesk
+from vigil.store import Change, Store, StoreError, open_store, state_dir
 from vigil.workspace.loader import entity_uids
 from vigil.workspace.settings import Settings, parse_settings
 
@@ -152,6 +157,13 @@ class StateDesk(OperatorDesk):
         self.settings = _settings(root)
         try:
             opened = store if store is not None else open_store(self.settings.store, root)
+            # [cluster] redis: running servers hear of this desk's changes at once (sent at close)
+            bus: ChangeBus | None = None
+            cluster = self.settings.cluster
+            if cluster.redis:
+                bus = ChangeBus(cluster.redis, cluster.channel, opened, apply=lambda kinds: None)
+                bus.start(subscribe=False)
+                opened = announcing(opened, bus)
         except StoreError as e:
             raise WorkspaceError(
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
@@ -165,9 +177,11 @@ class StateDesk(OperatorDesk):
             approval_ttl=lambda: self.settings.behaviour.approval_ttl_s,
             recordable=self._recordable_now,
         )
+        self._bus = bus
         self._root = root
         self._sink: AuditSink | None = None  # opened at the first change, written at close
         self._identities: IdentityDesk | None = None  # read from the store at first use
+        self._revocations: RevocationDesk | None = None
 
     @property
     def identities(self) -> IdentityDesk:
@@ -186,12 +200,46 @@ class StateDesk(OperatorDesk):
             )
         return self._identities
 
+    @property
+    def revocations(self) -> RevocationDesk:
+        """Token and delegation revocations (read from the store at first use; raises
+        StoreError when they cannot be)."""
+        if self._revocations is None:
+            self._revocations = RevocationDesk(
+                Revocations(self.store),
+                self.store,
+                audit=self._event,
+                recordable=self._recordable_now,
+                clock=self._clock,
+            )
+        return self._revocations
+
+    @property
+    def signing_keys(self) -> SigningKeys:
+        """The token service's signing keys (``.vigil/oauth-keys.json``)."""
+        return SigningKeys(state_dir(self.settings.store, self._root) / SIGNING_KEYS_FILE)
+
+    def rotate_signing_key(self, *, by: str, now: float | None = None) -> str:
+        """Rotate the token service's signing key (the previous one stays published for
+        ``[identity] token_ttl_s`` plus the clock skew); a running server signs with the new key
+        from its next token. Audited (``signing_key_rotated``). Returns the new kid; raises
+        RequestError, SigningKeyError or AuditError."""
+        who = check_actor(by)
+        self._recordable_now()
+        ids = self.settings.identity
+        kid = self.signing_keys.rotate(self._now(now), ids.token_ttl_s + ids.clock_skew_s)
+        self._event("signing_key_rotated", who, kid=kid)
+        return kid
+
     def close(self) -> None:
-        """Write the operator events (the audit log) and close the store."""
+        """Write the operator events (the audit log), send the change announcements (at most a
+        second) and close the store."""
         try:
             if self._sink is not None:
                 self._sink.close()
         finally:
+            if self._bus is not None:
+                self._bus.close()
             self.store.close()
 
     def _recordable_now(self) -> None:

@@ -9,11 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from vigil.errors import ValueConversionError
 from vigil.policy import cedar
 from vigil.policy.cedar import CedarError, PolicySource, ReferenceAuthorizer
 from vigil.policy.compiler import CompiledPolicy, MatchFn, Scope, Unsupported, compile_policy
 from vigil.policy.entities import EntityStore
+from vigil.policy.entity_json import plain_entities
 from vigil.policy.evaluator import Authorizer
 from vigil.policy.json_values import to_json
 from vigil.policy.schema import Schema, SchemaError, parse_schema
@@ -48,6 +51,7 @@ class PolicySet:
     locations: Mapping[str, tuple[str, int]]
     validation_warnings: tuple[str, ...]
     text: str = ""  # the policies' text, as parsed
+    schema_handle: Any = None  # cedarpy's schema, to read entity changes as the workspace's were
     links: tuple[Mapping[str, Any], ...] = ()  # the template links, as given
 
     @property
@@ -103,14 +107,7 @@ def build_policy_set(
     if problems:
         raise BuildError(problems)
 
-    try:
-        normalized = cedar.normalize_entities(entity_items, schema_handle, entity_origins)
-    except CedarError as e:
-        raise BuildError([str(e)]) from None
-    try:
-        store = EntityStore.from_json(normalized)
-    except ValueConversionError as e:
-        raise BuildError([f"entities: {e}"]) from None
+    normalized, store = _entity_store(entity_items, schema_handle, entity_origins)
 
     compiled, fallbacks = _compile_all(parsed.pst, normalized, schema_handle, force_fallback)
     if parsed.untyped:
@@ -135,7 +132,7 @@ def build_policy_set(
     digest = hashlib.sha256()
     digest.update(parsed.text.encode())
     # cedarpy returns entities in no stable order: sort so the revision depends on content only.
-    digest.update(json.dumps(sorted(normalized, key=_uid_key), sort_keys=True).encode())
+    digest.update(_canonical(sorted(normalized, key=_uid_key)))
     digest.update((schema_text or "").encode())
     digest.update(json.dumps(list(links), sort_keys=True).encode())
     return PolicySet(
@@ -148,7 +145,38 @@ def build_policy_set(
         validation_warnings=tuple(warnings),
         text=parsed.text,
         links=tuple(links),
+        schema_handle=schema_handle,
     )
+
+
+def _entity_store(
+    items: list[Any], schema_handle: Any, origins: Sequence[str] | None
+) -> tuple[list[Any], EntityStore]:
+    """The entities as Cedar reads them (JSON) and as a store; raises BuildError.
+
+    Without a schema, entities in the plain subset (``entity_json``) are read by vigil alone;
+    the rest, and every entity when there is a schema, are read by cedarpy first."""
+    if schema_handle is None and plain_entities(items):
+        try:
+            return items, EntityStore.from_json(items)
+        except ValueConversionError:
+            pass  # cedarpy says what is wrong (or accepts what vigil's reader refuses, as before)
+    try:
+        normalized = cedar.normalize_entities(items, schema_handle, origins)
+    except CedarError as e:
+        raise BuildError([str(e)]) from None
+    try:
+        return normalized, EntityStore.from_json(normalized)
+    except ValueConversionError as e:
+        raise BuildError([f"entities: {e}"]) from None
+
+
+def _canonical(items: list[Any]) -> bytes:
+    """The entities as JSON with sorted keys (orjson; ``json`` for what orjson cannot write)."""
+    try:
+        return orjson.dumps(items, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(items, sort_keys=True).encode()
 
 
 def _uid_key(item: Any) -> tuple[str, str]:

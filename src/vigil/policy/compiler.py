@@ -67,6 +67,9 @@ class CompiledPolicy:
     match_r: MatchFn | None = None
     residual_r: MatchFn | None = None
     source: str = ""
+    # A guard reads entities other than the request's own (through E): its cached results depend
+    # on them too, so an entity change forgets every cached result.
+    guards_read_entities: bool = False
     fallback_reason: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
 
@@ -642,6 +645,7 @@ def compile_policy(
         match_r=namespace.get("match_r"),
         residual_r=namespace.get("residual_r"),
         source=source,
+        guards_read_entities=any("E)" in body[i] for i in p_steps | r_steps),
         annotations=dict(template.annotations),
     )
 

@@ -3,6 +3,8 @@
 
 cdef class Entity:
     # the fields a decision reads first, together (the struct's first cache line or two)
-    cdef public object uid, attrs, ancestors, resource_status, resource_info
+    cdef public object uid, attrs, ancestors
+    cdef public dict resource_status
+    cdef public object resource_info
     cdef public dict candidates
     cdef public object parents, tags

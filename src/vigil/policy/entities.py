@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from vigil.errors import ValueConversionError
@@ -18,7 +18,6 @@ from vigil.policy.json_values import entity_uid, record_to_cedar
 from vigil.policy.values import EntityUid, EvalError, Record, entity_display
 
 EMPTY_ANCESTORS: Final[frozenset[EntityUid]] = frozenset()
-NO_STATUS: Final[tuple[frozenset[int], frozenset[int]]] = (frozenset(), frozenset())
 
 
 class Entity:
@@ -49,9 +48,9 @@ class Entity:
         self.ancestors: frozenset[EntityUid] = EMPTY_ANCESTORS
         # Caches the authorizer keeps on the entity itself (one dict lookup fewer per decision):
         # candidate policies by action when this entity is the principal, and which resource
-        # guards it fails / passes when it is the resource.
+        # guards it fails / passes when it is the resource (by guard set, filled on first use).
         self.candidates: dict[EntityUid, Any] | None = None
-        self.resource_status: tuple[frozenset[int], frozenset[int]] = NO_STATUS
+        self.resource_status: dict[int, Any] | None = None
         # The behaviour model's facts about this entity as a resource (stable hash, bitmap
         # position, type, segment), computed on its first request: kept here, in memory the
         # decision has just read, instead of in a table of its own.
@@ -62,6 +61,51 @@ class Entity:
         e = Entity(self.uid, attrs, self.parents, self.tags)
         e.ancestors = self.ancestors
         return e  # caches deliberately not copied: they depend on the stored attributes
+
+
+class _Settled(dict):  # type: ignore[type-arg]
+    """``done`` of :func:`_close_ancestors` that also knows the settled entities' ancestors."""
+
+    def __init__(self, settled: Mapping[EntityUid, Entity]) -> None:
+        super().__init__()
+        self.settled = settled
+
+    def __contains__(self, uid: object) -> bool:
+        return dict.__contains__(self, uid) or uid in self.settled
+
+    def get(self, uid: Any, default: Any = None) -> Any:
+        got = dict.get(self, uid)
+        if got is not None:
+            return got
+        ent = self.settled.get(uid)
+        return ent.ancestors if ent is not None else default
+
+
+class _Outside(Mapping[EntityUid, Entity]):
+    """The stored entities except those being closed again (settled for :func:`_close_ancestors`)."""
+
+    def __init__(self, by_uid: dict[EntityUid, Entity], closing: dict[EntityUid, Entity]) -> None:
+        self.by_uid = by_uid
+        self.closing = closing
+
+    def __getitem__(self, uid: EntityUid) -> Entity:
+        if uid in self.closing:
+            raise KeyError(uid)
+        return self.by_uid[uid]
+
+    def get(self, uid: Any, default: Any = None) -> Any:
+        if uid in self.closing:
+            return default
+        return self.by_uid.get(uid, default)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid not in self.closing and uid in self.by_uid
+
+    def __iter__(self) -> Any:
+        return (u for u in self.by_uid if u not in self.closing)
+
+    def __len__(self) -> int:
+        return len(self.by_uid) - len(self.closing)
 
 
 class MissingAttrs(Record):
@@ -76,9 +120,10 @@ MISSING_ATTRS: Final = MissingAttrs()
 class EntityStore:
     """All entities by uid, with ancestors precomputed (the transitive closure of ``parents``)."""
 
-    __slots__ = ("by_uid", "children")
+    __slots__ = ("by_uid", "changes", "children")
 
     def __init__(self, entities: Iterable[Entity]) -> None:
+        self.changes = 0  # batches applied since load (search indexes rebuild when it moves)
         self.by_uid: dict[EntityUid, Entity] = {}
         for e in entities:
             self.by_uid[e.uid] = e
@@ -96,6 +141,68 @@ class EntityStore:
 
     def __len__(self) -> int:
         return len(self.by_uid)
+
+    def apply(
+        self, upserts: Sequence[Entity], deletes: Iterable[EntityUid]
+    ) -> tuple[list[Entity], list[Entity]]:
+        """Put ``upserts`` in (replacing entities with the same uid) and take ``deletes`` out, then
+        close the ancestors of what changed: the new entities and the descendants of every entity
+        put in or taken out. Returns (the entities taken out or replaced, the stored entities whose
+        ancestors changed). The caller checks the batch first: this never fails halfway."""
+        by_uid = self.by_uid
+        children = self.children
+        touched: set[EntityUid] = set()
+        gone: list[Entity] = []
+        for uid in deletes:
+            old = by_uid.pop(uid, None)
+            if old is not None:
+                gone.append(old)
+                touched.update(children.get(uid, ()))
+                for a in old.ancestors:
+                    kids = children.get(a)
+                    if kids is not None:
+                        kids.discard(uid)
+        fresh: dict[EntityUid, Entity] = {}
+        for e in upserts:
+            old = by_uid.get(e.uid)
+            if old is not None:
+                gone.append(old)
+                for a in old.ancestors:
+                    kids = children.get(a)
+                    if kids is not None:
+                        kids.discard(e.uid)
+            touched.update(children.get(e.uid, ()))
+            fresh[e.uid] = e
+        _share_equal_values(fresh)
+        by_uid.update(fresh)
+        moved: list[Entity] = []
+        closing: dict[EntityUid, Entity] = dict(fresh)
+        before: dict[EntityUid, frozenset[EntityUid]] = {}
+        for uid in touched:
+            ent = by_uid.get(uid)
+            if ent is not None and uid not in fresh:
+                closing[uid] = ent
+                before[uid] = ent.ancestors
+        settled = _Outside(by_uid, closing)
+        # the new ancestor sets, computed on stand-ins: a decision running now reads the old ones
+        stand_ins = {uid: Entity(uid, e.attrs, e.parents, e.tags) for uid, e in closing.items()}
+        _close_ancestors(stand_ins, settled)
+        for uid, ent in closing.items():
+            new = stand_ins[uid].ancestors
+            old_anc = before.get(uid)
+            if old_anc is not None:
+                if old_anc == new:
+                    continue
+                for a in old_anc - new:
+                    kids = children.get(a)
+                    if kids is not None:
+                        kids.discard(uid)
+                moved.append(ent)
+            ent.ancestors = new
+            for a in new:
+                children.setdefault(a, set()).add(uid)
+        self.changes += 1
+        return gone, moved
 
     def get(self, uid: EntityUid) -> Entity | None:
         """The entity, or None when it does not exist."""
@@ -172,9 +279,20 @@ def _share_equal_values(by_uid: dict[EntityUid, Entity]) -> None:
             ent.attrs = attrs.setdefault(key, ent.attrs)
 
 
-def _close_ancestors(by_uid: dict[EntityUid, Entity]) -> None:
-    """Fill every entity's ``ancestors`` with the transitive closure of its parents (cycle-safe)."""
+def _close_ancestors(
+    by_uid: dict[EntityUid, Entity], settled: Mapping[EntityUid, Entity] | None = None
+) -> None:
+    """Fill every entity's ``ancestors`` with the transitive closure of its parents (cycle-safe).
+
+    Linear in the entities and their ancestor sets: each entity is closed once, after its parents;
+    entities with the same parents share one set (the many resources of one folder). ``settled``:
+    entities outside ``by_uid`` whose ancestors are already right (a change closes only the
+    entities it touches)."""
     done: dict[EntityUid, frozenset[EntityUid]] = {}
+    if settled is not None:
+        done = _Settled(settled)
+    by_parents: dict[tuple[EntityUid, ...], frozenset[EntityUid]] = {}
+    cyclic = False
     for start in by_uid:
         if start in done:
             continue
@@ -188,19 +306,27 @@ def _close_ancestors(by_uid: dict[EntityUid, Entity]) -> None:
             if i < len(parents):
                 stack[-1] = (uid, i + 1)
                 p = parents[i]
-                if p not in done and p not in on_path and p in by_uid:
-                    on_path.add(p)
-                    stack.append((p, 0))
+                if p in done or p not in by_uid:
+                    continue
+                if p in on_path:
+                    cyclic = True
+                    continue
+                on_path.add(p)
+                stack.append((p, 0))
                 continue
-            acc: set[EntityUid] = set()
-            for p in parents:
-                acc.add(p)
-                acc |= done.get(p, EMPTY_ANCESTORS)
-            done[uid] = frozenset(acc)
+            got = by_parents.get(parents)
+            if got is None:
+                acc: set[EntityUid] = set(parents)
+                for p in parents:
+                    acc |= done.get(p, EMPTY_ANCESTORS)
+                got = frozenset(acc) if acc else EMPTY_ANCESTORS
+                if not cyclic:  # a set closed inside a cycle may still grow below
+                    by_parents[parents] = got
+            done[uid] = got
             on_path.discard(uid)
             stack.pop()
-    # A cycle leaves members computed before their peers; a second pass settles them.
-    changed = True
+    # A cycle leaves members computed before their peers; more passes settle them.
+    changed = cyclic
     while changed:
         changed = False
         for uid, anc in done.items():

@@ -13,8 +13,11 @@ cdef class Authorizer:
     cdef public tuple policies
     cdef public object store
     cdef public dict _by_uid, _cache, _scope_cache, _shared, _rguard_index, _order, _index
+    cdef public tuple _rguards
+    cdef public dict _guard_sets, _statuses
+    cdef public bint _guards_read_entities
 
-    @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict)
+    @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict, statuses=dict)
     cpdef object is_authorized(self, object principal, object action, object resource, object context,
                                object overlay=*, object principal_entity=*,
                                object resource_entity=*)

@@ -12,15 +12,17 @@ scopes and the principal/action-only guards, and keeps the answer in a bounded c
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from vigil.policy.compiler import CompiledPolicy, MatchFn
-from vigil.policy.entities import EMPTY_ANCESTORS, MISSING_ATTRS, NO_STATUS, Entity, EntityStore
+from vigil.policy.entities import EMPTY_ANCESTORS, MISSING_ATTRS, Entity, EntityStore
 from vigil.policy.values import EntityUid, EvalError, Record
 
 CACHE_LIMIT: Final = 100_000
 PER_ENTITY_LIMIT: Final = 1_024  # actions cached per principal
+STATUS_LIMIT: Final = 64  # guard sets whose results one resource keeps
 
 
 class PolicyError:
@@ -53,9 +55,16 @@ _NO_ERRORS: Final[tuple[PolicyError, ...]] = ()
 Candidate = tuple[str, MatchFn]
 # A candidate with a resource guard: (id, match when the guard passed, match when unknown, guard index).
 Guarded = tuple[str, MatchFn, MatchFn, int]
-# (forbids, guarded forbids, permits, guarded permits)
-Candidates = tuple[tuple[Candidate, ...], tuple[Guarded, ...], tuple[Candidate, ...], tuple[Guarded, ...]]
+# (forbids, guarded forbids, permits, guarded permits, guard-set key): the key names the set of
+# resource guards of the guarded entries (-1: none), under which a resource keeps their results.
+Candidates = tuple[
+    tuple[Candidate, ...], tuple[Guarded, ...], tuple[Candidate, ...], tuple[Guarded, ...], int
+]
+# (the resource guards an entity fails, those it passes)
+Status = tuple[frozenset[int], frozenset[int]]
 _NOTHING: Final[frozenset[int]] = frozenset()
+# Guard-set keys are unique across authorizers: a stale key on an entity never means another set.
+_GUARD_SET_KEYS: Final = itertools.count()
 _ANY: Final = "*"
 # A policy evaluated through cedarpy: (policy, principal, action, resource, context) -> bool.
 FallbackFn = Callable[..., bool]
@@ -96,8 +105,15 @@ class Authorizer:
         # Equal candidate lists, one object: principals alike (same team, role, ...) share them,
         # so the decisions of many identities read the same few structures (cache-friendly).
         self._shared: dict[Candidates, Candidates] = {}
-        self._rguard_index = {id(p): i for i, p in enumerate(q for q in self.policies if q.resource_guard)}
-        _fill_resource_status(self.policies, store)
+        guarded = [q for q in self.policies if q.resource_guard is not None]
+        self._rguard_index = {id(p): i for i, p in enumerate(guarded)}
+        self._rguards: tuple[Callable[..., bool], ...] = tuple(
+            q.resource_guard for q in guarded if q.resource_guard is not None
+        )
+        self._guard_sets: dict[tuple[int, ...], int] = {}
+        self._guards_read_entities = any(q.guards_read_entities for q in self.policies)
+        self._statuses: dict[Status, Status] = {}
+        _clear_caches(store.by_uid.values())
         self._order = {id(p): i for i, p in enumerate(self.policies)}
         # Index by (action key, principal key); a key is ("eq", uid), ("in", uid) or ANY.
         self._index: dict[tuple[Any, Any], list[CompiledPolicy]] = {}
@@ -175,7 +191,13 @@ class Authorizer:
             else:
                 fn = pol.residual if passed_p and pol.residual is not None else pol.match
                 (forbids if pol.forbid else permits).append((pol.id, fn))
-        result = (tuple(forbids), tuple(g_forbids), tuple(permits), tuple(g_permits))
+        result = (
+            tuple(forbids),
+            tuple(g_forbids),
+            tuple(permits),
+            tuple(g_permits),
+            self._guard_set(g_forbids, g_permits),
+        )
         shared = self._shared.get(result)
         if shared is not None:
             result = shared
@@ -202,11 +224,66 @@ class Authorizer:
         permits: list[Candidate] = []
         for pol in self._scope_matches(principal, action):
             (forbids if pol.forbid else permits).append((pol.id, pol.match))
-        result: Candidates = (tuple(forbids), (), tuple(permits), ())
+        result: Candidates = (tuple(forbids), (), tuple(permits), (), -1)
         if len(self._scope_cache) >= CACHE_LIMIT:
             self._scope_cache.clear()
         self._scope_cache[key] = result
         return result
+
+    def forget(self, entities: Sequence[Entity]) -> None:
+        """After an entity change: forget what was kept about ``entities`` (the stored ones whose
+        ancestors changed), and about every entity when a guard reads other entities than the
+        request's own. New entities arrive with nothing kept."""
+        self._cache.clear()
+        self._scope_cache.clear()
+        _clear_caches(list(self.store.by_uid.values()) if self._guards_read_entities else entities)
+
+    def _guard_set(self, g_forbids: list[Guarded], g_permits: list[Guarded]) -> int:
+        """The key of the set of resource guards in these guarded entries (-1 when none)."""
+        if not g_forbids and not g_permits:
+            return -1
+        gset = tuple(sorted({g[3] for g in g_forbids} | {g[3] for g in g_permits}))
+        key = self._guard_sets.get(gset)
+        if key is None:
+            key = next(_GUARD_SET_KEYS)
+            if len(self._guard_sets) < CACHE_LIMIT:
+                self._guard_sets[gset] = key
+        return key
+
+    def resource_status(
+        self, entity: Entity, gkey: int, g_forbids: Sequence[Guarded], g_permits: Sequence[Guarded]
+    ) -> Status:
+        """The resource guards of these guarded entries that ``entity`` fails (the policy cannot apply
+        to it as the resource) and those it passes, kept on the entity under ``gkey`` (bounded).
+
+        Computed on first use, never at load: a resource touches only the guards of the candidate
+        lists it is decided under, so loading costs nothing per (entity, policy) pair. A guard that
+        raises is in neither set: the policy is then evaluated whole and reports the error.
+        """
+        failed: set[int] = set()
+        ok: set[int] = set()
+        uid = entity.uid
+        attrs = entity.attrs
+        anc = entity.ancestors
+        store = self.store
+        guards = self._rguards
+        for entries in (g_forbids, g_permits):
+            for entry in entries:
+                ri = entry[3]
+                with contextlib.suppress(EvalError, KeyError, TypeError):
+                    (ok if guards[ri](uid, attrs, anc, store) else failed).add(ri)
+        status: Status = (frozenset(failed), frozenset(ok))
+        shared = self._statuses.get(status)
+        if shared is not None:
+            status = shared
+        elif len(self._statuses) < CACHE_LIMIT:
+            self._statuses[status] = status
+        kept = entity.resource_status
+        if kept is None:
+            kept = entity.resource_status = {}
+        if len(kept) < STATUS_LIMIT:
+            kept[gkey] = status
+        return status
 
     # -- evaluation -------------------------------------------------------------------------
     def is_authorized(
@@ -228,7 +305,7 @@ class Authorizer:
         env: Any
         if overlay:
             env = OverlayEnv(self.store, overlay)
-            forbids, g_forbids, permits, g_permits = self.scope_candidates(principal, action)
+            forbids, g_forbids, permits, g_permits, _ = self.scope_candidates(principal, action)
             pa = overlay.get(principal)
             if pa is None:
                 pa = pe.attrs if pe is not None else MISSING_ATTRS
@@ -240,11 +317,18 @@ class Authorizer:
             env = self.store
             cached = pe.candidates if pe is not None else None
             got = cached.get(action) if cached is not None else None
-            forbids, g_forbids, permits, g_permits = got or self.candidates(principal, action)
+            forbids, g_forbids, permits, g_permits, gkey = got or self.candidates(principal, action)
             pa = pe.attrs if pe is not None else MISSING_ATTRS
             if re_ is not None:
                 ra = re_.attrs
-                excluded, passed = re_.resource_status
+                if gkey < 0:
+                    excluded = passed = _NOTHING
+                else:
+                    statuses = re_.resource_status
+                    status = statuses.get(gkey) if statuses is not None else None
+                    if status is None:
+                        status = self.resource_status(re_, gkey, g_forbids, g_permits)
+                    excluded, passed = status
             else:
                 ra = MISSING_ATTRS
                 excluded = passed = _NOTHING
@@ -312,33 +396,11 @@ class Authorizer:
         return Answer(False, (), errs)
 
 
-def _fill_resource_status(policies: Sequence[CompiledPolicy], store: EntityStore) -> None:
-    """Set every entity's ``resource_status``: the resource guards it fails (the policy cannot
-    apply to it) and those it passes.
-
-    A guard that raises for an entity is in neither set, so the policy is evaluated whole and
-    reports the error. Identical sets, and identical pairs of them, are shared (one object for the
-    many resources alike).
-    """
-    guarded = [p for p in policies if p.resource_guard is not None]
-    interned: dict[frozenset[int], frozenset[int]] = {}
-    statuses: dict[tuple[frozenset[int], frozenset[int]], tuple[frozenset[int], frozenset[int]]] = {}
-    for uid, ent in store.by_uid.items():
+def _clear_caches(entities: Any) -> None:
+    """Forget what an earlier authorizer kept on these entities (candidates, guard results)."""
+    for ent in entities:
         ent.candidates = None
-        if not guarded:
-            ent.resource_status = NO_STATUS
-            continue
-        failed: set[int] = set()
-        ok: set[int] = set()
-        for i, pol in enumerate(guarded):
-            guard = pol.resource_guard
-            assert guard is not None
-            with contextlib.suppress(EvalError, KeyError, TypeError):
-                (ok if guard(uid, ent.attrs, ent.ancestors, store) else failed).add(i)
-        f = frozenset(failed)
-        o = frozenset(ok)
-        status = (interned.setdefault(f, f), interned.setdefault(o, o))
-        ent.resource_status = statuses.setdefault(status, status)
+        ent.resource_status = None
 
 
 def _error(policy_id: str, forbid: bool, e: Exception) -> PolicyError:

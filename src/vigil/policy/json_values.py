@@ -180,7 +180,8 @@ _RESERVED = frozenset(
 )
 
 
-def _valid_type_name(name: str) -> bool:
+def valid_type_name(name: str) -> bool:
+    """Whether ``name`` is a Cedar entity type name (``NS::User``; no reserved word)."""
     return _NAME.fullmatch(name) is not None and not any(p in _RESERVED for p in name.split("::"))
 
 
@@ -205,7 +206,7 @@ def entity_uid(spec: Any, where: str = "entity", *, check_name: bool = False) ->
         raise ValueConversionError(f"{where}: entity reference too long")
     if _bad_text(eid) or _bad_text(etype):
         raise ValueConversionError(f"{where}: entity reference is not valid Unicode text")
-    if check_name and not _valid_type_name(etype):
+    if check_name and not valid_type_name(etype):
         raise ValueConversionError(f"{where}: {etype!r} is not a valid entity type name")
     return (etype, eid)
 

@@ -93,8 +93,27 @@ def evaluation(engine: Engine, request: dict[str, Any]) -> tuple[dict[str, Any],
 
     Raises RequestError (400) for a request the engine cannot parse; nothing is decided then.
     """
-    record = engine.decide(request)
+    request, token = take_token(request)
+    record = engine.decide(request, token=token)
     return record.to_authzen(), record
+
+
+def take_token(request: Any) -> tuple[Any, str | None]:
+    """``(request without it, token)`` when ``subject.properties.token`` carries a token (a JWT
+    vigil verifies; the subject must be the token's), else ``(request, None)``. The request is
+    copied, never changed. Raises RequestError when the token is not a string."""
+    subject = request.get("subject") if type(request) is dict else None
+    props = subject.get("properties") if type(subject) is dict else None
+    if type(props) is not dict or "token" not in props:
+        return request, None
+    token = props["token"]
+    if type(token) is not str:
+        raise RequestError("'subject.properties.token' must be a string (a JWT)")
+    rest = {k: v for k, v in props.items() if k != "token"}
+    subject = {k: v for k, v in subject.items() if k != "properties"}  # type: ignore[union-attr]
+    if rest:
+        subject["properties"] = rest
+    return {**request, "subject": subject}, token
 
 
 # -- §7 access evaluations ------------------------------------------------------------------------
@@ -145,7 +164,12 @@ def evaluations(
     )
     for item in items:
         if type(item) is dict:
-            record = decide_item({**defaults, **item} if defaults else item)
+            try:
+                merged, token = take_token({**defaults, **item} if defaults else item)
+            except RequestError:
+                record = decide_item(None)  # a malformed item: an invalid_request deny in place
+            else:
+                record = decide_item(merged, token=token)
         else:
             record = decide_item(item)
         out.append(record.to_authzen())

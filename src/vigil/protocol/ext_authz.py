@@ -17,7 +17,10 @@ A line is ``METHOD PATTERN => ACTION TYPE::ID``. ``METHOD`` is a verb or ``*``; 
 action and the resource, ``{name}`` is replaced by that path parameter, ``{@method}`` by the
 method, ``{@route}`` by the pattern and ``{@path}`` by the path. The first matching line wins; no
 match is a deny. The subject is the value of a configured header, or the verified ``sub`` (or
-another claim) of a JWT in ``Authorization: Bearer`` checked against a JWKS file.
+another claim) of a JWT in ``Authorization: Bearer`` checked against a JWKS file, or (``subject =
+"token"``) the identity of a token in ``Authorization: Bearer`` that vigil's verifier accepts (its
+own tokens and the ``[[identity.trust]]`` issuers'; the decision is then backed by the token,
+delegation included: ``docs/identity.md``).
 
 Refused with 400 (Envoy then refuses the original request): a path with an encoded slash or
 backslash (``%2F``, ``%5C``), a backslash, or a dot segment (``.``, ``..``, also percent-encoded)
@@ -28,6 +31,10 @@ client-address headers: ``duplicate_header``).
 The client's address and user agent reach the decision as ``context.ip`` and
 ``context.user_agent`` (and ``context.region`` from ``region_header`` when set), so behaviour
 signals work behind Envoy: see :class:`ClientSource`.
+
+:func:`check` is the whole exchange for one original request, independent of how Envoy asked:
+the HTTP service (``vigil.server.app``) and the gRPC ``Authorization/Check`` service
+(``vigil.server.grpc_ext_authz``) both call it and only translate its :class:`Verdict`.
 """
 
 from __future__ import annotations
@@ -35,13 +42,16 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote
 
+from vigil.engine import Engine
 from vigil.errors import RequestError, VigilError, WorkspaceError
+from vigil.identity.tokens import TokenError
+from vigil.model.decision import DecisionRecord
 from vigil.workspace.settings import ExtAuthzSettings
 
 _LINE: Final = re.compile(r"^\s*(\S+)\s+(/\S*)\s*=>\s*(\S+)\s+(\S+?)::(\S+)\s*$")
@@ -219,6 +229,17 @@ class SubjectSource:
                     ["vigil.toml: [ext_authz] subject = 'jwt' needs jwks_file"],
                 )
             self._keys = load_jwks(workspace / settings.jwks_file)
+
+    def bearer(self, headers: dict[bytes, bytes]) -> str:
+        """The token of ``Authorization: Bearer <token>``; raises SubjectError when there is none."""
+        auth = headers.get(b"authorization", b"")
+        scheme, _, token = auth.partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            raise SubjectError("missing bearer token")
+        try:
+            return token.strip().decode("ascii")
+        except UnicodeDecodeError:
+            raise SubjectError("the bearer token is not ASCII") from None
 
     def subject_id(self, headers: dict[bytes, bytes], now: float | None = None) -> str:
         """The subject id; raises SubjectError when it is missing or (JWT) does not verify."""
@@ -443,3 +464,129 @@ def check_path(raw_path: str) -> str:
     if not raw_path.startswith("/") or len(raw_path) > MAX_PATH:
         raise RequestError("original request path must start with '/' and be at most 8 KiB")
     return raw_path
+
+
+# -- one check, for every transport -------------------------------------------------------------
+class ExtAuthzConfig:
+    """The route table, subject source and client source of one workspace generation."""
+
+    __slots__ = (
+        "api_key_header",
+        "client",
+        "identity_headers",
+        "routes",
+        "source",
+        "subject_type",
+        "workspace",
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        """Raises WorkspaceError when ``[ext_authz]`` of the engine's workspace is invalid."""
+        ws = engine.workspace
+        settings = ws.settings.ext_authz
+        self.workspace = ws
+        self.routes: tuple[Route, ...] = parse_routes(settings.routes)
+        self.source = SubjectSource(settings, ws.path)
+        self.client = ClientSource(settings)
+        self.subject_type = settings.subject_type
+        self.api_key_header = settings.api_key_header.lower().encode()
+        # headers read once each: a repeated one is refused (400), never resolved
+        self.identity_headers = frozenset((self.source.header, b"authorization", *self.client.headers))
+
+
+class ExtAuthzTable:
+    """The active workspace's :class:`ExtAuthzConfig`, rebuilt after a reload; when the new
+    workspace's ``[ext_authz]`` is invalid the last good one is kept and ``on_refused`` is told."""
+
+    __slots__ = ("_config", "engine", "on_refused")
+
+    def __init__(self, engine: Engine, on_refused: Callable[[WorkspaceError], None] | None = None) -> None:
+        """Raises WorkspaceError when the current workspace's ``[ext_authz]`` is invalid."""
+        self.engine = engine
+        self.on_refused = on_refused
+        self._config = ExtAuthzConfig(engine)
+
+    def current(self) -> ExtAuthzConfig:
+        """The configuration for the workspace the engine decides with now."""
+        config = self._config
+        if config.workspace is not self.engine.workspace:
+            try:
+                config = self._config = ExtAuthzConfig(self.engine)
+            except WorkspaceError as e:
+                if self.on_refused is not None:
+                    self.on_refused(e)
+                config.workspace = self.engine.workspace
+        return config
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer for one original request: ``status`` 200 lets it through; 401 and 403 are
+    returned to the client with ``body`` and ``headers``; ``record`` is the decision, when one was
+    made (no route or no verified subject decide nothing)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[bytes, bytes], ...]
+    record: DecisionRecord | None = None
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def check(
+    engine: Engine,
+    config: ExtAuthzConfig,
+    method: str,
+    path: str,
+    headers: Iterable[tuple[bytes, bytes]],
+    peer: str | None,
+) -> Verdict:
+    """Decide one original request (``path`` as the client sent it, query included; ``headers``
+    with lower-case names; ``peer`` the address of the connection to vigil).
+
+    Returns a deny for no matching route (``no_route``), no verifiable subject (401,
+    ``unauthenticated_subject``) and a request the engine refuses; raises RequestError
+    (``invalid_path``, ``duplicate_header``: the transport answers 400) for a request it must
+    not read at all. Never allows without a decision."""
+    path = check_path(path)
+    match = match_route(config.routes, method, path)
+    if match is None:
+        return Verdict(
+            403, _error("no_route", "no route matches this request"), ((b"x-vigil-reason", b"no_route"),)
+        )
+    original = single_headers(headers, config.identity_headers)
+    token: str | None = None
+    subject_type = config.subject_type
+    try:
+        if config.source.mode == "token":
+            token = config.source.bearer(original)
+            try:
+                verified = engine.verifier.verify(token)
+            except TokenError as e:
+                raise SubjectError(f"bearer token refused: {e.message}", code=e.code) from None
+            subject_type, subject_id = verified.subject
+        else:
+            subject_id = config.source.subject_id(original)
+    except SubjectError as e:
+        out: tuple[tuple[bytes, bytes], ...] = ((b"x-vigil-reason", e.code.encode()),)
+        if config.source.mode in ("jwt", "token"):
+            out += ((b"www-authenticate", b'Bearer realm="vigil"'),)
+        return Verdict(401, _error(e.code, e.message), out)
+    client = config.client.context(original, peer)
+    request = authzen_request(match, subject_type, subject_id, method, path, client)
+    try:
+        record = engine.decide(request, token=token)
+    except RequestError as e:
+        return Verdict(403, _error(e.code, e.message), ((b"x-vigil-reason", e.code.encode()),))
+    return Verdict(
+        200 if record.allowed else 403,
+        record.to_authzen(),
+        (
+            (b"x-vigil-decision-id", record.id.encode()),
+            (b"x-vigil-decision", record.decision.encode()),
+            (b"x-vigil-reason", ",".join(record.reason_codes).encode()),
+        ),
+        record,
+    )

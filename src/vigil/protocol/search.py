@@ -64,10 +64,11 @@ class SearchIndex:
         self.action_type = action_type
         self.overlay_rules = overlay if overlay is not None else OverlaySettings()
         store = policy_set.store
+        self.changes = store.changes  # entity changes applied when built (rebuilt when it moves)
         self.by_uid = store.by_uid
         self.children = store.children
         by_type: dict[str, list[EntityUid]] = {}
-        for uid in store.by_uid:
+        for uid in list(store.by_uid):  # a copy: an entity change may run meanwhile
             by_type.setdefault(uid[0], []).append(uid)
         self.by_type = {t: sorted(uids, key=_id_key) for t, uids in by_type.items()}
         self.policies = {p.id: p for p in policy_set.policies}
@@ -156,10 +157,10 @@ class Searcher:
         ws = self._engine.workspace
         ps = ws.policy_set
         idx = self._index
-        if idx is None or idx.policy_set is not ps:
+        if idx is None or idx.policy_set is not ps or idx.changes != ps.store.changes:
             with self._lock:
                 idx = self._index
-                if idx is None or idx.policy_set is not ps:
+                if idx is None or idx.policy_set is not ps or idx.changes != ps.store.changes:
                     idx = self._index = SearchIndex(ps, action_type(ps.schema), ws.settings.overlay)
         return idx
 

@@ -21,7 +21,9 @@ import orjson
 
 from vigil import __version__
 from vigil.engine import Engine
-from vigil.errors import HTTP_STATUS, RequestError, VigilError, WorkspaceError
+from vigil.errors import HTTP_STATUS, AuditError, EntityChangeError, RequestError, VigilError, WorkspaceError
+from vigil.identity.tokens import OAuthError, SigningKeyError
+from vigil.identity.tokens.service import JWKS_PATH, METADATA_PATH, TOKEN_PATH
 from vigil.model.jsonkeys import check_unique_keys
 from vigil.operations.identities import (
     ADD_FIELDS,
@@ -35,6 +37,7 @@ from vigil.operations.identities import (
     parse_query,
     query_days,
 )
+from vigil.operations.revocations import revocation_dict
 from vigil.operations.service import (
     change_dict,
     parse_change_page,
@@ -45,17 +48,7 @@ from vigil.operations.service import (
     ticket_dict,
 )
 from vigil.protocol import authzen
-from vigil.protocol.ext_authz import (
-    ClientSource,
-    Route,
-    SubjectError,
-    SubjectSource,
-    authzen_request,
-    check_path,
-    match_route,
-    parse_routes,
-    single_headers,
-)
+from vigil.protocol.ext_authz import ExtAuthzConfig, ExtAuthzTable, check
 from vigil.protocol.search import Searcher
 from vigil.server.auth import KeyRing, key_name
 from vigil.server.logs import JsonLog
@@ -162,32 +155,6 @@ class Endpoint:
     handler: Handler
 
 
-class _ExtAuthz:
-    """The route table and subject source of one workspace generation."""
-
-    __slots__ = (
-        "api_key_header",
-        "client",
-        "identity_headers",
-        "routes",
-        "source",
-        "subject_type",
-        "workspace",
-    )
-
-    def __init__(self, engine: Engine) -> None:
-        ws = engine.workspace
-        settings = ws.settings.ext_authz
-        self.workspace = ws
-        self.routes: tuple[Route, ...] = parse_routes(settings.routes)
-        self.source = SubjectSource(settings, ws.path)
-        self.client = ClientSource(settings)
-        self.subject_type = settings.subject_type
-        self.api_key_header = settings.api_key_header.lower().encode()
-        # headers read once each: a repeated one is refused (400), never resolved
-        self.identity_headers = frozenset((self.source.header, b"authorization", *self.client.headers))
-
-
 class VigilApp:
     """The vigil HTTP service as one ASGI callable."""
 
@@ -199,8 +166,12 @@ class VigilApp:
         self.searcher = Searcher(engine, max_results=config.search_max_results)
         self.ready = True
         self.pdp_url = config.pdp_url
-        self._ext: _ExtAuthz = _ExtAuthz(engine)  # raises WorkspaceError: refuse to start
+        # raises WorkspaceError: refuse to start
+        self.ext_authz = ExtAuthzTable(engine, self._ext_refused)
         self._flusher: asyncio.Task[None] | None = None
+        # services that live on the app's event loop beside HTTP (the gRPC ext_authz server):
+        # started at lifespan startup, stopped at shutdown before the engine closes
+        self.companions: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = []
         self._openapi = orjson.dumps(openapi_document(echo=config.echo))
         e = Endpoint
         self.routes: dict[str, Endpoint] = {
@@ -224,9 +195,26 @@ class VigilApp:
                 "admin_quarantine_lift", ("POST",), "admin", True, self._q_lift
             ),
             ADMIN_PREFIX + "/changes": e("admin_changes", ("GET",), "admin", False, self._changes),
+            ADMIN_PREFIX + "/entities": e("admin_entities", ("PUT", "DELETE"), "admin", True, self._entities),
             IDENTITIES_PATH: e("admin_identities", ("GET", "POST"), "admin", True, self._identities),
             IDENTITIES_PATH + "/report": e(
                 "admin_identity_report", ("GET",), "admin", False, self._identity_report
+            ),
+            METADATA_PATH: e("oauth_metadata", ("GET",), "none", False, self._oauth_metadata),
+            JWKS_PATH: e("oauth_jwks", ("GET",), "none", False, self._oauth_jwks),
+            TOKEN_PATH: e("oauth_token", ("POST",), "none", True, self._oauth_token),
+            ADMIN_PREFIX + "/revocations": e(
+                "admin_revocations", ("GET",), "admin", False, self._revocations
+            ),
+            ADMIN_PREFIX + "/tokens/revoke": e(
+                "admin_revoke_token", ("POST",), "admin", True, self._revoke_token
+            ),
+            ADMIN_PREFIX + "/delegations/revoke": e(
+                "admin_revoke_delegation", ("POST",), "admin", True, self._revoke_delegation
+            ),
+            ADMIN_PREFIX + "/oauth/keys": e("admin_oauth_keys", ("GET",), "admin", False, self._oauth_keys),
+            ADMIN_PREFIX + "/oauth/rotate-key": e(
+                "admin_oauth_rotate", ("POST",), "admin", True, self._oauth_rotate
             ),
             "/healthz": e("healthz", ("GET",), "none", False, self._healthz),
             "/readyz": e("readyz", ("GET",), "none", False, self._readyz),
@@ -373,7 +361,7 @@ class VigilApp:
             keys = self.config.api_keys
             if keys is None:
                 return True
-            wanted = self._ext.api_key_header
+            wanted = self.ext_authz.current().api_key_header
             values = [v for k, v in headers if k == wanted]
             if len(values) != 1:  # missing or repeated
                 return False
@@ -419,6 +407,14 @@ class VigilApp:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 self._flusher = asyncio.create_task(self._flush_loop())
+                try:
+                    for start, _ in self.companions:
+                        await start()
+                except Exception as e:
+                    self.log.event("error", "startup failed", error=str(e))
+                    self.log.flush()
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await self.shutdown()
@@ -428,6 +424,9 @@ class VigilApp:
     async def shutdown(self) -> None:
         """Stop being ready, flush the audit log (in-flight requests have finished) and the logs."""
         self.ready = False
+        for _, stop in self.companions:
+            with contextlib.suppress(Exception):
+                await stop()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -470,52 +469,27 @@ class VigilApp:
         return 200, req.json(), None
 
     # -- Envoy ext_authz ----------------------------------------------------------------------
-    def ext_authz_config(self) -> _ExtAuthz:
+    def ext_authz_config(self) -> ExtAuthzConfig:
         """The route table of the active workspace (rebuilt after a reload; the last good one is
         kept when the new one is invalid)."""
-        ext = self._ext
-        if ext.workspace is not self.engine.workspace:
-            try:
-                ext = self._ext = _ExtAuthz(self.engine)
-            except WorkspaceError as e:
-                self.log.event(
-                    "error", "ext_authz settings refused; keeping the previous ones", problems=e.problems
-                )
-                ext.workspace = self.engine.workspace
-        return ext
+        return self.ext_authz.current()
+
+    def _ext_refused(self, e: WorkspaceError) -> None:
+        self.log.event("error", "ext_authz settings refused; keeping the previous ones", problems=e.problems)
 
     async def _ext_authz(self, req: Request) -> Result:
-        ext = self.ext_authz_config()
-        path = check_path(req.target[len(EXT_AUTHZ_PREFIX) :] or "/")
-        match = match_route(ext.routes, req.method, path)
-        if match is None:
-            return (
-                403,
-                error_body("no_route", "no route matches this request"),
-                [(b"x-vigil-reason", b"no_route")],
-            )
-        original = single_headers(req.headers, ext.identity_headers)  # RequestError: 400
-        try:
-            subject_id = ext.source.subject_id(original)
-        except SubjectError as e:
-            headers = [(b"x-vigil-reason", e.code.encode())]
-            if ext.source.mode == "jwt":
-                headers.append((b"www-authenticate", b'Bearer realm="vigil"'))
-            return 401, error_body(e.code, e.message), headers
         peer = req.scope.get("client")
-        client = ext.client.context(original, peer[0] if peer else None)
-        request = authzen_request(match, ext.subject_type, subject_id, req.method, path, client)
-        try:
-            record = self.engine.decide(request)
-        except RequestError as e:
-            return 403, error_body(e.code, e.message), [(b"x-vigil-reason", e.code.encode())]
-        self.metrics.decided((record,))
-        headers = [
-            (b"x-vigil-decision-id", record.id.encode()),
-            (b"x-vigil-decision", record.decision.encode()),
-            (b"x-vigil-reason", ",".join(record.reason_codes).encode()),
-        ]
-        return (200 if record.allowed else 403), record.to_authzen(), headers
+        verdict = check(
+            self.engine,
+            self.ext_authz.current(),
+            req.method,
+            req.target[len(EXT_AUTHZ_PREFIX) :] or "/",
+            req.headers,
+            peer[0] if peer else None,
+        )  # RequestError: 400
+        if verdict.record is not None:
+            self.metrics.decided((verdict.record,))
+        return verdict.status, verdict.body, list(verdict.headers)
 
     # -- admin ------------------------------------------------------------------------------
     async def _reload(self, req: Request) -> Result:
@@ -631,6 +605,32 @@ class VigilApp:
         nxt = str(changes[-1].seq) if len(changes) == limit and changes and changes[-1].seq > 1 else None
         return 200, {"changes": [change_dict(c) for c in changes], "next": nxt}, None
 
+    # Entity changes without a reload (an identity provider's sync): PUT puts entities in, DELETE
+    # takes uids out; the engine checks the whole batch first and audits it (docs/http.md).
+    async def _entities(self, req: Request) -> Result:
+        if req.method == "PUT":
+            b = body_fields(req.json(), ("entities", "by"))
+            if "entities" not in b:
+                raise RequestError(
+                    "request is missing the required field 'entities' (an array of Cedar entities)"
+                )
+            upserts, deletes = b["entities"], None
+        else:
+            b = body_fields(req.json(), ("uids", "by"))
+            if "uids" not in b:
+                raise RequestError("request is missing the required field 'uids' (an array of {type, id})")
+            upserts, deletes = None, b["uids"]
+        by = b.get("by")
+        if by is None:
+            by = key_name(next((v for k, v in req.headers if k == b"authorization"), None))
+        elif type(by) is not str or not by or len(by) > 200:
+            raise RequestError("'by' must be a non-empty string of at most 200 characters")
+        try:
+            result = await self._offload(self.engine.change_entities, upserts, deletes, by=by)
+        except EntityChangeError as e:  # with the item it names (index, field)
+            return status_of(e), error_body(e.code, e.message, **e.details), None
+        return 200, result, None
+
     # The identity registry: the same use cases as `vigil identity ...` (operations/identities.py),
     # through the engine's desk, so the engine's gate sees each change at once.
     async def _identities(self, req: Request) -> Result:
@@ -697,6 +697,59 @@ class VigilApp:
             )
         return 200, ids.describe(entry), None
 
+    # -- the token service (identity/tokens/service.py) ------------------------------------------
+    async def _oauth_metadata(self, req: Request) -> Result:
+        return 200, self.engine.tokens.metadata(), [(b"cache-control", b"max-age=300")]
+
+    async def _oauth_jwks(self, req: Request) -> Result:
+        try:
+            jwks = self.engine.tokens.jwks()
+        except SigningKeyError as e:
+            return 503, error_body(e.code, e.message), None
+        return 200, jwks, [(b"cache-control", b"max-age=60")]
+
+    async def _oauth_token(self, req: Request) -> Result:
+        """RFC 6749 section 5: the token or ``{"error", "error_description"}``, never cached."""
+        no_store = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+        try:
+            answer = await asyncio.to_thread(self.engine.tokens.token_request, req.body, req.content_type)
+        except OAuthError as e:
+            return status_of(e), e.body(), no_store
+        except (AuditError, SigningKeyError, StoreError) as e:  # nothing issued
+            return 503, {"error": e.code, "error_description": e.message}, no_store
+        return 200, answer, no_store
+
+    async def _oauth_keys(self, req: Request) -> Result:
+        keys = await self._offload(self.engine.signing_keys.describe, self.engine.now())
+        return 200, {"issuer": self.engine.tokens.issuer, "keys": keys}, None
+
+    async def _oauth_rotate(self, req: Request) -> Result:
+        b = body_fields(req.json(), ("by",))
+        kid = await self._offload(self.engine.rotate_signing_key, by=b.get("by"))
+        return 200, {"kid": kid}, None
+
+    async def _revocations(self, req: Request) -> Result:
+        items = await self._offload(self.engine.revocations.list)
+        return 200, {"revocations": [revocation_dict(r) for r in items]}, None
+
+    async def _revoke_token(self, req: Request) -> Result:
+        b = body_fields(req.json(), ("by", "jti", "reason"))
+        r, added = await self._offload(
+            self.engine.revocations.revoke_token, b.get("jti"), by=b.get("by"), reason=b.get("reason")
+        )
+        return 200, {**revocation_dict(r), "new": added}, None
+
+    async def _revoke_delegation(self, req: Request) -> Result:
+        b = body_fields(req.json(), ("by", "actor", "subject", "reason"))
+        r, added = await self._offload(
+            self.engine.revocations.revoke_delegation,
+            b.get("actor"),
+            b.get("subject"),
+            by=b.get("by"),
+            reason=b.get("reason"),
+        )
+        return 200, {**revocation_dict(r), "new": added}, None
+
     # -- operations -------------------------------------------------------------------------
     async def _healthz(self, req: Request) -> Result:
         return 200, {"status": "ok"}, None
@@ -706,6 +759,11 @@ class VigilApp:
             return 503, error_body("not_ready", "shutting down"), None
         if not self.engine.audit_ready():
             return 503, error_body("audit_unavailable", "the audit log cannot be written"), None
+        cluster = self.engine.cluster
+        if cluster is not None and not cluster.connected:
+            # decisions go on from local state; other processes' changes arrive at the store tick
+            body = {"status": "degraded", "policy_revision": self.engine.policy_revision}
+            return 200, {**body, "cluster": cluster.status()}, None
         return 200, {"status": "ready", "policy_revision": self.engine.policy_revision}, None
 
     async def _metrics(self, req: Request) -> Result:

@@ -177,4 +177,19 @@ class Metrics:
             "# TYPE vigil_audit_dropped_total counter",
             f"vigil_audit_dropped_total {status.get('audit_dropped', 0)}",
         ]
+        cluster = status.get("cluster")
+        if isinstance(cluster, dict):  # [cluster] redis (docs/deployment.md)
+            out += [
+                "# HELP vigil_cluster_connected 1 while the subscription to the cluster's Redis is up.",
+                "# TYPE vigil_cluster_connected gauge",
+                f"vigil_cluster_connected {int(cluster.get('redis') == 'connected')}",
+                "# HELP vigil_cluster_events_total Cluster announcements sent, received and dropped.",
+                "# TYPE vigil_cluster_events_total counter",
+                f'vigil_cluster_events_total{{kind="published"}} {cluster.get("published", 0)}',
+                f'vigil_cluster_events_total{{kind="received"}} {cluster.get("received", 0)}',
+                f'vigil_cluster_events_total{{kind="dropped"}} {cluster.get("dropped", 0)}',
+                "# HELP vigil_cluster_errors_total Redis or store failures met by the cluster threads.",
+                "# TYPE vigil_cluster_errors_total counter",
+                f"vigil_cluster_errors_total {cluster.get('errors', 0)}",
+            ]
         return "\n".join(out) + "\n"

@@ -82,6 +82,28 @@ def _changes_op() -> dict[str, Any]:
     return op
 
 
+def _entities_ops() -> dict[str, Any]:
+    ops: dict[str, Any] = {}
+    for method, summary, request, op_id in (
+        (
+            "put",
+            "Put Cedar entities in, replacing those with the same uid (atomic, audited)",
+            "EntitiesPut",
+            "admin_entities_put",
+        ),
+        ("delete", "Take entities out by uid (atomic, audited)", "EntitiesDelete", "admin_entities_delete"),
+    ):
+        op = _post(summary, request, _ref("EntitiesChanged"), op_id, security="admin_key")["post"]
+        op["description"] = (
+            "Applied without a reload and seen by the next decision; the whole batch is checked first: "
+            "a bad item answers 400 `invalid_entities` with its `index` and `field`, and nothing changes. "
+            "In memory: a reload reads the workspace's files again."
+        )
+        op["responses"].update(_errors(503))
+        ops[method] = op
+    return ops
+
+
 def _get(
     summary: str, response: dict[str, Any], op_id: str, *, security: str | None = None
 ) -> dict[str, Any]:
@@ -478,6 +500,29 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {"by": {"type": "string"}, "kid": {"type": "string"}},
         },
+        "TokenRevoke": {
+            "type": "object",
+            "required": ["by", "jti"],
+            "additionalProperties": False,
+            "properties": {"by": {"type": "string"}, "jti": {"type": "string"}, "reason": {"type": "string"}},
+        },
+        "DelegationRevoke": {
+            "type": "object",
+            "required": ["by", "actor", "subject"],
+            "additionalProperties": False,
+            "properties": {
+                "by": {"type": "string"},
+                "actor": {"type": "string"},
+                "subject": {"type": "string"},
+                "reason": {"type": "string"},
+            },
+        },
+        "ByOnly": {
+            "type": "object",
+            "required": ["by"],
+            "additionalProperties": False,
+            "properties": {"by": {"type": "string"}},
+        },
         "IdentityBinding": {
             "type": "object",
             "required": ["by", "issuer", "subject"],
@@ -550,6 +595,56 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "properties": {
                 "totals": {"type": "object"},
                 "identities": {"type": "array", "items": {"type": "object", "required": ["uid", "findings"]}},
+            },
+        },
+        "EntitiesPut": {
+            "type": "object",
+            "required": ["entities"],
+            "additionalProperties": False,
+            "properties": {
+                "entities": {
+                    "type": "array",
+                    "maxItems": 10000,
+                    "items": {
+                        "type": "object",
+                        "description": "Cedar entity JSON: uid, attrs, parents, tags",
+                    },
+                },
+                "by": {"type": "string", "description": "who (default: the admin key's name)"},
+            },
+        },
+        "EntitiesDelete": {
+            "type": "object",
+            "required": ["uids"],
+            "additionalProperties": False,
+            "properties": {
+                "uids": {
+                    "type": "array",
+                    "maxItems": 10000,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "id"],
+                        "properties": {"type": {"type": "string"}, "id": {"type": "string"}},
+                    },
+                },
+                "by": {"type": "string", "description": "who (default: the admin key's name)"},
+            },
+        },
+        "EntitiesChanged": {
+            "type": "object",
+            "required": ["upserted", "deleted", "entities", "changes", "revision"],
+            "properties": {
+                "upserted": {"type": "integer"},
+                "deleted": {
+                    "type": "integer",
+                    "description": "uids that were there (absent ones are no error)",
+                },
+                "entities": {"type": "integer", "description": "entities now"},
+                "changes": {
+                    "type": "integer",
+                    "description": "batches applied since the workspace was loaded",
+                },
+                "revision": {"type": "string", "description": "the loaded workspace's revision (unchanged)"},
             },
         },
         "Changes": {
@@ -653,6 +748,7 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
             "admin_quarantine_lift",
         ),
         "/admin/v1/changes": _changes_op(),
+        "/admin/v1/entities": _entities_ops(),
         "/admin/v1/identities": _identities_ops(),
         "/admin/v1/identities/report": _identity_report_op(),
         "/admin/v1/identities/{uid}": _identity_op("One identity's record", "admin_identity", None),
@@ -676,6 +772,52 @@ def openapi_document(*, echo: bool = False) -> dict[str, Any]:
         ),
         "/admin/v1/identities/{uid}/bindings/remove": _identity_op(
             "Remove a binding (audited with `by`)", "admin_identity_unbind", "IdentityBinding"
+        ),
+        "/.well-known/oauth-authorization-server": _get(
+            "The token service's metadata (RFC 8414)", {"type": "object"}, "oauth_metadata"
+        ),
+        "/oauth2/jwks": _get("The public keys of vigil's tokens (JWK Set)", {"type": "object"}, "oauth_jwks"),
+        "/oauth2/token": {
+            "post": {
+                "operationId": "oauth_token",
+                "summary": "Issue a token: client_credentials with private_key_jwt, or token exchange (RFC 8693)",
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json({"type": "object"}, "The token (RFC 6749 section 5.1)"),
+                    "400": _json({"type": "object"}, "RFC 6749 section 5.2 error"),
+                    "401": _json({"type": "object"}, "invalid_client"),
+                    "503": _json({"type": "object"}, "Not issued: audit log or signing key unavailable"),
+                },
+            }
+        },
+        "/admin/v1/revocations": _get(
+            "Revoked tokens and delegations", {"type": "object"}, "admin_revocations", security="admin_key"
+        ),
+        "/admin/v1/tokens/revoke": _admin_post(
+            "Revoke a token by jti (audited with `by`)",
+            "TokenRevoke",
+            {"type": "object"},
+            "admin_revoke_token",
+        ),
+        "/admin/v1/delegations/revoke": _admin_post(
+            "Revoke a delegation: actor for subject (audited with `by`)",
+            "DelegationRevoke",
+            {"type": "object"},
+            "admin_revoke_delegation",
+        ),
+        "/admin/v1/oauth/keys": _get(
+            "The token service's signing keys", {"type": "object"}, "admin_oauth_keys", security="admin_key"
+        ),
+        "/admin/v1/oauth/rotate-key": _admin_post(
+            "Rotate the signing key (audited with `by`)", "ByOnly", {"type": "object"}, "admin_oauth_rotate"
         ),
         "/healthz": _get("Liveness", _ref("Health"), "healthz"),
         "/readyz": {

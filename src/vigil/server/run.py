@@ -109,23 +109,70 @@ def _app(
         echo=echo,
         store_timeout_s=engine.workspace.settings.store.busy_timeout_ms / 1000,
     )
+    # the token service is this server (unless [identity] issuer names another URL)
+    engine.set_issuer(config.pdp_url)
     return VigilApp(engine, config, log)
+
+
+def add_grpc(app: VigilApp, host: str, port: int) -> None:
+    """Serve Envoy's gRPC ``Authorization/Check`` on ``host:port`` (0: a free port, logged)
+    beside the app's HTTP service, on its event loop: created and started with the app's lifespan
+    (a gRPC server belongs to the loop it is made on), stopped before the engine closes. Raises
+    ServeError when grpcio or the Envoy protos are not installed; an address that cannot be bound
+    fails the startup (the server exits)."""
+    try:
+        from vigil.server.grpc_ext_authz import AuthorizationService, grpc_server
+    except ImportError as e:
+        raise ServeError(
+            f"gRPC ext_authz needs grpcio and xds-protos (pip install 'vigil-iam[grpc]'): {e}"
+        ) from None
+    service = AuthorizationService(
+        app.engine,
+        app.ext_authz,
+        app.config.api_keys,
+        decided=app.metrics.decided,
+        log=app.log.access,
+        report=lambda e: app.log.event("error", "grpc ext_authz check failed", error=type(e).__name__),
+    )
+    servers: list[Any] = []
+
+    async def start() -> None:
+        try:
+            server, bound = grpc_server(service, host, port)
+        except RuntimeError as e:
+            raise ServeError(f"cannot listen for gRPC on {host}:{port}: {e}") from None
+        await server.start()
+        servers.append(server)
+        app.log.event("info", "listening (gRPC ext_authz)", host=host, port=bound)
+
+    async def stop() -> None:
+        for server in servers:
+            await server.stop(grace=5)
+
+    app.companions.append((start, stop))
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; raises ServeError when the address cannot be bound."""
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A listening TCP socket; raises ServeError when the address cannot be bound. ``reuse_port``:
+    with ``SO_REUSEPORT`` (several workers on one port, ``vigil serve --workers``); ``listen``
+    False: bound only (the supervisor holds the port and takes no connection)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host.strip("[]"), port))
-    except OSError as e:
+    except (OSError, AttributeError) as e:
         sock.close()
-        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        why = e.strerror if isinstance(e, OSError) else "SO_REUSEPORT is not available here"
+        raise ServeError(f"cannot listen on {host}:{port}: {why}") from None
+    if not listen:
+        return sock
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -139,8 +186,14 @@ def serve(
     insecure_no_auth: bool = False,
     echo: bool = False,
     new_state: bool = False,
+    grpc_port: int | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Run the server until SIGINT/SIGTERM; raises WorkspaceError or ServeError before listening."""
+    """Run the server until SIGINT/SIGTERM; raises WorkspaceError or ServeError before listening.
+
+    ``grpc_port`` (default: ``[server] grpc_port``; negative: none) also serves Envoy's gRPC
+    ``Authorization/Check`` on the same host (:mod:`vigil.server.grpc_ext_authz`).
+    ``reuse_port``: one of several workers on the port (``vigil.server.workers``)."""
     import uvicorn
 
     app = build_app(
@@ -149,14 +202,18 @@ def serve(
     settings = app.engine.workspace.settings.server
     host = host or settings.host
     port = settings.port if port is None else port
+    grpc_port = settings.grpc_port if grpc_port is None else grpc_port
     try:
-        sock = bind(host, port)
+        sock = bind(host, port, reuse_port=reuse_port)
+        if grpc_port >= 0:
+            add_grpc(app, host, grpc_port)
     except ServeError:
         app.engine.close()
         raise
     actual_port = sock.getsockname()[1]
     if not settings.policy_decision_point:
         app.pdp_url = f"http://{_url_host(host)}:{actual_port}"
+        app.engine.set_issuer(app.pdp_url)
     config = uvicorn.Config(
         app,
         loop="uvloop",

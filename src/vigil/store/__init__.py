@@ -2,7 +2,8 @@
 the log of their changes.
 
 ``open_store`` picks the backend the workspace names (``[store] backend``); both backends pass the
-same conformance suite. PostgreSQL and Redis come with the multi-node work.
+same conformance suite: memory, SQLite (the embedded default) and PostgreSQL (shared by several
+processes or nodes; :mod:`vigil.store.postgres`, imported only when named).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from vigil.store.base import (
     IdentityStore,
     IdentityUsage,
     QuarantineEntry,
+    Revocation,
+    RevocationStore,
     Store,
     StoreError,
     Ticket,
@@ -39,11 +42,19 @@ from vigil.store.sqlite import SqliteStore, check_state
 
 
 def store_path(settings: StoreSettings, root: Path) -> Path | None:
-    """The SQLite file ``settings`` name (relative to the workspace ``root``), None for memory."""
-    if settings.backend == "memory":
+    """The SQLite file ``settings`` name (relative to the workspace ``root``), None for memory and
+    PostgreSQL."""
+    if settings.backend in ("memory", "postgres"):
         return None
     path = Path(settings.path)
     return path if path.is_absolute() else root / path
+
+
+def state_dir(settings: StoreSettings, root: Path) -> Path:
+    """Where a workspace keeps state besides the store (the token service's signing keys): the
+    SQLite file's directory, else ``.vigil`` in the workspace ``root``."""
+    path = store_path(settings, root)
+    return path.parent if path is not None else root / ".vigil"
 
 
 def open_store(settings: StoreSettings, root: Path, *, new_state: bool = False) -> Store:
@@ -51,6 +62,15 @@ def open_store(settings: StoreSettings, root: Path, *, new_state: bool = False) 
 
     Raises StoreError when the database existed (its marker is there) but is gone, unless
     ``new_state`` (see :func:`vigil.store.sqlite.check_state`)."""
+    if settings.backend == "postgres":
+        from vigil.store.postgres import PostgresStore  # psycopg is loaded only when used
+
+        return PostgresStore(
+            settings.url,
+            schema=settings.schema,
+            busy_timeout_s=settings.busy_timeout_ms / 1000,
+            pool_size=settings.pool_size,
+        )
     path = store_path(settings, root)
     if path is None:
         return MemoryStore()
@@ -77,6 +97,8 @@ __all__ = [
     "IdentityUsage",
     "MemoryStore",
     "QuarantineEntry",
+    "Revocation",
+    "RevocationStore",
     "SqliteStore",
     "Store",
     "StoreError",
@@ -84,6 +106,7 @@ __all__ = [
     "bounded",
     "check_state",
     "open_store",
+    "state_dir",
     "store_path",
     "uid_text",
 ]

@@ -209,6 +209,30 @@ class IdentityUsage:
     tokens: tuple[tuple[int, int], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A revoked token (``jti``) or delegation (every token whose chain holds ``actor`` acting for
+    ``subject``): ``kind`` ``token`` or ``delegation``; ``until`` when it may be forgotten (the
+    token's expiry; None: kept), ``revoked`` when and ``by`` whom, and why."""
+
+    kind: str
+    jti: str = ""
+    actor: EntityUid | None = None
+    subject: EntityUid | None = None
+    until: float | None = None
+    revoked: float = 0.0
+    by: str = ""
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        """What it revokes, as one text: the jti, or ``actor -> subject``."""
+        if self.kind == "token":
+            return self.jti
+        a, s = self.actor or ("", ""), self.subject or ("", "")
+        return f"{uid_text(a)} -> {uid_text(s)}"
+
+
 class ProfileStore(Protocol):
     def load_profiles(self) -> Iterator[tuple[EntityUid, bytes]]:
         """Every stored profile snapshot."""
@@ -297,7 +321,29 @@ class IdentityStore(Protocol):
         ...
 
 
-class Store(ProfileStore, TicketStore, QuarantineStore, ChangeLog, IdentityStore, Protocol):
+class RevocationStore(Protocol):
+    """Revoked tokens and delegations (``Revocation``), read whole (the list stays short: entries
+    past ``until`` are pruned)."""
+
+    def revocation_generation(self) -> int:
+        """A number that changes with every revocation written (0 before the first); a cheap read."""
+        ...
+
+    def revocations(self) -> tuple[int, list[Revocation]]:
+        """The generation and every revocation, oldest first."""
+        ...
+
+    def put_revocation(self, revocation: Revocation) -> bool:
+        """Record ``revocation``; False (nothing written) when the same one (kind and key) is
+        recorded already."""
+        ...
+
+    def prune_revocations(self, before: float) -> int:
+        """Forget revocations whose ``until`` is before ``before``; returns how many."""
+        ...
+
+
+class Store(ProfileStore, TicketStore, QuarantineStore, ChangeLog, IdentityStore, RevocationStore, Protocol):
     """Everything vigil keeps between restarts, besides the workspace and the audit log."""
 
     def version(self) -> int:

@@ -16,6 +16,7 @@ from vigil.store.base import (
     IdentityEntry,
     IdentityUsage,
     QuarantineEntry,
+    Revocation,
     Ticket,
 )
 
@@ -33,6 +34,8 @@ class MemoryStore:
         self._identity_generation = 0
         self._usage: dict[EntityUid, IdentityUsage] = {}
         self._version = 0
+        self._revocations: dict[tuple[str, str], Revocation] = {}
+        self._revocation_generation = 0
 
     def version(self) -> int:
         return self._version
@@ -165,3 +168,30 @@ class MemoryStore:
                 self._usage[u.subject] = u
                 n += 1
         return n
+
+    # -- revocations -----------------------------------------------------------------------------
+    def revocation_generation(self) -> int:
+        return self._revocation_generation
+
+    def revocations(self) -> tuple[int, list[Revocation]]:
+        with self._lock:
+            return self._revocation_generation, list(self._revocations.values())
+
+    def put_revocation(self, revocation: Revocation) -> bool:
+        with self._lock:
+            k = (revocation.kind, revocation.key)
+            if k in self._revocations:
+                return False
+            self._revocations[k] = revocation
+            self._revocation_generation += 1
+            self._version += 1
+            return True
+
+    def prune_revocations(self, before: float) -> int:
+        with self._lock:
+            gone = [k for k, r in self._revocations.items() if r.until is not None and r.until < before]
+            for k in gone:
+                del self._revocations[k]
+            if gone:
+                self._revocation_generation += 1
+            return len(gone)

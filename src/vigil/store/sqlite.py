@@ -40,6 +40,7 @@ from vigil.store.base import (
     IdentityKey,
     IdentityUsage,
     QuarantineEntry,
+    Revocation,
     StoreError,
     Ticket,
     fail_fast,
@@ -105,8 +106,14 @@ CREATE TABLE IF NOT EXISTS identity_usage (
     subject_type TEXT NOT NULL, subject_id TEXT NOT NULL, last_used REAL, tokens TEXT NOT NULL,
     PRIMARY KEY (subject_type, subject_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revocations (
+    kind TEXT NOT NULL, key TEXT NOT NULL, jti TEXT NOT NULL,
+    actor_type TEXT, actor_id TEXT, subject_type TEXT, subject_id TEXT,
+    until REAL, revoked REAL NOT NULL, by TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 """
-_IDENTITY_TABLES = ("identities", "identity_keys", "identity_bindings", "identity_usage")
+_IDENTITY_TABLES = ("identities", "identity_keys", "identity_bindings", "identity_usage", "revocations")
 _IDENTITY_COLUMNS = (
     "subject_type, subject_id, owner, purpose, kind, created, created_by, expires, "
     "status, status_since, status_by, status_reason, rotated"
@@ -635,6 +642,79 @@ class SqliteStore:
             return len(rows)
 
         return self._write(run)
+
+    # -- revocations -----------------------------------------------------------------------------
+    def revocation_generation(self) -> int:
+        return self._read(_revocation_generation, 0)
+
+    def revocations(self) -> tuple[int, list[Revocation]]:
+        def run(db: sqlite3.Connection) -> tuple[int, list[Revocation]]:
+            db.execute("BEGIN")
+            try:
+                generation = _revocation_generation(db)
+                rows = db.execute(
+                    "SELECT kind, jti, actor_type, actor_id, subject_type, subject_id, until, revoked, "
+                    "by, reason FROM revocations ORDER BY revoked, key"
+                ).fetchall()
+            finally:
+                db.execute("COMMIT")
+            return generation, [
+                Revocation(
+                    r[0],
+                    r[1],
+                    (r[2], r[3]) if r[2] is not None else None,
+                    (r[4], r[5]) if r[4] is not None else None,
+                    r[6],
+                    r[7],
+                    r[8],
+                    r[9],
+                )
+                for r in rows
+            ]
+
+        empty: tuple[int, list[Revocation]] = (0, [])
+        return self._read(run, empty)
+
+    def put_revocation(self, revocation: Revocation) -> bool:
+        r = revocation
+        a, s = r.actor or (None, None), r.subject or (None, None)
+        row = (r.kind, r.key, r.jti, a[0], a[1], s[0], s[1], r.until, r.revoked, r.by, r.reason)
+
+        def run(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO revocations (kind, key, jti, actor_type, actor_id, subject_type, "
+                "subject_id, until, revoked, by, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            if cur.rowcount != 1:
+                return False
+            _bump_revocations(db)
+            return True
+
+        return self._write(run)
+
+    def prune_revocations(self, before: float) -> int:
+        def run(db: sqlite3.Connection) -> int:
+            n = db.execute(
+                "DELETE FROM revocations WHERE until IS NOT NULL AND until < ?", (before,)
+            ).rowcount
+            if n:
+                _bump_revocations(db)
+            return int(n)
+
+        return self._write(run)
+
+
+def _revocation_generation(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = 'revocation_generation'").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _bump_revocations(db: sqlite3.Connection) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('revocation_generation', ?)",
+        (str(_revocation_generation(db) + 1),),
+    )
 
 
 def _generation(db: sqlite3.Connection) -> int:

@@ -8,9 +8,12 @@ order. Any problem refuses the whole workspace with every file:line message foun
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from vigil.errors import WorkspaceError
 from vigil.policy.build import BuildError, PolicySet, build_policy_set
@@ -18,6 +21,7 @@ from vigil.policy.cedar import CedarError, PolicySource, parse_policies
 from vigil.workspace.settings import Settings, parse_settings
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
+_LONG_DIGITS = re.compile(r"[0-9]{20}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,7 @@ def _entities(root: Path, problems: list[str]) -> tuple[list[Any], list[str], li
         if text is None:
             continue
         try:
-            data = json.loads(text)
+            data = _loads(text)
         except json.JSONDecodeError as e:
             problems.append(f"{_rel(root, f)}:{e.lineno}: invalid JSON: {e.msg}")
             continue
@@ -148,9 +152,23 @@ def _entities(root: Path, problems: list[str]) -> tuple[list[Any], list[str], li
             problems.append(f"{_rel(root, f)}:1: expected a JSON array of entities")
             continue
         items.extend(data)
-        names.append(_rel(root, f))
-        origins.extend(f"{_rel(root, f)}:{line}" for line in _item_lines(text, data))
+        name = _rel(root, f)
+        names.append(name)
+        origins.extend(f"{name}:{line}" for line in _item_lines(text, data))
     return items, names, origins
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``, by orjson when it reads the text the same way (several times faster on
+    a large estate); whatever orjson reads otherwise (20 digits or more: a number orjson would make
+    a float) or refuses (lone surrogates, ``NaN``, an error to report) is read by ``json``, so
+    values and messages are ``json``'s."""
+    if _LONG_DIGITS.search(text) is not None:
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _item_lines(text: str, data: list[Any]) -> list[int]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from vigil.behaviour.settings import BehaviourSettings
+from vigil.cluster.settings import ClusterSettings
 from vigil.errors import WorkspaceError
-from vigil.identity.settings import IdentitySettings
+from vigil.identity.settings import TRUST_KINDS, IdentitySettings, TrustSettings
 from vigil.policy.overlay import OVERLAY_MODES, OverlaySettings, OverlayType
 from vigil.store.settings import StoreSettings
 
@@ -17,6 +18,7 @@ __all__ = [
     "OVERLAY_MODES",
     "AuditSettings",
     "BehaviourSettings",
+    "ClusterSettings",
     "ExtAuthzSettings",
     "IdentitySettings",
     "OverlaySettings",
@@ -80,7 +82,8 @@ class ServerSettings:
     ``max_body_bytes`` the largest request body; ``max_evaluations`` the most items in one batch;
     ``search_max_results`` the page size when a search names no ``page.limit``;
     ``policy_decision_point`` the PDP identifier published in the AuthZEN metadata (default: the
-    listen URL); ``access_log`` JSON access lines on stderr.
+    listen URL); ``access_log`` JSON access lines on stderr; ``grpc_port`` Envoy's gRPC
+    ``Authorization/Check`` on the same host (negative, the default: not served; 0: any free port).
     """
 
     host: str = "127.0.0.1"
@@ -92,6 +95,7 @@ class ServerSettings:
     search_max_results: int = 1_000
     policy_decision_point: str = ""
     access_log: bool = True
+    grpc_port: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ class Settings:
     ext_authz: ExtAuthzSettings = field(default_factory=ExtAuthzSettings)
     overlay: OverlaySettings = field(default_factory=OverlaySettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -142,19 +147,20 @@ _SECTIONS: dict[str, type] = {
     "audit": AuditSettings,
     "server": ServerSettings,
     "ext_authz": ExtAuthzSettings,
+    "cluster": ClusterSettings,
 }
 _CHOICES = {
     ("behaviour", "mode"): ("enforce", "shadow", "off"),
     ("audit", "sink"): ("jsonl", "none"),
     ("audit", "durability"): ("batched", "sync"),
-    ("store", "backend"): ("sqlite", "memory"),
-    ("ext_authz", "subject"): ("header", "jwt"),
+    ("store", "backend"): ("sqlite", "memory", "postgres"),
+    ("ext_authz", "subject"): ("header", "jwt", "token"),
 }
 
 
 # Read once when the process starts (the server's keys, limits and listen address, the store, the
-# audit sink): a reload cannot change them. [behaviour] and [ext_authz] take effect at a reload.
-RESTART_SECTIONS = ("server", "store", "audit")
+# audit sink, the cluster link): a reload cannot change them. [behaviour] and [ext_authz] take effect at a reload.
+RESTART_SECTIONS = ("server", "store", "audit", "cluster")
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:
@@ -188,6 +194,11 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         if cls is None or not isinstance(body, dict):
             problems.append(f"{path}: unknown section [{name}]")
             continue
+        if name == "identity" and "trust" in body:
+            body = dict(body)
+            trust = _trust(body.pop("trust"), path, problems)
+            sections[name] = replace(_section(name, cls, body, path, problems), trust=trust)
+            continue
         sections[name] = _section(name, cls, body, path, problems)
     if "behaviour" in sections:
         _check_behaviour(sections["behaviour"], path, problems)
@@ -195,8 +206,12 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
         _check_audit(sections["audit"], path, problems)
     if "store" in sections:
         _check_store(sections["store"], path, problems)
+    if "cluster" in sections:
+        _check_cluster(sections["cluster"], path, problems)
     if "identity" in sections:
         _check_identity(sections["identity"], path, problems)
+    if "server" in sections and not -1 <= sections["server"].grpc_port <= 65535:
+        problems.append(f"{path}: [server] grpc_port must be between -1 (off) and 65535")
     if "ext_authz" in sections and not 0 <= sections["ext_authz"].trusted_hops <= 32:
         problems.append(f"{path}: [ext_authz] trusted_hops must be between 0 and 32")
     if problems:
@@ -243,6 +258,52 @@ def _overlay(body: dict[str, Any], path: str, problems: list[str]) -> OverlaySet
 _TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
+def _trust(raw: Any, path: str, problems: list[str]) -> tuple[TrustSettings, ...]:
+    """The ``[[identity.trust]]`` entries; problems are appended (an entry with one is left out)."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        problems.append(f"{path}: [identity] trust must be [[identity.trust]] tables")
+        return ()
+    out: list[TrustSettings] = []
+    seen: set[str] = set()
+    for n, body in enumerate(raw, 1):
+        where = f"[[identity.trust]] #{n}"
+        before = len(problems)
+        t = _section("identity.trust", TrustSettings, body, path, problems)
+        if not t.issuer:
+            problems.append(f"{path}: {where} needs issuer")
+        elif t.issuer in seen:
+            problems.append(f"{path}: {where} repeats issuer {t.issuer!r}")
+        seen.add(t.issuer)
+        kind = t.kind if "kind" in body else ("spiffe" if t.issuer.startswith("spiffe://") else "oidc")
+        if kind not in TRUST_KINDS:
+            problems.append(f"{path}: {where} kind must be one of {', '.join(TRUST_KINDS)}, got {kind!r}")
+        if kind == "spiffe" and not re.fullmatch(r"spiffe://[a-z0-9._-]+", t.issuer):
+            problems.append(f"{path}: {where} a SPIFFE issuer is a trust domain, spiffe://domain")
+        elif kind != "spiffe" and not t.issuer.startswith(("https://", "http://")):
+            problems.append(f"{path}: {where} issuer must be an http(s) URL")
+        if bool(t.jwks_uri) == bool(t.jwks_file):
+            problems.append(f"{path}: {where} needs exactly one of jwks_uri and jwks_file")
+        elif t.jwks_uri and not t.jwks_uri.startswith(("https://", "http://")):
+            problems.append(f"{path}: {where} jwks_uri must be an http(s) URL")
+        if not t.audience:
+            problems.append(f"{path}: {where} needs audience (tokens for another audience are refused)")
+        if not _TYPE_NAME.match(t.entity_type):
+            problems.append(f"{path}: {where} entity_type {t.entity_type!r} is not an entity type name")
+        if not t.subject_claim:
+            problems.append(f"{path}: {where} subject_claim must not be empty")
+        if not (
+            1 <= t.jwks_min_refresh_s <= t.jwks_ttl_s <= 86_400
+            and t.jwks_ttl_s <= t.jwks_max_stale_s <= 604_800
+        ):
+            problems.append(
+                f"{path}: {where} needs 1 <= jwks_min_refresh_s <= jwks_ttl_s <= 86400 and "
+                "jwks_ttl_s <= jwks_max_stale_s <= 604800"
+            )
+        if len(problems) == before:
+            out.append(replace(t, kind=kind))
+    return tuple(out)
+
+
 def _check_identity(s: IdentitySettings, path: str, problems: list[str]) -> None:
     for t in s.types:
         if not _TYPE_NAME.match(t):
@@ -252,6 +313,27 @@ def _check_identity(s: IdentitySettings, path: str, problems: list[str]) -> None
             problems.append(f"{path}: [identity] {key} must be between 1 and 36500")
     if not 1 <= s.max_keys <= 100:
         problems.append(f"{path}: [identity] max_keys must be between 1 and 100")
+    for key, low, high in (
+        ("token_ttl_s", 10, 86_400),
+        ("assertion_ttl_s", 10, 3_600),
+        ("max_delegation_depth", 1, 10),
+        ("clock_skew_s", 0, 300),
+        ("max_token_bytes", 512, 65_536),
+        ("token_cache", 0, 10_000_000),
+    ):
+        if not low <= getattr(s, key) <= high:
+            problems.append(f"{path}: [identity] {key} must be between {low} and {high}")
+    if s.issuer and not s.issuer.startswith(("https://", "http://")):
+        problems.append(f"{path}: [identity] issuer must be an http(s) URL")
+    if not all(a and a.isprintable() and len(a) <= 1_024 for a in s.audiences):
+        problems.append(f"{path}: [identity] audiences must be 1..1024 printable characters each")
+
+
+def _check_cluster(c: ClusterSettings, path: str, problems: list[str]) -> None:
+    if c.redis and not c.redis.startswith(("redis://", "rediss://", "unix://")):
+        problems.append(f"{path}: [cluster] redis must be a redis://, rediss:// or unix:// URL")
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", c.channel):
+        problems.append(f"{path}: [cluster] channel must be 1-100 letters, digits, '_', '.', ':' or '-'")
 
 
 def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:
@@ -259,6 +341,12 @@ def _check_store(s: StoreSettings, path: str, problems: list[str]) -> None:
         problems.append(f"{path}: [store] busy_timeout_ms must be between 1 and 60000")
     if not 0 <= s.decision_timeout_ms <= 1_000:
         problems.append(f"{path}: [store] decision_timeout_ms must be between 0 and 1000")
+    if s.backend == "postgres" and not s.url.startswith(("postgresql://", "postgres://")):
+        problems.append(f'{path}: [store] backend "postgres" needs url = "postgresql://..."')
+    if s.schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", s.schema):
+        problems.append(f"{path}: [store] schema must be lowercase letters, digits and _ (at most 63)")
+    if not 1 <= s.pool_size <= 100:
+        problems.append(f"{path}: [store] pool_size must be between 1 and 100")
 
 
 def _check_audit(a: AuditSettings, path: str, problems: list[str]) -> None:

@@ -1,0 +1,210 @@
+"""``vigil paths``: escalation paths in an AWS IAM export (docs/escalation.md).
+
+Without ``--from``: every principal that is admin, reaches admin or reaches it conditionally, with
+its shortest path (``--all`` lists the ``none`` verdicts too). With ``--from``: that principal's
+verdict and up to ``--limit`` paths to admin, or to the principal named by ``--to``.
+
+With ``--before OLD.json``: what the change from OLD to the export gives away (principals whose
+verdict rises, with their new path) and takes away; exit status 1 when access widened (a CI gate).
+
+Exit status: 0 answered (with ``--before``: nothing widened); 1 (``--before``) access widened; 2
+unreadable or malformed export, bad argument; 5 unknown principal.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vigil.cli.render import exit_status
+from vigil.errors import VigilError
+from vigil.escalation import (
+    analyse,
+    build_graph,
+    diff,
+    load_export,
+    paths_between,
+    principal_report,
+    report,
+    resolve,
+)
+from vigil.model.timefmt import parse_datetime
+
+_VERDICT_STYLE = {"admin": "bold red", "reaches_admin": "red", "conditional": "yellow", "none": "green"}
+
+
+def _fail(e: VigilError, json_: bool) -> None:
+    if json_:
+        sys.stdout.write(orjson.dumps({"error": e.to_dict()}).decode() + "\n")
+    else:
+        Console(stderr=True, highlight=False).print(
+            f"[red]error[/] [bold]{e.code}[/]: {escape(e.message)}", soft_wrap=True
+        )
+    raise typer.Exit(exit_status(e.code))
+
+
+def _steps_text(path: dict[str, Any], names: dict[str, str]) -> str:
+    lines = []
+    for i, s in enumerate(path["steps"], 1):
+        src, dst = escape(names.get(s["from"], s["from"])), escape(names.get(s["to"], s["to"]))
+        line = f"  {i}. {src} {s['action']} {dst}" if s["to"] != "admin" else f"  {i}. {src} {s['action']}"
+        line += f"  [dim]({s['method']})[/]"
+        if s["via"]:
+            line += f"\n       [dim]via {escape('; '.join(s['via']))}[/]"
+        if s["requires"]:
+            line += f"\n       [yellow]requires {escape('; '.join(s['requires']))}[/]"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _chain(path: dict[str, Any], names: dict[str, str]) -> str:
+    parts = []
+    for s in path["steps"]:
+        if s["method"] == "admin":
+            continue
+        parts.append(f"-{s['method']}{'?' if s['requires'] else ''}-> {names.get(s['to'], s['to'])}")
+    return escape(" ".join(parts) + (" -> admin" if parts else "holds admin"))
+
+
+def _render(data: dict[str, Any], names: dict[str, str], detail: bool) -> None:
+    out = Console(highlight=False, emoji=False)
+    if detail:
+        for entry in data["principals"]:
+            style = _VERDICT_STYLE.get(entry["verdict"], "")
+            goal = names.get(entry.get("target", ""), "admin")
+            out.print(f"[bold]{escape(entry['name'])}[/] ({entry['kind']}): [{style}]{entry['verdict']}[/]")
+            if not entry["paths"]:
+                out.print(f"  no path to {escape(goal)}")
+            for n, p in enumerate(entry["paths"], 1):
+                tag = " [yellow](conditional)[/]" if p["conditional"] else ""
+                out.print(f"path {n} to {escape(goal)}{tag}:")
+                out.print(_steps_text(p, names), soft_wrap=True)
+        return
+    table = Table()
+    table.add_column("principal", overflow="fold")
+    table.add_column("kind")
+    table.add_column("verdict")
+    table.add_column("shortest path (? = conditional step)", overflow="fold")
+    for entry in data["principals"]:
+        style = _VERDICT_STYLE[entry["verdict"]]
+        chain = _chain(entry["paths"][0], names) if entry["paths"] else "-"
+        table.add_row(escape(entry["name"]), entry["kind"], f"[{style}]{entry['verdict']}[/]", chain)
+    out.print(table)
+    if "summary" in data:
+        out.print("  ".join(f"{k}: {v}" for k, v in data["summary"].items()))
+
+
+def paths(
+    iam: Annotated[
+        Path, typer.Option("--iam", help="AWS IAM export (aws iam get-account-authorization-details JSON).")
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="Only this principal (ARN or unique name).", show_default=False),
+    ] = None,
+    target: Annotated[
+        str, typer.Option("--to", help="'admin', or a principal (ARN or unique name) to reach; needs --from.")
+    ] = "admin",
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=100, help="Paths per principal with --from.")
+    ] = 3,
+    all_: Annotated[bool, typer.Option("--all", help="List principals with verdict 'none' too.")] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="Judge date conditions at this RFC 3339 instant (default: now).", show_default=False
+        ),
+    ] = None,
+    require_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--require-credentials",
+            help="A step giving admin to a principal the actor cannot act as is conditional, not a path.",
+        ),
+    ] = False,
+    before: Annotated[
+        Path | None,
+        typer.Option(
+            "--before",
+            help="An earlier export of the account: show what the change gives away.",
+            show_default=False,
+        ),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Escalation paths to admin (or to a principal) in an AWS IAM export."""
+    try:
+        now = parse_datetime(at) if at is not None else datetime.now(UTC)
+        estate = load_export(iam, now)
+        graph = build_graph(estate, require_credentials=require_credentials)
+        analysis = analyse(graph)
+        if before is not None:
+            old = analyse(build_graph(load_export(before, now), require_credentials=require_credentials))
+            _diff_out(diff(old, analysis), {a: p.name for a, p in graph.principals.items()}, json_)
+            return
+        if source is None:
+            if target != "admin":
+                raise _argument("--to a principal needs --from")
+            data = report(analysis)
+            if not all_:
+                data["principals"] = [e for e in data["principals"] if e["verdict"] != "none"]
+        else:
+            arn = resolve(graph, source)
+            if target == "admin":
+                data = {"principals": [principal_report(analysis, arn, limit=limit)]}
+            else:
+                to = resolve(graph, target)
+                found = paths_between(graph, arn, to, limit=limit)
+                p = graph.principals[arn]
+                data = {
+                    "principals": [
+                        {
+                            "id": arn,
+                            "name": p.name,
+                            "kind": p.kind,
+                            "target": to,
+                            "verdict": analysis.verdict(arn),
+                            "reaches_target": bool(found),
+                            "paths": [q.to_dict() for q in found],
+                        }
+                    ]
+                }
+    except VigilError as e:
+        _fail(e, json_)
+        return
+    if json_:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    names = {a: p.name for a, p in graph.principals.items()}
+    _render(data, names, detail=source is not None)
+
+
+def _diff_out(data: dict[str, Any], names: dict[str, str], json_: bool) -> None:
+    if json_:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        out = Console(highlight=False, emoji=False)
+        if not data["gained"] and not data["lost"]:
+            out.print("no principal's reach to admin changed")
+        for title, entries in (("gains", data["gained"]), ("loses", data["lost"])):
+            for e in entries:
+                style = _VERDICT_STYLE.get(e["after"], "")
+                out.print(
+                    f"[bold]{escape(e['name'])}[/] ({e['kind']}) {title}: {e['before']} -> [{style}]{e['after']}[/]"
+                )
+                if title == "gains" and e["path"]:
+                    out.print(_steps_text(e["path"], names), soft_wrap=True)
+    if data["widened"]:
+        raise typer.Exit(1)
+
+
+def _argument(message: str) -> VigilError:
+    return VigilError(message, code="invalid_argument")

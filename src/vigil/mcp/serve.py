@@ -1,0 +1,92 @@
+"""The gateway's two transports: streamable HTTP (an ASGI app with bearer authentication and the
+OAuth protected-resource metadata, RFC 9728) and stdio (one local client, one subject)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.auth import ProtectedResourceMetadata
+from pydantic import AnyHttpUrl
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from vigil.mcp.gateway import Gateway
+from vigil.mcp.identity import Verifier
+
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+
+def http_app(
+    gateway: Gateway,
+    *,
+    resource_url: str,
+    authorization_server: str,
+    host: str = "127.0.0.1",
+    allowed_hosts: list[str] | None = None,
+) -> Starlette:
+    """The ASGI app: ``/mcp`` (bearer tokens checked by ``gateway.authenticate``; none or a bad
+    one -> 401 with ``WWW-Authenticate: Bearer resource_metadata=...``), the RFC 9728 metadata at
+    ``/.well-known/oauth-protected-resource`` and at the path-suffixed form (RFC 9728 §3.1).
+    Upstreams are connected for the app's lifespan."""
+    server = gateway.server()
+    server.middleware = []  # the SDK's default OpenTelemetry span per message: not on this path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the SDK's note on validate_token_resource (our verifier checks)
+        auth = AuthSettings(
+            issuer_url=AnyHttpUrl(authorization_server),
+            resource_server_url=AnyHttpUrl(resource_url),
+            validate_token_resource=False,
+        )
+    metadata = ProtectedResourceMetadata(
+        resource=AnyHttpUrl(resource_url), authorization_servers=[AnyHttpUrl(authorization_server)]
+    )
+    security = None
+    if allowed_hosts is not None:
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=[f"http://{h}" for h in allowed_hosts],
+        )
+    inner = server.streamable_http_app(
+        host=host,
+        auth=auth,
+        token_verifier=Verifier(gateway.authenticate),
+        transport_security=security,
+        json_response=True,  # one JSON body per call: no SSE stream to open and close per request
+        custom_starlette_routes=[
+            Route(WELL_KNOWN, endpoint=ProtectedResourceMetadataHandler(metadata).handle, methods=["GET"])
+        ],
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with gateway.connected(), server.session_manager.run():
+            yield
+
+    return Starlette(routes=[Mount("/", app=inner)], lifespan=lifespan)
+
+
+async def run_stdio(gateway: Gateway) -> None:
+    """Serve one client on this process's stdin/stdout (the subject is ``gateway.stdio_subject``)."""
+    server = gateway.server()
+    async with gateway.connected(), stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+def serve_http(app: Any, host: str, port: int) -> None:
+    """Run ``app`` with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+
+
+def run_stdio_blocking(gateway: Gateway) -> None:
+    anyio.run(run_stdio, gateway)

@@ -1,0 +1,53 @@
+"""A small upstream MCP server for the gateway tests and bench (the SDK's MCPServer):
+``python tests/mcp_upstream.py stdio`` or ``python tests/mcp_upstream.py http PORT``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp_types import ToolAnnotations
+
+server = MCPServer("files")
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+def read_file(path: str) -> str:
+    """Read a file (pretend)."""
+    return f"contents of {path}"
+
+
+@server.tool(annotations=ToolAnnotations(destructive_hint=True))
+def delete_file(path: str) -> str:
+    """Delete a file (pretend)."""
+    return f"deleted {path}"
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@server.tool()
+def echo(value: Any = None) -> str:
+    """Echo any JSON value back."""
+    return repr(value)
+
+
+@server.resource("file:///reports/q3.txt")
+def q3_report() -> str:
+    return "q3: fine"
+
+
+@server.prompt()
+def greet(name: str) -> str:
+    return f"Say hello to {name}."
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=True)
