@@ -61,6 +61,9 @@ from vigil.store.base import (
     fail_fast,
     wait_limit,
 )
+from vigil.store.rows import TICKET_COLUMNS as _TICKET_COLUMNS
+from vigil.store.rows import revocation, revocation_row, ticket_row
+from vigil.store.rows import ticket as ticket_from_row
 
 BREAKER_S = 1.0
 PROFILE_CHUNK = 256
@@ -150,64 +153,11 @@ _IDENTITY_COLUMNS = (
     "subject_type, subject_id, owner, purpose, kind, created, created_by, expires, "
     "status, status_since, status_by, status_reason, rotated"
 )
-_TICKET_COLUMNS = (
-    "id, subject_type, subject_id, action_type, action_id, resource_type, resource_id, "
-    "created, expires, risk, signals, why, state, decided_by, decided_at, note, "
-    "network, region, user_agent, uses"
-)
 _TICKET_PARAMS = ", ".join(["%s"] * 20)
 _TICKET_UPDATE = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in _TICKET_COLUMNS.split(",")[1:])
 _CHANGE_COLUMNS = "seq, time, kind, subject_type, subject_id, by, detail"
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
-
-
-def _ticket(row: tuple[Any, ...]) -> Ticket:
-    return Ticket(
-        id=row[0],
-        subject=(row[1], row[2]),
-        action=(row[3], row[4]),
-        resource=(row[5], row[6]),
-        created=row[7],
-        expires=row[8],
-        risk=row[9],
-        signals=tuple(orjson.loads(row[10])),
-        why=row[11],
-        state=row[12],
-        decided_by=row[13],
-        decided_at=row[14],
-        note=row[15],
-        network=row[16],
-        region=row[17],
-        user_agent=row[18],
-        uses=row[19],
-    )
-
-
-def _ticket_row(ticket: Ticket) -> tuple[Any, ...]:
-    """A ticket's values in the order of ``_TICKET_COLUMNS``."""
-    return (
-        ticket.id,
-        ticket.subject[0],
-        ticket.subject[1],
-        ticket.action[0],
-        ticket.action[1],
-        ticket.resource[0],
-        ticket.resource[1],
-        ticket.created,
-        ticket.expires,
-        ticket.risk,
-        orjson.dumps(list(ticket.signals)).decode(),
-        ticket.why,
-        ticket.state,
-        ticket.decided_by,
-        ticket.decided_at,
-        ticket.note,
-        ticket.network,
-        ticket.region,
-        ticket.user_agent,
-        ticket.uses,
-    )
 
 
 def _change(r: tuple[Any, ...]) -> Change:
@@ -405,7 +355,7 @@ class PostgresStore:
 
     # -- tickets ---------------------------------------------------------------------------------
     def put_ticket(self, ticket: Ticket) -> None:
-        row = _ticket_row(ticket)
+        row = ticket_row(ticket)
         self._write(
             lambda c: c.execute(
                 f"INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES ({_TICKET_PARAMS}) "
@@ -416,7 +366,7 @@ class PostgresStore:
 
     def decide_ticket(self, decided: Ticket, now: float) -> bool:
         # the state is tested by the UPDATE itself (a row lock), not on a copy read before it
-        row = _ticket_row(decided)
+        row = ticket_row(decided)
         query = (
             f"UPDATE tickets SET ({_TICKET_COLUMNS}) = ({_TICKET_PARAMS}) "
             "WHERE id = %s AND state = %s AND expires > %s"
@@ -430,7 +380,7 @@ class PostgresStore:
                 f"WHERE id = %s AND state = %s AND uses > 0 AND expires > %s RETURNING {_TICKET_COLUMNS}".encode(),
                 (APPROVED, USED, ticket_id, APPROVED, now),
             ).fetchone()
-            return None if row is None else _ticket(row)
+            return None if row is None else ticket_from_row(row)
 
         return self._write(run)
 
@@ -440,7 +390,7 @@ class PostgresStore:
                 f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = %s".encode(), (ticket_id,)
             ).fetchone()
         )
-        return _ticket(row) if row is not None else None
+        return ticket_from_row(row) if row is not None else None
 
     def tickets(self, *, state: str | None = None, subject: EntityUid | None = None) -> list[Ticket]:
         where = []
@@ -456,7 +406,7 @@ class PostgresStore:
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY created, id"
         rows: list[Any] = self._read(lambda c: c.execute(query.encode(), args).fetchall())
-        return [_ticket(r) for r in rows]
+        return [ticket_from_row(r) for r in rows]
 
     # -- quarantine ------------------------------------------------------------------------------
     def put_quarantine(self, entry: QuarantineEntry) -> None:
@@ -668,26 +618,12 @@ class PostgresStore:
                 b"SELECT kind, jti, actor_type, actor_id, subject_type, subject_id, until, revoked, "
                 b"by, reason FROM revocations ORDER BY revoked, key"
             ).fetchall()
-            return generation, [
-                Revocation(
-                    r[0],
-                    r[1],
-                    (r[2], r[3]) if r[2] is not None else None,
-                    (r[4], r[5]) if r[4] is not None else None,
-                    r[6],
-                    r[7],
-                    r[8],
-                    r[9],
-                )
-                for r in rows
-            ]
+            return generation, [revocation(r) for r in rows]
 
         return self._run(run, write=False, snapshot=True)
 
     def put_revocation(self, revocation: Revocation) -> bool:
-        r = revocation
-        a, s = r.actor or (None, None), r.subject or (None, None)
-        row = (r.kind, r.key, r.jti, a[0], a[1], s[0], s[1], r.until, r.revoked, r.by, r.reason)
+        row = revocation_row(revocation)
 
         def run(c: Conn) -> bool:
             cur = c.execute(

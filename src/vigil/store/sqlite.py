@@ -47,6 +47,9 @@ from vigil.store.base import (
     hold,
     wait_limit,
 )
+from vigil.store.rows import TICKET_COLUMNS as _TICKET_COLUMNS
+from vigil.store.rows import revocation, revocation_row, ticket_row
+from vigil.store.rows import ticket as ticket_from_row
 
 SCHEMA_VERSION = 1
 BREAKER_S = 1.0
@@ -118,11 +121,6 @@ _IDENTITY_COLUMNS = (
     "subject_type, subject_id, owner, purpose, kind, created, created_by, expires, "
     "status, status_since, status_by, status_reason, rotated"
 )
-_TICKET_COLUMNS = (
-    "id, subject_type, subject_id, action_type, action_id, resource_type, resource_id, "
-    "created, expires, risk, signals, why, state, decided_by, decided_at, note, "
-    "network, region, user_agent, uses"
-)
 # Columns added after schema version 1 was first written: a state file from before gets them
 # (with their defaults) when it is opened, instead of being refused.
 _ADDED_TICKET_COLUMNS = (
@@ -132,54 +130,6 @@ _ADDED_TICKET_COLUMNS = (
     ("uses", "INTEGER NOT NULL DEFAULT 1"),
 )
 T = TypeVar("T")
-
-
-def _ticket(row: tuple[Any, ...]) -> Ticket:
-    return Ticket(
-        id=row[0],
-        subject=(row[1], row[2]),
-        action=(row[3], row[4]),
-        resource=(row[5], row[6]),
-        created=row[7],
-        expires=row[8],
-        risk=row[9],
-        signals=tuple(orjson.loads(row[10])),
-        why=row[11],
-        state=row[12],
-        decided_by=row[13],
-        decided_at=row[14],
-        note=row[15],
-        network=row[16],
-        region=row[17],
-        user_agent=row[18],
-        uses=row[19],
-    )
-
-
-def _ticket_row(ticket: Ticket) -> tuple[Any, ...]:
-    """A ticket's values in the order of ``_TICKET_COLUMNS``."""
-    return (
-        ticket.id,
-        ticket.subject[0],
-        ticket.subject[1],
-        ticket.action[0],
-        ticket.action[1],
-        ticket.resource[0],
-        ticket.resource[1],
-        ticket.created,
-        ticket.expires,
-        ticket.risk,
-        orjson.dumps(list(ticket.signals)).decode(),
-        ticket.why,
-        ticket.state,
-        ticket.decided_by,
-        ticket.decided_at,
-        ticket.note,
-        ticket.network,
-        ticket.region,
-        ticket.user_agent,
-        ticket.uses,
-    )
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -389,7 +339,7 @@ class SqliteStore:
 
     # -- tickets ---------------------------------------------------------------------------------
     def put_ticket(self, ticket: Ticket) -> None:
-        row = _ticket_row(ticket)
+        row = ticket_row(ticket)
         self._write(
             lambda db: db.execute(
                 f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 20)})", row
@@ -399,7 +349,7 @@ class SqliteStore:
     def decide_ticket(self, decided: Ticket, now: float) -> bool:
         # the state is tested by the UPDATE itself, inside the write transaction, not on a copy
         # read before it (another process may have decided the ticket meanwhile)
-        row = _ticket_row(decided)
+        row = ticket_row(decided)
         sql = (
             f"UPDATE tickets SET ({_TICKET_COLUMNS}) = ({', '.join('?' * 20)}) "
             "WHERE id = ? AND state = ? AND expires > ?"
@@ -416,7 +366,7 @@ class SqliteStore:
             if cur.rowcount != 1:
                 return None
             row = db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
-            return _ticket(row)
+            return ticket_from_row(row)
 
         return self._write(run)
 
@@ -427,7 +377,7 @@ class SqliteStore:
             ).fetchone(),
             None,
         )
-        return _ticket(row) if row is not None else None
+        return ticket_from_row(row) if row is not None else None
 
     def tickets(self, *, state: str | None = None, subject: EntityUid | None = None) -> list[Ticket]:
         where = []
@@ -443,7 +393,7 @@ class SqliteStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created, id"
         rows: list[Any] = self._read(lambda db: db.execute(sql, args).fetchall(), [])
-        return [_ticket(r) for r in rows]
+        return [ticket_from_row(r) for r in rows]
 
     # -- quarantine ------------------------------------------------------------------------------
     def put_quarantine(self, entry: QuarantineEntry) -> None:
@@ -658,27 +608,13 @@ class SqliteStore:
                 ).fetchall()
             finally:
                 db.execute("COMMIT")
-            return generation, [
-                Revocation(
-                    r[0],
-                    r[1],
-                    (r[2], r[3]) if r[2] is not None else None,
-                    (r[4], r[5]) if r[4] is not None else None,
-                    r[6],
-                    r[7],
-                    r[8],
-                    r[9],
-                )
-                for r in rows
-            ]
+            return generation, [revocation(r) for r in rows]
 
         empty: tuple[int, list[Revocation]] = (0, [])
         return self._read(run, empty)
 
     def put_revocation(self, revocation: Revocation) -> bool:
-        r = revocation
-        a, s = r.actor or (None, None), r.subject or (None, None)
-        row = (r.kind, r.key, r.jti, a[0], a[1], s[0], s[1], r.until, r.revoked, r.by, r.reason)
+        row = revocation_row(revocation)
 
         def run(db: sqlite3.Connection) -> bool:
             cur = db.execute(
