@@ -35,6 +35,7 @@ from vigil.audit.sink import MemorySink
 from vigil.errors import WorkspaceError
 from vigil.policy.build import BuildError, PolicySet, build_policy_set
 from vigil.policy.cedar import PolicySource
+from vigil.policy.evaluator import Authorizer
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import typed_context
 
@@ -128,10 +129,12 @@ def build(case: Case, force_fallback: frozenset[str] = frozenset()) -> PolicySet
     )
 
 
-def vigil_answer(ps: PolicySet, request: Request, overlay: Any = None) -> tuple[Verdict, Any]:
+def vigil_answer(
+    ps: PolicySet, request: Request, overlay: Any = None, authorizer: Authorizer | None = None
+) -> tuple[Verdict, Any]:
     # The context as the engine reads it: typed by vigil's own reading of the schema, if any.
     context = typed_context(ps.schema, request.action_uid, request.context)
-    ans = ps.authorizer.is_authorized(
+    ans = (authorizer or ps.authorizer).is_authorized(
         request.principal, request.action_uid, request.resource, context, overlay
     )
     verdict = (ans.allowed, frozenset(ans.policies), frozenset(e.policy_id for e in ans.errors))
@@ -166,6 +169,14 @@ def _compare(case: Case, fallback: bool = False) -> None:
             )
             for e in ans.errors:
                 assert e.forbid == case.effect(e.policy_id), e
+        # The same policies with every resource guard decided on first use instead of at load
+        # (estates too large to decide them all at load): twice each, first contact then kept.
+        lazy = Authorizer(ps.authorizer.policies, ps.authorizer.store, eager_guard_limit=0)
+        for request in case.requests * 2:
+            expected = ref.answer(request)
+            if expected is not None:
+                got, ans = vigil_answer(ps, request, authorizer=lazy)
+                assert got == expected, f"guards on first use: request {request.cedar()}: {got} != {expected}"
     except AssertionError:
         # Printed with the falsifying example: the case as a test to paste into this file.
         if currently_in_test_context():  # under @given; a plain test shows its case in its source

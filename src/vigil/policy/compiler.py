@@ -70,6 +70,9 @@ class CompiledPolicy:
     # A guard reads entities other than the request's own (through E): its cached results depend
     # on them too, so an entity change forgets every cached result.
     guards_read_entities: bool = False
+    # Equal keys: the same resource guard (same code, same constants) in two policies, evaluated
+    # once per entity for both (None: not known to be shared).
+    resource_guard_key: Any = None
     fallback_reason: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
 
@@ -355,6 +358,44 @@ class _Gen:
                 return f"(R == {k} or {k} in RANC)"
             return f"_rt.in_entity({left_code}, {k}, E)"
         return f"_rt.in_({left_code}, {self.expr(right)}, E)"
+
+
+_CONST_NAME = re.compile(r"\bK\d+\b")
+
+
+def _guard_key(lines: list[str], consts: Mapping[str, Any]) -> Any:
+    """A key equal for two guards exactly when their code and constants are equal (constants
+    renamed in order of use, since numbering differs between policies); None when a constant
+    has no such key (then the guard is never shared)."""
+    names: dict[str, str] = {}
+    values: list[Any] = []
+
+    def rename(m: re.Match[str]) -> str:
+        name = m.group(0)
+        new = names.get(name)
+        if new is None:
+            new = names[name] = f"K{len(names)}"
+            values.append(_const_key(consts[name]))
+        return new
+
+    code = _CONST_NAME.sub(rename, "\n".join(lines))
+    if any(v is None for v in values):
+        return None
+    return (code, tuple(values))
+
+
+def _const_key(value: Any) -> Any:
+    """The value with its type at every level (1, True and 1.0 are equal in Python, not in
+    Cedar); None when it cannot be keyed."""
+    t = type(value)
+    if t is tuple or t is frozenset:
+        inner = [_const_key(v) for v in value]
+        if any(k is None for k in inner):
+            return None
+        return (t, tuple(inner) if t is tuple else frozenset(inner))
+    if not _hashable(value):
+        return None
+    return (t, value)
 
 
 def _hashable(value: Any) -> bool:
@@ -646,6 +687,7 @@ def compile_policy(
         residual_r=namespace.get("residual_r"),
         source=source,
         guards_read_entities=any("E)" in body[i] for i in p_steps | r_steps),
+        resource_guard_key=_guard_key([body[i] for i in sorted(r_steps)], gen.consts) if r_steps else None,
         annotations=dict(template.annotations),
     )
 

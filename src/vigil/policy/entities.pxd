@@ -4,7 +4,8 @@
 cdef class Entity:
     # the fields a decision reads first, together (the struct's first cache line or two)
     cdef public object uid, attrs, ancestors
-    cdef public dict resource_status
+    cdef public tuple resource_status
+    cdef public set status_sets
     cdef public object resource_info
     cdef public dict candidates
     cdef public object parents, tags

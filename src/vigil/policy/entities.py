@@ -30,6 +30,7 @@ class Entity:
         "parents",
         "resource_info",
         "resource_status",
+        "status_sets",
         "tags",
         "uid",
     )
@@ -48,9 +49,11 @@ class Entity:
         self.ancestors: frozenset[EntityUid] = EMPTY_ANCESTORS
         # Caches the authorizer keeps on the entity itself (one dict lookup fewer per decision):
         # candidate policies by action when this entity is the principal, and which resource
-        # guards it fails / passes when it is the resource (by guard set, filled on first use).
+        # guards it fails / passes when it is the resource: the guards evaluated so far, and the
+        # guard sets (keys) they cover (None with a status: every guard, decided at load).
         self.candidates: dict[EntityUid, Any] | None = None
-        self.resource_status: dict[int, Any] | None = None
+        self.resource_status: tuple[frozenset[int], frozenset[int]] | None = None
+        self.status_sets: set[int] | None = None
         # The behaviour model's facts about this entity as a resource (stable hash, bitmap
         # position, type, segment), computed on its first request: kept here, in memory the
         # decision has just read, instead of in a table of its own.

@@ -17,7 +17,7 @@ cdef class Authorizer:
     cdef public dict _guard_sets, _statuses
     cdef public bint _guards_read_entities
 
-    @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict, statuses=dict)
+    @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict, covered=set)
     cpdef object is_authorized(self, object principal, object action, object resource, object context,
                                object overlay=*, object principal_entity=*,
                                object resource_entity=*)

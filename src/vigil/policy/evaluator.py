@@ -22,7 +22,11 @@ from vigil.policy.values import EntityUid, EvalError, Record
 
 CACHE_LIMIT: Final = 100_000
 PER_ENTITY_LIMIT: Final = 1_024  # actions cached per principal
-STATUS_LIMIT: Final = 64  # guard sets whose results one resource keeps
+STATUS_LIMIT: Final = 64  # guard sets one resource remembers it has been decided under
+# Resource guards are all decided at load when entities x distinct guards is at most this
+# (measured: ~0.4 us a guard evaluation on the shared workload, so <= ~0.5 s; beyond, each guard
+# on first use per entity).
+EAGER_GUARD_LIMIT: Final = 1_000_000
 
 
 class PolicyError:
@@ -96,7 +100,14 @@ class OverlayEnv:
 class Authorizer:
     """Decides Cedar requests with compiled policies over one entity store (immutable)."""
 
-    def __init__(self, policies: Sequence[CompiledPolicy], store: EntityStore) -> None:
+    def __init__(
+        self,
+        policies: Sequence[CompiledPolicy],
+        store: EntityStore,
+        eager_guard_limit: int = EAGER_GUARD_LIMIT,
+    ) -> None:
+        """``eager_guard_limit``: decide every resource guard for every entity now when entities x
+        distinct guards is at most this, else each on first use (the decisions are the same)."""
         self.policies = tuple(policies)
         self.store = store
         self._by_uid = store.by_uid
@@ -105,15 +116,13 @@ class Authorizer:
         # Equal candidate lists, one object: principals alike (same team, role, ...) share them,
         # so the decisions of many identities read the same few structures (cache-friendly).
         self._shared: dict[Candidates, Candidates] = {}
-        guarded = [q for q in self.policies if q.resource_guard is not None]
-        self._rguard_index = {id(p): i for i, p in enumerate(guarded)}
-        self._rguards: tuple[Callable[..., bool], ...] = tuple(
-            q.resource_guard for q in guarded if q.resource_guard is not None
-        )
+        self._rguard_index, self._rguards = _distinct_guards(self.policies)
         self._guard_sets: dict[tuple[int, ...], int] = {}
         self._guards_read_entities = any(q.guards_read_entities for q in self.policies)
         self._statuses: dict[Status, Status] = {}
         _clear_caches(store.by_uid.values())
+        if self._rguards and len(self._rguards) * len(store.by_uid) <= eager_guard_limit:
+            self._decide_guards_now()
         self._order = {id(p): i for i, p in enumerate(self.policies)}
         # Index by (action key, principal key); a key is ("eq", uid), ("in", uid) or ANY.
         self._index: dict[tuple[Any, Any], list[CompiledPolicy]] = {}
@@ -253,15 +262,20 @@ class Authorizer:
     def resource_status(
         self, entity: Entity, gkey: int, g_forbids: Sequence[Guarded], g_permits: Sequence[Guarded]
     ) -> Status:
-        """The resource guards of these guarded entries that ``entity`` fails (the policy cannot apply
-        to it as the resource) and those it passes, kept on the entity under ``gkey`` (bounded).
+        """The resource guards ``entity`` fails (a policy cannot apply to it as the resource) and
+        those it passes, now covering every guard of these guarded entries (set ``gkey``).
 
-        Computed on first use, never at load: a resource touches only the guards of the candidate
-        lists it is decided under, so loading costs nothing per (entity, policy) pair. A guard that
-        raises is in neither set: the policy is then evaluated whole and reports the error.
+        Each guard is evaluated at most once per entity: the status kept on the entity grows by
+        the guards of each new guard set it is decided under, and remembers which sets it covers
+        (bounded). A guard that raises is in neither set: the policy is then evaluated whole and
+        reports the error.
         """
+        kept = entity.resource_status
         failed: set[int] = set()
         ok: set[int] = set()
+        if kept is not None:
+            failed.update(kept[0])
+            ok.update(kept[1])
         uid = entity.uid
         attrs = entity.attrs
         anc = entity.ancestors
@@ -270,20 +284,48 @@ class Authorizer:
         for entries in (g_forbids, g_permits):
             for entry in entries:
                 ri = entry[3]
+                if ri in failed or ri in ok:
+                    continue
                 with contextlib.suppress(EvalError, KeyError, TypeError):
                     (ok if guards[ri](uid, attrs, anc, store) else failed).add(ri)
-        status: Status = (frozenset(failed), frozenset(ok))
+        status = self._intern((frozenset(failed), frozenset(ok)))
+        entity.resource_status = status
+        if len(failed) + len(ok) == len(guards):
+            entity.status_sets = None  # every guard decided: covers every set
+            return status
+        sets = entity.status_sets
+        if sets is None:
+            sets = entity.status_sets = set()
+        if len(sets) < STATUS_LIMIT:
+            sets.add(gkey)
+        return status
+
+    def _intern(self, status: Status) -> Status:
+        """One object for equal statuses (the many resources alike share it; bounded)."""
         shared = self._statuses.get(status)
         if shared is not None:
-            status = shared
-        elif len(self._statuses) < CACHE_LIMIT:
+            return shared
+        if len(self._statuses) < CACHE_LIMIT:
             self._statuses[status] = status
-        kept = entity.resource_status
-        if kept is None:
-            kept = entity.resource_status = {}
-        if len(kept) < STATUS_LIMIT:
-            kept[gkey] = status
         return status
+
+    def _decide_guards_now(self) -> None:
+        """Every resource guard on every entity, at load, when that is cheap (entities x guarded
+        policies <= EAGER_GUARD_LIMIT): a first decision on a resource then evaluates none."""
+        guards = self._rguards
+        store = self.store
+        everything = range(len(guards))
+        for ent in store.by_uid.values():
+            failed: set[int] = set()
+            ok: set[int] = set()
+            uid = ent.uid
+            attrs = ent.attrs
+            anc = ent.ancestors
+            for ri in everything:
+                with contextlib.suppress(EvalError, KeyError, TypeError):
+                    (ok if guards[ri](uid, attrs, anc, store) else failed).add(ri)
+            ent.resource_status = self._intern((frozenset(failed), frozenset(ok)))
+            ent.status_sets = None
 
     # -- evaluation -------------------------------------------------------------------------
     def is_authorized(
@@ -324,9 +366,9 @@ class Authorizer:
                 if gkey < 0:
                     excluded = passed = _NOTHING
                 else:
-                    statuses = re_.resource_status
-                    status = statuses.get(gkey) if statuses is not None else None
-                    if status is None:
+                    status = re_.resource_status
+                    covered = re_.status_sets
+                    if status is None or (covered is not None and gkey not in covered):
                         status = self.resource_status(re_, gkey, g_forbids, g_permits)
                     excluded, passed = status
             else:
@@ -396,11 +438,36 @@ class Authorizer:
         return Answer(False, (), errs)
 
 
+def _distinct_guards(
+    policies: Sequence[CompiledPolicy],
+) -> tuple[dict[int, int], tuple[Callable[..., bool], ...]]:
+    """Each guarded policy's guard index (by ``id`` of the policy) and the distinct resource
+    guards: policies with equal guards (``resource_guard_key``) share one index, so an entity
+    evaluates it once for all of them."""
+    index: dict[int, int] = {}
+    guards: list[Callable[..., bool]] = []
+    by_key: dict[Any, int] = {}
+    for pol in policies:
+        guard = pol.resource_guard
+        if guard is None:
+            continue
+        key = pol.resource_guard_key
+        ri = by_key.get(key) if key is not None else None
+        if ri is None:
+            ri = len(guards)
+            guards.append(guard)
+            if key is not None:
+                by_key[key] = ri
+        index[id(pol)] = ri
+    return index, tuple(guards)
+
+
 def _clear_caches(entities: Any) -> None:
     """Forget what an earlier authorizer kept on these entities (candidates, guard results)."""
     for ent in entities:
         ent.candidates = None
         ent.resource_status = None
+        ent.status_sets = None
 
 
 def _error(policy_id: str, forbid: bool, e: Exception) -> PolicyError:
