@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 from vigil.audit.events import rfc3339
 from vigil.audit.keys import AuditKeyError
@@ -82,6 +82,7 @@ _NONE: Final[tuple[str, ...]] = ()
 _NO_ERRORS: Final[tuple[tuple[str, str], ...]] = ()
 _QUARANTINED: Final = (ReasonCode.QUARANTINED.value,)
 _ADVICE_QUARANTINED: Final = (Advice.QUARANTINED.value,)
+_T = TypeVar("_T")
 
 
 def _id_source() -> IdSource:
@@ -201,7 +202,7 @@ class Engine:
                     cluster.redis,
                     cluster.channel,
                     self._store,
-                    apply=_cluster_apply(self),
+                    apply=_weakly(self, _apply_cluster_changes, gone=None),
                     signal=_cluster_signal(self),
                 )
                 self._store = announcing(self._store, self.cluster)
@@ -215,7 +216,7 @@ class Engine:
             self._id_expiry = math.inf
             self._seen: dict[EntityUid, float] = {}  # uses the profiles do not record
             self.registry = Registry(self._store, used=_used_reader(self.profiles, self._seen))
-            self.registry.listen(_gate_listener(self))
+            self.registry.listen(_weakly(self, _copy_gate, gone=None))
             self._revoked = Revocations(self._store)
         except StoreError as e:
             raise WorkspaceError(
@@ -229,25 +230,25 @@ class Engine:
             self.approvals,
             self.quarantine,
             self._store,
-            audit=_operator_events(self),
-            recordable=_recordable(self),
-            clock=_clock_of(self),
-            approval_ttl=_approval_ttl(self),
+            audit=_weakly(self, _record_event, gone=None),
+            recordable=_weakly(self, _check_recordable, gone=None),
+            clock=_weakly(self, _engine_now),
+            approval_ttl=_weakly(self, _approval_ttl),
         )
         self.identities = IdentityDesk(
             self.registry,
             self._store,
-            audit=_operator_events(self),
-            recordable=_recordable(self),
+            audit=_weakly(self, _record_event, gone=None),
+            recordable=_weakly(self, _check_recordable, gone=None),
             clock=self._clock,
-            settings=_identity_settings(self),
-            entities=_entity_uids(self),
+            settings=_weakly(self, _identity_settings),
+            entities=_weakly(self, _entity_uids),
         )
         self.revocations = RevocationDesk(
             self._revoked,
             self._store,
-            audit=_operator_events(self),
-            recordable=_recordable(self),
+            audit=_weakly(self, _record_event, gone=None),
+            recordable=_weakly(self, _check_recordable, gone=None),
             clock=self._clock,
         )
         # tokens: the verifier of decide(..., token=), the token service, its signing keys
@@ -268,9 +269,9 @@ class Engine:
             keys=self.signing_keys,
             registry=self.registry,
             verifier=self.verifier,
-            act_for=_act_for(self),
-            record=_operator_events(self),
-            recordable=_recordable(self),
+            act_for=_weakly(self, _decide_act_for, gone=(False, "")),
+            record=_weakly(self, _record_event, gone=None),
+            recordable=_weakly(self, _check_recordable, gone=None),
             clock=self._clock,
         )
         self._trust(workspace.settings)
@@ -1072,58 +1073,61 @@ def _binding_reader(registry: Registry) -> Callable[[str, str], EntityUid | None
     return bound
 
 
-def _act_for(engine: Engine) -> Callable[[EntityUid, EntityUid, float], tuple[bool, str]]:
-    """The token exchange's access decision (weakly: no reference cycle): principal = the actor,
-    action ``act_for``, resource = the subject; audited like every decision."""
+_GONE: Final = object()
+
+
+def _weakly(engine: Engine, use: Callable[..., _T], gone: Any = _GONE) -> Callable[..., _T]:
+    """``use(engine, *args, **kwargs)`` through a weak reference: the desks, the registry and the
+    cluster bus hold this callable, not the engine (no reference cycle). Once the engine is gone
+    it returns ``gone``, or raises ReferenceError when none is given."""
     ref = weakref.ref(engine)
 
-    def decide(actor: EntityUid, subject: EntityUid, now: float) -> tuple[bool, str]:
+    def call(*args: Any, **kwargs: Any) -> _T:
         e = ref()
         if e is None:
-            return False, ""
-        st = e._state
-        req = parse_authzen(
-            {
-                "subject": {"type": actor[0], "id": actor[1]},
-                "action": {"name": "act_for"},
-                "resource": {"type": subject[0], "id": subject[1]},
-                "context": {},
-            },
-            st.action_type,
-        )
-        record = e._decide(st, req, now, perf_counter_ns())
-        return bool(record.allowed), record.id
+            if gone is _GONE:
+                raise ReferenceError("the engine is gone")
+            return cast(_T, gone)
+        return use(e, *args, **kwargs)
 
-    return decide
+    return call
 
 
-def _cluster_apply(engine: Engine) -> Callable[[set[str]], None]:
+def _decide_act_for(e: Engine, actor: EntityUid, subject: EntityUid, now: float) -> tuple[bool, str]:
+    """The token exchange's access decision: principal = the actor, action ``act_for``, resource =
+    the subject; audited like every decision. Returns (allowed, decision id)."""
+    st = e._state
+    req = parse_authzen(
+        {
+            "subject": {"type": actor[0], "id": actor[1]},
+            "action": {"name": "act_for"},
+            "resource": {"type": subject[0], "id": subject[1]},
+            "context": {},
+        },
+        st.action_type,
+    )
+    record = e._decide(st, req, now, perf_counter_ns())
+    return bool(record.allowed), record.id
+
+
+def _apply_cluster_changes(e: Engine, kinds: set[str]) -> None:
     """What the cluster bus calls with the kinds of changes other processes made: refresh the
-    quarantine set and/or the registry's gate from the store (weakly: no reference cycle)."""
-    ref = weakref.ref(engine)
+    quarantine set and/or the registry's gate from the store."""
+    if kinds_touch(kinds, "quarantine_"):
+        e.quarantine.refresh()
+    if kinds_touch(kinds, "identity_"):
+        e.registry.refresh()
 
-    def apply(kinds: set[str]) -> None:
-        e = ref()
-        if e is None:
-            return
-        if kinds_touch(kinds, "quarantine_"):
-            e.quarantine.refresh()
-        if kinds_touch(kinds, "identity_"):
-            e.registry.refresh()
 
-    return apply
+def _reload_quietly(e: Engine, by: str) -> None:
+    with contextlib.suppress(AuditError):  # not reloaded: the last good workspace stays
+        e._reload(by)
 
 
 def _cluster_signal(engine: Engine) -> Callable[[str, dict[str, Any]], None]:
     """Announcements that are not changes: ``reload`` (another process reloaded the workspace):
     reloaded on a thread of its own, so a long reload never holds up the changes that follow."""
-    ref = weakref.ref(engine)
-
-    def reload(by: str) -> None:
-        e = ref()
-        if e is not None:
-            with contextlib.suppress(AuditError):  # not reloaded: the last good workspace stays
-                e._reload(by)
+    reload = _weakly(engine, _reload_quietly, gone=None)
 
     def signal(kind: str, body: dict[str, Any]) -> None:
         if kind == "reload":
@@ -1134,22 +1138,14 @@ def _cluster_signal(engine: Engine) -> Callable[[str, dict[str, Any]], None]:
     return signal
 
 
-def _gate_listener(engine: Engine) -> Callable[[frozenset[EntityUid], float], None]:
-    """Copies the registry's gate into the engine's fields and drops the verified-token cache (a
-    weak reference: the registry does not keep the engine alive)."""
-    ref = weakref.ref(engine)
-
-    def listen(inactive: frozenset[EntityUid], next_expiry: float) -> None:
-        e = ref()
-        if e is not None:
-            e._id_inactive = inactive
-            e._id_expiry = next_expiry
-            # a verified token's subject may come from a binding that just changed: verify afresh
-            verifier = getattr(e, "verifier", None)
-            if verifier is not None:
-                verifier.forget()
-
-    return listen
+def _copy_gate(e: Engine, inactive: frozenset[EntityUid], next_expiry: float) -> None:
+    """The registry's gate into the engine's fields; drops the verified-token cache (a verified
+    token's subject may come from a binding that just changed)."""
+    e._id_inactive = inactive
+    e._id_expiry = next_expiry
+    verifier = getattr(e, "verifier", None)
+    if verifier is not None:
+        verifier.forget()
 
 
 def _used_reader(profiles: ProfileBook, seen: dict[EntityUid, float]) -> Callable[[EntityUid], float]:
@@ -1165,76 +1161,33 @@ def _used_reader(profiles: ProfileBook, seen: dict[EntityUid, float]) -> Callabl
     return used
 
 
-def _operator_events(engine: Engine) -> Callable[..., None]:
-    """The engine's operator-event writer for its identity desk (weakly: no reference cycle);
-    raises AuditError when ``[audit] required`` and the log refused the event."""
-    ref = weakref.ref(engine)
-
-    def emit(kind: str, by: str, **details: Any) -> None:
-        e = ref()
-        if e is not None:
-            e._record(kind, by, **details)
-
-    return emit
+def _record_event(e: Engine, kind: str, by: str, **details: Any) -> None:
+    """An operator event into the engine's log; raises AuditError when ``[audit] required`` and
+    the log refused it."""
+    e._record(kind, by, **details)
 
 
-def _recordable(engine: Engine) -> Callable[[], None]:
-    """The engine's check before an operator change (weakly: no reference cycle)."""
-    ref = weakref.ref(engine)
-
-    def check() -> None:
-        e = ref()
-        if e is not None:
-            e._recordable()
-
-    return check
+def _check_recordable(e: Engine) -> None:
+    e._recordable()
 
 
-def _clock_of(engine: Engine) -> Clock:
-    """The engine's clock as it is at each call (weakly: no reference cycle)."""
-    ref = weakref.ref(engine)
+def _approval_ttl(e: Engine) -> float:
+    """``[behaviour] approval_ttl_s`` of the active workspace."""
+    ttl_s: float = e._state.behaviour.settings.approval_ttl_s
+    return ttl_s
 
-    def now() -> float:
-        e = ref()
-        assert e is not None
-        return e._clock()
 
+def _identity_settings(e: Engine) -> Any:
+    return e._state.workspace.settings.identity
+
+
+def _entity_uids(e: Engine) -> Iterable[EntityUid]:
+    return list(e._state.by_uid)
+
+
+def _engine_now(e: Engine) -> float:
+    now: float = e._clock()
     return now
-
-
-def _approval_ttl(engine: Engine) -> Callable[[], float]:
-    """``[behaviour] approval_ttl_s`` of the active workspace (weakly: no reference cycle)."""
-    ref = weakref.ref(engine)
-
-    def ttl() -> float:
-        e = ref()
-        assert e is not None
-        ttl_s: float = e._state.behaviour.settings.approval_ttl_s
-        return ttl_s
-
-    return ttl
-
-
-def _identity_settings(engine: Engine) -> Callable[[], Any]:
-    ref = weakref.ref(engine)
-
-    def settings() -> Any:
-        e = ref()
-        assert e is not None
-        return e._state.workspace.settings.identity
-
-    return settings
-
-
-def _entity_uids(engine: Engine) -> Callable[[], Iterable[EntityUid]]:
-    ref = weakref.ref(engine)
-
-    def uids() -> Iterable[EntityUid]:
-        e = ref()
-        assert e is not None
-        return list(e._state.by_uid)
-
-    return uids
 
 
 def _default_sink(workspace: Workspace) -> AuditSink:
