@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vigil.cli.state import JsonOpt, NowOpt, WorkspaceOpt, _desk, _fail, _out, _print_json, _when
+from vigil.cli.state import JsonOpt, NowOpt, WorkspaceOpt, _change, _desk, _fail, _out, _print_json, _when
 from vigil.errors import VigilError
 from vigil.identity.report import FINDINGS
 from vigil.operations.identities import STATUS_FILTERS, IdentityDesk
@@ -409,12 +409,12 @@ def identity_revoke_token(
 ) -> None:
     """Revoke one token by its jti: refused at its next use (a running server on the same state
     within about a second)."""
-    when = _when(now, json_)
-    with _desk(workspace, json_) as desk:
-        try:
-            r, added = desk.revocations.revoke_token(jti, by=_by(by), reason=reason, now=when)
-        except VigilError as e:
-            _fail(e, json_)
+    r, added = _change(
+        workspace,
+        json_,
+        now,
+        lambda desk, when: desk.revocations.revoke_token(jti, by=_by(by), reason=reason, now=when),
+    )
     shown = {**revocation_dict(r), "new": added}
     _changed(json_, shown, f"revoked token [bold]{escape(jti)}[/]" + ("" if added else " (already revoked)"))
 
@@ -430,12 +430,14 @@ def identity_revoke_delegation(
     json_: JsonOpt = False,
 ) -> None:
     """Revoke a delegation: every token whose chain holds ACTOR acting for SUBJECT is refused."""
-    when = _when(now, json_)
-    with _desk(workspace, json_) as desk:
-        try:
-            r, added = desk.revocations.revoke_delegation(actor, subject, by=_by(by), reason=reason, now=when)
-        except VigilError as e:
-            _fail(e, json_)
+    r, added = _change(
+        workspace,
+        json_,
+        now,
+        lambda desk, when: desk.revocations.revoke_delegation(
+            actor, subject, by=_by(by), reason=reason, now=when
+        ),
+    )
     shown = {**revocation_dict(r), "new": added}
     _changed(
         json_,
@@ -448,11 +450,9 @@ def identity_revoke_delegation(
 @identity_app.command("revocations")
 def identity_revocations(workspace: WorkspaceOpt, json_: JsonOpt = False) -> None:
     """List revoked tokens and delegations."""
-    with _desk(workspace, json_) as desk:
-        try:
-            items = [revocation_dict(r) for r in desk.revocations.list()]
-        except VigilError as e:
-            _fail(e, json_)
+    items = _change(
+        workspace, json_, None, lambda desk, _: [revocation_dict(r) for r in desk.revocations.list()]
+    )
     if json_:
         _print_json({"revocations": items})
         return

@@ -13,8 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil.cli.identity import ByOpt, _by
-from vigil.cli.state import JsonOpt, NowOpt, WorkspaceOpt, _desk, _fail, _out, _print_json, _when
-from vigil.errors import VigilError
+from vigil.cli.state import JsonOpt, NowOpt, WorkspaceOpt, _change, _out, _print_json
 from vigil.identity.report import time_text
 
 oauth_app = typer.Typer(
@@ -25,13 +24,12 @@ oauth_app = typer.Typer(
 @oauth_app.command("keys")
 def oauth_keys(workspace: WorkspaceOpt, now: NowOpt = None, json_: JsonOpt = False) -> None:
     """List the signing keys: the one signing, those retiring (still published) and until when."""
-    when = _when(now, json_)
-    with _desk(workspace, json_) as desk:
-        try:
-            t = when if when is not None else desk.now()
-            keys = desk.signing_keys.describe(t)
-        except VigilError as e:
-            _fail(e, json_)
+    keys = _change(
+        workspace,
+        json_,
+        now,
+        lambda desk, when: desk.signing_keys.describe(when if when is not None else desk.now()),
+    )
     if json_:
         _print_json({"keys": keys})
         return
@@ -49,12 +47,7 @@ def oauth_rotate_key(
     json_: JsonOpt = False,
 ) -> None:
     """Add a new signing key (it signs from now on); the previous one retires after an overlap."""
-    when = _when(now, json_)
-    with _desk(workspace, json_) as desk:
-        try:
-            kid = desk.rotate_signing_key(by=_by(by), now=when)
-        except VigilError as e:
-            _fail(e, json_)
+    kid = _change(workspace, json_, now, lambda desk, when: desk.rotate_signing_key(by=_by(by), now=when))
     if json_:
         _print_json({"kid": kid})
     else:
