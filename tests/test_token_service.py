@@ -390,3 +390,25 @@ def test_fuzzed_token_requests_only_ever_get_oauth_errors(env: Env, body: bytes,
             "invalid_scope",
             "invalid_target",
         }
+
+
+def test_cached_verifications_survive_unrelated_registry_changes_not_binding_changes(env: Env) -> None:
+    """Adding an identity keeps every cached token verification (no burst of fresh signature
+    checks across the fleet); binding or unbinding an external name drops them, since a cached
+    token's subject may come from the binding."""
+    verifier = env.engine.verifier
+    bot = ("Agent", "triage-bot")
+    tok = env.agent_token(audience=AUDIENCE)
+    assert env.decide(bot, "read", "t1", tok).allowed
+    fresh = verifier.fresh
+    env.engine.identities.add('Agent::"new-bot"', owner="ops@example.com", purpose="tests", by="ops")
+    assert env.decide(bot, "read", "t1", tok).allowed
+    assert verifier.fresh == fresh  # served from the cache
+
+    rogue = ("Agent", "rogue-bot")
+    human = env.human_token(sub="zed")
+    env.engine.identities.bind('Agent::"rogue-bot"', issuer=env.idp.issuer, subject="zed", by="ops")
+    assert env.decide(rogue, "read", "t1", human).allowed  # the binding names rogue-bot
+    env.engine.identities.unbind('Agent::"rogue-bot"', issuer=env.idp.issuer, subject="zed", by="ops")
+    r = env.decide(rogue, "read", "t1", human)
+    assert not r.allowed, "a cached verification outlived the binding it came from"

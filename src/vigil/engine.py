@@ -1139,13 +1139,13 @@ def _cluster_signal(engine: Engine) -> Callable[[str, dict[str, Any]], None]:
 
 
 def _copy_gate(e: Engine, inactive: frozenset[EntityUid], next_expiry: float) -> None:
-    """The registry's gate into the engine's fields; drops the verified-token cache (a verified
-    token's subject may come from a binding that just changed)."""
+    """The registry's gate into the engine's fields; drops the verified-token cache when the
+    bindings changed (a verified token's subject may come from one)."""
     e._id_inactive = inactive
     e._id_expiry = next_expiry
     verifier = getattr(e, "verifier", None)
     if verifier is not None:
-        verifier.forget()
+        verifier.bindings_changed(e.registry.bindings)
 
 
 def _used_reader(profiles: ProfileBook, seen: dict[EntityUid, float]) -> Callable[[EntityUid], float]:

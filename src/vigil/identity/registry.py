@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from vigil.identity.errors import IdentityConflict, IdentityNotFound
@@ -93,6 +93,12 @@ class Registry:
     def entries(self) -> list[IdentityEntry]:
         """Every record, by uid."""
         return sorted(self._entries.values(), key=lambda e: e.subject)
+
+    @property
+    def bindings(self) -> Mapping[tuple[str, str], EntityUid]:
+        """Every binding, ``(issuer, subject)`` -> identity (a mapping replaced, never changed in
+        place, when the registry changes)."""
+        return self._bound
 
     def __contains__(self, uid: object) -> bool:
         return uid in self._entries

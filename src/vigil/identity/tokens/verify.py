@@ -261,6 +261,7 @@ class Verifier:
         self.max_depth = max_depth
         self.cache_size = cache_size
         self._cache: dict[str | bytes, VerifiedToken] = {}
+        self._bound_seen: Mapping[tuple[str, str], EntityUid] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.fresh = 0
@@ -389,3 +390,15 @@ class Verifier:
         """Drop every cached verification."""
         with self._lock:
             self._cache.clear()
+
+    def bindings_changed(self, bound: Mapping[tuple[str, str], EntityUid]) -> None:
+        """Drop every cached verification when the registry's bindings (``(issuer, subject)`` ->
+        identity) differ from those seen last: a cached token's subject may come from one. Other
+        registry changes keep them (the decision path checks status and expiry itself), so an
+        operator adding an identity does not make every agent's next token check a fresh one."""
+        if bound is self._bound_seen:
+            return
+        with self._lock:
+            if bound != self._bound_seen:
+                self._cache.clear()
+            self._bound_seen = bound
