@@ -326,7 +326,7 @@ class Engine:
             except StoreError:
                 self.store_errors += 1
             try:
-                ws = load_workspace(self._state.workspace.path)
+                ws = load_workspace(self._state.workspace.path, previous=self._state.workspace)
             except WorkspaceError as e:
                 self.last_reload_error = tuple(e.problems) or (e.message,)
                 self._operator_event(

@@ -23,6 +23,11 @@ from vigil.policy.schema import Schema, SchemaError, parse_schema
 from vigil.policy.values import EntityUid, EvalError
 
 
+class EntitiesNeeded(Exception):
+    """A build that reuses the previous entity store needs the entities' JSON after all (a policy
+    evaluated through cedarpy reads it): the caller reads them and builds again."""
+
+
 class BuildError(Exception):
     """The policy set cannot be built; ``problems`` are file:line (or file: policy) messages."""
 
@@ -53,6 +58,10 @@ class PolicySet:
     text: str = ""  # the policies' text, as parsed
     schema_handle: Any = None  # cedarpy's schema, to read entity changes as the workspace's were
     links: tuple[Mapping[str, Any], ...] = ()  # the template links, as given
+    # What a later build may reuse: the entities' share of the revision, and each compiled policy
+    # by (template, id, slot values).
+    entity_digest: bytes = b""
+    compiled_by_key: Mapping[Any, CompiledPolicy] = dataclasses.field(default_factory=dict)
 
     @property
     def store(self) -> EntityStore:
@@ -75,8 +84,16 @@ def build_policy_set(
     require_valid: bool = True,
     force_fallback: frozenset[str] = frozenset(),
     entity_origins: Sequence[str] | None = None,
+    previous: PolicySet | None = None,
+    reuse_entities: bool = False,
 ) -> PolicySet:
     """Parse, validate (when a schema is given), compile and index; raises BuildError.
+
+    ``previous``: an earlier build whose compiled policies are reused where the template, id and
+    slot values are equal (a policy change recompiles only what changed). ``reuse_entities``: the
+    entities are those of ``previous`` (their files are unchanged and no batch changed its store),
+    so ``entity_items`` is not read and the store is a copy of the previous one; raises
+    EntitiesNeeded when a policy needs the entities' JSON (a cedarpy fallback).
 
     ``require_valid=False`` keeps policies that fail schema validation (Cedar still evaluates
     them); their messages land in ``validation_warnings``. ``force_fallback`` names policies to
@@ -107,9 +124,21 @@ def build_policy_set(
     if problems:
         raise BuildError(problems)
 
-    normalized, store = _entity_store(entity_items, schema_handle, entity_origins)
+    if reuse_entities and previous is not None:
+        if parsed.untyped:
+            raise EntitiesNeeded()
+        normalized: list[Any] = []
+        store = previous.store.copy()
+        entity_digest = previous.entity_digest
+    else:
+        normalized, store = _entity_store(entity_items, schema_handle, entity_origins)
+        # cedarpy returns entities in no stable order: sort so the revision depends on content only.
+        entity_digest = hashlib.sha256(_canonical(sorted(normalized, key=_uid_key))).digest()
 
-    compiled, fallbacks = _compile_all(parsed.pst, normalized, schema_handle, force_fallback)
+    cache = previous.compiled_by_key if previous is not None else {}
+    compiled, fallbacks, keys = _compile_all(parsed.pst, normalized, schema_handle, force_fallback, cache)
+    if fallbacks and reuse_entities:
+        raise EntitiesNeeded()
     if parsed.untyped:
         reference = ReferenceAuthorizer(normalized, schema_handle)
         for cedar_id, text, reason in parsed.untyped:
@@ -131,8 +160,7 @@ def build_policy_set(
         raise BuildError(problems)
     digest = hashlib.sha256()
     digest.update(parsed.text.encode())
-    # cedarpy returns entities in no stable order: sort so the revision depends on content only.
-    digest.update(_canonical(sorted(normalized, key=_uid_key)))
+    digest.update(entity_digest)
     digest.update((schema_text or "").encode())
     digest.update(json.dumps(list(links), sort_keys=True).encode())
     return PolicySet(
@@ -146,6 +174,8 @@ def build_policy_set(
         text=parsed.text,
         links=tuple(links),
         schema_handle=schema_handle,
+        entity_digest=entity_digest,
+        compiled_by_key=keys,
     )
 
 
@@ -185,8 +215,15 @@ def _uid_key(item: Any) -> tuple[str, str]:
 
 
 def _compile_all(
-    tree: Any, entities: list[Any], schema_handle: Any, force_fallback: frozenset[str]
-) -> tuple[list[CompiledPolicy], list[Fallback]]:
+    tree: Any,
+    entities: list[Any],
+    schema_handle: Any,
+    force_fallback: frozenset[str],
+    cache: Mapping[Any, CompiledPolicy],
+) -> tuple[list[CompiledPolicy], list[Fallback], dict[Any, CompiledPolicy]]:
+    """Every policy compiled (``cache``'s when its template, id and slot values are equal), those
+    evaluated through cedarpy instead, and the compiled ones by key for the next build."""
+    keys: dict[Any, CompiledPolicy] = {}
     compiled: list[CompiledPolicy] = []
     fallbacks: list[Fallback] = []
     reference: ReferenceAuthorizer | None = None
@@ -202,13 +239,18 @@ def _compile_all(
         try:
             if template.id in force_fallback or pid in force_fallback:
                 raise Unsupported("forced by configuration")
-            compiled.append(compile_policy(template, policy_id=pid, slots=slots))
+            key = (template, pid, tuple(sorted(slots.items())))
+            pol = cache.get(key)
+            if pol is None:
+                pol = compile_policy(template, policy_id=pid, slots=slots)
+            keys[key] = pol
+            compiled.append(pol)
         except Unsupported as e:
             if reference is None:
                 reference = ReferenceAuthorizer(entities, schema_handle)
             compiled.append(_fallback_policy(template, pid, slots, reference, str(e)))
             fallbacks.append(Fallback(pid, str(e)))
-    return compiled, fallbacks
+    return compiled, fallbacks, keys
 
 
 def _relabel(template: Any, new_id: str) -> Any:

@@ -145,6 +145,21 @@ class EntityStore:
     def __len__(self) -> int:
         return len(self.by_uid)
 
+    def copy(self) -> EntityStore:
+        """The same entities as new objects (attributes, parents, ancestors and tags shared: never
+        changed in place) with nothing cached on them: for a new authorizer while this store's
+        may still be deciding (a reload)."""
+        new = EntityStore.__new__(EntityStore)
+        new.changes = 0
+        by_uid: dict[EntityUid, Entity] = {}
+        for uid, e in self.by_uid.items():
+            c = Entity(e.uid, e.attrs, e.parents, e.tags)
+            c.ancestors = e.ancestors
+            by_uid[uid] = c
+        new.by_uid = by_uid
+        new.children = {uid: set(kids) for uid, kids in self.children.items()}
+        return new
+
     def apply(
         self, upserts: Sequence[Entity], deletes: Iterable[EntityUid]
     ) -> tuple[list[Entity], list[Entity]]:

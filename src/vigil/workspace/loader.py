@@ -7,6 +7,7 @@ order. Any problem refuses the whole workspace with every file:line message foun
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from vigil.errors import WorkspaceError
-from vigil.policy.build import BuildError, PolicySet, build_policy_set
+from vigil.policy.build import BuildError, EntitiesNeeded, PolicySet, build_policy_set
 from vigil.policy.cedar import CedarError, PolicySource, parse_policies
 from vigil.workspace.settings import Settings, parse_settings
 
@@ -34,14 +35,23 @@ class Workspace:
     policy_files: tuple[str, ...]
     entity_files: tuple[str, ...]
     has_schema: bool
+    # SHA-256 of the entity files' names and bytes and the schema: a reload whose digest is equal
+    # reuses the entities instead of reading them again ("" : not known).
+    entity_source_digest: str = ""
 
     @property
     def revision(self) -> str:
         return self.policy_set.revision
 
 
-def load_workspace(path: str | Path) -> Workspace:
-    """Read, validate and compile the workspace at ``path``; raises WorkspaceError listing every problem."""
+def load_workspace(path: str | Path, previous: Workspace | None = None) -> Workspace:
+    """Read, validate and compile the workspace at ``path``; raises WorkspaceError listing every
+    problem.
+
+    ``previous``: the workspace loaded from ``path`` before (a reload). Its compiled policies are
+    reused where unchanged, and when the entity files and the schema are byte for byte the same
+    and no entity batch changed its store since, its entities too (a policy change then costs
+    the policies' parse and what changed, not the estate)."""
     root = Path(path)
     if not root.is_dir():
         raise WorkspaceError(f"workspace {str(root)!r} is not a directory", [f"{root}: not a directory"])
@@ -51,7 +61,19 @@ def load_workspace(path: str | Path) -> Workspace:
     schema_text = (
         _read(root / "schema.cedarschema", root, problems) if (root / "schema.cedarschema").exists() else None
     )
-    entities, entity_files, origins = _entities(root, problems)
+    source_digest = _entity_source_digest(root, schema_text)
+    reusable = (
+        previous is not None
+        and source_digest != ""
+        and previous.entity_source_digest == source_digest
+        and previous.policy_set.store.changes == 0
+    )
+    if reusable:
+        assert previous is not None
+        entities: list[Any] = []
+        entity_files, origins = list(previous.entity_files), None
+    else:
+        entities, entity_files, origins = _entities(root, problems)
     links = _links(root, problems)
     if problems:
         # Report policy syntax errors too, so one `vigil check` shows everything it can.
@@ -60,8 +82,25 @@ def load_workspace(path: str | Path) -> Workspace:
         except CedarError as e:
             problems.extend(p for p in str(e).split("; ") if p not in problems)
         raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problems[0]}", problems)
+    last = previous.policy_set if previous is not None else None
     try:
-        policy_set = build_policy_set(sources, entities, schema_text, links, entity_origins=origins)
+        try:
+            policy_set = build_policy_set(
+                sources,
+                entities,
+                schema_text,
+                links,
+                entity_origins=origins,
+                previous=last,
+                reuse_entities=reusable,
+            )
+        except EntitiesNeeded:
+            entities, entity_files, origins = _entities(root, problems)
+            if problems:
+                raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problems[0]}", problems) from None
+            policy_set = build_policy_set(
+                sources, entities, schema_text, links, entity_origins=origins, previous=last
+            )
     except BuildError as e:
         raise WorkspaceError(f"workspace {str(root)!r} is invalid: {e.problems[0]}", e.problems) from None
     return Workspace(
@@ -71,7 +110,23 @@ def load_workspace(path: str | Path) -> Workspace:
         policy_files=tuple(s.path for s in sources),
         entity_files=tuple(entity_files),
         has_schema=schema_text is not None,
+        entity_source_digest=source_digest,
     )
+
+
+def _entity_source_digest(root: Path, schema_text: str | None) -> str:
+    """SHA-256 over the entity files' names and bytes and the schema text; "" when a file cannot
+    be read (the full load then reports it)."""
+    digest = hashlib.sha256((schema_text or "").encode())
+    folder = root / "entities"
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = f.read_bytes()
+        except OSError:
+            return ""
+        digest.update(f"\0{f.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _rel(root: Path, p: Path) -> str:
