@@ -17,6 +17,9 @@ from setuptools import Extension, setup
 _COMPILED = runpy.run_path(os.path.join("src", "vigil", "compiled.py"))
 HOT_MODULES = _COMPILED["HOT_MODULES"]
 C_MODULES = _COMPILED["C_MODULES"]  # .pyx sources: C-only accelerators with pure-Python equivalents
+# what a C module links: the audit chain calls OpenSSL's SHA256 (without libssl-dev the module is
+# not built, optional=True, and the Python loop runs)
+_C_LIBRARIES = {"vigil.audit._chain": ["crypto"]}
 
 
 def _extensions() -> list[Extension]:
@@ -29,7 +32,15 @@ def _extensions() -> list[Extension]:
     modules = [
         Extension(name, [os.path.join("src", *name.split(".")) + ".py"], optional=True)
         for name in HOT_MODULES
-    ] + [Extension(name, [os.path.join("src", *name.split(".")) + ".pyx"], optional=True) for name in C_MODULES]
+    ] + [
+        Extension(
+            name,
+            [os.path.join("src", *name.split(".")) + ".pyx"],
+            optional=True,
+            libraries=_C_LIBRARIES.get(name, []),
+        )
+        for name in C_MODULES
+    ]
     return cythonize(
         modules,
         # annotation_typing off: the annotations are for mypy; compiled code keeps Python's

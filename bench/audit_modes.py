@@ -12,6 +12,8 @@ audit sink swapped for:
   2 ms (the deciding thread only appends);
 - ``writer + 256``: the same, but the deciding thread encodes once 256 events are pending (when
   decisions come faster than the writer keeps up, e.g. batches of evaluations);
+- ``batch 32 signed chain`` / ``batch 32 no chain``: the default with the workspace's checkpoint
+  signing key, and with ``[audit] chain = false`` (what the hash chain costs);
 - ``off``: ``NullSink`` (``[audit] sink = "none"``);
 
 and the python-reference in the same process. GC is off inside a chunk, as in the harness
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch 256": lambda: JsonlSink(tmp / "b256.jsonl", batch=256),
         "batch 128": lambda: JsonlSink(tmp / "b128.jsonl", batch=128),
         "batch 32": lambda: JsonlSink(tmp / "b32.jsonl", batch=32),
+        "batch 32 signed chain": lambda: JsonlSink(tmp / "s32.jsonl", batch=32, signing_key=tmp / "audit.key"),
+        "batch 32 no chain": lambda: JsonlSink(tmp / "n32.jsonl", batch=32, chain=False),
         "batch 16": lambda: JsonlSink(tmp / "b16.jsonl", batch=16),
         "batch 8": lambda: JsonlSink(tmp / "b8.jsonl", batch=8),
         "batch 4": lambda: JsonlSink(tmp / "b4.jsonl", batch=4),

@@ -13,6 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.audit_helpers import chained_log, log_lines, record, rewrite, verify_cli
@@ -264,3 +266,58 @@ def test_two_writers_on_one_log_keep_one_chain(tmp_path: Path, rotate_bytes: int
     events = [e for e in events if e["type"] != "checkpoint"]
     assert sorted(e["seq"] for e in events) == list(range(1, 41))
     assert sum(e.get("replay") is True for e in events) == 14  # i % 3 == 0: b's lines, marked
+
+
+_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+_events = st.lists(
+    st.dictionaries(
+        st.sampled_from(["id", "a", "context", "reasons"]),
+        st.one_of(_texts, st.integers(-(2**63), 2**63 - 1)),
+        min_size=1,
+    ),
+    min_size=0,
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    chunks=st.lists(_events, min_size=1, max_size=4),
+    mark=st.sampled_from([b"", b',"replay":true']),
+    cap=st.sampled_from([16_384, 40]),
+)
+def test_the_c_chain_writes_the_bytes_of_the_python_chain(
+    tmp_path_factory: pytest.TempPathFactory,
+    chunks: list[list[dict[str, object]]],
+    mark: bytes,
+    cap: int,
+) -> None:
+    """``audit/_chain.pyx`` (no GIL) and the Python loop give the same file, head and seq, lines
+    over the context cap included (the C path hands those chunks to the Python one)."""
+    from vigil.audit import logfile
+
+    fast_chain = logfile._chain_block
+    if fast_chain is None:
+        pytest.skip("the C chain is not built here (pure build or no OpenSSL headers)")
+    d = tmp_path_factory.mktemp("chain")
+    data = [b"".join(orjson.dumps(e) + b"\n" for e in chunk) for chunk in chunks]
+    key = Ed25519PrivateKey.generate()
+    written = []
+    for fast in (True, False):
+        logfile._chain_block = fast_chain if fast else None
+        try:
+            f = AuditFile(
+                d / f"{fast}.jsonl",
+                signing_key=key,
+                checkpoint_events=5,
+                max_context_bytes=cap,
+                mark=mark,
+                clock=lambda: 1.8e9,  # checkpoints (Ed25519: deterministic) then match too
+            )
+            for chunk in data:
+                f.write([chunk])
+            written.append((f.head, f.seq, f._head_len, (d / f"{fast}.jsonl").read_bytes()))
+            f.close()
+        finally:
+            logfile._chain_block = fast_chain
+    assert written[0] == written[1]

@@ -45,8 +45,9 @@ HOT_MODULES: Final = (
 
 # C-only accelerators (``.pyx`` sources): each has a pure-Python equivalent elsewhere that runs when
 # it is missing, and the tests check that both give the same bytes. ``_event_lines`` writes the
-# audit event lines (vigil.audit.events.event_lines; orjson without it).
-C_MODULES: Final = ("vigil.audit._event_lines",)
+# audit event lines (vigil.audit.events.event_lines; orjson without it); ``_chain`` the log's hash
+# chain with the GIL released (vigil.audit.logfile's Python loop without it; links OpenSSL).
+C_MODULES: Final = ("vigil.audit._event_lines", "vigil.audit._chain")
 
 
 def accelerated() -> dict[str, bool]:

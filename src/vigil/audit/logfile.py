@@ -45,7 +45,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -53,6 +53,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from vigil.audit.events import EVENT_VERSION, rfc3339
 from vigil.audit.follow import ForeignEdit, Tail, follow, own_line_intact
 from vigil.audit.keys import key_id
+
+_chain_block: Any
+try:  # the chain in C without the GIL (setup.py builds it when OpenSSL's headers are there)
+    from vigil.audit._chain import chain_block as _chain_block
+except ImportError:  # the pure-Python loop of AuditFile._write
+    _chain_block = None
 
 GENESIS: Final = "0" * 64
 """``prev`` of the first line of a log (no line before it)."""
@@ -357,8 +363,19 @@ class AuditFile:
         head, seq, unsigned = self.head, self.seq, self.unsigned
         parts: list[bytes] = []
         n = 0
+        last = 0  # the length of the last line (chained: parts may hold blocks of lines)
         if self.chain:
             for chunk in chunks:
+                fast = (
+                    _chain_block(chunk, self._mark, seq, head.encode(), self._cap) if _chain_block else None
+                )
+                if fast is not None:
+                    block, k, seq, chained, size = fast
+                    if k:
+                        parts.append(block)
+                        head, last = chained.decode(), size
+                        n += k
+                    continue
                 for line in chunk.split(b"\n")[:-1]:
                     if len(line) > self._cap:
                         line = self._capped(line)
@@ -366,6 +383,7 @@ class AuditFile:
                     line = b'%s%s,"seq":%d,"prev":"%s"}' % (line[:-1], self._mark, seq, head.encode())
                     head = hashlib.sha256(line).hexdigest()
                     parts.append(line)
+                    last = len(line)
                     n += 1
             unsigned += n
         else:
@@ -386,9 +404,11 @@ class AuditFile:
             line = self._checkpoint(seq, head)
             head = hashlib.sha256(line).hexdigest()
             parts.append(line)
+            last = len(line)
         if not parts:
             return 0
-        last = len(parts[-1])
+        if not self.chain:
+            last = len(parts[-1])
         parts.append(b"")
         data = b"\n".join(parts)
         try:
