@@ -31,6 +31,8 @@ install: $(STAMP)
 # hot module or its .pxd changed since the last build.
 build: $(STAMP)
 	$(PY) setup.py -q build_ext --inplace 2>&1 | grep -Ev '^(copying|gcc|creating)|BetaConfiguration|warnings.warn' || true
+	@# an extension of a module no longer compiled would shadow its .py: remove it
+	@$(PY) -c "import pathlib, runpy; c = runpy.run_path('src/vigil/compiled.py'); keep = set(c['HOT_MODULES'] + c['C_MODULES']); [p.unlink() for p in pathlib.Path('src').rglob('*.so') if '.'.join(p.relative_to('src').with_name(p.name.split('.')[0]).parts) not in keep]"
 
 demo: build
 	@rm -rf .vigil/demo && mkdir -p .vigil/demo && cp -r examples/agent-fleet .vigil/demo/workspace
