@@ -92,6 +92,9 @@ cdef class BehaviourModel:
                    top=cython.longlong, climbs=cython.longlong, chain_sens=cython.longlong)
     cdef list _chain_signals(self, list hits, Profile p, Features f)
 
+    @cython.locals(b=cython.double, k=cython.double, pts=cython.longlong)
+    cdef Assessment _graded(self, list hits, Profile p, Features f)
+    cpdef double backing(self, Profile p, double t)
     cdef object _assessment(self, list hits, int mask, list unknown, bint learning)
     cdef list _context(self, list hits, Profile p, str name, str prefix, str value, dict table, int kind, double n, double t)
     cdef list _new_resource(self, list hits, Profile p, tuple resource, ResourceInfo ri, double n, double nr_c)

@@ -643,7 +643,9 @@ class BehaviourModel:
         hits = self._chain_signals(hits, p, f)
         learning = p.learned < self.learning_requests or f.t - p.first_seen < self.learning_s
         if hits:
-            return self._assessment(hits, f.mask, f.unknown, learning)
+            if learning:
+                return self._graded(hits, p, f)
+            return self._assessment(hits, f.mask, f.unknown, False)
         if f.unknown is None:
             return _CALM[f.mask][learning]
         return Assessment(0, (), (), self._unknown(f.mask, f.unknown), learning, len(f.unknown))
@@ -846,6 +848,66 @@ class BehaviourModel:
                 )
             )
         return hits
+
+    def _graded(self, hits: list[Hit], p: Profile, f: Features) -> Assessment:
+        """The assessment of a learning identity (learning is not a free pass).
+
+        Each signal is graded by how much history backs it (:meth:`backing`, ``b``, the share of
+        the learning period done). Impossible travel needs no history (two places too far apart
+        too quickly) and keeps its points. An escalation chain and a first admin action
+        (*high-severity* evidence) need little: their points are times ``min(1, 4 b)``, full once
+        a quarter of the learning period backs them. Any other signal (novelty: a new region,
+        network, user agent, hour, action, resource or segment; a rate or a sweep against a young
+        baseline) is times ``b``. When the graded risk reaches ``step_up_risk`` the graded
+        assessment is enforced (``learning`` False); otherwise the ungraded one is recorded, not
+        enforced (``learning`` True), as before. Returns the assessment; never raises."""
+        b = self.backing(p, f.t)
+        if b >= 1.0:  # a quiet identity past learning_days: every signal is fully backed
+            return self._assessment(hits, f.mask, f.unknown, False)
+        graded: list[Hit] = []
+        for h in hits:
+            name = h[0]
+            if name == S.IMPOSSIBLE_TRAVEL:
+                graded.append(h)
+                continue
+            k = b
+            if name == S.ESCALATION_CHAIN or (name == S.PRIVILEGE_DRIFT and f.cls == ADMIN):
+                k = 4.0 * b
+                if k >= 1.0:
+                    graded.append(h)
+                    continue
+            pts = round(h[1] * k)
+            if pts >= 1:
+                args = h[3]
+                graded.append(
+                    (
+                        name,
+                        pts,
+                        h[2] + " [learning: {" + str(len(args)) + ":.0f}% of its points]",
+                        (*args, 100.0 * k),
+                    )
+                )
+        if graded:
+            a = self._assessment(graded, f.mask, f.unknown, False)
+            if a.risk >= self.step_up_risk:
+                return a
+        return self._assessment(hits, f.mask, f.unknown, True)
+
+    def backing(self, p: Profile, t: float) -> float:
+        """How much history backs a learning identity's signals, 0..1: the share of
+        ``learning_days`` elapsed since its first request (the time it takes to see an
+        identity's rhythm: a busy identity reaches ``learning_requests`` on its first day,
+        before its nightly or weekly work has shown), or, with ``learning_days = 0``, the share
+        of ``learning_requests`` learned; 1.0 when both are 0. A quiet identity (two checks a
+        day) is fully backed after ``learning_days``, however few its requests."""
+        ls = self.learning_s
+        if ls > 0:
+            b = (t - p.first_seen) / ls
+        elif self.learning_requests > 0:
+            b = p.learned / self.learning_requests
+        else:
+            return 1.0
+        return 1.0 if b > 1.0 else (0.0 if b < 0.0 else b)
 
     def _assessment(
         self, hits: list[Hit], mask: int, unknown: list[Unknown] | None, learning: bool
