@@ -29,7 +29,9 @@ from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.behaviour.book import ProfileBook
 from vigil.behaviour.model import BehaviourModel, Features
+from vigil.behaviour.peers import GROUP_TYPE, group_uid
 from vigil.behaviour.profile import Profile
+from vigil.behaviour.sessions import parent_of
 from vigil.behaviour.signals import Assessment
 from vigil.cluster import ChangeBus, announcing
 from vigil.cluster.bus import kinds_touch
@@ -222,6 +224,7 @@ class Engine:
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
             ) from None
         self._profiles = self.profiles.profiles
+        self._attach_groups()
         self.store_errors = 0
         self._audit: AuditSink = audit if audit is not None else _default_sink(workspace)
         self._audit_required = workspace.settings.audit.required
@@ -548,6 +551,9 @@ class Engine:
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
         prof = self._profiles.get(principal)
+        if prof is None and not beh.off:
+            # a first request: a short-lived identity starts from its parent's baseline
+            prof = self._inherit(beh, entity, delegation, when)
         a = None
         if prof is not None:
             if prof.quarantined:
@@ -645,6 +651,46 @@ class Engine:
             context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
         return a, f
 
+    def _inherit(self, beh: BehaviourModel, entity: Entity, delegation: Any, when: float) -> Profile | None:
+        """The profile of a short-lived identity's first request: a copy of its parent's baseline
+        (:mod:`vigil.behaviour.sessions`: the entity's ``parent`` attribute, a delegated token's
+        actor, a ``[behaviour] sessions`` rule), which its requests then also teach; None when it
+        has no parent with a profile (the profile is made when the request is learned, as for any
+        new identity, with its peer group as its base)."""
+        actor = delegation[0] if delegation else None
+        parent = parent_of(entity.uid, entity.attrs, beh.sessions, actor)
+        if parent is None:
+            return None
+        base = self._profiles.get(parent)
+        if base is None or base.quarantined:
+            return None
+        prof = self.profiles.inherit(entity.uid, base, when)
+        if prof is not None:
+            prof.base = base
+        return prof
+
+    def _attach_groups(self) -> None:
+        """Profiles restored from the store teach their peer group again (a parent link is not
+        kept across restarts)."""
+        beh = self._state.behaviour
+        for uid, prof in list(self._profiles.items()):
+            if uid[0] != GROUP_TYPE and prof.base is None:
+                prof.base = self._group(beh, uid, prof.first_seen)
+
+    def _group(self, beh: BehaviourModel, uid: EntityUid, when: float) -> Profile | None:
+        """The shared profile of ``uid``'s peer group (made empty at its first member), or None
+        (no ``[behaviour] peers`` attribute on its entity)."""
+        if not beh.peers:
+            return None
+        entity = self._state.by_uid.get(uid)
+        guid = group_uid(entity.attrs if entity is not None else None, beh.peers)
+        if guid is None:
+            return None
+        group = self._profiles.get(guid)
+        if group is None:
+            group = self.profiles.create(guid, when)
+        return group
+
     def _learn(
         self,
         beh: BehaviourModel,
@@ -668,6 +714,7 @@ class Engine:
             prof = self.profiles.create(principal, f.t)
             if prof is None:
                 return
+            prof.base = self._group(beh, principal, f.t)
         beh.learn(prof, f, learnable and allowed, allowed)
 
     def _denied_early(

@@ -48,6 +48,7 @@ cdef void _note_unknown(Features f, str name, str why)
 @cython.final
 cdef class BehaviourModel:
     cdef public dict _acls, _resources, _uas, w, strings
+    cdef public tuple sessions, peers
     cdef public object _day, classes, reader, settings, store
     cdef public frozenset _off, _segment_types, _segment_uids
     cdef public set _regions_ok
@@ -104,6 +105,7 @@ cdef class BehaviourModel:
 
     @cython.locals(t=cython.double)
     cpdef learn(self, Profile p, Features f, bint learnable, bint allowed, bint vetted=*)
+    cpdef void teach(self, Profile base, Features f)
     @cython.locals(t=cython.double)
     cdef void _learn_normal(self, Profile p, Features f, bint vetted)
     @cython.locals(t=cython.double)

@@ -51,6 +51,7 @@ from vigil.behaviour.profile import (
     remember,
 )
 from vigil.behaviour.regions import distance_km, locate
+from vigil.behaviour.sessions import parse_rules
 from vigil.behaviour.settings import BehaviourSettings
 from vigil.behaviour.signals import Ago, Assessment, Hit, Unknown, combine
 from vigil.model.timefmt import _MINUTES
@@ -326,12 +327,14 @@ class BehaviourModel:
         "learning_s",
         "min_history",
         "off",
+        "peers",
         "quarantine_after",
         "quarantine_risk",
         "quarantine_window_s",
         "rate_min",
         "rate_min2",
         "reader",
+        "sessions",
         "settings",
         "step_up_risk",
         "store",
@@ -399,6 +402,8 @@ class BehaviourModel:
         self._segment_uids = frozenset(seg_uids)
         self._resources: dict[EntityUid, ResourceInfo] = {}
         self.strings: dict[str, str] = strings if strings is not None else {}
+        self.sessions = parse_rules(settings.sessions)
+        self.peers = settings.peers
 
     # -- helpers -------------------------------------------------------------------------------
     def intern(self, s: str) -> str:
@@ -954,6 +959,13 @@ class BehaviourModel:
         strength = _strength(p.novel(kind), n, 2.5 if kind == NOV_NET else FEW)
         if not strength:
             return hits
+        g = p.base
+        if strength < 1.0 and g is not None and g.n and not (kind == NOV_NET and (p.net_wide or g.net_wide)):
+            gtable = g.regions if kind == NOV_REGION else (g.nets if kind == NOV_NET else g.uas)
+            if value not in gtable:  # its peers (or parent) never used it either
+                gs = _strength(g.novel(kind), g.n, 2.5 if kind == NOV_NET else FEW)
+                if gs > strength:
+                    strength = gs
         cand = p.cand
         first = cand.get(prefix + value) if cand else None
         label = ("region", "network", "user agent")[kind]
@@ -997,14 +1009,22 @@ class BehaviourModel:
                 )
             )
         if seg is not None and p.segs and seg not in p.segs and _strength(p.nov_seg, n):
+            strength = _strength(p.nov_seg, n, FEW)
+            why = "resource is in segment {0}; the identity has only worked in {1}"
+            g = p.base
+            if strength < 1.0 and g is not None and g.segs and seg not in g.segs:
+                gs = _strength(g.nov_seg, g.n, FEW)
+                if gs > strength:  # its peers (or parent) never worked there either
+                    strength = gs
+                    why = "resource is in segment {0}; the identity has only worked in {1}, its peers in {2}"
             if hits is None:
                 hits = []
             hits.append(
                 (
                     S.SEGMENT_CROSSING,
-                    max(1, round(w[S.SEGMENT_CROSSING] * _strength(p.nov_seg, n, FEW))),
-                    "resource is in segment {0}; the identity has only worked in {1}",
-                    (seg, p.segs),
+                    max(1, round(w[S.SEGMENT_CROSSING] * strength)),
+                    why,
+                    (seg, p.segs, g.segs if g is not None else {}),
                 )
             )
         thr = p.nr_thr
@@ -1119,6 +1139,15 @@ class BehaviourModel:
             p.chain_sens = f.chain_sens
         if learnable:
             self._learn_normal(p, f, vetted)
+            if p.base is not None:
+                self.teach(p.base, f)
+
+    def teach(self, base: Profile, f: Features) -> None:
+        """A member's learnable request also teaches its baseline ``base`` (its parent's or its
+        peer group's profile, :mod:`vigil.behaviour.peers`): what is normal (hours, usual rates,
+        values, resources), not what was attempted (the member's own counts stay its own)."""
+        f.fresh = False  # the member may have learned today's values; the base has not
+        self._learn_normal(base, f, False)
 
     def _learn_normal(self, p: Profile, f: Features, vetted: bool) -> None:
         """What a learnable request teaches: its hour, the usual rates, the last region, and (unless

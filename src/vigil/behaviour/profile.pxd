@@ -13,7 +13,7 @@ cdef class Profile:
     cdef public double nr_c, nr_mean, nr_mad, nr_thr
     cdef public double nov_region, nov_net, nov_ua, nov_action, nov_resource, nov_rtype, nov_seg
     cdef public bytearray bloom
-    cdef public object how, class_day, nr_recent, last_region
+    cdef public object how, class_day, nr_recent, last_region, base
     cdef public list high
     cdef public bint net_wide, res_sat, quarantined, dirty
 

@@ -39,6 +39,10 @@ class BehaviourSettings:
     classify_by_name: bool = True
     # resource groups that are segments: an entity type ("Environment") or one uid ('Team::"data"')
     segments: tuple[str, ...] = ()
+    # short-lived identities judged as their parent or class: 'Agent::"task-*" -> Agent::"runner"'
+    sessions: tuple[str, ...] = ()
+    # peer groups: the entity attribute naming an identity's group (the first one it has)
+    peers: tuple[str, ...] = ("team", "owner")
     # detector tuning
     weights: dict[str, int] = field(default_factory=dict)
     min_history: int = 20

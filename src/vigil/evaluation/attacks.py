@@ -35,7 +35,7 @@ from typing import Final
 
 from vigil.evaluation.fleet import AGENTS, DAY, FAR_REGIONS, HOUR, Event, Fleet, Identity, Label, Resource
 
-__all__ = ["ATTACK_TYPES", "ELIGIBLE", "EXPECTED_SIGNALS", "WITHIN", "Episode", "inject_attacks"]
+__all__ = ["ATTACK_TYPES", "ELIGIBLE", "EXPECTED_SIGNALS", "WITHIN", "YOUNG", "Episode", "inject_attacks"]
 
 ATTACK_TYPES: Final = (
     "stolen_credentials",
@@ -73,6 +73,26 @@ ELIGIBLE: Final[dict[str, tuple[str, ...]]] = {
     "enumeration": ("copilot", "analyst", "api", "sync", "etl", "oncall"),
 }
 """Archetypes that can be each attack's victim (the scarcest types are assigned first)."""
+
+YOUNG: Final[dict[str, tuple[str, ...]]] = {
+    "watch": (
+        "privilege_drift",
+        "enumeration",
+        "escalation_chain",
+        "impossible_travel",
+        "stolen_credentials",
+        "segment_crossing",
+    ),
+    "task": (
+        "enumeration",
+        "escalation_chain",
+        "stolen_credentials",
+        "segment_crossing",
+        "impossible_travel",
+    ),
+}
+"""Episodes against quiet (``watch``) and short-lived (``task``) identities, one of each type per
+fleet on its own victim, on top of the ones above: every one must be detected in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +221,7 @@ class _Injector:
     def escalation_chain(self, ident: Identity) -> Episode:
         a = self.anchor(ident, weekday_only=ident.kind == "assistant")
         t = a.t + self.rng.uniform(20, 120)
-        target = self.rng.choice(ident.writes)
+        target = self.rng.choice(ident.writes or ident.reads)
         account = Resource("ServiceAccount", f"{ident.team.name}-etl", ident.team.name)
         steps = []
         for action, res in (
@@ -287,6 +307,18 @@ def inject_attacks(
         pool = [i for i in free if i.archetype in ELIGIBLE[attack]]
         rng.shuffle(pool)
         for victim in pool[:per_type]:
+            free.remove(victim)
+            episodes.append(getattr(inj, attack)(victim))
+    lo, hi = inj.window()
+    for archetype, attacks in YOUNG.items():
+        # victims with calls of their own in the episode window (a task agent lives for minutes)
+        pool = [
+            i
+            for i in free
+            if i.archetype == archetype and any(lo <= e.t < hi for e in inj.by_identity.get(i.uid, ()))
+        ]
+        rng.shuffle(pool)
+        for attack, victim in zip(attacks, pool, strict=False):
             free.remove(victim)
             episodes.append(getattr(inj, attack)(victim))
     fleet.events.sort(key=lambda e: (e.t, e.seq))

@@ -374,6 +374,15 @@ def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> No
             problems.append(
                 f"{path}: [behaviour.weights] unknown signal {name!r} (known: {', '.join(SIGNALS)})"
             )
+    from vigil.behaviour.sessions import parse_rule  # a leaf module: parsing only
+
+    for item in b.sessions:
+        rule = parse_rule(item)
+        if type(rule) is str:
+            problems.append(f"{path}: [behaviour] sessions: {rule}")
+    for name in b.peers:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+            problems.append(f"{path}: [behaviour] peers: {name!r} is not an attribute name")
     for key in ("step_up_risk", "deny_risk", "quarantine_risk"):
         if not 1 <= getattr(b, key) <= 100:
             problems.append(f"{path}: [behaviour] {key} must be between 1 and 100")
