@@ -24,7 +24,7 @@ cdef class Features:
     cdef public int mask, res_state
     cdef public bint hour_ok, sens, fresh, novel_step, tracked, counted
     cdef public object day
-    cdef public str net, region, ua, aname
+    cdef public str net, region, ua, aname, cred
     cdef public list unknown
     cdef public tuple resource
     cdef public ResourceInfo ri
@@ -75,6 +75,8 @@ cdef class BehaviourModel:
     cdef void _read_network(self, Features f, object v, IPAddr ip)
     cdef void _read_region(self, Features f, object region)
     cdef void _read_user_agent(self, Features f, object v)
+    cdef str _credential(self, object source, object user_agent)
+    cdef list _misuse(self, list hits, str cred)
     cdef Assessment _first(self, Features f)
     @cython.locals(learning=cython.bint)
     cpdef Assessment judge(self, Profile p, Features f)

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from vigil.behaviour import signals as S
 from vigil.behaviour.context import ContextReader
+from vigil.behaviour.credentials import workstation
 from vigil.behaviour.privilege import ADMIN, CLASS_NAMES, READ, WRITE, ActionClasses
 from vigil.behaviour.profile import (
     BLOOM_BITS,
@@ -155,6 +156,7 @@ class Features:
         "climbs",
         "cls",
         "counted",
+        "cred",
         "day",
         "fresh",
         "hour_ok",
@@ -202,6 +204,7 @@ class Features:
         self.top = 0
         self.climbs = 0
         self.chain_sens = 0
+        self.cred: str | None = None
 
 
 def _strength(novel: float, n: float, scale: float = 2.5) -> float:
@@ -505,6 +508,8 @@ class BehaviourModel:
         self._read_network(f, ctx.get("ip"), ip)
         self._read_region(f, ctx.get("region"))
         self._read_user_agent(f, ctx.get("user_agent"))
+        source = ctx.get("credential_source")
+        f.cred = None if source is None else self._credential(source, ctx.get("user_agent"))
         ac = self._acls.get(action)
         cls, sens = ac if ac is not None else self.classes.get(action)
         f.cls = cls
@@ -616,9 +621,33 @@ class BehaviourModel:
             _note_unknown(f, S.NEW_USER_AGENT, self.reader.user_agent_why(v))
         f.ua = ua
 
+    def _credential(self, source: Any, user_agent: Any) -> str | None:
+        """``credential_misuse`` evidence: the workstation platform a workload-bound credential
+        (``context.credential_source``) is used from, or None (:mod:`vigil.behaviour.credentials`)."""
+        if type(source) is not str or not source:
+            return None
+        platform = workstation(user_agent)
+        return None if platform is None else f"{source}|{platform}"
+
+    def _misuse(self, hits: list[Hit] | None, cred: str) -> list[Hit]:
+        """``credential_misuse`` (evidence ``source|platform``, from :meth:`_credential`)."""
+        source, _, platform = cred.partition("|")
+        if hits is None:
+            hits = []
+        hits.append(
+            (
+                S.CREDENTIAL_MISUSE,
+                self.w[S.CREDENTIAL_MISUSE],
+                "a credential bound to a workload ({0}) is used from a workstation ({1})",
+                (source, platform.rstrip("/")),
+            )
+        )
+        return hits
+
     def _first(self, f: Features) -> Assessment:
         """The first request of an identity: no baseline, nothing to compare with; everything in
-        it is new when it is learned."""
+        it is new when it is learned. Only evidence that needs no history is judged
+        (``credential_misuse``)."""
         f.fresh = False
         f.novel_step = False
         f.tracked = True
@@ -631,6 +660,8 @@ class BehaviourModel:
         f.top = f.cls
         f.climbs = 0
         f.chain_sens = int(f.sens)
+        if f.cred is not None:  # needs no history: judged (and enforced) from the first request
+            return self._assessment(self._misuse(None, f.cred), f.mask, f.unknown, False)
         if f.unknown is None:
             return _CALM[f.mask][True]
         return Assessment(0, (), (), self._unknown(f.mask, f.unknown), True, len(f.unknown))
@@ -646,6 +677,8 @@ class BehaviourModel:
         hits = self._resource_signals(hits, p, f)
         hits = self._rate_signals(hits, p, f)
         hits = self._chain_signals(hits, p, f)
+        if f.cred is not None:
+            hits = self._misuse(hits, f.cred)
         learning = p.learned < self.learning_requests or f.t - p.first_seen < self.learning_s
         if hits:
             if learning:
@@ -859,7 +892,8 @@ class BehaviourModel:
 
         Each signal is graded by how much history backs it (:meth:`backing`, ``b``, the share of
         the learning period done). Impossible travel needs no history (two places too far apart
-        too quickly) and keeps its points. An escalation chain and a first admin action
+        too quickly) and keeps its points, as does ``credential_misuse`` (a workload's credential
+        on a workstation). An escalation chain and a first admin action
         (*high-severity* evidence) need little: their points are times ``min(1, 4 b)``, full once
         a quarter of the learning period backs them. Any other signal (novelty: a new region,
         network, user agent, hour, action, resource or segment; a rate or a sweep against a young
@@ -872,7 +906,7 @@ class BehaviourModel:
         graded: list[Hit] = []
         for h in hits:
             name = h[0]
-            if name == S.IMPOSSIBLE_TRAVEL:
+            if name == S.IMPOSSIBLE_TRAVEL or name == S.CREDENTIAL_MISUSE:
                 graded.append(h)
                 continue
             k = b

@@ -30,6 +30,7 @@ ENUMERATION: Final = "enumeration"
 RATE_SPIKE: Final = "rate_spike"
 SEGMENT_CROSSING: Final = "segment_crossing"
 ESCALATION_CHAIN: Final = "escalation_chain"
+CREDENTIAL_MISUSE: Final = "credential_misuse"
 
 DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     NEW_REGION: 50,
@@ -44,6 +45,7 @@ DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     RATE_SPIKE: 85,
     SEGMENT_CROSSING: 60,
     ESCALATION_CHAIN: 75,
+    CREDENTIAL_MISUSE: 70,
 }
 SIGNALS: Final = tuple(DEFAULT_WEIGHTS)
 
