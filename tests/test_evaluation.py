@@ -118,7 +118,10 @@ def test_office_agents_rest_at_weekends_and_batch_runs_at_night(
 def test_episodes_are_labelled_one_per_victim_after_learning(attacked: tuple[Fleet, list[Episode]]) -> None:
     fleet, episodes = attacked
     lasting = [ep for ep in episodes if ep.victim.archetype not in YOUNG]
-    assert Counter(ep.attack for ep in lasting) == dict.fromkeys(ATTACK_TYPES, 8)
+    counts = Counter(ep.attack for ep in lasting)
+    # 8 of each; with the pivot taking every `api`, two types may run one victim short
+    assert set(counts) == set(ATTACK_TYPES) and all(7 <= n <= 8 for n in counts.values()), counts
+    assert sum(counts.values()) >= 8 * len(ATTACK_TYPES) - 2
     for archetype, attacks in YOUNG.items():  # one of each on quiet and short-lived victims
         assert sorted(ep.attack for ep in episodes if ep.victim.archetype == archetype) == sorted(attacks)
     assert len({ep.victim.uid for ep in episodes}) == len(episodes)

@@ -28,7 +28,7 @@ from vigil.audit.events import rfc3339
 from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.behaviour.book import ProfileBook
-from vigil.behaviour.model import BehaviourModel, Features
+from vigil.behaviour.model import ADMIN, BehaviourModel, Features
 from vigil.behaviour.peers import GROUP_TYPE, group_uid
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.sessions import parent_of
@@ -611,7 +611,19 @@ class Engine:
         self._finish(record)
         # learn: after the decision, so a request cannot raise its own allowance
         self._learn(beh, prof, principal, f, learnable, record.allowed, when)
+        if record.allowed:
+            ac = beh._acls.get(req.action)
+            if ac is not None and ac[0] == ADMIN:
+                self._link(beh, principal, req.resource, when)
         return record
+
+    def _link(self, beh: BehaviourModel, actor: EntityUid, resource: EntityUid, when: float) -> None:
+        """An allowed admin step of ``actor`` on another identity (a key created for it, a role
+        assumed, a grant to it) links that identity's next privileged steps to the actor's chain
+        (:meth:`BehaviourModel.link`); nothing when the resource is no identity with a profile."""
+        target = self._profiles.get(resource)
+        if target is not None and resource != actor:
+            beh.link(target, actor, when)
 
     def _context(self, st: _State, req: AccessRequest) -> Record:
         """The Cedar context of ``req`` with a neutral ``context.vigil``: a fresh, deep-converted

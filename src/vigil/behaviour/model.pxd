@@ -77,6 +77,8 @@ cdef class BehaviourModel:
     cdef void _read_user_agent(self, Features f, object v)
     cdef str _credential(self, object source, object user_agent)
     cdef list _misuse(self, list hits, str cred)
+    cdef list _linked(self, list hits, Profile p, Features f)
+    cpdef void link(self, Profile target, object actor, double t)
     cdef Assessment _first(self, Features f)
     @cython.locals(learning=cython.bint)
     cpdef Assessment judge(self, Profile p, Features f)

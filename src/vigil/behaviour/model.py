@@ -852,6 +852,8 @@ class BehaviourModel:
         """Privilege: ``escalation_chain`` (plain reads neither start nor extend a chain)."""
         cls = f.cls
         sens = f.sens
+        if (cls or sens) and f.t - p.link_t <= self.chain_s and (cls == ADMIN or f.novel_step):
+            hits = self._linked(hits, p, f)
         if not (cls or sens):
             f.chain_t = p.chain_t
             f.top = p.chain_top
@@ -947,6 +949,35 @@ class BehaviourModel:
         else:
             return 1.0
         return 1.0 if b > 1.0 else (0.0 if b < 0.0 else b)
+
+    def _linked(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit]:
+        """``escalation_chain`` across identities: another identity enabled this one (created a
+        key for it, assumed it, granted it: :meth:`link`) within ``chain_window_s``, and this
+        one now takes a privileged step new to it (or an admin one): one chain."""
+        if hits is None:
+            hits = []
+        who = p.link_from
+        hits.append(
+            (
+                S.ESCALATION_CHAIN,
+                self.w[S.ESCALATION_CHAIN],
+                "{0} after {1} {2} this identity, it takes a new privileged step {3!r}",
+                (
+                    Ago(f.t - p.link_t),
+                    f"{who[0]}::{who[1]!r}" if who else "another identity",
+                    "enabled",
+                    f.aname,
+                ),
+            )
+        )
+        return hits
+
+    def link(self, target: Profile, actor: Any, t: float) -> None:
+        """``actor``'s allowed request ``f`` enabled ``target`` (an admin-class step whose resource
+        is that identity: a key created for it, a role assumed, a grant to it): its next
+        privileged steps within ``chain_window_s`` continue the actor's chain (:meth:`_linked`)."""
+        target.link_t = t
+        target.link_from = actor
 
     def _assessment(
         self, hits: list[Hit], mask: int, unknown: list[Unknown] | None, learning: bool

@@ -86,6 +86,8 @@ class Profile:
         "last_region_t",
         "last_seen",
         "learned",
+        "link_from",
+        "link_t",
         "max_cls",
         "max_cls_until",
         "n",
@@ -198,6 +200,10 @@ class Profile:
         # its parent's profile (a short-lived identity) or its peer group's (shared by members);
         # not snapshotted (set again when the engine meets the identity)
         self.base: Profile | None = None
+        # the last enabling step another identity took on this one (created a key for it,
+        # assumed it, granted it): when, and who (not snapshotted: a window of minutes)
+        self.link_t = -1e18
+        self.link_from: Any = None
 
     @property
     def requests(self) -> int:
