@@ -1210,8 +1210,9 @@ class BehaviourModel:
     def teach(self, base: Profile, f: Features) -> None:
         """A member's learnable request also teaches its baseline ``base`` (its parent's or its
         peer group's profile, :mod:`vigil.behaviour.peers`): what is normal (hours, usual rates,
-        values, resources), not what was attempted (the member's own counts stay its own)."""
-        f.fresh = False  # the member may have learned today's values; the base has not
+        values, resources), not what was attempted (the member's own counts stay its own). A
+        request whose values the member had all learned today (``f.fresh``) taught them to the
+        base then too, so only its counters move (the cheap path, as for the member)."""
         self._learn_normal(base, f, False)
 
     def _learn_normal(self, p: Profile, f: Features, vetted: bool) -> None:
