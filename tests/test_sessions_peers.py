@@ -115,3 +115,20 @@ def test_parent_and_group_lookup() -> None:
     assert group_uid({"team": "data"}, ("team", "owner")) == (GROUP_TYPE, "team=data")
     assert group_uid({"owner": ("Team", "x")}, ("team", "owner")) == (GROUP_TYPE, 'owner=Team::"x"')
     assert group_uid({"kind": "agent"}, ("team", "owner")) is None
+
+
+def test_a_new_identitys_first_request_is_judged_against_its_peers(tmp_path: Path) -> None:
+    e = engine(write_workspace(tmp_path, DEFAULTS))
+    for who in ("data-agent-0", "data-agent-2"):
+        last = habit(e, who, days=14, per_day=25, tables=4)
+    when = last + timedelta(hours=1)
+    # a brand-new member of the team, from a region and network its team never used
+    far = request("data-agent-4", "read", TABLES["data"][0], when, region="ap-northeast-1", ip="203.0.113.9")
+    rec = e.decide(far, now=when)
+    assert not rec.allowed, (rec.risk, rec.explanations())
+    assert {"new_region", "new_network"} <= set(rec.signals)
+    # another new member, from its team's usual place: allowed, and learned
+    when += timedelta(minutes=1)
+    usual = request("data-agent-5", "read", TABLES["data"][1], when, ip="10.11.30.7")
+    ok = e.decide(usual, now=when)
+    assert ok.allowed, (ok.risk, ok.explanations())

@@ -551,8 +551,10 @@ class Engine:
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
         prof = self._profiles.get(principal)
-        if prof is None and not beh.off:
-            # a first request: a short-lived identity starts from its parent's baseline
+        if prof is None and not beh.off and principal not in self.quarantine:
+            # a first request: a short-lived identity starts from its parent's baseline, any
+            # other from an empty profile judged against its peer group (a quarantined identity
+            # without a profile stays on the quarantine path below)
             prof = self._inherit(beh, entity, delegation, when)
         a = None
         if prof is not None:
@@ -664,18 +666,24 @@ class Engine:
         return a, f
 
     def _inherit(self, beh: BehaviourModel, entity: Entity, delegation: Any, when: float) -> Profile | None:
-        """The profile of a short-lived identity's first request: a copy of its parent's baseline
-        (:mod:`vigil.behaviour.sessions`: the entity's ``parent`` attribute, a delegated token's
-        actor, a ``[behaviour] sessions`` rule), which its requests then also teach; None when it
-        has no parent with a profile (the profile is made when the request is learned, as for any
-        new identity, with its peer group as its base)."""
+        """The profile of an identity's first request: for a short-lived one, a copy of its
+        parent's baseline (:mod:`vigil.behaviour.sessions`: the entity's ``parent`` attribute, a
+        delegated token's actor, a ``[behaviour] sessions`` rule), which its requests then also
+        teach; else an empty one whose base is its peer group, so the first request is judged
+        against its peers (``BehaviourModel._judge_first``); None when there is neither (the
+        profile is made when the request is learned)."""
         actor = delegation[0] if delegation else None
         parent = parent_of(entity.uid, entity.attrs, beh.sessions, actor)
-        if parent is None:
-            return None
-        base = self._profiles.get(parent)
+        base = self._profiles.get(parent) if parent is not None else None
         if base is None or base.quarantined:
-            return None
+            # no parent: an empty profile whose first request is judged against its peer group
+            group = self._group(beh, entity.uid, when)
+            if group is None or not group.learned:
+                return None
+            prof = self.profiles.create(entity.uid, when)
+            if prof is not None:
+                prof.base = group
+            return prof
         prof = self.profiles.inherit(entity.uid, base, when)
         if prof is not None:
             prof.base = base

@@ -77,6 +77,7 @@ cdef class BehaviourModel:
     cdef void _read_user_agent(self, Features f, object v)
     cdef str _credential(self, object source, object user_agent)
     cdef list _misuse(self, list hits, str cred)
+    cdef Assessment _judge_first(self, Profile g, Features f)
     cdef list _linked(self, list hits, Profile p, Features f)
     cpdef void link(self, Profile target, object actor, double t)
     cdef Assessment _first(self, Features f)

@@ -86,6 +86,8 @@ INFORMATIVE: Final = 10**0.625  # novelty rates above 1 / 4.2 carry no signal (s
 FEW: Final = 1.7  # strength scale of the few-valued kinds (regions, user agents, segments)
 UNTRACKED_NEW_KIND: Final = 3  # resource state: not tracked, but of a new type or segment
 _USED: Final = ("read", "read and write", "read, write and admin")
+_OWN: Final = frozenset({S.IMPOSSIBLE_TRAVEL, S.ENUMERATION, S.RATE_SPIKE})
+"""Signals of an identity's own history, never judged against its peers' profile."""
 
 # bits of the "missing field" mask
 _NO_IP: Final = 1
@@ -629,6 +631,31 @@ class BehaviourModel:
         platform = workstation(user_agent)
         return None if platform is None else f"{source}|{platform}"
 
+    def _judge_first(self, g: Profile, f: Features) -> Assessment:
+        """The first request of an identity with a peer group ``g`` (and no history of its own):
+        judged against what its peers have done (places, clients, actions and classes,
+        resources, segments; not travel, rates or sweeps, which are an identity's own), graded by
+        the group's backing. Then ``f`` is set up for learning as any first request
+        (:meth:`_first`). Returns the assessment; never raises."""
+        net = f.net
+        f.fresh = True
+        hits = self._context_signals(None, g, f)
+        hits = self._privilege_signals(hits, g, f)
+        hits = self._resource_signals(hits, g, f)
+        f.net = net  # the member keeps its own granularity
+        calm = self._first(f)
+        if f.cred is not None:
+            hits = self._misuse(hits, f.cred)
+        if not hits:
+            return calm
+        kept = [h for h in hits if h[0] not in _OWN]
+        if not kept:
+            return calm
+        for i in range(len(kept)):
+            h = kept[i]
+            kept[i] = (h[0], h[1], h[2] + " [its peers: first request]", h[3])
+        return self._graded(kept, g, f)
+
     def _misuse(self, hits: list[Hit] | None, cred: str) -> list[Hit]:
         """``credential_misuse`` (evidence ``source|platform``, from :meth:`_credential`)."""
         source, _, platform = cred.partition("|")
@@ -670,6 +697,8 @@ class BehaviourModel:
         """The signals of the request ``f`` against the profile ``p``: a pure function of the two
         (``p`` is read, never changed; each detector records in ``f`` what it derived, for
         :meth:`learn`). One detector per signal family, in the order their signals are listed."""
+        if not p.n and p.base is not None:
+            return self._judge_first(p.base, f)
         f.fresh = True  # until a detector finds a value not learned today
         hits = self._context_signals(None, p, f)
         hits = self._time_signals(hits, p, f)
