@@ -47,7 +47,8 @@ def _within(attack: str) -> str:
 
 
 def passed(report: dict[str, Any]) -> bool:
-    """True when every generated run of ``report`` meets both done criteria."""
+    """True when every generated run of ``report`` meets the done criteria: episodes in time,
+    false positives, and every episode against a quiet or short-lived identity in time."""
     runs = [report.get("criteria"), report.get("holdout_criteria")]
     return all(c["in_time_ok"] and c["fp_ok"] and c.get("quiet_short_lived_ok", True) for c in runs if c)
 
