@@ -50,3 +50,15 @@ def test_the_link_lasts_one_chain_window(tmp_path: Path) -> None:
     when += timedelta(minutes=20)  # chain_window_s is 900
     rec = e.decide(request(B, "delete", TABLES["payments"][0], when), now=when)  # type: ignore[attr-defined]
     assert "escalation_chain" not in rec.signals
+
+
+def test_a_linked_identity_with_a_chain_of_its_own_gets_one_chain_signal(tmp_path: Path) -> None:
+    e, last = _trained(tmp_path)
+    when = last + timedelta(hours=1)
+    e.decide(request(A, "create_key", B, when, rtype="Agent"), now=when)  # type: ignore[attr-defined]
+    when += timedelta(minutes=1)
+    e.decide(request(B, "write", TABLES["payments"][1], when), now=when)  # type: ignore[attr-defined]
+    when += timedelta(minutes=1)
+    rec = e.decide(request(B, "grant", TABLES["payments"][1], when), now=when)  # type: ignore[attr-defined]
+    assert list(rec.signals).count("escalation_chain") == 1, rec.signals
+    assert not rec.allowed

@@ -706,6 +706,8 @@ class BehaviourModel:
         hits = self._resource_signals(hits, p, f)
         hits = self._rate_signals(hits, p, f)
         hits = self._chain_signals(hits, p, f)
+        if f.t - p.link_t <= self.chain_s and (f.cls == ADMIN or (f.novel_step and (f.cls or f.sens))):
+            hits = self._linked(hits, p, f)
         if f.cred is not None:
             hits = self._misuse(hits, f.cred)
         learning = p.learned < self.learning_requests or f.t - p.first_seen < self.learning_s
@@ -881,8 +883,6 @@ class BehaviourModel:
         """Privilege: ``escalation_chain`` (plain reads neither start nor extend a chain)."""
         cls = f.cls
         sens = f.sens
-        if (cls or sens) and f.t - p.link_t <= self.chain_s and (cls == ADMIN or f.novel_step):
-            hits = self._linked(hits, p, f)
         if not (cls or sens):
             f.chain_t = p.chain_t
             f.top = p.chain_top
@@ -985,6 +985,9 @@ class BehaviourModel:
         one now takes a privileged step new to it (or an admin one): one chain."""
         if hits is None:
             hits = []
+        for h in hits:
+            if h[0] == S.ESCALATION_CHAIN:  # a chain of its own already: one signal, not two
+                return hits
         who = p.link_from
         hits.append(
             (
