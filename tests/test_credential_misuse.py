@@ -1,14 +1,19 @@
-"""``credential_misuse`` (issue 17): a workload-bound credential used from a workstation is
-judged from an identity's first request, needs no history, and is not raised otherwise. On the old
-behaviour nothing here was raised (the OTRF intrusion: 0 of 11 flagged)."""
+"""Evidence that needs no history (issue 17): ``credential_misuse`` (a workload-bound credential
+used from a workstation) and ``bad_network`` (a request from a configured known-bad network), judged
+from an identity's first request and enforced while it learns. On the old behaviour neither existed
+(the OTRF intrusion: 0 of 11 flagged)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+import vigil
 from tests.behaviour_support import T0, TABLES, engine, habit, request, write_workspace
 from vigil.behaviour.credentials import workstation
+from vigil.errors import WorkspaceError
 from vigil.evaluation.datasets import DatasetRun, run_otrf
 from vigil.importers.cloudtrail import to_request
 
@@ -77,3 +82,27 @@ def test_otrf_intrusion_is_flagged_in_both_variants() -> None:
     for result in run.otrf:
         assert result.malicious == 11
         assert result.true_alerts >= 8 and result.false_alerts <= 1, result.to_dict()
+
+
+def test_a_known_bad_network_is_enforced_while_learning(tmp_path: Path) -> None:
+    settings = {
+        "learning_days": 7,
+        "learning_requests": 100,
+        "bad_networks": ["198.51.100.0/24", "2001:db8:bad::/48"],
+    }
+    e = engine(write_workspace(tmp_path, settings))
+    last = habit(e, WHO, days=1, per_day=10, tables=3)  # day 1 of 7: weak signals count for little
+    when = last + timedelta(minutes=10)
+    rec = e.decide(request(WHO, "read", TABLES["data"][0], when, ip="198.51.100.23"), now=when)
+    assert not rec.allowed and "bad_network" in rec.signals, rec.explanations()
+    when += timedelta(minutes=1)
+    ok = e.decide(request(WHO, "read", TABLES["data"][0], when, ip="198.51.101.23"), now=when)
+    assert "bad_network" not in ok.signals
+
+
+@pytest.mark.parametrize("bad", ["not-a-network", "10.0.0.0/33", ""])
+def test_a_bad_bad_networks_entry_is_a_workspace_error(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(WorkspaceError) as info:
+        vigil.Engine.from_workspace(write_workspace(tmp_path, {"bad_networks": [bad]}))
+    assert info.value.code == "invalid_workspace"
+    assert any("bad_networks" in p for p in info.value.problems)

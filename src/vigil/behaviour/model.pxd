@@ -24,7 +24,7 @@ cdef class Features:
     cdef public int mask, res_state
     cdef public bint hour_ok, sens, fresh, novel_step, tracked, counted
     cdef public object day
-    cdef public str net, region, ua, aname, cred
+    cdef public str net, region, ua, aname, cred, bad
     cdef public list unknown
     cdef public tuple resource
     cdef public ResourceInfo ri
@@ -48,7 +48,7 @@ cdef void _note_unknown(Features f, str name, str why)
 @cython.final
 cdef class BehaviourModel:
     cdef public dict _acls, _resources, _uas, w, strings
-    cdef public tuple sessions, peers
+    cdef public tuple sessions, peers, bad_networks
     cdef public object _day, classes, reader, settings, store
     cdef public frozenset _off, _segment_types, _segment_uids
     cdef public set _regions_ok
@@ -77,6 +77,8 @@ cdef class BehaviourModel:
     cdef void _read_user_agent(self, Features f, object v)
     cdef str _credential(self, object source, object user_agent)
     cdef list _misuse(self, list hits, str cred)
+    cdef str _bad_network(self, object v)
+    cdef list _evident(self, list hits, Features f)
     cdef Assessment _judge_first(self, Profile g, Features f)
     cdef list _linked(self, list hits, Profile p, Features f)
     cpdef void link(self, Profile target, object actor, double t)

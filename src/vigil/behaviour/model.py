@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import zlib
 from array import array
+from ipaddress import ip_address, ip_network
 from socket import AF_INET, inet_pton
 from typing import Any, Final
 
@@ -151,6 +152,7 @@ class Features:
 
     __slots__ = (
         "aname",
+        "bad",
         "c1",
         "c2",
         "chain_sens",
@@ -207,6 +209,7 @@ class Features:
         self.climbs = 0
         self.chain_sens = 0
         self.cred: str | None = None
+        self.bad: str | None = None
 
 
 def _strength(novel: float, n: float, scale: float = 2.5) -> float:
@@ -319,6 +322,7 @@ class BehaviourModel:
         "_segment_uids",
         "_skew",
         "_uas",
+        "bad_networks",
         "chain_s",
         "classes",
         "deny_risk",
@@ -409,6 +413,7 @@ class BehaviourModel:
         self.strings: dict[str, str] = strings if strings is not None else {}
         self.sessions = parse_rules(settings.sessions)
         self.peers = settings.peers
+        self.bad_networks = tuple(ip_network(c, strict=False) for c in settings.bad_networks)
 
     # -- helpers -------------------------------------------------------------------------------
     def intern(self, s: str) -> str:
@@ -512,6 +517,7 @@ class BehaviourModel:
         self._read_user_agent(f, ctx.get("user_agent"))
         source = ctx.get("credential_source")
         f.cred = None if source is None else self._credential(source, ctx.get("user_agent"))
+        f.bad = self._bad_network(ctx.get("ip")) if self.bad_networks else None
         ac = self._acls.get(action)
         cls, sens = ac if ac is not None else self.classes.get(action)
         f.cls = cls
@@ -631,6 +637,41 @@ class BehaviourModel:
         platform = workstation(user_agent)
         return None if platform is None else f"{source}|{platform}"
 
+    def _bad_network(self, v: Any) -> str | None:
+        """The ``[behaviour] bad_networks`` entry ``context.ip`` is in (as text), or None (not in
+        one, missing or malformed)."""
+        if type(v) is dict:
+            ext = v.get("__extn")
+            v = ext.get("arg") if type(ext) is dict and ext.get("fn") == "ip" else None
+        if type(v) is not str:
+            return None
+        try:
+            addr = ip_address(v.partition("/")[0])
+        except ValueError:
+            return None
+        for net in self.bad_networks:
+            if addr.version == net.version and addr in net:
+                return str(net)
+        return None
+
+    def _evident(self, hits: list[Hit] | None, f: Features) -> list[Hit] | None:
+        """The signals that need no history, from the request alone: ``credential_misuse``,
+        ``bad_network``."""
+        if f.cred is not None:
+            hits = self._misuse(hits, f.cred)
+        if f.bad is not None:
+            if hits is None:
+                hits = []
+            hits.append(
+                (
+                    S.BAD_NETWORK,
+                    self.w[S.BAD_NETWORK],
+                    "from {0}, a known-bad network ([behaviour] bad_networks)",
+                    (f.bad,),
+                )
+            )
+        return hits
+
     def _judge_first(self, g: Profile, f: Features) -> Assessment:
         """The first request of an identity with a peer group ``g`` (and no history of its own):
         judged against what its peers have done (places, clients, actions and classes,
@@ -644,8 +685,7 @@ class BehaviourModel:
         hits = self._resource_signals(hits, g, f)
         f.net = net  # the member keeps its own granularity
         calm = self._first(f)
-        if f.cred is not None:
-            hits = self._misuse(hits, f.cred)
+        hits = self._evident(hits, f)
         if not hits:
             return calm
         kept = [h for h in hits if h[0] not in _OWN]
@@ -674,7 +714,7 @@ class BehaviourModel:
     def _first(self, f: Features) -> Assessment:
         """The first request of an identity: no baseline, nothing to compare with; everything in
         it is new when it is learned. Only evidence that needs no history is judged
-        (``credential_misuse``)."""
+        (``credential_misuse``, ``bad_network``)."""
         f.fresh = False
         f.novel_step = False
         f.tracked = True
@@ -687,8 +727,11 @@ class BehaviourModel:
         f.top = f.cls
         f.climbs = 0
         f.chain_sens = int(f.sens)
-        if f.cred is not None:  # needs no history: judged (and enforced) from the first request
-            return self._assessment(self._misuse(None, f.cred), f.mask, f.unknown, False)
+        if f.cred is not None or f.bad is not None:
+            # needs no history: judged (and enforced) from the first request
+            hits = self._evident(None, f)
+            if hits:
+                return self._assessment(hits, f.mask, f.unknown, False)
         if f.unknown is None:
             return _CALM[f.mask][True]
         return Assessment(0, (), (), self._unknown(f.mask, f.unknown), True, len(f.unknown))
@@ -708,8 +751,8 @@ class BehaviourModel:
         hits = self._chain_signals(hits, p, f)
         if f.t - p.link_t <= self.chain_s and (f.cls == ADMIN or (f.novel_step and (f.cls or f.sens))):
             hits = self._linked(hits, p, f)
-        if f.cred is not None:
-            hits = self._misuse(hits, f.cred)
+        if f.cred is not None or f.bad is not None:
+            hits = self._evident(hits, f)
         learning = p.learned < self.learning_requests or f.t - p.first_seen < self.learning_s
         if hits:
             if learning:
@@ -923,8 +966,8 @@ class BehaviourModel:
 
         Each signal is graded by how much history backs it (:meth:`backing`, ``b``, the share of
         the learning period done). Impossible travel needs no history (two places too far apart
-        too quickly) and keeps its points, as does ``credential_misuse`` (a workload's credential
-        on a workstation). An escalation chain and a first admin action
+        too quickly) and keeps its points, as do ``credential_misuse`` (a workload's credential
+        on a workstation) and ``bad_network`` (a request from a known-bad network). An escalation chain and a first admin action
         (*high-severity* evidence) need little: their points are times ``min(1, 4 b)``, full once
         a quarter of the learning period backs them. Any other signal (novelty: a new region,
         network, user agent, hour, action, resource or segment; a rate or a sweep against a young
@@ -937,7 +980,7 @@ class BehaviourModel:
         graded: list[Hit] = []
         for h in hits:
             name = h[0]
-            if name == S.IMPOSSIBLE_TRAVEL or name == S.CREDENTIAL_MISUSE:
+            if name == S.IMPOSSIBLE_TRAVEL or name == S.CREDENTIAL_MISUSE or name == S.BAD_NETWORK:
                 graded.append(h)
                 continue
             k = b

@@ -43,6 +43,8 @@ class BehaviourSettings:
     sessions: tuple[str, ...] = ()
     # peer groups: the entity attribute naming an identity's group (the first one it has)
     peers: tuple[str, ...] = ("team", "owner")
+    # known-bad networks (CIDR): a request from one raises bad_network, from the first request on
+    bad_networks: tuple[str, ...] = ()
     # detector tuning
     weights: dict[str, int] = field(default_factory=dict)
     min_history: int = 20

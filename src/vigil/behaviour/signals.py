@@ -31,6 +31,7 @@ RATE_SPIKE: Final = "rate_spike"
 SEGMENT_CROSSING: Final = "segment_crossing"
 ESCALATION_CHAIN: Final = "escalation_chain"
 CREDENTIAL_MISUSE: Final = "credential_misuse"
+BAD_NETWORK: Final = "bad_network"
 
 DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     NEW_REGION: 50,
@@ -46,6 +47,7 @@ DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     SEGMENT_CROSSING: 60,
     ESCALATION_CHAIN: 75,
     CREDENTIAL_MISUSE: 70,
+    BAD_NETWORK: 70,
 }
 SIGNALS: Final = tuple(DEFAULT_WEIGHTS)
 

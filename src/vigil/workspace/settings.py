@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -380,6 +381,11 @@ def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> No
         rule = parse_rule(item)
         if type(rule) is str:
             problems.append(f"{path}: [behaviour] sessions: {rule}")
+    for cidr in b.bad_networks:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.append(f"{path}: [behaviour] bad_networks: {cidr!r} is not an IP network (CIDR)")
     for name in b.peers:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
             problems.append(f"{path}: [behaviour] peers: {name!r} is not an attribute name")
