@@ -132,3 +132,20 @@ def test_a_new_identitys_first_request_is_judged_against_its_peers(tmp_path: Pat
     usual = request("data-agent-5", "read", TABLES["data"][1], when, ip="10.11.30.7")
     ok = e.decide(usual, now=when)
     assert ok.allowed, (ok.risk, ok.explanations())
+
+
+def test_a_delegated_tokens_actor_is_the_parent(tmp_path: Path) -> None:
+    """The decision path as a delegated token reaches it (``vigil.delegation`` passes the chain's
+    actors, current first): an identity without a profile starts from the actor's baseline."""
+    from time import perf_counter_ns
+
+    from vigil.model.request import parse_authzen
+
+    e = engine(write_workspace(tmp_path, {**DEFAULTS, "peers": []}))
+    last = habit(e, PARENT, days=14, per_day=20, tables=4)
+    when = last + timedelta(minutes=5)
+    st = e._state
+    req = parse_authzen(request(TASK, "read", TABLES["data"][0], when), st.action_type)
+    rec = e._decide(st, req, when.timestamp(), perf_counter_ns(), (("Agent", PARENT),))
+    assert not rec.allowed and "segment_crossing" in rec.signals, (rec.risk, rec.explanations())
+    assert e.profiles.profiles[("Agent", TASK)].base is e.profiles.profiles[("Agent", PARENT)]
