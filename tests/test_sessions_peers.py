@@ -149,3 +149,22 @@ def test_a_delegated_tokens_actor_is_the_parent(tmp_path: Path) -> None:
     rec = e._decide(st, req, when.timestamp(), perf_counter_ns(), (("Agent", PARENT),))
     assert not rec.allowed and "segment_crossing" in rec.signals, (rec.risk, rec.explanations())
     assert e.profiles.profiles[("Agent", TASK)].base is e.profiles.profiles[("Agent", PARENT)]
+
+
+def test_groups_from_the_registry_and_by_several_attributes(tmp_path: Path) -> None:
+    from vigil.store.base import IdentityEntry
+
+    assert group_uid({"kind": "agent", "purpose": "triage"}, ("team", "kind+purpose")) == (
+        GROUP_TYPE,
+        "kind=agent+purpose=triage",
+    )
+    assert group_uid({"kind": "agent"}, ("kind+purpose",)) is None
+    e = engine(write_workspace(tmp_path, {**DEFAULTS, "peers": ["owner"]}))
+    for who in ("payments-agent-0", "data-agent-0"):
+        e.registry.create(IdentityEntry(("Agent", who), "dana", "triage", "agent", 0.0, "test"))
+    habit(e, "payments-agent-0", days=2, per_day=5)
+    habit(e, "data-agent-0", days=2, per_day=5)
+    group = e.profiles.profiles[(GROUP_TYPE, "owner=dana")]
+    assert e.profiles.profiles[("Agent", "payments-agent-0")].base is group
+    assert e.profiles.profiles[("Agent", "data-agent-0")].base is group
+    assert group.learned >= 10

@@ -703,7 +703,11 @@ class Engine:
         if not beh.peers:
             return None
         entity = self._state.by_uid.get(uid)
-        guid = group_uid(entity.attrs if entity is not None else None, beh.peers)
+        attrs: Any = entity.attrs if entity is not None else None
+        entry = self.registry.get(uid)
+        if entry is not None:  # the registry's owner, purpose and kind where the entity has none
+            attrs = {"owner": entry.owner, "purpose": entry.purpose, "kind": entry.kind, **(attrs or {})}
+        guid = group_uid(attrs, beh.peers)
         if guid is None:
             return None
         group = self._profiles.get(guid)

@@ -1,8 +1,10 @@
 """Peer groups: identities that share a team or owner share one baseline.
 
-Every identity whose entity has one of the ``[behaviour] peers`` attributes (default ``team``,
-then ``owner``) belongs to the peer group named by the first one it has (its text, or an entity
-reference's ``Type::"id"``, or a record ``{"type", "id"}``'s). The group has one profile, shared by its members (not a copy per
+Every identity that has one of the ``[behaviour] peers`` attributes (default ``team``, then
+``owner``; ``a+b`` names a group by several, e.g. ``kind+purpose``) belongs to the peer group named
+by the first one it has (its text, or an entity reference's ``Type::"id"``, or a record
+``{"type", "id"}``'s). The attributes are its entity's, with the identity registry's ``owner``,
+``purpose`` and ``kind`` where the entity has none of that name. The group has one profile, shared by its members (not a copy per
 member), kept with the identities' profiles under the uid ``vigil::PeerGroup::"<attribute>=<value>"``
 and snapshotted like them. Every learnable request of a member also teaches the group profile
 (hours, places, clients, actions, resources, segments, usual rates). The group is a second
@@ -26,22 +28,32 @@ from vigil.model.uid import EntityUid
 GROUP_TYPE: Final = "vigil::PeerGroup"
 
 
+def _text(attrs: Any, name: str) -> str | None:
+    """An attribute as group-key text: a string, an entity reference's or a ``{"type", "id"}``
+    record's ``Type::"id"``; None when absent, empty or of another kind."""
+    value = attrs.get(name)
+    if type(value) is str:
+        return value or None
+    if type(value) is tuple and len(value) == 2:
+        return f'{value[0]}::"{value[1]}"'
+    if isinstance(value, dict):  # a record written like a reference: {"type": ..., "id": ...}
+        etype, eid = value.get("type"), value.get("id")
+        if type(etype) is str and type(eid) is str:
+            return f'{etype}::"{eid}"'
+    return None
+
+
 def group_uid(attrs: Any, names: tuple[str, ...]) -> EntityUid | None:
-    """The peer group of an identity with entity attributes ``attrs`` (a mapping, or None): the
-    first of ``names`` it has, as ``(GROUP_TYPE, "name=value")``; None when it has none of them
-    (or the value is neither text nor an entity reference nor a ``{"type", "id"}`` record)."""
+    """The peer group of an identity with attributes ``attrs`` (a mapping, or None): the first of
+    ``names`` it has, as ``(GROUP_TYPE, "name=value")``; a name ``a+b`` needs every part
+    (``"a=x+b=y"``: e.g. ``kind+purpose``). None when it has none of them."""
     if attrs is None:
         return None
     for name in names:
-        value = attrs.get(name)
-        if type(value) is str and value:
-            return (GROUP_TYPE, f"{name}={value}")
-        if type(value) is tuple and len(value) == 2:
-            return (GROUP_TYPE, f'{name}={value[0]}::"{value[1]}"')
-        if isinstance(value, dict):  # a record written like a reference: {"type": ..., "id": ...}
-            etype, eid = value.get("type"), value.get("id")
-            if type(etype) is str and type(eid) is str:
-                return (GROUP_TYPE, f'{name}={etype}::"{eid}"')
+        parts = name.split("+")
+        values = [_text(attrs, part) for part in parts]
+        if all(v is not None for v in values):
+            return (GROUP_TYPE, "+".join(f"{part}={v}" for part, v in zip(parts, values, strict=True)))
     return None
 
 

@@ -387,8 +387,10 @@ def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> No
         except ValueError:
             problems.append(f"{path}: [behaviour] bad_networks: {cidr!r} is not an IP network (CIDR)")
     for name in b.peers:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
-            problems.append(f"{path}: [behaviour] peers: {name!r} is not an attribute name")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\+[A-Za-z_][A-Za-z0-9_]{0,63})*", name):
+            problems.append(
+                f"{path}: [behaviour] peers: {name!r} is not an attribute name (or names joined by +)"
+            )
     for key in ("step_up_risk", "deny_risk", "quarantine_risk"):
         if not 1 <= getattr(b, key) <= 100:
             problems.append(f"{path}: [behaviour] {key} must be between 1 and 100")
