@@ -1,6 +1,6 @@
 """Behaviour profiles at scale: bytes per identity, and decision latency at 1k vs 100k identities.
 
-    .venv/bin/python bench/behaviour_profiles.py [--identities 100000] [--requests 20000] [--out bench/results/behaviour.json]
+    .venv/bin/python bench/behaviour_profiles.py [--identities 100000] [--requests 20000] [--peers] [--out bench/results/behaviour.json]
 
 1. Realistic histories: 240 identities of three archetypes (office-hours agents, always-on
    services, nightly batch jobs) each live 21 days of their own traffic (stable addresses,
@@ -17,6 +17,9 @@
    for both, and the behaviour step's p50 as the difference to rounds with the model switched off
    (as ``[behaviour] mode = "off"``). Flat means the step is O(1) in the number of identities; what grows
    with N is the cost of touching memory that is no longer in the CPU caches.
+
+``--peers``: every identity has a ``team`` attribute (12 teams), so each belongs to a peer group
+whose shared profile its learnable requests also teach (issue 17); without it no identity has one.
 
 Prints one JSON object (and writes it with --out).
 """
@@ -118,11 +121,21 @@ def heap_per_identity(blobs: list[bytes], n: int) -> dict[str, float]:
     }
 
 
+PEERS = False  # --peers: every identity has a team (12 teams), so peer groups are live
+
+
 def workspace(root: Path, n: int) -> Path:
     (root / "policies").mkdir(parents=True)
     (root / "entities").mkdir()
     (root / "policies" / "p.cedar").write_text('@id("permit-all")\npermit (principal, action, resource);\n')
-    ents = [{"uid": {"type": "Agent", "id": f"id-{i}"}, "attrs": {}, "parents": []} for i in range(n)]
+    ents = [
+        {
+            "uid": {"type": "Agent", "id": f"id-{i}"},
+            "attrs": {"team": f"t{i % 12}"} if PEERS else {},
+            "parents": [],
+        }
+        for i in range(n)
+    ]
     (root / "entities" / "e.json").write_text(json.dumps(ents))
     (root / "vigil.toml").write_text(
         '[behaviour]\nmode = "enforce"\n[store]\nbackend = "memory"\n[audit]\nsink = "none"\n'
@@ -197,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--identities", type=int, default=100_000)
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--peers", action="store_true", help="identities have a team: peer groups live")
     args = ap.parse_args(argv)
+    global PEERS
+    PEERS = args.peers
     started = time.perf_counter()
     model = BehaviourModel(BehaviourSettings(mode="enforce"))
     blobs, usual = learn_histories(model)
@@ -206,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "histories": HISTORIES,
         "days": DAYS,
+        "peers": PEERS,
         "memory": [heap_per_identity(blobs, n) for n in (1_000, args.identities)],
         "latency": latency(blobs, usual, args.identities, args.requests),
     }

@@ -1,4 +1,4 @@
-"""Behaviour in the decision pipeline: shadow never changes a decision, learning never enforces,
+"""Behaviour in the decision pipeline: shadow never changes a decision, learning enforces only self-evident evidence,
 a quarantined identity is never allowed, step-up tickets and approvals, automatic quarantine,
 context.vigil for Cedar, state that survives a restart, and profiles updated after the decision."""
 
@@ -64,7 +64,11 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, vigil.Engine]:
         "shadow": engine(
             write_workspace(root / "s", {"mode": "shadow", "learning_requests": 20}, policies=POLICIES)
         ),
-        "learning": engine(write_workspace(root / "l", {"learning_requests": 10**9}, policies=POLICIES)),
+        "learning": engine(
+            write_workspace(
+                root / "l", {"learning_requests": 10**9, "learning_days": 10_000}, policies=POLICIES
+            )
+        ),
         "off": engine(write_workspace(root / "o", {"mode": "off"}, policies=POLICIES)),
     }
     for e in engines.values():
@@ -88,15 +92,26 @@ def test_shadow_mode_never_changes_a_decision(
 
 @settings(max_examples=examples(150))
 @given(st.lists(REQUESTS, min_size=1, max_size=12))
-def test_learning_never_enforces(trio: dict[str, vigil.Engine], items: list[tuple[Any, ...]]) -> None:
+def test_learning_enforces_only_self_evident_evidence(
+    trio: dict[str, vigil.Engine], items: list[tuple[Any, ...]]
+) -> None:
+    """An identity that is learning (and will be for years: its weak signals are backed by next to
+    no history) is enforced only on self-evident evidence: impossible travel, an escalation chain,
+    a first admin action (docs/behaviour.md, "Learning is not a free pass")."""
+    strong = {"impossible_travel", "escalation_chain", "privilege_drift"}
     for item in sorted(items, key=lambda i: i[3]):
         req, when = _req(item)
         base = trio["policy"].decide(req, now=when)
         learning = trio["learning"].decide(req, now=when)
-        assert (learning.allowed, learning.policies) == (base.allowed, base.policies)
-        assert learning.advice == () and learning.ticket is None
-        assert set(learning.reason_codes) <= set(base.reason_codes) | {"learning"}
-    assert len(trio["learning"].quarantine) == 0
+        if "quarantined" in learning.reason_codes:
+            continue  # quarantined by earlier enforced decisions (checked when they were made)
+        assert learning.policies == base.policies
+        if learning.allowed == base.allowed:
+            assert learning.advice == () and learning.ticket is None
+            assert set(learning.reason_codes) <= set(base.reason_codes) | {"learning"}
+        else:
+            assert base.allowed and not learning.allowed
+            assert strong & set(learning.signals), learning.signals
 
 
 @settings(max_examples=examples(200))

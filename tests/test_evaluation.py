@@ -19,7 +19,7 @@ from tests import vendored
 from vigil import Engine
 from vigil.audit import NullSink
 from vigil.cli.main import app
-from vigil.evaluation.attacks import ATTACK_TYPES, Episode, inject_attacks
+from vigil.evaluation.attacks import ATTACK_TYPES, YOUNG, Episode, inject_attacks
 from vigil.evaluation.cloudtrail_fleet import build_aws_fleet
 from vigil.evaluation.datasets import DatasetRun, _inject, _move, load_stratus, run_otrf
 from vigil.evaluation.fleet import DAY, FAR_REGIONS, Event, Fleet, FleetConfig, build_fleet, make_request
@@ -62,11 +62,22 @@ def test_fleet_is_deterministic_per_seed() -> None:
 
 def test_fleet_has_every_rhythm_and_drift(attacked: tuple[Fleet, list[Episode]]) -> None:
     fleet, _ = attacked
-    assert len(fleet.identities) == 64 and len({i.id for i in fleet.identities}) == 64
+    lasting = [i for i in fleet.identities if i.archetype != "task"]
+    assert len(lasting) == 80 and len({i.id for i in fleet.identities}) == len(fleet.identities)
     times = [e.t for e in fleet.events]
     assert times == sorted(times)
     learned = Counter(e.identity.id for e in fleet.events if e.t < fleet.config.learning_end)
-    assert min(learned[i.id] for i in fleet.identities) >= 100  # every identity leaves learning
+    busy = [i for i in lasting if i.archetype not in ("watch", "runner")]
+    assert min(learned[i.id] for i in busy) >= 100  # every busy identity leaves learning by requests
+    # quiet identities: at most 5 requests a day; per-task agents: a parent and a few requests
+    per_day = Counter((e.identity.id, int(e.t // DAY)) for e in fleet.events if not e.label.attack)
+    assert max(n for (who, _), n in per_day.items() if who.endswith("-watch")) <= 5
+    tasks = [i for i in fleet.identities if i.archetype == "task"]
+    assert tasks and all(i.parent is not None and i.parent.archetype == "runner" for i in tasks)
+    benign_tasks = Counter(
+        e.identity.id for e in fleet.events if e.identity.archetype == "task" and not e.label.attack
+    )
+    assert max(benign_tasks.values()) <= 12
     drift = Counter(e.label.drift for e in fleet.events if not e.label.attack)
     assert set(drift) >= {
         "routine",
@@ -106,7 +117,13 @@ def test_office_agents_rest_at_weekends_and_batch_runs_at_night(
 
 def test_episodes_are_labelled_one_per_victim_after_learning(attacked: tuple[Fleet, list[Episode]]) -> None:
     fleet, episodes = attacked
-    assert Counter(ep.attack for ep in episodes) == dict.fromkeys(ATTACK_TYPES, 8)
+    lasting = [ep for ep in episodes if ep.victim.archetype not in YOUNG]
+    counts = Counter(ep.attack for ep in lasting)
+    # 8 of each; with the pivot taking every `api`, two types may run one victim short
+    assert set(counts) == set(ATTACK_TYPES) and all(7 <= n <= 8 for n in counts.values()), counts
+    assert sum(counts.values()) >= 8 * len(ATTACK_TYPES) - 2
+    for archetype, attacks in YOUNG.items():  # one of each on quiet and short-lived victims
+        assert sorted(ep.attack for ep in episodes if ep.victim.archetype == archetype) == sorted(attacks)
     assert len({ep.victim.uid for ep in episodes}) == len(episodes)
     steps: dict[int, list[int]] = defaultdict(list)
     for e in fleet.events:
@@ -273,7 +290,9 @@ def test_generated_run_scores_every_request_and_reports() -> None:
     t = data["totals"]
     assert t["requests"] == run.requests
     assert t["episodes"] == sum(r["episodes"] for r in data["by_type"].values())
-    assert all(1 <= r["episodes"] <= 2 for r in data["by_type"].values())  # 15 possible victims
+    # 2 per type, plus one on a quiet and one on a short-lived victim for the types they get
+    assert all(1 <= r["episodes"] <= 4 for r in data["by_type"].values())
+    assert {"watch", "task"} <= set(data["by_archetype"])
     assert t["benign_after_learning"] > 0 and 0.0 <= t["fp_rate"] <= 1.0
     moved = data["out_of_band"]["region_move"]
     assert moved["identities"] == 1 and moved["requests"] > 0  # reported apart, not in the FP rate

@@ -28,8 +28,10 @@ from vigil.audit.events import rfc3339
 from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.behaviour.book import ProfileBook
-from vigil.behaviour.model import BehaviourModel, Features
+from vigil.behaviour.model import ADMIN, BehaviourModel, Features
+from vigil.behaviour.peers import GROUP_TYPE, group_uid
 from vigil.behaviour.profile import Profile
+from vigil.behaviour.sessions import parent_of
 from vigil.behaviour.signals import Assessment
 from vigil.cluster import ChangeBus, announcing
 from vigil.cluster.bus import kinds_touch
@@ -223,6 +225,7 @@ class Engine:
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
             ) from None
         self._profiles = self.profiles.profiles
+        self._attach_groups()
         self.store_errors = 0
         self._audit: AuditSink = audit if audit is not None else _default_sink(workspace)
         self._audit_required = workspace.settings.audit.required
@@ -549,6 +552,11 @@ class Engine:
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
         prof = self._profiles.get(principal)
+        if prof is None and not beh.off and principal not in self.quarantine:
+            # a first request: a short-lived identity starts from its parent's baseline, any
+            # other from an empty profile judged against its peer group (a quarantined identity
+            # without a profile stays on the quarantine path below)
+            prof = self._inherit(beh, entity, delegation, when)
         a = None
         if prof is not None:
             if prof.quarantined:
@@ -606,7 +614,19 @@ class Engine:
         self._finish(record)
         # learn: after the decision, so a request cannot raise its own allowance
         self._learn(beh, prof, principal, f, learnable, record.allowed, when)
+        if record.allowed:
+            ac = beh._acls.get(req.action)
+            if ac is not None and ac[0] == ADMIN:
+                self._link(beh, principal, req.resource, when)
         return record
+
+    def _link(self, beh: BehaviourModel, actor: EntityUid, resource: EntityUid, when: float) -> None:
+        """An allowed admin step of ``actor`` on another identity (a key created for it, a role
+        assumed, a grant to it) links that identity's next privileged steps to the actor's chain
+        (:meth:`BehaviourModel.link`); nothing when the resource is no identity with a profile."""
+        target = self._profiles.get(resource)
+        if target is not None and resource != actor:
+            beh.link(target, actor, when)
 
     def _context(self, st: _State, req: AccessRequest) -> Record:
         """The Cedar context of ``req`` with a neutral ``context.vigil``: a fresh, deep-converted
@@ -646,6 +666,56 @@ class Engine:
             context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
         return a, f
 
+    def _inherit(self, beh: BehaviourModel, entity: Entity, delegation: Any, when: float) -> Profile | None:
+        """The profile of an identity's first request: for a short-lived one, a copy of its
+        parent's baseline (:mod:`vigil.behaviour.sessions`: the entity's ``parent`` attribute, a
+        delegated token's actor, a ``[behaviour] sessions`` rule), which its requests then also
+        teach; else an empty one whose base is its peer group, so the first request is judged
+        against its peers (``BehaviourModel._judge_first``); None when there is neither (the
+        profile is made when the request is learned)."""
+        actor = delegation[0] if delegation else None
+        parent = parent_of(entity.uid, entity.attrs, beh.sessions, actor)
+        base = self._profiles.get(parent) if parent is not None else None
+        if base is None or base.quarantined:
+            # no parent: an empty profile whose first request is judged against its peer group
+            group = self._group(beh, entity.uid, when)
+            if group is None or not group.learned:
+                return None
+            prof = self.profiles.create(entity.uid, when)
+            if prof is not None:
+                prof.base = group
+            return prof
+        prof = self.profiles.inherit(entity.uid, base, when)
+        if prof is not None:
+            prof.base = base
+        return prof
+
+    def _attach_groups(self) -> None:
+        """Profiles restored from the store teach their peer group again (a parent link is not
+        kept across restarts)."""
+        beh = self._state.behaviour
+        for uid, prof in list(self._profiles.items()):
+            if uid[0] != GROUP_TYPE and prof.base is None:
+                prof.base = self._group(beh, uid, prof.first_seen)
+
+    def _group(self, beh: BehaviourModel, uid: EntityUid, when: float) -> Profile | None:
+        """The shared profile of ``uid``'s peer group (made empty at its first member), or None
+        (no ``[behaviour] peers`` attribute on its entity)."""
+        if not beh.peers:
+            return None
+        entity = self._state.by_uid.get(uid)
+        attrs: Any = entity.attrs if entity is not None else None
+        entry = self.registry.get(uid)
+        if entry is not None:  # the registry's owner, purpose and kind where the entity has none
+            attrs = {"owner": entry.owner, "purpose": entry.purpose, "kind": entry.kind, **(attrs or {})}
+        guid = group_uid(attrs, beh.peers)
+        if guid is None:
+            return None
+        group = self._profiles.get(guid)
+        if group is None:
+            group = self.profiles.create(guid, when)
+        return group
+
     def _learn(
         self,
         beh: BehaviourModel,
@@ -669,6 +739,7 @@ class Engine:
             prof = self.profiles.create(principal, f.t)
             if prof is None:
                 return
+            prof.base = self._group(beh, principal, f.t)
         beh.learn(prof, f, learnable and allowed, allowed)
 
     def _denied_early(

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from vigil.behaviour.profile import Profile
+from vigil.behaviour.profile import Profile, inherited
 from vigil.model.uid import EntityUid
 from vigil.store.base import ProfileStore, StoreError
 
@@ -70,6 +70,16 @@ class ProfileBook:
             self.untracked += 1
             return None
         p = self.profiles[uid] = Profile(now)
+        return p
+
+    def inherit(self, uid: EntityUid, parent: Profile, now: float) -> Profile | None:
+        """A new profile for ``uid`` that starts from ``parent``'s baseline
+        (:func:`~vigil.behaviour.profile.inherited`); None (counted in ``untracked``) past
+        ``limit`` identities."""
+        if len(self.profiles) >= self.limit:
+            self.untracked += 1
+            return None
+        p = self.profiles[uid] = inherited(parent, now, self.strings)
         return p
 
     def __len__(self) -> int:

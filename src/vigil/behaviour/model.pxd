@@ -24,7 +24,7 @@ cdef class Features:
     cdef public int mask, res_state
     cdef public bint hour_ok, sens, fresh, novel_step, tracked, counted
     cdef public object day
-    cdef public str net, region, ua, aname
+    cdef public str net, region, ua, aname, cred, bad
     cdef public list unknown
     cdef public tuple resource
     cdef public ResourceInfo ri
@@ -48,6 +48,7 @@ cdef void _note_unknown(Features f, str name, str why)
 @cython.final
 cdef class BehaviourModel:
     cdef public dict _acls, _resources, _uas, w, strings
+    cdef public tuple sessions, peers, bad_networks
     cdef public object _day, classes, reader, settings, store
     cdef public frozenset _off, _segment_types, _segment_uids
     cdef public set _regions_ok
@@ -74,6 +75,13 @@ cdef class BehaviourModel:
     cdef void _read_network(self, Features f, object v, IPAddr ip)
     cdef void _read_region(self, Features f, object region)
     cdef void _read_user_agent(self, Features f, object v)
+    cdef str _credential(self, object source, object user_agent)
+    cdef list _misuse(self, list hits, str cred)
+    cdef str _bad_network(self, object v)
+    cdef list _evident(self, list hits, Features f)
+    cdef Assessment _judge_first(self, Profile g, Features f)
+    cdef list _linked(self, list hits, Profile p, Features f)
+    cpdef void link(self, Profile target, object actor, double t)
     cdef Assessment _first(self, Features f)
     @cython.locals(learning=cython.bint)
     cpdef Assessment judge(self, Profile p, Features f)
@@ -92,6 +100,9 @@ cdef class BehaviourModel:
                    top=cython.longlong, climbs=cython.longlong, chain_sens=cython.longlong)
     cdef list _chain_signals(self, list hits, Profile p, Features f)
 
+    @cython.locals(b=cython.double, k=cython.double, pts=cython.longlong)
+    cdef Assessment _graded(self, list hits, Profile p, Features f)
+    cpdef double backing(self, Profile p, double t)
     cdef object _assessment(self, list hits, int mask, list unknown, bint learning)
     cdef list _context(self, list hits, Profile p, str name, str prefix, str value, dict table, int kind, double n, double t)
     cdef list _new_resource(self, list hits, Profile p, tuple resource, ResourceInfo ri, double n, double nr_c)
@@ -101,6 +112,7 @@ cdef class BehaviourModel:
 
     @cython.locals(t=cython.double)
     cpdef learn(self, Profile p, Features f, bint learnable, bint allowed, bint vetted=*)
+    cpdef void teach(self, Profile base, Features f)
     @cython.locals(t=cython.double)
     cdef void _learn_normal(self, Profile p, Features f, bint vetted)
     @cython.locals(t=cython.double)

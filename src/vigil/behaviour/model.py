@@ -29,11 +29,13 @@ from __future__ import annotations
 import math
 import zlib
 from array import array
+from ipaddress import ip_address, ip_network
 from socket import AF_INET, inet_pton
 from typing import Any, Final
 
 from vigil.behaviour import signals as S
 from vigil.behaviour.context import ContextReader
+from vigil.behaviour.credentials import workstation
 from vigil.behaviour.privilege import ADMIN, CLASS_NAMES, READ, WRITE, ActionClasses
 from vigil.behaviour.profile import (
     BLOOM_BITS,
@@ -51,6 +53,7 @@ from vigil.behaviour.profile import (
     remember,
 )
 from vigil.behaviour.regions import distance_km, locate
+from vigil.behaviour.sessions import parse_rules
 from vigil.behaviour.settings import BehaviourSettings
 from vigil.behaviour.signals import Ago, Assessment, Hit, Unknown, combine
 from vigil.model.timefmt import _MINUTES
@@ -84,6 +87,8 @@ INFORMATIVE: Final = 10**0.625  # novelty rates above 1 / 4.2 carry no signal (s
 FEW: Final = 1.7  # strength scale of the few-valued kinds (regions, user agents, segments)
 UNTRACKED_NEW_KIND: Final = 3  # resource state: not tracked, but of a new type or segment
 _USED: Final = ("read", "read and write", "read, write and admin")
+_OWN: Final = frozenset({S.IMPOSSIBLE_TRAVEL, S.ENUMERATION, S.RATE_SPIKE})
+"""Signals of an identity's own history, never judged against its peers' profile."""
 
 # bits of the "missing field" mask
 _NO_IP: Final = 1
@@ -147,6 +152,7 @@ class Features:
 
     __slots__ = (
         "aname",
+        "bad",
         "c1",
         "c2",
         "chain_sens",
@@ -154,6 +160,7 @@ class Features:
         "climbs",
         "cls",
         "counted",
+        "cred",
         "day",
         "fresh",
         "hour_ok",
@@ -201,6 +208,8 @@ class Features:
         self.top = 0
         self.climbs = 0
         self.chain_sens = 0
+        self.cred: str | None = None
+        self.bad: str | None = None
 
 
 def _strength(novel: float, n: float, scale: float = 2.5) -> float:
@@ -313,6 +322,7 @@ class BehaviourModel:
         "_segment_uids",
         "_skew",
         "_uas",
+        "bad_networks",
         "chain_s",
         "classes",
         "deny_risk",
@@ -326,12 +336,14 @@ class BehaviourModel:
         "learning_s",
         "min_history",
         "off",
+        "peers",
         "quarantine_after",
         "quarantine_risk",
         "quarantine_window_s",
         "rate_min",
         "rate_min2",
         "reader",
+        "sessions",
         "settings",
         "step_up_risk",
         "store",
@@ -399,6 +411,9 @@ class BehaviourModel:
         self._segment_uids = frozenset(seg_uids)
         self._resources: dict[EntityUid, ResourceInfo] = {}
         self.strings: dict[str, str] = strings if strings is not None else {}
+        self.sessions = parse_rules(settings.sessions)
+        self.peers = settings.peers
+        self.bad_networks = tuple(ip_network(c, strict=False) for c in settings.bad_networks)
 
     # -- helpers -------------------------------------------------------------------------------
     def intern(self, s: str) -> str:
@@ -500,6 +515,9 @@ class BehaviourModel:
         self._read_network(f, ctx.get("ip"), ip)
         self._read_region(f, ctx.get("region"))
         self._read_user_agent(f, ctx.get("user_agent"))
+        source = ctx.get("credential_source")
+        f.cred = None if source is None else self._credential(source, ctx.get("user_agent"))
+        f.bad = self._bad_network(ctx.get("ip")) if self.bad_networks else None
         ac = self._acls.get(action)
         cls, sens = ac if ac is not None else self.classes.get(action)
         f.cls = cls
@@ -611,9 +629,92 @@ class BehaviourModel:
             _note_unknown(f, S.NEW_USER_AGENT, self.reader.user_agent_why(v))
         f.ua = ua
 
+    def _credential(self, source: Any, user_agent: Any) -> str | None:
+        """``credential_misuse`` evidence: the workstation platform a workload-bound credential
+        (``context.credential_source``) is used from, or None (:mod:`vigil.behaviour.credentials`)."""
+        if type(source) is not str or not source:
+            return None
+        platform = workstation(user_agent)
+        return None if platform is None else f"{source}|{platform}"
+
+    def _bad_network(self, v: Any) -> str | None:
+        """The ``[behaviour] bad_networks`` entry ``context.ip`` is in (as text), or None (not in
+        one, missing or malformed)."""
+        if type(v) is dict:
+            ext = v.get("__extn")
+            v = ext.get("arg") if type(ext) is dict and ext.get("fn") == "ip" else None
+        if type(v) is not str:
+            return None
+        try:
+            addr = ip_address(v.partition("/")[0])
+        except ValueError:
+            return None
+        for net in self.bad_networks:
+            if addr.version == net.version and addr in net:
+                return str(net)
+        return None
+
+    def _evident(self, hits: list[Hit] | None, f: Features) -> list[Hit] | None:
+        """The signals that need no history, from the request alone: ``credential_misuse``,
+        ``bad_network``."""
+        if f.cred is not None:
+            hits = self._misuse(hits, f.cred)
+        if f.bad is not None:
+            if hits is None:
+                hits = []
+            hits.append(
+                (
+                    S.BAD_NETWORK,
+                    self.w[S.BAD_NETWORK],
+                    "from {0}, a known-bad network ([behaviour] bad_networks)",
+                    (f.bad,),
+                )
+            )
+        return hits
+
+    def _judge_first(self, g: Profile, f: Features) -> Assessment:
+        """The first request of an identity with a peer group ``g`` (and no history of its own):
+        judged against what its peers have done (places, clients, actions and classes,
+        resources, segments; not travel, rates or sweeps, which are an identity's own), graded by
+        the group's backing. Then ``f`` is set up for learning as any first request
+        (:meth:`_first`). Returns the assessment; never raises."""
+        net = f.net
+        f.fresh = True
+        hits = self._context_signals(None, g, f)
+        hits = self._privilege_signals(hits, g, f)
+        hits = self._resource_signals(hits, g, f)
+        f.net = net  # the member keeps its own granularity
+        calm = self._first(f)
+        hits = self._evident(hits, f)
+        if not hits:
+            return calm
+        kept = [h for h in hits if h[0] not in _OWN]
+        if not kept:
+            return calm
+        for i in range(len(kept)):
+            h = kept[i]
+            kept[i] = (h[0], h[1], h[2] + " [its peers: first request]", h[3])
+        return self._graded(kept, g, f)
+
+    def _misuse(self, hits: list[Hit] | None, cred: str) -> list[Hit]:
+        """``credential_misuse`` (evidence ``source|platform``, from :meth:`_credential`)."""
+        source, _, platform = cred.partition("|")
+        if hits is None:
+            hits = []
+        hits.append(
+            (
+                S.CREDENTIAL_MISUSE,
+                self.w[S.CREDENTIAL_MISUSE],
+                "a credential bound to a workload ({0}) is used from a workstation ({1})",
+                (source, platform.rstrip("/")),
+            )
+        )
+        return hits
+
     def _first(self, f: Features) -> Assessment:
         """The first request of an identity: no baseline, nothing to compare with; everything in
-        it is new when it is learned."""
+        it is new when it is learned. Only evidence that needs no history is judged
+        (``credential_misuse``, ``bad_network``)."""
         f.fresh = False
         f.novel_step = False
         f.tracked = True
@@ -626,6 +727,11 @@ class BehaviourModel:
         f.top = f.cls
         f.climbs = 0
         f.chain_sens = int(f.sens)
+        if f.cred is not None or f.bad is not None:
+            # needs no history: judged (and enforced) from the first request
+            hits = self._evident(None, f)
+            if hits:
+                return self._assessment(hits, f.mask, f.unknown, False)
         if f.unknown is None:
             return _CALM[f.mask][True]
         return Assessment(0, (), (), self._unknown(f.mask, f.unknown), True, len(f.unknown))
@@ -634,6 +740,8 @@ class BehaviourModel:
         """The signals of the request ``f`` against the profile ``p``: a pure function of the two
         (``p`` is read, never changed; each detector records in ``f`` what it derived, for
         :meth:`learn`). One detector per signal family, in the order their signals are listed."""
+        if not p.n and p.base is not None:
+            return self._judge_first(p.base, f)
         f.fresh = True  # until a detector finds a value not learned today
         hits = self._context_signals(None, p, f)
         hits = self._time_signals(hits, p, f)
@@ -641,9 +749,15 @@ class BehaviourModel:
         hits = self._resource_signals(hits, p, f)
         hits = self._rate_signals(hits, p, f)
         hits = self._chain_signals(hits, p, f)
+        if f.t - p.link_t <= self.chain_s and (f.cls == ADMIN or (f.novel_step and (f.cls or f.sens))):
+            hits = self._linked(hits, p, f)
+        if f.cred is not None or f.bad is not None:
+            hits = self._evident(hits, f)
         learning = p.learned < self.learning_requests or f.t - p.first_seen < self.learning_s
         if hits:
-            return self._assessment(hits, f.mask, f.unknown, learning)
+            if learning:
+                return self._graded(hits, p, f)
+            return self._assessment(hits, f.mask, f.unknown, False)
         if f.unknown is None:
             return _CALM[f.mask][learning]
         return Assessment(0, (), (), self._unknown(f.mask, f.unknown), learning, len(f.unknown))
@@ -847,6 +961,99 @@ class BehaviourModel:
             )
         return hits
 
+    def _graded(self, hits: list[Hit], p: Profile, f: Features) -> Assessment:
+        """The assessment of a learning identity (learning is not a free pass).
+
+        Each signal is graded by how much history backs it (:meth:`backing`, ``b``, the share of
+        the learning period done). Impossible travel needs no history (two places too far apart
+        too quickly) and keeps its points, as do ``credential_misuse`` (a workload's credential
+        on a workstation) and ``bad_network`` (a request from a known-bad network). An escalation chain and a first admin action
+        (*high-severity* evidence) need little: their points are times ``min(1, 4 b)``, full once
+        a quarter of the learning period backs them. Any other signal (novelty: a new region,
+        network, user agent, hour, action, resource or segment; a rate or a sweep against a young
+        baseline) is times ``b``. When the graded risk reaches ``step_up_risk`` the graded
+        assessment is enforced (``learning`` False); otherwise the ungraded one is recorded, not
+        enforced (``learning`` True), as before. Returns the assessment; never raises."""
+        b = self.backing(p, f.t)
+        if b >= 1.0:  # a quiet identity past learning_days: every signal is fully backed
+            return self._assessment(hits, f.mask, f.unknown, False)
+        graded: list[Hit] = []
+        for h in hits:
+            name = h[0]
+            if name == S.IMPOSSIBLE_TRAVEL or name == S.CREDENTIAL_MISUSE or name == S.BAD_NETWORK:
+                graded.append(h)
+                continue
+            k = b
+            if name == S.ESCALATION_CHAIN or (name == S.PRIVILEGE_DRIFT and f.cls == ADMIN):
+                k = 4.0 * b
+                if k >= 1.0:
+                    graded.append(h)
+                    continue
+            pts = round(h[1] * k)
+            if pts >= 1:
+                args = h[3]
+                graded.append(
+                    (
+                        name,
+                        pts,
+                        h[2] + " [learning: {" + str(len(args)) + ":.0f}% of its points]",
+                        (*args, 100.0 * k),
+                    )
+                )
+        if graded:
+            a = self._assessment(graded, f.mask, f.unknown, False)
+            if a.risk >= self.step_up_risk:
+                return a
+        return self._assessment(hits, f.mask, f.unknown, True)
+
+    def backing(self, p: Profile, t: float) -> float:
+        """How much history backs a learning identity's signals, 0..1: the share of
+        ``learning_days`` elapsed since its first request (the time it takes to see an
+        identity's rhythm: a busy identity reaches ``learning_requests`` on its first day,
+        before its nightly or weekly work has shown), or, with ``learning_days = 0``, the share
+        of ``learning_requests`` learned; 1.0 when both are 0. A quiet identity (two checks a
+        day) is fully backed after ``learning_days``, however few its requests."""
+        ls = self.learning_s
+        if ls > 0:
+            b = (t - p.first_seen) / ls
+        elif self.learning_requests > 0:
+            b = p.learned / self.learning_requests
+        else:
+            return 1.0
+        return 1.0 if b > 1.0 else (0.0 if b < 0.0 else b)
+
+    def _linked(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit]:
+        """``escalation_chain`` across identities: another identity enabled this one (created a
+        key for it, assumed it, granted it: :meth:`link`) within ``chain_window_s``, and this
+        one now takes a privileged step new to it (or an admin one): one chain."""
+        if hits is None:
+            hits = []
+        for h in hits:
+            if h[0] == S.ESCALATION_CHAIN:  # a chain of its own already: one signal, not two
+                return hits
+        who = p.link_from
+        hits.append(
+            (
+                S.ESCALATION_CHAIN,
+                self.w[S.ESCALATION_CHAIN],
+                "{0} after {1} {2} this identity, it takes a new privileged step {3!r}",
+                (
+                    Ago(f.t - p.link_t),
+                    f"{who[0]}::{who[1]!r}" if who else "another identity",
+                    "enabled",
+                    f.aname,
+                ),
+            )
+        )
+        return hits
+
+    def link(self, target: Profile, actor: Any, t: float) -> None:
+        """``actor``'s allowed request ``f`` enabled ``target`` (an admin-class step whose resource
+        is that identity: a key created for it, a role assumed, a grant to it): its next
+        privileged steps within ``chain_window_s`` continue the actor's chain (:meth:`_linked`)."""
+        target.link_t = t
+        target.link_from = actor
+
     def _assessment(
         self, hits: list[Hit], mask: int, unknown: list[Unknown] | None, learning: bool
     ) -> Assessment:
@@ -892,6 +1099,13 @@ class BehaviourModel:
         strength = _strength(p.novel(kind), n, 2.5 if kind == NOV_NET else FEW)
         if not strength:
             return hits
+        g = p.base
+        if strength < 1.0 and g is not None and g.n and not (kind == NOV_NET and (p.net_wide or g.net_wide)):
+            gtable = g.regions if kind == NOV_REGION else (g.nets if kind == NOV_NET else g.uas)
+            if value not in gtable:  # its peers (or parent) never used it either
+                gs = _strength(g.novel(kind), g.n, 2.5 if kind == NOV_NET else FEW)
+                if gs > strength:
+                    strength = gs
         cand = p.cand
         first = cand.get(prefix + value) if cand else None
         label = ("region", "network", "user agent")[kind]
@@ -935,14 +1149,22 @@ class BehaviourModel:
                 )
             )
         if seg is not None and p.segs and seg not in p.segs and _strength(p.nov_seg, n):
+            strength = _strength(p.nov_seg, n, FEW)
+            why = "resource is in segment {0}; the identity has only worked in {1}"
+            g = p.base
+            if strength < 1.0 and g is not None and g.segs and seg not in g.segs:
+                gs = _strength(g.nov_seg, g.n, FEW)
+                if gs > strength:  # its peers (or parent) never worked there either
+                    strength = gs
+                    why = "resource is in segment {0}; the identity has only worked in {1}, its peers in {2}"
             if hits is None:
                 hits = []
             hits.append(
                 (
                     S.SEGMENT_CROSSING,
-                    max(1, round(w[S.SEGMENT_CROSSING] * _strength(p.nov_seg, n, FEW))),
-                    "resource is in segment {0}; the identity has only worked in {1}",
-                    (seg, p.segs),
+                    max(1, round(w[S.SEGMENT_CROSSING] * strength)),
+                    why,
+                    (seg, p.segs, g.segs if g is not None else {}),
                 )
             )
         thr = p.nr_thr
@@ -1057,6 +1279,16 @@ class BehaviourModel:
             p.chain_sens = f.chain_sens
         if learnable:
             self._learn_normal(p, f, vetted)
+            if p.base is not None:
+                self.teach(p.base, f)
+
+    def teach(self, base: Profile, f: Features) -> None:
+        """A member's learnable request also teaches its baseline ``base`` (its parent's or its
+        peer group's profile, :mod:`vigil.behaviour.peers`): what is normal (hours, usual rates,
+        values, resources), not what was attempted (the member's own counts stay its own). A
+        request whose values the member had all learned today (``f.fresh``) taught them to the
+        base then too, so only its counters move (the cheap path, as for the member)."""
+        self._learn_normal(base, f, False)
 
     def _learn_normal(self, p: Profile, f: Features, vetted: bool) -> None:
         """What a learnable request teaches: its hour, the usual rates, the last region, and (unless

@@ -65,6 +65,7 @@ class Profile:
     __slots__ = (
         "actions",
         "allowed",
+        "base",
         "bloom",
         "bloom_n",
         "bloom_t",
@@ -85,6 +86,8 @@ class Profile:
         "last_region_t",
         "last_seen",
         "learned",
+        "link_from",
+        "link_t",
         "max_cls",
         "max_cls_until",
         "n",
@@ -193,6 +196,14 @@ class Profile:
         self.quarantined = False
         self.dirty = True  # changed other than by a request (quarantine, high-risk times)
         self.saved = -1  # requests (allowed + denied) at the last snapshot
+        # the baseline this identity's requests also teach and its "never done" signals consult:
+        # its parent's profile (a short-lived identity) or its peer group's (shared by members);
+        # not snapshotted (set again when the engine meets the identity)
+        self.base: Profile | None = None
+        # the last enabling step another identity took on this one (created a key for it,
+        # assumed it, granted it): when, and who (not snapshotted: a window of minutes)
+        self.link_t = -1e18
+        self.link_from: Any = None
 
     @property
     def requests(self) -> int:
@@ -395,6 +406,35 @@ _TABLE_ATTR: Final = {
     "rtype": "rtypes",
     "seg": "segs",
 }
+
+
+def inherited(parent: Profile, now: float, intern: dict[str, str] | None = None) -> Profile:
+    """A new profile that starts from ``parent``'s learned baseline (a short-lived identity made
+    per task or session judged as its parent agent or class, docs/behaviour.md): a copy of what
+    ``parent`` learned (hours, places, clients, actions and classes, resources, segments, usual
+    rates and sweeps, last region, and its age, so it is as backed as its parent), with the
+    session's own state empty (request counts and rates, new-resource count, privilege chain,
+    candidates, high-risk times, quarantine). Its own requests then teach it, not the parent.
+    Returns the copy; never raises for a valid ``parent``."""
+    p = Profile.from_blob(parent.to_blob(), intern)
+    p.allowed = 0
+    p.denied = 0
+    p.last_seen = now
+    p.r1 = 0.0
+    p.r2 = 0.0
+    p.nr_c = 0.0
+    p.nr_t = now
+    p.nr_recent = None
+    p.chain_t = -1e18
+    p.chain_top = 0
+    p.chain_climbs = 0
+    p.chain_sens = 0
+    p.cand = None
+    p.high = None
+    p.quarantined = False
+    p.dirty = True
+    p.saved = -1
+    return p
 
 
 def remember(table: dict[str, int], key: str, day: int, cap: int) -> bool:

@@ -14,7 +14,9 @@ class BehaviourSettings:
     ``"shadow"`` (everything is computed and recorded, no decision changes) or ``"off"`` (no
     behaviour step: risk 0, no signals, nothing learned; quarantine still denies). An identity is
     *learning* until it has ``learning_requests`` learned requests over at least ``learning_days``;
-    meanwhile its signals are recorded, never enforced. Risk ``>= step_up_risk`` denies with advice
+    meanwhile its signals are graded by how much history backs them (self-evident evidence in
+    full, novelty by the share of the learning period done) and enforced only when the graded
+    risk reaches ``step_up_risk``; otherwise recorded. Risk ``>= step_up_risk`` denies with advice
     ``step_up`` and an approval ticket; ``>= deny_risk`` denies; ``quarantine_after`` such denials
     at risk ``>= quarantine_risk`` within ``quarantine_window_s`` quarantine the identity.
     """
@@ -37,6 +39,12 @@ class BehaviourSettings:
     classify_by_name: bool = True
     # resource groups that are segments: an entity type ("Environment") or one uid ('Team::"data"')
     segments: tuple[str, ...] = ()
+    # short-lived identities judged as their parent or class: 'Agent::"task-*" -> Agent::"runner"'
+    sessions: tuple[str, ...] = ()
+    # peer groups: the entity attribute naming an identity's group (the first one it has)
+    peers: tuple[str, ...] = ("team", "owner")
+    # known-bad networks (CIDR): a request from one raises bad_network, from the first request on
+    bad_networks: tuple[str, ...] = ()
     # detector tuning
     weights: dict[str, int] = field(default_factory=dict)
     min_history: int = 20

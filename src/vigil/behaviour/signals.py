@@ -30,6 +30,8 @@ ENUMERATION: Final = "enumeration"
 RATE_SPIKE: Final = "rate_spike"
 SEGMENT_CROSSING: Final = "segment_crossing"
 ESCALATION_CHAIN: Final = "escalation_chain"
+CREDENTIAL_MISUSE: Final = "credential_misuse"
+BAD_NETWORK: Final = "bad_network"
 
 DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     NEW_REGION: 50,
@@ -44,6 +46,8 @@ DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     RATE_SPIKE: 85,
     SEGMENT_CROSSING: 60,
     ESCALATION_CHAIN: 75,
+    CREDENTIAL_MISUSE: 70,
+    BAD_NETWORK: 70,
 }
 SIGNALS: Final = tuple(DEFAULT_WEIGHTS)
 

@@ -18,6 +18,8 @@ type                    episode
                         for half the victims (a sustained spike), per active minute for the
                         other half (a burst)
 ``segment_crossing``    6 reads of another team's production tables, usual place and hours
+``pivot``               across identities: the team's CI creates a key for a service (its weekly
+                        routine), then the service, from the CI's address, deletes its tables
 ======================  ===========================================================================
 
 Every other episode property (address, region, hour, resources) is the victim's usual one, so
@@ -35,7 +37,7 @@ from typing import Final
 
 from vigil.evaluation.fleet import AGENTS, DAY, FAR_REGIONS, HOUR, Event, Fleet, Identity, Label, Resource
 
-__all__ = ["ATTACK_TYPES", "ELIGIBLE", "EXPECTED_SIGNALS", "WITHIN", "Episode", "inject_attacks"]
+__all__ = ["ATTACK_TYPES", "ELIGIBLE", "EXPECTED_SIGNALS", "WITHIN", "YOUNG", "Episode", "inject_attacks"]
 
 ATTACK_TYPES: Final = (
     "stolen_credentials",
@@ -45,6 +47,7 @@ ATTACK_TYPES: Final = (
     "impossible_travel",
     "rate_spike",
     "segment_crossing",
+    "pivot",
 )
 
 EXPECTED_SIGNALS: Final[dict[str, tuple[str, ...]]] = {
@@ -55,6 +58,7 @@ EXPECTED_SIGNALS: Final[dict[str, tuple[str, ...]]] = {
     "impossible_travel": ("impossible_travel",),
     "rate_spike": ("rate_spike",),
     "segment_crossing": ("segment_crossing",),
+    "pivot": ("escalation_chain",),
 }
 """The named signals each attack type is meant to raise."""
 
@@ -71,8 +75,29 @@ ELIGIBLE: Final[dict[str, tuple[str, ...]]] = {
     "stolen_credentials": ("copilot", "analyst", "api", "sync", "ci"),
     "segment_crossing": ("copilot", "analyst", "api", "sync", "etl", "report"),
     "enumeration": ("copilot", "analyst", "api", "sync", "etl", "oncall"),
+    "pivot": ("api",),
 }
 """Archetypes that can be each attack's victim (the scarcest types are assigned first)."""
+
+YOUNG: Final[dict[str, tuple[str, ...]]] = {
+    "watch": (
+        "privilege_drift",
+        "enumeration",
+        "escalation_chain",
+        "impossible_travel",
+        "stolen_credentials",
+        "segment_crossing",
+    ),
+    "task": (
+        "enumeration",
+        "escalation_chain",
+        "stolen_credentials",
+        "segment_crossing",
+        "impossible_travel",
+    ),
+}
+"""Episodes against quiet (``watch``) and short-lived (``task``) identities, one of each type per
+fleet on its own victim, on top of the ones above: every one must be detected in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +226,7 @@ class _Injector:
     def escalation_chain(self, ident: Identity) -> Episode:
         a = self.anchor(ident, weekday_only=ident.kind == "assistant")
         t = a.t + self.rng.uniform(20, 120)
-        target = self.rng.choice(ident.writes)
+        target = self.rng.choice(ident.writes or ident.reads)
         account = Resource("ServiceAccount", f"{ident.team.name}-etl", ident.team.name)
         steps = []
         for action, res in (
@@ -260,6 +285,29 @@ class _Injector:
             t += self.rng.uniform(10, 60)
         return self.events(ident, "segment_crossing", steps)
 
+    def pivot(self, ident: Identity) -> Episode:
+        """Across identities: the team's CI (whose weekly routine is to create a key for this
+        service) creates one for it at an ordinary working moment, then the service, from the
+        CI's address, deletes three of its tables (a write-class action it never took)."""
+        ci = next(i for i in self.fleet.identities if i.team is ident.team and i.archetype == "ci")
+        a = self.anchor(ident, weekday_only=True)
+        t = a.t + self.rng.uniform(20, 120)
+        target = Resource(ident.type, ident.id, ident.team.name)
+        ip = self.rng.choice(ci.ips)
+        ep_id = self.next_id
+        self.next_id += 1
+        out = [Event(t, self.seq, ci, "create_key", target, ip, a.region, Label("pivot", ep_id, 1), ci.agent)]
+        self.seq += 1
+        for step, res in enumerate(self.rng.sample(ident.writes, min(3, len(ident.writes))), 2):
+            t += self.rng.uniform(30, 240)
+            agent = AGENTS[ident.archetype].format(v=2)
+            out.append(
+                Event(t, self.seq, ident, "delete", res, ip, a.region, Label("pivot", ep_id, step), agent)
+            )
+            self.seq += 1
+        self.fleet.events.extend(out)
+        return Episode(ep_id, "pivot", ident, out[0].t, len(out))
+
 
 _USUAL: Final = frozenset({"routine", "subnet_move", "new_resource", "first_use"})
 
@@ -287,6 +335,18 @@ def inject_attacks(
         pool = [i for i in free if i.archetype in ELIGIBLE[attack]]
         rng.shuffle(pool)
         for victim in pool[:per_type]:
+            free.remove(victim)
+            episodes.append(getattr(inj, attack)(victim))
+    lo, hi = inj.window()
+    for archetype, attacks in YOUNG.items():
+        # victims with calls of their own in the episode window (a task agent lives for minutes)
+        pool = [
+            i
+            for i in free
+            if i.archetype == archetype and any(lo <= e.t < hi for e in inj.by_identity.get(i.uid, ()))
+        ]
+        rng.shuffle(pool)
+        for attack, victim in zip(attacks, pool, strict=False):
             free.remove(victim)
             episodes.append(getattr(inj, attack)(victim))
     fleet.events.sort(key=lambda e: (e.t, e.seq))

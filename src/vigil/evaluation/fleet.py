@@ -1,6 +1,6 @@
 """A benign fleet of its own: weeks of traffic for dozens of non-human identities (seeded).
 
-Eight teams in three continents, each with the same eight identities, so every rhythm appears in
+Eight teams in three continents, each with the same ten identities (plus per-task agents), so every rhythm appears in
 every time zone:
 
 ============  =================  ============  =============================================
@@ -14,6 +14,9 @@ archetype     kind / role        type          rhythm
 ``oncall``    oncall / deployer  Agent         09:00 and 16:00 checks; pages at any hour, bursts
 ``report``    batch / reader     Service acct  hourly at :05, a few reads
 ``ci``        service / deployer Service acct  weekday deploys; weekly key rotation and grant
+``watch``     monitor / reader   Agent         quiet: 1-5 health checks a day, one read each
+``runner``    orchestrator       Agent         weekday tasks; makes one ``task`` agent per task
+``task``      task / writer      Agent         short-lived (minutes), ``parent`` = its runner
 ============  =================  ============  =============================================
 
 Benign drift, labelled on each request it touches (``Label.drift``): a new table appears in every
@@ -45,6 +48,9 @@ from typing import Any, Final
 __all__ = [
     "ARCHETYPES",
     "DAY",
+    "QUIET",
+    "SESSION",
+    "SHORT_LIVED",
     "Event",
     "Fleet",
     "FleetConfig",
@@ -131,6 +137,9 @@ AGENTS: Final = {
     "oncall": "pagerbot/1.{v}",
     "report": "cron-report/1.{v}",
     "ci": "github-actions-runner/2.31{v}.0",
+    "watch": "healthcheck/3.{v}",
+    "runner": "vigil-agent-sdk/0.{v} (runner)",
+    "task": "vigil-agent-sdk/0.{v} (task)",
 }
 """User agent per archetype; ``{v}`` is a version that is bumped after learning (same family)."""
 
@@ -144,7 +153,14 @@ ARCHETYPES: Final = {
     "oncall": ("Agent", "oncall", "deployer"),
     "report": ("ServiceAccount", "batch", "reader"),
     "ci": ("ServiceAccount", "service", "deployer"),
+    "watch": ("Agent", "monitor", "reader"),
+    "runner": ("Agent", "orchestrator", "writer"),
 }
+SESSION: Final = ("Agent", "task", "writer")
+"""Per-task agents (archetype ``task``): made by their team's ``runner`` for one task each, with
+a ``parent`` attribute naming it; they live for minutes."""
+QUIET: Final = frozenset({"watch"})
+SHORT_LIVED: Final = frozenset({"task"})
 
 
 @dataclass(slots=True)
@@ -166,6 +182,7 @@ class Identity:
     relocates: bool = False  # moves to another region and network after learning (out of band)
     rate_per_hour: float = 0.0  # mean requests per active hour during learning
     rate_per_minute: float = 0.0  # mean requests per active minute during learning
+    parent: Identity | None = None  # the agent that made it (short-lived per-task agents)
 
     @property
     def uid(self) -> tuple[str, str]:
@@ -346,6 +363,11 @@ def _identity(
         use = tools
     elif archetype == "report":
         reads = rng.sample(tables, 4)
+    elif archetype == "watch":
+        reads = rng.sample(tables, 3) + apis[:1]
+    elif archetype == "runner":
+        reads = rng.sample(tables, 5) + buckets[:1]
+        writes = rng.sample(staging, 2)
     elif archetype == "ci":
         reads = buckets[1:2] + apis + secrets[:1]
         writes = buckets[1:2] + rng.sample(staging, 2)
@@ -552,6 +574,58 @@ class _Gen:
                         self.emit(ident, t, "invoke", self.rng.choice(ident.tools), "oncall_page")
                     else:
                         self.emit(ident, t, "read", self.pick(ident.reads), "oncall_page")
+
+    def _watch(self, ident: Identity) -> None:
+        """A quiet identity: one to five health checks a day, each a single read, at two or three
+        habitual hours (local) plus a rare extra check."""
+        hours = sorted(self.rng.sample(range(6, 22), 3))
+        for day in range(self.cfg.days):
+            for hour in hours[: self.rng.randint(1, 3)]:
+                t = self.local(ident, day, hour + self.rng.uniform(0, 0.3))
+                self.emit(ident, t, "read", self.pick(ident.reads))
+            if self.rng.random() < 0.3:
+                t = self.local(ident, day, self.rng.uniform(8, 18))
+                self.emit(ident, t, self.rng.choice(("read", "list")), self.pick(ident.reads))
+
+    def _runner(self, ident: Identity) -> None:
+        """An orchestrator: on weekdays it takes tasks in office hours; for each it reads a little
+        itself and makes a per-task agent (its own identity, ``parent`` = the runner) that works
+        for a few minutes: reads of the runner's tables, a write to its staging tables."""
+        n = 0
+        for day in range(self.cfg.days):
+            if not self.weekday(ident, day):
+                continue
+            for _ in range(_poisson(self.rng, 5)):
+                t = self.local(ident, day, self.rng.uniform(8.5, 18))
+                for _ in range(self.rng.randint(1, 3)):
+                    t += self.rng.uniform(2, 10)
+                    self.emit(ident, t, "read", self.pick(ident.reads))
+                n += 1
+                etype, kind, role = SESSION
+                task = Identity(
+                    etype,
+                    f"{ident.team.name}-task-{n:04d}",
+                    ident.team,
+                    "task",
+                    kind,
+                    role,
+                    ident.ips,
+                    ident.reads,
+                    ident.writes,
+                    [],
+                    AGENTS["task"].format(v=1),
+                    parent=ident,
+                )
+                self.fleet.identities.append(task)
+                for _ in range(self.rng.randint(4, 12)):
+                    t += self.rng.uniform(3, 30)
+                    if self.rng.random() < 0.2:
+                        self.emit(task, t, "write", self.rng.choice(task.writes))
+                    else:
+                        self.emit(task, t, self.rng.choice(("read", "read", "list")), self.pick(task.reads))
+
+    def _task(self, ident: Identity) -> None:
+        """Per-task agents are made (and their requests generated) by their runner."""
 
     def _report(self, ident: Identity) -> None:
         for day in range(self.cfg.days):

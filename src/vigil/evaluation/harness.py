@@ -105,7 +105,7 @@ def write_fleet_workspace(fleet: Fleet, path: str | Path) -> Path:
     org += [
         {"uid": {"type": "Environment", "id": e}, "attrs": {}, "parents": []} for e in ("prod", "staging")
     ]
-    identities = [
+    identities: list[dict[str, Any]] = [
         {
             "uid": {"type": i.type, "id": i.id},
             "attrs": {
@@ -121,6 +121,9 @@ def write_fleet_workspace(fleet: Fleet, path: str | Path) -> Path:
         }
         for i in fleet.identities
     ]
+    for item, i in zip(identities, fleet.identities, strict=True):
+        if i.parent is not None:  # a per-task agent: judged from its runner's baseline
+            item["attrs"]["parent"] = {"__entity": {"type": i.parent.type, "id": i.parent.id}}
     resources = [
         {
             "uid": {"type": r.type, "id": r.id},

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from vigil.errors import VigilError
 from vigil.evaluation.attacks import DEFAULT_WITHIN, WITHIN
+from vigil.evaluation.fleet import QUIET, SHORT_LIVED
 
 __all__ = ["BEGIN", "END", "criteria", "markdown", "passed", "update_document"]
 
@@ -46,14 +47,18 @@ def _within(attack: str) -> str:
 
 
 def passed(report: dict[str, Any]) -> bool:
-    """True when every generated run of ``report`` meets both done criteria."""
+    """True when every generated run of ``report`` meets the done criteria: episodes in time,
+    false positives, and every episode against a quiet or short-lived identity in time."""
     runs = [report.get("criteria"), report.get("holdout_criteria")]
-    return all(c["in_time_ok"] and c["fp_ok"] for c in runs if c)
+    return all(c["in_time_ok"] and c["fp_ok"] and c.get("quiet_short_lived_ok", True) for c in runs if c)
 
 
 def criteria(generated: dict[str, Any]) -> dict[str, Any]:
     """The issue's done criteria on a generated run: in-time share and false-positive rate."""
     totals = generated["totals"]
+    young = [v for k, v in generated.get("by_archetype", {}).items() if k in QUIET or k in SHORT_LIVED]
+    young_episodes = sum(v["episodes"] for v in young)
+    young_in_time = sum(v["detected_in_time"] for v in young)
     return {
         "in_time_rate": totals["in_time_rate"],
         "in_time_target": IN_TIME_TARGET,
@@ -61,6 +66,9 @@ def criteria(generated: dict[str, Any]) -> dict[str, Any]:
         "fp_rate": totals["fp_rate"],
         "fp_target": FP_TARGET,
         "fp_ok": totals["fp_rate"] <= FP_TARGET,
+        "quiet_short_lived_episodes": young_episodes,
+        "quiet_short_lived_in_time": young_in_time,
+        "quiet_short_lived_ok": young_in_time == young_episodes,
     }
 
 
@@ -125,6 +133,23 @@ def _generated(gen: dict[str, Any], title: str) -> list[str]:
             f"| {r['detected_by_expected_signal']} | {_dist(r['requests_until_detection'])} "
             f"| {_pct(r['signal_precision'])} | {seen} |"
         )
+    arch = gen.get("by_archetype", {})
+    if arch:
+        out += [
+            "",
+            f"- Episodes against quiet or short-lived identities detected in time: "
+            f"**{_frac(c['quiet_short_lived_in_time'], c['quiet_short_lived_episodes'])}** (target: every one: "
+            f"{'met' if c['quiet_short_lived_ok'] else 'NOT met'}).",
+            "",
+            "| victim archetype | episodes | detected | in time |",
+            "|---|---|---|---|",
+        ]
+        for key, v in arch.items():
+            tag = " (quiet)" if key in QUIET else (" (short-lived)" if key in SHORT_LIVED else "")
+            out.append(
+                f"| `{key}`{tag} | {v['episodes']} | {_frac(v['detected'], v['episodes'])} "
+                f"| {_frac(v['detected_in_time'], v['episodes'])} |"
+            )
     variants = [
         f"`{name}` {v}: {x['detected_in_time']}/{x['episodes']} in time, {x['detected']}/{x['episodes']} detected"
         for name, r in gen["by_type"].items()

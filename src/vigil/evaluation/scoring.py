@@ -182,6 +182,9 @@ class Scorecard:
     attack_detected_requests: int = 0
     requests: int = 0
     out_of_band: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_archetype: dict[str, list[int]] = field(
+        default_factory=dict
+    )  # victim's -> [episodes, detected, in time]
 
     def type_result(self, attack: str, expected: tuple[str, ...] | None = None) -> TypeResult:
         result = self.types.get(attack)
@@ -258,6 +261,8 @@ class Scorecard:
         """Score one episode from the outcomes of its requests, in order."""
         result = self.type_result(attack, expected)
         result.episodes += 1
+        tally = self.by_archetype.setdefault(str(info.get("archetype", "")), [0, 0, 0])
+        tally[0] += 1
         result.requests += len(outcomes)
         self.requests += len(outcomes)
         first = next((i for i, o in enumerate(outcomes, 1) if o.detected), None)
@@ -282,6 +287,7 @@ class Scorecard:
             )
             return
         result.detected += 1
+        tally[1] += 1
         if variant is not None:
             variant[1] += 1
         result.blocked += any(o.blocked for o in outcomes)
@@ -290,6 +296,7 @@ class Scorecard:
             result.by_expected_signal += 1
         if _in_time(attack, outcomes, actions, first, within):
             result.in_time += 1
+            tally[2] += 1
             if variant is not None:
                 variant[2] += 1
         else:
@@ -347,6 +354,10 @@ class Scorecard:
         return {
             "totals": self.totals(),
             "by_type": {name: t.to_dict() for name, t in self.types.items()},
+            "by_archetype": {
+                k: {"episodes": v[0], "detected": v[1], "detected_in_time": v[2]}
+                for k, v in sorted(self.by_archetype.items())
+            },
             "false_positives": {
                 "by_drift": _rates(self.fp_by_drift, self.benign_by_drift),
                 "by_group": _rates(self.fp_by_group, self.benign_by_group),

@@ -28,7 +28,9 @@ CloudTrail                             AuthZEN request
 =====================================  ===========================================================
 
 ``context`` also carries ``event_source``, ``event_name`` and, when present, ``event_id``,
-``read_only``, ``error_code`` (the call failed, e.g. ``AccessDenied``) and ``mfa``. Every value is a
+``read_only``, ``error_code`` (the call failed, e.g. ``AccessDenied``), ``mfa`` and
+``credential_source`` (``"ec2_instance"``: an EC2 instance role's credentials, marked by
+``sessionContext.ec2RoleDelivery``). Every value is a
 string, a boolean or an integer, so each request converts to Cedar without loss (vigil refuses
 ``null`` and fractions).
 
@@ -236,6 +238,8 @@ def to_request(record: Any) -> dict[str, Any]:
     mfa = _mfa(record.get("userIdentity"))
     if mfa is not None:
         context["mfa"] = mfa
+    if _instance_credential(record.get("userIdentity")):
+        context["credential_source"] = "ec2_instance"
     return {
         "subject": subject,
         "action": {"name": _fit(action), "properties": {"access": access_kind(name, read_only)}},
@@ -331,6 +335,15 @@ def _issuer(identity: dict[str, Any]) -> str:
     ctx = identity.get("sessionContext")
     issuer = ctx.get("sessionIssuer") if type(ctx) is dict else None
     return _text(issuer, "arn") if type(issuer) is dict else ""
+
+
+def _instance_credential(identity: Any) -> bool:
+    """Whether the call was made with an EC2 instance role's credentials (CloudTrail marks them
+    with ``sessionContext.ec2RoleDelivery``): credentials delivered to one instance."""
+    if type(identity) is not dict:
+        return False
+    ctx = identity.get("sessionContext")
+    return type(ctx) is dict and bool(ctx.get("ec2RoleDelivery"))
 
 
 def _mfa(identity: Any) -> bool | None:

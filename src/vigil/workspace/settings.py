@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -373,6 +374,22 @@ def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> No
         if name not in SIGNALS:
             problems.append(
                 f"{path}: [behaviour.weights] unknown signal {name!r} (known: {', '.join(SIGNALS)})"
+            )
+    from vigil.behaviour.sessions import parse_rule  # a leaf module: parsing only
+
+    for item in b.sessions:
+        rule = parse_rule(item)
+        if type(rule) is str:
+            problems.append(f"{path}: [behaviour] sessions: {rule}")
+    for cidr in b.bad_networks:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.append(f"{path}: [behaviour] bad_networks: {cidr!r} is not an IP network (CIDR)")
+    for name in b.peers:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\+[A-Za-z_][A-Za-z0-9_]{0,63})*", name):
+            problems.append(
+                f"{path}: [behaviour] peers: {name!r} is not an attribute name (or names joined by +)"
             )
     for key in ("step_up_risk", "deny_risk", "quarantine_risk"):
         if not 1 <= getattr(b, key) <= 100:
