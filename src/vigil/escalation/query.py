@@ -87,6 +87,11 @@ _ACTION_TEXT = {
     "iam-010": "attaches an admin managed policy to",
     "boundary-user": "removes the permission boundary of",
     "boundary-role": "removes the permission boundary of",
+    # vigil's own grants ([escalation] privilege_actions)
+    "assume": "acts as",
+    "create_key": "creates a key for, so authenticates as,",
+    "add_member": "adds itself to a group, becoming",
+    "grant": "grants itself a group or role, becoming",
 }
 
 
