@@ -1,0 +1,207 @@
+"""What a policy (or entity) change gives and takes away, computed on the real entities
+(``vigil policy diff``; docs/escalation.md, "What a workspace change gives away").
+
+Every request (principal, action, resource) of the two workspaces is decided for every context at
+once by :class:`~vigil.escalation.cedar_grants.GrantEvaluator` (``always``, ``depends`` on the
+context, ``never``) with the old and the new compiled policies over the old and the new entities.
+Principals: the entities of the identity types; actions: every action the policies or the schema
+name, except action groups; resources: every entity that is not an action.
+
+Requests whose outcome cannot have changed are not evaluated: the principal, the action and the
+resource are the same entities in both workspaces and the policies whose scopes match the
+(principal, action) are the same compiled code with the same constants, and none of them reads
+other entities (else every resource is evaluated when any entity changed).
+
+The changes are grouped for reading: per (principal, action, before, after) the resources, then
+principals with the same resources, then actions with the same principals and resources.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vigil.errors import VigilError
+from vigil.escalation.cedar_grants import ALWAYS, DEPENDS, NEVER, GrantEvaluator, Outcome, uid_text
+from vigil.model.uid import EntityUid
+from vigil.policy.compiler import CompiledPolicy
+from vigil.policy.entities import EntityStore
+
+RANK = {NEVER: 0, DEPENDS: 1, ALWAYS: 2}
+MAX_REQUESTS = 20_000_000
+_READS_ENTITIES = re.compile(r"\bE\b")
+_CONST = re.compile(r"K\d+\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One workspace: its compiled policies, its entities and its ``context_guards``."""
+
+    policies: Sequence[CompiledPolicy]
+    store: EntityStore
+    context_guards: frozenset[str] = frozenset()
+
+
+def _is_action(uid: EntityUid) -> bool:
+    return uid[0] == "Action" or uid[0].endswith("::Action")
+
+
+def _fingerprint(p: CompiledPolicy) -> Any:
+    """Equal for two compiled policies that decide every request alike (None: unknown)."""
+    if p.fallback_reason is not None:
+        return None
+    consts = getattr(p.match, "__globals__", {})
+    values = tuple(sorted((k, repr(v)) for k, v in consts.items() if _CONST.match(k)))
+    return (p.id, p.forbid, p.source, p.principal, p.actions, p.action_in, p.resource, values)
+
+
+def _reads_entities(p: CompiledPolicy) -> bool:
+    return p.fallback_reason is not None or any(
+        _READS_ENTITIES.search(line) for line in p.source.splitlines() if not line.startswith("def ")
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Cedar values equal, with Python's ``True == 1`` told apart (types compared throughout)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    return bool(a == b)
+
+
+def changed_entities(old: EntityStore, new: EntityStore) -> set[EntityUid]:
+    """Uids present in one store only, or with other attributes, ancestors or tags."""
+    out = set(old.by_uid) ^ set(new.by_uid)
+    for uid in set(old.by_uid) & set(new.by_uid):
+        a, b = old.by_uid[uid], new.by_uid[uid]
+        if not (_same(a.attrs, b.attrs) and a.ancestors == b.ancestors and _same(a.tags, b.tags)):
+            out.add(uid)
+    return out
+
+
+def universe(
+    old: Side, new: Side, identity_types: Iterable[str]
+) -> tuple[list[EntityUid], list[EntityUid], list[EntityUid]]:
+    """(principals, actions, resources) the diff enumerates."""
+    types = set(identity_types)
+    uids = set(old.store.by_uid) | set(new.store.by_uid)
+    principals = sorted(u for u in uids if u[0] in types)
+    actions: set[EntityUid] = {u for u in uids if _is_action(u)}
+    for side in (old, new):
+        for p in side.policies:
+            actions.update(p.actions or ())
+    groups: set[EntityUid] = set()
+    for a in actions:
+        groups.update(old.store.ancestors(a))
+        groups.update(new.store.ancestors(a))
+    resources = sorted(u for u in uids if not _is_action(u))
+    return principals, sorted(actions - groups), resources
+
+
+def access_diff(
+    old: Side, new: Side, identity_types: Iterable[str], *, max_requests: int = MAX_REQUESTS
+) -> dict[str, Any]:
+    """``{"gained": [group], "lost": [group], "enumerated": {...}}``; a group is ``{"before",
+    "after", "principals", "actions", "resources", "via"}`` (uid texts; ``via`` the permits that
+    allow it after a gain, before a loss). Raises VigilError (``invalid_argument``) when more than
+    ``max_requests`` requests would be enumerated."""
+    started = time.perf_counter()
+    principals, actions, resources = universe(old, new, identity_types)
+    total = len(principals) * len(actions) * len(resources)
+    if total > max_requests:
+        raise VigilError(
+            f"the diff would enumerate {total:,} requests ({len(principals)} principals x "
+            f"{len(actions)} actions x {len(resources)} resources), more than {max_requests:,}",
+            code="invalid_argument",
+        )
+    ev_old = GrantEvaluator(old.policies, old.store, old.context_guards)
+    ev_new = GrantEvaluator(new.policies, new.store, new.context_guards)
+    changed = changed_entities(old.store, new.store)
+    fps_old = {id(p): _fingerprint(p) for p in old.policies}
+    fps_new = {id(p): _fingerprint(p) for p in new.policies}
+    reads_old = {id(p) for p in old.policies if _reads_entities(p)}
+    reads_new = {id(p) for p in new.policies if _reads_entities(p)}
+    rows: dict[tuple[EntityUid, EntityUid, str, str], tuple[set[EntityUid], set[str]]] = {}
+    evaluated = 0
+    for p in principals:
+        anc_old = old.store.ancestors(p)
+        anc_new = new.store.ancestors(p)
+        for a in actions:
+            c_old = ev_old.candidates(p, anc_old, a)
+            c_new = ev_new.candidates(p, anc_new, a)
+            if not c_old and not c_new:
+                continue
+            same = (
+                p not in changed
+                and a not in changed
+                and [fps_old[id(x)] for x in c_old] == [fps_new[id(x)] for x in c_new]
+                and None not in (fps_old[id(x)] for x in c_old)
+            )
+            targets: Iterable[EntityUid] = resources
+            if same:
+                if not changed:
+                    continue
+                if not any(id(x) in reads_old for x in c_old) and not any(id(x) in reads_new for x in c_new):
+                    targets = [r for r in resources if r in changed]
+            for r in targets:
+                evaluated += 1
+                o_old = ev_old.decide(p, a, r)
+                o_new = ev_new.decide(p, a, r)
+                if o_old.verdict == o_new.verdict:
+                    continue
+                key = (p, a, o_old.verdict, o_new.verdict)
+                row = rows.setdefault(key, (set(), set()))
+                row[0].add(r)
+                row[1].update(_via(o_old, o_new))
+    gained, lost = _group(rows)
+    return {
+        "gained": gained,
+        "lost": lost,
+        "enumerated": {
+            "principals": len(principals),
+            "actions": len(actions),
+            "resources": len(resources),
+            "requests": total,
+            "evaluated": evaluated,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    }
+
+
+def _via(o_old: Outcome, o_new: Outcome) -> tuple[str, ...]:
+    return o_new.via if RANK[o_new.verdict] > RANK[o_old.verdict] else o_old.via
+
+
+def _group(
+    rows: dict[tuple[EntityUid, EntityUid, str, str], tuple[set[EntityUid], set[str]]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    by_resources: dict[tuple[EntityUid, str, str, frozenset[EntityUid]], tuple[set[EntityUid], set[str]]] = {}
+    for (p, a, before, after), (targets, via) in rows.items():
+        entry = by_resources.setdefault((a, before, after, frozenset(targets)), (set(), set()))
+        entry[0].add(p)
+        entry[1].update(via)
+    by_principals: dict[
+        tuple[str, str, frozenset[EntityUid], frozenset[EntityUid]], tuple[set[EntityUid], set[str]]
+    ] = {}
+    for (a, before, after, rs), (who, via) in by_resources.items():
+        entry2 = by_principals.setdefault((before, after, frozenset(who), rs), (set(), set()))
+        entry2[0].add(a)
+        entry2[1].update(via)
+    gained: list[dict[str, Any]] = []
+    lost: list[dict[str, Any]] = []
+    for (before, after, ps, rs), (acts, via) in by_principals.items():
+        group = {
+            "before": before,
+            "after": after,
+            "principals": [uid_text(u) for u in sorted(ps)],
+            "actions": [uid_text(u) for u in sorted(acts)],
+            "resources": [uid_text(u) for u in sorted(rs)],
+            "via": sorted(via),
+        }
+        (gained if RANK[after] > RANK[before] else lost).append(group)
+    order = lambda g: (g["principals"], g["actions"], g["before"], g["after"])  # noqa: E731
+    return sorted(gained, key=order), sorted(lost, key=order)
