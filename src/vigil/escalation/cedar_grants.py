@@ -246,8 +246,11 @@ class _Builder:
             groups.update(store.ancestors(u))
         groups.update(settings.admin_entities)
         self.groups = sorted(g for g in groups if g not in set(self.identities))
+        # admin actions are probed on resources before identities (named in the explanation)
+        known = set(self.identities)
         self.resources = sorted(
-            u for u in store.by_uid if not (u[0] == "Action" or u[0].endswith("::Action"))
+            (u for u in store.by_uid if not (u[0] == "Action" or u[0].endswith("::Action"))),
+            key=lambda u: (u in known, u),
         )
         self.become = [(a, m) for a, m in settings.privilege_actions.items() if m in BECOME_METHODS]
         self.join = [(a, m) for a, m in settings.privilege_actions.items() if m in JOIN_METHODS]
