@@ -139,7 +139,16 @@ def _share(ws: Path, eid: str) -> None:
     p.write_text(json.dumps(data))
 
 
-@pytest.mark.parametrize("change", ["entity", "resource", "policy"])
+def _nest(ws: Path, human: str, team: str) -> None:
+    p = ws / "entities" / "organisation.json"
+    data = json.loads(p.read_text())
+    for e in data:
+        if e["uid"] == {"type": "Human", "id": human}:
+            e["parents"].append({"type": "Team", "id": team})
+    p.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("change", ["entity", "resource", "owner", "policy"])
 def test_skipping_unchanged_requests_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
@@ -150,18 +159,22 @@ def test_skipping_unchanged_requests_changes_nothing(
         _edit_entities(new, "dunning-agent", {"type": "Team", "id": "support"})
     elif change == "resource":
         _share(new, "service-registry-prod")
+    elif change == "owner":  # an entity the identities name in `owner` (no policy reads it)
+        _nest(new, "priya.raman", "security")
     else:
         p = new / "policies" / "40-tools.cedar"
         p.write_text(p.read_text().replace('resource.tags.contains("shared") &&', "", 1))
     sides = []
     for ws in (load_workspace(FLEET), load_workspace(new)):
         ps = ws.policy_set
-        sides.append(Side(ps.policies, ps.store, frozenset(ws.settings.escalation.context_guards)))
+        sides.append(
+            Side(ps.policies, ps.store, frozenset(ws.settings.escalation.context_guards), ps.named_uids())
+        )
     fast = access_diff(sides[0], sides[1], ("Agent", "ServiceAccount"))
     monkeypatch.setattr(ad, "_fingerprint", lambda p: None)
     full = access_diff(sides[0], sides[1], ("Agent", "ServiceAccount"))
     assert fast["gained"] == full["gained"] and fast["lost"] == full["lost"]
-    assert fast["gained"] or fast["lost"]
+    assert bool(fast["gained"] or fast["lost"]) == (change != "owner")
     assert fast["enumerated"]["evaluated"] <= full["enumerated"]["evaluated"]
     if change == "policy":  # one policy of one action changed: the other actions are skipped
         assert fast["enumerated"]["evaluated"] < full["enumerated"]["evaluated"] / 2

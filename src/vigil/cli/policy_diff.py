@@ -35,7 +35,7 @@ _SHOW = 4
 
 def _side(ws: Workspace) -> Side:
     ps = ws.policy_set
-    return Side(ps.policies, ps.store, frozenset(ws.settings.escalation.context_guards))
+    return Side(ps.policies, ps.store, frozenset(ws.settings.escalation.context_guards), ps.named_uids())
 
 
 def _types(ws: Workspace) -> tuple[str, ...]:

@@ -7,10 +7,11 @@ context, ``never``) with the old and the new compiled policies over the old and 
 Principals: the entities of the identity types; actions: every action the policies or the schema
 name, except action groups; resources: every entity that is not an action.
 
-Requests whose outcome cannot have changed are not evaluated: the principal, the action and the
-resource are the same entities in both workspaces and the policies whose scopes match the
-(principal, action) are the same compiled code with the same constants, and none of them reads
-other entities (else every resource is evaluated when any entity changed).
+Requests whose outcome cannot have changed are not evaluated: the policies whose scopes match the
+(principal, action) are the same compiled code with the same constants in both workspaces, and the
+principal, the action and the resource are the same entities in both (when a policy reads other
+entities, through an attribute that names one or an entity the policy names: none of those leads,
+through entity references, to an entity that changed).
 
 The changes are grouped for reading: per (principal, action, before, after) the resources, then
 principals with the same resources, then actions with the same principals and resources.
@@ -43,6 +44,8 @@ class Side:
     policies: Sequence[CompiledPolicy]
     store: EntityStore
     context_guards: frozenset[str] = frozenset()
+    # every entity uid the policies name (PolicySet.named_uids()); None: unknown
+    named: frozenset[EntityUid] | None = None
 
 
 def _is_action(uid: EntityUid) -> bool:
@@ -80,6 +83,46 @@ def changed_entities(old: EntityStore, new: EntityStore) -> set[EntityUid]:
         a, b = old.by_uid[uid], new.by_uid[uid]
         if not (_same(a.attrs, b.attrs) and a.ancestors == b.ancestors and _same(a.tags, b.tags)):
             out.add(uid)
+    return out
+
+
+def _refs(value: Any, out: set[EntityUid]) -> None:
+    """Every entity uid inside a Cedar value (over-approximated: any pair of strings)."""
+    t = type(value)
+    if t is tuple:
+        if len(value) == 2 and type(value[0]) is str and type(value[1]) is str:
+            out.add(value)
+            return
+        for v in value:
+            _refs(v, out)
+    elif t is frozenset or t is list:
+        for v in value:
+            _refs(v, out)
+    elif t is dict:
+        for v in value.values():
+            _refs(v, out)
+
+
+def tainted(stores: Sequence[EntityStore], changed: set[EntityUid]) -> set[EntityUid]:
+    """The changed entities and every entity whose attributes or tags lead (through entity
+    references, transitively, in either store) to one: what a policy could read differently when
+    it starts from it."""
+    referrers: dict[EntityUid, set[EntityUid]] = {}
+    for store in stores:
+        for uid, e in store.by_uid.items():
+            found: set[EntityUid] = set()
+            _refs(e.attrs, found)
+            if e.tags is not None:
+                _refs(e.tags, found)
+            for f in found:
+                referrers.setdefault(f, set()).add(uid)
+    out = set(changed)
+    todo = list(changed)
+    while todo:
+        for r in referrers.get(todo.pop(), ()):
+            if r not in out:
+                out.add(r)
+                todo.append(r)
     return out
 
 
@@ -121,6 +164,10 @@ def access_diff(
     ev_old = GrantEvaluator(old.policies, old.store, old.context_guards)
     ev_new = GrantEvaluator(new.policies, new.store, new.context_guards)
     changed = changed_entities(old.store, new.store)
+    dirty = tainted((old.store, new.store), changed)
+    literals = None if old.named is None or new.named is None else old.named | new.named
+    # a policy that reads other entities may read a changed one through a literal it names
+    literal_dirty = literals is None or bool(literals & dirty)
     fps_old = {id(p): _fingerprint(p) for p in old.policies}
     fps_new = {id(p): _fingerprint(p) for p in new.policies}
     reads_old = {id(p) for p in old.policies if _reads_entities(p)}
@@ -133,8 +180,8 @@ def access_diff(
         for a in actions:
             c_old = ev_old.candidates(p, anc_old, a)
             c_new = ev_new.candidates(p, anc_new, a)
-            if not c_old and not c_new:
-                continue
+            if not any(not x.forbid for x in c_old) and not any(not x.forbid for x in c_new):
+                continue  # no permit can apply in either: never and never
             same = (
                 p not in changed
                 and a not in changed
@@ -147,6 +194,10 @@ def access_diff(
                     continue
                 if not any(id(x) in reads_old for x in c_old) and not any(id(x) in reads_new for x in c_new):
                     targets = [r for r in resources if r in changed]
+                elif not literal_dirty and p not in dirty and a not in dirty:
+                    # what they read starts at the principal, the action, the resource or a
+                    # literal: only a resource that leads to a changed entity can answer otherwise
+                    targets = [r for r in resources if r in dirty]
             for r in targets:
                 evaluated += 1
                 o_old = ev_old.decide(p, a, r)

@@ -36,7 +36,7 @@ from vigil.escalation.settings import BECOME_METHODS, JOIN_METHODS, EscalationSe
 from vigil.model.uid import EntityUid
 from vigil.policy.compiler import CompiledPolicy
 from vigil.policy.entities import EMPTY_ANCESTORS, MISSING_ATTRS, EntityStore
-from vigil.policy.values import EvalError, Record
+from vigil.policy.values import EvalError
 
 ALWAYS, DEPENDS, NEVER = "always", "depends", "never"
 
@@ -149,11 +149,24 @@ class GrantEvaluator:
                             continue
                     elif principal != s.entity and s.entity not in ancestors:
                         continue
+                if p.guard is not None and p.fallback_reason is None:
+                    # the leading conditions on the principal and action alone (never the context)
+                    pe = self.store.get(principal)
+                    attrs = pe.attrs if pe is not None else MISSING_ATTRS
+                    try:
+                        if not p.guard(principal, action, attrs, ancestors, self.store):
+                            continue
+                    except (EvalError, KeyError, TypeError):
+                        pass  # evaluated whole: its error is reported as the policy's
                 out.append(p)
             hit = tuple(out)
             if len(self._cands) < 200_000:
                 self._cands[key] = hit
         return hit
+
+    def may_permit(self, principal: EntityUid, ancestors: frozenset[EntityUid], action: EntityUid) -> bool:
+        """False when no permit can apply to this principal and action (on any resource)."""
+        return any(not p.forbid for p in self.candidates(principal, ancestors, action))
 
     def decide(
         self,
@@ -162,22 +175,24 @@ class GrantEvaluator:
         resource: EntityUid,
         *,
         ancestors: frozenset[EntityUid] | None = None,
-        attrs: Record | None = None,
     ) -> Outcome:
-        """How (principal, action, resource) fares under every context. ``ancestors``/``attrs``
-        stand in for the principal's stored ones (a hypothetical membership)."""
+        """How (principal, action, resource) fares under every context. ``ancestors`` stand in for
+        the principal's stored ones (a membership it could gain)."""
         store = self.store
         pe = store.get(principal)
         panc = ancestors if ancestors is not None else (pe.ancestors if pe is not None else EMPTY_ANCESTORS)
-        pa = attrs if attrs is not None else (pe.attrs if pe is not None else MISSING_ATTRS)
+        pa = pe.attrs if pe is not None else MISSING_ATTRS
         re_ = store.get(resource)
         ra = re_.attrs if re_ is not None else MISSING_ATTRS
         ranc = re_.ancestors if re_ is not None else EMPTY_ANCESTORS
+        cands = self.candidates(principal, panc, action)
+        if not any(not p.forbid for p in cands):
+            return _NEVER  # nothing can permit it
         permits: list[str] = []
         maybe: list[str] = []
         need: list[str] = []  # what a context must satisfy (permits that read it)
         avoid: list[str] = []  # what it must not trip (forbids that read it)
-        for pol in self.candidates(principal, panc, action):
+        for pol in cands:
             read: Any = None
             if id(pol) in self._whole:
                 read = "" if pol.fallback_reason is None else None
@@ -266,6 +281,8 @@ class _Builder:
         if self._holds_admin(x, anc, node):
             return
         for action, method in self.become:
+            if not self.ev.may_permit(x, anc, action):
+                continue
             for t in self.identities:
                 if t == x:
                     continue
@@ -275,6 +292,8 @@ class _Builder:
         if not joins:
             return
         for action, method in self.join:
+            if not self.ev.may_permit(x, anc, action):
+                continue
             for grp in self.groups:
                 if grp in anc or grp == x:
                     continue
@@ -300,6 +319,8 @@ class _Builder:
             return True
         best: Edge | None = None
         for action in sorted(self.settings.admin_actions):
+            if not self.ev.may_permit(x, anc, action):
+                continue
             for r in self.resources:
                 o = self.ev.decide(x, action, r, ancestors=anc)
                 if o.verdict == NEVER:
