@@ -1,4 +1,5 @@
-"""``vigil paths``: escalation paths in an AWS IAM export (docs/escalation.md).
+"""``vigil paths``: escalation paths in an AWS IAM export (``--iam``) or in a workspace's own Cedar
+grants (``--workspace``; ``[escalation]`` in its vigil.toml) (docs/escalation.md).
 
 Without ``--from``: every principal that is admin, reaches admin or reaches it conditionally, with
 its shortest path (``--all`` lists the ``none`` verdicts too). With ``--from``: that principal's
@@ -8,7 +9,7 @@ With ``--before OLD.json``: what the change from OLD to the export gives away (p
 verdict rises, with their new path) and takes away; exit status 1 when access widened (a CI gate).
 
 Exit status: 0 answered (with ``--before``: nothing widened); 1 (``--before``) access widened; 2
-unreadable or malformed export, bad argument; 5 unknown principal.
+unreadable or malformed export, bad argument; 3 a refused workspace; 5 unknown principal.
 """
 
 from __future__ import annotations
