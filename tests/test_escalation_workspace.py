@@ -6,14 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from vigil.cli.main import app
-from vigil.errors import WorkspaceError
+from tests.strategies import cases, contexts
+from vigil.errors import VigilError, WorkspaceError
 from vigil.escalation import analyse
 from vigil.escalation.cedar_grants import ALWAYS, NEVER, GrantEvaluator, workspace_graph
+from vigil.policy.build import BuildError, build_policy_set
+from vigil.policy.cedar import PolicySource
+from vigil.policy.request_values import typed_context
 from vigil.workspace.loader import load_workspace
 from vigil.workspace.settings import parse_settings
 
@@ -91,6 +95,42 @@ def test_a_chain_through_a_key_and_a_group_membership(tmp_path: Path) -> None:
     steps = ids['Agent::"ci"']["paths"][0]["steps"]
     assert {"from", "to", "method", "via", "requires"} <= set(steps[0])
     assert steps[1]["to"] == 'Agent::"deployer" in Group::"admins"'
+
+
+SCOPE_POLICIES = """
+@id("ops-assume-root")
+permit (principal in Group::"ops", action == Action::"assume", resource == Agent::"root");
+@id("frozen-nothing")
+forbid (principal in Group::"all", action, resource) when { principal.frozen };
+@id("anyone-joins-ops")
+permit (principal is Agent, action == Action::"add_member", resource == Group::"ops")
+when { principal.joiner };
+"""
+
+
+def test_group_scopes_follow_ancestors_and_memberships_an_identity_gives_itself(tmp_path: Path) -> None:
+    entities = [
+        _entity("Group", "all"),
+        _entity("Group", "ops", ("Group:all",)),
+        _entity("Group", "admins"),
+        _entity("Agent", "root", ("Group:admins",), frozen=False, joiner=False),
+        _entity("Agent", "op1", ("Group:ops",), frozen=False, joiner=False),
+        _entity("Agent", "op2", ("Group:ops",), frozen=True, joiner=False),
+        _entity("Agent", "outsider", (), frozen=False, joiner=False),
+        _entity("Agent", "joiner", (), frozen=False, joiner=True),
+        _entity("Agent", "frozen-joiner", (), frozen=True, joiner=True),
+    ]
+    toml = "[escalation]\nadmin = ['Group::\"admins\"']\n"
+    a = analyse(_graph(write_ws(tmp_path, SCOPE_POLICIES, entities, toml)))
+    assert a.verdict('Agent::"op1"') == "reaches_admin"  # `principal in Group::"ops"`
+    assert a.verdict('Agent::"op2"') == "none"  # forbidden through its ancestor Group::"all"
+    assert a.verdict('Agent::"outsider"') == "none"
+    assert a.verdict('Agent::"joiner"') == "reaches_admin"
+    path = a.shortest('Agent::"joiner"')
+    assert path is not None and [s.method for s in path.steps] == ["add_member", "assume", "admin"]
+    # it can join ops (it is in no group, so the forbid does not apply yet), but a member of ops
+    # is in Group::"all" too, where the forbid stops a frozen identity: no path
+    assert a.verdict('Agent::"frozen-joiner"') == "none"
 
 
 CTX_POLICIES = """
@@ -237,3 +277,39 @@ def test_always_and_never_hold_under_every_context(tmp_path: Path, contexts: lis
                     assert allowed, (p, r, ctx)
                 elif o.verdict == NEVER:
                     assert not allowed, (p, r, ctx)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_decided_for_every_context_agrees_with_the_authorizer(data: st.DataObject) -> None:
+    """Random policies (conditions that read the context among them), entities and requests, as
+    the differential tests generate them: a request the evaluator calls ``always`` is allowed by
+    the authorizer (no forbid erring) under the request's own context, the empty one and others;
+    one it calls ``never`` is allowed under none of them."""
+    case = data.draw(cases(max_policies=5, max_requests=4))
+    try:
+        ps = build_policy_set(
+            [PolicySource("p.cedar", "\n".join(p.text for p in case.policies))],
+            list(case.entities),
+            case.schema,
+            links=case.links,
+            require_valid=False,
+        )
+    except BuildError:
+        assume(False)
+        return
+    ev = GrantEvaluator(ps.policies, ps.store)
+    for req in case.requests:
+        o = ev.decide(req.principal, req.action_uid, req.resource)
+        event(o.verdict)
+        for ctx in (req.context, {}, data.draw(contexts()), data.draw(contexts())):
+            try:
+                context = typed_context(ps.schema, req.action_uid, ctx)
+            except VigilError:
+                continue
+            ans = ps.authorizer.is_authorized(req.principal, req.action_uid, req.resource, context)
+            allowed = ans.allowed and not any(e.forbid for e in ans.errors)
+            if o.verdict == ALWAYS:
+                assert allowed, (req, ctx, o)
+            elif o.verdict == NEVER:
+                assert not allowed, (req, ctx, o)
