@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from vigil.cli.main import app
 from tests.strategies import cases, contexts
+from vigil.cli.main import app
 from vigil.errors import VigilError, WorkspaceError
 from vigil.escalation import analyse
 from vigil.escalation.cedar_grants import ALWAYS, NEVER, GrantEvaluator, workspace_graph
