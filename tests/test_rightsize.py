@@ -201,3 +201,12 @@ def test_the_restriction_is_valid_cedar_true_exactly_for_its_requests(
     ps = build_policy_set([PolicySource("p.cedar", text)], [])
     for p, a, r in [*triples, *others]:
         assert ps.authorizer.is_authorized(p, a, r, {}).allowed == ((p, a, r) in triples)
+
+
+def test_a_narrowing_that_is_not_valid_cedar_fails_the_check(
+    recorded: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rs, "restriction", lambda triples: "principal.nope ==")
+    code, data = _run("--audit", str(recorded["audit"]))
+    assert code == 1
+    assert data["check"]["valid"] is False and not data["check"]["ok"] and data["check"]["problems"]

@@ -184,12 +184,13 @@ def paths(
             if not all_:
                 data["principals"] = [e for e in data["principals"] if e["verdict"] != "none"]
         else:
-            arn = resolve(graph, source)
+            where = "the IAM export" if workspace is None else "the workspace's identities"
+            arn = resolve(graph, source, where)
             if target == "admin":
                 data = {"principals": [principal_report(analysis, arn, limit=limit)]}
             else:
-                to = resolve(graph, target)
-                found = paths_between(graph, arn, to, limit=limit)
+                to = resolve(graph, target, where)
+                found = paths_between(graph, arn, to, limit=limit, where=where)
                 p = graph.principals[arn]
                 data = {
                     "principals": [
@@ -212,6 +213,12 @@ def paths(
         return
     names = {a: p.name for a, p in graph.principals.items()}
     _render(data, names, detail=source is not None)
+    if listed is not None and not listed:
+        Console(stderr=True, highlight=False).print(
+            escape(
+                "no identities: no entity has one of the types of [escalation] principals (default: [identity] types)"
+            )
+        )
 
 
 def _diff_out(data: dict[str, Any], names: dict[str, str], json_: bool) -> None:

@@ -187,13 +187,21 @@ def rightsize(
         shutil.copytree(workspace, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".vigil"))
         for name, text in result.files.items():
             (target / name).write_text(text, encoding="utf-8")
-        narrowed_ws = load_workspace(target)  # parsed and validated like any workspace
-        after = _allowed(target, lines)
+        try:
+            narrowed_ws = load_workspace(target)  # parsed and validated like any workspace
+        except WorkspaceError as e:
+            invalid: list[str] = e.problems or [e.message]
+        else:
+            invalid = []
+        if invalid:
+            after: list[Any] = [None] * len(before)
+            removed: dict[str, Any] = {"gained": [], "lost": []}
+        else:
+            after = _allowed(target, lines)
+            removed = access_diff(_side(ws), _side(narrowed_ws), _types(ws))
         broken = [
             i for i, (b, a) in enumerate(zip(before, after, strict=True)) if b is not None and a is None
         ]
-        types = _types(ws)
-        removed = access_diff(_side(ws), _side(narrowed_ws), types)
     except WorkspaceError as e:
         _cleanup(scratch)
         if json_:
@@ -222,10 +230,11 @@ def rightsize(
         },
         "policies": {"narrowed": list(result.narrowed), "removed": list(result.removed)},
         "check": {
-            "valid": True,
+            "valid": not invalid,
+            "problems": invalid[:20],
             "replayed": allowed,
             "still_allowed": allowed - len(broken),
-            "ok": not broken,
+            "ok": not broken and not invalid,
             "broken_lines": broken[:20],
         },
         "unused": [{"id": k, "never_used": v} for k, v in sorted(per_identity.items())],
@@ -238,7 +247,7 @@ def rightsize(
     else:
         _render(Console(highlight=False, emoji=False), data)
     _cleanup(scratch)
-    if broken or removed["gained"]:
+    if broken or invalid or removed["gained"]:
         raise typer.Exit(1)
 
 
@@ -267,9 +276,14 @@ def _render(out: Console, data: dict[str, Any]) -> None:
         text = ", ".join(f"{a} {n}" for a, n in sorted(counts.items()))
         out.print(f"  {escape(entry['id'])}: {escape(text)}", soft_wrap=True)
     verdict = "[green]ok[/]" if c["ok"] else "[red]FAILED[/]"
-    out.print(
-        f"check: the narrowed policies parse and validate; {c['still_allowed']:,}/{c['replayed']:,} observed "
-        f"allowed requests still allowed: {verdict}"
-    )
+    if not c["valid"]:
+        out.print(
+            f"check: the narrowed policies do not load: {escape('; '.join(c['problems'][:3]))}: {verdict}"
+        )
+    else:
+        out.print(
+            f"check: the narrowed policies parse and validate; {c['still_allowed']:,}/{c['replayed']:,} "
+            f"observed allowed requests still allowed: {verdict}"
+        )
     if data["output"]:
         out.print(f"narrowed workspace: {escape(data['output'])}")
