@@ -183,7 +183,9 @@ def test_skipping_unchanged_requests_changes_nothing(
 def test_errors_are_typed(tmp_path: Path) -> None:
     res = runner.invoke(app, ["policy", "diff", str(tmp_path / "nope"), str(FLEET), "--json"])
     assert res.exit_code == 3 and json.loads(res.stdout)["error"]["code"] == "invalid_workspace"
-    res = runner.invoke(app, ["policy", "diff", str(FLEET), str(FLEET), "--json", "--max-requests", "10"])
+    new = _copy(tmp_path, "new")
+    _share(new, "service-registry-prod")
+    res = runner.invoke(app, ["policy", "diff", str(FLEET), str(new), "--json", "--max-requests", "10"])
     assert res.exit_code == 2 and json.loads(res.stdout)["error"]["code"] == "invalid_argument"
     res = runner.invoke(app, ["policy", "diff", str(FLEET), str(FLEET), "--replay", str(tmp_path / "x")])
     assert res.exit_code == 2

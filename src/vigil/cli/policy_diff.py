@@ -117,7 +117,12 @@ def policy_diff(
         ),
     ] = None,
     max_requests: Annotated[
-        int, typer.Option("--max-requests", min=1, help="Refuse to enumerate more requests than this.")
+        int,
+        typer.Option(
+            "--max-requests",
+            min=1,
+            help="Refuse to evaluate more requests than this (skipped ones do not count).",
+        ),
     ] = MAX_REQUESTS,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:

@@ -151,16 +151,10 @@ def access_diff(
     """``{"gained": [group], "lost": [group], "enumerated": {...}}``; a group is ``{"before",
     "after", "principals", "actions", "resources", "via"}`` (uid texts; ``via`` the permits that
     allow it after a gain, before a loss). Raises VigilError (``invalid_argument``) when more than
-    ``max_requests`` requests would be enumerated."""
+    ``max_requests`` requests would have to be evaluated (those skipped do not count)."""
     started = time.perf_counter()
     principals, actions, resources = universe(old, new, identity_types)
     total = len(principals) * len(actions) * len(resources)
-    if total > max_requests:
-        raise VigilError(
-            f"the diff would enumerate {total:,} requests ({len(principals)} principals x "
-            f"{len(actions)} actions x {len(resources)} resources), more than {max_requests:,}",
-            code="invalid_argument",
-        )
     ev_old = GrantEvaluator(old.policies, old.store, old.context_guards)
     ev_new = GrantEvaluator(new.policies, new.store, new.context_guards)
     changed = changed_entities(old.store, new.store)
@@ -188,7 +182,7 @@ def access_diff(
                 and [fps_old[id(x)] for x in c_old] == [fps_new[id(x)] for x in c_new]
                 and None not in (fps_old[id(x)] for x in c_old)
             )
-            targets: Iterable[EntityUid] = resources
+            targets: list[EntityUid] = resources
             if same:
                 if not changed:
                     continue
@@ -198,6 +192,12 @@ def access_diff(
                     # what they read starts at the principal, the action, the resource or a
                     # literal: only a resource that leads to a changed entity can answer otherwise
                     targets = [r for r in resources if r in dirty]
+            if evaluated + len(targets) > max_requests:
+                raise VigilError(
+                    f"the diff would evaluate more than {max_requests:,} of its {total:,} requests "
+                    f"({len(principals)} principals x {len(actions)} actions x {len(resources)} resources)",
+                    code="invalid_argument",
+                )
             for r in targets:
                 evaluated += 1
                 o_old = ev_old.decide(p, a, r)
