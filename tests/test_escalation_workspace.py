@@ -313,3 +313,30 @@ def test_decided_for_every_context_agrees_with_the_authorizer(data: st.DataObjec
                 assert allowed, (req, ctx, o)
             elif o.verdict == NEVER:
                 assert not allowed, (req, ctx, o)
+
+
+@given(
+    st.tuples(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}(::[A-Za-z_][A-Za-z0-9_]{0,6})?", fullmatch=True),
+        st.text(min_size=1, max_size=12),
+    ),
+    st.text(max_size=30),
+)
+def test_uid_text_reads_back_and_the_reader_never_crashes(uid: tuple[str, str], noise: str) -> None:
+    from vigil.escalation.cedar_grants import uid_text
+    from vigil.escalation.settings import parse_uid_text
+
+    assert parse_uid_text(uid_text(uid)) == uid
+    got = parse_uid_text(noise)
+    assert got is None or (isinstance(got, tuple) and len(got) == 2 and got[1])
+
+
+def test_paths_between_two_identities_of_a_workspace(tmp_path: Path) -> None:
+    ws = write_ws(tmp_path, CHAIN_POLICIES, _chain_entities(), CHAIN_TOML)
+    res = runner.invoke(app, ["paths", "-w", str(ws), "--from", "ci", "--to", "deployer", "--json"])
+    assert res.exit_code == 0, res.output
+    entry = json.loads(res.stdout)["principals"][0]
+    assert entry["reaches_target"] is True
+    assert [s["method"] for s in entry["paths"][0]["steps"]] == ["create_key"]
+    res = runner.invoke(app, ["paths", "-w", str(ws), "--from", "nobody"])
+    assert res.exit_code == 5 and "the workspace's identities" in res.stderr
