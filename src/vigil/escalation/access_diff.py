@@ -192,6 +192,9 @@ def access_diff(
                     # what they read starts at the principal, the action, the resource or a
                     # literal: only a resource that leads to a changed entity can answer otherwise
                     targets = [r for r in resources if r in dirty]
+            quick = None
+            if not same and p not in dirty and a not in dirty and not literal_dirty:
+                quick = _differing_permits(c_old, c_new, fps_old, fps_new)
             if evaluated + len(targets) > max_requests:
                 raise VigilError(
                     f"the diff would evaluate more than {max_requests:,} of its {total:,} requests "
@@ -199,6 +202,15 @@ def access_diff(
                     code="invalid_argument",
                 )
             for r in targets:
+                if (
+                    quick is not None
+                    and r not in dirty
+                    and all(ev_old.never_satisfied(x, p, a, r) for x in quick[0])
+                    and all(ev_new.never_satisfied(x, p, a, r) for x in quick[1])
+                ):
+                    # the policies that differ are permits that allow nothing here, and the
+                    # others are the same code on the same entities: the same answer
+                    continue
                 evaluated += 1
                 o_old = ev_old.decide(p, a, r)
                 o_new = ev_new.decide(p, a, r)
@@ -221,6 +233,43 @@ def access_diff(
             "seconds": round(time.perf_counter() - started, 3),
         },
     }
+
+
+def _differing_permits(
+    c_old: Sequence[CompiledPolicy],
+    c_new: Sequence[CompiledPolicy],
+    fps_old: dict[int, Any],
+    fps_new: dict[int, Any],
+) -> tuple[list[CompiledPolicy], list[CompiledPolicy]] | None:
+    """The candidates of each side whose compiled code has no equal on the other side, when every
+    one of them is a compiled permit (None otherwise: a forbid or a fallback differs)."""
+    pool: dict[Any, int] = {}
+    for x in c_new:
+        fp = fps_new[id(x)]
+        if fp is not None:
+            pool[fp] = pool.get(fp, 0) + 1
+    only_old: list[CompiledPolicy] = []
+    for x in c_old:
+        fp = fps_old[id(x)]
+        if fp is not None and pool.get(fp, 0) > 0:
+            pool[fp] -= 1
+        else:
+            only_old.append(x)
+    matched: dict[Any, int] = {}
+    for x in c_old:
+        fp = fps_old[id(x)]
+        if fp is not None:
+            matched[fp] = matched.get(fp, 0) + 1
+    only_new: list[CompiledPolicy] = []
+    for x in c_new:
+        fp = fps_new[id(x)]
+        if fp is not None and matched.get(fp, 0) > 0:
+            matched[fp] -= 1
+        else:
+            only_new.append(x)
+    if any(x.forbid or x.fallback_reason is not None for x in (*only_old, *only_new)):
+        return None
+    return only_old, only_new
 
 
 def _via(o_old: Outcome, o_new: Outcome) -> tuple[str, ...]:

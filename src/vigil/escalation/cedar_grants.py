@@ -168,6 +168,32 @@ class GrantEvaluator:
         """False when no permit can apply to this principal and action (on any resource)."""
         return any(not p.forbid for p in self.candidates(principal, ancestors, action))
 
+    def never_satisfied(
+        self, pol: CompiledPolicy, principal: EntityUid, action: EntityUid, resource: EntityUid
+    ) -> bool:
+        """True when ``pol`` is false, or errs, for this request under every context (decided
+        without reading it); False when it holds or reads the context."""
+        if id(pol) in self._whole:
+            return False
+        store = self.store
+        pe, re_ = store.get(principal), store.get(resource)
+        try:
+            return not pol.match(
+                principal,
+                action,
+                resource,
+                _TRIPWIRE,
+                pe.attrs if pe is not None else MISSING_ATTRS,
+                re_.attrs if re_ is not None else MISSING_ATTRS,
+                pe.ancestors if pe is not None else EMPTY_ANCESTORS,
+                re_.ancestors if re_ is not None else EMPTY_ANCESTORS,
+                store,
+            )
+        except ReadsContext:
+            return False
+        except (EvalError, KeyError, TypeError):
+            return True
+
     def decide(
         self,
         principal: EntityUid,
