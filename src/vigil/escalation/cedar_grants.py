@@ -114,6 +114,7 @@ class GrantEvaluator:
         self._whole = {id(p) for p in self.policies if _reads_whole_context(p)}
         self._by_action: dict[EntityUid, tuple[CompiledPolicy, ...]] = {}
         self._cands: dict[tuple[EntityUid, frozenset[EntityUid], EntityUid], tuple[CompiledPolicy, ...]] = {}
+        self._order: dict[tuple[int, ...], tuple[CompiledPolicy, ...]] = {}
 
     def for_action(self, action: EntityUid) -> tuple[CompiledPolicy, ...]:
         """The policies whose action scope matches ``action``."""
@@ -212,13 +213,21 @@ class GrantEvaluator:
         ra = re_.attrs if re_ is not None else MISSING_ATTRS
         ranc = re_.ancestors if re_ is not None else EMPTY_ANCESTORS
         cands = self.candidates(principal, panc, action)
-        if not any(not p.forbid for p in cands):
+        # permits first: when none can hold, the forbids need not run (nothing allows it)
+        key = tuple(id(p) for p in cands)  # the policies live as long as the evaluator
+        order = self._order.get(key)
+        if order is None:
+            order = tuple(p for p in cands if not p.forbid) + tuple(p for p in cands if p.forbid)
+            self._order[key] = order
+        if not order or order[0].forbid:
             return _NEVER  # nothing can permit it
         permits: list[str] = []
         maybe: list[str] = []
         need: list[str] = []  # what a context must satisfy (permits that read it)
         avoid: list[str] = []  # what it must not trip (forbids that read it)
-        for pol in cands:
+        for pol in order:
+            if pol.forbid and not permits and not maybe:
+                return _NEVER
             read: Any = None
             if id(pol) in self._whole:
                 read = "" if pol.fallback_reason is None else None
