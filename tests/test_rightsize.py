@@ -125,7 +125,7 @@ def test_arguments_are_checked(recorded: dict[str, Path], tmp_path: Path) -> Non
         assert json.loads(res.stdout)["error"]["code"] in ("invalid_argument", "invalid_input")
 
 
-@given(st.text(max_size=12))
+@given(st.text(max_size=12) | st.from_regex(r"[0-9]{1,12}[dhm ]{1,2}", fullmatch=True))
 def test_parse_since_never_crashes(text: str) -> None:
     try:
         d = rs_cli.parse_since(text)
@@ -135,8 +135,22 @@ def test_parse_since_never_crashes(text: str) -> None:
         assert d.total_seconds() >= 0
 
 
+_ANY = st.one_of(
+    st.none(),
+    st.text(max_size=5),
+    st.integers(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(
+        st.sampled_from(["type", "id", "name", "time"]), st.text(max_size=5) | st.integers(), max_size=3
+    ),
+)
+_EVENTS = st.builds(
+    lambda d: json.dumps({"type": "decision", **d}).encode(),
+    st.dictionaries(st.sampled_from(["subject", "action", "resource", "context", "time"]), _ANY, max_size=5),
+)
 _LINES = st.lists(
     st.one_of(
+        _EVENTS,
         st.binary(max_size=40),
         st.builds(
             lambda o: json.dumps(o).encode(),
@@ -210,3 +224,8 @@ def test_a_narrowing_that_is_not_valid_cedar_fails_the_check(
     code, data = _run("--audit", str(recorded["audit"]))
     assert code == 1
     assert data["check"]["valid"] is False and not data["check"]["ok"] and data["check"]["problems"]
+
+
+def test_a_window_further_back_than_dates_go_takes_everything(recorded: dict[str, Path]) -> None:
+    code, data = _run("--replay", str(recorded["events"]), "--since", "999999d")
+    assert code == 0 and data["observed"]["requests"] == 3000

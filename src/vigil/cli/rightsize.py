@@ -157,7 +157,10 @@ def rightsize(
         if (audit is None) == (replay_file is None):
             raise VigilError("give exactly one of --audit FILE and --replay FILE", code="invalid_argument")
         instant = parse_datetime(now) if now is not None else datetime.now(UTC)
-        cutoff = instant - parse_since(since)
+        try:
+            cutoff = instant - parse_since(since)
+        except OverflowError:  # further back than datetime goes: everything
+            cutoff = datetime.min.replace(tzinfo=UTC)
         if output is not None and output.exists() and (not output.is_dir() or any(output.iterdir())):
             raise VigilError(
                 f"output {str(output)!r} exists and is not an empty folder", code="invalid_output"
