@@ -28,6 +28,8 @@ from vigil.cli.identity import identity_app
 from vigil.cli.mcp import mcp_app
 from vigil.cli.oauth import oauth_app
 from vigil.cli.paths import paths as paths_command
+from vigil.cli.policy_diff import policy_diff as policy_diff_command
+from vigil.cli.rightsize import rightsize as rightsize_command
 from vigil.cli.state import approvals_app, quarantine_app
 from vigil.engine import Engine
 from vigil.errors import RequestError, VigilError, WorkspaceError
@@ -44,6 +46,7 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Cedar policy tools.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+policy_app.command("diff")(policy_diff_command)
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(audit_app, name="audit")
@@ -51,6 +54,7 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(oauth_app, name="oauth")
 app.command("paths")(paths_command)
+app.command("rightsize")(rightsize_command)
 
 BAD_ARGUMENT = 2
 PROGRESS_MIN_BYTES = 256 * 1024

@@ -1,4 +1,5 @@
-"""``vigil paths``: escalation paths in an AWS IAM export (docs/escalation.md).
+"""``vigil paths``: escalation paths in an AWS IAM export (``--iam``) or in a workspace's own Cedar
+grants (``--workspace``; ``[escalation]`` in its vigil.toml) (docs/escalation.md).
 
 Without ``--from``: every principal that is admin, reaches admin or reaches it conditionally, with
 its shortest path (``--all`` lists the ``none`` verdicts too). With ``--from``: that principal's
@@ -8,7 +9,7 @@ With ``--before OLD.json``: what the change from OLD to the export gives away (p
 verdict rises, with their new path) and takes away; exit status 1 when access widened (a CI gate).
 
 Exit status: 0 answered (with ``--before``: nothing widened); 1 (``--before``) access widened; 2
-unreadable or malformed export, bad argument; 5 unknown principal.
+unreadable or malformed export, bad argument; 3 a refused workspace; 5 unknown principal.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ from vigil.escalation import (
     report,
     resolve,
 )
+from vigil.escalation.cedar_grants import identities, workspace_graph
+from vigil.escalation.edges import Graph
 from vigil.model.timefmt import parse_datetime
+from vigil.workspace.loader import load_workspace
 
 _VERDICT_STYLE = {"admin": "bold red", "reaches_admin": "red", "conditional": "yellow", "none": "green"}
 
@@ -104,8 +108,22 @@ def _render(data: dict[str, Any], names: dict[str, str], detail: bool) -> None:
 
 def paths(
     iam: Annotated[
-        Path, typer.Option("--iam", help="AWS IAM export (aws iam get-account-authorization-details JSON).")
-    ],
+        Path | None,
+        typer.Option(
+            "--iam",
+            help="AWS IAM export (aws iam get-account-authorization-details JSON).",
+            show_default=False,
+        ),
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="A vigil workspace: its Cedar grants over its entities ([escalation] in vigil.toml).",
+            show_default=False,
+        ),
+    ] = None,
     source: Annotated[
         str | None,
         typer.Option("--from", help="Only this principal (ARN or unique name).", show_default=False),
@@ -140,11 +158,20 @@ def paths(
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Escalation paths to admin (or to a principal) in an AWS IAM export."""
+    """Escalation paths to admin (or to a principal) in an AWS IAM export or a vigil workspace."""
     try:
+        if (iam is None) == (workspace is None):
+            raise _argument("give exactly one of --iam FILE and --workspace DIR")
         now = parse_datetime(at) if at is not None else datetime.now(UTC)
-        estate = load_export(iam, now)
-        graph = build_graph(estate, require_credentials=require_credentials)
+        listed: list[str] | None = None
+        if workspace is not None:
+            if before is not None or require_credentials:
+                raise _argument("--before and --require-credentials are for --iam (see vigil policy diff)")
+            graph = workspace_graph_of(workspace)
+            listed = identities(graph)
+        else:
+            assert iam is not None
+            graph = build_graph(load_export(iam, now), require_credentials=require_credentials)
         analysis = analyse(graph)
         if before is not None:
             old = analyse(build_graph(load_export(before, now), require_credentials=require_credentials))
@@ -153,16 +180,17 @@ def paths(
         if source is None:
             if target != "admin":
                 raise _argument("--to a principal needs --from")
-            data = report(analysis)
+            data = report(analysis, listed)
             if not all_:
                 data["principals"] = [e for e in data["principals"] if e["verdict"] != "none"]
         else:
-            arn = resolve(graph, source)
+            where = "the IAM export" if workspace is None else "the workspace's identities"
+            arn = resolve(graph, source, where)
             if target == "admin":
                 data = {"principals": [principal_report(analysis, arn, limit=limit)]}
             else:
-                to = resolve(graph, target)
-                found = paths_between(graph, arn, to, limit=limit)
+                to = resolve(graph, target, where)
+                found = paths_between(graph, arn, to, limit=limit, where=where)
                 p = graph.principals[arn]
                 data = {
                     "principals": [
@@ -185,6 +213,12 @@ def paths(
         return
     names = {a: p.name for a, p in graph.principals.items()}
     _render(data, names, detail=source is not None)
+    if listed is not None and not listed:
+        Console(stderr=True, highlight=False).print(
+            escape(
+                "no identities: no entity has one of the types of [escalation] principals (default: [identity] types)"
+            )
+        )
 
 
 def _diff_out(data: dict[str, Any], names: dict[str, str], json_: bool) -> None:
@@ -204,6 +238,13 @@ def _diff_out(data: dict[str, Any], names: dict[str, str], json_: bool) -> None:
                     out.print(_steps_text(e["path"], names), soft_wrap=True)
     if data["widened"]:
         raise typer.Exit(1)
+
+
+def workspace_graph_of(path: Path) -> Graph:
+    """The escalation graph of the workspace at ``path`` (raises WorkspaceError / VigilError)."""
+    ws = load_workspace(path)
+    ps = ws.policy_set
+    return workspace_graph(ps.policies, ps.store, ws.settings.escalation, ws.settings.identity.types)
 
 
 def _argument(message: str) -> VigilError:

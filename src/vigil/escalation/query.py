@@ -87,6 +87,11 @@ _ACTION_TEXT = {
     "iam-010": "attaches an admin managed policy to",
     "boundary-user": "removes the permission boundary of",
     "boundary-role": "removes the permission boundary of",
+    # vigil's own grants ([escalation] privilege_actions)
+    "assume": "acts as",
+    "create_key": "creates a key for, so authenticates as,",
+    "add_member": "adds itself to a group, becoming",
+    "grant": "grants itself a group or role, becoming",
 }
 
 
@@ -242,7 +247,9 @@ def analyse(graph: Graph) -> Analysis:
     return Analysis(graph, _distances(graph, conditional=False), _distances(graph, conditional=True))
 
 
-def paths_between(graph: Graph, source: str, target: str, *, limit: int = 5) -> list[Path]:
+def paths_between(
+    graph: Graph, source: str, target: str, *, limit: int = 5, where: str = "the IAM export"
+) -> list[Path]:
     """Up to ``limit`` shortest become-paths from ``source`` to the principal ``target`` (conditional
     steps allowed and marked).
 
@@ -250,7 +257,7 @@ def paths_between(graph: Graph, source: str, target: str, *, limit: int = 5) -> 
     """
     for arn in (source, target):
         if arn not in graph.principals:
-            raise PrincipalNotFoundError(f"no principal {arn!r} in the IAM export", principal=arn)
+            raise PrincipalNotFoundError(f"no principal {arn!r} in {where}", principal=arn)
     # distances to target over become edges, backwards
     dist: dict[str, tuple[int, Edge | None]] = {target: (0, None)}
     queue = deque([target])
@@ -271,7 +278,7 @@ def paths_between(graph: Graph, source: str, target: str, *, limit: int = 5) -> 
     return sorted(out, key=lambda q: (q.conditional, len(q.steps)))
 
 
-def resolve(graph: Graph, text: str) -> str:
+def resolve(graph: Graph, text: str, where: str = "the IAM export") -> str:
     """The ARN of the principal ``text`` names: an ARN, or a user, role or group name that only one
     principal has.
 
@@ -283,5 +290,6 @@ def resolve(graph: Graph, text: str) -> str:
     if len(named) == 1:
         return named[0]
     if named:
-        raise PrincipalNotFoundError(f"{text!r} names {len(named)} principals; give the ARN", principal=text)
-    raise PrincipalNotFoundError(f"no principal {text!r} in the IAM export", principal=text)
+        what = "the ARN" if where == "the IAM export" else 'its uid (Type::"id")'
+        raise PrincipalNotFoundError(f"{text!r} names {len(named)} principals; give {what}", principal=text)
+    raise PrincipalNotFoundError(f"no principal {text!r} in {where}", principal=text)

@@ -11,6 +11,7 @@ from typing import Any
 from vigil.behaviour.settings import BehaviourSettings
 from vigil.cluster.settings import ClusterSettings
 from vigil.errors import WorkspaceError
+from vigil.escalation.settings import EscalationSettings, parse_escalation
 from vigil.identity.settings import TRUST_KINDS, IdentitySettings, TrustSettings
 from vigil.policy.overlay import OVERLAY_MODES, OverlaySettings, OverlayType
 from vigil.store.settings import StoreSettings
@@ -20,6 +21,7 @@ __all__ = [
     "AuditSettings",
     "BehaviourSettings",
     "ClusterSettings",
+    "EscalationSettings",
     "ExtAuthzSettings",
     "IdentitySettings",
     "OverlaySettings",
@@ -139,6 +141,7 @@ class Settings:
     overlay: OverlaySettings = field(default_factory=OverlaySettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -190,6 +193,9 @@ def parse_settings(text: str, path: str = "vigil.toml") -> Settings:
     for name, body in raw.items():
         if name == "overlay" and isinstance(body, dict):
             sections[name] = _overlay(body, path, problems)
+            continue
+        if name == "escalation":
+            sections[name] = parse_escalation(body, path, problems)
             continue
         cls = _SECTIONS.get(name)
         if cls is None or not isinstance(body, dict):
