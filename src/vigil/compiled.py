@@ -16,7 +16,8 @@ from typing import Final
 
 # Every decision runs through these (engine, request parse, compiled Cedar runtime, behaviour,
 # decision record, audit), plus the HTTP mapping. Everything else stays interpreted: compiling it
-# would lengthen the install without changing a measured number.
+# would lengthen the install without changing a measured number (docs/benchmarks.md, "Compiled
+# surface": behaviour.context, .privilege and .book measured no faster compiled and left the list).
 HOT_MODULES: Final = (
     "vigil.engine",
     "vigil.pipeline.authorize",
@@ -35,9 +36,6 @@ HOT_MODULES: Final = (
     "vigil.behaviour.model",
     "vigil.behaviour.signals",
     "vigil.behaviour.profile",
-    "vigil.behaviour.context",
-    "vigil.behaviour.book",
-    "vigil.behaviour.privilege",
     "vigil.audit.events",
     "vigil.audit.sink",
     "vigil.server.app",
