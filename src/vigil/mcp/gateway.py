@@ -21,8 +21,7 @@ from mcp.shared.exceptions import MCPError
 
 from vigil.engine import Engine
 from vigil.errors import VigilError
-from vigil.mcp.identity import Authenticate, subject_of
-from vigil.policy.values import EntityUid
+from vigil.mcp.identity import Agent, Authenticate, agent_of
 from vigil.protocol import mcp as pm
 
 _log = logging.getLogger("vigil.mcp")
@@ -54,9 +53,10 @@ class _Upstream:
 
 
 class Gateway:
-    """MCP in front of ``upstreams``, every call decided by ``engine`` for the subject that
-    ``authenticate`` names. ``approve_hint`` is shown with a step-up ticket (``{ticket}`` is
-    replaced by its id): where a human approves it."""
+    """MCP in front of ``upstreams``, every call decided by ``engine`` for the agent that
+    ``authenticate`` names (backed by its token when it has one: the delegation chain is checked
+    with every call). ``approve_hint`` is shown with a step-up ticket (``{ticket}`` is replaced by
+    its id): where a human approves it. ``stdio_agent``: the one agent of a stdio session."""
 
     def __init__(
         self,
@@ -65,13 +65,13 @@ class Gateway:
         authenticate: Authenticate,
         *,
         approve_hint: str = "",
-        stdio_subject: EntityUid | None = None,
+        stdio_agent: Agent | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self.engine = engine
         self.authenticate = authenticate
         self.approve_hint = approve_hint
-        self.stdio_subject = stdio_subject
+        self.stdio_agent = stdio_agent
         self.timeout_s = timeout_s
         self._upstreams = {u.name: _Upstream(u) for u in upstreams}
 
@@ -111,10 +111,10 @@ class Gateway:
         if request is not None:
             # this HTTP request's own token (the bearer middleware's user), never one remembered
             # by the session: every request of a session is authenticated afresh
-            subject = subject_of(getattr(request.scope.get("user"), "access_token", None))
+            agent = agent_of(getattr(request.scope.get("user"), "access_token", None))
         else:
-            subject = self.stdio_subject
-        if subject is None:
+            agent = self.stdio_agent
+        if agent is None:
             raise MCPError(pm.DENIED, "denied by vigil: unauthenticated", {"reasons": ["unauthenticated"]})
         session = ""
         ip = None
@@ -126,7 +126,7 @@ class Gateway:
         params = ctx.session.client_params
         if params is not None:
             client, version = params.client_info.name, params.client_info.version
-        return pm.Caller(subject, session, client, version, ip)
+        return pm.Caller(agent.subject, session, client, version, ip, agent.actors, agent.token)
 
     # tools
     async def list_tools(
