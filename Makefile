@@ -42,6 +42,7 @@ demo: build
 	$(VENV)/bin/vigil audit verify .vigil/demo/replay-audit.jsonl --public-key .vigil/demo/replay-audit.jsonl.signing.pub
 	$(PY) examples/agent-fleet/behaviour_demo.py --workdir .vigil/demo/behaviour
 	$(PY) examples/delegation/demo.py --workdir .vigil/demo/delegation
+	$(PY) examples/mcp-agent/demo.py --workdir .vigil/demo/mcp-agent
 	@VENV=$(VENV) bash examples/authzen-todo/demo.sh
 
 lint: $(STAMP)
