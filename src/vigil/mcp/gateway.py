@@ -146,7 +146,7 @@ class Gateway:
         item = pm.Item("Tool", params.name, pm.annotations_of(_hints(tool)))
         await self._decide(caller, item, "tools/call", params.arguments)
         client = up.client
-        return await self._forward(up, lambda: _need(client).call_tool(name, params.arguments))
+        return await self._forward(up, lambda: _call_tool(_need(client), name, params.arguments))
 
     # resources
     async def list_resources(
@@ -281,6 +281,14 @@ async def _hold(up: _Upstream, ready: anyio.Event, stop: anyio.Event) -> None:
     finally:
         up.client = None
         ready.set()
+
+
+async def _call_tool(client: Client, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    """``tools/call`` on the upstream, its result passed through as it came: the agent's own
+    client checks it against the tool's output schema (``Client.call_tool`` would validate it
+    here a second time, and list the upstream's tools first to learn the schemas)."""
+    request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
+    return await client.session.send_request(request, types.CallToolResult)
 
 
 def _need(client: Client | None) -> Client:

@@ -68,6 +68,15 @@ class TokenVerifier(Protocol):
 
     def verify(self, token: str | bytes, now: float | None = None) -> VerifiedToken: ...
 
+    def cached(self, token: str | bytes, now: float | None = None) -> bool: ...
+
+
+def quick(authenticate: Authenticate, token: str) -> bool:
+    """Whether ``authenticate(token)`` answers without waiting on I/O (an authenticator says so
+    with a ``quick(token)`` method; one without is assumed to wait)."""
+    check = getattr(authenticate, "quick", None)
+    return bool(check is not None and check(token))
+
 
 class OAuthTokens:
     """JWTs ``verifier`` accepts whose ``aud`` names one of ``audiences`` (see the module
@@ -86,6 +95,10 @@ class OAuthTokens:
         verified = self.verifier.verify(token)
         check_audience(verified.claims, self.audiences)
         return Agent(verified.subject, verified.actors, token, verified.issuer)
+
+    def quick(self, token: str) -> bool:
+        """A verification the verifier holds (a fresh one may fetch an issuer's keys)."""
+        return self.verifier.cached(token)
 
     def __repr__(self) -> str:
         return f"OAuthTokens(audiences={list(self.audiences)!r})"
@@ -110,6 +123,9 @@ class AnyOf:
         assert error is not None
         raise error
 
+    def quick(self, token: str) -> bool:
+        return all(quick(a, token) for a in self.authenticators)
+
 
 class StaticTokens:
     """Static bearer tokens, each mapped to a subject. Tokens are kept as SHA-256 digests only
@@ -126,6 +142,9 @@ class StaticTokens:
             if hmac.compare_digest(known, d):
                 return Agent(uid)
         raise AuthenticationError("the bearer token is not one this gateway knows")
+
+    def quick(self, token: str) -> bool:
+        return True
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -192,9 +211,13 @@ class Verifier:
         self._authenticate = authenticate
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        # in a worker thread: a JWT of a trusted issuer may need its JWK Set fetched first
+        # inline when that cannot wait on I/O (a static token, a verification the verifier
+        # holds); else in a worker thread: a trusted issuer's JWK Set may have to be fetched first
         try:
-            agent = await asyncio.to_thread(self._authenticate, token)
+            if quick(self._authenticate, token):
+                agent = self._authenticate(token)
+            else:
+                agent = await asyncio.to_thread(self._authenticate, token)
         except VigilError:
             return None
         return AccessToken(
