@@ -119,6 +119,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     e = Env()
     e.log = base / "upstream.log"
     up = UpstreamProcess(log=e.log)
+    try:
+        yield from _serve(e, base, up)
+    finally:
+        up.stop()
+
+
+def _serve(e: Env, base: Path, up: UpstreamProcess) -> Iterator[Env]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     with JwksServer(new_key("rsa")) as idp:
@@ -135,22 +142,27 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         e.clock = Clock()
         e.sink = MemorySink()
         e.engine = Engine.from_workspace(ws, clock=e.clock, store=MemoryStore(), audit=e.sink)
-        e.keys = {}
-        for name in (BOT, ROGUE):
-            e.keys[name] = new_key("ed25519")
-            e.engine.identities.add(
-                name, owner="ops@example.com", purpose="tests", by="ops", public_key=e.keys[name].as_dict()
-            )
-        authenticate = OAuthTokens(e.engine.verifier, [url])
-        gateway = Gateway(e.engine, [UpstreamSpec("files", url=up.url)], authenticate)
-        # no authorization server given: the metadata names the workspace's own token service
-        e.gw = GatewayServer(gateway, port=port, authorization_server=None)
         try:
-            yield e
+            e.keys = {}
+            for name in (BOT, ROGUE):
+                e.keys[name] = new_key("ed25519")
+                e.engine.identities.add(
+                    name,
+                    owner="ops@example.com",
+                    purpose="tests",
+                    by="ops",
+                    public_key=e.keys[name].as_dict(),
+                )
+            authenticate = OAuthTokens(e.engine.verifier, [url])
+            gateway = Gateway(e.engine, [UpstreamSpec("files", url=up.url)], authenticate)
+            # no authorization server given: the metadata names the workspace's own token service
+            e.gw = GatewayServer(gateway, port=port, authorization_server=None)
+            try:
+                yield e
+            finally:
+                e.gw.stop()
         finally:
-            e.gw.stop()
             e.engine.close()
-            up.stop()
 
 
 def _denied(e: pytest.ExceptionInfo[MCPError]) -> dict[str, Any]:
