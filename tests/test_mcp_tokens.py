@@ -11,6 +11,9 @@ the agent's both apply, in lists and calls."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +22,18 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from tests.mcp_support import GatewayServer, UpstreamProcess, client, free_port, run
+from tests.mcp_support import (
+    UPSTREAM,
+    GatewayServer,
+    UpstreamProcess,
+    client,
+    free_port,
+    run,
+    write_workspace,
+)
 from tests.token_support import (
     ISSUER,
     JwksServer,
@@ -329,3 +341,55 @@ def test_revoking_the_delegation_cuts_the_agent_off(env: Env) -> None:
     _refused(env, token)
     assert _tools(env, env.agent_token(ROGUE))  # the agent on its own is not affected
     assert _tools(env, env.delegated())  # nor another agent acting for alice
+
+
+def test_the_cli_over_stdio_backs_every_decision_with_the_agents_token(tmp_path: Path) -> None:
+    """``vigil mcp proxy --stdio`` with a vigil JWT in VIGIL_MCP_TOKEN (audience ``--audience``);
+    a token for another audience is refused at start with its code."""
+    audience = "urn:vigil:stdio-gateway"
+    identity = f'[behaviour]\nmode = "off"\n\n[identity]\nissuer = "{ISSUER}"\naudiences = ["{audience}"]\n'
+    ws = write_workspace(
+        tmp_path / "ws", behaviour=identity, audit='path = "audit.jsonl"\nflush_interval_ms = 10'
+    )
+    key = new_key("ed25519")
+    with Engine.from_workspace(ws) as engine:  # the token service of that workspace (its signing keys)
+        engine.identities.add(
+            'Agent::"reader"', owner="ops@example.com", purpose="t", by="ops", public_key=key.as_dict()
+        )
+        form = credentials_form('Agent::"reader"', key, audience=audience)
+        form["client_assertion"] = assertion('Agent::"reader"', key)
+        token = str(engine.tokens.token_request(urlencode(form).encode(), FORM)["access_token"])
+    vigil = Path(sys.executable).parent / "vigil"
+    argv = [
+        "mcp",
+        "proxy",
+        "-w",
+        str(ws),
+        "--stdio",
+        "--upstream-cmd",
+        f"local={sys.executable} {UPSTREAM} stdio",
+    ]
+    params = StdioServerParameters(
+        command=str(vigil), args=[*argv, "--audience", audience], env={**os.environ, "VIGIL_MCP_TOKEN": token}
+    )
+
+    async def go() -> None:
+        async with Client(params, mode="legacy", cache=None) as c:
+            r = await c.call_tool("local.read_file", {"path": "/srv/reports/a"})
+            assert r.content[0].text == "contents of /srv/reports/a"  # type: ignore[union-attr]
+            with pytest.raises(MCPError) as e:
+                await c.call_tool("local.read_file", {"path": "/home/x"})
+            assert _denied(e)["reasons"] == ["no_matching_permit"]
+
+    run(go)
+    events = [json.loads(line) for line in (ws / "audit.jsonl").read_text().splitlines()]
+    calls = [e for e in events if e["type"] == "decision" and e["action"]["name"] == "call_tool"]
+    assert [(c["subject"]["id"], c["decision"]) for c in calls] == [("reader", "allow"), ("reader", "deny")]
+    p = subprocess.run(
+        [str(vigil), *argv],
+        env={**os.environ, "VIGIL_MCP_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode != 0 and "token_wrong_audience" in p.stderr, p.stderr
