@@ -49,7 +49,7 @@ from tests.token_support import (
 )
 from vigil.audit import MemorySink
 from vigil.engine import Engine
-from vigil.mcp import Gateway, OAuthTokens, UpstreamSpec
+from vigil.mcp import Agent, AnyOf, Gateway, OAuthTokens, StaticTokens, UpstreamSpec
 from vigil.store import MemoryStore
 
 FORM = b"application/x-www-form-urlencoded"
@@ -393,3 +393,20 @@ def test_the_cli_over_stdio_backs_every_decision_with_the_agents_token(tmp_path:
         timeout=60,
     )
     assert p.returncode != 0 and "token_wrong_audience" in p.stderr, p.stderr
+
+
+def test_a_fresh_jwt_is_verified_off_the_event_loop_a_held_one_inline(env: Env) -> None:
+    """A trusted issuer's token (its keys fetched over HTTP) is not ``quick`` until the verifier
+    holds its verification; static tokens always are."""
+    jwts = OAuthTokens(env.engine.verifier, ["vigil"])  # the trusted issuer's audience
+    token = env.human_token(sub="alice")
+    assert not jwts.quick(token)
+    assert jwts(token) == Agent(("User", "alice"), (), token, env.idp.issuer)
+    assert jwts.quick(token)
+    assert AnyOf(StaticTokens({"s": ("Agent", "x")}), jwts).quick(token)
+    assert not AnyOf(StaticTokens({"s": ("Agent", "x")}), jwts).quick(env.agent_token())
+    env.clock.t += 400  # past its exp (300 s) and the skew: no longer held
+    try:
+        assert not jwts.quick(token)
+    finally:
+        env.clock.t -= 400
