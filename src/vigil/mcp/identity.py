@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ class Agent:
 
     subject: EntityUid
     actors: tuple[EntityUid, ...] = ()
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # never in a log line
     issuer: str | None = None
 
     @property
