@@ -182,3 +182,56 @@ def test_a_remote_guard_sends_the_token_as_a_subject_property(env: Env) -> None:
     assert e.value.reason_codes == ("unverified_identity",)
     with pytest.raises(TypeError):
         vigil.Guard(env.engine)
+
+
+def test_a_remote_guard_is_decided_by_vigil_serve_with_the_token(tmp_path: Path) -> None:
+    """``vigil.Guard(PDPClient, token=...)`` against a real ``vigil serve``: tokens from its own
+    token endpoint over HTTP, the delegated one narrowed by the server as in process."""
+    import httpx
+
+    from tests.test_server_support import API_KEY, ServerProcess
+
+    with JwksServer(new_key("rsa")) as idp:
+        ws = tmp_path / "ws"
+        (ws / "policies").mkdir(parents=True)
+        (ws / "entities").mkdir()
+        (ws / "policies" / "p.cedar").write_text(POLICIES)
+        (ws / "entities" / "e.json").write_text(ENTITIES)
+        (ws / "vigil.toml").write_text(
+            f'[behaviour]\nmode = "off"\n\n[identity]\nissuer = "{ISSUER}"\naudiences = ["{AUDIENCE}"]\n'
+            + trust_toml(idp.issuer, idp.url)
+        )
+        key = new_key("ed25519")
+        with Engine.from_workspace(ws) as engine:  # registered in the workspace's state database
+            engine.identities.add(
+                BOT, owner="ops@example.com", purpose="tests", by="ops", public_key=key.as_dict()
+            )
+        server = ServerProcess(ws).wait_ready()
+        try:
+            with httpx.Client(base_url=server.url) as anon:
+                own = anon.post("/oauth2/token", data=credentials_form(BOT, key, audience=AUDIENCE)).json()
+                actor = anon.post("/oauth2/token", data=credentials_form(BOT, key, audience=ISSUER)).json()
+                human = sign(human_claims(idp.issuer, sub="alice"), idp.keys[0])
+                delegated = anon.post(
+                    "/oauth2/token", data=exchange_form(human, actor["access_token"])
+                ).json()
+            client = PDPClient(server.url, api_key=API_KEY, timeout_s=5)
+            bot = vigil.Guard(client, token=own["access_token"])
+            bot.check("files.read", {"path": "/srv/a"})
+            with pytest.raises(vigil.Denied) as e:
+                bot.check("files.read", {"path": "/etc/shadow"})
+            assert e.value.reason_codes == ("no_matching_permit",) and e.value.decision_id
+            for_alice = vigil.Guard(client, token=delegated["access_token"])  # sub: User::"alice"
+            for_alice.check("files.read", {"path": "/srv/a"})
+            with pytest.raises(vigil.Denied) as e:
+                for_alice.check("files.delete", {"path": "/srv/a"})
+            assert e.value.reason_codes == ("delegation_denied",)
+            with pytest.raises(vigil.Denied) as e:  # a token the server refuses
+                vigil.Guard(client, token=own["access_token"][:-6] + "AAAAAA").check(
+                    "files.read", {"path": "/srv/a"}
+                )
+            assert e.value.reason_codes == ("unverified_identity",)
+            assert e.value.error is not None and e.value.error["code"] == "invalid_token"
+            client.close()
+        finally:
+            server.stop()
