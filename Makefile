@@ -46,6 +46,7 @@ demo: build
 	$(PY) examples/agent-fleet/behaviour_demo.py --workdir .vigil/demo/behaviour
 	$(PY) examples/delegation/demo.py --workdir .vigil/demo/delegation
 	@VENV=$(VENV) bash examples/agent-fleet/escalation_demo.sh
+	$(PY) examples/mcp-agent/demo.py --workdir .vigil/demo/mcp-agent
 	@VENV=$(VENV) bash examples/authzen-todo/demo.sh
 
 lint: $(STAMP)

@@ -4,6 +4,7 @@ workspace, the gateway served by uvicorn in a thread, and an MCP client with a b
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -75,12 +76,16 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 class UpstreamProcess:
     """The test upstream over streamable HTTP in a subprocess."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: Path | None = None) -> None:
         self.port = free_port()
+        env = dict(os.environ)
+        if log is not None:
+            env["MCP_UPSTREAM_LOG"] = str(log)
         self.proc = subprocess.Popen(
             [sys.executable, str(UPSTREAM), "http", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         wait_port(self.port)
         self.url = f"http://127.0.0.1:{self.port}/mcp"
@@ -121,10 +126,15 @@ def write_workspace(
 class GatewayServer:
     """``http_app(gateway)`` served by uvicorn in a thread on a free port."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        gateway: Gateway,
+        port: int | None = None,
+        authorization_server: str | None = "http://127.0.0.1:8765",
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
-        app = http_app(gateway, resource_url=self.url, authorization_server="http://127.0.0.1:8765")
+        app = http_app(gateway, resource_url=self.url, authorization_server=authorization_server)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -37,6 +37,13 @@ def proxy(
         list[str] | None,
         typer.Option("--upstream-cmd", help="NAME='command args' of a stdio MCP server (repeatable)."),
     ] = None,
+    audience: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--audience",
+            help="An aud a JWT must name to be accepted here (repeatable; default: the public URL).",
+        ),
+    ] = None,
     token: Annotated[
         list[str] | None,
         typer.Option("--token", help="TOKEN=Type::id: a static bearer token and its subject (tests, demos)."),
@@ -51,9 +58,12 @@ def proxy(
         typer.Option("--public-url", help="The gateway's URL as clients see it (default http://H:P/mcp)."),
     ] = None,
     authorization_server: Annotated[
-        str,
-        typer.Option("--authorization-server", help="The OAuth authorization server the metadata points at."),
-    ] = "http://127.0.0.1:8765",
+        str | None,
+        typer.Option(
+            "--authorization-server",
+            help="The OAuth authorization server the metadata points at (default: the workspace's token service).",
+        ),
+    ] = None,
     approve_hint: Annotated[
         str | None,
         typer.Option("--approve-hint", help="Shown with a step-up ticket ({ticket} = its id)."),
@@ -62,15 +72,20 @@ def proxy(
 ) -> None:
     """Serve MCP at http://H:P/mcp (or on stdio) in front of the upstreams; every call is decided."""
     from vigil.engine import Engine
-    from vigil.mcp import Gateway, StaticTokens
-    from vigil.mcp.identity import load_tokens, parse_tokens
+    from vigil.mcp import AnyOf, Gateway, OAuthTokens, StaticTokens
+    from vigil.mcp.identity import Authenticate, load_tokens, parse_tokens
     from vigil.mcp.serve import http_app, run_stdio_blocking, serve_http
 
+    url = public_url or f"http://{host}:{port}/mcp"
     try:
         specs = _upstreams(upstream or [], upstream_cmd or [])
         known = load_tokens(tokens_file) if tokens_file is not None else {}
-        authenticate = StaticTokens(known | parse_tokens(token or []))
+        static = StaticTokens(known | parse_tokens(token or []))
         engine = Engine.from_workspace(workspace)
+        # JWTs the workspace's verifier accepts (vigil's own, trusted issuers'), issued for this
+        # gateway; static tokens, when given, are tried first
+        jwts = OAuthTokens(engine.verifier, audience or [url])
+        authenticate: Authenticate = AnyOf(static, jwts) if len(static) else jwts
     except WorkspaceError as e:
         raise _fail(e.code, "; ".join(e.problems) or e.message) from None
     except VigilError as e:
@@ -78,17 +93,15 @@ def proxy(
     hint = approve_hint if approve_hint is not None else f"vigil approvals approve {{ticket}} -w {workspace}"
     try:
         if stdio:
-            subject = None
             env_token = os.environ.get("VIGIL_MCP_TOKEN")
             try:
-                subject = authenticate(env_token)
+                agent = authenticate(env_token)
             except VigilError as e:
                 raise _fail(
-                    e.code, f"--stdio needs VIGIL_MCP_TOKEN set to a known token: {e.message}"
+                    e.code, f"--stdio needs VIGIL_MCP_TOKEN set to a token this gateway accepts: {e.message}"
                 ) from None
-            run_stdio_blocking(Gateway(engine, specs, authenticate, approve_hint=hint, stdio_subject=subject))
+            run_stdio_blocking(Gateway(engine, specs, authenticate, approve_hint=hint, stdio_agent=agent))
             return
-        url = public_url or f"http://{host}:{port}/mcp"
         gateway = Gateway(engine, specs, authenticate, approve_hint=hint)
         serve_http(
             http_app(gateway, resource_url=url, authorization_server=authorization_server, host=host),

@@ -3,6 +3,15 @@ servers, every call decided by the engine first (:mod:`vigil.protocol.mcp` maps,
 moves bytes). See docs/mcp.md."""
 
 from vigil.mcp.gateway import Gateway, UpstreamSpec
-from vigil.mcp.identity import Authenticate, AuthenticationError, StaticTokens
+from vigil.mcp.identity import Agent, AnyOf, Authenticate, AuthenticationError, OAuthTokens, StaticTokens
 
-__all__ = ["Authenticate", "AuthenticationError", "Gateway", "StaticTokens", "UpstreamSpec"]
+__all__ = [
+    "Agent",
+    "AnyOf",
+    "Authenticate",
+    "AuthenticationError",
+    "Gateway",
+    "OAuthTokens",
+    "StaticTokens",
+    "UpstreamSpec",
+]

@@ -21,8 +21,7 @@ from mcp.shared.exceptions import MCPError
 
 from vigil.engine import Engine
 from vigil.errors import VigilError
-from vigil.mcp.identity import Authenticate, subject_of
-from vigil.policy.values import EntityUid
+from vigil.mcp.identity import Agent, Authenticate, agent_of
 from vigil.protocol import mcp as pm
 
 _log = logging.getLogger("vigil.mcp")
@@ -54,9 +53,10 @@ class _Upstream:
 
 
 class Gateway:
-    """MCP in front of ``upstreams``, every call decided by ``engine`` for the subject that
-    ``authenticate`` names. ``approve_hint`` is shown with a step-up ticket (``{ticket}`` is
-    replaced by its id): where a human approves it."""
+    """MCP in front of ``upstreams``, every call decided by ``engine`` for the agent that
+    ``authenticate`` names (backed by its token when it has one: the delegation chain is checked
+    with every call). ``approve_hint`` is shown with a step-up ticket (``{ticket}`` is replaced by
+    its id): where a human approves it. ``stdio_agent``: the one agent of a stdio session."""
 
     def __init__(
         self,
@@ -65,13 +65,13 @@ class Gateway:
         authenticate: Authenticate,
         *,
         approve_hint: str = "",
-        stdio_subject: EntityUid | None = None,
+        stdio_agent: Agent | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self.engine = engine
         self.authenticate = authenticate
         self.approve_hint = approve_hint
-        self.stdio_subject = stdio_subject
+        self.stdio_agent = stdio_agent
         self.timeout_s = timeout_s
         self._upstreams = {u.name: _Upstream(u) for u in upstreams}
 
@@ -111,10 +111,10 @@ class Gateway:
         if request is not None:
             # this HTTP request's own token (the bearer middleware's user), never one remembered
             # by the session: every request of a session is authenticated afresh
-            subject = subject_of(getattr(request.scope.get("user"), "access_token", None))
+            agent = agent_of(getattr(request.scope.get("user"), "access_token", None))
         else:
-            subject = self.stdio_subject
-        if subject is None:
+            agent = self.stdio_agent
+        if agent is None:
             raise MCPError(pm.DENIED, "denied by vigil: unauthenticated", {"reasons": ["unauthenticated"]})
         session = ""
         ip = None
@@ -126,7 +126,7 @@ class Gateway:
         params = ctx.session.client_params
         if params is not None:
             client, version = params.client_info.name, params.client_info.version
-        return pm.Caller(subject, session, client, version, ip)
+        return pm.Caller(agent.subject, session, client, version, ip, agent.actors, agent.token)
 
     # tools
     async def list_tools(
@@ -146,7 +146,7 @@ class Gateway:
         item = pm.Item("Tool", params.name, pm.annotations_of(_hints(tool)))
         await self._decide(caller, item, "tools/call", params.arguments)
         client = up.client
-        return await self._forward(up, lambda: _need(client).call_tool(name, params.arguments))
+        return await self._forward(up, lambda: _call_tool(_need(client), name, params.arguments))
 
     # resources
     async def list_resources(
@@ -281,6 +281,14 @@ async def _hold(up: _Upstream, ready: anyio.Event, stop: anyio.Event) -> None:
     finally:
         up.client = None
         ready.set()
+
+
+async def _call_tool(client: Client, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    """``tools/call`` on the upstream, its result passed through as it came: the agent's own
+    client checks it against the tool's output schema (``Client.call_tool`` would validate it
+    here a second time, and list the upstream's tools first to learn the schemas)."""
+    request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
+    return await client.session.send_request(request, types.CallToolResult)
 
 
 def _need(client: Client | None) -> Client:

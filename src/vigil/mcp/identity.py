@@ -1,35 +1,130 @@
-"""Who is calling the gateway: a bearer token in, an entity uid out.
+"""Who is calling the gateway: a bearer token in, an :class:`Agent` out.
 
-The gateway takes any :data:`Authenticate` callable. :class:`StaticTokens` is the built-in one for
-tests and demos (tokens configured in a file or on the command line, each naming a subject). The
-OAuth token verifier (``vigil.identity.tokens``, issue 13) plugs in at the same seam: a function that
-verifies the JWT (signature, issuer, audience = this gateway's resource URL, expiry) and returns
-the subject's uid, or raises :class:`AuthenticationError`.
+The gateway takes any :data:`Authenticate` callable. Two are built in:
+
+* :class:`OAuthTokens`: JWTs the workspace's token verifier accepts (vigil's own access tokens and
+  those of its ``[[identity.trust]]`` issuers: signature, issuer, validity window, revocation,
+  delegation depth; :class:`vigil.identity.tokens.Verifier`) and that were issued for this
+  gateway (``aud`` names one of its audiences, by default its resource URL: RFC 8707, as the MCP
+  authorization spec asks). The agent keeps its token: every decision is backed by it
+  (``Engine.decide(request, token=...)``), so a delegated token's actors are checked link by link
+  and a token revoked mid-session is refused at its next use.
+* :class:`StaticTokens`: static bearer tokens, each naming a subject (tests and demos).
+
+:class:`AnyOf` tries several in order (static tokens first, then JWTs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mcp.server.auth.provider import AccessToken
 
 from vigil.errors import VigilError
+from vigil.identity.parse import uid_text
+from vigil.identity.tokens import VerifiedToken
+from vigil.identity.tokens.verify import check_audience
 from vigil.policy.values import EntityUid
 
-Authenticate = Callable[[str | None], EntityUid]
-"""``authenticate(bearer) -> (type, id)``: the subject a bearer token stands for (``None``: no
-token was sent). Raises :class:`AuthenticationError`; never returns a subject for a bad token."""
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An authenticated caller: the identity the token names (``subject``), the actors of a
+    delegation (``actors``, the current one first: who is actually calling, for the subject),
+    and the token every decision is backed by (``token``; None for a static token)."""
+
+    subject: EntityUid
+    actors: tuple[EntityUid, ...] = ()
+    token: str | None = field(default=None, repr=False)  # never in a log line
+    issuer: str | None = None
+
+    @property
+    def presenter(self) -> EntityUid:
+        """Who presented the token: the current actor of a delegation, else the subject."""
+        return self.actors[0] if self.actors else self.subject
+
+
+Authenticate = Callable[[str | None], Agent]
+"""``authenticate(bearer) -> Agent``: who a bearer token stands for (``None``: no token was
+sent). Raises :class:`AuthenticationError` or another VigilError (a TokenError with its code);
+never returns an agent for a bad token."""
 
 
 class AuthenticationError(VigilError):
     """No token, or a token that names nobody (HTTP 401 ``unauthenticated``)."""
 
     code = "unauthenticated"
+
+
+class TokenVerifier(Protocol):
+    """What :class:`OAuthTokens` uses of :class:`vigil.identity.tokens.Verifier`."""
+
+    def verify(self, token: str | bytes, now: float | None = None) -> VerifiedToken: ...
+
+    def cached(self, token: str | bytes, now: float | None = None) -> bool: ...
+
+
+def quick(authenticate: Authenticate, token: str) -> bool:
+    """Whether ``authenticate(token)`` answers without waiting on I/O (an authenticator says so
+    with a ``quick(token)`` method; one without is assumed to wait)."""
+    check = getattr(authenticate, "quick", None)
+    return bool(check is not None and check(token))
+
+
+class OAuthTokens:
+    """JWTs ``verifier`` accepts whose ``aud`` names one of ``audiences`` (see the module
+    documentation). Raises TokenError with the verifier's code (``token_expired``,
+    ``token_wrong_issuer``, ``token_revoked``, ...) or ``token_wrong_audience``."""
+
+    def __init__(self, verifier: TokenVerifier, audiences: Sequence[str]) -> None:
+        if not audiences or not all(audiences):
+            raise VigilError("the gateway needs at least one audience", code="invalid_argument")
+        self.verifier = verifier
+        self.audiences = tuple(audiences)
+
+    def __call__(self, token: str | None) -> Agent:
+        if not token:
+            raise AuthenticationError("a bearer token is required")
+        verified = self.verifier.verify(token)
+        check_audience(verified.claims, self.audiences)
+        return Agent(verified.subject, verified.actors, token, verified.issuer)
+
+    def quick(self, token: str) -> bool:
+        """A verification the verifier holds (a fresh one may fetch an issuer's keys)."""
+        return self.verifier.cached(token)
+
+    def __repr__(self) -> str:
+        return f"OAuthTokens(audiences={list(self.audiences)!r})"
+
+
+class AnyOf:
+    """The first of ``authenticators`` that accepts the token; when none does, the error of the
+    last one (so a JWT refused by :class:`OAuthTokens` after static tokens says why)."""
+
+    def __init__(self, *authenticators: Authenticate) -> None:
+        if not authenticators:
+            raise VigilError("no authenticator given", code="invalid_argument")
+        self.authenticators = authenticators
+
+    def __call__(self, token: str | None) -> Agent:
+        error: VigilError | None = None
+        for authenticate in self.authenticators:
+            try:
+                return authenticate(token)
+            except VigilError as e:
+                error = e
+        assert error is not None
+        raise error
+
+    def quick(self, token: str) -> bool:
+        return all(quick(a, token) for a in self.authenticators)
 
 
 class StaticTokens:
@@ -39,14 +134,20 @@ class StaticTokens:
     def __init__(self, tokens: Mapping[str, EntityUid]) -> None:
         self._by_digest = {_digest(t): uid for t, uid in tokens.items() if t}
 
-    def __call__(self, token: str | None) -> EntityUid:
+    def __call__(self, token: str | None) -> Agent:
         if not token:
             raise AuthenticationError("a bearer token is required")
         d = _digest(token)
         for known, uid in self._by_digest.items():
             if hmac.compare_digest(known, d):
-                return uid
+                return Agent(uid)
         raise AuthenticationError("the bearer token is not one this gateway knows")
+
+    def quick(self, token: str) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
 
     def __repr__(self) -> str:
         return f"StaticTokens({len(self._by_digest)} tokens)"
@@ -102,26 +203,35 @@ def _digest(token: str) -> bytes:
 class Verifier:
     """The SDK's ``TokenVerifier`` over an :data:`Authenticate`: the SDK's bearer middleware then
     answers 401 with ``WWW-Authenticate: Bearer ... resource_metadata="..."`` (MCP authorization,
-    RFC 9728 §5.1) for a missing or refused token."""
+    RFC 9728 §5.1) for a missing or refused token. The agent rides in the access token's claims
+    (``vigil_agent``); the session is owned by (presenter, issuer, subject), so another identity's
+    token cannot use it."""
 
     def __init__(self, authenticate: Authenticate) -> None:
         self._authenticate = authenticate
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        # inline when that cannot wait on I/O (a static token, a verification the verifier
+        # holds); else in a worker thread: a trusted issuer's JWK Set may have to be fetched first
         try:
-            uid = self._authenticate(token)
+            if quick(self._authenticate, token):
+                agent = self._authenticate(token)
+            else:
+                agent = await asyncio.to_thread(self._authenticate, token)
         except VigilError:
             return None
         return AccessToken(
-            token="", client_id=f"{uid[0]}::{uid[1]}", scopes=[], claims={"vigil_subject": list(uid)}
+            token="",
+            client_id=uid_text(agent.presenter),
+            scopes=[],
+            subject=uid_text(agent.subject),
+            claims={"iss": agent.issuer, "vigil_agent": agent},
         )
 
 
-def subject_of(token: AccessToken | None) -> EntityUid | None:
-    """The subject a :class:`Verifier` put in an access token."""
+def agent_of(token: AccessToken | None) -> Agent | None:
+    """The agent a :class:`Verifier` put in an access token."""
     if token is None or not token.claims:
         return None
-    got = token.claims.get("vigil_subject")
-    if type(got) is list and len(got) == 2 and all(type(x) is str for x in got):
-        return (got[0], got[1])
-    return None
+    got = token.claims.get("vigil_agent")
+    return got if isinstance(got, Agent) else None

@@ -1,5 +1,5 @@
 """The gateway's two transports: streamable HTTP (an ASGI app with bearer authentication and the
-OAuth protected-resource metadata, RFC 9728) and stdio (one local client, one subject)."""
+OAuth protected-resource metadata, RFC 9728) and stdio (one local client, one agent)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,17 @@ def http_app(
     gateway: Gateway,
     *,
     resource_url: str,
-    authorization_server: str,
+    authorization_server: str | None = None,
     host: str = "127.0.0.1",
     allowed_hosts: list[str] | None = None,
 ) -> Starlette:
     """The ASGI app: ``/mcp`` (bearer tokens checked by ``gateway.authenticate``; none or a bad
     one -> 401 with ``WWW-Authenticate: Bearer resource_metadata=...``), the RFC 9728 metadata at
-    ``/.well-known/oauth-protected-resource`` and at the path-suffixed form (RFC 9728 §3.1).
-    Upstreams are connected for the app's lifespan."""
+    ``/.well-known/oauth-protected-resource`` and at the path-suffixed form (RFC 9728 §3.1),
+    naming ``authorization_server`` (default: the workspace's own token service, the issuer of
+    ``gateway.engine.tokens``, whose RFC 8414 metadata ``vigil serve`` publishes). Upstreams are
+    connected for the app's lifespan."""
+    authorization_server = authorization_server or gateway.engine.tokens.issuer
     server = gateway.server()
     server.middleware = []  # the SDK's default OpenTelemetry span per message: not on this path
     with warnings.catch_warnings():
@@ -75,7 +78,7 @@ def http_app(
 
 
 async def run_stdio(gateway: Gateway) -> None:
-    """Serve one client on this process's stdin/stdout (the subject is ``gateway.stdio_subject``)."""
+    """Serve one client on this process's stdin/stdout (the agent is ``gateway.stdio_agent``)."""
     server = gateway.server()
     async with gateway.connected(), stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())

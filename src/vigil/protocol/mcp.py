@@ -23,15 +23,19 @@ function here, and maps what comes back.
   with ``context.arguments`` absent, so a policy that reads the arguments errors and neither
   permits nor forbids: an item is listed when a permit holds, or when no forbid holds and a permit
   errored (it may hold for some arguments). Quarantined, unknown and inactive identities see
-  nothing. A list is a convenience for the agent; the call is where access is enforced.
+  nothing. For a delegated caller every party of the chain must pass that check (the subject's
+  rights and each actor's both apply, as :mod:`vigil.delegation` decides calls), with
+  ``context.vigil.delegation`` and ``context.vigil.actor`` set. A list is a convenience for the
+  agent; the call is where access is enforced (the token is verified there again).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
+from vigil.delegation import delegated_vigil
 from vigil.engine import Engine
 from vigil.errors import ValueConversionError, VigilError
 from vigil.model.decision import DecisionRecord
@@ -59,13 +63,18 @@ _NEUTRAL_VIGIL: Final = Record({"risk": 0, "signals": make_set(())})
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling, over which session: fixed for one MCP session."""
+    """Who is calling, over which session. ``actors``: the delegation chain of the caller's token
+    (the current actor first; empty when the subject calls for itself); ``token``: the JWT each
+    decision is backed by (``Engine.decide(..., token=)``: verified again, its chain checked
+    link by link), None for a caller authenticated otherwise (a static token)."""
 
     subject: EntityUid
     session: str = ""
     client: str = ""
     client_version: str = ""
     ip: str | None = None
+    actors: tuple[EntityUid, ...] = ()
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +190,14 @@ def call_request(
 
 
 def decide_call(engine: Engine, caller: Caller, item: Item, method: str, arguments: Any) -> DecisionRecord:
-    """Decide one call; never raises. Arguments Cedar cannot hold are a deny ``invalid_request``
-    whose ``record.error`` names the argument; every outcome is audited by the engine."""
+    """Decide one call, backed by the caller's token when it has one; never raises. Arguments
+    Cedar cannot hold are a deny ``invalid_request`` whose ``record.error`` names the argument;
+    every outcome is audited by the engine."""
     try:
         checked = check_arguments(arguments)
     except VigilError as e:
         return engine.refuse(call_request(engine, caller, item, method, None), e)
-    return engine.decide_item(call_request(engine, caller, item, method, checked))
+    return engine.decide_item(call_request(engine, caller, item, method, checked), token=caller.token)
 
 
 def denial(record: DecisionRecord, *, approve_hint: str = "") -> tuple[int, str, dict[str, Any]]:
@@ -217,14 +227,16 @@ def denial(record: DecisionRecord, *, approve_hint: str = "") -> tuple[int, str,
 # -- lists ------------------------------------------------------------------------------------
 def visible(engine: Engine, caller: Caller, items: Sequence[Item]) -> list[Item]:
     """The items ``caller`` may call now, ignoring the arguments (see the module docstring)."""
-    subject = caller.subject
+    parties = (caller.subject, *caller.actors)
     ps = engine.workspace.policy_set
     by_uid = ps.store.by_uid
-    if subject not in by_uid or not engine.identity_active(subject) or subject in engine.quarantine:
-        return []
-    prof = engine.profiles.profiles.get(subject)
-    if prof is not None and prof.quarantined:
-        return []
+    for party in parties:
+        if party not in by_uid or not engine.identity_active(party) or party in engine.quarantine:
+            return []
+        prof = engine.profiles.profiles.get(party)
+        if prof is not None and prof.quarantined:
+            return []
+    vigil = delegated_vigil(_NEUTRAL_VIGIL, caller.actors) if caller.actors else _NEUTRAL_VIGIL
     schema = ps.schema
     authorizer = ps.authorizer
     overlay_rules = engine.workspace.settings.overlay
@@ -239,7 +251,7 @@ def visible(engine: Engine, caller: Caller, items: Sequence[Item]) -> list[Item]
                 context = typed_context(schema, action, context_of(caller, "list", None))
             except VigilError:
                 return []
-            context["vigil"] = _NEUTRAL_VIGIL
+            context["vigil"] = vigil
             contexts[item.action] = context
         uid = (item.kind, item.name)
         overlay = None
@@ -251,12 +263,19 @@ def visible(engine: Engine, caller: Caller, items: Sequence[Item]) -> list[Item]
                 )
             except VigilError:
                 continue  # a call would be refused the same way
-        answer = authorizer.is_authorized(subject, action, uid, context, overlay or None)
-        if answer.allowed:
-            out.append(item)  # a forbid that errored reads the arguments: decided at the call
-        elif not answer.policies and any(not e.forbid for e in answer.errors):
-            out.append(item)  # no forbid holds and a permit could apply: it reads the arguments
+        if all(_may_list(authorizer, p, action, uid, context, overlay or None) for p in parties):
+            out.append(item)
     return out
+
+
+def _may_list(
+    authorizer: Any, party: EntityUid, action: EntityUid, uid: EntityUid, context: Record, overlay: Any
+) -> bool:
+    answer = authorizer.is_authorized(party, action, uid, context, overlay)
+    if answer.allowed:
+        return True  # a forbid that errored reads the arguments: decided at the call
+    # no forbid holds and a permit could apply: it reads the arguments
+    return not answer.policies and any(not e.forbid for e in answer.errors)
 
 
 def _action_type(engine: Engine) -> str:

@@ -298,6 +298,15 @@ class Verifier:
                 cache[token] = verified
         return verified
 
+    def cached(self, token: str | bytes, now: float | None = None) -> bool:
+        """Whether :meth:`verify` would answer ``token`` from the cache (no key lookup, so no
+        JWK Set fetch: a caller on an event loop may then verify inline)."""
+        hit = self._cache.get(token)
+        if hit is None:
+            return False
+        when = self._clock() if now is None else now
+        return hit.not_before <= when < hit.expires
+
     def verify_fresh(self, token: str | bytes, now: float) -> VerifiedToken:
         """:meth:`verify` without the cache; raises TokenError."""
         self.fresh += 1
