@@ -412,3 +412,24 @@ def test_cached_verifications_survive_unrelated_registry_changes_not_binding_cha
     env.engine.identities.unbind('Agent::"rogue-bot"', issuer=env.idp.issuer, subject="zed", by="ops")
     r = env.decide(rogue, "read", "t1", human)
     assert not r.allowed, "a cached verification outlived the binding it came from"
+
+
+def test_every_deny_of_a_delegated_request_carries_the_chain(env: Env) -> None:
+    """The decision record (and its audit event) names the chain whichever step denied: an
+    inactive actor, a quarantined subject, a suspended subject."""
+    chain = (("Agent", "triage-bot"),)
+    tok = _delegated(env)  # triage-bot for alice
+    alice = ("User", "alice")
+    env.engine.desk.add(alice, by="ops", reason="odd")
+    r = env.decide(alice, "read", "t1", tok)
+    assert not r.allowed and r.reason_codes == ("quarantined",) and r.delegation == chain
+    env.engine.desk.lift(alice, by="ops")
+    # an agent acting for an agent: the subject (triage-bot) suspended
+    inner = env.token(exchange_form(env.agent_token(audience=AUDIENCE), env.agent_token(HELPER)))[
+        "access_token"
+    ]
+    env.engine.identities.suspend(BOT, by="ops")
+    r = env.decide(("Agent", "triage-bot"), "read", "t1", inner)
+    assert not r.allowed and r.reason_codes == ("identity_inactive",)
+    assert r.delegation == (("Agent", "helper-bot"),)
+    assert any(e.get("delegation") for e in env.sink.events() if e.get("id") == r.id)  # type: ignore[attr-defined]

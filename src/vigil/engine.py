@@ -537,12 +537,12 @@ class Engine:
         # so a caller mutating its request afterwards cannot change what is audited.
         entity = _entity(st.by_type, req.principal)
         if entity is None:
-            return self._denied_early(st, req, context, req.principal, _UNKNOWN, when, t0)
+            return self._denied_early(st, req, context, req.principal, _UNKNOWN, when, t0, None, delegation)
         # From here on the principal is the stored entity's own uid tuple: tables keyed by it
         # (profiles) then match by identity rather than by comparing strings.
         principal = entity.uid
         if self._gated(principal, when):
-            return self._denied_early(st, req, context, principal, _INACTIVE, when, t0)
+            return self._denied_early(st, req, context, principal, _INACTIVE, when, t0, None, delegation)
         # the resource's entity, looked up once for the policy and the behaviour model; the
         # address the context conversion parsed, for the behaviour model's network key
         rentity = _entity(st.by_type, req.resource)
@@ -560,7 +560,7 @@ class Engine:
         a = None
         if prof is not None:
             if prof.quarantined:
-                return self._quarantined(st, req, context, prof, when, t0)
+                return self._quarantined(st, req, context, prof, when, t0, delegation)
             # signals: computed before the policy only when they can matter to it (a policy reads
             # context.vigil and the identity is enforced); otherwise after it, in one pass
             if st.policy_reads_vigil and beh.enforce and _established(beh, prof, when):
@@ -568,7 +568,7 @@ class Engine:
                 if delegation is not None:
                     context["vigil"] = delegated_vigil(context["vigil"], delegation)
         elif principal in self.quarantine:
-            return self._quarantined(st, req, context, prof, when, t0)
+            return self._quarantined(st, req, context, prof, when, t0, delegation)
         overlay = None
         applied = None
         if req.subject_properties is not None or req.resource_properties is not None:
@@ -870,9 +870,17 @@ class Engine:
         return ticket_dict(t_)
 
     def _quarantined(
-        self, st: _State, req: AccessRequest, context: Record, prof: Profile | None, when: float, t0: int
+        self,
+        st: _State,
+        req: AccessRequest,
+        context: Record,
+        prof: Profile | None,
+        when: float,
+        t0: int,
+        delegation: tuple[EntityUid, ...] | None = None,
     ) -> DecisionRecord:
-        """A quarantined identity: denied before the policy; its signals are still reported."""
+        """A quarantined identity: denied before the policy; its signals are still reported (and
+        the delegation chain when a delegated token backed the request)."""
         beh = st.behaviour
         a, f = beh.assess(prof, req.action, req.resource, req.context, when)
         record = DecisionRecord(
@@ -894,6 +902,8 @@ class Engine:
             None,
             a,
         )
+        if delegation is not None:
+            record.delegation = delegation
         self._finish(record)
         if f is None:  # [behaviour] mode = "off": nothing to learn
             return record
