@@ -17,7 +17,8 @@ from typing import Final
 # Every decision runs through these (engine, request parse, compiled Cedar runtime, behaviour,
 # decision record, audit), plus the HTTP mapping. Everything else stays interpreted: compiling it
 # would lengthen the install without changing a measured number (docs/benchmarks.md, "Compiled
-# surface": behaviour.context, .privilege and .book measured no faster compiled and left the list).
+# surface": behaviour.context, .privilege, .book, policy.runtime and .values measured no faster
+# compiled, on the shared workload and on an estate, and left the list).
 HOT_MODULES: Final = (
     "vigil.engine",
     "vigil.pipeline.authorize",
@@ -27,11 +28,9 @@ HOT_MODULES: Final = (
     "vigil.model.request",
     "vigil.model.decision",
     "vigil.policy.evaluator",
-    "vigil.policy.runtime",
     "vigil.policy.json_values",
     "vigil.policy.request_values",
     "vigil.policy.extensions",
-    "vigil.policy.values",
     "vigil.policy.entities",
     "vigil.behaviour.model",
     "vigil.behaviour.signals",
