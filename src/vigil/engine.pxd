@@ -39,6 +39,7 @@ cdef class Engine:
                    out=Outcome, v=Verdict, principal=tuple, allowed=cython.bint, learnable=cython.bint)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0, object delegation=*)
     cdef dict _context(self, _State st, AccessRequest req)
+    cdef Profile _profile_of(self, BehaviourModel beh, Entity entity, object delegation, double when)
     @cython.locals(inactive=frozenset)
     cdef bint _gated(self, tuple principal, double when) except -1
     @cython.locals(a=Assessment)

@@ -551,12 +551,7 @@ class Engine:
             ip = None
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
-        prof = self._profiles.get(principal)
-        if prof is None and not beh.off and principal not in self.quarantine:
-            # a first request: a short-lived identity starts from its parent's baseline, any
-            # other from an empty profile judged against its peer group (a quarantined identity
-            # without a profile stays on the quarantine path below)
-            prof = self._inherit(beh, entity, delegation, when)
+        prof = self._profile_of(beh, entity, delegation, when)
         a = None
         if prof is not None:
             if prof.quarantined:
@@ -665,6 +660,16 @@ class Engine:
         if not a.learning and a.risk:
             context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
         return a, f
+
+    def _profile_of(
+        self, beh: BehaviourModel, entity: Entity, delegation: Any, when: float
+    ) -> Profile | None:
+        """The identity's behaviour profile; at its first request, the one :meth:`_inherit` gives
+        (a quarantined identity without a profile gets none: it stays on the quarantine path)."""
+        prof = self._profiles.get(entity.uid)
+        if prof is None and not beh.off and entity.uid not in self.quarantine:
+            prof = self._inherit(beh, entity, delegation, when)
+        return prof
 
     def _inherit(self, beh: BehaviourModel, entity: Entity, delegation: Any, when: float) -> Profile | None:
         """The profile of an identity's first request: for a short-lived one, a copy of its
