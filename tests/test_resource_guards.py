@@ -107,3 +107,47 @@ def test_equal_guards_are_shared_and_different_ones_are_not() -> None:
     assert index["team-1"] is not None and index["team-1"] == index["team-2"]
     for a, b in (("in-a", "in-b"), ("set-1", "set-true"), ("label-x", "label-y")):
         assert index[a] is not None and index[b] is not None and index[a] != index[b], (a, b)
+
+
+# Constant names (K0, K1, ...) inside string literals and attribute names: the key renames only the
+# code's name tokens, so these guards stay apart (a regex over the code text once made A and B one
+# guard, allowing B's write where Cedar denies it), and a literal "K1" with no constant of that
+# name neither crashes the load nor shares.
+NAME_POLICIES = """\
+@id("A") permit(principal, action == Action::"read", resource)
+  when { resource.owner == User::"x" && resource.name == "K0" };
+@id("B") permit(principal, action == Action::"write", resource in Folder::"f")
+  when { resource.owner == User::"x" && resource.name == "K1" };
+@id("C") permit(principal, action == Action::"delete", resource) when { resource has K0 && resource.K0 == true };
+@id("D") permit(principal, action == Action::"share", resource) when { resource has K1 && resource.K1 == true };
+@id("E") permit(principal, action == Action::"tag", resource) when { resource has grade && resource.grade == "K7" };
+"""
+NAME_ENTITIES: list[dict[str, Any]] = [
+    {"uid": _uid("Agent", "p"), "attrs": {}, "parents": []},
+    {"uid": _uid("User", "x"), "attrs": {}, "parents": []},
+    {"uid": _uid("Folder", "f"), "attrs": {}, "parents": []},
+    {
+        "uid": _uid("Doc", "d"),
+        "attrs": {"owner": {"__entity": _uid("User", "x")}, "name": "K0", "K0": True, "grade": "K7"},
+        "parents": [_uid("Folder", "f")],
+    },
+]
+
+
+@pytest.mark.parametrize("eager_guard_limit", [10**9, 0], ids=["at-load", "on-first-use"])
+def test_constant_names_in_strings_and_attributes_never_merge_guards(eager_guard_limit: int) -> None:
+    ps = build_policy_set([PolicySource("p.cedar", NAME_POLICIES)], list(NAME_ENTITIES))
+    authorizer = Authorizer(ps.authorizer.policies, ps.authorizer.store, eager_guard_limit=eager_guard_limit)
+    for action in ("read", "write", "delete", "share", "tag"):
+        ans = authorizer.is_authorized(("Agent", "p"), ("Action", action), ("Doc", "d"), {})
+        want = cedarpy.is_authorized(
+            {
+                "principal": 'Agent::"p"',
+                "action": f'Action::"{action}"',
+                "resource": 'Doc::"d"',
+                "context": {},
+            },
+            NAME_POLICIES,
+            json.dumps(NAME_ENTITIES),
+        )
+        assert ans.allowed == want.allowed, action

@@ -433,3 +433,27 @@ def test_every_deny_of_a_delegated_request_carries_the_chain(env: Env) -> None:
     assert not r.allowed and r.reason_codes == ("identity_inactive",)
     assert r.delegation == (("Agent", "helper-bot"),)
     assert any(e.get("delegation") for e in env.sink.events() if e.get("id") == r.id)  # type: ignore[attr-defined]
+
+
+def test_a_binding_removed_during_a_fresh_verification_is_not_cached(env: Env) -> None:
+    """The verification finishes with the binding it started with, but the cache was dropped
+    meanwhile: that answer is not kept, so the next decision verifies afresh (without the
+    binding). Forced order: the unbind runs inside the verification."""
+    verifier = env.engine.verifier
+    rogue = ("Agent", "rogue-bot")
+    env.engine.identities.bind('Agent::"rogue-bot"', issuer=env.idp.issuer, subject="zed", by="ops")
+    human = env.human_token(sub="zed")
+    real = verifier._subject
+
+    def racing(issuer: Any, external: Any) -> Any:
+        got = real(issuer, external)
+        env.engine.identities.unbind('Agent::"rogue-bot"', issuer=env.idp.issuer, subject="zed", by="ops")
+        return got
+
+    verifier._subject = racing  # type: ignore[method-assign]
+    try:
+        env.decide(rogue, "read", "t1", human)
+    finally:
+        verifier._subject = real  # type: ignore[method-assign]
+    r = env.decide(rogue, "read", "t1", human)
+    assert not r.allowed, "a verification made with the removed binding stayed cached"

@@ -80,6 +80,8 @@ def chain_block(bytes chunk, bytes mark, long long seq, bytes head, Py_ssize_t c
         pos += ln + 1
     if n == 0:
         return (b"", 0, seq, head, 0)
+    if seq < 0 or seq > 9_000_000_000_000_000_000 - n:  # far below LLONG_MAX: never overflows
+        return None
     cdef Py_ssize_t bound = size + n * (mlen + SEQ_LEN + 20 + PREV_LEN + HEAD_LEN + 2)
     out_obj = PyBytes_FromStringAndSize(NULL, bound)
     cdef char *out = PyBytes_AS_STRING(out_obj)

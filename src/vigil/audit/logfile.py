@@ -60,6 +60,7 @@ try:  # the chain in C without the GIL (setup.py builds it when OpenSSL's header
 except ImportError:  # the pure-Python loop of AuditFile._write
     _chain_block = None
 
+_C_SEQ_LIMIT: Final = 2**62  # the C chain counts in 64 bits: beyond, the Python loop
 GENESIS: Final = "0" * 64
 """``prev`` of the first line of a log (no line before it)."""
 TRUNCATED: Final = "__truncated"
@@ -367,7 +368,9 @@ class AuditFile:
         if self.chain:
             for chunk in chunks:
                 fast = (
-                    _chain_block(chunk, self._mark, seq, head.encode(), self._cap) if _chain_block else None
+                    None
+                    if _chain_block is None or seq >= _C_SEQ_LIMIT
+                    else _chain_block(chunk, self._mark, seq, head.encode(), self._cap)
                 )
                 if fast is not None:
                     block, k, seq, chained, size = fast

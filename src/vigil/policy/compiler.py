@@ -22,7 +22,9 @@ then evaluates that one policy with cedarpy (a *fallback*).
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -360,28 +362,35 @@ class _Gen:
         return f"_rt.in_({left_code}, {self.expr(right)}, E)"
 
 
-_CONST_NAME = re.compile(r"\bK\d+\b")
+_CONST_NAME = re.compile(r"K\d+")
 
 
 def _guard_key(lines: list[str], consts: Mapping[str, Any]) -> Any:
-    """A key equal for two guards exactly when their code and constants are equal (constants
-    renamed in order of use, since numbering differs between policies); None when a constant
-    has no such key (then the guard is never shared)."""
+    """A key equal for two guards exactly when their code and constants are equal: the code's
+    tokens with the constants' names (``K<n>``, Python name tokens only, never text inside a
+    string literal) renamed in order of use, since numbering differs between policies, and the
+    constants' typed values. None when a constant has no such key or the code does not tokenize
+    (then the guard is never shared)."""
     names: dict[str, str] = {}
     values: list[Any] = []
-
-    def rename(m: re.Match[str]) -> str:
-        name = m.group(0)
-        new = names.get(name)
-        if new is None:
-            new = names[name] = f"K{len(names)}"
-            values.append(_const_key(consts[name]))
-        return new
-
-    code = _CONST_NAME.sub(rename, "\n".join(lines))
+    out: list[tuple[int, str]] = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+            text = tok.string
+            if tok.type == tokenize.NAME and _CONST_NAME.fullmatch(text) is not None:
+                if text not in consts:
+                    return None
+                new = names.get(text)
+                if new is None:
+                    new = names[text] = f"K{len(names)}"
+                    values.append(_const_key(consts[text]))
+                text = new
+            out.append((tok.type, text))
+    except (tokenize.TokenError, SyntaxError):
+        return None
     if any(v is None for v in values):
         return None
-    return (code, tuple(values))
+    return (tuple(out), tuple(values))
 
 
 def _const_key(value: Any) -> Any:

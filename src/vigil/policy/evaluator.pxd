@@ -16,6 +16,7 @@ cdef class Authorizer:
     cdef public tuple _rguards
     cdef public dict _guard_sets, _statuses
     cdef public bint _guards_read_entities
+    cdef public long long _epoch
 
     @cython.locals(pe=Entity, re_=Entity, by_uid=dict, cached=dict, covered=set)
     cpdef object is_authorized(self, object principal, object action, object resource, object context,

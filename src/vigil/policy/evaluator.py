@@ -120,6 +120,7 @@ class Authorizer:
         self._guard_sets: dict[tuple[int, ...], int] = {}
         self._guards_read_entities = any(q.guards_read_entities for q in self.policies)
         self._statuses: dict[Status, Status] = {}
+        self._epoch = 0  # moves at every forget()
         _clear_caches(store.by_uid.values())
         if self._rguards and len(self._rguards) * len(store.by_uid) <= eager_guard_limit:
             self._decide_guards_now()
@@ -243,6 +244,7 @@ class Authorizer:
         """After an entity change: forget what was kept about ``entities`` (the stored ones whose
         ancestors changed), and about every entity when a guard reads other entities than the
         request's own. New entities arrive with nothing kept."""
+        self._epoch += 1  # a guard status being computed now is not kept (resource_status)
         self._cache.clear()
         self._scope_cache.clear()
         _clear_caches(list(self.store.by_uid.values()) if self._guards_read_entities else entities)
@@ -270,6 +272,7 @@ class Authorizer:
         (bounded). A guard that raises is in neither set: the policy is then evaluated whole and
         reports the error.
         """
+        epoch = self._epoch
         kept = entity.resource_status
         failed: set[int] = set()
         ok: set[int] = set()
@@ -289,6 +292,8 @@ class Authorizer:
                 with contextlib.suppress(EvalError, KeyError, TypeError):
                     (ok if guards[ri](uid, attrs, anc, store) else failed).add(ri)
         status = self._intern((frozenset(failed), frozenset(ok)))
+        if epoch != self._epoch:
+            return status  # entities changed meanwhile (forget): this answer only, nothing kept
         entity.resource_status = status
         if len(failed) + len(ok) == len(guards):
             entity.status_sets = None  # every guard decided: covers every set

@@ -61,7 +61,8 @@ def load_workspace(path: str | Path, previous: Workspace | None = None) -> Works
     schema_text = (
         _read(root / "schema.cedarschema", root, problems) if (root / "schema.cedarschema").exists() else None
     )
-    source_digest = _entity_source_digest(root, schema_text)
+    entity_sources = _read_entity_files(root)
+    source_digest = _entity_source_digest(entity_sources, schema_text)
     reusable = (
         previous is not None
         and source_digest != ""
@@ -73,7 +74,7 @@ def load_workspace(path: str | Path, previous: Workspace | None = None) -> Works
         entities: list[Any] = []
         entity_files, origins = list(previous.entity_files), None
     else:
-        entities, entity_files, origins = _entities(root, problems)
+        entities, entity_files, origins = _entities(root, entity_sources, problems)
     links = _links(root, problems)
     if problems:
         # Report policy syntax errors too, so one `vigil check` shows everything it can.
@@ -95,7 +96,7 @@ def load_workspace(path: str | Path, previous: Workspace | None = None) -> Works
                 reuse_entities=reusable,
             )
         except EntitiesNeeded:
-            entities, entity_files, origins = _entities(root, problems)
+            entities, entity_files, origins = _entities(root, entity_sources, problems)
             if problems:
                 raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problems[0]}", problems) from None
             policy_set = build_policy_set(
@@ -114,15 +115,12 @@ def load_workspace(path: str | Path, previous: Workspace | None = None) -> Works
     )
 
 
-def _entity_source_digest(root: Path, schema_text: str | None) -> str:
-    """SHA-256 over the entity files' names and bytes and the schema text; "" when a file cannot
-    be read (the full load then reports it)."""
+def _entity_source_digest(files: EntityFiles, schema_text: str | None) -> str:
+    """SHA-256 over the entity files' names and bytes and the schema text; "" when a file could
+    not be read (the full load then reports it)."""
     digest = hashlib.sha256((schema_text or "").encode())
-    folder = root / "entities"
-    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            data = f.read_bytes()
-        except OSError:
+    for f, data in files:
+        if data is None:
             return ""
         digest.update(f"\0{f.name}\0{len(data)}\0".encode())
         digest.update(data)
@@ -187,30 +185,54 @@ def _json_file(p: Path, root: Path, problems: list[str]) -> Any:
         return None
 
 
-def _entities(root: Path, problems: list[str]) -> tuple[list[Any], list[str], list[str]]:
-    """Every entity of ``entities/*.json``, the files read, and each entity's ``file:line``."""
+EntityFiles = list[tuple[Path, bytes | None]]
+
+
+def _read_entity_files(root: Path) -> EntityFiles:
+    """Each ``entities/*.json`` file with its bytes (None: too large or unreadable; the parse
+    step reports why). Read once: the digest and the entities come from the same bytes."""
     folder = root / "entities"
-    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    out: EntityFiles = []
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = None if f.stat().st_size > MAX_FILE_BYTES else f.read_bytes()
+        except OSError:
+            data = None
+        out.append((f, data))
+    return out
+
+
+def _entities(root: Path, files: EntityFiles, problems: list[str]) -> tuple[list[Any], list[str], list[str]]:
+    """Every entity of the entity files (as :func:`_read_entity_files` read them), the files read,
+    and each entity's ``file:line``."""
     items: list[Any] = []
     names = []
     origins: list[str] = []
-    for f in files:
-        text = _read(f, root, problems)
+    for f, data in files:
+        text = _read(f, root, problems) if data is None else _decode(f, data, root, problems)
         if text is None:
             continue
         try:
-            data = _loads(text)
+            parsed = _loads(text)
         except json.JSONDecodeError as e:
             problems.append(f"{_rel(root, f)}:{e.lineno}: invalid JSON: {e.msg}")
             continue
-        if not isinstance(data, list):
+        if not isinstance(parsed, list):
             problems.append(f"{_rel(root, f)}:1: expected a JSON array of entities")
             continue
-        items.extend(data)
+        items.extend(parsed)
         name = _rel(root, f)
         names.append(name)
-        origins.extend(f"{name}:{line}" for line in _item_lines(text, data))
+        origins.extend(f"{name}:{line}" for line in _item_lines(text, parsed))
     return items, names, origins
+
+
+def _decode(f: Path, data: bytes, root: Path, problems: list[str]) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(f"{_rel(root, f)}: not valid UTF-8")
+        return None
 
 
 def _loads(text: str) -> Any:
@@ -261,7 +283,7 @@ def entity_uids(path: str | Path) -> list[tuple[str, str]]:
     cannot be read. Items without a ``uid`` of two strings are skipped (``vigil check`` reports them)."""
     root = Path(path)
     problems: list[str] = []
-    items, _, _ = _entities(root, problems)
+    items, _, _ = _entities(root, _read_entity_files(root), problems)
     if problems:
         raise WorkspaceError(f"cannot read the entities of {str(root)!r}: {problems[0]}", problems)
     out = []

@@ -262,6 +262,7 @@ class Verifier:
         self.cache_size = cache_size
         self._cache: dict[str | bytes, VerifiedToken] = {}
         self._bound_seen: Mapping[tuple[str, str], EntityUid] = {}
+        self._epoch = 0  # moves whenever the cache is dropped
         self._lock = threading.Lock()
         self.hits = 0
         self.fresh = 0
@@ -275,6 +276,7 @@ class Verifier:
         with self._lock:
             self._issuers = {i.name: i for i in issuers}
             self._cache = {}
+            self._epoch += 1
 
     def verify(self, token: str | bytes, now: float | None = None) -> VerifiedToken:
         """The verified token; raises TokenError (never returns an unverified one). A cached
@@ -286,9 +288,14 @@ class Verifier:
             self._check_revoked(hit)
             self.hits += 1
             return hit
+        # a verification made while the cache was being dropped (issuers, keys or bindings
+        # changed meanwhile) answers this call but is not kept
+        epoch = self._epoch
         verified = self.verify_fresh(token, now)
         if self.cache_size:
             with self._lock:
+                if epoch != self._epoch:
+                    return verified
                 cache = self._cache
                 if len(cache) >= self.cache_size:
                     for k in [k for k, v in cache.items() if v.expires <= now]:
@@ -399,6 +406,7 @@ class Verifier:
         """Drop every cached verification."""
         with self._lock:
             self._cache.clear()
+            self._epoch += 1
 
     def bindings_changed(self, bound: Mapping[tuple[str, str], EntityUid]) -> None:
         """Drop every cached verification when the registry's bindings (``(issuer, subject)`` ->
@@ -410,4 +418,5 @@ class Verifier:
         with self._lock:
             if bound != self._bound_seen:
                 self._cache.clear()
+                self._epoch += 1
             self._bound_seen = bound
