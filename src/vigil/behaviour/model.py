@@ -1279,11 +1279,7 @@ class BehaviourModel:
             p.chain_sens = f.chain_sens
         if learnable:
             self._learn_normal(p, f, vetted)
-            # The base hears every request with a value the member learned anew (what a peer group
-            # has done), and one in four of the rest (its hours and usual rates, as a sample: the
-            # group's counts are relative, and teaching every request cost ~3,300 instructions a
-            # decision on the shared workload, docs/benchmarks.md).
-            if p.base is not None and (not f.fresh or p.learned & 3 == 0):
+            if p.base is not None:
                 self.teach(p.base, f)
 
     def teach(self, base: Profile, f: Features) -> None:
