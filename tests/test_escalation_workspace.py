@@ -340,3 +340,38 @@ def test_paths_between_two_identities_of_a_workspace(tmp_path: Path) -> None:
     assert [s["method"] for s in entry["paths"][0]["steps"]] == ["create_key"]
     res = runner.invoke(app, ["paths", "-w", str(ws), "--from", "nobody"])
     assert res.exit_code == 5 and "the workspace's identities" in res.stderr
+
+
+def test_graph_writes_an_svg_and_a_dot_of_the_paths(tmp_path: Path) -> None:
+    """``--graph``: the example fleet's paths as a picture (SVG drawn by vigil, DOT for Graphviz):
+    every principal on a path and admin are boxes, each step an edge, steps of paths to admin red,
+    conditional ones dashed; a folder that does not exist is a typed error (exit 2), not a crash."""
+    import xml.etree.ElementTree as ET
+
+    fleet = Path(__file__).resolve().parents[1] / "examples" / "agent-fleet"
+    res = runner.invoke(app, ["paths", "-w", str(fleet), "--json", "--graph", str(tmp_path / "fleet.svg")])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    svg = ET.parse(tmp_path / "fleet.svg").getroot()
+    texts = {t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")}
+    steps = {(s["from"], s["to"]) for e in data["principals"] for p in e["paths"] for s in p["steps"]}
+    assert steps, "the example fleet has paths to admin"
+    names = {e["id"]: e["name"] for e in data["principals"]}
+    for a, b in steps:
+        assert names.get(a, a) in texts and (b == "admin" or names.get(b, b) in texts)
+    curves = [p for p in svg.iter("{http://www.w3.org/2000/svg}path") if p.get("marker-end")]
+    assert len(curves) == len(steps)
+    conditional = {
+        (s["from"], s["to"])
+        for e in data["principals"]
+        for p in e["paths"]
+        for s in p["steps"]
+        if s["requires"]
+    }
+    assert sum(1 for c in curves if c.get("stroke-dasharray")) == len(conditional)
+    dot = (tmp_path / "fleet.dot").read_text()
+    assert dot.startswith("digraph escalation {") and dot.count(" -> ") == len(steps)
+    bad = runner.invoke(
+        app, ["paths", "-w", str(fleet), "--json", "--graph", str(tmp_path / "no" / "such" / "x")]
+    )
+    assert bad.exit_code == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_argument"

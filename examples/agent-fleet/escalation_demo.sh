@@ -8,7 +8,8 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 cp -r examples/agent-fleet "$DIR/before" && cp -r examples/agent-fleet "$DIR/after"
 echo
 echo "== vigil paths --workspace examples/agent-fleet: identities that can reach admin"
-"$VENV/bin/vigil" paths --workspace "$DIR/before"
+"$VENV/bin/vigil" paths --workspace "$DIR/before" --graph "$DIR/paths"
+echo "(the picture: $DIR/paths.svg, and $DIR/paths.dot for Graphviz)"
 "$VENV/bin/vigil" paths --workspace "$DIR/before" --from ci-deployer --limit 1
 # the one-line change: assume a service account one clearance level above your own
 sed -i 's/resource.max_sensitivity <= principal.max_sensitivity$/resource.max_sensitivity <= principal.max_sensitivity + 1/' \

@@ -39,6 +39,7 @@ from vigil.escalation import (
 )
 from vigil.escalation.cedar_grants import identities, workspace_graph
 from vigil.escalation.edges import Graph
+from vigil.escalation.picture import to_dot, to_svg
 from vigil.model.timefmt import parse_datetime
 from vigil.workspace.loader import load_workspace
 
@@ -156,6 +157,14 @@ def paths(
             show_default=False,
         ),
     ] = None,
+    graph_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--graph",
+            help="Also write the paths as a picture: PATH.svg (drawn by vigil) and PATH.dot (Graphviz).",
+            show_default=False,
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Escalation paths to admin (or to a principal) in an AWS IAM export or a vigil workspace."""
@@ -205,6 +214,8 @@ def paths(
                         }
                     ]
                 }
+        if graph_out is not None:
+            _write_pictures(graph_out, data)
     except VigilError as e:
         _fail(e, json_)
         return
@@ -245,6 +256,18 @@ def workspace_graph_of(path: Path) -> Graph:
     ws = load_workspace(path)
     ps = ws.policy_set
     return workspace_graph(ps.policies, ps.store, ws.settings.escalation, ws.settings.identity.types)
+
+
+def _write_pictures(base: Path, data: dict[str, Any]) -> None:
+    """``base``.svg and ``base``.dot (a ``.svg``/``.dot`` suffix on ``base`` is dropped); raises
+    VigilError (``invalid_argument``) when they cannot be written."""
+    if base.suffix in (".svg", ".dot"):
+        base = base.with_suffix("")
+    try:
+        base.with_name(base.name + ".svg").write_text(to_svg(data), encoding="utf-8")
+        base.with_name(base.name + ".dot").write_text(to_dot(data), encoding="utf-8")
+    except OSError as e:
+        raise _argument(f"cannot write the picture {str(base)!r}: {e.strerror}") from None
 
 
 def _argument(message: str) -> VigilError:
