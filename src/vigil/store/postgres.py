@@ -50,9 +50,7 @@ from vigil.store.base import (
     PENDING,
     USED,
     Change,
-    IdentityBinding,
     IdentityEntry,
-    IdentityKey,
     IdentityUsage,
     QuarantineEntry,
     Revocation,
@@ -61,8 +59,17 @@ from vigil.store.base import (
     fail_fast,
     wait_limit,
 )
+from vigil.store.rows import (
+    IDENTITIES_QUERY,
+    IDENTITY_BINDINGS_QUERY,
+    IDENTITY_KEYS_QUERY,
+    identity_entries,
+    revocation,
+    revocation_row,
+    ticket_row,
+)
+from vigil.store.rows import IDENTITY_COLUMNS as _IDENTITY_COLUMNS
 from vigil.store.rows import TICKET_COLUMNS as _TICKET_COLUMNS
-from vigil.store.rows import revocation, revocation_row, ticket_row
 from vigil.store.rows import ticket as ticket_from_row
 
 BREAKER_S = 1.0
@@ -149,10 +156,6 @@ CREATE TABLE revocations (
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_IDENTITY_COLUMNS = (
-    "subject_type, subject_id, owner, purpose, kind, created, created_by, expires, "
-    "status, status_since, status_by, status_reason, rotated"
-)
 _TICKET_PARAMS = ", ".join(["%s"] * 20)
 _TICKET_UPDATE = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in _TICKET_COLUMNS.split(",")[1:])
 _CHANGE_COLUMNS = "seq, time, kind, subject_type, subject_id, by, detail"
@@ -481,40 +484,10 @@ class PostgresStore:
         def run(c: Conn) -> tuple[int, list[IdentityEntry]]:
             # one snapshot for the four reads (_run's snapshot=True)
             generation = int(_one(c, "SELECT identity_generation FROM vigil_meta WHERE id = 1"))
-            rows = c.execute(
-                f"SELECT {_IDENTITY_COLUMNS} FROM identities ORDER BY subject_type, subject_id".encode()
-            ).fetchall()
-            keys: dict[tuple[str, str], list[IdentityKey]] = {}
-            for t, i, kid, jwk, added, by in c.execute(
-                b"SELECT subject_type, subject_id, kid, jwk, added, by FROM identity_keys "
-                b"ORDER BY subject_type, subject_id, position"
-            ):
-                keys.setdefault((t, i), []).append(IdentityKey(kid, jwk, added, by))
-            bindings: dict[tuple[str, str], list[IdentityBinding]] = {}
-            for t, i, issuer, sub, added, by in c.execute(
-                b"SELECT subject_type, subject_id, issuer, external_subject, added, by "
-                b"FROM identity_bindings ORDER BY subject_type, subject_id, position"
-            ):
-                bindings.setdefault((t, i), []).append(IdentityBinding(issuer, sub, added, by))
-            return generation, [
-                IdentityEntry(
-                    subject=(r[0], r[1]),
-                    owner=r[2],
-                    purpose=r[3],
-                    kind=r[4],
-                    created=r[5],
-                    created_by=r[6],
-                    expires=r[7],
-                    status=r[8],
-                    status_since=r[9],
-                    status_by=r[10],
-                    status_reason=r[11],
-                    rotated=r[12],
-                    keys=tuple(keys.get((r[0], r[1]), ())),
-                    bindings=tuple(bindings.get((r[0], r[1]), ())),
-                )
-                for r in rows
-            ]
+            rows = c.execute(IDENTITIES_QUERY.encode()).fetchall()
+            key_rows = c.execute(IDENTITY_KEYS_QUERY.encode()).fetchall()
+            binding_rows = c.execute(IDENTITY_BINDINGS_QUERY.encode()).fetchall()
+            return generation, identity_entries(rows, key_rows, binding_rows)
 
         return self._run(run, write=False, snapshot=True)
 

@@ -1,13 +1,64 @@
 """Rows <-> values shared by the SQL backends (SQLite and PostgreSQL store the same columns in
-the same order): one reading of a ticket and a revocation for both."""
+the same order): one reading of a ticket, a revocation and an identity record for both."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-from vigil.store.base import Revocation, Ticket
+from vigil.store.base import IdentityBinding, IdentityEntry, IdentityKey, Revocation, Ticket
+
+# the identity queries both backends run in one snapshot (the column order ``identity_entries`` reads)
+IDENTITY_COLUMNS = (
+    "subject_type, subject_id, owner, purpose, kind, created, created_by, expires, "
+    "status, status_since, status_by, status_reason, rotated"
+)
+IDENTITIES_QUERY = f"SELECT {IDENTITY_COLUMNS} FROM identities ORDER BY subject_type, subject_id"
+IDENTITY_KEYS_QUERY = (
+    "SELECT subject_type, subject_id, kid, jwk, added, by FROM identity_keys "
+    "ORDER BY subject_type, subject_id, position"
+)
+IDENTITY_BINDINGS_QUERY = (
+    "SELECT subject_type, subject_id, issuer, external_subject, added, by "
+    "FROM identity_bindings ORDER BY subject_type, subject_id, position"
+)
+
+
+def identity_entries(
+    rows: Iterable[tuple[Any, ...]],
+    key_rows: Iterable[tuple[Any, ...]],
+    binding_rows: Iterable[tuple[Any, ...]],
+) -> list[IdentityEntry]:
+    """The identity records of the three queries' rows (``IDENTITIES_QUERY``, ``IDENTITY_KEYS_QUERY``,
+    ``IDENTITY_BINDINGS_QUERY``), keys and bindings in their stored order."""
+    keys: dict[tuple[str, str], list[IdentityKey]] = {}
+    for t, i, kid, jwk, added, by in key_rows:
+        keys.setdefault((t, i), []).append(IdentityKey(kid, jwk, added, by))
+    bindings: dict[tuple[str, str], list[IdentityBinding]] = {}
+    for t, i, issuer, sub, added, by in binding_rows:
+        bindings.setdefault((t, i), []).append(IdentityBinding(issuer, sub, added, by))
+    return [
+        IdentityEntry(
+            subject=(r[0], r[1]),
+            owner=r[2],
+            purpose=r[3],
+            kind=r[4],
+            created=r[5],
+            created_by=r[6],
+            expires=r[7],
+            status=r[8],
+            status_since=r[9],
+            status_by=r[10],
+            status_reason=r[11],
+            rotated=r[12],
+            keys=tuple(keys.get((r[0], r[1]), ())),
+            bindings=tuple(bindings.get((r[0], r[1]), ())),
+        )
+        for r in rows
+    ]
+
 
 # the columns ``ticket_row`` fills and ``ticket`` reads, in order
 TICKET_COLUMNS = (

@@ -35,9 +35,7 @@ from vigil.store.base import (
     PENDING,
     USED,
     Change,
-    IdentityBinding,
     IdentityEntry,
-    IdentityKey,
     IdentityUsage,
     QuarantineEntry,
     Revocation,
@@ -47,8 +45,17 @@ from vigil.store.base import (
     hold,
     wait_limit,
 )
+from vigil.store.rows import (
+    IDENTITIES_QUERY,
+    IDENTITY_BINDINGS_QUERY,
+    IDENTITY_KEYS_QUERY,
+    identity_entries,
+    revocation,
+    revocation_row,
+    ticket_row,
+)
+from vigil.store.rows import IDENTITY_COLUMNS as _IDENTITY_COLUMNS
 from vigil.store.rows import TICKET_COLUMNS as _TICKET_COLUMNS
-from vigil.store.rows import revocation, revocation_row, ticket_row
 from vigil.store.rows import ticket as ticket_from_row
 
 SCHEMA_VERSION = 1
@@ -117,10 +124,6 @@ CREATE TABLE IF NOT EXISTS revocations (
 );
 """
 _IDENTITY_TABLES = ("identities", "identity_keys", "identity_bindings", "identity_usage", "revocations")
-_IDENTITY_COLUMNS = (
-    "subject_type, subject_id, owner, purpose, kind, created, created_by, expires, "
-    "status, status_since, status_by, status_reason, rotated"
-)
 # Columns added after schema version 1 was first written: a state file from before gets them
 # (with their defaults) when it is opened, instead of being refused.
 _ADDED_TICKET_COLUMNS = (
@@ -471,42 +474,12 @@ class SqliteStore:
             db.execute("BEGIN")  # one snapshot for the four reads
             try:
                 generation = _generation(db)
-                rows = db.execute(
-                    f"SELECT {_IDENTITY_COLUMNS} FROM identities ORDER BY subject_type, subject_id"
-                ).fetchall()
-                keys: dict[tuple[str, str], list[IdentityKey]] = {}
-                for t, i, kid, jwk, added, by in db.execute(
-                    "SELECT subject_type, subject_id, kid, jwk, added, by FROM identity_keys "
-                    "ORDER BY subject_type, subject_id, position"
-                ):
-                    keys.setdefault((t, i), []).append(IdentityKey(kid, jwk, added, by))
-                bindings: dict[tuple[str, str], list[IdentityBinding]] = {}
-                for t, i, issuer, sub, added, by in db.execute(
-                    "SELECT subject_type, subject_id, issuer, external_subject, added, by "
-                    "FROM identity_bindings ORDER BY subject_type, subject_id, position"
-                ):
-                    bindings.setdefault((t, i), []).append(IdentityBinding(issuer, sub, added, by))
+                rows = db.execute(IDENTITIES_QUERY).fetchall()
+                key_rows = db.execute(IDENTITY_KEYS_QUERY).fetchall()
+                binding_rows = db.execute(IDENTITY_BINDINGS_QUERY).fetchall()
             finally:
                 db.execute("COMMIT")
-            return generation, [
-                IdentityEntry(
-                    subject=(r[0], r[1]),
-                    owner=r[2],
-                    purpose=r[3],
-                    kind=r[4],
-                    created=r[5],
-                    created_by=r[6],
-                    expires=r[7],
-                    status=r[8],
-                    status_since=r[9],
-                    status_by=r[10],
-                    status_reason=r[11],
-                    rotated=r[12],
-                    keys=tuple(keys.get((r[0], r[1]), ())),
-                    bindings=tuple(bindings.get((r[0], r[1]), ())),
-                )
-                for r in rows
-            ]
+            return generation, identity_entries(rows, key_rows, binding_rows)
 
         empty: tuple[int, list[IdentityEntry]] = (0, [])
         return self._read(run, empty)
