@@ -243,33 +243,34 @@ def _differing_permits(
 ) -> tuple[list[CompiledPolicy], list[CompiledPolicy]] | None:
     """The candidates of each side whose compiled code has no equal on the other side, when every
     one of them is a compiled permit (None otherwise: a forbid or a fallback differs)."""
-    pool: dict[Any, int] = {}
-    for x in c_new:
-        fp = fps_new[id(x)]
-        if fp is not None:
-            pool[fp] = pool.get(fp, 0) + 1
-    only_old: list[CompiledPolicy] = []
-    for x in c_old:
-        fp = fps_old[id(x)]
-        if fp is not None and pool.get(fp, 0) > 0:
-            pool[fp] -= 1
-        else:
-            only_old.append(x)
-    matched: dict[Any, int] = {}
-    for x in c_old:
-        fp = fps_old[id(x)]
-        if fp is not None:
-            matched[fp] = matched.get(fp, 0) + 1
-    only_new: list[CompiledPolicy] = []
-    for x in c_new:
-        fp = fps_new[id(x)]
-        if fp is not None and matched.get(fp, 0) > 0:
-            matched[fp] -= 1
-        else:
-            only_new.append(x)
+    only_old = _unmatched(c_old, fps_old, c_new, fps_new)
+    only_new = _unmatched(c_new, fps_new, c_old, fps_old)
     if any(x.forbid or x.fallback_reason is not None for x in (*only_old, *only_new)):
         return None
     return only_old, only_new
+
+
+def _unmatched(
+    side: Sequence[CompiledPolicy],
+    fps: dict[int, Any],
+    other: Sequence[CompiledPolicy],
+    other_fps: dict[int, Any],
+) -> list[CompiledPolicy]:
+    """The policies of ``side`` with no equal compiled code left on ``other`` (a multiset
+    difference: two equal policies on one side need two on the other; None fingerprints never match)."""
+    pool: dict[Any, int] = {}
+    for x in other:
+        fp = other_fps[id(x)]
+        if fp is not None:
+            pool[fp] = pool.get(fp, 0) + 1
+    out: list[CompiledPolicy] = []
+    for x in side:
+        fp = fps[id(x)]
+        if fp is not None and pool.get(fp, 0) > 0:
+            pool[fp] -= 1
+        else:
+            out.append(x)
+    return out
 
 
 def _via(o_old: Outcome, o_new: Outcome) -> tuple[str, ...]:
