@@ -63,7 +63,10 @@ from vigil.store.rows import (
     IDENTITIES_QUERY,
     IDENTITY_BINDINGS_QUERY,
     IDENTITY_KEYS_QUERY,
+    identity_binding_rows,
     identity_entries,
+    identity_key_rows,
+    identity_row,
     revocation,
     revocation_row,
     ticket_row,
@@ -493,21 +496,7 @@ class PostgresStore:
 
     def put_identity(self, entry: IdentityEntry, *, generation: int) -> int | None:
         uid = entry.subject
-        row = (
-            uid[0],
-            uid[1],
-            entry.owner,
-            entry.purpose,
-            entry.kind,
-            entry.created,
-            entry.created_by,
-            entry.expires,
-            entry.status,
-            entry.status_since,
-            entry.status_by,
-            entry.status_reason,
-            entry.rotated,
-        )
+        row = identity_row(entry)
         update = ", ".join(f"{c} = EXCLUDED.{c}" for c in _IDENTITY_COLUMNS.split(", ")[2:])
 
         def run(c: Conn) -> int | None:
@@ -531,16 +520,13 @@ class PostgresStore:
                     cur.executemany(
                         b"INSERT INTO identity_keys (subject_type, subject_id, position, kid, jwk, added, by) "
                         b"VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        [(uid[0], uid[1], n, k.kid, k.jwk, k.added, k.by) for n, k in enumerate(entry.keys)],
+                        identity_key_rows(entry),
                     )
                 if entry.bindings:
                     cur.executemany(
                         b"INSERT INTO identity_bindings (subject_type, subject_id, position, issuer, "
                         b"external_subject, added, by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        [
-                            (uid[0], uid[1], n, b.issuer, b.subject, b.added, b.by)
-                            for n, b in enumerate(entry.bindings)
-                        ],
+                        identity_binding_rows(entry),
                     )
             return int(new)
 

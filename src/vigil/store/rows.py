@@ -26,6 +26,38 @@ IDENTITY_BINDINGS_QUERY = (
 )
 
 
+def identity_row(entry: IdentityEntry) -> tuple[Any, ...]:
+    """An identity record's values in the order of ``IDENTITY_COLUMNS``."""
+    return (
+        entry.subject[0],
+        entry.subject[1],
+        entry.owner,
+        entry.purpose,
+        entry.kind,
+        entry.created,
+        entry.created_by,
+        entry.expires,
+        entry.status,
+        entry.status_since,
+        entry.status_by,
+        entry.status_reason,
+        entry.rotated,
+    )
+
+
+def identity_key_rows(entry: IdentityEntry) -> list[tuple[Any, ...]]:
+    """Its keys as ``identity_keys`` rows: subject, position, kid, jwk, added, by."""
+    uid = entry.subject
+    return [(uid[0], uid[1], n, k.kid, k.jwk, k.added, k.by) for n, k in enumerate(entry.keys)]
+
+
+def identity_binding_rows(entry: IdentityEntry) -> list[tuple[Any, ...]]:
+    """Its bindings as ``identity_bindings`` rows: subject, position, issuer, external subject,
+    added, by."""
+    uid = entry.subject
+    return [(uid[0], uid[1], n, b.issuer, b.subject, b.added, b.by) for n, b in enumerate(entry.bindings)]
+
+
 def identity_entries(
     rows: Iterable[tuple[Any, ...]],
     key_rows: Iterable[tuple[Any, ...]],

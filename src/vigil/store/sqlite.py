@@ -49,7 +49,10 @@ from vigil.store.rows import (
     IDENTITIES_QUERY,
     IDENTITY_BINDINGS_QUERY,
     IDENTITY_KEYS_QUERY,
+    identity_binding_rows,
     identity_entries,
+    identity_key_rows,
+    identity_row,
     revocation,
     revocation_row,
     ticket_row,
@@ -486,21 +489,7 @@ class SqliteStore:
 
     def put_identity(self, entry: IdentityEntry, *, generation: int) -> int | None:
         uid = entry.subject
-        row = (
-            uid[0],
-            uid[1],
-            entry.owner,
-            entry.purpose,
-            entry.kind,
-            entry.created,
-            entry.created_by,
-            entry.expires,
-            entry.status,
-            entry.status_since,
-            entry.status_by,
-            entry.status_reason,
-            entry.rotated,
-        )
+        row = identity_row(entry)
 
         def run(db: sqlite3.Connection) -> int | None:
             current = _generation(db)
@@ -517,16 +506,13 @@ class SqliteStore:
             db.executemany(
                 "INSERT INTO identity_keys (subject_type, subject_id, position, kid, jwk, added, by) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(uid[0], uid[1], n, k.kid, k.jwk, k.added, k.by) for n, k in enumerate(entry.keys)],
+                identity_key_rows(entry),
             )
             db.execute("DELETE FROM identity_bindings WHERE subject_type = ? AND subject_id = ?", uid)
             db.executemany(
                 "INSERT INTO identity_bindings (subject_type, subject_id, position, issuer, "
                 "external_subject, added, by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (uid[0], uid[1], n, b.issuer, b.subject, b.added, b.by)
-                    for n, b in enumerate(entry.bindings)
-                ],
+                identity_binding_rows(entry),
             )
             return current + 1
 
