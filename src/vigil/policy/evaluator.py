@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from vigil.policy.compiler import CompiledPolicy, MatchFn
@@ -279,18 +279,9 @@ class Authorizer:
         if kept is not None:
             failed.update(kept[0])
             ok.update(kept[1])
-        uid = entity.uid
-        attrs = entity.attrs
-        anc = entity.ancestors
-        store = self.store
+        self._judge(entity, [e[3] for e in g_forbids], failed, ok)
+        self._judge(entity, [e[3] for e in g_permits], failed, ok)
         guards = self._rguards
-        for entries in (g_forbids, g_permits):
-            for entry in entries:
-                ri = entry[3]
-                if ri in failed or ri in ok:
-                    continue
-                with contextlib.suppress(EvalError, KeyError, TypeError):
-                    (ok if guards[ri](uid, attrs, anc, store) else failed).add(ri)
         status = self._intern((frozenset(failed), frozenset(ok)))
         if epoch != self._epoch:
             return status  # entities changed meanwhile (forget): this answer only, nothing kept
@@ -314,21 +305,29 @@ class Authorizer:
             self._statuses[status] = status
         return status
 
-    def _decide_guards_now(self) -> None:
-        """Every resource guard on every entity, at load, when that is cheap (entities x guarded
-        policies <= EAGER_GUARD_LIMIT): a first decision on a resource then evaluates none."""
-        guards = self._rguards
+    def _judge(self, entity: Entity, indices: Iterable[int], failed: set[int], ok: set[int]) -> None:
+        """Evaluate on ``entity`` the guards of ``indices`` not in ``failed`` or ``ok`` yet, adding
+        each to the set it belongs in; a guard that raises goes in neither."""
+        uid = entity.uid
+        attrs = entity.attrs
+        anc = entity.ancestors
         store = self.store
-        everything = range(len(guards))
-        for ent in store.by_uid.values():
+        guards = self._rguards
+        for ri in indices:
+            if ri in failed or ri in ok:
+                continue
+            with contextlib.suppress(EvalError, KeyError, TypeError):
+                (ok if guards[ri](uid, attrs, anc, store) else failed).add(ri)
+
+    def _decide_guards_now(self) -> None:
+        """Every resource guard on every entity, at load, when that is cheap (entities x distinct
+        guards <= the authorizer's eager_guard_limit): a first decision on a resource then
+        evaluates none."""
+        everything = range(len(self._rguards))
+        for ent in self.store.by_uid.values():
             failed: set[int] = set()
             ok: set[int] = set()
-            uid = ent.uid
-            attrs = ent.attrs
-            anc = ent.ancestors
-            for ri in everything:
-                with contextlib.suppress(EvalError, KeyError, TypeError):
-                    (ok if guards[ri](uid, attrs, anc, store) else failed).add(ri)
+            self._judge(ent, everything, failed, ok)
             ent.resource_status = self._intern((frozenset(failed), frozenset(ok)))
             ent.status_sets = None
 
