@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 import tempfile
 import time
@@ -32,9 +31,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
-ISSUER = "https://vigil.bench"
-AUDIENCE = "https://bench.example"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+sys.path.insert(0, str(ROOT))  # tests.token_support: the client assertion, as the token tests make it
+from tests.token_support import AUDIENCE, ISSUER  # noqa: E402
+
 # Tokens must outlive the run: the bench mints them once, before the timed rounds.
 TOKEN_TTL_S = 86_400
 
@@ -43,7 +42,6 @@ def _adapters(shared: Path) -> list[type]:
     """The two token-aware adapter classes (subclasses of the shared ``vigil`` adapter)."""
     sys.path.insert(0, str(shared / "bench"))
     from adapters.vigil import PEERS, SETTINGS, Vigil  # type: ignore[import-not-found]
-    from joserfc import jwt
     from joserfc.jwk import OKPKey
 
     import vigil
@@ -76,7 +74,7 @@ def _adapters(shared: Path) -> list[type]:
                 engine.identities.add(uid, owner="bench@example.com", purpose="bench", by="bench")
                 engine.identities.add_key(uid, json.dumps(key.as_dict(private=False)), by="bench")
                 if self.tokens:
-                    self._tokens[pid] = _mint(engine, f'Agent::"{pid}"', key, jwt)
+                    self._tokens[pid] = _mint(engine, f'Agent::"{pid}"', key)
             # Verified once here, as a running server has verified a live agent's token (after
             # the registrations: a registry change drops every cached verification).
             for token in self._tokens.values():
@@ -108,28 +106,13 @@ def _adapters(shared: Path) -> list[type]:
     return [VigilRegistered, VigilToken]
 
 
-def _mint(engine: Any, client: str, key: Any, jwt: Any) -> str:
+def _mint(engine: Any, client: str, key: Any) -> str:
     """The client's access token from the engine's token service (client_credentials with a
-    private_key_jwt assertion); raises RuntimeError when the service refuses."""
-    now = int(time.time())
-    claims = {
-        "iss": client,
-        "sub": client,
-        "aud": ISSUER + "/oauth2/token",
-        "iat": now,
-        "exp": now + 60,
-        "jti": secrets.token_hex(12),
-    }
-    assertion = jwt.encode({"alg": "EdDSA", "kid": key.kid}, claims, key, algorithms=["EdDSA"])
-    form = {
-        "grant_type": "client_credentials",
-        "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": assertion,
-        "client_id": client,
-        "audience": AUDIENCE,
-    }
-    body = urlencode(form).encode()
-    answer = engine.tokens.token_request(body, b"application/x-www-form-urlencoded", now=float(now))
+    private_key_jwt assertion, ``tests/token_support``'s form); raises RuntimeError when refused."""
+    from tests.token_support import credentials_form
+
+    body = urlencode(credentials_form(client, key, audience=AUDIENCE)).encode()
+    answer = engine.tokens.token_request(body, b"application/x-www-form-urlencoded")
     token = answer.get("access_token") if isinstance(answer, dict) else None
     if not isinstance(token, str):
         raise RuntimeError(f"no token for {client}: {answer!r}")
