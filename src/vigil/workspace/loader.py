@@ -135,16 +135,16 @@ def _rel(root: Path, p: Path) -> str:
 
 
 def _read(p: Path, root: Path, problems: list[str]) -> str | None:
+    """The file's text; None with the reason in ``problems`` (too large, unreadable, not UTF-8)."""
     try:
         if p.stat().st_size > MAX_FILE_BYTES:
             problems.append(f"{_rel(root, p)}: file larger than {MAX_FILE_BYTES} bytes")
             return None
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        problems.append(f"{_rel(root, p)}: not valid UTF-8")
+        data = p.read_bytes()
     except OSError as e:
         problems.append(f"{_rel(root, p)}: cannot read: {e.strerror}")
-    return None
+        return None
+    return _decode(p, data, root, problems)
 
 
 def _settings(root: Path, problems: list[str]) -> Settings | None:
