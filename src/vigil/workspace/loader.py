@@ -228,8 +228,10 @@ def _entities(root: Path, files: EntityFiles, problems: list[str]) -> tuple[list
 
 
 def _decode(f: Path, data: bytes, root: Path, problems: list[str]) -> str | None:
+    """The bytes as ``read_text`` reads a file (UTF-8, universal newlines); None with the reason
+    in ``problems``."""
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError:
         problems.append(f"{_rel(root, f)}: not valid UTF-8")
         return None
