@@ -2,7 +2,11 @@
 recorded again once approved requests stopped being learned: the merged build reproduced the
 pre-layout model with that change exactly, 11 of 11 runs equal; and again when learning stopped
 being a free pass, issue 17: the rows that changed are learning identities' risky requests, now
-enforced, and what followed from them).
+enforced, and what followed from them; and once profiles learned the places of tool-call
+arguments, issue 16: every decision row equal, only the profile digests changed, as a snapshot now
+holds the ``args`` table and its novelty count; and once the same sensitive action again stopped
+counting as a second step of an escalation chain: the rows that changed are approved retries,
+which the retry itself had turned into a chain and a risk_deny, now let through as approved).
 
 Seeded streams of varied requests (habits, then new regions, networks, user agents, odd hours,
 privilege jumps, escalation chains, new and cross-segment resources, enumeration sweeps, rate
@@ -332,8 +336,12 @@ def test_the_streams_show_every_signal(golden: dict[str, Any]) -> None:
     from vigil.behaviour.signals import DEFAULT_WEIGHTS
 
     # credential_misuse needs context.credential_source and bad_network [behaviour] bad_networks,
-    # which these streams never have (tests/test_credential_misuse.py covers both)
-    assert set(DEFAULT_WEIGHTS) - {"credential_misuse", "bad_network"} <= seen, set(DEFAULT_WEIGHTS) - seen
+    # which these streams never have (tests/test_credential_misuse.py covers both); new_argument
+    # needs tool-call arguments, new_on_behalf delegated requests and credential_two_places
+    # context.credential_id (tests/test_tool_behaviour.py, tests/test_delegated_behaviour.py,
+    # tests/test_credential_two_places.py)
+    absent = {"credential_misuse", "bad_network", "new_argument", "new_on_behalf", "credential_two_places"}
+    assert set(DEFAULT_WEIGHTS) - absent <= seen, set(DEFAULT_WEIGHTS) - seen
     # no `learning` reason: these streams learn for 0 days, so every signal of a learning identity
     # is fully backed and enforced (docs/behaviour.md, "Learning is not a free pass")
     assert {"risk_step_up", "approved", "quarantined", "shadow_step_up"} <= reasons, reasons

@@ -27,6 +27,7 @@ from vigil.behaviour.profile import (
     CAPS,
     KINDS,
     NOV_ACTION,
+    NOV_ARG,
     NOV_NET,
     NOV_REGION,
     NOV_RESOURCE,
@@ -372,6 +373,7 @@ def kind_index(kind: str) -> int:
         "resource": NOV_RESOURCE,
         "rtype": NOV_RTYPE,
         "seg": NOV_SEG,
+        "arg": NOV_ARG,
     }[kind]
 
 

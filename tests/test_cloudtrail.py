@@ -111,6 +111,7 @@ def test_assumed_role_session_is_its_role_with_the_session_name() -> None:
         "event_id": "e1",
         "read_only": True,
         "mfa": False,
+        "credential_id": "ASIAEXAMPLE",
     }
 
 

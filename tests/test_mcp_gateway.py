@@ -142,7 +142,7 @@ def test_values_cedar_cannot_hold_are_denied_with_a_clear_code(
 def test_no_token_or_a_bad_one_is_refused_with_the_metadata_pointer(
     served: tuple[GatewayServer, Engine, MemorySink],
 ) -> None:
-    gw, _, _ = served
+    gw, _, sink = served
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     headers = {"Accept": "application/json, text/event-stream"}
     base = gw.url.removesuffix("/mcp")
@@ -154,6 +154,12 @@ def test_no_token_or_a_bad_one_is_refused_with_the_metadata_pointer(
         meta_url = challenge.split('resource_metadata="')[1].split('"')[0]
         meta = httpx.get(meta_url).json()
         assert meta["resource"] == gw.url and meta["authorization_servers"] == ["http://127.0.0.1:8765/"]
+    # every refusal is in the audit log, the refused token only as a fingerprint
+    refused = [e for e in sink.operator_events if e["type"] == "authentication_refused"]
+    assert [e["reason"] for e in refused] == ["no_token", "unauthenticated", "no_token"]
+    assert all(e["peer"] == "127.0.0.1" and e["path"] == "/mcp" and e["by"] == "vigil.mcp" for e in refused)
+    assert len(refused[1]["token"]) == 16 and "nope" not in str(refused)
+    assert not sink.records  # no decision was made
     meta = httpx.get(base + "/.well-known/oauth-protected-resource").json()
     assert meta["resource"] == gw.url
 

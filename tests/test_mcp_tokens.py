@@ -223,10 +223,12 @@ def test_the_metadata_points_at_the_workspaces_token_service(env: Env) -> None:
     assert env.engine.tokens.metadata()["token_endpoint"] == ISSUER + "/oauth2/token"
 
 
-def _refused(env: Env, token: str) -> None:
+def _refused(env: Env, token: str, reason: str | None = None) -> None:
     """``token`` gets 401 with the metadata pointer, over raw HTTP and through the SDK's client;
-    nothing is decided and nothing reaches the upstream."""
+    nothing is decided and nothing reaches the upstream; each refusal is audited (with ``reason``,
+    when given, as the token error's code)."""
     decided, forwarded = len(env.sink.records), env.forwarded()
+    audited = len(env.sink.operator_events)
     body = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -246,6 +248,10 @@ def _refused(env: Env, token: str) -> None:
     run(go)
     assert len(env.sink.records) == decided
     assert env.forwarded() == forwarded
+    refusals = [e for e in env.sink.operator_events[audited:] if e["type"] == "authentication_refused"]
+    assert len(refusals) >= 2 and token not in str(refusals)  # raw HTTP, then the SDK's client
+    if reason is not None:
+        assert refusals[0]["reason"] == reason, refusals[0]
 
 
 def test_expired_tokens_are_refused(env: Env) -> None:
@@ -253,7 +259,7 @@ def test_expired_tokens_are_refused(env: Env) -> None:
     assert _tools(env, token)  # valid now (and cached by the verifier)
     env.clock.t += 601 + 30  # past its 600 s and the 30 s skew
     try:
-        _refused(env, token)
+        _refused(env, token, "token_expired")
     finally:
         env.clock.t -= 631
     assert _tools(env, token)
@@ -263,7 +269,7 @@ def test_a_token_for_another_audience_is_refused(env: Env) -> None:
     # vigil issues it (the workspace serves that audience too), but not for this gateway
     token = env.agent_token(audience=OTHER_AUDIENCE)
     assert env.engine.verifier.verify(token).subject == ("Agent", "triage-bot")
-    _refused(env, token)
+    _refused(env, token, "token_wrong_audience")
 
 
 def test_a_bad_signature_is_refused(env: Env) -> None:

@@ -111,7 +111,6 @@ def test_parent_and_group_lookup() -> None:
     assert parent_of(("Agent", "ci-job-17"), None, rules) == ("Agent", "ci-runner")
     assert parent_of(("Agent", "other"), None, rules) is None
     assert parent_of(("Agent", "x"), {"parent": ("Agent", "p")}, rules) == ("Agent", "p")
-    assert parent_of(("Agent", "x"), {}, rules, actor=("Agent", "a")) == ("Agent", "a")
     assert group_uid({"team": "data"}, ("team", "owner")) == (GROUP_TYPE, "team=data")
     assert group_uid({"owner": ("Team", "x")}, ("team", "owner")) == (GROUP_TYPE, 'owner=Team::"x"')
     assert group_uid({"kind": "agent"}, ("team", "owner")) is None
@@ -134,9 +133,10 @@ def test_a_new_identitys_first_request_is_judged_against_its_peers(tmp_path: Pat
     assert ok.allowed, (ok.risk, ok.explanations())
 
 
-def test_a_delegated_tokens_actor_is_the_parent(tmp_path: Path) -> None:
+def test_a_delegated_request_is_judged_on_its_actors_profile(tmp_path: Path) -> None:
     """The decision path as a delegated token reaches it (``vigil.delegation`` passes the chain's
-    actors, current first): an identity without a profile starts from the actor's baseline."""
+    actors, current first): the request is the acting agent's behaviour (issue 13), judged on its
+    own profile; the subject gets no profile from it."""
     from time import perf_counter_ns
 
     from vigil.model.request import parse_authzen
@@ -148,7 +148,7 @@ def test_a_delegated_tokens_actor_is_the_parent(tmp_path: Path) -> None:
     req = parse_authzen(request(TASK, "read", TABLES["data"][0], when), st.action_type)
     rec = e._decide(st, req, when.timestamp(), perf_counter_ns(), (("Agent", PARENT),))
     assert not rec.allowed and "segment_crossing" in rec.signals, (rec.risk, rec.explanations())
-    assert e.profiles.profiles[("Agent", TASK)].base is e.profiles.profiles[("Agent", PARENT)]
+    assert ("Agent", TASK) not in e.profiles.profiles
 
 
 def test_groups_from_the_registry_and_by_several_attributes(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ cdef class _State:
 
 
 cdef class Engine:
-    cdef public dict _strings, _profiles, _seen
+    cdef public dict _strings, _profiles, _seen, _tool_hints, _credentials
     cdef public _State _state
     cdef public object _clock, _ids, _store, _audit, _reload_lock, last_reload_error
     cdef public object profiles, approvals, quarantine, registry, identities, desk, cluster
@@ -36,23 +36,25 @@ cdef class Engine:
     cdef object __weakref__
 
     @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, record=DecisionRecord, a=Assessment,
-                   out=Outcome, v=Verdict, principal=tuple, allowed=cython.bint, learnable=cython.bint)
+                   out=Outcome, v=Verdict, principal=tuple, actor=Entity, who=tuple, on_behalf=str,
+                   allowed=cython.bint, learnable=cython.bint)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0, object delegation=*)
     cdef dict _context(self, _State st, AccessRequest req)
-    cdef Profile _profile_of(self, BehaviourModel beh, Entity entity, object delegation, double when)
+    cdef Profile _profile_of(self, BehaviourModel beh, Entity entity, AccessRequest req, Entity rentity, double when)
     @cython.locals(inactive=frozenset)
     cdef bint _gated(self, tuple principal, double when) except -1
     @cython.locals(a=Assessment)
     cdef tuple _signals_first(self, BehaviourModel beh, Profile prof, AccessRequest req, dict context, double when,
-                              Entity rentity, object ip)
+                              Entity rentity, object ip, str on_behalf)
     cdef void _learn(self, BehaviourModel beh, Profile prof, tuple principal, object f, bint learnable, bint allowed,
                      double when)
     @cython.locals(out=Outcome, granted=cython.bint, highs=cython.longlong)
-    cdef tuple _combine(self, BehaviourModel beh, Profile prof, AccessRequest req, Assessment a, object f,
+    cdef tuple _combine(self, BehaviourModel beh, Profile prof, tuple who, AccessRequest req, Assessment a, object f,
                         bint allowed, tuple reasons)
     cpdef void _finish(self, DecisionRecord record)
 
 
+cdef str _on_behalf(tuple subject)
 cdef bint _established(BehaviourModel beh, Profile prof, double when)
 @cython.locals(ids=dict)
 cdef Entity _entity(dict by_type, tuple uid)

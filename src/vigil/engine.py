@@ -17,7 +17,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -118,7 +118,13 @@ class _State:
         "workspace",
     )
 
-    def __init__(self, workspace: Workspace, strings: dict[str, str]) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        strings: dict[str, str],
+        tool_hints: dict[EntityUid, dict[str, bool]] | None = None,
+        credentials: dict[str, tuple[str, float, str | None, float]] | None = None,
+    ) -> None:
         ps: PolicySet = workspace.policy_set
         self.workspace = workspace
         self.authorizer = ps.authorizer
@@ -134,12 +140,19 @@ class _State:
         self.mode = workspace.settings.behaviour.mode
         self.overlay_rules = workspace.settings.overlay
         self.action_type = action_type(ps.schema)
-        self.behaviour = BehaviourModel(workspace.settings.behaviour, ps.store, strings)
+        self.behaviour = BehaviourModel(
+            workspace.settings.behaviour, ps.store, strings, tool_hints, credentials
+        )
         # Does any policy read context.vigil? If none does, behaviour can always be assessed after
         # the policy, in one pass with learning. (A fallback policy's code is not ours to read.)
         self.policy_reads_vigil = any(
             "vigil" in pol.source or pol.fallback_reason is not None for pol in ps.policies
         )
+
+
+def _on_behalf(subject: EntityUid) -> str:
+    """The behaviour feature of a delegated request's subject (the agent acts for it)."""
+    return f'for:{subject[0]}::"{subject[1]}"'
 
 
 def _established(beh: BehaviourModel, prof: Profile, when: float) -> bool:
@@ -187,7 +200,11 @@ class Engine:
         fetch: Fetch | None = None,
     ) -> None:
         self._strings: dict[str, str] = {}
-        self._state = _State(workspace, self._strings)
+        # tools' MCP annotations as upstreams publish them (note_tools), kept across reloads
+        self._tool_hints: dict[EntityUid, dict[str, bool]] = {}
+        # where each credential was last used (credential_two_places), kept across reloads
+        self._credentials: dict[str, tuple[str, float, str | None, float]] = {}
+        self._state = _State(workspace, self._strings, self._tool_hints, self._credentials)
         self._clock: Clock = clock or time.time
         self._ids: IdSource = ids or _id_source()
         try:
@@ -336,7 +353,7 @@ class Engine:
                     "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
                 )
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
-            state = _State(ws, self._strings)
+            state = _State(ws, self._strings, self._tool_hints, self._credentials)
             try:
                 issuers = self._issuers(ws.settings, ws.path)
             except WorkspaceError as e:
@@ -551,7 +568,19 @@ class Engine:
             ip = None
         # identity: a quarantined identity is denied before anything else
         beh = st.behaviour
-        prof = self._profile_of(beh, entity, delegation, when)
+        # whose behaviour this is: the subject's, or for a delegated token the current actor's
+        # (the agent doing the work; the subject it acts for is one of the request's features)
+        actor = _entity(st.by_type, delegation[0]) if delegation else None
+        on_behalf = None
+        if actor is None:
+            actor = entity
+        else:
+            on_behalf = _on_behalf(principal)
+            sprof = self._profiles.get(principal)
+            if (sprof is not None and sprof.quarantined) or principal in self.quarantine:
+                return self._quarantined(st, req, context, sprof, when, t0, delegation)
+        who = actor.uid
+        prof = self._profile_of(beh, actor, req, rentity, when)
         a = None
         if prof is not None:
             if prof.quarantined:
@@ -559,10 +588,10 @@ class Engine:
             # signals: computed before the policy only when they can matter to it (a policy reads
             # context.vigil and the identity is enforced); otherwise after it, in one pass
             if st.policy_reads_vigil and beh.enforce and _established(beh, prof, when):
-                a, f = self._signals_first(beh, prof, req, context, when, rentity, ip)
+                a, f = self._signals_first(beh, prof, req, context, when, rentity, ip, on_behalf)
                 if delegation is not None:
                     context["vigil"] = delegated_vigil(context["vigil"], delegation)
-        elif principal in self.quarantine:
+        elif who in self.quarantine:
             return self._quarantined(st, req, context, prof, when, t0, delegation)
         overlay = None
         applied = None
@@ -575,13 +604,15 @@ class Engine:
         if a is None:
             # The policy saw a neutral context.vigil (or does not read it): assess now, and learn
             # in the same pass unless the risk changes the decision (then `f` comes back).
-            a, f = beh.assess(prof, req.action, req.resource, req.context, when, allowed, rentity, ip)
+            a, f = beh.assess(
+                prof, req.action, req.resource, req.context, when, allowed, rentity, ip, on_behalf
+            )
         # combine: only a risk at the step-up threshold can change anything
         advice = _NONE
         ticket = None
         learnable = allowed
         if a.risk >= beh.step_up_risk:
-            out, ticket = self._combine(beh, prof, req, a, f, allowed, reasons)
+            out, ticket = self._combine(beh, prof, who, req, a, f, allowed, reasons)
             allowed, reasons, advice, learnable = out.allowed, out.reasons, out.advice, out.learnable
         record = new_record(
             self._ids(),
@@ -608,11 +639,11 @@ class Engine:
             record.delegation = delegation
         self._finish(record)
         # learn: after the decision, so a request cannot raise its own allowance
-        self._learn(beh, prof, principal, f, learnable, record.allowed, when)
+        self._learn(beh, prof, who, f, learnable, record.allowed, when)
         if record.allowed:
             ac = beh._acls.get(req.action)
             if ac is not None and ac[0] == ADMIN:
-                self._link(beh, principal, req.resource, when)
+                self._link(beh, who, req.resource, when)
         return record
 
     def _link(self, beh: BehaviourModel, actor: EntityUid, resource: EntityUid, when: float) -> None:
@@ -654,36 +685,40 @@ class Engine:
         when: float,
         rentity: Entity | None,
         ip: IPAddr | None,
+        on_behalf: str | None,
     ) -> tuple[Assessment, Features | None]:
         """Assess before the policy, so that it reads the risk and signals in ``context.vigil``."""
-        a, f = beh.assess(prof, req.action, req.resource, req.context, when, None, rentity, ip)
+        a, f = beh.assess(prof, req.action, req.resource, req.context, when, None, rentity, ip, on_behalf)
         if not a.learning and a.risk:
             context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
         return a, f
 
     def _profile_of(
-        self, beh: BehaviourModel, entity: Entity, delegation: Any, when: float
+        self, beh: BehaviourModel, entity: Entity, req: AccessRequest, rentity: Entity | None, when: float
     ) -> Profile | None:
-        """The identity's behaviour profile; at its first request, the one :meth:`_inherit` gives
-        (a quarantined identity without a profile gets none: it stays on the quarantine path)."""
+        """The identity's behaviour profile; at its first request (``req``, on ``rentity``), the
+        one :meth:`_inherit` gives (a quarantined identity without a profile gets none: it stays on
+        the quarantine path)."""
         prof = self._profiles.get(entity.uid)
         if prof is None and not beh.off and entity.uid not in self.quarantine:
-            prof = self._inherit(beh, entity, delegation, when)
+            prof = self._inherit(beh, entity, req, rentity, when)
         return prof
 
-    def _inherit(self, beh: BehaviourModel, entity: Entity, delegation: Any, when: float) -> Profile | None:
-        """The profile of an identity's first request: for a short-lived one, a copy of its
-        parent's baseline (:mod:`vigil.behaviour.sessions`: the entity's ``parent`` attribute, a
-        delegated token's actor, a ``[behaviour] sessions`` rule), which its requests then also
-        teach; else an empty one whose base is its peer group, so the first request is judged
-        against its peers (``BehaviourModel._judge_first``); None when there is neither (the
-        profile is made when the request is learned)."""
-        actor = delegation[0] if delegation else None
-        parent = parent_of(entity.uid, entity.attrs, beh.sessions, actor)
+    def _inherit(
+        self, beh: BehaviourModel, entity: Entity, req: AccessRequest, rentity: Entity | None, when: float
+    ) -> Profile | None:
+        """The profile of an identity's first request (``req``): for a short-lived one, a copy of
+        its parent's baseline (:mod:`vigil.behaviour.sessions`: the entity's ``parent`` attribute,
+        a ``[behaviour] sessions`` rule), which its requests then also teach; else an empty one
+        whose base is its peer group (named by an attribute, else learned from the work of this
+        request: :mod:`vigil.behaviour.peers`), so the first request is judged against its peers
+        (``BehaviourModel._judge_first``); None when there is neither (the profile is made when
+        the request is learned)."""
+        parent = parent_of(entity.uid, entity.attrs, beh.sessions)
         base = self._profiles.get(parent) if parent is not None else None
         if base is None or base.quarantined:
             # no parent: an empty profile whose first request is judged against its peer group
-            group = self._group(beh, entity.uid, when)
+            group = self._group(beh, entity.uid, when, beh.work_of(req.action, req.resource, rentity))
             if group is None or not group.learned:
                 return None
             prof = self.profiles.create(entity.uid, when)
@@ -701,11 +736,14 @@ class Engine:
         beh = self._state.behaviour
         for uid, prof in list(self._profiles.items()):
             if uid[0] != GROUP_TYPE and prof.base is None:
-                prof.base = self._group(beh, uid, prof.first_seen)
+                prof.base = self._group(beh, uid, prof.first_seen, beh.work_of_profile(prof))
 
-    def _group(self, beh: BehaviourModel, uid: EntityUid, when: float) -> Profile | None:
-        """The shared profile of ``uid``'s peer group (made empty at its first member), or None
-        (no ``[behaviour] peers`` attribute on its entity)."""
+    def _group(
+        self, beh: BehaviourModel, uid: EntityUid, when: float, work: EntityUid | None = None
+    ) -> Profile | None:
+        """The shared profile of ``uid``'s peer group (made empty at its first member): the one a
+        ``[behaviour] peers`` attribute of its entity names, else ``work`` (its learned group,
+        :func:`vigil.behaviour.peers.work_uid`), or None."""
         if not beh.peers:
             return None
         entity = self._state.by_uid.get(uid)
@@ -714,6 +752,8 @@ class Engine:
         if entry is not None:  # the registry's owner, purpose and kind where the entity has none
             attrs = {"owner": entry.owner, "purpose": entry.purpose, "kind": entry.kind, **(attrs or {})}
         guid = group_uid(attrs, beh.peers)
+        if guid is None:
+            guid = work
         if guid is None:
             return None
         group = self._profiles.get(guid)
@@ -744,7 +784,7 @@ class Engine:
             prof = self.profiles.create(principal, f.t)
             if prof is None:
                 return
-            prof.base = self._group(beh, principal, f.t)
+            prof.base = self._group(beh, principal, f.t, beh.work_of_features(f))
         beh.learn(prof, f, learnable and allowed, allowed)
 
     def _denied_early(
@@ -808,6 +848,7 @@ class Engine:
         self,
         beh: BehaviourModel,
         prof: Profile | None,
+        who: EntityUid,
         req: AccessRequest,
         a: Assessment,
         f: Features | None,
@@ -816,7 +857,9 @@ class Engine:
     ) -> tuple[Outcome, dict[str, Any] | None]:
         """Risk at or above the step-up threshold: :func:`vigil.pipeline.combine.combine`, with the
         state it reads gathered first (an approval of this request used, the identity's high-risk
-        decisions counted) and the effect it wants applied; ``(outcome, ticket or None)``."""
+        decisions counted) and the effect it wants applied; ``(outcome, ticket or None)``. ``who``:
+        the identity whose behaviour ``prof`` is (the subject, or a delegated token's current
+        actor), the one a quarantine takes; a ticket is for the request as made."""
         if prof is None or f is None:
             return combine(beh, a, False, allowed, reasons), None
         granted = False
@@ -830,7 +873,7 @@ class Engine:
         if effect is None:
             return out, None
         if effect.kind == QUARANTINE:
-            return (out if self._quarantine(req.principal, effect.reason, f.t) else unsaved(out)), None
+            return (out if self._quarantine(who, effect.reason, f.t) else unsaved(out)), None
         ticket = self._open_ticket(beh, req, a, f.t)
         return (out, ticket) if ticket is not None else (unsaved(out), None)
 
@@ -1011,6 +1054,15 @@ class Engine:
         kid = self.signing_keys.rotate(self._clock(), ids.token_ttl_s + ids.clock_skew_s)
         self._record("signing_key_rotated", who, kid=kid)
         return kid
+
+    def note_tools(self, hints: Mapping[EntityUid, Mapping[str, bool]]) -> None:
+        """The MCP annotations upstreams publish for their tools (``readOnlyHint``,
+        ``destructiveHint``, ...), so that behaviour classes each tool call by what the tool does
+        (a read-only tool reads; a destructive one is a sensitive write) when the workspace does
+        not declare the tool. Kept across reloads; never raises."""
+        beh = self._state.behaviour
+        for uid, h in hints.items():
+            beh.note_tool(uid, {k: v for k, v in h.items() if type(v) is bool})
 
     def identity_active(self, uid: EntityUid) -> bool:
         """Whether the registry lets ``uid`` act now (True for an identity it does not hold)."""

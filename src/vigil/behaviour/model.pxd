@@ -24,16 +24,17 @@ cdef class Features:
     cdef public int mask, res_state
     cdef public bint hour_ok, sens, fresh, novel_step, tracked, counted
     cdef public object day
-    cdef public str net, region, ua, aname, cred, bad
+    cdef public str net, region, ua, aname, cred, bad, cid
     cdef public list unknown
-    cdef public tuple resource
+    cdef public tuple resource, args
     cdef public ResourceInfo ri
 
 
 cdef double INFORMATIVE, RATE_TAU1, RATE_TAU2
-cdef long long CAP_REGION, CAP_NET, CAP_UA, CAP_ACTION, CAP_RTYPE, CAP_SEG
+cdef long long CAP_REGION, CAP_NET, CAP_UA, CAP_ACTION, CAP_RTYPE, CAP_SEG, CAP_ARG
 cdef double _strength(double novel, double n, double scale=*)
 cdef str _wide(str net)
+cdef str _place(Features f)
 cdef double _threshold(double floor, double mean, double mad, double ratio)
 cdef object _over(double points, double over)
 cdef (double, double) _ewma(double mean, double mad, double sample, double a, bint capped)
@@ -47,12 +48,12 @@ cdef void _note_unknown(Features f, str name, str why)
 
 @cython.final
 cdef class BehaviourModel:
-    cdef public dict _acls, _resources, _uas, w, strings
+    cdef public dict _acls, _resources, _uas, w, strings, tool_hints, _tools, credentials
     cdef public tuple sessions, peers, bad_networks
     cdef public object _day, classes, reader, settings, store
-    cdef public frozenset _off, _segment_types, _segment_uids
+    cdef public frozenset _off, _segment_types, _segment_uids, tool_actions
     cdef public set _regions_ok
-    cdef public double _skew, chain_s, enum_w, establish_s, learning_s, forget_s
+    cdef public double _skew, chain_s, enum_w, establish_s, learning_s, forget_s, cred_window
     cdef public double quarantine_window_s, travel_kmh, travel_min_km
     cdef public long long deny_risk, enum_min, forget_days, learning_requests, min_history
     cdef public long long quarantine_after, quarantine_risk, rate_min, rate_min2, step_up_risk
@@ -61,14 +62,19 @@ cdef class BehaviourModel:
     cpdef str intern(self, str s)
     cpdef ResourceInfo resource_info(self, tuple resource)
     cdef ResourceInfo _resource_info(self, tuple resource)
+    cpdef tuple tool_class(self, tuple tool, Entity entity=*)
+    cpdef object work_of(self, tuple action, tuple resource, Entity entity=*)
+    cpdef object work_of_profile(self, Profile p)
+    cpdef object work_of_features(self, Features f)
+    cpdef void note_tool(self, tuple tool, dict hints)
 
     # assess = features (from the request) + judge (the detectors, one per signal family)
     @cython.locals(f=Features, a=Assessment)
     cpdef tuple assess(self, Profile p, tuple action, tuple resource, dict ctx, double when, object allowed=*,
-                       Entity resource_entity=*, IPAddr ip=*)
+                       Entity resource_entity=*, IPAddr ip=*, str on_behalf=*)
     @cython.locals(f=Features, it=cython.longlong)
     cpdef Features features(self, tuple action, tuple resource, dict ctx, double when, Entity resource_entity=*,
-                            IPAddr ip=*)
+                            IPAddr ip=*, str on_behalf=*)
     @cython.locals(t=cython.double)
     cdef void _read_time(self, Features f, object v, double when)
     @cython.locals(iptext=str)
@@ -94,6 +100,12 @@ cdef class BehaviourModel:
     @cython.locals(ri=ResourceInfo, n=cython.longlong, nr_c=cython.double, dt=cython.double, counted=cython.bint,
                    tracked=cython.bint)
     cdef list _resource_signals(self, list hits, Profile p, Features f)
+    @cython.locals(n=cython.longlong, known_tool=cython.bint)
+    cdef list _argument_signals(self, list hits, Profile p, Features f)
+    @cython.locals(t=cython.double, w=cython.double, n=cython.longlong)
+    cdef list _two_places(self, list hits, Profile p, Features f)
+    @cython.locals(t=cython.double)
+    cpdef void note_credential(self, Features f)
     @cython.locals(dt=cython.double, c1=cython.double, c2=cython.double)
     cdef list _rate_signals(self, list hits, Profile p, Features f)
     @cython.locals(cls=cython.longlong, sens=cython.bint, t=cython.double, chain_t=cython.double,

@@ -34,9 +34,11 @@ from socket import AF_INET, inet_pton
 from typing import Any, Final
 
 from vigil.behaviour import signals as S
+from vigil.behaviour.arguments import argument_keys
 from vigil.behaviour.context import ContextReader
 from vigil.behaviour.credentials import workstation
-from vigil.behaviour.privilege import ADMIN, CLASS_NAMES, READ, WRITE, ActionClasses
+from vigil.behaviour.peers import WORK, work_uid
+from vigil.behaviour.privilege import ADMIN, CLASS_NAMES, READ, WRITE, ActionClasses, tool_class
 from vigil.behaviour.profile import (
     BLOOM_BITS,
     BLOOM_BYTES,
@@ -44,6 +46,7 @@ from vigil.behaviour.profile import (
     CAPS,
     HALVE_AT,
     NO_THRESHOLD,
+    NOV_ARG,
     NOV_NET,
     NOV_REGION,
     NOV_UA,
@@ -76,6 +79,11 @@ CAP_UA: Final = CAPS["ua"]
 CAP_ACTION: Final = CAPS["action"]
 CAP_RTYPE: Final = CAPS["rtype"]
 CAP_SEG: Final = CAPS["seg"]
+CAP_ARG: Final = CAPS["arg"]
+TOOL_CACHE: Final = 65_536
+CREDENTIAL_CACHE: Final = 262_144
+MAX_CREDENTIAL_ID: Final = 256
+_NO_ARGS: Final[tuple[str, ...]] = ()
 RATIO1: Final = 4.0  # a per-minute count is unusual from 4x its usual level ...
 RATIO2: Final = 5.0  # ... a per-quarter-hour count from 5x (a busy day is 2-4x, a runaway 10x+)
 ENUM_RATIO: Final = 4.0
@@ -136,7 +144,11 @@ class Features:
     ``hour_ok`` (False: ``context.time`` was not trusted), ``net`` (the /24 or /48 key), ``region``,
     ``ua`` (the user-agent family), ``mask`` (bits of the missing context fields), ``unknown`` (the
     malformed ones, with why; None when none), ``aname``, ``cls`` and ``sens`` (the action's name,
-    privilege class and sensitivity), ``resource`` and its ``ri``.
+    privilege class and sensitivity; for a tool call, the tool's name and class: see
+    :meth:`BehaviourModel.tool_class`), ``resource`` and its ``ri``, ``args`` (the places the
+    call's ``context.arguments`` reach, :func:`vigil.behaviour.arguments.argument_keys`),
+    ``cid`` (``context.credential_id``: the credential the request was made with, when the PEP
+    names it; None otherwise).
 
     Derived against the profile by the detectors (:meth:`BehaviourModel.judge`), for
     :meth:`BehaviourModel.learn`: ``net`` widened to /16 (/32) for an identity whose networks
@@ -152,11 +164,13 @@ class Features:
 
     __slots__ = (
         "aname",
+        "args",
         "bad",
         "c1",
         "c2",
         "chain_sens",
         "chain_t",
+        "cid",
         "climbs",
         "cls",
         "counted",
@@ -192,6 +206,7 @@ class Features:
         self.mask = 0
         self.unknown: list[Unknown] | None = None
         self.aname = ""
+        self.args: tuple[str, ...] = ()
         self.cls = 0
         self.sens = False
         self.resource: EntityUid = ("", "")
@@ -209,6 +224,7 @@ class Features:
         self.climbs = 0
         self.chain_sens = 0
         self.cred: str | None = None
+        self.cid: str | None = None
         self.bad: str | None = None
 
 
@@ -231,6 +247,26 @@ def _wide(net: str) -> str:
     if "." in net:
         return net[: net.find(".", net.find(".") + 1) + 1] + "*"
     return net[: net.find(":", net.find(":") + 1) + 1] + "*"
+
+
+def _latest(table: dict[str, int]) -> str:
+    """The key of ``table`` learned most recently (the highest day; the first of equals), or ""."""
+    best = ""
+    day = -(10**18)
+    for key, d in table.items():
+        if d > day:
+            best, day = key, d
+    return best
+
+
+def _place(f: Features) -> str | None:
+    """Where a request came from, for ``credential_two_places``: its /16 (IPv6 /32) network and its
+    region (``10.40.*|eu-west-1``); None when it has neither."""
+    net = f.net
+    region = f.region
+    if net is None and region is None:
+        return None
+    return (_wide(net) if net is not None else "") + "|" + (region if region is not None else "")
 
 
 def _inside_known(net: str, table: dict[str, int]) -> bool:
@@ -321,10 +357,13 @@ class BehaviourModel:
         "_segment_types",
         "_segment_uids",
         "_skew",
+        "_tools",
         "_uas",
         "bad_networks",
         "chain_s",
         "classes",
+        "cred_window",
+        "credentials",
         "deny_risk",
         "enforce",
         "enum_min",
@@ -348,6 +387,8 @@ class BehaviourModel:
         "step_up_risk",
         "store",
         "strings",
+        "tool_actions",
+        "tool_hints",
         "travel_kmh",
         "travel_min_km",
         "w",
@@ -358,6 +399,8 @@ class BehaviourModel:
         settings: BehaviourSettings,
         store: EntityStore | None = None,
         strings: dict[str, str] | None = None,
+        tool_hints: dict[EntityUid, dict[str, bool]] | None = None,
+        credentials: dict[str, tuple[str, float, str | None, float]] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -414,6 +457,16 @@ class BehaviourModel:
         self.sessions = parse_rules(settings.sessions)
         self.peers = settings.peers
         self.bad_networks = tuple(ip_network(c, strict=False) for c in settings.bad_networks)
+        # tool calls: classed by the tool (its MCP annotations, else its name), not the action
+        self.tool_actions = frozenset(settings.tool_actions)
+        self.tool_hints: dict[EntityUid, dict[str, bool]] = tool_hints if tool_hints is not None else {}
+        self._tools: dict[EntityUid, tuple[int, bool, str]] = {}
+        # where each credential (context.credential_id) was last used: (place, time, the place
+        # before it, its time); shared across reloads by the engine, bounded
+        self.credentials: dict[str, tuple[str, float, str | None, float]] = (
+            credentials if credentials is not None else {}
+        )
+        self.cred_window = float(settings.credential_window_s)
 
     # -- helpers -------------------------------------------------------------------------------
     def intern(self, s: str) -> str:
@@ -451,6 +504,69 @@ class BehaviourModel:
                 seg = self.intern(f'{segs[0][0]}::"{segs[0][1]}"')
         return ResourceInfo(h, bit >> 3, 1 << (bit & 7), self.intern(resource[0]), seg)
 
+    def work_of(
+        self, action: EntityUid, resource: EntityUid, entity: Entity | None = None
+    ) -> EntityUid | None:
+        """The learned peer group (:func:`vigil.behaviour.peers.work_uid`) of an identity whose
+        request is ``action`` on ``resource``: the resource's segment (else its type) and the
+        request's privilege class; None when ``work`` is not in ``[behaviour] peers``."""
+        if WORK not in self.peers:
+            return None
+        if entity is not None:
+            ri = entity.resource_info
+            if ri is None:
+                ri = entity.resource_info = self._resource_info(resource)
+        else:
+            ri = self.resource_info(resource)
+        if action[1] in self.tool_actions:
+            cls = self.tool_class(resource, entity)[0]
+        else:
+            cls = self.classes.get(action)[0]
+        return work_uid(ri.seg, ri.rtype, cls)
+
+    def work_of_features(self, f: Features) -> EntityUid | None:
+        """The learned peer group of an identity whose first learned request is ``f``."""
+        if WORK not in self.peers:
+            return None
+        return work_uid(f.ri.seg, f.ri.rtype, f.cls)
+
+    def work_of_profile(self, p: Profile) -> EntityUid | None:
+        """The learned peer group of a restored profile: its most recently learned segment (else
+        resource type) and its highest learned class; None when it has neither, or ``work`` is not
+        in ``[behaviour] peers``."""
+        if WORK not in self.peers:
+            return None
+        return work_uid(_latest(p.segs) or None, _latest(p.rtypes), p.max_cls)
+
+    def tool_class(self, tool: EntityUid, entity: Entity | None = None) -> tuple[int, bool, str]:
+        """``(class, sensitive, name)`` of a call of ``tool``: the MCP annotations the workspace
+        declares on its entity (``readOnlyHint``, ``destructiveHint``) or, failing those, the ones
+        its upstream published (:meth:`note_tool`), else its name
+        (:func:`vigil.behaviour.privilege.tool_class`). Cached; never raises."""
+        got = self._tools.get(tool)
+        if got is not None:
+            return got
+        hints: dict[str, bool] | None = None
+        if entity is not None:
+            attrs = entity.attrs
+            declared = {k: v for k in ("readOnlyHint", "destructiveHint") if type(v := attrs.get(k)) is bool}
+            hints = declared or None
+        if hints is None:
+            hints = self.tool_hints.get(tool)
+        cls, sens = tool_class(tool[1], hints)
+        got = (cls, sens, self.intern(tool[1]))
+        if len(self._tools) >= TOOL_CACHE:
+            self._tools.clear()
+        self._tools[tool] = got
+        return got
+
+    def note_tool(self, tool: EntityUid, hints: dict[str, bool]) -> None:
+        """The annotations an upstream publishes for ``tool`` (the MCP gateway tells them when it
+        lists its upstreams' tools); a changed hint re-classes the tool's next call."""
+        if self.tool_hints.get(tool) != hints:
+            self.tool_hints[tool] = dict(hints)
+            self._tools.pop(tool, None)
+
     def is_learning(self, p: Profile | None, t: float) -> bool:
         """True while ``p`` has not yet learned enough (requests and days) to be enforced."""
         return p is None or p.learned < self.learning_requests or t - p.first_seen < self.learning_s
@@ -466,6 +582,7 @@ class BehaviourModel:
         allowed: bool | None = None,
         resource_entity: Entity | None = None,
         ip: IPAddr | None = None,
+        on_behalf: str | None = None,
     ) -> tuple[Assessment, Features | None]:
         """Signals of one request against ``p`` (None: the identity's first request):
         :meth:`features` of the request, then :meth:`judge` (a pure function of the profile and
@@ -483,13 +600,16 @@ class BehaviourModel:
         ``resource_entity``: the stored entity of ``resource`` when the caller has it (the engine
         does); its resource info is kept on it. ``ip``: the caller's Cedar value of ``ctx["ip"]``
         when it parsed one (the engine's context conversion does), so it is not parsed twice.
+        ``on_behalf``: for a delegated request assessed on its acting agent's profile, the subject
+        it acts for (``for:Type::"id"``), learned and judged like the places of its arguments
+        (``new_on_behalf``).
 
         ``[behaviour] mode = "off"``: a calm assessment and no features, whatever ``allowed`` is;
         nothing is read or learned.
         """
         if self.off:
             return _CALM[0][False], None
-        f = self.features(action, resource, ctx, when, resource_entity, ip)
+        f = self.features(action, resource, ctx, when, resource_entity, ip, on_behalf)
         if p is None:
             return self._first(f), f
         a = self.judge(p, f)
@@ -506,6 +626,7 @@ class BehaviourModel:
         when: float,
         resource_entity: Entity | None = None,
         ip: IPAddr | None = None,
+        on_behalf: str | None = None,
     ) -> Features:
         """What the detectors read of one request (see :class:`Features`), from the request alone."""
         f = Features.__new__(Features)
@@ -517,12 +638,28 @@ class BehaviourModel:
         self._read_user_agent(f, ctx.get("user_agent"))
         source = ctx.get("credential_source")
         f.cred = None if source is None else self._credential(source, ctx.get("user_agent"))
+        cid = ctx.get("credential_id")
+        f.cid = cid if type(cid) is str and 0 < len(cid) <= MAX_CREDENTIAL_ID else None
         f.bad = self._bad_network(ctx.get("ip")) if self.bad_networks else None
-        ac = self._acls.get(action)
-        cls, sens = ac if ac is not None else self.classes.get(action)
-        f.cls = cls
-        f.sens = sens
-        f.aname = action[1]
+        aname = action[1]
+        if aname in self.tool_actions:
+            tc = self._tools.get(resource)
+            if tc is None:
+                tc = self.tool_class(resource, resource_entity)
+            f.cls = tc[0]
+            f.sens = tc[1]
+            f.aname = tc[2]
+            arguments = ctx.get("arguments")
+            f.args = _NO_ARGS if arguments is None else argument_keys(arguments)
+        else:
+            ac = self._acls.get(action)
+            cls, sens = ac if ac is not None else self.classes.get(action)
+            f.cls = cls
+            f.sens = sens
+            f.aname = aname
+            f.args = _NO_ARGS
+        if on_behalf is not None:
+            f.args = (*f.args, on_behalf)
         f.resource = resource
         if resource_entity is not None:
             ri = resource_entity.resource_info
@@ -683,6 +820,8 @@ class BehaviourModel:
         hits = self._context_signals(None, g, f)
         hits = self._privilege_signals(hits, g, f)
         hits = self._resource_signals(hits, g, f)
+        if f.args:
+            hits = self._argument_signals(hits, g, f)
         f.net = net  # the member keeps its own granularity
         calm = self._first(f)
         hits = self._evident(hits, f)
@@ -747,12 +886,16 @@ class BehaviourModel:
         hits = self._time_signals(hits, p, f)
         hits = self._privilege_signals(hits, p, f)
         hits = self._resource_signals(hits, p, f)
+        if f.args:
+            hits = self._argument_signals(hits, p, f)
         hits = self._rate_signals(hits, p, f)
         hits = self._chain_signals(hits, p, f)
         if f.t - p.link_t <= self.chain_s and (f.cls == ADMIN or (f.novel_step and (f.cls or f.sens))):
             hits = self._linked(hits, p, f)
         if f.cred is not None or f.bad is not None:
             hits = self._evident(hits, f)
+        if f.cid is not None and self.cred_window > 0.0:
+            hits = self._two_places(hits, p, f)
         learning = p.learned < self.learning_requests or f.t - p.first_seen < self.learning_s
         if hits:
             if learning:
@@ -901,6 +1044,51 @@ class BehaviourModel:
         f.counted = counted
         return hits
 
+    def _argument_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
+        """Arguments: ``new_argument``, a call of a tool the identity already uses reaching a place
+        (path prefix, host, table) its calls never reached, or not within ``forget_days`` (one
+        signal per request: the first such place; a tool's first call is new_action or
+        privilege_drift already, and of course reaches new places); ``new_on_behalf``, a delegated request for a subject the acting agent
+        never acted for (a ``for:`` key). Quiet for an identity whose places are new so often that
+        novelty says nothing (as ``new_network``)."""
+        n = p.n
+        day = f.day
+        table = p.args
+        new = None
+        known_tool = f.aname in p.actions
+        for key in f.args:
+            d = table.get(key)
+            if d != day:
+                f.fresh = False
+                if (
+                    new is None
+                    and (d is None or day - d > self.forget_days)
+                    and (known_tool or key.startswith("for:"))
+                ):
+                    new = key
+        if new is not None and n and (p.nov_arg + 1.0) * INFORMATIVE < n + 2.0:
+            if hits is None:
+                hits = []
+            if new.startswith("for:"):
+                hits.append(
+                    (
+                        S.NEW_ON_BEHALF,
+                        max(1, round(self.w[S.NEW_ON_BEHALF] * _strength(p.nov_arg, n))),
+                        "first request on behalf of {0}; known: {1}",
+                        (new[4:], {k[4:]: d for k, d in list(table.items()) if k.startswith("for:")}),
+                    )
+                )
+                return hits
+            hits.append(
+                (
+                    S.NEW_ARGUMENT,
+                    max(1, round(self.w[S.NEW_ARGUMENT] * _strength(p.nov_arg, n))),
+                    "first call reaching {0!r} (with {1!r}); known: {2}",
+                    (new, f.aname, table),
+                )
+            )
+        return hits
+
     def _rate_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
         """Rate: ``rate_spike``, on decayed request counts over about a minute and a quarter hour."""
         dt = f.t - p.last_seen
@@ -942,7 +1130,8 @@ class BehaviourModel:
         chain_t = f.chain_t = p.chain_t
         top = p.chain_top
         climbs = p.chain_climbs
-        chain_sens = f.chain_sens = p.chain_sens + sens
+        # the same sensitive action again (a retry after a step-up, a batch) is not another step
+        chain_sens = f.chain_sens = p.chain_sens + (sens and f.aname != p.chain_last)
         if cls > top:
             climbs += 1
             top = cls
@@ -960,6 +1149,62 @@ class BehaviourModel:
                 )
             )
         return hits
+
+    def _two_places(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
+        """``credential_two_places``: the request's credential was used from another place (the
+        /16 (IPv6 /32) network and region) within ``credential_window_s``, and before that from
+        this one, also within the window: two parties alternate with one credential (a copy
+        in use beside its owner). One switch of place is not enough (a workload that moves, a
+        person who travels). Not judged for an identity whose networks churn (``new_network``'s
+        informative rule), nor without a network or region to compare."""
+        cid = f.cid
+        if cid is None:
+            return hits
+        got = self.credentials.get(cid)
+        if got is None:
+            return hits
+        place = _place(f)
+        if place is None:
+            return hits
+        last_place, last_t, before, before_t = got
+        t = f.t
+        w = self.cred_window
+        if place == last_place or place != before or t - last_t > w or t - before_t > w:
+            return hits
+        n = p.n
+        if n >= self.min_history and (p.nov_net + 1.0) * INFORMATIVE >= n + 2.0:
+            return hits
+        if hits is None:
+            hits = []
+        hits.append(
+            (
+                S.CREDENTIAL_TWO_PLACES,
+                self.w[S.CREDENTIAL_TWO_PLACES],
+                "credential {0!r} is in use from two places at once: {1} now, {2} {3} ago, {1} {4} ago",
+                (cid[:24], place, last_place, Ago(t - last_t), Ago(t - before_t)),
+            )
+        )
+        return hits
+
+    def note_credential(self, f: Features) -> None:
+        """Where ``f``'s credential was used (every decided request, learnable or not; called by
+        :meth:`learn`): its last place and the one before."""
+        place = _place(f)
+        cid = f.cid
+        if place is None or cid is None:
+            return
+        creds = self.credentials
+        got = creds.get(cid)
+        t = f.t
+        if got is None:
+            if len(creds) >= CREDENTIAL_CACHE:
+                del creds[next(iter(creds))]  # the oldest credential seen
+            creds[cid] = (place, t, None, 0.0)
+        elif got[0] == place:
+            if t > got[1]:
+                creds[cid] = (place, t, got[2], got[3])
+        else:
+            creds[cid] = (place, t, got[0], got[1])
 
     def _graded(self, hits: list[Hit], p: Profile, f: Features) -> Assessment:
         """The assessment of a learning identity (learning is not a free pass).
@@ -980,7 +1225,12 @@ class BehaviourModel:
         graded: list[Hit] = []
         for h in hits:
             name = h[0]
-            if name == S.IMPOSSIBLE_TRAVEL or name == S.CREDENTIAL_MISUSE or name == S.BAD_NETWORK:
+            if (
+                name == S.IMPOSSIBLE_TRAVEL
+                or name == S.CREDENTIAL_MISUSE
+                or name == S.BAD_NETWORK
+                or name == S.CREDENTIAL_TWO_PLACES
+            ):
                 graded.append(h)
                 continue
             k = b
@@ -1272,11 +1522,15 @@ class BehaviourModel:
             p.last_seen = t
         if f.counted:
             _count_new(p, f.ri, f.nr_c, t)
+        if f.cid is not None:
+            self.note_credential(f)
         if f.cls or f.sens:
             p.chain_t = f.chain_t
             p.chain_top = f.top
             p.chain_climbs = f.climbs
             p.chain_sens = f.chain_sens
+            if f.sens:
+                p.chain_last = f.aname
         if learnable:
             self._learn_normal(p, f, vetted)
             if p.base is not None:
@@ -1351,6 +1605,10 @@ class BehaviourModel:
             self._known_max(p, day)
         if f.res_state:  # else a resource in the newer bitmap: its type and segment were learned with it
             self._learn_resource(p, f)
+        for key in f.args:
+            d = p.args.get(key)
+            if d != day:
+                self._learn_context(p, "a:", key, p.args, CAP_ARG, NOV_ARG, day, t, d, vetted)
 
     def _learn_resource(self, p: Profile, f: Features) -> None:
         """A resource not in the newer bitmap: its bit (when tracked), its type and segment."""
@@ -1448,7 +1706,7 @@ class BehaviourModel:
         d: int | None,
         vetted: bool = False,
     ) -> None:
-        """A region, network or user agent: known ones are refreshed; a new one is a candidate
+        """A region, network, user agent or tool-call place: known ones are refreshed; a new one is a candidate
         until it has been seen for ``establish_s`` (so one request cannot make itself normal),
         or at once when a human ``vetted`` the request. ``d``: the day ``table`` holds for
         ``value`` (None: not in it), as the caller just read it."""

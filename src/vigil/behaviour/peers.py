@@ -16,6 +16,15 @@ is still a reader):
   group's, when the group has never done it either. A quiet identity with 40 requests that reads
   another team's table is judged with the evidence of its team's 40,000.
 
+**Groups learned from behaviour** (``work`` in ``[behaviour] peers``, on by default, last): an
+identity that none of the named attributes places (an IAM role, a service account imported as it
+is) belongs to the group of the identities that do the same work: the segment of the resources it
+works on (else their entity type) and its privilege class, ``vigil::PeerGroup::"work=Team::\"data\"+read"``
+(:func:`work_uid`). It is read from the identity's first request (a new identity's first request is
+then judged against that group), and from a restored profile's most recent segment, type and
+highest class. It is coarse on purpose: one key per (segment or type, class), so a group forms
+from the first few identities that share a kind of work and a new one can join it at once.
+
 This module is a leaf: the group key of an entity's attributes.
 """
 
@@ -43,13 +52,31 @@ def _text(attrs: Any, name: str) -> str | None:
     return None
 
 
+WORK: Final = "work"
+"""The name in ``[behaviour] peers`` of the groups learned from behaviour (not an attribute)."""
+_CLASS_NAMES: Final = ("read", "write", "admin")
+
+
+def work_uid(segment: str | None, rtype: str, cls: int) -> EntityUid | None:
+    """The learned group of an identity working on a resource of ``segment`` (its ``Type::"id"``
+    text, or None) and type ``rtype`` with privilege class ``cls`` (0 read, 1 write, 2 admin):
+    ``(GROUP_TYPE, "work=<segment or type>+<class>")``; None when there is neither."""
+    where = segment or rtype
+    if not where:
+        return None
+    return (GROUP_TYPE, f"{WORK}={where}+{_CLASS_NAMES[min(max(cls, 0), 2)]}")
+
+
 def group_uid(attrs: Any, names: tuple[str, ...]) -> EntityUid | None:
     """The peer group of an identity with attributes ``attrs`` (a mapping, or None): the first of
     ``names`` it has, as ``(GROUP_TYPE, "name=value")``; a name ``a+b`` needs every part
-    (``"a=x+b=y"``: e.g. ``kind+purpose``). None when it has none of them."""
+    (``"a=x+b=y"``: e.g. ``kind+purpose``). None when it has none of them (``work``, the learned
+    groups, is no attribute: :func:`work_uid`)."""
     if attrs is None:
         return None
     for name in names:
+        if name == WORK:
+            continue
         parts = name.split("+")
         values = [_text(attrs, part) for part in parts]
         if all(v is not None for v in values):
@@ -57,4 +84,4 @@ def group_uid(attrs: Any, names: tuple[str, ...]) -> EntityUid | None:
     return None
 
 
-__all__ = ["GROUP_TYPE", "group_uid"]
+__all__ = ["GROUP_TYPE", "WORK", "group_uid", "work_uid"]

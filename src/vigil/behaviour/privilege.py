@@ -15,8 +15,8 @@ writes. Without ``classify_by_name`` an unclassified action is read (it can neve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from vigil.model.uid import EntityUid
 from vigil.policy.entities import EntityStore
@@ -114,6 +114,22 @@ def name_class(action_id: str) -> tuple[int, bool]:
     if any(w in verb for w in _ADMIN_WORDS):
         return ADMIN, True
     return WRITE, any(w in verb for w in _SENSITIVE_WRITES)
+
+
+def tool_class(tool: str, hints: Mapping[str, Any] | None) -> tuple[int, bool]:
+    """``(class, sensitive)`` of a tool call (``Action::"call_tool"`` on ``Tool::"NAME.tool"``):
+    the tool, not the action, says what the call does. The MCP annotations decide when present
+    (``readOnlyHint`` true: read; ``destructiveHint`` true: write and sensitive, or admin when the
+    name says so); otherwise the tool's name after its upstream prefix is read as an action's
+    (:func:`name_class`: ``list_files`` read, ``delete_table`` write, ``grant_role`` admin)."""
+    name = tool.rsplit(".", 1)[-1]
+    cls, sensitive = name_class(name)
+    if hints:
+        if hints.get("readOnlyHint") is True:
+            return READ, sensitive
+        if hints.get("destructiveHint") is True:
+            return max(cls, WRITE), True
+    return cls, sensitive
 
 
 def _names(items: Iterable[str]) -> tuple[set[str], set[EntityUid]]:

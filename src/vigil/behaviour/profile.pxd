@@ -3,7 +3,7 @@
 # seconds (double); counts and day numbers fit 64 bits by far.
 
 cdef class Profile:
-    cdef public dict actions, regions, nets, uas, rtypes, segs
+    cdef public dict actions, regions, nets, uas, rtypes, segs, args
     cdef public dict cand
     cdef public long long allowed, denied, learned, n, res_n, bloom_n, rate_n, nr_n, saved
     cdef public long long max_cls, max_cls_until, chain_top, chain_climbs, chain_sens
@@ -11,9 +11,10 @@ cdef class Profile:
     cdef public double last_region_t, chain_t, link_t
     cdef public double r1, r2, r1_mean, r1_mad, r2_mean, r2_mad, r1_thr, r2_thr
     cdef public double nr_c, nr_mean, nr_mad, nr_thr
-    cdef public double nov_region, nov_net, nov_ua, nov_action, nov_resource, nov_rtype, nov_seg
+    cdef public double nov_region, nov_net, nov_ua, nov_action, nov_resource, nov_rtype, nov_seg, nov_arg
     cdef public bytearray bloom
     cdef public object how, class_day, nr_recent, last_region, base, link_from
+    cdef public str chain_last
     cdef public list high
     cdef public bint net_wide, res_sat, quarantined, dirty
 

@@ -3,8 +3,9 @@
 What a profile holds (see ``docs/behaviour.md`` for how each part is used):
 
 - activity by hour of week: 168 counters (``how``) over the learned requests, whose sum is ``n``;
-- ``seen``: regions, networks (/24 or /48), user-agent families, actions, resource types and
-  segments, each mapped to the day it was last learned (forgotten after ``forget_days``); capped
+- ``seen``: regions, networks (/24 or /48), user-agent families, actions, resource types,
+  segments and the places tool calls reached (``args``: path prefixes, hosts, tables,
+  :mod:`vigil.behaviour.arguments`), each mapped to the day it was last learned (forgotten after ``forget_days``); capped
   tables, the least recently seen entry evicted first;
 - ``cand``: contextual values (region, network, user agent) seen but not yet *established* (first
   learned less than ``establish_s`` ago): they still count as new;
@@ -48,9 +49,9 @@ HALVE_AT: Final = 4_096
 BLOOM_BYTES: Final = 256  # per generation
 BLOOM_BITS: Final = BLOOM_BYTES * 8
 BLOOM_ROTATE_AT: Final = 600  # insertions into the newer generation
-CAPS: Final = {"region": 16, "net": 48, "ua": 16, "action": 64, "rtype": 32, "seg": 32}
-KINDS: Final = ("region", "net", "ua", "action", "resource", "rtype", "seg")
-NOV_REGION, NOV_NET, NOV_UA, NOV_ACTION, NOV_RESOURCE, NOV_RTYPE, NOV_SEG = range(7)
+CAPS: Final = {"region": 16, "net": 48, "ua": 16, "action": 64, "rtype": 32, "seg": 32, "arg": 64}
+KINDS: Final = ("region", "net", "ua", "action", "resource", "rtype", "seg", "arg")
+NOV_REGION, NOV_NET, NOV_UA, NOV_ACTION, NOV_RESOURCE, NOV_RTYPE, NOV_SEG, NOV_ARG = range(8)
 RECENT_NEW: Final = 16
 RES_SAMPLE: Final = 64
 NO_THRESHOLD: Final = 1e300  # a rate or new-resource threshold not computed yet (too few samples)
@@ -65,12 +66,14 @@ class Profile:
     __slots__ = (
         "actions",
         "allowed",
+        "args",
         "base",
         "bloom",
         "bloom_n",
         "bloom_t",
         "cand",
         "chain_climbs",
+        "chain_last",
         "chain_sens",
         "chain_t",
         "chain_top",
@@ -94,6 +97,7 @@ class Profile:
         "net_wide",
         "nets",
         "nov_action",
+        "nov_arg",
         "nov_net",
         "nov_region",
         "nov_resource",
@@ -145,6 +149,7 @@ class Profile:
         self.nov_resource = 0.0
         self.nov_rtype = 0.0
         self.nov_seg = 0.0
+        self.nov_arg = 0.0
         self.regions: dict[str, int] = {}
         self.nets: dict[str, int] = {}
         # networks are judged by /24 (IPv6 /48) until those churn; then by /16 (IPv6 /32)
@@ -153,6 +158,7 @@ class Profile:
         self.actions: dict[str, int] = {}
         self.rtypes: dict[str, int] = {}
         self.segs: dict[str, int] = {}
+        self.args: dict[str, int] = {}  # places tool calls reached (vigil.behaviour.arguments)
         self.cand: dict[str, float] | None = None
         self.class_day = array("i", (-(10**9), -(10**9), -(10**9)))
         # the highest class learned within the forgetting horizon, valid through day max_cls_until
@@ -192,6 +198,7 @@ class Profile:
         self.chain_top = 0
         self.chain_climbs = 0
         self.chain_sens = 0
+        self.chain_last: str | None = None  # the chain's last sensitive action (not snapshotted)
         self.high: list[float] | None = None
         self.quarantined = False
         self.dirty = True  # changed other than by a request (quarantine, high-risk times)
@@ -211,12 +218,13 @@ class Profile:
         return self.allowed + self.denied
 
     def table(self, kind: str) -> dict[str, int]:
-        """The ``seen`` table of ``kind`` (``region``, ``net``, ``ua``, ``action``, ``rtype``, ``seg``)."""
+        """The ``seen`` table of ``kind`` (``region``, ``net``, ``ua``, ``action``, ``rtype``, ``seg``,
+        ``arg``)."""
         got: dict[str, int] = getattr(self, _TABLE_ATTR[kind])
         return got
 
     def novel(self, kind: int) -> float:
-        """The novelty count of ``kind`` (``NOV_REGION`` ... ``NOV_SEG``; literal numbers below,
+        """The novelty count of ``kind`` (``NOV_REGION`` ... ``NOV_ARG``; literal numbers below,
         so compiled code compares C ints; tests/test_behaviour_model.py checks they match)."""
         if kind == 1:  # NOV_NET
             return self.nov_net
@@ -230,6 +238,8 @@ class Profile:
             return self.nov_resource
         if kind == 5:  # NOV_RTYPE
             return self.nov_rtype
+        if kind == 7:  # NOV_ARG
+            return self.nov_arg
         return self.nov_seg
 
     def count_novel(self, kind: int) -> None:
@@ -246,6 +256,8 @@ class Profile:
             self.nov_resource += 1.0
         elif kind == 5:  # NOV_RTYPE
             self.nov_rtype += 1.0
+        elif kind == 7:  # NOV_ARG
+            self.nov_arg += 1.0
         else:
             self.nov_seg += 1.0
 
@@ -259,6 +271,7 @@ class Profile:
             self.nov_resource,
             self.nov_rtype,
             self.nov_seg,
+            self.nov_arg,
         ]
 
     def halve(self) -> None:
@@ -277,6 +290,7 @@ class Profile:
         self.nov_resource *= 0.5
         self.nov_rtype *= 0.5
         self.nov_seg *= 0.5
+        self.nov_arg *= 0.5
         self.res_n >>= 1
 
     # -- persistence ---------------------------------------------------------------------------
@@ -298,6 +312,7 @@ class Profile:
             "actions": dict(self.actions),
             "rtypes": dict(self.rtypes),
             "segs": dict(self.segs),
+            "args": dict(self.args),
             "cand": dict(self.cand) if self.cand else None,
             "class_day": list(self.class_day),
             "max_cls": [self.max_cls, self.max_cls_until],
@@ -345,6 +360,8 @@ class Profile:
             p.n = sum(how)
             p.decay_at = float(d["decay_at"])
             nov = [float(x) for x in d["novelty"]]
+            if len(nov) == len(KINDS) - 1:
+                nov.append(0.0)  # a snapshot from before tool-call places were learned
             if len(nov) != len(KINDS):
                 raise ValueError("novelty counters have the wrong size")
             (
@@ -355,11 +372,13 @@ class Profile:
                 p.nov_resource,
                 p.nov_rtype,
                 p.nov_seg,
+                p.nov_arg,
             ) = nov
             share = intern if intern is not None else {}
             days = _DAYS
-            for attr in ("regions", "nets", "uas", "actions", "rtypes", "segs"):
-                table = {share.setdefault(k, k): days.setdefault(int(v), int(v)) for k, v in d[attr].items()}
+            for attr in ("regions", "nets", "uas", "actions", "rtypes", "segs", "args"):
+                raw = d.get(attr, {}) if attr == "args" else d[attr]
+                table = {share.setdefault(k, k): days.setdefault(int(v), int(v)) for k, v in raw.items()}
                 setattr(p, attr, table)
             p.cand = {share.setdefault(k, k): float(v) for k, v in d["cand"].items()} if d["cand"] else None
             p.class_day = array("i", [int(x) for x in d["class_day"]][:3])
@@ -405,6 +424,7 @@ _TABLE_ATTR: Final = {
     "action": "actions",
     "rtype": "rtypes",
     "seg": "segs",
+    "arg": "args",
 }
 
 

@@ -7,8 +7,7 @@ requests (the session) teach it from there. The parent is, in this order:
 
 1. the entity's ``parent`` attribute (an entity reference), e.g.
    ``"attrs": {"parent": {"__entity": {"type": "Agent", "id": "support-runner"}}}``;
-2. the current actor of a delegated token (``context.vigil.actor``), when the request carries one;
-3. the first matching rule of ``[behaviour] sessions``, each ``'PATTERN -> PARENT'``: PATTERN is
+2. the first matching rule of ``[behaviour] sessions``, each ``'PATTERN -> PARENT'``: PATTERN is
    ``Type::"glob"`` (``*`` and ``?`` as in shell globs) matched against the identity's uid, PARENT
    a uid, e.g. ``'Agent::"support-task-*" -> Agent::"support-runner"'``.
 
@@ -55,18 +54,15 @@ def parse_rules(items: tuple[str, ...]) -> tuple[Rule, ...]:
     return tuple(out)
 
 
-def parent_of(
-    uid: EntityUid, attrs: Any, rules: tuple[Rule, ...], actor: EntityUid | None = None
-) -> EntityUid | None:
+def parent_of(uid: EntityUid, attrs: Any, rules: tuple[Rule, ...]) -> EntityUid | None:
     """The parent whose baseline ``uid`` starts from (see the module documentation), or None.
-    ``attrs``: the identity's entity attributes (a mapping, or None); ``actor``: the current actor
-    of a delegated token, if any."""
+    ``attrs``: the identity's entity attributes (a mapping, or None). (A delegated token's request
+    is no short-lived identity's: it is its acting agent's behaviour, judged on the agent's own
+    profile, docs/behaviour.md "Delegated requests".)"""
     if attrs is not None:
         parent = attrs.get("parent")
         if type(parent) is tuple and len(parent) == 2 and parent != uid:
             return parent
-    if actor is not None and actor != uid:
-        return actor
     for etype, pattern, parent_uid in rules:
         if uid[0] == etype and pattern.match(uid[1]) and parent_uid != uid:
             return parent_uid

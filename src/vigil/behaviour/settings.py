@@ -41,8 +41,11 @@ class BehaviourSettings:
     segments: tuple[str, ...] = ()
     # short-lived identities judged as their parent or class: 'Agent::"task-*" -> Agent::"runner"'
     sessions: tuple[str, ...] = ()
-    # peer groups: the entity attribute naming an identity's group (the first one it has)
-    peers: tuple[str, ...] = ("team", "owner")
+    # peer groups: the entity attribute naming an identity's group (the first one it has); "work":
+    # else the group learned from its work (segment or resource type, and privilege class)
+    peers: tuple[str, ...] = ("team", "owner", "work")
+    # actions that call a tool: classed by the tool (MCP annotations, else its name), not the action
+    tool_actions: tuple[str, ...] = ("call_tool",)
     # known-bad networks (CIDR): a request from one raises bad_network, from the first request on
     bad_networks: tuple[str, ...] = ()
     # detector tuning
@@ -56,5 +59,6 @@ class BehaviourSettings:
     enumeration_min: int = 10
     enumeration_window_s: int = 300
     chain_window_s: int = 900
+    credential_window_s: int = 600  # credential_two_places: alternating use within this (0: off)
     travel_kmh: int = 1_000
     travel_min_km: int = 4_500

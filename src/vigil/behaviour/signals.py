@@ -32,6 +32,9 @@ SEGMENT_CROSSING: Final = "segment_crossing"
 ESCALATION_CHAIN: Final = "escalation_chain"
 CREDENTIAL_MISUSE: Final = "credential_misuse"
 BAD_NETWORK: Final = "bad_network"
+NEW_ARGUMENT: Final = "new_argument"
+NEW_ON_BEHALF: Final = "new_on_behalf"
+CREDENTIAL_TWO_PLACES: Final = "credential_two_places"
 
 DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     NEW_REGION: 50,
@@ -48,6 +51,9 @@ DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     ESCALATION_CHAIN: 75,
     CREDENTIAL_MISUSE: 70,
     BAD_NETWORK: 70,
+    NEW_ARGUMENT: 40,
+    NEW_ON_BEHALF: 30,
+    CREDENTIAL_TWO_PLACES: 70,
 }
 SIGNALS: Final = tuple(DEFAULT_WEIGHTS)
 

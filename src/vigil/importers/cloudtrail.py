@@ -30,7 +30,8 @@ CloudTrail                             AuthZEN request
 ``context`` also carries ``event_source``, ``event_name`` and, when present, ``event_id``,
 ``read_only``, ``error_code`` (the call failed, e.g. ``AccessDenied``), ``mfa`` and
 ``credential_source`` (``"ec2_instance"``: an EC2 instance role's credentials, marked by
-``sessionContext.ec2RoleDelivery``). Every value is a
+``sessionContext.ec2RoleDelivery``) and ``credential_id`` (``userIdentity.accessKeyId``: the key
+or session the call was signed with, for ``credential_two_places``). Every value is a
 string, a boolean or an integer, so each request converts to Cedar without loss (vigil refuses
 ``null`` and fractions).
 
@@ -240,6 +241,9 @@ def to_request(record: Any) -> dict[str, Any]:
         context["mfa"] = mfa
     if _instance_credential(record.get("userIdentity")):
         context["credential_source"] = "ec2_instance"
+    key = _credential_key(record.get("userIdentity"))
+    if key:
+        context["credential_id"] = key
     return {
         "subject": subject,
         "action": {"name": _fit(action), "properties": {"access": access_kind(name, read_only)}},
@@ -344,6 +348,15 @@ def _instance_credential(identity: Any) -> bool:
         return False
     ctx = identity.get("sessionContext")
     return type(ctx) is dict and bool(ctx.get("ec2RoleDelivery"))
+
+
+def _credential_key(identity: Any) -> str | None:
+    """The access key id the call was signed with (``AKIA...`` a user's key, ``ASIA...`` a
+    session's), or None."""
+    if type(identity) is not dict:
+        return None
+    key = _text(identity, "accessKeyId")
+    return _cut(key) if key else None
 
 
 def _mfa(identity: Any) -> bool | None:

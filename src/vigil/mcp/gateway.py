@@ -227,6 +227,13 @@ class Gateway:
         try:
             if kind == "tools":
                 up.tools = {t.name: t for t in await _pages(client.list_tools)}
+                # behaviour classes each call by what the tool says it does (read-only, destructive)
+                self.engine.note_tools(
+                    {
+                        ("Tool", f"{up.spec.name}.{n}"): pm.annotations_of(_hints(t))
+                        for n, t in up.tools.items()
+                    }
+                )
             elif kind == "resources":
                 up.resources = {str(r.uri): r for r in await _pages(client.list_resources)}
             else:

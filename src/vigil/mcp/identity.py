@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -200,6 +201,18 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
+# Why the current HTTP request's token was refused: the gateway's ASGI wrapper
+# (:func:`vigil.mcp.serve.http_app`) puts a fresh holder here per request, :class:`Verifier` fills it,
+# and the wrapper audits the 401 with it.
+REFUSAL: ContextVar[dict[str, str] | None] = ContextVar("vigil_mcp_refusal", default=None)
+
+
+def token_fingerprint(token: str) -> str:
+    """What the audit log keeps of a refused token: the first 16 hex digits of its SHA-256 (to
+    correlate refusals; never the token)."""
+    return _digest(token).hex()[:16]
+
+
 class Verifier:
     """The SDK's ``TokenVerifier`` over an :data:`Authenticate`: the SDK's bearer middleware then
     answers 401 with ``WWW-Authenticate: Bearer ... resource_metadata="..."`` (MCP authorization,
@@ -218,7 +231,11 @@ class Verifier:
                 agent = self._authenticate(token)
             else:
                 agent = await asyncio.to_thread(self._authenticate, token)
-        except VigilError:
+        except VigilError as e:
+            holder = REFUSAL.get()
+            if holder is not None:
+                holder["reason"] = e.code
+                holder["token"] = token_fingerprint(token)
             return None
         return AccessToken(
             token="",

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from vigil.mcp.gateway import Gateway
-from vigil.mcp.identity import Verifier
+from vigil.mcp.identity import REFUSAL, Verifier
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
@@ -74,7 +74,47 @@ def http_app(
         async with gateway.connected(), server.session_manager.run():
             yield
 
-    return Starlette(routes=[Mount("/", app=inner)], lifespan=lifespan)
+    return Starlette(routes=[Mount("/", app=_AuditRefusals(inner, gateway))], lifespan=lifespan)
+
+
+class _AuditRefusals:
+    """ASGI wrapper: every request the bearer middleware refuses (401: no token, or one that did
+    not verify) is an ``authentication_refused`` event in the audit log, with the peer, the path,
+    why (``no_token`` or the token error's code) and the refused token's fingerprint, never the
+    token. The 401 itself is the SDK's (with the RFC 9728 pointer); nothing else changes."""
+
+    def __init__(self, app: Any, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        holder: dict[str, str] = {}
+        mark = REFUSAL.set(holder)
+
+        async def watch(message: Any) -> None:
+            if message.get("type") == "http.response.start" and message.get("status") == 401:
+                self._audit(scope, holder)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            REFUSAL.reset(mark)
+
+    def _audit(self, scope: Any, holder: dict[str, str]) -> None:
+        client = scope.get("client")
+        details: dict[str, Any] = {
+            "peer": client[0] if client else None,
+            "method": scope.get("method"),
+            "path": scope.get("path"),
+            "reason": holder.get("reason", "no_token"),
+        }
+        if "token" in holder:
+            details["token"] = holder["token"]
+        self.gateway.engine.audit_operator("authentication_refused", "vigil.mcp", **details)
 
 
 async def run_stdio(gateway: Gateway) -> None:

@@ -392,6 +392,9 @@ def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> No
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             problems.append(f"{path}: [behaviour] bad_networks: {cidr!r} is not an IP network (CIDR)")
+    for name in b.tool_actions:
+        if not name or not name.isprintable() or len(name) > 256:
+            problems.append(f"{path}: [behaviour] tool_actions: {name!r} is not an action id")
     for name in b.peers:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\+[A-Za-z_][A-Za-z0-9_]{0,63})*", name):
             problems.append(
@@ -409,6 +412,7 @@ def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> No
         "establish_s",
         "max_time_skew_s",
         "travel_min_km",
+        "credential_window_s",
     ):
         if getattr(b, key) < 0:
             problems.append(f"{path}: [behaviour] {key} must not be negative")
