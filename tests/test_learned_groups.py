@@ -110,3 +110,64 @@ def test_learned_groups_can_be_switched_off(tmp_path: Path) -> None:
         assert "new_network" not in first.signals
     finally:
         e.close()
+
+
+# -- several groups at once ([behaviour] peers_also) -------------------------------------------
+def _auditors(root: Path, also: list[str]) -> Path:
+    write_workspace(
+        root, {"learning_days": 7, "learning_requests": 100, "peers": ["team"], "peers_also": also}
+    )
+    path = root / "entities" / "e.json"
+    items = json.loads(path.read_text())
+    for item in items:  # auditors in two teams
+        if item["uid"]["id"] in ("data-agent-0", "payments-agent-0", "payments-agent-1"):
+            item["attrs"]["role"] = "auditor"
+    path.write_text(json.dumps(items))
+    return root
+
+
+def _crossing_points(root: Path) -> tuple[int, vigil.Engine]:
+    from tests.behaviour_support import request
+
+    e = engine(root)
+    last = T0
+    for d in range(10):
+        for k in range(20):
+            last = T0 + timedelta(days=d, hours=9 + k % 8, minutes=k)
+            for who in ("payments-agent-0", "payments-agent-1"):
+                e.decide(request(who, "read", TABLES["payments"][k % 4], last), now=last)
+            for who in ("data-agent-1", "data-agent-2"):
+                e.decide(request(who, "read", TABLES["data"][k % 4], last), now=last)
+            if k % 10 == 0:  # the quiet auditor of the data team
+                e.decide(request("data-agent-0", "read", TABLES["data"][k % 4], last), now=last)
+    when = last + timedelta(minutes=5)
+    rec = e.decide(request("data-agent-0", "read", TABLES["payments"][0], when), now=when)
+    points = {d["signal"]: d["points"] for d in rec.assessment.details()}
+    return points.get("segment_crossing", 0), e
+
+
+def test_a_member_of_several_groups_is_taught_and_judged_by_all(tmp_path: Path) -> None:
+    alone, e1 = _crossing_points(_auditors(tmp_path / "team", []))
+    both, e2 = _crossing_points(_auditors(tmp_path / "both", ["role"]))
+    try:
+        profiles = e2.profiles.profiles
+        member = profiles[("Agent", "data-agent-0")]
+        auditors = profiles[(GROUP_TYPE, "role=auditor")]
+        assert member.base is profiles[(GROUP_TYPE, "team=data")]
+        assert member.peers == (auditors,) and auditors.learned >= 2 * 10 * 20
+        assert (GROUP_TYPE, "role=auditor") not in e1.profiles.profiles
+        # its team never worked in payments (a strong second opinion), its fellow auditors do:
+        # with both groups the crossing is judged on its own thin evidence only
+        assert alone > both > 0, (alone, both)
+    finally:
+        e1.close()
+        e2.close()
+
+
+def test_bad_peers_also_is_a_workspace_error(tmp_path: Path) -> None:
+    import pytest
+
+    from vigil.errors import WorkspaceError
+
+    with pytest.raises(WorkspaceError, match="peers_also"):
+        engine(write_workspace(tmp_path, {"peers_also": ["not an attribute"]}))

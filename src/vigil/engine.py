@@ -29,7 +29,7 @@ from vigil.audit.keys import AuditKeyError
 from vigil.audit.sink import AuditSink, sink_from_settings
 from vigil.behaviour.book import ProfileBook
 from vigil.behaviour.model import ADMIN, BehaviourModel, Features
-from vigil.behaviour.peers import GROUP_TYPE, group_uid
+from vigil.behaviour.peers import GROUP_TYPE, group_uid, groups_also
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.sessions import parent_of
 from vigil.behaviour.signals import Assessment
@@ -724,10 +724,12 @@ class Engine:
             prof = self.profiles.create(entity.uid, when)
             if prof is not None:
                 prof.base = group
+                prof.peers = self._also(beh, entity.uid, when, group, rentity, req)
             return prof
         prof = self.profiles.inherit(entity.uid, base, when)
         if prof is not None:
             prof.base = base
+            prof.peers = self._also(beh, entity.uid, when, base, rentity, req)
         return prof
 
     def _attach_groups(self) -> None:
@@ -736,7 +738,50 @@ class Engine:
         beh = self._state.behaviour
         for uid, prof in list(self._profiles.items()):
             if uid[0] != GROUP_TYPE and prof.base is None:
-                prof.base = self._group(beh, uid, prof.first_seen, beh.work_of_profile(prof))
+                work = beh.work_of_profile(prof)
+                prof.base = self._group(beh, uid, prof.first_seen, work)
+                if beh.settings.peers_also and prof.base is not None:
+                    prof.peers = self._groups_also(beh, uid, prof.first_seen, work, prof.base)
+
+    def _also(
+        self,
+        beh: BehaviourModel,
+        uid: EntityUid,
+        when: float,
+        base: Profile,
+        rentity: Entity | None,
+        req: AccessRequest,
+    ) -> tuple[Profile, ...] | None:
+        """:meth:`_groups_also` at an identity's first request (None, at no cost, without
+        ``[behaviour] peers_also``)."""
+        if not beh.settings.peers_also:
+            return None
+        return self._groups_also(beh, uid, when, beh.work_of(req.action, req.resource, rentity), base)
+
+    def _groups_also(
+        self, beh: BehaviourModel, uid: EntityUid, when: float, work: EntityUid | None, base: Profile
+    ) -> tuple[Profile, ...] | None:
+        """The shared profiles of the further peer groups ``uid`` belongs to (``[behaviour]
+        peers_also``), made empty at their first member, ``base`` left out; None when there are
+        none."""
+        out = []
+        for guid in groups_also(self._group_attrs(uid), beh.settings.peers_also, work):
+            group = self._profiles.get(guid)
+            if group is None:
+                group = self.profiles.create(guid, when)
+            if group is not None and group is not base:
+                out.append(group)
+        return tuple(out) or None
+
+    def _group_attrs(self, uid: EntityUid) -> Any:
+        """The attributes peer groups are named by: the entity's, with the registry's owner,
+        purpose and kind where the entity has none (None: neither knows ``uid``)."""
+        entity = self._state.by_uid.get(uid)
+        attrs: Any = entity.attrs if entity is not None else None
+        entry = self.registry.get(uid)
+        if entry is not None:
+            attrs = {"owner": entry.owner, "purpose": entry.purpose, "kind": entry.kind, **(attrs or {})}
+        return attrs
 
     def _group(
         self, beh: BehaviourModel, uid: EntityUid, when: float, work: EntityUid | None = None
@@ -746,12 +791,7 @@ class Engine:
         :func:`vigil.behaviour.peers.work_uid`), or None."""
         if not beh.peers:
             return None
-        entity = self._state.by_uid.get(uid)
-        attrs: Any = entity.attrs if entity is not None else None
-        entry = self.registry.get(uid)
-        if entry is not None:  # the registry's owner, purpose and kind where the entity has none
-            attrs = {"owner": entry.owner, "purpose": entry.purpose, "kind": entry.kind, **(attrs or {})}
-        guid = group_uid(attrs, beh.peers)
+        guid = group_uid(self._group_attrs(uid), beh.peers)
         if guid is None:
             guid = work
         if guid is None:
@@ -784,7 +824,10 @@ class Engine:
             prof = self.profiles.create(principal, f.t)
             if prof is None:
                 return
-            prof.base = self._group(beh, principal, f.t, beh.work_of_features(f))
+            work = beh.work_of_features(f)
+            prof.base = self._group(beh, principal, f.t, work)
+            if beh.settings.peers_also and prof.base is not None:
+                prof.peers = self._groups_also(beh, principal, f.t, work, prof.base)
         beh.learn(prof, f, learnable and allowed, allowed)
 
     def _denied_early(

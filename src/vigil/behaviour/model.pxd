@@ -35,6 +35,7 @@ cdef long long CAP_REGION, CAP_NET, CAP_UA, CAP_ACTION, CAP_RTYPE, CAP_SEG, CAP_
 cdef double _strength(double novel, double n, double scale=*)
 cdef str _wide(str net)
 cdef str _place(Features f)
+cdef double _group_strength(Profile g, Profile p, int kind, str value)
 cdef double _threshold(double floor, double mean, double mad, double ratio)
 cdef object _over(double points, double over)
 cdef (double, double) _ewma(double mean, double mad, double sample, double a, bint capped)

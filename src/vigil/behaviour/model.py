@@ -249,6 +249,18 @@ def _wide(net: str) -> str:
     return net[: net.find(":", net.find(":") + 1) + 1] + "*"
 
 
+def _group_strength(g: Profile, p: Profile, kind: int, value: str) -> float:
+    """A group's second opinion on a region, network or user agent ``value`` new to member ``p``:
+    the group's own surprise when it never used the value either, -1.0 when it did (the value is
+    normal among these peers), 0.0 when the group cannot say (no history; networks that churn)."""
+    if not g.n or (kind == NOV_NET and (p.net_wide or g.net_wide)):
+        return 0.0
+    gtable = g.regions if kind == NOV_REGION else (g.nets if kind == NOV_NET else g.uas)
+    if value in gtable:
+        return -1.0
+    return _strength(g.novel(kind), g.n, 2.5 if kind == NOV_NET else FEW)
+
+
 def _latest(table: dict[str, int]) -> str:
     """The key of ``table`` learned most recently (the highest day; the first of equals), or ""."""
     best = ""
@@ -1350,12 +1362,19 @@ class BehaviourModel:
         if not strength:
             return hits
         g = p.base
-        if strength < 1.0 and g is not None and g.n and not (kind == NOV_NET and (p.net_wide or g.net_wide)):
-            gtable = g.regions if kind == NOV_REGION else (g.nets if kind == NOV_NET else g.uas)
-            if value not in gtable:  # its peers (or parent) never used it either
-                gs = _strength(g.novel(kind), g.n, 2.5 if kind == NOV_NET else FEW)
-                if gs > strength:
-                    strength = gs
+        if strength < 1.0 and g is not None:
+            if p.peers is None:
+                gs = _group_strength(g, p, kind, value)
+            else:  # several groups: never used by any of them, with the best-backed one's strength
+                gs = 0.0
+                for g2 in (g, *p.peers):
+                    s2 = _group_strength(g2, p, kind, value)
+                    if s2 < 0.0:
+                        gs = 0.0
+                        break
+                    gs = max(gs, s2)
+            if gs > strength:
+                strength = gs
         cand = p.cand
         first = cand.get(prefix + value) if cand else None
         label = ("region", "network", "user agent")[kind]
@@ -1404,6 +1423,11 @@ class BehaviourModel:
             g = p.base
             if strength < 1.0 and g is not None and g.segs and seg not in g.segs:
                 gs = _strength(g.nov_seg, g.n, FEW)
+                if p.peers is not None:  # several groups: none of them worked there
+                    for g2 in p.peers:
+                        if seg in g2.segs:
+                            gs = 0.0
+                            break
                 if gs > strength:  # its peers (or parent) never worked there either
                     strength = gs
                     why = "resource is in segment {0}; the identity has only worked in {1}, its peers in {2}"
@@ -1535,6 +1559,9 @@ class BehaviourModel:
             self._learn_normal(p, f, vetted)
             if p.base is not None:
                 self.teach(p.base, f)
+                if p.peers is not None:
+                    for g in p.peers:
+                        self.teach(g, f)
 
     def teach(self, base: Profile, f: Features) -> None:
         """A member's learnable request also teaches its baseline ``base`` (its parent's or its

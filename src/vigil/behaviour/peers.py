@@ -84,4 +84,15 @@ def group_uid(attrs: Any, names: tuple[str, ...]) -> EntityUid | None:
     return None
 
 
-__all__ = ["GROUP_TYPE", "WORK", "group_uid", "work_uid"]
+def groups_also(attrs: Any, names: tuple[str, ...], work: EntityUid | None) -> list[EntityUid]:
+    """Every group of ``names`` (``[behaviour] peers_also``) that applies to an identity with
+    attributes ``attrs``: one per name it has (``work``: its learned group, when known)."""
+    out: list[EntityUid] = []
+    for name in names:
+        guid = work if name == WORK else group_uid(attrs, (name,))
+        if guid is not None and guid not in out:
+            out.append(guid)
+    return out
+
+
+__all__ = ["GROUP_TYPE", "WORK", "group_uid", "groups_also", "work_uid"]

@@ -15,6 +15,7 @@ cdef class Profile:
     cdef public bytearray bloom
     cdef public object how, class_day, nr_recent, last_region, base, link_from
     cdef public str chain_last
+    cdef public tuple peers
     cdef public list high
     cdef public bint net_wide, res_sat, quarantined, dirty
 

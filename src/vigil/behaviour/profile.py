@@ -112,6 +112,7 @@ class Profile:
         "nr_recent",
         "nr_t",
         "nr_thr",
+        "peers",
         "quarantined",
         "r1",
         "r1_mad",
@@ -207,6 +208,9 @@ class Profile:
         # its parent's profile (a short-lived identity) or its peer group's (shared by members);
         # not snapshotted (set again when the engine meets the identity)
         self.base: Profile | None = None
+        # further peer groups ([behaviour] peers_also): taught too, and second opinions; not
+        # snapshotted (set again when the engine meets the identity)
+        self.peers: tuple[Profile, ...] | None = None
         # the last enabling step another identity took on this one (created a key for it,
         # assumed it, granted it): when, and who (not snapshotted: a window of minutes)
         self.link_t = -1e18

@@ -44,6 +44,9 @@ class BehaviourSettings:
     # peer groups: the entity attribute naming an identity's group (the first one it has); "work":
     # else the group learned from its work (segment or resource type, and privilege class)
     peers: tuple[str, ...] = ("team", "owner", "work")
+    # further peer groups an identity also belongs to (each that applies; same names as peers):
+    # each is taught by every learnable request of its members (a cost per group, docs/behaviour.md)
+    peers_also: tuple[str, ...] = ()
     # actions that call a tool: classed by the tool (MCP annotations, else its name), not the action
     tool_actions: tuple[str, ...] = ("call_tool",)
     # known-bad networks (CIDR): a request from one raises bad_network, from the first request on

@@ -395,11 +395,12 @@ def _check_behaviour(b: BehaviourSettings, path: str, problems: list[str]) -> No
     for name in b.tool_actions:
         if not name or not name.isprintable() or len(name) > 256:
             problems.append(f"{path}: [behaviour] tool_actions: {name!r} is not an action id")
-    for name in b.peers:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\+[A-Za-z_][A-Za-z0-9_]{0,63})*", name):
-            problems.append(
-                f"{path}: [behaviour] peers: {name!r} is not an attribute name (or names joined by +)"
-            )
+    for key in ("peers", "peers_also"):
+        for name in getattr(b, key):
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\+[A-Za-z_][A-Za-z0-9_]{0,63})*", name):
+                problems.append(
+                    f"{path}: [behaviour] {key}: {name!r} is not an attribute name (or names joined by +)"
+                )
     for key in ("step_up_risk", "deny_risk", "quarantine_risk"):
         if not 1 <= getattr(b, key) <= 100:
             problems.append(f"{path}: [behaviour] {key} must be between 1 and 100")
