@@ -18,7 +18,7 @@ cdef class _State:
     cdef public object action_type, mode, overlay_rules, revision, schema, workspace
     cdef public Authorizer authorizer
     cdef public BehaviourModel behaviour
-    cdef public dict by_uid, by_type
+    cdef public dict by_uid, by_type, reach, path_steps
     cdef public bint policy_reads_vigil
 
 
@@ -36,7 +36,8 @@ cdef class Engine:
     cdef object __weakref__
 
     @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, record=DecisionRecord, a=Assessment,
-                   out=Outcome, v=Verdict, principal=tuple, allowed=cython.bint, learnable=cython.bint)
+                   out=Outcome, v=Verdict, principal=tuple, allowed=cython.bint, learnable=cython.bint,
+                   mine=dict)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0, object delegation=*)
     cdef dict _context(self, _State st, AccessRequest req)
     cdef Profile _profile_of(self, BehaviourModel beh, Entity entity, object delegation, double when)
@@ -44,7 +45,7 @@ cdef class Engine:
     cdef bint _gated(self, tuple principal, double when) except -1
     @cython.locals(a=Assessment)
     cdef tuple _signals_first(self, BehaviourModel beh, Profile prof, AccessRequest req, dict context, double when,
-                              Entity rentity, object ip)
+                              Entity rentity, object ip, object step)
     cdef void _learn(self, BehaviourModel beh, Profile prof, tuple principal, object f, bint learnable, bint allowed,
                      double when)
     @cython.locals(out=Outcome, granted=cython.bint, highs=cython.longlong)

@@ -136,7 +136,9 @@ class Features:
     ``hour_ok`` (False: ``context.time`` was not trusted), ``net`` (the /24 or /48 key), ``region``,
     ``ua`` (the user-agent family), ``mask`` (bits of the missing context fields), ``unknown`` (the
     malformed ones, with why; None when none), ``aname``, ``cls`` and ``sens`` (the action's name,
-    privilege class and sensitivity), ``resource`` and its ``ri``.
+    privilege class and sensitivity), ``resource`` and its ``ri``; ``path`` the
+    :class:`~vigil.escalation.reach.PathStep` this request takes (a step of a path to admin, known
+    from the workspace's escalation graph) or None.
 
     Derived against the profile by the detectors (:meth:`BehaviourModel.judge`), for
     :meth:`BehaviourModel.learn`: ``net`` widened to /16 (/32) for an identity whose networks
@@ -169,6 +171,7 @@ class Features:
         "net",
         "novel_step",
         "nr_c",
+        "path",
         "region",
         "res_state",
         "resource",
@@ -210,6 +213,7 @@ class Features:
         self.chain_sens = 0
         self.cred: str | None = None
         self.bad: str | None = None
+        self.path: Any = None
 
 
 def _strength(novel: float, n: float, scale: float = 2.5) -> float:
@@ -466,6 +470,7 @@ class BehaviourModel:
         allowed: bool | None = None,
         resource_entity: Entity | None = None,
         ip: IPAddr | None = None,
+        path: Any = None,
     ) -> tuple[Assessment, Features | None]:
         """Signals of one request against ``p`` (None: the identity's first request):
         :meth:`features` of the request, then :meth:`judge` (a pure function of the profile and
@@ -483,6 +488,8 @@ class BehaviourModel:
         ``resource_entity``: the stored entity of ``resource`` when the caller has it (the engine
         does); its resource info is kept on it. ``ip``: the caller's Cedar value of ``ctx["ip"]``
         when it parsed one (the engine's context conversion does), so it is not parsed twice.
+        ``path``: the step of a path to admin this request is (``[escalation] reach``:
+        :class:`~vigil.escalation.reach.PathStep`), which raises ``escalation_path``; None: none.
 
         ``[behaviour] mode = "off"``: a calm assessment and no features, whatever ``allowed`` is;
         nothing is read or learned.
@@ -490,6 +497,7 @@ class BehaviourModel:
         if self.off:
             return _CALM[0][False], None
         f = self.features(action, resource, ctx, when, resource_entity, ip)
+        f.path = path
         if p is None:
             return self._first(f), f
         a = self.judge(p, f)
@@ -518,6 +526,7 @@ class BehaviourModel:
         source = ctx.get("credential_source")
         f.cred = None if source is None else self._credential(source, ctx.get("user_agent"))
         f.bad = self._bad_network(ctx.get("ip")) if self.bad_networks else None
+        f.path = None
         ac = self._acls.get(action)
         cls, sens = ac if ac is not None else self.classes.get(action)
         f.cls = cls
@@ -656,7 +665,9 @@ class BehaviourModel:
 
     def _evident(self, hits: list[Hit] | None, f: Features) -> list[Hit] | None:
         """The signals that need no history, from the request alone: ``credential_misuse``,
-        ``bad_network``."""
+        ``bad_network``, ``escalation_path``."""
+        if f.path is not None:
+            hits = self._path(hits, f)
         if f.cred is not None:
             hits = self._misuse(hits, f.cred)
         if f.bad is not None:
@@ -670,6 +681,28 @@ class BehaviourModel:
                     (f.bad,),
                 )
             )
+        return hits
+
+    def _path(self, hits: list[Hit] | None, f: Features) -> list[Hit]:
+        """``escalation_path``: the request is one step of a path to admin of the workspace's
+        escalation graph (the step, the path, the steps left after it)."""
+        step = f.path
+        if hits is None:
+            hits = []
+        hits.append(
+            (
+                S.ESCALATION_PATH,
+                self.w[S.ESCALATION_PATH],
+                "{0!r} on {1} is a step of a path to admin ({2}{3}); {4} steps remain after it",
+                (
+                    f.aname,
+                    step.target,
+                    step.path,
+                    ", a step of it needs a request context" if step.conditional else "",
+                    step.remaining,
+                ),
+            )
+        )
         return hits
 
     def _judge_first(self, g: Profile, f: Features) -> Assessment:
@@ -727,7 +760,7 @@ class BehaviourModel:
         f.top = f.cls
         f.climbs = 0
         f.chain_sens = int(f.sens)
-        if f.cred is not None or f.bad is not None:
+        if f.cred is not None or f.bad is not None or f.path is not None:
             # needs no history: judged (and enforced) from the first request
             hits = self._evident(None, f)
             if hits:
@@ -749,9 +782,11 @@ class BehaviourModel:
         hits = self._resource_signals(hits, p, f)
         hits = self._rate_signals(hits, p, f)
         hits = self._chain_signals(hits, p, f)
-        if f.t - p.link_t <= self.chain_s and (f.cls == ADMIN or (f.novel_step and (f.cls or f.sens))):
+        if f.t - p.link_t <= self.chain_s and (
+            f.cls == ADMIN or f.path is not None or (f.novel_step and (f.cls or f.sens))
+        ):
             hits = self._linked(hits, p, f)
-        if f.cred is not None or f.bad is not None:
+        if f.cred is not None or f.bad is not None or f.path is not None:
             hits = self._evident(hits, f)
         learning = p.learned < self.learning_requests or f.t - p.first_seen < self.learning_s
         if hits:
@@ -967,7 +1002,9 @@ class BehaviourModel:
         Each signal is graded by how much history backs it (:meth:`backing`, ``b``, the share of
         the learning period done). Impossible travel needs no history (two places too far apart
         too quickly) and keeps its points, as do ``credential_misuse`` (a workload's credential
-        on a workstation) and ``bad_network`` (a request from a known-bad network). An escalation chain and a first admin action
+        on a workstation), ``bad_network`` (a request from a known-bad network) and
+        ``escalation_path`` (a step of a path to admin, known from the workspace's grants, not
+        from the identity's history). An escalation chain and a first admin action
         (*high-severity* evidence) need little: their points are times ``min(1, 4 b)``, full once
         a quarter of the learning period backs them. Any other signal (novelty: a new region,
         network, user agent, hour, action, resource or segment; a rate or a sweep against a young
@@ -980,7 +1017,12 @@ class BehaviourModel:
         graded: list[Hit] = []
         for h in hits:
             name = h[0]
-            if name == S.IMPOSSIBLE_TRAVEL or name == S.CREDENTIAL_MISUSE or name == S.BAD_NETWORK:
+            if (
+                name == S.IMPOSSIBLE_TRAVEL
+                or name == S.CREDENTIAL_MISUSE
+                or name == S.BAD_NETWORK
+                or name == S.ESCALATION_PATH
+            ):
                 graded.append(h)
                 continue
             k = b

@@ -32,6 +32,7 @@ SEGMENT_CROSSING: Final = "segment_crossing"
 ESCALATION_CHAIN: Final = "escalation_chain"
 CREDENTIAL_MISUSE: Final = "credential_misuse"
 BAD_NETWORK: Final = "bad_network"
+ESCALATION_PATH: Final = "escalation_path"
 
 DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     NEW_REGION: 50,
@@ -48,6 +49,10 @@ DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     ESCALATION_CHAIN: 75,
     CREDENTIAL_MISUSE: 70,
     BAD_NETWORK: 70,
+    # a step of a known path to admin ([escalation] reach): alone below step-up (60), so a
+    # deployer's habitual step does not block; with a second signal of 20 points or more (a new
+    # resource, network, hour, user agent, a chain) it reaches step-up: 1 - 0.5 x 0.8 = 0.6
+    ESCALATION_PATH: 50,
 }
 SIGNALS: Final = tuple(DEFAULT_WEIGHTS)
 

@@ -236,7 +236,9 @@ def visible(engine: Engine, caller: Caller, items: Sequence[Item]) -> list[Item]
         prof = engine.profiles.profiles.get(party)
         if prof is not None and prof.quarantined:
             return []
-    vigil = delegated_vigil(_NEUTRAL_VIGIL, caller.actors) if caller.actors else _NEUTRAL_VIGIL
+    reach = engine.workspace.reach  # the subject's escalation reach, as its decisions see it
+    base = _NEUTRAL_VIGIL if reach is None else reach.vigil.get(caller.subject, _NEUTRAL_VIGIL)
+    vigil = delegated_vigil(base, caller.actors) if caller.actors else base
     schema = ps.schema
     authorizer = ps.authorizer
     overlay_rules = engine.workspace.settings.overlay
