@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             result[f"{name}_reach_on"] = _load_times(_copy(est, Path(tmp) / f"{name}-on", True))
             # admin = whoever may share (an admin-class action of the estate): every identity is
             # probed on every resource, past the default reach_max_checks
-            admin = _copy(est, Path(tmp) / f"{name}-admin", True, 'admin = [\'Action::"share"\']\n')
+            admin = _copy(est, Path(tmp) / f"{name}-admin", True, "admin = ['Action::\"share\"']\n")
             result[f"{name}_reach_admin_share"] = _load_or_refusal(admin)
     print(json.dumps(result, indent=2))
     return 0

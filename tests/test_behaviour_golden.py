@@ -331,9 +331,11 @@ def test_the_streams_show_every_signal(golden: dict[str, Any]) -> None:
                 seen.update(row[1])
     from vigil.behaviour.signals import DEFAULT_WEIGHTS
 
-    # credential_misuse needs context.credential_source and bad_network [behaviour] bad_networks,
-    # which these streams never have (tests/test_credential_misuse.py covers both)
-    assert set(DEFAULT_WEIGHTS) - {"credential_misuse", "bad_network"} <= seen, set(DEFAULT_WEIGHTS) - seen
+    # credential_misuse needs context.credential_source, bad_network [behaviour] bad_networks and
+    # escalation_path [escalation] reach, which these streams never have
+    # (tests/test_credential_misuse.py, tests/test_escalation_reach.py cover them)
+    off = {"credential_misuse", "bad_network", "escalation_path"}
+    assert set(DEFAULT_WEIGHTS) - off <= seen, set(DEFAULT_WEIGHTS) - seen
     # no `learning` reason: these streams learn for 0 days, so every signal of a learning identity
     # is fully backed and enforced (docs/behaviour.md, "Learning is not a free pass")
     assert {"risk_step_up", "approved", "quarantined", "shadow_step_up"} <= reasons, reasons
