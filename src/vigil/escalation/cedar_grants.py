@@ -169,6 +169,25 @@ class GrantEvaluator:
         """False when no permit can apply to this principal and action (on any resource)."""
         return any(not p.forbid for p in self.candidates(principal, ancestors, action))
 
+    def resource_types(
+        self, principal: EntityUid, ancestors: frozenset[EntityUid], action: EntityUid
+    ) -> frozenset[str] | None:
+        """The entity types a resource must have for some permit to apply to this principal and
+        action (the permits' resource scopes: ``is T``, ``== T::"x"``); None when a permit admits
+        any type. A resource of another type is ``never`` allowed, so it need not be decided."""
+        types: set[str] = set()
+        for p in self.candidates(principal, ancestors, action):
+            if p.forbid:
+                continue
+            s = p.resource
+            t = s.entity_type
+            if t is None and s.kind == "eq" and s.entity is not None:
+                t = s.entity[0]
+            if t is None or p.fallback_reason is not None:
+                return None
+            types.add(t)
+        return frozenset(types)
+
     def never_satisfied(
         self, pol: CompiledPolicy, principal: EntityUid, action: EntityUid, resource: EntityUid
     ) -> bool:
@@ -336,8 +355,9 @@ class _Builder:
         for action, method in self.become:
             if not self.ev.may_permit(x, anc, action):
                 continue
+            types = self.ev.resource_types(x, anc, action)
             for t in self.identities:
-                if t == x:
+                if t == x or (types is not None and t[0] not in types):
                     continue
                 o = self._decide(x, action, t, anc)
                 if o.verdict != NEVER:
@@ -347,8 +367,9 @@ class _Builder:
         for action, method in self.join:
             if not self.ev.may_permit(x, anc, action):
                 continue
+            types = self.ev.resource_types(x, anc, action)
             for grp in self.groups:
-                if grp in anc or grp == x:
+                if grp in anc or grp == x or (types is not None and grp[0] not in types):
                     continue
                 o = self._decide(x, action, grp, anc)
                 if o.verdict == NEVER:
@@ -375,7 +396,10 @@ class _Builder:
         for action in sorted(self.settings.admin_actions):
             if not self.ev.may_permit(x, anc, action):
                 continue
+            types = self.ev.resource_types(x, anc, action)
             for r in self.resources:
+                if types is not None and r[0] not in types:
+                    continue
                 o = self._decide(x, action, r, anc)
                 if o.verdict == NEVER:
                     continue
