@@ -14,7 +14,7 @@ principals = ["Agent", "ServiceAccount"]
 # context.vigil.reach and the escalation_path signal at decision time (off by default)
 reach = true
 # the most requests the graph build may decide for it (refused beyond: escalation_too_large)
-reach_max_checks = 2000000
+reach_max_checks = 250000
 ```
 
 Methods: ``assume`` (the principal acts as the resource, an identity), ``create_key`` (it can
@@ -45,7 +45,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TYPE = re.compile(rf"{_NAME}(?:::{_NAME})*\Z")
 _UID = re.compile(rf'({_NAME}(?:::{_NAME})*)::"((?:[^"\\]|\\["\\])*)"\Z')
 _KEYS = ("privilege_actions", "admin", "context_guards", "principals", "reach", "reach_max_checks")
-DEFAULT_REACH_MAX_CHECKS = 2_000_000
+DEFAULT_REACH_MAX_CHECKS = 250_000
 _MAX_CHECKS_CEILING = 1_000_000_000
 
 
