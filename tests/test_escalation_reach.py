@@ -283,3 +283,44 @@ def test_a_graph_over_the_check_limit_refuses_the_workspace(tmp_path: Path) -> N
     # and with room, it loads
     (root / "vigil.toml").write_text((root / "vigil.toml").read_text().replace("= 3\n", "= 100000\n"))
     assert load_workspace(root).reach is not None
+
+
+# -- the same reach everywhere a decision is made -------------------------------------------
+
+
+def test_authzen_search_sees_each_candidates_reach(tmp_path: Path) -> None:
+    from vigil.protocol.search import Searcher
+
+    e = engine(_small(tmp_path))
+    body = {
+        "subject": {"type": "Agent"},
+        "action": {"name": "write"},
+        "resource": {"type": "Database", "id": "payments-table-0"},
+        "context": {"ip": "10.10.0.7", "region": "eu-west-1"},
+    }
+    found = {r["id"] for r in Searcher(e).subject(body)["results"]}
+    assert C in found and B in found  # B is admin, C reaches nothing: the forbid does not fire
+    assert A not in found  # A reaches admin: denied as its evaluation is
+
+
+def test_an_entity_change_that_opens_a_path_updates_reach(tmp_path: Path) -> None:
+    policies = POLICIES + (
+        f'@id("ops-act-for-b")\npermit (principal in Team::"ops", action == Action::"act_for", '
+        f'resource == Agent::"{B}");\n'
+    )
+    e = engine(_small(tmp_path, policies=policies))
+    assert e.workspace.reach.reach(("Agent", C))["verdict"] == "none"
+    e.change_entities(
+        [
+            {"uid": {"type": "Team", "id": "ops"}, "attrs": {}, "parents": []},
+            {
+                "uid": {"type": "Agent", "id": C},
+                "attrs": {"team": "payments"},
+                "parents": [{"type": "Team", "id": "payments"}, {"type": "Team", "id": "ops"}],
+            },
+        ]
+    )
+    assert e.workspace.reach.reach(("Agent", C))["verdict"] == "reaches_admin"
+    when = T0 + timedelta(hours=10)
+    rec = e.decide(request(C, "write", "payments-table-0", when), now=when)
+    assert not rec.allowed and rec.policies == ("forbid-writes-by-reach",)
