@@ -13,7 +13,8 @@ PURE_TESTS ?= tests/test_differential.py tests/test_cedar_conformance.py tests/t
 	tests/test_extensions.py tests/test_compiled.py tests/test_audit_chain.py tests/test_audit_failures.py tests/test_audit_shared_log.py tests/test_audit_verify.py \
 	tests/test_overlay.py tests/test_timefmt.py tests/test_approvals.py tests/test_batch_failures.py tests/test_pep_view.py \
 	tests/test_identity_engine.py tests/test_pipeline.py tests/test_ext_authz_client.py tests/test_token_service.py \
-	tests/test_learning_graded.py tests/test_sessions_peers.py tests/test_cross_identity.py tests/test_credential_misuse.py
+	tests/test_learning_graded.py tests/test_sessions_peers.py tests/test_cross_identity.py tests/test_credential_misuse.py \
+	tests/test_escalation_reach.py
 
 .PHONY: demo test lint typecheck unit unit-pure build bench conformance clean fuzz
 
