@@ -324,3 +324,32 @@ def test_an_entity_change_that_opens_a_path_updates_reach(tmp_path: Path) -> Non
     when = T0 + timedelta(hours=10)
     rec = e.decide(request(C, "write", "payments-table-0", when), now=when)
     assert not rec.allowed and rec.policies == ("forbid-writes-by-reach",)
+
+
+FORBID_DISTANCE = """
+@id("forbid-deletes-near-admin")
+forbid (principal, action == Action::"delete", resource)
+when {
+  context has vigil && context.vigil has reach &&
+  context.vigil.reach.distance >= 0 && context.vigil.reach.distance <= 1 &&
+  context.vigil.reach.privileged > 0
+};
+"""
+
+
+def test_vigil_and_cedarpy_agree_on_policies_reading_every_reach_field(tmp_path: Path) -> None:
+    """A day's sample of the fleet's requests (every identity), decided by vigil and by cedarpy
+    given the same context.vigil: the same decisions, and the reach policies do decide some."""
+    root = _fleet(tmp_path)
+    (root / "policies" / "61-reach.cedar").write_text(FORBID_DISTANCE)
+    e = engine(root)
+    lines = (FLEET / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines[::40]]
+    _against_cedarpy(e, events)
+    fired = {
+        p
+        for ev in events
+        for p in _decide(e, ev).policies
+        if p in ("forbid-prod-writes-by-admin-reach", "forbid-deletes-near-admin")
+    }
+    assert fired, "no request of the sample is decided by a reach policy"
