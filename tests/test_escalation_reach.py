@@ -353,3 +353,21 @@ def test_vigil_and_cedarpy_agree_on_policies_reading_every_reach_field(tmp_path:
         if p in ("forbid-prod-writes-by-admin-reach", "forbid-deletes-near-admin")
     }
     assert fired, "no request of the sample is decided by a reach policy"
+
+
+def test_mcp_tool_lists_see_the_callers_reach(tmp_path: Path) -> None:
+    from vigil.protocol import mcp as pm
+
+    policies = POLICIES + (
+        '@id("tools")\npermit (principal, action == Action::"call_tool", resource);\n'
+        '@id("no-tools-for-admin-reach")\nforbid (principal, action == Action::"call_tool", resource)\n'
+        'when { context.vigil.reach.verdict == "reaches_admin" };\n'
+    )
+    e = engine(_small(tmp_path, policies=policies))
+    items = [pm.Item("Tool", "files.read", {})]
+
+    def shown(who: str) -> list[Any]:
+        return pm.visible(e, pm.Caller(("Agent", who), "s", "test", "1", "127.0.0.1"), items)
+
+    assert shown(C) == items  # reaches nothing
+    assert shown(A) == []  # reaches admin: the forbid hides the tool, as a call would be denied
