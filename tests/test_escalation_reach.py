@@ -371,3 +371,16 @@ def test_mcp_tool_lists_see_the_callers_reach(tmp_path: Path) -> None:
 
     assert shown(C) == items  # reaches nothing
     assert shown(A) == []  # reaches admin: the forbid hides the tool, as a call would be denied
+
+
+def test_vigil_check_reports_reach(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vigil.cli.main import app
+
+    out = CliRunner().invoke(app, ["check", "-w", str(_fleet(tmp_path)), "--json"])
+    assert out.exit_code == 0, out.output
+    reach = json.loads(out.output)["escalation_reach"]
+    assert reach["identities"] == 40
+    assert reach["verdicts"] == {"admin": 1, "conditional": 2, "none": 35, "reaches_admin": 2}
+    assert reach["path_steps"] == 5 and reach["checks"] > 0
