@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from vigil.escalation.cedar_grants import build_workspace_graph, uid_text
+from vigil.escalation.cedar_grants import build_workspace_graph
 from vigil.escalation.edges import ADMIN, Edge, Graph
 from vigil.escalation.query import Analysis, analyse
 from vigil.escalation.settings import EscalationSettings
@@ -197,4 +197,4 @@ def _nearer(an: Analysis, e: Edge) -> int | None:
     return None
 
 
-__all__ = ["PathStep", "ReachTable", "reach_table", "uid_text"]
+__all__ = ["PathStep", "ReachTable", "reach_table"]
