@@ -33,7 +33,8 @@ def _fleet(tmp_path: Path, *, reach: bool = True, forbid: bool = True) -> Path:
     root = tmp_path / "fleet"
     shutil.copytree(FLEET, root, ignore=shutil.ignore_patterns(".vigil", "events.jsonl"))
     toml = (root / "vigil.toml").read_text()
-    toml = toml.replace("[escalation]\n", "[escalation]\nreach = " + ("true" if reach else "false") + "\n")
+    if reach:  # off: the fleet's own settings, which do not name it (the default)
+        toml = toml.replace("[escalation]\n", "[escalation]\nreach = true\n")
     (root / "vigil.toml").write_text(toml + '\n[audit]\nsink = "none"\n\n[store]\nbackend = "memory"\n')
     if forbid:
         (root / "policies" / "60-reach.cedar").write_text(FORBID_REACH)
