@@ -14,7 +14,8 @@ PURE_TESTS ?= tests/test_differential.py tests/test_cedar_conformance.py tests/t
 	tests/test_overlay.py tests/test_timefmt.py tests/test_approvals.py tests/test_batch_failures.py tests/test_pep_view.py \
 	tests/test_identity_engine.py tests/test_pipeline.py tests/test_ext_authz_client.py tests/test_token_service.py \
 	tests/test_learning_graded.py tests/test_sessions_peers.py tests/test_cross_identity.py tests/test_credential_misuse.py \
-	tests/test_tool_behaviour.py tests/test_delegated_behaviour.py tests/test_credential_two_places.py tests/test_learned_groups.py
+	tests/test_tool_behaviour.py tests/test_delegated_behaviour.py tests/test_credential_two_places.py tests/test_learned_groups.py \
+	tests/test_escalation_reach.py
 
 .PHONY: demo test lint typecheck unit unit-pure build bench conformance clean fuzz
 

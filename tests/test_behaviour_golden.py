@@ -337,10 +337,18 @@ def test_the_streams_show_every_signal(golden: dict[str, Any]) -> None:
 
     # credential_misuse needs context.credential_source and bad_network [behaviour] bad_networks,
     # which these streams never have (tests/test_credential_misuse.py covers both); new_argument
-    # needs tool-call arguments, new_on_behalf delegated requests and credential_two_places
-    # context.credential_id (tests/test_tool_behaviour.py, tests/test_delegated_behaviour.py,
-    # tests/test_credential_two_places.py)
-    absent = {"credential_misuse", "bad_network", "new_argument", "new_on_behalf", "credential_two_places"}
+    # needs tool-call arguments, new_on_behalf delegated requests, credential_two_places
+    # context.credential_id and escalation_path [escalation] reach (tests/test_tool_behaviour.py,
+    # tests/test_delegated_behaviour.py, tests/test_credential_two_places.py,
+    # tests/test_escalation_reach.py)
+    absent = {
+        "credential_misuse",
+        "bad_network",
+        "new_argument",
+        "new_on_behalf",
+        "credential_two_places",
+        "escalation_path",
+    }
     assert set(DEFAULT_WEIGHTS) - absent <= seen, set(DEFAULT_WEIGHTS) - seen
     # no `learning` reason: these streams learn for 0 days, so every signal of a learning identity
     # is fully backed and enforced (docs/behaviour.md, "Learning is not a free pass")

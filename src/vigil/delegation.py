@@ -99,8 +99,13 @@ def decide_with_token(
         blocked = engine._party_blocked(st, actor, when)
         if blocked is not None:
             return engine._denied_early(st, req, context, req.principal, blocked, when, t0, None, actors)
+        actor_context = context
+        reach = st.reach  # [escalation] reach: each party is judged with its own reach
+        if reach is not None and reach.get(actor) is not None:
+            actor_context = Record(context)
+            actor_context["vigil"] = delegated_vigil(reach[actor], actors)
         answer = st.authorizer.is_authorized(
-            actor, req.action, req.resource, context, None, st.by_uid[actor], rentity
+            actor, req.action, req.resource, actor_context, None, st.by_uid[actor], rentity
         )
         if not answer.allowed or any(e.forbid for e in answer.errors):
             return engine._denied_early(st, req, context, req.principal, _DENIED, when, t0, None, actors)

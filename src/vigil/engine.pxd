@@ -18,7 +18,7 @@ cdef class _State:
     cdef public object action_type, mode, overlay_rules, revision, schema, workspace
     cdef public Authorizer authorizer
     cdef public BehaviourModel behaviour
-    cdef public dict by_uid, by_type
+    cdef public dict by_uid, by_type, reach, path_steps
     cdef public bint policy_reads_vigil
 
 
@@ -37,7 +37,7 @@ cdef class Engine:
 
     @cython.locals(beh=BehaviourModel, prof=Profile, entity=Entity, rentity=Entity, record=DecisionRecord, a=Assessment,
                    out=Outcome, v=Verdict, principal=tuple, actor=Entity, who=tuple, on_behalf=str,
-                   allowed=cython.bint, learnable=cython.bint)
+                   allowed=cython.bint, learnable=cython.bint, mine=dict)
     cpdef DecisionRecord _decide(self, _State st, AccessRequest req, double when, object t0, object delegation=*)
     cdef dict _context(self, _State st, AccessRequest req)
     cdef Profile _profile_of(self, BehaviourModel beh, Entity entity, AccessRequest req, Entity rentity, double when)
@@ -45,7 +45,7 @@ cdef class Engine:
     cdef bint _gated(self, tuple principal, double when) except -1
     @cython.locals(a=Assessment)
     cdef tuple _signals_first(self, BehaviourModel beh, Profile prof, AccessRequest req, dict context, double when,
-                              Entity rentity, object ip, str on_behalf)
+                              Entity rentity, object ip, str on_behalf, object step)
     cdef void _learn(self, BehaviourModel beh, Profile prof, tuple principal, object f, bint learnable, bint allowed,
                      double when)
     @cython.locals(out=Outcome, granted=cython.bint, highs=cython.longlong)

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from time import perf_counter_ns
@@ -70,7 +70,7 @@ from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.schema import Schema
 from vigil.policy.values import EntityUid, Record, make_set
 from vigil.store import Store, StoreError, Ticket, open_store, state_dir
-from vigil.workspace.loader import Workspace, load_workspace
+from vigil.workspace.loader import Workspace, load_workspace, workspace_reach
 from vigil.workspace.settings import Settings
 
 _log = logging.getLogger("vigil.engine")
@@ -112,7 +112,9 @@ class _State:
         "by_uid",
         "mode",
         "overlay_rules",
+        "path_steps",
         "policy_reads_vigil",
+        "reach",
         "revision",
         "schema",
         "workspace",
@@ -148,6 +150,11 @@ class _State:
         self.policy_reads_vigil = any(
             "vigil" in pol.source or pol.fallback_reason is not None for pol in ps.policies
         )
+        # [escalation] reach: identity -> its neutral context.vigil with `reach`, and identity ->
+        # {(action, resource): PathStep} for escalation_path (None when off: one comparison)
+        reach = workspace.reach
+        self.reach: dict[EntityUid, Record] | None = None if reach is None else dict(reach.vigil)
+        self.path_steps: dict[EntityUid, Any] | None = None if reach is None else dict(reach.steps)
 
 
 def _on_behalf(subject: EntityUid) -> str:
@@ -449,6 +456,7 @@ class Engine:
             for e in batch.upserts:
                 by_type.setdefault(e.uid[0], {})[e.uid[1]] = e
             st.authorizer.forget(moved)
+            self._recompute_reach(st)
             result = {
                 "upserted": len(batch.upserts),
                 "deleted": deleted,
@@ -465,6 +473,23 @@ class Engine:
                 entities=len(ps.store),
             )
             return result
+
+    def _recompute_reach(self, st: _State) -> None:
+        """After an entity change: each identity's escalation reach again (``[escalation]
+        reach``). When it cannot be computed (over ``reach_max_checks``), the reach of before the
+        change stays, and the failure is logged (a reload then refuses the workspace)."""
+        ws = st.workspace
+        if ws.reach is None:
+            return
+        try:
+            reach = workspace_reach(ws.policy_set, ws.settings, ws.path)
+        except WorkspaceError as e:
+            _log.warning("escalation reach not recomputed after an entity change: %s", e.message)
+            return
+        if reach is not None:
+            st.workspace = replace(ws, reach=reach)
+            st.reach = dict(reach.vigil)
+            st.path_steps = dict(reach.steps)
 
     def close(self) -> None:
         """Flush and close the audit sink; write the last profile snapshot and the identities'
@@ -563,6 +588,17 @@ class Engine:
         # the resource's entity, looked up once for the policy and the behaviour model; the
         # address the context conversion parsed, for the behaviour model's network key
         rentity = _entity(st.by_type, req.resource)
+        # [escalation] reach: the identity's reach in context.vigil, and whether this request is
+        # a step of a path to admin (two dict lookups; nothing when reach is off)
+        step = None
+        if st.reach is not None:
+            rv = st.reach.get(principal)
+            if rv is not None:
+                context["vigil"] = rv if delegation is None else delegated_vigil(rv, delegation)
+            steps = st.path_steps
+            mine = steps.get(principal) if steps is not None else None
+            if mine is not None:
+                step = mine.get((req.action, req.resource))
         ip = context.get("ip")
         if type(ip) is not IPAddr:
             ip = None
@@ -588,7 +624,7 @@ class Engine:
             # signals: computed before the policy only when they can matter to it (a policy reads
             # context.vigil and the identity is enforced); otherwise after it, in one pass
             if st.policy_reads_vigil and beh.enforce and _established(beh, prof, when):
-                a, f = self._signals_first(beh, prof, req, context, when, rentity, ip, on_behalf)
+                a, f = self._signals_first(beh, prof, req, context, when, rentity, ip, on_behalf, step)
                 if delegation is not None:
                     context["vigil"] = delegated_vigil(context["vigil"], delegation)
         elif who in self.quarantine:
@@ -605,7 +641,7 @@ class Engine:
             # The policy saw a neutral context.vigil (or does not read it): assess now, and learn
             # in the same pass unless the risk changes the decision (then `f` comes back).
             a, f = beh.assess(
-                prof, req.action, req.resource, req.context, when, allowed, rentity, ip, on_behalf
+                prof, req.action, req.resource, req.context, when, allowed, rentity, ip, on_behalf, step
             )
         # combine: only a risk at the step-up threshold can change anything
         advice = _NONE
@@ -642,7 +678,8 @@ class Engine:
         self._learn(beh, prof, who, f, learnable, record.allowed, when)
         if record.allowed:
             ac = beh._acls.get(req.action)
-            if ac is not None and ac[0] == ADMIN:
+            if (ac is not None and ac[0] == ADMIN) or step is not None:
+                # an admin step, or a step of a path to admin, on another identity
                 self._link(beh, who, req.resource, when)
         return record
 
@@ -686,11 +723,19 @@ class Engine:
         rentity: Entity | None,
         ip: IPAddr | None,
         on_behalf: str | None,
+        step: Any,
     ) -> tuple[Assessment, Features | None]:
-        """Assess before the policy, so that it reads the risk and signals in ``context.vigil``."""
-        a, f = beh.assess(prof, req.action, req.resource, req.context, when, None, rentity, ip, on_behalf)
+        """Assess before the policy, so that it reads the risk and signals in ``context.vigil``
+        (keeping its ``reach``, when there is one)."""
+        a, f = beh.assess(
+            prof, req.action, req.resource, req.context, when, None, rentity, ip, on_behalf, step
+        )
         if not a.learning and a.risk:
-            context["vigil"] = Record({"risk": a.risk, "signals": make_set(a.signals)})
+            v = Record({"risk": a.risk, "signals": make_set(a.signals)})
+            reach = context["vigil"].get("reach")
+            if reach is not None:
+                v["reach"] = reach
+            context["vigil"] = v
         return a, f
 
     def _profile_of(

@@ -99,6 +99,13 @@ class PrincipalNotFoundError(VigilError):
     code = "principal_not_found"
 
 
+class EscalationLimitError(VigilError):
+    """Computing a workspace's escalation reach would decide more requests than
+    ``[escalation] reach_max_checks`` allows (``escalation_too_large``); nothing is computed."""
+
+    code = "escalation_too_large"
+
+
 class ErrorCode(StrEnum):
     """The one error table: every code vigil raises or answers with, its HTTP status and its CLI exit
     status. A code that is not here is a bug (``tests/test_error_table.py`` scans the sources)."""
@@ -133,6 +140,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, 2)
     # the workspace and what the CLI writes
     INVALID_WORKSPACE = ("invalid_workspace", 422, 3)
+    ESCALATION_TOO_LARGE = ("escalation_too_large", 422, 3)
     INVALID_INPUT = ("invalid_input", 400, 2)
     INVALID_OUTPUT = ("invalid_output", 400, 2)
     INVALID_RECORD = ("invalid_record", 400, 2)

@@ -27,6 +27,7 @@ cdef class Features:
     cdef public str net, region, ua, aname, cred, bad, cid
     cdef public list unknown
     cdef public tuple resource, args
+    cdef public object path
     cdef public ResourceInfo ri
 
 
@@ -72,7 +73,7 @@ cdef class BehaviourModel:
     # assess = features (from the request) + judge (the detectors, one per signal family)
     @cython.locals(f=Features, a=Assessment)
     cpdef tuple assess(self, Profile p, tuple action, tuple resource, dict ctx, double when, object allowed=*,
-                       Entity resource_entity=*, IPAddr ip=*, str on_behalf=*)
+                       Entity resource_entity=*, IPAddr ip=*, str on_behalf=*, object path=*)
     @cython.locals(f=Features, it=cython.longlong)
     cpdef Features features(self, tuple action, tuple resource, dict ctx, double when, Entity resource_entity=*,
                             IPAddr ip=*, str on_behalf=*)
@@ -86,6 +87,7 @@ cdef class BehaviourModel:
     cdef list _misuse(self, list hits, str cred)
     cdef str _bad_network(self, object v)
     cdef list _evident(self, list hits, Features f)
+    cdef list _path(self, list hits, Features f)
     cdef Assessment _judge_first(self, Profile g, Features f)
     cdef list _linked(self, list hits, Profile p, Features f)
     cpdef void link(self, Profile target, object actor, double t)

@@ -148,7 +148,8 @@ class Features:
     :meth:`BehaviourModel.tool_class`), ``resource`` and its ``ri``, ``args`` (the places the
     call's ``context.arguments`` reach, :func:`vigil.behaviour.arguments.argument_keys`),
     ``cid`` (``context.credential_id``: the credential the request was made with, when the PEP
-    names it; None otherwise).
+    names it; None otherwise); ``path`` the :class:`~vigil.escalation.reach.PathStep` this
+    request takes (a step of a path to admin, known from the workspace's escalation graph) or None.
 
     Derived against the profile by the detectors (:meth:`BehaviourModel.judge`), for
     :meth:`BehaviourModel.learn`: ``net`` widened to /16 (/32) for an identity whose networks
@@ -183,6 +184,7 @@ class Features:
         "net",
         "novel_step",
         "nr_c",
+        "path",
         "region",
         "res_state",
         "resource",
@@ -226,6 +228,7 @@ class Features:
         self.cred: str | None = None
         self.cid: str | None = None
         self.bad: str | None = None
+        self.path: Any = None
 
 
 def _strength(novel: float, n: float, scale: float = 2.5) -> float:
@@ -595,6 +598,7 @@ class BehaviourModel:
         resource_entity: Entity | None = None,
         ip: IPAddr | None = None,
         on_behalf: str | None = None,
+        path: Any = None,
     ) -> tuple[Assessment, Features | None]:
         """Signals of one request against ``p`` (None: the identity's first request):
         :meth:`features` of the request, then :meth:`judge` (a pure function of the profile and
@@ -615,6 +619,8 @@ class BehaviourModel:
         ``on_behalf``: for a delegated request assessed on its acting agent's profile, the subject
         it acts for (``for:Type::"id"``), learned and judged like the places of its arguments
         (``new_on_behalf``).
+        ``path``: the step of a path to admin this request is (``[escalation] reach``:
+        :class:`~vigil.escalation.reach.PathStep`), which raises ``escalation_path``; None: none.
 
         ``[behaviour] mode = "off"``: a calm assessment and no features, whatever ``allowed`` is;
         nothing is read or learned.
@@ -622,6 +628,7 @@ class BehaviourModel:
         if self.off:
             return _CALM[0][False], None
         f = self.features(action, resource, ctx, when, resource_entity, ip, on_behalf)
+        f.path = path
         if p is None:
             return self._first(f), f
         a = self.judge(p, f)
@@ -653,6 +660,7 @@ class BehaviourModel:
         cid = ctx.get("credential_id")
         f.cid = cid if type(cid) is str and 0 < len(cid) <= MAX_CREDENTIAL_ID else None
         f.bad = self._bad_network(ctx.get("ip")) if self.bad_networks else None
+        f.path = None
         aname = action[1]
         if aname in self.tool_actions:
             tc = self._tools.get(resource)
@@ -805,7 +813,9 @@ class BehaviourModel:
 
     def _evident(self, hits: list[Hit] | None, f: Features) -> list[Hit] | None:
         """The signals that need no history, from the request alone: ``credential_misuse``,
-        ``bad_network``."""
+        ``bad_network``, ``escalation_path``."""
+        if f.path is not None:
+            hits = self._path(hits, f)
         if f.cred is not None:
             hits = self._misuse(hits, f.cred)
         if f.bad is not None:
@@ -819,6 +829,28 @@ class BehaviourModel:
                     (f.bad,),
                 )
             )
+        return hits
+
+    def _path(self, hits: list[Hit] | None, f: Features) -> list[Hit]:
+        """``escalation_path``: the request is one step of a path to admin of the workspace's
+        escalation graph (the step, the path, the steps left after it)."""
+        step = f.path
+        if hits is None:
+            hits = []
+        hits.append(
+            (
+                S.ESCALATION_PATH,
+                self.w[S.ESCALATION_PATH],
+                "{0!r} on {1} is a step of a path to admin ({2}{3}); {4} steps remain after it",
+                (
+                    f.aname,
+                    step.target,
+                    step.path,
+                    ", a step of it needs a request context" if step.conditional else "",
+                    step.remaining,
+                ),
+            )
+        )
         return hits
 
     def _judge_first(self, g: Profile, f: Features) -> Assessment:
@@ -878,7 +910,7 @@ class BehaviourModel:
         f.top = f.cls
         f.climbs = 0
         f.chain_sens = int(f.sens)
-        if f.cred is not None or f.bad is not None:
+        if f.cred is not None or f.bad is not None or f.path is not None:
             # needs no history: judged (and enforced) from the first request
             hits = self._evident(None, f)
             if hits:
@@ -902,9 +934,11 @@ class BehaviourModel:
             hits = self._argument_signals(hits, p, f)
         hits = self._rate_signals(hits, p, f)
         hits = self._chain_signals(hits, p, f)
-        if f.t - p.link_t <= self.chain_s and (f.cls == ADMIN or (f.novel_step and (f.cls or f.sens))):
+        if f.t - p.link_t <= self.chain_s and (
+            f.cls == ADMIN or f.path is not None or (f.novel_step and (f.cls or f.sens))
+        ):
             hits = self._linked(hits, p, f)
-        if f.cred is not None or f.bad is not None:
+        if f.cred is not None or f.bad is not None or f.path is not None:
             hits = self._evident(hits, f)
         if f.cid is not None and self.cred_window > 0.0:
             hits = self._two_places(hits, p, f)
@@ -1224,7 +1258,9 @@ class BehaviourModel:
         Each signal is graded by how much history backs it (:meth:`backing`, ``b``, the share of
         the learning period done). Impossible travel needs no history (two places too far apart
         too quickly) and keeps its points, as do ``credential_misuse`` (a workload's credential
-        on a workstation) and ``bad_network`` (a request from a known-bad network). An escalation chain and a first admin action
+        on a workstation), ``bad_network`` (a request from a known-bad network) and
+        ``escalation_path`` (a step of a path to admin, known from the workspace's grants, not
+        from the identity's history). An escalation chain and a first admin action
         (*high-severity* evidence) need little: their points are times ``min(1, 4 b)``, full once
         a quarter of the learning period backs them. Any other signal (novelty: a new region,
         network, user agent, hour, action, resource or segment; a rate or a sweep against a young
@@ -1242,6 +1278,7 @@ class BehaviourModel:
                 or name == S.CREDENTIAL_MISUSE
                 or name == S.BAD_NETWORK
                 or name == S.CREDENTIAL_TWO_PLACES
+                or name == S.ESCALATION_PATH
             ):
                 graded.append(h)
                 continue

@@ -35,6 +35,7 @@ BAD_NETWORK: Final = "bad_network"
 NEW_ARGUMENT: Final = "new_argument"
 NEW_ON_BEHALF: Final = "new_on_behalf"
 CREDENTIAL_TWO_PLACES: Final = "credential_two_places"
+ESCALATION_PATH: Final = "escalation_path"
 
 DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     NEW_REGION: 50,
@@ -54,6 +55,10 @@ DEFAULT_WEIGHTS: Final[dict[str, int]] = {
     NEW_ARGUMENT: 40,
     NEW_ON_BEHALF: 30,
     CREDENTIAL_TWO_PLACES: 70,
+    # a step of a known path to admin ([escalation] reach): alone below step-up (60), so a
+    # deployer's habitual step does not block; with a second signal of 20 points or more (a new
+    # resource, network, hour, user agent, a chain) it reaches step-up: 1 - 0.5 x 0.8 = 0.6
+    ESCALATION_PATH: 50,
 }
 SIGNALS: Final = tuple(DEFAULT_WEIGHTS)
 

@@ -71,7 +71,7 @@ def check_report(engine: Engine) -> dict[str, Any]:
         for pol in ps.policies
         if "id" not in pol.annotations
     ]
-    return {
+    report: dict[str, Any] = {
         "ok": True,
         "workspace": str(ws.path),
         "policy_revision": status["policy_revision"],
@@ -87,6 +87,19 @@ def check_report(engine: Engine) -> dict[str, Any]:
         "policies_without_id": without_id,
         "validation_warnings": list(ps.validation_warnings),
     }
+    if ws.reach is not None:  # [escalation] reach: what computing it found and cost
+        verdicts: dict[str, int] = {}
+        for v in ws.reach.vigil.values():
+            verdict = v["reach"]["verdict"]
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+        report["escalation_reach"] = {
+            "identities": ws.reach.identities,
+            "verdicts": dict(sorted(verdicts.items())),
+            "path_steps": sum(len(m) for m in ws.reach.steps.values()),
+            "checks": ws.reach.checks,
+            "seconds": round(ws.reach.seconds, 3),
+        }
+    return report
 
 
 def workspace_error_report(error: WorkspaceError) -> dict[str, Any]:
@@ -117,6 +130,14 @@ def render_check(console: Console, report: Mapping[str, Any]) -> None:
     t.add_row("entities", f"{report['entities']} ({escape(', '.join(report['entity_files']))})")
     t.add_row("schema", "yes" if report["schema"] else "no")
     t.add_row("behaviour mode", report["behaviour_mode"])
+    reach = report.get("escalation_reach")
+    if reach is not None:
+        counts = ", ".join(f"{n} {v}" for v, n in reach["verdicts"].items())
+        t.add_row(
+            "escalation reach",
+            f"{reach['identities']} identities ({counts}); {reach['path_steps']} path steps; "
+            f"{reach['checks']} checks, {reach['seconds']} s",
+        )
     console.print(t)
     if report["fallbacks"]:
         ft = Table(title="policies evaluated by cedarpy (fallback)", title_justify="left")

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.errors import VigilError
+from vigil.errors import EscalationLimitError, VigilError
 from vigil.escalation.edges import ADMIN, Edge, Graph
 from vigil.escalation.iam_export import Principal
 from vigil.escalation.settings import BECOME_METHODS, JOIN_METHODS, EscalationSettings
@@ -169,6 +169,25 @@ class GrantEvaluator:
         """False when no permit can apply to this principal and action (on any resource)."""
         return any(not p.forbid for p in self.candidates(principal, ancestors, action))
 
+    def resource_types(
+        self, principal: EntityUid, ancestors: frozenset[EntityUid], action: EntityUid
+    ) -> frozenset[str] | None:
+        """The entity types a resource must have for some permit to apply to this principal and
+        action (the permits' resource scopes: ``is T``, ``== T::"x"``); None when a permit admits
+        any type. A resource of another type is ``never`` allowed, so it need not be decided."""
+        types: set[str] = set()
+        for p in self.candidates(principal, ancestors, action):
+            if p.forbid:
+                continue
+            s = p.resource
+            t = s.entity_type
+            if t is None and s.kind == "eq" and s.entity is not None:
+                t = s.entity[0]
+            if t is None or p.fallback_reason is not None:
+                return None
+            types.add(t)
+        return frozenset(types)
+
     def never_satisfied(
         self, pol: CompiledPolicy, principal: EntityUid, action: EntityUid, resource: EntityUid
     ) -> bool:
@@ -284,8 +303,11 @@ class _Builder:
         store: EntityStore,
         settings: EscalationSettings,
         identity_types: Sequence[str],
+        max_checks: int | None = None,
     ) -> None:
         check_settings(settings, policies)
+        self.max_checks = max_checks
+        self.checks = 0
         self.store = store
         self.settings = settings
         self.ev = GrantEvaluator(policies, store, settings.context_guards)
@@ -305,6 +327,21 @@ class _Builder:
         self.become = [(a, m) for a, m in settings.privilege_actions.items() if m in BECOME_METHODS]
         self.join = [(a, m) for a, m in settings.privilege_actions.items() if m in JOIN_METHODS]
         self.graph = Graph({uid_text(u): _principal(u) for u in self.identities})
+        # node id -> (the identity, the group it joined or None)
+        self.nodes: dict[str, tuple[EntityUid, EntityUid | None]] = {
+            uid_text(u): (u, None) for u in self.identities
+        }
+
+    def _decide(self, x: EntityUid, action: EntityUid, r: EntityUid, anc: frozenset[EntityUid]) -> Outcome:
+        """``GrantEvaluator.decide``, counted; raises EscalationLimitError past ``max_checks``."""
+        self.checks += 1
+        if self.max_checks is not None and self.checks > self.max_checks:
+            raise EscalationLimitError(
+                f"the escalation graph needs more than {self.max_checks} checks "
+                "([escalation] reach_max_checks)",
+                max_checks=self.max_checks,
+            )
+        return self.ev.decide(x, action, r, ancestors=anc)
 
     def build(self) -> Graph:
         for x in self.identities:
@@ -318,10 +355,11 @@ class _Builder:
         for action, method in self.become:
             if not self.ev.may_permit(x, anc, action):
                 continue
+            types = self.ev.resource_types(x, anc, action)
             for t in self.identities:
-                if t == x:
+                if t == x or (types is not None and t[0] not in types):
                     continue
-                o = self.ev.decide(x, action, t, ancestors=anc)
+                o = self._decide(x, action, t, anc)
                 if o.verdict != NEVER:
                     g.add(Edge(node, uid_text(t), "become", method, _via(o, action), o.requires))
         if not joins:
@@ -329,10 +367,11 @@ class _Builder:
         for action, method in self.join:
             if not self.ev.may_permit(x, anc, action):
                 continue
+            types = self.ev.resource_types(x, anc, action)
             for grp in self.groups:
-                if grp in anc or grp == x:
+                if grp in anc or grp == x or (types is not None and grp[0] not in types):
                     continue
-                o = self.ev.decide(x, action, grp, ancestors=anc)
+                o = self._decide(x, action, grp, anc)
                 if o.verdict == NEVER:
                     continue
                 member = f"{uid_text(x)} in {uid_text(grp)}"
@@ -341,6 +380,7 @@ class _Builder:
                         arn=member, name=f"{x[1]} (in {uid_text(grp)})", kind="membership", account=""
                     )
                     g.out.setdefault(member, [])
+                    self.nodes[member] = (x, grp)
                     self._edges_from(x, anc | {grp} | self.store.ancestors(grp), member, joins=False)
                 g.add(Edge(node, member, "become", method, _via(o, action), o.requires))
 
@@ -356,8 +396,11 @@ class _Builder:
         for action in sorted(self.settings.admin_actions):
             if not self.ev.may_permit(x, anc, action):
                 continue
+            types = self.ev.resource_types(x, anc, action)
             for r in self.resources:
-                o = self.ev.decide(x, action, r, ancestors=anc)
+                if types is not None and r[0] not in types:
+                    continue
+                o = self._decide(x, action, r, anc)
                 if o.verdict == NEVER:
                     continue
                 held = tuple(f"{p} allows {uid_text(action)} on {uid_text(r)}" for p in o.via)
@@ -383,15 +426,31 @@ def workspace_graph(
     store: EntityStore,
     settings: EscalationSettings,
     identity_types: Sequence[str] = ("Agent", "ServiceAccount", "Workload"),
+    max_checks: int | None = None,
 ) -> Graph:
     """The escalation graph of a workspace's policies over its entities.
 
     Nodes: every entity whose type is in ``settings.principals`` (else ``identity_types``), keyed by
     uid text; ``X in G`` nodes for a membership ``X`` can give itself (kind ``membership``); and
     :data:`ADMIN`. Raises VigilError (``invalid_workspace``) for ``context_guards`` that name no
-    forbid policy.
+    forbid policy; EscalationLimitError (``escalation_too_large``) when building it would decide
+    more than ``max_checks`` requests (None: no limit).
     """
-    return _Builder(policies, store, settings, identity_types).build()
+    return _Builder(policies, store, settings, identity_types, max_checks).build()
+
+
+def build_workspace_graph(
+    policies: Sequence[CompiledPolicy],
+    store: EntityStore,
+    settings: EscalationSettings,
+    identity_types: Sequence[str],
+    max_checks: int | None = None,
+) -> tuple[Graph, dict[str, tuple[EntityUid, EntityUid | None]], int]:
+    """:func:`workspace_graph`, with each node's identity (and, for a membership node, the group
+    it joins) and the number of requests decided. Raises as :func:`workspace_graph`."""
+    b = _Builder(policies, store, settings, identity_types, max_checks)
+    graph = b.build()
+    return graph, b.nodes, b.checks
 
 
 def identities(graph: Graph) -> list[str]:

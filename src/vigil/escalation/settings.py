@@ -11,6 +11,10 @@ admin = ['Action::"grant"', 'Team::"platform-admins"']
 context_guards = ["forbid-outside-allowed-network"]
 # the entity types that act (default: [identity] types)
 principals = ["Agent", "ServiceAccount"]
+# context.vigil.reach and the escalation_path signal at decision time (off by default)
+reach = true
+# the most requests the graph build may decide for it (refused beyond: escalation_too_large)
+reach_max_checks = 250000
 ```
 
 Methods: ``assume`` (the principal acts as the resource, an identity), ``create_key`` (it can
@@ -40,7 +44,9 @@ DEFAULT_PRIVILEGE_ACTIONS: Mapping[str, str] = {
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TYPE = re.compile(rf"{_NAME}(?:::{_NAME})*\Z")
 _UID = re.compile(rf'({_NAME}(?:::{_NAME})*)::"((?:[^"\\]|\\["\\])*)"\Z')
-_KEYS = ("privilege_actions", "admin", "context_guards", "principals")
+_KEYS = ("privilege_actions", "admin", "context_guards", "principals", "reach", "reach_max_checks")
+DEFAULT_REACH_MAX_CHECKS = 250_000
+_MAX_CHECKS_CEILING = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,10 @@ class EscalationSettings:
     """``[escalation]``: ``privilege_actions`` action uid -> method; ``admin`` the uids that make
     an identity admin (actions it holds on any entity, entities it is or is ``in``);
     ``context_guards`` forbid policy ids assumed not to fire where they read the context;
-    ``principals`` the entity types that act (empty: ``[identity] types``)."""
+    ``principals`` the entity types that act (empty: ``[identity] types``); ``reach``: compute
+    each identity's reach when the workspace loads, for ``context.vigil.reach`` and the
+    ``escalation_path`` signal (docs/escalation.md, "At decision time"); ``reach_max_checks``: the
+    most requests that computation may decide (beyond it the workspace is refused)."""
 
     privilege_actions: Mapping[EntityUid, str] = field(
         default_factory=lambda: {("Action", k): v for k, v in DEFAULT_PRIVILEGE_ACTIONS.items()}
@@ -56,6 +65,8 @@ class EscalationSettings:
     admin: tuple[EntityUid, ...] = ()
     context_guards: tuple[str, ...] = ()
     principals: tuple[str, ...] = ()
+    reach: bool = False
+    reach_max_checks: int = DEFAULT_REACH_MAX_CHECKS
 
     @property
     def admin_actions(self) -> frozenset[EntityUid]:
@@ -139,11 +150,21 @@ def parse_escalation(body: Any, path: str, problems: list[str]) -> EscalationSet
     for t in principals:
         if not _TYPE.match(t):
             problems.append(f"{where} principals: {t!r} is not an entity type name")
+    reach = body.get("reach", False)
+    if type(reach) is not bool:
+        problems.append(f"{where} reach must be true or false")
+        reach = False
+    max_checks = body.get("reach_max_checks", DEFAULT_REACH_MAX_CHECKS)
+    if type(max_checks) is not int or not 1 <= max_checks <= _MAX_CHECKS_CEILING:
+        problems.append(f"{where} reach_max_checks must be an integer from 1 to {_MAX_CHECKS_CEILING}")
+        max_checks = DEFAULT_REACH_MAX_CHECKS
     return EscalationSettings(
         privilege_actions=out.privilege_actions if actions is None else actions,
         admin=tuple(dict.fromkeys(admin)),
         context_guards=guards,
         principals=principals,
+        reach=reach,
+        reach_max_checks=max_checks,
     )
 
 

@@ -236,12 +236,19 @@ def visible(engine: Engine, caller: Caller, items: Sequence[Item]) -> list[Item]
         prof = engine.profiles.profiles.get(party)
         if prof is not None and prof.quarantined:
             return []
-    vigil = delegated_vigil(_NEUTRAL_VIGIL, caller.actors) if caller.actors else _NEUTRAL_VIGIL
+    reach = engine.workspace.reach
+    # each party's context.vigil, as its decisions see it: its own escalation reach ([escalation]
+    # reach), the delegation chain
+    vigils = {}
+    for party in parties:
+        base = _NEUTRAL_VIGIL if reach is None else reach.vigil.get(party, _NEUTRAL_VIGIL)
+        vigils[party] = delegated_vigil(base, caller.actors) if caller.actors else base
     schema = ps.schema
     authorizer = ps.authorizer
     overlay_rules = engine.workspace.settings.overlay
     action_type = _action_type(engine)
     contexts: dict[str, Record] = {}
+    party_contexts: dict[tuple[str, EntityUid], Record] = {}
     out = []
     for item in items:
         action = (action_type, item.action)
@@ -251,7 +258,6 @@ def visible(engine: Engine, caller: Caller, items: Sequence[Item]) -> list[Item]
                 context = typed_context(schema, action, context_of(caller, "list", None))
             except VigilError:
                 return []
-            context["vigil"] = vigil
             contexts[item.action] = context
         uid = (item.kind, item.name)
         overlay = None
@@ -263,8 +269,30 @@ def visible(engine: Engine, caller: Caller, items: Sequence[Item]) -> list[Item]
                 )
             except VigilError:
                 continue  # a call would be refused the same way
-        if all(_may_list(authorizer, p, action, uid, context, overlay or None) for p in parties):
+        if all(
+            _may_list(
+                authorizer,
+                p,
+                action,
+                uid,
+                _party_context(party_contexts, item.action, p, context, vigils[p]),
+                overlay or None,
+            )
+            for p in parties
+        ):
             out.append(item)
+    return out
+
+
+def _party_context(
+    cache: dict[tuple[str, EntityUid], Record], action: str, party: EntityUid, context: Record, vigil: Record
+) -> Record:
+    """``context`` with ``vigil`` as its ``context.vigil``: one copy per (action, party)."""
+    key = (action, party)
+    out = cache.get(key)
+    if out is None:
+        out = cache[key] = Record(context)
+        out["vigil"] = vigil
     return out
 
 

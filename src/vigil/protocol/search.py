@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -43,7 +43,7 @@ from vigil.policy.build import PolicySet
 from vigil.policy.compiler import CompiledPolicy, Scope
 from vigil.policy.overlay import OverlaySettings
 from vigil.policy.request_values import property_overlay, typed_context
-from vigil.policy.values import EntityUid
+from vigil.policy.values import EntityUid, Record
 
 _ALL: Final = None  # "every entity of the searched type"
 
@@ -58,9 +58,15 @@ class SearchIndex:
     """Lookups for one policy revision: entities by type, permits by action, actions known."""
 
     def __init__(
-        self, policy_set: PolicySet, action_type: str, overlay: OverlaySettings | None = None
+        self,
+        policy_set: PolicySet,
+        action_type: str,
+        overlay: OverlaySettings | None = None,
+        reach: Mapping[EntityUid, Record] | None = None,
     ) -> None:
         self.policy_set = policy_set
+        # each identity's context.vigil with its escalation reach ([escalation] reach), or None
+        self.reach = reach
         self.action_type = action_type
         self.overlay_rules = overlay if overlay is not None else OverlaySettings()
         store = policy_set.store
@@ -161,7 +167,12 @@ class Searcher:
             with self._lock:
                 idx = self._index
                 if idx is None or idx.policy_set is not ps or idx.changes != ps.store.changes:
-                    idx = self._index = SearchIndex(ps, action_type(ps.schema), ws.settings.overlay)
+                    idx = self._index = SearchIndex(
+                        ps,
+                        action_type(ps.schema),
+                        ws.settings.overlay,
+                        ws.reach.vigil if ws.reach is not None else None,
+                    )
         return idx
 
     # -- the three endpoints ------------------------------------------------------------------
@@ -369,5 +380,12 @@ class _Call:
         if principal not in self.idx.by_uid:
             return False
         authorizer = self.idx.policy_set.authorizer
-        verdict = authorize(authorizer, principal, action, resource, self._context_for(action), self.overlay)
+        context = self._context_for(action)
+        reach = self.idx.reach
+        if reach is not None:  # the principal's reach, as a decision gives it
+            vigil = reach.get(principal)
+            if vigil is not None:
+                context = Record(context)
+                context["vigil"] = vigil
+        verdict = authorize(authorizer, principal, action, resource, context, self.overlay)
         return verdict.allowed

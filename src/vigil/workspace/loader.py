@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from vigil.errors import WorkspaceError
+from vigil.errors import VigilError, WorkspaceError
+from vigil.escalation.reach import ReachTable, reach_table
 from vigil.policy.build import BuildError, EntitiesNeeded, PolicySet, build_policy_set
 from vigil.policy.cedar import CedarError, PolicySource, parse_policies
 from vigil.workspace.settings import Settings, parse_settings
@@ -38,6 +39,8 @@ class Workspace:
     # SHA-256 of the entity files' names and bytes and the schema: a reload whose digest is equal
     # reuses the entities instead of reading them again ("" : not known).
     entity_source_digest: str = ""
+    # each identity's escalation reach ([escalation] reach = true), else None
+    reach: ReachTable | None = None
 
     @property
     def revision(self) -> str:
@@ -104,15 +107,34 @@ def load_workspace(path: str | Path, previous: Workspace | None = None) -> Works
             )
     except BuildError as e:
         raise WorkspaceError(f"workspace {str(root)!r} is invalid: {e.problems[0]}", e.problems) from None
+    settings = settings or Settings()
+    reach = workspace_reach(policy_set, settings, root)
     return Workspace(
         path=root,
-        settings=settings or Settings(),
+        settings=settings,
         policy_set=policy_set,
         policy_files=tuple(s.path for s in sources),
         entity_files=tuple(entity_files),
         has_schema=schema_text is not None,
         entity_source_digest=source_digest,
+        reach=reach,
     )
+
+
+def workspace_reach(policy_set: PolicySet, settings: Settings, root: Path) -> ReachTable | None:
+    """Each identity's escalation reach when ``[escalation] reach`` is on (else None).
+
+    Raises WorkspaceError naming the problem when it cannot be computed (a ``context_guards``
+    entry that is no forbid; more checks than ``reach_max_checks``, whose code
+    ``escalation_too_large`` the problem text carries)."""
+    esc = settings.escalation
+    if not esc.reach:
+        return None
+    try:
+        return reach_table(policy_set.policies, policy_set.store, esc, settings.identity.types)
+    except VigilError as e:
+        problem = f"vigil.toml: [escalation] reach: {e.message} ({e.code})"
+        raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problem}", [problem]) from None
 
 
 def _entity_source_digest(files: EntityFiles, schema_text: str | None) -> str:
