@@ -763,7 +763,9 @@ class Engine:
         base = self._profiles.get(parent) if parent is not None else None
         if base is None or base.quarantined:
             # no parent: an empty profile whose first request is judged against its peer group
-            group = self._group(beh, entity.uid, when, beh.work_of(req.action, req.resource, rentity))
+            group = self._group(beh, entity.uid, when)
+            if group is None and beh.peers:  # no attribute names one: the group of its work
+                group = self._work_group(beh.work_of(req.action, req.resource, rentity), when)
             if group is None or not group.learned:
                 return None
             prof = self.profiles.create(entity.uid, when)
@@ -818,6 +820,16 @@ class Engine:
                 out.append(group)
         return tuple(out) or None
 
+    def _work_group(self, work: EntityUid | None, when: float) -> Profile | None:
+        """The shared profile of the learned group ``work`` (made empty at its first member), or
+        None (no such group)."""
+        if work is None:
+            return None
+        group = self._profiles.get(work)
+        if group is None:
+            group = self.profiles.create(work, when)
+        return group
+
     def _group_attrs(self, uid: EntityUid) -> Any:
         """The attributes peer groups are named by: the entity's, with the registry's owner,
         purpose and kind where the entity has none (None: neither knows ``uid``)."""
@@ -838,9 +850,7 @@ class Engine:
             return None
         guid = group_uid(self._group_attrs(uid), beh.peers)
         if guid is None:
-            guid = work
-        if guid is None:
-            return None
+            return self._work_group(work, when)
         group = self._profiles.get(guid)
         if group is None:
             group = self.profiles.create(guid, when)
@@ -869,10 +879,11 @@ class Engine:
             prof = self.profiles.create(principal, f.t)
             if prof is None:
                 return
-            work = beh.work_of_features(f)
-            prof.base = self._group(beh, principal, f.t, work)
+            prof.base = self._group(beh, principal, f.t)
+            if prof.base is None and beh.peers:  # no attribute names one: the group of its work
+                prof.base = self._work_group(beh.work_of_features(f), f.t)
             if beh.settings.peers_also and prof.base is not None:
-                prof.peers = self._groups_also(beh, principal, f.t, work, prof.base)
+                prof.peers = self._groups_also(beh, principal, f.t, beh.work_of_features(f), prof.base)
         beh.learn(prof, f, learnable and allowed, allowed)
 
     def _denied_early(
