@@ -32,9 +32,11 @@ from vigil.behaviour.model import ADMIN, BehaviourModel, Features
 from vigil.behaviour.peers import GROUP_TYPE, group_uid
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.sessions import parent_of
+from vigil.behaviour.shared import Outbox, Sharing
 from vigil.behaviour.signals import Assessment
 from vigil.cluster import ChangeBus, announcing
 from vigil.cluster.bus import kinds_touch
+from vigil.cluster.sharing import BehaviourChannel
 from vigil.delegation import decide_with_token, delegated_vigil
 from vigil.errors import AuditError, RequestError, VigilError, WorkspaceError
 from vigil.identity.registry import Registry
@@ -118,7 +120,7 @@ class _State:
         "workspace",
     )
 
-    def __init__(self, workspace: Workspace, strings: dict[str, str]) -> None:
+    def __init__(self, workspace: Workspace, strings: dict[str, str], outbox: Outbox | None = None) -> None:
         ps: PolicySet = workspace.policy_set
         self.workspace = workspace
         self.authorizer = ps.authorizer
@@ -134,7 +136,7 @@ class _State:
         self.mode = workspace.settings.behaviour.mode
         self.overlay_rules = workspace.settings.overlay
         self.action_type = action_type(ps.schema)
-        self.behaviour = BehaviourModel(workspace.settings.behaviour, ps.store, strings)
+        self.behaviour = BehaviourModel(workspace.settings.behaviour, ps.store, strings, outbox)
         # Does any policy read context.vigil? If none does, behaviour can always be assessed after
         # the policy, in one pass with learning. (A fallback policy's code is not ours to read.)
         self.policy_reads_vigil = any(
@@ -187,7 +189,11 @@ class Engine:
         fetch: Fetch | None = None,
     ) -> None:
         self._strings: dict[str, str] = {}
-        self._state = _State(workspace, self._strings)
+        # [cluster] redis + share_behaviour: the model hands its request counts and newly learned
+        # values to this outbox, announced to the other processes (vigil.behaviour.shared)
+        cs = workspace.settings.cluster
+        self._outbox = Outbox() if cs.redis and cs.share_behaviour else None
+        self._state = _State(workspace, self._strings, self._outbox)
         self._clock: Clock = clock or time.time
         self._ids: IdSource = ids or _id_source()
         try:
@@ -225,6 +231,12 @@ class Engine:
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
             ) from None
         self._profiles = self.profiles.profiles
+        self.sharing: BehaviourChannel | None = None
+        if self._outbox is not None:
+            shared = Sharing(self.profiles, _weakly(self, _behaviour_model), self._clock, self._outbox)
+            self.sharing = BehaviourChannel(
+                cluster.redis, cluster.channel, collect=shared.collect, receive=shared.receive
+            )
         self._attach_groups()
         self.store_errors = 0
         self._audit: AuditSink = audit if audit is not None else _default_sink(workspace)
@@ -288,6 +300,8 @@ class Engine:
         self.last_reload_error: tuple[str, ...] = ()
         if self.cluster is not None:
             self.cluster.start()
+        if self.sharing is not None:
+            self.sharing.start()
 
     @classmethod
     def from_workspace(cls, path: str | Path, **options: Any) -> Engine:
@@ -336,7 +350,7 @@ class Engine:
                     "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
                 )
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
-            state = _State(ws, self._strings)
+            state = _State(ws, self._strings, self._outbox)
             try:
                 issuers = self._issuers(ws.settings, ws.path)
             except WorkspaceError as e:
@@ -452,6 +466,8 @@ class Engine:
     def close(self) -> None:
         """Flush and close the audit sink; write the last profile snapshot and the identities'
         usage; stop the cluster threads; close the store."""
+        if self.sharing is not None:
+            self.sharing.close()
         if self.cluster is not None:
             self.cluster.close()
         self._audit.close()
@@ -1177,6 +1193,11 @@ def _weakly(engine: Engine, use: Callable[..., _T], gone: Any = _GONE) -> Callab
         return use(e, *args, **kwargs)
 
     return call
+
+
+def _behaviour_model(e: Engine) -> BehaviourModel:
+    """The engine's current behaviour model (a reload makes a new one)."""
+    return e._state.behaviour
 
 
 def _decide_act_for(e: Engine, actor: EntityUid, subject: EntityUid, now: float) -> tuple[bool, str]:
