@@ -33,9 +33,7 @@ def decayed(times: list[float], at: float, tau: float) -> float:
     return sum(math.exp(-(at - t) / tau) for t in times)
 
 
-events = st.lists(
-    st.tuples(st.floats(0.0, 3_600.0, allow_nan=False), st.booleans()), min_size=1, max_size=60
-)
+events = st.lists(st.tuples(st.floats(0.0, 3_600.0, allow_nan=False), st.booleans()), min_size=1, max_size=60)
 
 
 @settings(max_examples=300, deadline=None)
@@ -93,7 +91,9 @@ class _Book:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(0.0, 0.3), min_size=4, max_size=90), st.randoms(use_true_random=False))
-def test_two_models_exchanging_batches_count_what_one_model_counts(gaps: list[float], rnd: random.Random) -> None:
+def test_two_models_exchanging_batches_count_what_one_model_counts(
+    gaps: list[float], rnd: random.Random
+) -> None:
     """Requests of one identity split at random over two models that exchange batches every
     250 ms: after the last exchange, each one's next request sees the count (per minute, per
     quarter hour, never-seen resources) that one model seeing every request sees, to 0.5 %."""
@@ -146,14 +146,14 @@ def test_a_value_learned_by_one_is_known_to_the_other() -> None:
         mb.assess(pb, READ, ("Database", "known"), ctx, T0 + i, True)
     new_ctx = {"region": "ap-south-1", "user_agent": "curl/8.0", "ip": "192.0.2.9"}
     ma.assess(pa, ("Action", "write"), ("Queue", "fresh"), new_ctx, T0 + 10, True)
-    rates, learned = collect(box)
+    _rates, learned = collect(box)
     kinds = {(e[2], e[3]) for e in learned}
     assert {("a:", "write"), ("t:", "Queue"), ("r:", "ap-south-1"), ("u:", "curl")} <= kinds
     assert any(e[2] == "x:" for e in learned) and any(e[2] == "n:" for e in learned)
     assert take_learned(_Book({WHO: pb}), mb, learned) == 0
     assert "ap-south-1" in pb.regions and "write" in pb.actions and "Queue" in pb.rtypes
     # the resource's bit is set in b's bitmap: the same request there is no new resource
-    a, f = mb.assess(pb, ("Action", "write"), ("Queue", "fresh"), new_ctx, T0 + 11, None)
+    _a, f = mb.assess(pb, ("Action", "write"), ("Queue", "fresh"), new_ctx, T0 + 11, None)
     assert f is not None and f.res_state == 0
 
 
@@ -176,7 +176,12 @@ def test_malformed_entries_are_skipped_and_counted() -> None:
     assert p.x_t == 0.0 and not pending.counts
     assert take_rates(book, m, pending, [["Agent", "a-1", 3, 1, T0 + 5]]) == 0
     assert p.x_t == T0 + 5 and p.x1 == 3.0 and p.xk == 1.0
-    bad_learned = [["Agent", "a-1", "q:", "x", 1], ["Agent", "a-1", "r:", 3.5, 1], ["Agent", "a-1", "x:", "s", 1], 7]
+    bad_learned = [
+        ["Agent", "a-1", "q:", "x", 1],
+        ["Agent", "a-1", "r:", 3.5, 1],
+        ["Agent", "a-1", "x:", "s", 1],
+        7,
+    ]
     assert take_learned(book, m, bad_learned) == len(bad_learned)
 
 

@@ -39,10 +39,13 @@ def workspace(root: Path, schema: str, channel: str, *, share: bool) -> Path:
     ws = write_workspace(root, BEHAVIOUR, store="postgres")
     text = (ws / "vigil.toml").read_text()
     text = text.replace(
-        'backend = "postgres"', f'backend = "postgres"\nurl = "{PG_URL}"\nschema = "{schema}"\nsnapshot_interval_s = 3600'
+        'backend = "postgres"',
+        f'backend = "postgres"\nurl = "{PG_URL}"\nschema = "{schema}"\nsnapshot_interval_s = 3600',
     )
     text = text.replace('sink = "none"', 'sink = "jsonl"\npath = "audit.jsonl"\nflush_interval_ms = 20')
-    text += f'\n[cluster]\nredis = "{REDIS_URL}"\nchannel = "{channel}"\nshare_behaviour = {str(share).lower()}\n'
+    text += (
+        f'\n[cluster]\nredis = "{REDIS_URL}"\nchannel = "{channel}"\nshare_behaviour = {str(share).lower()}\n'
+    )
     (ws / "vigil.toml").write_text(text)
     return ws
 
