@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_bench import ROOT, _bodies, _wrk  # noqa: E402
+from run_bench import ROOT, _bodies, _wrk
 
 
 def _start(workspace: Path, key: str, log: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
@@ -80,11 +80,23 @@ def main() -> None:
                 with (ws / "vigil.toml").open("a") as f:
                     f.write('\n[store]\nbackend = "sqlite"\n')
                     if args.redis:
-                        f.write(f'\n[cluster]\nredis = "{args.redis}"\nchannel = "bench_{secrets.token_hex(6)}"\n')
+                        f.write(
+                            f'\n[cluster]\nredis = "{args.redis}"\nchannel = "bench_{secrets.token_hex(6)}"\n'
+                        )
                 servers[n] = _start(ws, key, tmp / f"server{n}.log", n)
             runs: dict[int, list[dict[str, Any]]] = {1: [], args.workers: []}
-            for n, (proc, port) in servers.items():  # warm-up
-                _wrk(port, "/access/v1/evaluation", single, key, 2, args.connections, 0, tmp / "w.json", proc.pid)
+            for proc, port in servers.values():  # warm-up
+                _wrk(
+                    port,
+                    "/access/v1/evaluation",
+                    single,
+                    key,
+                    2,
+                    args.connections,
+                    0,
+                    tmp / "w.json",
+                    proc.pid,
+                )
             for _ in range(args.rounds):
                 for n, (proc, port) in servers.items():
                     runs[n].append(
@@ -114,7 +126,9 @@ def main() -> None:
         "evaluation_rps_1_worker": round(one),
         f"evaluation_rps_{args.workers}_workers": round(many),
         "ratio_best": round(many / one, 3),
-        "ratio_per_round": [round(b["rps"] / a["rps"], 3) for a, b in zip(runs[1], runs[args.workers], strict=True)],
+        "ratio_per_round": [
+            round(b["rps"] / a["rps"], 3) for a, b in zip(runs[1], runs[args.workers], strict=True)
+        ],
         "errors": sum(r["errors_status"] + r["errors_socket"] for rs in runs.values() for r in rs),
     }
     result = {
