@@ -71,7 +71,7 @@ from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.schema import Schema
 from vigil.policy.values import EntityUid, Record, make_set
-from vigil.store import Store, StoreError, Ticket, open_store, state_dir
+from vigil.store import Change, Store, StoreError, Ticket, open_store, state_dir
 from vigil.workspace.loader import Workspace, load_workspace
 from vigil.workspace.settings import Settings
 
@@ -211,6 +211,7 @@ class Engine:
                     cluster.channel,
                     self._store,
                     apply=_weakly(self, _apply_cluster_changes, gone=None),
+                    on_changes=_weakly(self, _apply_entity_changes, gone=None),
                     signal=_cluster_signal(self),
                 )
                 self._store = announcing(self._store, self.cluster)
@@ -430,12 +431,27 @@ class Engine:
         decision sees the change. Atomic: the whole batch is checked first, and a bad item raises
         EntityChangeError (``invalid_entities``, with its ``index``) with nothing changed. Audited
         (``entities_changed``, with ``by``); raises AuditError first when ``[audit] required`` and the
-        log cannot be written. In memory: a reload reads the workspace's files again."""
+        log cannot be written. In memory: a reload reads the workspace's files again.
+
+        With ``[cluster] redis`` the batch is also written to the store's change log (before it is
+        applied here: when the store cannot take it, StoreError ``store_unavailable`` is raised and
+        nothing changed) and announced: every other running process applies it too
+        (:func:`_apply_entity_changes`), at once or when it catches up from the log."""
+        return self._change_entities(upserts, deletes, by, announce=self.cluster is not None)
+
+    def _change_entities(self, upserts: Any, deletes: Any, by: str, *, announce: bool) -> dict[str, Any]:
         with self._reload_lock:
             self._recordable()
             st = self._state
             ps = st.workspace.policy_set
             batch = read_batch(upserts, deletes, schema_handle=ps.schema_handle, action_type=st.action_type)
+            if announce and self.cluster is not None:
+                detail = {
+                    "origin": self.cluster.origin,
+                    "upserts": upserts if upserts is not None else [],
+                    "deletes": deletes if deletes is not None else [],
+                }
+                self._store.append_change(self._clock(), ENTITIES_CHANGED, _ENTITIES_SUBJECT, by, detail)
             deleted = sum(1 for u in batch.deletes if u in ps.store.by_uid)
             _, moved = ps.store.apply(batch.upserts, batch.deletes)
             by_type = st.by_type
@@ -1101,6 +1117,8 @@ class Engine:
 
 
 _AUDIT_UIDS: Final = 1_000  # uids an entities_changed event lists (the counts are always whole)
+ENTITIES_CHANGED: Final = "entities_changed"  # the change-log kind of an entity batch (cluster)
+_ENTITIES_SUBJECT: Final = ("Vigil::Workspace", "entities")
 
 
 def _epoch(now: datetime) -> float:
@@ -1215,6 +1233,25 @@ def _decide_act_for(e: Engine, actor: EntityUid, subject: EntityUid, now: float)
     )
     record = e._decide(st, req, now, perf_counter_ns())
     return bool(record.allowed), record.id
+
+
+def _apply_entity_changes(e: Engine, changes: list[Change]) -> None:
+    """What the cluster bus calls with each page of the change log it reads (in order): apply the
+    entity batches other processes made (``entities_changed``; this process's own were applied
+    when made). A batch this workspace refuses (a schema deployed to one process and not yet to
+    this one) is logged and skipped: the others keep it, a reload reads the files again."""
+    origin = e.cluster.origin if e.cluster is not None else None
+    for c in changes:
+        if c.kind != ENTITIES_CHANGED or c.detail.get("origin") == origin:
+            continue
+        d = c.detail
+        try:
+            e._change_entities(
+                d.get("upserts") or None, d.get("deletes") or None, f"{c.by} (cluster)", announce=False
+            )
+        except (VigilError, AuditError) as err:
+            e.store_errors += 1
+            _log.warning("cluster: entity change %d not applied here: %s", c.seq, err)
 
 
 def _apply_cluster_changes(e: Engine, kinds: set[str]) -> None:
