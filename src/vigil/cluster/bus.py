@@ -9,7 +9,8 @@ a ``reload`` is announced the same way (it is not in the change log). The writes
 at once. Every process subscribes (a
 background thread): on a change it reads the log from the last ``seq`` it has seen
 (``changes(after=last_seen)``) and hands the kinds it finds to ``apply`` (the engine refreshes the
-quarantine set or the registry's gate from the store at once). The same catch-up runs each time the
+quarantine set or the registry's gate from the store at once), and the entries themselves, in
+order, to ``on_changes`` (an entity batch is applied from the entry that holds it). The same catch-up runs each time the
 subscription is (re)established, so a change made while Redis was unreachable, or while this
 process's connection was dropped, is applied as soon as it is back: nothing is missed, only late.
 (The engine's store tick, about once a second, is the floor under all of it.)
