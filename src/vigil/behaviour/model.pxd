@@ -51,7 +51,7 @@ cdef void _note_unknown(Features f, str name, str why)
 cdef class BehaviourModel:
     cdef public dict _acls, _resources, _uas, w, strings
     cdef public tuple sessions, peers, bad_networks
-    cdef public object rates_out, learned_out
+    cdef public list rates_out, learned_out
     cdef public object _day, classes, reader, settings, store
     cdef public frozenset _off, _segment_types, _segment_uids
     cdef public set _regions_ok

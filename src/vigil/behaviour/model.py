@@ -433,8 +433,10 @@ class BehaviourModel:
         self.bad_networks = tuple(ip_network(c, strict=False) for c in settings.bad_networks)
         # sharing across processes (vigil.behaviour.shared.Outbox; None: alone): the profiles
         # with requests to announce, and the values learned for the first time
-        self.rates_out: Any = outbox.rates if outbox is not None else None
-        self.learned_out: Any = outbox.learned if outbox is not None else None
+        self.rates_out: list[Profile] | None = outbox.rates if outbox is not None else None
+        self.learned_out: list[tuple[Profile, str, Any, int]] | None = (
+            outbox.learned if outbox is not None else None
+        )
 
     # -- helpers -------------------------------------------------------------------------------
     def intern(self, s: str) -> str:

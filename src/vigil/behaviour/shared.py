@@ -25,7 +25,6 @@ as a new identity's anyway.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -46,14 +45,24 @@ Learned = list[Any]  # [type, id, prefix, value, day]
 class Outbox:
     """What the behaviour model hands to the batches: ``rates`` the profiles with requests not yet
     announced, ``learned`` ``(profile, prefix, value, day)`` of the values learned for the first
-    time. Both are deques: appended by the deciding threads, emptied by the batch thread, each
-    operation atomic."""
+    time. Plain lists (compiled, an append is a C call): the deciding threads only append, the
+    batch thread alone takes from the front (:func:`_drain`), so under the interpreter lock no
+    item is lost or taken twice."""
 
     __slots__ = ("learned", "rates")
 
     def __init__(self) -> None:
-        self.rates: deque[Profile] = deque()
-        self.learned: deque[tuple[Profile, str, Any, int]] = deque(maxlen=MAX_LEARNED)
+        self.rates: list[Profile] = []
+        self.learned: list[tuple[Profile, str, Any, int]] = []
+
+
+def _drain(items: list[Any]) -> list[Any]:
+    """The items of ``items`` now, removed from it; items appended meanwhile stay (appends only
+    add at the end, and this is the one place that removes)."""
+    n = len(items)
+    taken = items[:n]
+    del items[:n]
+    return taken
 
 
 def collect(outbox: Outbox) -> tuple[list[Rate], list[Learned]]:
@@ -61,12 +70,7 @@ def collect(outbox: Outbox) -> tuple[list[Rate], list[Learned]]:
     docstring). A profile's flag is cleared before its counts are read, so a request decided
     meanwhile either is in this batch or queues the profile again. Never fails."""
     rates: list[Rate] = []
-    out = outbox.rates
-    while True:
-        try:
-            p = out.popleft()
-        except IndexError:
-            break
+    for p in _drain(outbox.rates):
         p.queued = False
         n = p.allowed + p.denied
         k = p.nr_k
@@ -79,12 +83,10 @@ def collect(outbox: Outbox) -> tuple[list[Rate], list[Learned]]:
             rates.append([uid[0], uid[1], dn, dk, p.last_seen])
     learned: list[Learned] = []
     seen: set[tuple[Any, str, Any]] = set()
-    values = outbox.learned
-    while True:
-        try:
-            p, prefix, value, day = values.popleft()
-        except IndexError:
-            break
+    values = _drain(outbox.learned)
+    if len(values) > MAX_LEARNED:  # a burst of novelty: the newest are kept
+        values = values[-MAX_LEARNED:]
+    for p, prefix, value, day in values:
         uid = p.uid
         if uid is None or (uid, prefix, value) in seen:
             continue
