@@ -61,6 +61,8 @@ def test_a_value_learned_on_one_is_not_flagged_on_the_other(tmp_path: Path, shar
             other = b.decide(request(WHO, "read", "data-table-6", later, **NEW), now=later)
             if share:
                 assert known is not None and known < 2.0
+                assert b.sharing is not None and b.sharing.received >= 1
+                assert b.status()["behaviour_sharing"]["redis"] == "connected"
                 assert not FLAGS & set(other.signals), other.signals
             else:
                 assert known is None

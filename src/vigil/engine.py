@@ -1112,6 +1112,7 @@ class Engine:
             "store_errors": self.store_errors + self.quarantine.store_errors,
             "reloads": self.reloads,
             **({"cluster": self.cluster.status()} if self.cluster is not None else {}),
+            **({"behaviour_sharing": self.sharing.status()} if self.sharing is not None else {}),
             "entity_changes": ps.store.changes,
         }
 
