@@ -11,8 +11,10 @@ Starts two servers on copies of the workspace (``[store]`` SQLite, the default; 
 too), one with one worker and one with ``--workers``, then alternates ``POST
 /access/v1/evaluation`` runs between them (wrk with one thread, ``--connections`` connections,
 cycling through the todo interop requests, as bench/http/run_bench.py does) so both see the same
-machine state. Prints the best evaluations/s of each, their ratio, the ratio of each round, and
-the machine's load average (the machine may be shared: the load says how much).
+machine state. Prints the best evaluations/s of each, their ratio, the ratio of each round, the
+server CPU time per evaluation of each (all its processes: what other work on the machine does not
+move, so the scaling the cores would allow is ``cores / cpu-per-evaluation``), and the machine's
+load average (the machine may be shared: the load says how much).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_bench import ROOT, _bodies, _wrk
+from run_bench import ROOT, _bodies, _cpu_seconds, _wrk
 
 
 def _start(workspace: Path, key: str, log: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
@@ -53,6 +55,29 @@ def _start(workspace: Path, key: str, log: Path, workers: int) -> tuple[subproce
         time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the supervisor and its workers)."""
+    out = [pid]
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+        except OSError:
+            continue
+        for c in children:
+            out += _tree(int(c))
+    return out
+
+
+def _tree_cpu(pid: int) -> float:
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            total += _cpu_seconds(p)
+        except OSError:  # a process that just ended
+            continue
+    return total
 
 
 def main() -> None:
@@ -99,6 +124,7 @@ def main() -> None:
                 )
             for _ in range(args.rounds):
                 for n, (proc, port) in servers.items():
+                    cpu0 = _tree_cpu(proc.pid)
                     runs[n].append(
                         _wrk(
                             port,
@@ -111,6 +137,10 @@ def main() -> None:
                             tmp / "r.json",
                             proc.pid,
                         )
+                    )
+                    # every server process's CPU (the supervisor's _wrk measures alone is idle)
+                    runs[n][-1]["server_cpu_us_per_request"] = (
+                        (_tree_cpu(proc.pid) - cpu0) * 1e6 / max(1, runs[n][-1]["requests"])
                     )
         finally:
             for proc, _ in servers.values():
@@ -129,6 +159,12 @@ def main() -> None:
         "ratio_per_round": [
             round(b["rps"] / a["rps"], 3) for a, b in zip(runs[1], runs[args.workers], strict=True)
         ],
+        "server_cpu_us_per_evaluation_1_worker": round(
+            min(r["server_cpu_us_per_request"] for r in runs[1]), 1
+        ),
+        f"server_cpu_us_per_evaluation_{args.workers}_workers": round(
+            min(r["server_cpu_us_per_request"] for r in runs[args.workers]), 1
+        ),
         "errors": sum(r["errors_status"] + r["errors_socket"] for rs in runs.values() for r in rs),
     }
     result = {
