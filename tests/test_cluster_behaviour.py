@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.behaviour_support import engine, habit, request, write_workspace
 from tests.pg_support import PG_URL, REDIS_URL, fresh_schema, unique
@@ -70,3 +71,58 @@ def test_a_value_learned_on_one_is_not_flagged_on_the_other(tmp_path: Path, shar
         finally:
             a.close()
             b.close()
+
+
+def test_killed_behaviour_connections_resume_and_sharing_goes_on(tmp_path: Path) -> None:
+    """CLIENT KILL of both engines' behaviour subscriptions: each reconnects by itself, and a value
+    learned afterwards still reaches the other."""
+    with fresh_schema() as schema:
+        ws = workspace(tmp_path / "ws", schema, unique("vigil_t"), share=True)
+        a, b = engine(ws), engine(ws)
+        try:
+            assert a.sharing is not None and b.sharing is not None
+            sa, sb = a.sharing, b.sharing
+            assert wait_for(lambda: sa.connected and sb.connected, 5)
+            for e in (a, b):
+                last = habit(e, WHO)
+            r = redis.Redis.from_url(REDIS_URL)
+            try:  # this test's subscriptions only (others may share the Redis)
+                mine = [c for c in r.client_list(_type="pubsub") if c["name"] == f"vigil:{sa.rates}:sub"]
+                assert len(mine) == 2
+                for c in mine:
+                    r.client_kill_filter(_id=c["id"])
+            finally:
+                r.close()
+            assert wait_for(lambda: not sb.connected, 2) is not None
+            assert wait_for(lambda: sa.connected and sb.connected, 5) is not None
+            t = (last + timedelta(days=1)).replace(hour=10, minute=3, second=0)
+            while t.weekday() >= 5:
+                t += timedelta(days=1)
+            a.decide(request(WHO, "read", "data-table-6", t, **NEW), now=t)
+            pb = b.profiles.get(("Agent", WHO))
+            assert pb is not None
+            assert wait_for(lambda: "ap-south-1" in pb.regions, 3) is not None
+        finally:
+            a.close()
+            b.close()
+
+
+def test_with_redis_away_each_counts_its_own_and_decisions_go_on(tmp_path: Path) -> None:
+    with fresh_schema() as schema:
+        ws = workspace(tmp_path / "ws", schema, unique("vigil_t"), share=True)
+        text = (ws / "vigil.toml").read_text().replace(REDIS_URL, "redis://127.0.0.1:1/0")
+        (ws / "vigil.toml").write_text(text)
+        a = engine(ws)
+        try:
+            assert a.sharing is not None
+            last = habit(a, WHO, days=3)
+            p = a.profiles.get(("Agent", WHO))
+            assert p is not None and p.learned > 0  # decided and learned, from local state
+            assert wait_for(lambda: a.sharing is not None and a.sharing.dropped > 0, 5) is not None
+            assert not a.sharing.connected and a.status()["behaviour_sharing"]["redis"] == "unreachable"
+            before = p.r1
+            t = last + timedelta(seconds=1)
+            a.decide(request(WHO, "read", "data-table-0", t), now=t)
+            assert p.x_t == 0.0 and p.r1 > before  # its own count, nothing merged
+        finally:
+            a.close()
