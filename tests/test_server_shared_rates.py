@@ -27,12 +27,17 @@ BEHAVIOUR = {
     "rate_min_per_minute": 30,
     "rate_min_per_quarter_hour": 60,
     "enumeration_min": 20,
+    # for the learned-value check: a new region is known once learned, and light enough to be learned
+    "establish_s": 0,
+    "weights": {"new_region": 5, "new_network": 5, "new_user_agent": 5, "impossible_travel": 5},
 }
 BURST = 40
 SWEEP = 30
 SPLIT_RATE, SPLIT_SWEEP = "data-agent-1", "data-agent-2"
 ONE_RATE, ONE_SWEEP = "data-agent-3", "data-agent-4"
 ALONE_RATE, ALONE_SWEEP = "payments-agent-1", "payments-agent-2"
+TRAVELLER = "data-agent-5"
+NEW_PLACE = {"region": "ap-south-1", "ip": "192.0.2.10", "user_agent": "curl/8.4"}
 
 
 def workspace(root: Path, schema: str, channel: str, *, share: bool) -> Path:
@@ -76,12 +81,14 @@ def servers(ws: Path, n: int) -> Iterator[list[ServerProcess]]:
             assert p.stop(), p.log()
 
 
-def send(procs: list[ServerProcess], who: str, resources: list[str], gap_s: float = 0.1) -> None:
+def send(
+    procs: list[ServerProcess], who: str, resources: list[str], gap_s: float = 0.1, **context: str
+) -> None:
     """``who``'s requests, one every ``gap_s``, alternating over ``procs`` (kept-alive clients)."""
     clients = [httpx.Client(base_url=p.url, timeout=10) for p in procs]
     try:
         for i, res in enumerate(resources):
-            body = request(who, "read", res, datetime.now(UTC))
+            body = request(who, "read", res, datetime.now(UTC), **context)  # type: ignore[arg-type]
             r = clients[i % len(clients)].post(
                 "/access/v1/evaluation", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
             )
@@ -92,15 +99,20 @@ def send(procs: list[ServerProcess], who: str, resources: list[str], gap_s: floa
             c.close()
 
 
-def signals(ws: Path, who: str) -> set[str]:
-    """The signals the audit log holds for ``who``'s decisions (any process)."""
-    found: set[str] = set()
+def decisions(ws: Path, who: str) -> list[set[str]]:
+    """The signals of each of ``who``'s decisions in the audit log (any process), in order."""
+    found: list[set[str]] = []
     for line in (ws / "audit.jsonl").read_text().splitlines():
         event = json.loads(line)
         subject = event.get("subject") or {}
-        if subject.get("id") == who and event.get("signals"):
-            found.update(event["signals"])
+        if subject.get("id") == who and "signals" in event:
+            found.append(set(event["signals"] or ()))
     return found
+
+
+def signals(ws: Path, who: str) -> set[str]:
+    """The signals the audit log holds for ``who``'s decisions (any process)."""
+    return set().union(*decisions(ws, who))
 
 
 def burst() -> list[str]:
@@ -115,7 +127,7 @@ def test_split_traffic_trips_rate_spike_and_enumeration_only_when_counts_are_sha
     with fresh_schema() as schema:
         shared = workspace(tmp_path / "shared", schema, unique("vigil_t"), share=True)
         alone = workspace(tmp_path / "alone", schema, unique("vigil_t"), share=False)
-        train(shared, (SPLIT_RATE, SPLIT_SWEEP, ONE_RATE, ONE_SWEEP, ALONE_RATE, ALONE_SWEEP))
+        train(shared, (SPLIT_RATE, SPLIT_SWEEP, ONE_RATE, ONE_SWEEP, ALONE_RATE, ALONE_SWEEP, TRAVELLER))
 
         with servers(shared, 2) as (a, b):
             send([a, b], SPLIT_RATE, burst())
@@ -123,6 +135,10 @@ def test_split_traffic_trips_rate_spike_and_enumeration_only_when_counts_are_sha
             # the same traffic through one process
             send([a], ONE_RATE, burst())
             send([a], ONE_SWEEP, sweep(ONE_SWEEP))
+            # a new region learned through a is not new to b a second later
+            send([a], TRAVELLER, ["data-table-0"], **NEW_PLACE)
+            time.sleep(1.0)
+            send([b], TRAVELLER, ["data-table-0"], **NEW_PLACE)
         with servers(alone, 2) as (a, b):
             send([a, b], ALONE_RATE, burst())
             send([a, b], ALONE_SWEEP, sweep(ALONE_SWEEP))
@@ -131,6 +147,9 @@ def test_split_traffic_trips_rate_spike_and_enumeration_only_when_counts_are_sha
         assert "enumeration" in signals(shared, SPLIT_SWEEP)
         assert "rate_spike" in signals(shared, ONE_RATE)
         assert "enumeration" in signals(shared, ONE_SWEEP)
+        first, second = decisions(shared, TRAVELLER)
+        assert {"new_region", "new_network", "new_user_agent"} <= first, first
+        assert not {"new_region", "new_network", "new_user_agent"} & second, second
         # not shared: each process sees half the rate and half the sweep, below both thresholds
         assert "rate_spike" not in signals(alone, ALONE_RATE)
         assert "enumeration" not in signals(alone, ALONE_SWEEP)
