@@ -212,3 +212,13 @@ def test_a_restored_profile_announces_only_what_it_decides_from_now_on() -> None
     m.assess(restored, READ, ("Database", "x"), {}, T0 + 10, True)
     rates, _ = collect(box)
     assert [e[2] for e in rates] == [5, 1]  # the first profile's five, the restored one's one
+
+
+def test_a_time_ahead_of_the_clock_here_counts_as_now() -> None:
+    """A batch stamped in the future (a client's context.time, a fast clock) is merged as of the
+    clock here (plus 1 s), not as of its stamp: it cannot push the identity's counts ahead."""
+    m = model(Outbox())
+    p = profile()
+    book = _Book({WHO: p})
+    assert take_rates(book, m, Pending(), [["Agent", "a-1", 3, 0, T0 + 300.0]], now=T0) == 0  # type: ignore[arg-type]
+    assert p.x_t == T0 + 1.0 and p.x1 == 3.0

@@ -36,6 +36,7 @@ MAX_LEARNED: Final = 100_000  # values waiting for a batch; the oldest dropped p
 MAX_PENDING: Final = 100_000  # identities with counts but no profile here
 PENDING_S: Final = 900.0  # counts older than this are negligible (the longest time constant)
 MAX_COUNT: Final = 1_000_000  # requests of one identity in one batch: more is not a real count
+AHEAD_S: Final = 1.0  # an announced time later than this past the clock here is taken as this
 PREFIXES: Final = frozenset({"r:", "n:", "u:", "a:", "t:", "s:", "x:"})
 
 Rate = list[Any]  # [type, id, n, k, t]
@@ -144,16 +145,28 @@ class Pending:
         return settled
 
 
-def take_rates(book: ProfileBook, model: BehaviourModel, pending: Pending, entries: Iterable[Any]) -> int:
-    """Add another process's announced counts to the profiles here (or to ``pending``).
-    Returns how many entries were malformed (skipped)."""
+def take_rates(
+    book: ProfileBook,
+    model: BehaviourModel,
+    pending: Pending,
+    entries: Iterable[Any],
+    now: float | None = None,
+) -> int:
+    """Add another process's announced counts to the profiles here (or to ``pending``). With
+    ``now`` (the clock here), a time more than :data:`AHEAD_S` ahead of it counts as that: a
+    request time in the future (a client's ``context.time`` within the allowed skew, a fast clock)
+    would otherwise move the identity's counts ahead on every process and make its requests here
+    weigh as late ones. Returns how many entries were malformed (skipped)."""
     bad = 0
+    latest = now + AHEAD_S if now is not None else math.inf
     for entry in entries:
         got = _rate(entry)
         if got is None:
             bad += 1
             continue
         uid, n, k, t = got
+        if t > latest:
+            t = latest
         p = book.get(uid)
         if p is None:
             pending.add(uid, n, k, t)
@@ -215,5 +228,5 @@ class Sharing:
     def receive(self, rates: Iterable[Any], learned: Iterable[Any]) -> None:
         """Take in another process's batch; malformed entries are counted and skipped."""
         model = self._model()
-        self.malformed += take_rates(self._book, model, self.pending, rates)
+        self.malformed += take_rates(self._book, model, self.pending, rates, self._clock())
         self.malformed += take_learned(self._book, model, learned)
