@@ -31,6 +31,13 @@ collector's passes inside ``decide``.
 (a full collection inside the measured window, or not, moves it by thousands of instructions a
 decision: compare builds or variants with it).
 
+``--sharing``: the behaviour model hands its request counts and learned values to an outbox
+(as with ``[cluster] redis``, docs/deployment.md "Behaviour across processes"), and every 5
+decisions (250 ms of this bench's clock) the batch is collected and taken in again as if another
+process had sent the same counts, so each decision pays what sharing adds at its most: its
+identity queued once a batch, and the other process's counts merged into its profile once a batch.
+(Collecting and taking in run outside ``decide``, on the batch thread in a server: not counted.)
+
 ``--run`` (what the two valgrind runs execute): generate ``--warmup`` requests, build the engine,
 decide the first ``--decide`` of them, exit.
 """
@@ -54,7 +61,13 @@ START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def run(
-    shared: str, n: int, decide_n: int, audit: bool = False, registry: str = "none", gc_off: bool = False
+    shared: str,
+    n: int,
+    decide_n: int,
+    audit: bool = False,
+    registry: str = "none",
+    gc_off: bool = False,
+    sharing: bool = False,
 ) -> None:
     sys.path.insert(0, str(Path(shared) / "bench"))
     import workload  # type: ignore[import-not-found]
@@ -112,16 +125,42 @@ def run(
                 )
             )
         decide = engine.decide
+        exchange = _sharing(engine) if sharing else None
         if gc_off:
             gc.collect()
             gc.disable()
-        for req, now in requests[:decide_n]:
+        for i, (req, now) in enumerate(requests[:decide_n]):
             decide(req, now=now)
+            if exchange is not None and i % 5 == 4:
+                exchange()
         engine.close()
 
 
+def _sharing(engine: Any) -> Any:
+    """Attach an outbox to ``engine``'s behaviour model; returns the batch step (see --sharing)."""
+    from vigil.behaviour.shared import Outbox, Pending, collect, take_rates
+
+    outbox = Outbox()
+    beh = engine._state.behaviour
+    beh.rates_out = outbox.rates
+    beh.learned_out = outbox.learned
+    pending = Pending()
+
+    def exchange() -> None:
+        rates, _ = collect(outbox)
+        take_rates(engine.profiles, beh, pending, rates)
+
+    return exchange
+
+
 def callgrind(
-    shared: str, n: int, decide_n: int, audit: bool = False, registry: str = "none", gc_off: bool = False
+    shared: str,
+    n: int,
+    decide_n: int,
+    audit: bool = False,
+    registry: str = "none",
+    gc_off: bool = False,
+    sharing: bool = False,
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="vigil-cg-") as d:
         out = Path(d) / "callgrind.out"
@@ -145,6 +184,7 @@ def callgrind(
             "--registry",
             registry,
             *(["--no-gc"] if gc_off else []),
+            *(["--sharing"] if sharing else []),
         ]
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True)
         m = re.search(r"^(?:summary|totals):\s*(\d+)", out.read_text(), re.M)
@@ -161,15 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--audit", action="store_true", help="with the JSON-lines audit sink on")
     ap.add_argument("--registry", choices=("none", "active", "gated"), default="none", help="see above")
     ap.add_argument("--no-gc", action="store_true", help="the garbage collector off while deciding")
+    ap.add_argument(
+        "--sharing", action="store_true", help="with behaviour sharing's outbox and merges (see above)"
+    )
     ap.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--decide", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.run:
-        run(args.shared, args.warmup, args.decide, args.audit, args.registry, args.no_gc)
+        run(args.shared, args.warmup, args.decide, args.audit, args.registry, args.no_gc, args.sharing)
         return 0
     n = args.warmup + args.count
-    base = callgrind(args.shared, n, args.warmup, args.audit, args.registry, args.no_gc)
-    total = callgrind(args.shared, n, n, args.audit, args.registry, args.no_gc)
+    base = callgrind(args.shared, n, args.warmup, args.audit, args.registry, args.no_gc, args.sharing)
+    total = callgrind(args.shared, n, n, args.audit, args.registry, args.no_gc, args.sharing)
     print(
         json.dumps(
             {
@@ -178,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 "count": args.count,
                 "registry": args.registry,
                 "gc": not args.no_gc,
+                "sharing": args.sharing,
                 "instructions_warmup": base,
                 "instructions_total": total,
                 "instructions_per_decision": round((total - base) / args.count, 1),

@@ -26,7 +26,7 @@ cdef class Engine:
     cdef public dict _strings, _profiles, _seen, _tool_hints, _credentials
     cdef public _State _state
     cdef public object _clock, _ids, _store, _audit, _reload_lock, last_reload_error
-    cdef public object profiles, approvals, quarantine, registry, identities, desk, cluster
+    cdef public object profiles, approvals, quarantine, registry, identities, desk, cluster, sharing, _outbox
     cdef public object _revoked, revocations, signing_keys, verifier, tokens, _fetch, _issuer_override
     cdef public bint _require_token
     cdef public frozenset _id_inactive

@@ -32,9 +32,11 @@ from vigil.behaviour.model import ADMIN, BehaviourModel, Features
 from vigil.behaviour.peers import GROUP_TYPE, group_uid, groups_also
 from vigil.behaviour.profile import Profile
 from vigil.behaviour.sessions import parent_of
+from vigil.behaviour.shared import Outbox, Sharing
 from vigil.behaviour.signals import Assessment
 from vigil.cluster import ChangeBus, announcing
 from vigil.cluster.bus import kinds_touch
+from vigil.cluster.sharing import BehaviourChannel
 from vigil.delegation import decide_with_token, delegated_vigil
 from vigil.errors import AuditError, RequestError, VigilError, WorkspaceError
 from vigil.identity.registry import Registry
@@ -69,7 +71,7 @@ from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
 from vigil.policy.schema import Schema
 from vigil.policy.values import EntityUid, Record, make_set
-from vigil.store import Store, StoreError, Ticket, open_store, state_dir
+from vigil.store import Change, Store, StoreError, Ticket, open_store, state_dir
 from vigil.workspace.loader import Workspace, load_workspace, workspace_reach
 from vigil.workspace.settings import Settings
 
@@ -126,6 +128,7 @@ class _State:
         strings: dict[str, str],
         tool_hints: dict[EntityUid, dict[str, bool]] | None = None,
         credentials: dict[str, tuple[str, float, str | None, float]] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         ps: PolicySet = workspace.policy_set
         self.workspace = workspace
@@ -143,7 +146,7 @@ class _State:
         self.overlay_rules = workspace.settings.overlay
         self.action_type = action_type(ps.schema)
         self.behaviour = BehaviourModel(
-            workspace.settings.behaviour, ps.store, strings, tool_hints, credentials
+            workspace.settings.behaviour, ps.store, strings, tool_hints, credentials, outbox
         )
         # Does any policy read context.vigil? If none does, behaviour can always be assessed after
         # the policy, in one pass with learning. (A fallback policy's code is not ours to read.)
@@ -211,7 +214,11 @@ class Engine:
         self._tool_hints: dict[EntityUid, dict[str, bool]] = {}
         # where each credential was last used (credential_two_places), kept across reloads
         self._credentials: dict[str, tuple[str, float, str | None, float]] = {}
-        self._state = _State(workspace, self._strings, self._tool_hints, self._credentials)
+        # [cluster] redis + share_behaviour: the model hands its request counts and newly learned
+        # values to this outbox, announced to the other processes (vigil.behaviour.shared)
+        cs = workspace.settings.cluster
+        self._outbox = Outbox() if cs.redis and cs.share_behaviour else None
+        self._state = _State(workspace, self._strings, self._tool_hints, self._credentials, self._outbox)
         self._clock: Clock = clock or time.time
         self._ids: IdSource = ids or _id_source()
         try:
@@ -229,6 +236,7 @@ class Engine:
                     cluster.channel,
                     self._store,
                     apply=_weakly(self, _apply_cluster_changes, gone=None),
+                    on_changes=_weakly(self, _apply_entity_changes, gone=None),
                     signal=_cluster_signal(self),
                 )
                 self._store = announcing(self._store, self.cluster)
@@ -249,6 +257,12 @@ class Engine:
                 f"cannot use the state store: {e.message}", [f"[store]: {e.message}"]
             ) from None
         self._profiles = self.profiles.profiles
+        self.sharing: BehaviourChannel | None = None
+        if self._outbox is not None:
+            shared = Sharing(self.profiles, _weakly(self, _behaviour_model), self._clock, self._outbox)
+            self.sharing = BehaviourChannel(
+                cluster.redis, cluster.channel, collect=shared.collect, receive=shared.receive
+            )
         self._attach_groups()
         self.store_errors = 0
         self._audit: AuditSink = audit if audit is not None else _default_sink(workspace)
@@ -312,6 +326,8 @@ class Engine:
         self.last_reload_error: tuple[str, ...] = ()
         if self.cluster is not None:
             self.cluster.start()
+        if self.sharing is not None:
+            self.sharing.start()
 
     @classmethod
     def from_workspace(cls, path: str | Path, **options: Any) -> Engine:
@@ -360,7 +376,7 @@ class Engine:
                     "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
                 )
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
-            state = _State(ws, self._strings, self._tool_hints, self._credentials)
+            state = _State(ws, self._strings, self._tool_hints, self._credentials, self._outbox)
             try:
                 issuers = self._issuers(ws.settings, ws.path)
             except WorkspaceError as e:
@@ -440,12 +456,27 @@ class Engine:
         decision sees the change. Atomic: the whole batch is checked first, and a bad item raises
         EntityChangeError (``invalid_entities``, with its ``index``) with nothing changed. Audited
         (``entities_changed``, with ``by``); raises AuditError first when ``[audit] required`` and the
-        log cannot be written. In memory: a reload reads the workspace's files again."""
+        log cannot be written. In memory: a reload reads the workspace's files again.
+
+        With ``[cluster] redis`` the batch is also written to the store's change log (before it is
+        applied here: when the store cannot take it, StoreError ``store_unavailable`` is raised and
+        nothing changed) and announced: every other running process applies it too
+        (:func:`_apply_entity_changes`), at once or when it catches up from the log."""
+        return self._change_entities(upserts, deletes, by, announce=self.cluster is not None)
+
+    def _change_entities(self, upserts: Any, deletes: Any, by: str, *, announce: bool) -> dict[str, Any]:
         with self._reload_lock:
             self._recordable()
             st = self._state
             ps = st.workspace.policy_set
             batch = read_batch(upserts, deletes, schema_handle=ps.schema_handle, action_type=st.action_type)
+            if announce and self.cluster is not None:
+                detail = {
+                    "origin": self.cluster.origin,
+                    "upserts": upserts if upserts is not None else [],
+                    "deletes": deletes if deletes is not None else [],
+                }
+                self._store.append_change(self._clock(), ENTITIES_CHANGED, _ENTITIES_SUBJECT, by, detail)
             deleted = sum(1 for u in batch.deletes if u in ps.store.by_uid)
             _, moved = ps.store.apply(batch.upserts, batch.deletes)
             by_type = st.by_type
@@ -494,6 +525,8 @@ class Engine:
     def close(self) -> None:
         """Flush and close the audit sink; write the last profile snapshot and the identities'
         usage; stop the cluster threads; close the store."""
+        if self.sharing is not None:
+            self.sharing.close()
         if self.cluster is not None:
             self.cluster.close()
         self._audit.close()
@@ -1231,11 +1264,14 @@ class Engine:
             "store_errors": self.store_errors + self.quarantine.store_errors,
             "reloads": self.reloads,
             **({"cluster": self.cluster.status()} if self.cluster is not None else {}),
+            **({"behaviour_sharing": self.sharing.status()} if self.sharing is not None else {}),
             "entity_changes": ps.store.changes,
         }
 
 
 _AUDIT_UIDS: Final = 1_000  # uids an entities_changed event lists (the counts are always whole)
+ENTITIES_CHANGED: Final = "entities_changed"  # the change-log kind of an entity batch (cluster)
+_ENTITIES_SUBJECT: Final = ("Vigil::Workspace", "entities")
 
 
 def _epoch(now: datetime) -> float:
@@ -1330,6 +1366,11 @@ def _weakly(engine: Engine, use: Callable[..., _T], gone: Any = _GONE) -> Callab
     return call
 
 
+def _behaviour_model(e: Engine) -> BehaviourModel:
+    """The engine's current behaviour model (a reload makes a new one)."""
+    return e._state.behaviour
+
+
 def _decide_act_for(e: Engine, actor: EntityUid, subject: EntityUid, now: float) -> tuple[bool, str]:
     """The token exchange's access decision: principal = the actor, action ``act_for``, resource =
     the subject; audited like every decision. Returns (allowed, decision id)."""
@@ -1345,6 +1386,25 @@ def _decide_act_for(e: Engine, actor: EntityUid, subject: EntityUid, now: float)
     )
     record = e._decide(st, req, now, perf_counter_ns())
     return bool(record.allowed), record.id
+
+
+def _apply_entity_changes(e: Engine, changes: list[Change]) -> None:
+    """What the cluster bus calls with each page of the change log it reads (in order): apply the
+    entity batches other processes made (``entities_changed``; this process's own were applied
+    when made). A batch this workspace refuses (a schema deployed to one process and not yet to
+    this one) is logged and skipped: the others keep it, a reload reads the files again."""
+    origin = e.cluster.origin if e.cluster is not None else None
+    for c in changes:
+        if c.kind != ENTITIES_CHANGED or c.detail.get("origin") == origin:
+            continue
+        d = c.detail
+        try:
+            e._change_entities(
+                d.get("upserts") or None, d.get("deletes") or None, f"{c.by} (cluster)", announce=False
+            )
+        except (VigilError, AuditError) as err:
+            e.store_errors += 1
+            _log.warning("cluster: entity change %d not applied here: %s", c.seq, err)
 
 
 def _apply_cluster_changes(e: Engine, kinds: set[str]) -> None:

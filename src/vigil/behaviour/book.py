@@ -51,7 +51,8 @@ class ProfileBook:
     def _load(self, store: ProfileStore) -> None:
         for uid, blob in store.load_profiles():
             try:
-                self.profiles[uid] = Profile.from_blob(blob, self.strings)
+                p = self.profiles[uid] = Profile.from_blob(blob, self.strings)
+                p.uid = uid
             except ValueError as e:
                 self.load_errors += 1
                 self.last_error = f"profile of {uid!r}: {e}"
@@ -70,6 +71,7 @@ class ProfileBook:
             self.untracked += 1
             return None
         p = self.profiles[uid] = Profile(now)
+        p.uid = uid
         return p
 
     def inherit(self, uid: EntityUid, parent: Profile, now: float) -> Profile | None:
@@ -80,6 +82,7 @@ class ProfileBook:
             self.untracked += 1
             return None
         p = self.profiles[uid] = inherited(parent, now, self.strings)
+        p.uid = uid
         return p
 
     def __len__(self) -> int:

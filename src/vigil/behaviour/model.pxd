@@ -41,6 +41,8 @@ cdef double _threshold(double floor, double mean, double mad, double ratio)
 cdef object _over(double points, double over)
 cdef (double, double) _ewma(double mean, double mad, double sample, double a, bint capped)
 cdef double _exp(double x)
+@cython.locals(dt=cython.double)
+cpdef double fold(double c, double ref, double d, double t, double tau)
 
 @cython.locals(items=cython.uint[:], i=cython.Py_ssize_t)
 cdef bint _recent_has(object recent, unsigned int value) except -1
@@ -52,6 +54,7 @@ cdef void _note_unknown(Features f, str name, str why)
 cdef class BehaviourModel:
     cdef public dict _acls, _resources, _uas, w, strings, tool_hints, _tools, credentials
     cdef public tuple sessions, peers, bad_networks
+    cdef public list rates_out, learned_out
     cdef public object _day, classes, reader, settings, store
     cdef public frozenset _off, _segment_types, _segment_uids, tool_actions
     cdef public set _regions_ok
@@ -143,6 +146,14 @@ cdef class BehaviourModel:
     cdef void _learn_context(self, Profile p, str prefix, str value, dict table, long long cap, int kind,
                              object day, double t, object d, bint vetted=*)
     cdef void _widen(self, Profile p, str value, object day)
-    cdef void _establish(self, dict table, str value, int kind, object day, long long cap)
+    cdef void _establish(self, Profile p, str prefix, dict table, str value, object day, long long cap)
     cdef void _fold_rate(self, Profile p, double c1, double c2, double t)
     cdef void _fold_new(self, Profile p, double c, double t)
+
+    # sharing across processes (vigil.behaviour.shared)
+    @cython.locals(t=cython.double, ls=cython.double)
+    cdef void _merge(self, Profile p)
+    @cython.locals(x_t=cython.double)
+    cpdef void merge_remote(self, Profile p, double n, double k, double t)
+    @cython.locals(bit=cython.longlong, mask=cython.int)
+    cpdef bint learn_remote(self, Profile p, str prefix, object value, object day)

@@ -338,6 +338,19 @@ def _recent_has(recent: array[int], value: int) -> bool:
     return False
 
 
+def fold(c: float, ref: float, d: float, t: float, tau: float) -> float:
+    """Two exponentially decayed counts (time constant ``tau``) merged: ``c`` as of ``ref`` and
+    ``d`` as of ``t``, as one count as of ``max(ref, t)``. Exact: the decayed count of the union
+    of two sets of events is the sum of their decayed counts brought to one instant (``e**(-dt /
+    tau)``). An empty ``c`` (``ref`` of 0.0) or a gap of more than 150 time constants keeps
+    only the newer count (the older one is below 1e-65). Never fails."""
+    if t >= ref:
+        dt = ref - t
+        return d + (c * _exp(dt / tau) if dt > -150.0 * tau else 0.0)
+    dt = t - ref
+    return c + (d * _exp(dt / tau) if dt > -150.0 * tau else 0.0)
+
+
 def _note_unknown(f: Features, name: str, why: str) -> None:
     """Signal ``name`` cannot be judged for ``f``: a context field it reads is malformed (``why``)."""
     if f.unknown is None:
@@ -346,9 +359,10 @@ def _note_unknown(f: Features, name: str, why: str) -> None:
 
 
 def _count_new(p: Profile, ri: ResourceInfo, nr_c: float, t: float) -> None:
-    """Count a resource new to ``p`` at ``t``: the decayed level ``nr_c`` and the window of recent
-    new-resource hashes (the last RECENT_NEW)."""
+    """Count a resource new to ``p`` at ``t``: the decayed level ``nr_c``, the window of recent
+    new-resource hashes (the last RECENT_NEW) and the own count (``nr_k``, shared)."""
     p.nr_c = nr_c
+    p.nr_k += 1
     if t > p.nr_t:
         p.nr_t = t
     recent = p.nr_recent
@@ -386,6 +400,7 @@ class BehaviourModel:
         "establish_s",
         "forget_days",
         "forget_s",
+        "learned_out",
         "learning_requests",
         "learning_s",
         "min_history",
@@ -396,6 +411,7 @@ class BehaviourModel:
         "quarantine_window_s",
         "rate_min",
         "rate_min2",
+        "rates_out",
         "reader",
         "sessions",
         "settings",
@@ -416,6 +432,7 @@ class BehaviourModel:
         strings: dict[str, str] | None = None,
         tool_hints: dict[EntityUid, dict[str, bool]] | None = None,
         credentials: dict[str, tuple[str, float, str | None, float]] | None = None,
+        outbox: Any = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -482,6 +499,12 @@ class BehaviourModel:
             credentials if credentials is not None else {}
         )
         self.cred_window = float(settings.credential_window_s)
+        # sharing across processes (vigil.behaviour.shared.Outbox; None: alone): the profiles
+        # with requests to announce, and the values learned for the first time
+        self.rates_out: list[Profile] | None = outbox.rates if outbox is not None else None
+        self.learned_out: list[tuple[Profile, str, Any, int]] | None = (
+            outbox.learned if outbox is not None else None
+        )
 
     # -- helpers -------------------------------------------------------------------------------
     def intern(self, s: str) -> str:
@@ -631,6 +654,8 @@ class BehaviourModel:
         f.path = path
         if p is None:
             return self._first(f), f
+        if p.x_t != 0.0:  # other processes' counts arrived (vigil.behaviour.shared)
+            self._merge(p)
         a = self.judge(p, f)
         if allowed is None or (a.risk >= self.step_up_risk and not a.learning):
             return a, f
@@ -1585,6 +1610,9 @@ class BehaviourModel:
             _count_new(p, f.ri, f.nr_c, t)
         if f.cid is not None:
             self.note_credential(f)
+        if self.rates_out is not None and not p.queued:
+            p.queued = True  # its requests are announced at the next batch
+            self.rates_out.append(p)
         if f.cls or f.sens:
             p.chain_t = f.chain_t
             p.chain_top = f.top
@@ -1663,6 +1691,8 @@ class BehaviourModel:
                 aname = self.intern(aname)
                 if len(actions) >= CAP_ACTION:
                     del actions[next(iter(actions))]
+                if self.learned_out is not None:
+                    self.learned_out.append((p, "a:", aname, day))
             actions[aname] = day
         if p.class_day[f.cls] != day:
             p.class_day[f.cls] = day
@@ -1685,6 +1715,8 @@ class BehaviourModel:
                 p.nov_resource += 1.0
                 if not p.res_sat and p.res_n >= self.min_history:
                     self._resource_novelty(p)
+                if self.learned_out is not None:
+                    self.learned_out.append((p, "x:", ri.h, f.day))
             p.bloom_n += 1
             if p.bloom_n >= BLOOM_ROTATE_AT or f.t - p.bloom_t > self.forget_s / 2:
                 self._rotate(p, f.t)
@@ -1693,11 +1725,15 @@ class BehaviourModel:
         if rtypes.get(rtype) != f.day:
             if rtype not in rtypes:
                 p.nov_rtype += 1.0
+                if self.learned_out is not None:
+                    self.learned_out.append((p, "t:", rtype, f.day))
             remember(rtypes, rtype, f.day, CAP_RTYPE)
         seg = ri.seg
         if seg is not None and p.segs.get(seg) != f.day:
             if seg not in p.segs:
                 p.nov_seg += 1.0
+                if self.learned_out is not None:
+                    self.learned_out.append((p, "s:", seg, f.day))
             remember(p.segs, seg, f.day, CAP_SEG)
 
     def _decay(self, p: Profile, t: float) -> None:
@@ -1794,6 +1830,8 @@ class BehaviourModel:
                 if len(table) >= cap:
                     del table[next(iter(table))]
             table[value] = day
+            if self.learned_out is not None:
+                self.learned_out.append((p, prefix, value, day))
             return
         key = prefix + value
         if vetted:
@@ -1801,7 +1839,7 @@ class BehaviourModel:
                 p.count_novel(kind)
             if p.cand and key in p.cand:
                 del p.cand[key]
-            self._establish(table, value, kind, day, cap)
+            self._establish(p, prefix, table, value, day, cap)
             return
         cand = p.cand
         if cand is None:
@@ -1816,7 +1854,7 @@ class BehaviourModel:
             del cand[key]
             if not cand:
                 p.cand = None
-            self._establish(table, value, kind, day, cap)
+            self._establish(p, prefix, table, value, day, cap)
 
     def _widen(self, p: Profile, value: str, day: int) -> None:
         """This identity's /24s churn: from now on its networks are /16s (IPv6 /32s)."""
@@ -1832,8 +1870,13 @@ class BehaviourModel:
         if p.cand:
             p.cand = {k: v for k, v in p.cand.items() if not k.startswith("n:")} or None
 
-    def _establish(self, table: dict[str, int], value: str, kind: int, day: int, cap: int) -> None:
+    def _establish(
+        self, p: Profile, prefix: str, table: dict[str, int], value: str, day: int, cap: int
+    ) -> None:
+        """``value`` becomes known to ``p`` (and, shared, to the other processes)."""
         remember(table, self.intern(value), day, cap)
+        if self.learned_out is not None:
+            self.learned_out.append((p, prefix, value, day))
 
     def _fold_rate(self, p: Profile, c1: float, c2: float, t: float) -> None:
         p.fold_at = t + FOLD_S
@@ -1858,6 +1901,86 @@ class BehaviourModel:
         p.nr_mad = mad
         if k >= MIN_SAMPLES:
             p.nr_thr = _threshold(self.enum_min, mean, mad, ENUM_RATIO)
+
+    # -- sharing across processes (vigil.behaviour.shared) ------------------------------------------
+    def _merge(self, p: Profile) -> None:
+        """Move the other processes' counts waiting in ``p``'s inbox into its own decayed counts
+        (requests, new resources), which from then on count the identity's requests everywhere.
+        Runs on the deciding thread, before the detectors read the counts."""
+        t = p.x_t
+        ls = p.last_seen
+        p.r1 = fold(p.r1, ls, p.x1, t, RATE_TAU1)
+        p.r2 = fold(p.r2, ls, p.x2, t, RATE_TAU2)
+        if t > ls:
+            p.last_seen = t
+        if p.xk != 0.0:
+            p.nr_c = fold(p.nr_c, p.nr_t, p.xk, t, self.enum_w)
+            if t > p.nr_t:
+                p.nr_t = t
+        p.x1 = 0.0
+        p.x2 = 0.0
+        p.xk = 0.0
+        p.x_t = 0.0
+
+    def merge_remote(self, p: Profile, n: float, k: float, t: float) -> None:
+        """Another process decided ``n`` requests of ``p``'s identity, ``k`` of them on resources
+        new to it, at about ``t`` (epoch seconds, > 0): added to ``p``'s inbox, merged into its
+        counts at its next decision here. Compiled, one C function: atomic against the deciding
+        threads (it never gives up the interpreter lock). Never fails."""
+        x_t = p.x_t
+        p.x1 = fold(p.x1, x_t, n, t, RATE_TAU1)
+        p.x2 = fold(p.x2, x_t, n, t, RATE_TAU2)
+        p.xk = fold(p.xk, x_t, k, t, self.enum_w)
+        if t > x_t:
+            p.x_t = t
+
+    def learn_remote(self, p: Profile, prefix: str, value: Any, day: int) -> bool:
+        """Another process learned ``value`` (``prefix``: ``r:`` region, ``n:`` network, ``u:``
+        user agent, ``a:`` action, ``t:`` resource type, ``s:`` segment, ``x:`` a resource's
+        hash) for ``p``'s identity on ``day``: it is known here too, without counting as a
+        request or a novelty here. Returns False (nothing changed) for a prefix or value it does
+        not know how to apply."""
+        if prefix == "x:":
+            if type(value) is not int:
+                return False
+            bit = value % BLOOM_BITS
+            mask = 1 << (bit & 7)
+            bloom = p.bloom
+            if not bloom[bit >> 3] & mask:
+                bloom[bit >> 3] |= mask
+                p.bloom_n += 1
+            p.dirty = True
+            return True
+        if type(value) is not str:
+            return False
+        if prefix == "r:":
+            table, cap = p.regions, CAP_REGION
+        elif prefix == "n:":
+            if p.net_wide and not value.endswith("*"):
+                value = _wide(value)
+            elif not p.net_wide and value.endswith("*"):
+                return False  # a wider network than this identity's keys: nothing to mark
+            table, cap = p.nets, CAP_NET
+        elif prefix == "u:":
+            table, cap = p.uas, CAP_UA
+        elif prefix == "a:":
+            table, cap = p.actions, CAP_ACTION
+        elif prefix == "t:":
+            table, cap = p.rtypes, CAP_RTYPE
+        elif prefix == "s:":
+            table, cap = p.segs, CAP_SEG
+        else:
+            return False
+        d = table.get(value)
+        if d is None or d < day:
+            remember(table, self.intern(value), self._day if day == self._day else day, cap)
+        cand = p.cand
+        if cand:
+            cand.pop(prefix + value, None)
+            if not cand:
+                p.cand = None
+        p.dirty = True
+        return True
 
     # -- verdicts ----------------------------------------------------------------------------------
     def note_high(self, p: Profile, t: float) -> int:

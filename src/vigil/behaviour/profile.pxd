@@ -18,6 +18,11 @@ cdef class Profile:
     cdef public tuple peers
     cdef public list high
     cdef public bint net_wide, res_sat, quarantined, dirty
+    # sharing across processes (vigil.behaviour.shared)
+    cdef public object uid
+    cdef public bint queued
+    cdef public long long pub_n, pub_k, nr_k
+    cdef public double x1, x2, xk, x_t
 
     cpdef double novel(self, int kind)
     cpdef void count_novel(self, int kind)

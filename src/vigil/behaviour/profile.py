@@ -26,7 +26,13 @@ What a profile holds (see ``docs/behaviour.md`` for how each part is used):
   its usual level (mean, variance), and the last few new resource hashes (a retry of one resource
   is not a sweep);
 - the last learned region and its time (travel), the current privilege chain, the times of recent
-  high-risk decisions (quarantine), activity counts (allowed, denied, first and last seen).
+  high-risk decisions (quarantine), activity counts (allowed, denied, first and last seen);
+- sharing across processes (``[cluster] redis``, :mod:`vigil.behaviour.shared`; none of it
+  snapshotted): ``uid`` (the identity, set by the profile book), ``queued`` (waiting in the
+  outbox of requests to announce), ``pub_n`` and ``pub_k`` (own requests and own counted new
+  resources already announced), ``nr_k`` (own counted new resources), and the inbox of other
+  processes' counts not yet merged: ``x1``, ``x2``, ``xk`` (requests decayed over a minute and a
+  quarter hour, new resources over the enumeration window) as of ``x_t`` (0.0: empty).
 
 Decay: when ``n`` reaches :data:`HALVE_AT`, or every ``forget_days`` of time, the hour counters and
 novelty counts are halved, so old habits fade and new ones take over.
@@ -106,6 +112,7 @@ class Profile:
         "nov_ua",
         "nr_c",
         "nr_fold_at",
+        "nr_k",
         "nr_mad",
         "nr_mean",
         "nr_n",
@@ -113,7 +120,10 @@ class Profile:
         "nr_t",
         "nr_thr",
         "peers",
+        "pub_k",
+        "pub_n",
         "quarantined",
+        "queued",
         "r1",
         "r1_mad",
         "r1_mean",
@@ -130,6 +140,11 @@ class Profile:
         "saved",
         "segs",
         "uas",
+        "uid",
+        "x1",
+        "x2",
+        "x_t",
+        "xk",
     )
 
     def __init__(self, now: float) -> None:
@@ -215,6 +230,16 @@ class Profile:
         # assumed it, granted it): when, and who (not snapshotted: a window of minutes)
         self.link_t = -1e18
         self.link_from: Any = None
+        # sharing across processes (vigil.behaviour.shared): not snapshotted
+        self.uid: Any = None
+        self.queued = False
+        self.pub_n = 0
+        self.pub_k = 0
+        self.nr_k = 0
+        self.x1 = 0.0
+        self.x2 = 0.0
+        self.xk = 0.0
+        self.x_t = 0.0
 
     @property
     def requests(self) -> int:
@@ -417,7 +442,7 @@ class Profile:
         except (KeyError, TypeError, ValueError, zlib.error, orjson.JSONDecodeError) as e:
             raise ValueError(f"not a profile snapshot: {e}") from None
         p.dirty = False
-        p.saved = p.allowed + p.denied
+        p.saved = p.pub_n = p.allowed + p.denied  # what it did before counts nowhere again
         return p
 
 
@@ -443,6 +468,7 @@ def inherited(parent: Profile, now: float, intern: dict[str, str] | None = None)
     p = Profile.from_blob(parent.to_blob(), intern)
     p.allowed = 0
     p.denied = 0
+    p.pub_n = 0
     p.last_seen = now
     p.r1 = 0.0
     p.r2 = 0.0

@@ -9,7 +9,8 @@ a ``reload`` is announced the same way (it is not in the change log). The writes
 at once. Every process subscribes (a
 background thread): on a change it reads the log from the last ``seq`` it has seen
 (``changes(after=last_seen)``) and hands the kinds it finds to ``apply`` (the engine refreshes the
-quarantine set or the registry's gate from the store at once). The same catch-up runs each time the
+quarantine set or the registry's gate from the store at once), and the entries themselves, in
+order, to ``on_changes`` (an entity batch is applied from the entry that holds it). The same catch-up runs each time the
 subscription is (re)established, so a change made while Redis was unreachable, or while this
 process's connection was dropped, is applied as soon as it is back: nothing is missed, only late.
 (The engine's store tick, about once a second, is the floor under all of it.)
@@ -47,6 +48,7 @@ BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
 ALL = "*"  # a kind that means "refresh everything" (the last seen change is unknown)
 
 Apply = Callable[[set[str]], None]
+Changes = Callable[[list[Change]], None]
 Signal = Callable[[str, dict[str, Any]], None]
 
 
@@ -65,7 +67,8 @@ class ChangeBus:
     ``log`` the store's change log (read to catch up); ``apply(kinds)`` is called on the
     subscriber thread with the change kinds read since the last call (``{"*"}``: anything may have
     changed); ``signal(kind, body)`` with announcements that are not changes (``reload``), from
-    other processes only."""
+    other processes only; ``on_changes(page)`` (optional) with each page of the change log read, in
+    order, before ``apply`` (the entity batches are in the log's entries themselves)."""
 
     def __init__(
         self,
@@ -75,6 +78,7 @@ class ChangeBus:
         *,
         apply: Apply,
         signal: Signal | None = None,
+        on_changes: Changes | None = None,
     ) -> None:
         self.url = url
         self.channel = f"{channel}:changes"
@@ -82,6 +86,7 @@ class ChangeBus:
         self._log = changes
         self._apply = apply
         self._signal = signal
+        self._changes = on_changes
         self._last_seen = -1  # unknown until the first catch-up
         self._queue: queue.Queue[bytes] = queue.Queue(MAX_QUEUE)
         self._stop = threading.Event()
@@ -282,6 +287,8 @@ class ChangeBus:
             while True:
                 page = self._log.changes(after=self._last_seen, limit=PAGE)
                 kinds.update(c.kind for c in page)
+                if page and self._changes is not None:
+                    self._run_changes(page)
                 if page:
                     self._last_seen = page[-1].seq
                 if len(page) < PAGE:
@@ -292,6 +299,15 @@ class ChangeBus:
                 return False
         self.catch_ups += 1
         return not kinds or self._run_apply(kinds)
+
+    def _run_changes(self, page: list[Change]) -> None:
+        """``on_changes(page)``; a failure is counted and logged, never ends the subscription."""
+        try:
+            assert self._changes is not None
+            self._changes(page)
+        except Exception:
+            self.errors += 1
+            log.exception("cluster: applying %d changes failed", len(page))
 
     def _run_apply(self, kinds: set[str]) -> bool:
         """``apply(kinds)``; False when it failed (counted; a bug is logged, never ends the

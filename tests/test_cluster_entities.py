@@ -1,0 +1,50 @@
+"""Entity changes (``PUT``/``DELETE /admin/v1/entities``, ``Engine.change_entities``) made through
+one engine reach the others on one PostgreSQL schema and Redis channel: at once over Redis, and
+from the durable change log for one that could not hear (caught up when it reconnects). Against
+the real servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import vigil
+from tests.behaviour_support import T0, engine, request
+from tests.pg_support import fresh_schema, unique
+from tests.test_cluster import cluster_workspace, wait_for
+
+NEW = "data-agent-9"
+ENTITY = {
+    "uid": {"type": "Agent", "id": NEW},
+    "attrs": {"team": "data"},
+    "parents": [{"type": "Team", "id": "data"}],
+}
+
+
+def allowed(e: vigil.Engine) -> bool:
+    return e.decide(request(NEW, "read", "data-table-0", T0, ip="10.11.9.7"), now=T0).allowed
+
+
+def test_an_entity_change_through_one_is_applied_by_the_others(tmp_path: Path) -> None:
+    with fresh_schema() as schema:
+        channel = unique("vigil_t")
+        ws = cluster_workspace(tmp_path / "ws", schema, channel)
+        deaf = cluster_workspace(tmp_path / "deaf", schema, channel, redis_url="redis://127.0.0.1:1/0")
+        a, b, c = engine(ws), engine(ws), engine(deaf)  # c: no Redis (as during an outage)
+        try:
+            assert wait_for(lambda: a.cluster is not None and a.cluster.connected, 5)
+            assert wait_for(lambda: b.cluster is not None and b.cluster.connected, 5)
+            assert not allowed(b) and not allowed(c)  # unknown_identity
+            a.change_entities([ENTITY], by="idp-sync")
+            assert allowed(a)
+            assert wait_for(lambda: ("Agent", NEW) in b._state.by_uid, 2) is not None
+            assert allowed(b)
+            assert not allowed(c)  # it could not hear ...
+            assert c.cluster is not None and c.cluster.catch_up()  # ... until it catches up from the log
+            assert allowed(c)
+            a.change_entities(deletes=[{"type": "Agent", "id": NEW}], by="idp-sync")
+            assert wait_for(lambda: ("Agent", NEW) not in b._state.by_uid, 2) is not None
+            assert not allowed(b)
+        finally:
+            a.close()
+            b.close()
+            c.close()
