@@ -334,6 +334,16 @@ def mutations(draw: Any) -> Mutation:
     return Mutation(req, base, f"{kind}:{field}")
 
 
+def _slot(value: Any) -> Any:
+    """A profile slot's value to compare: another profile (a peer group, a parent) by identity (its
+    own slots are traced as its own entry), anything else by a deep copy."""
+    if type(value).__name__ == "Profile":
+        return ("profile", id(value))
+    if type(value) is tuple and value and type(value[0]).__name__ == "Profile":
+        return tuple(("profile", id(v)) for v in value)
+    return copy.deepcopy(value)
+
+
 def _trace(engine: vigil.Engine) -> tuple[Any, ...]:
     """Everything a decision changes: the activity of every identity (all its slots) and the audit sink."""
     activity = engine.activity
@@ -341,7 +351,7 @@ def _trace(engine: vigil.Engine) -> tuple[Any, ...]:
     for uid in list(activity):
         p = activity.get(uid)
         slots = getattr(type(p), "__slots__", ())
-        profiles[uid] = {s: copy.deepcopy(getattr(p, s, None)) for s in slots}
+        profiles[uid] = {s: _slot(getattr(p, s, None)) for s in slots}
     sink = engine.audit
     assert isinstance(sink, MemorySink)
     return len(activity), getattr(activity, "untracked", 0), profiles, len(sink.records), sink.dropped

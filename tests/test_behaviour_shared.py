@@ -61,7 +61,7 @@ def test_fold_keeps_the_newer_count_across_a_long_gap() -> None:
 def model(outbox: Outbox | None) -> BehaviourModel:
     # min_history out of reach: resource novelty is never judged uninformative, so every new
     # resource is counted (not sampled, which would differ between the models)
-    return BehaviourModel(BehaviourSettings(mode="shadow", min_history=10**9), None, {}, outbox)
+    return BehaviourModel(BehaviourSettings(mode="shadow", min_history=10**9), None, {}, outbox=outbox)
 
 
 def profile(uid: tuple[str, str] = WHO) -> Profile:

@@ -618,6 +618,12 @@ class Engine:
         principal = entity.uid
         if self._gated(principal, when):
             return self._denied_early(st, req, context, principal, _INACTIVE, when, t0, None, delegation)
+        # the per-call attribute overlay: raises OverlayError before anything is decided or
+        # changed (it is pure; the identity step below may make a profile)
+        overlay = None
+        applied = None
+        if req.subject_properties is not None or req.resource_properties is not None:
+            overlay, applied = self._overlay(st, req)
         # the resource's entity, looked up once for the policy and the behaviour model; the
         # address the context conversion parsed, for the behaviour model's network key
         rentity = _entity(st.by_type, req.resource)
@@ -662,11 +668,6 @@ class Engine:
                     context["vigil"] = delegated_vigil(context["vigil"], delegation)
         elif who in self.quarantine:
             return self._quarantined(st, req, context, prof, when, t0, delegation)
-        overlay = None
-        applied = None
-        if req.subject_properties is not None or req.resource_properties is not None:
-            # raises OverlayError before anything is decided or changed (the reads above are pure)
-            overlay, applied = self._overlay(st, req)
         v = authorize(st.authorizer, principal, req.action, req.resource, context, overlay, entity, rentity)
         allowed = v.allowed
         reasons = v.reasons
