@@ -19,6 +19,12 @@ turned into two tables the engine reads with one dict lookup each:
 
 Identities outside the analysed types (``[escalation] principals``, else ``[identity] types``) have
 no entry: their ``context.vigil`` has no ``reach``.
+
+With ``[escalation] aws_iam`` (an ``aws iam get-account-authorization-details`` export), the
+export's users and roles get ``vigil`` entries too (:func:`aws_reach`), under the uids the
+CloudTrail importer gives the principals of AWS calls (``IamUser`` / ``IamRole`` by ARN,
+:mod:`vigil.importers.cloudtrail`), with the verdicts ``vigil paths --aws-iam`` gives. Their steps
+are not ``escalation_path`` steps (an IAM method is no Cedar action of this workspace).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from typing import Any
 
 from vigil.escalation.cedar_grants import build_workspace_graph
 from vigil.escalation.edges import ADMIN, Edge, Graph
+from vigil.escalation.graph import build_graph
+from vigil.escalation.iam_export import Estate
 from vigil.escalation.query import Analysis, analyse
 from vigil.escalation.settings import EscalationSettings
 from vigil.model.uid import EntityUid
@@ -135,6 +143,36 @@ def reach_table(
     )
     an = analyse(graph)
     idents = {n: u for n, (u, grp) in nodes.items() if grp is None}
+    vigil = _records(graph, an, idents)
+    steps = _steps(graph, an, nodes, settings)
+    return ReachTable(vigil, steps, checks, perf_counter() - t0, len(idents))
+
+
+AWS_TYPES = {"user": "IamUser", "role": "IamRole"}
+"""The entity types of AWS principals, as :data:`vigil.importers.cloudtrail.SUBJECT_TYPES` names
+them (``IAMUser`` -> ``IamUser``; an assumed role's calls are its role's, ``IamRole``)."""
+
+
+def aws_reach(estate: Estate) -> dict[EntityUid, dict[str, Any]]:
+    """The ``context.vigil`` records of an IAM export's users and roles (``IamUser`` / ``IamRole``
+    uids by ARN): the verdicts, distances and privileged counts of its escalation graph, as
+    ``vigil paths --aws-iam`` analyses it. Never raises for a parsed export."""
+    graph = build_graph(estate)
+    an = analyse(graph)
+    idents = {arn: (AWS_TYPES[p.kind], arn) for arn, p in estate.principals.items() if p.kind in AWS_TYPES}
+    return _records(graph, an, idents)
+
+
+def with_aws(table: ReachTable, aws: Mapping[EntityUid, dict[str, Any]], seconds: float) -> ReachTable:
+    """``table`` with the AWS principals' records added (a workspace identity of the same uid keeps
+    its own)."""
+    vigil = {**aws, **table.vigil}
+    return ReachTable(vigil, table.steps, table.checks, table.seconds + seconds, table.identities + len(aws))
+
+
+def _records(graph: Graph, an: Analysis, idents: Mapping[str, EntityUid]) -> dict[EntityUid, dict[str, Any]]:
+    """Identity uid -> its neutral ``context.vigil`` with ``reach`` (one shared record per distinct
+    reach), for the graph nodes ``idents`` (node -> uid)."""
     admins = [n for n in idents if an.verdict(n) == "admin"]
     bits = _privileged(graph, admins)
     own = {a: 1 << i for i, a in enumerate(admins)}
@@ -149,8 +187,7 @@ def reach_table(
             reach = {"verdict": verdict, "distance": key[1], "privileged": n}
             rec = shared[key] = {"risk": 0, "signals": _NO_SIGNALS, "reach": reach}
         vigil[uid] = rec
-    steps = _steps(graph, an, nodes, settings)
-    return ReachTable(vigil, steps, checks, perf_counter() - t0, len(idents))
+    return vigil
 
 
 def _steps(
@@ -197,4 +234,4 @@ def _nearer(an: Analysis, e: Edge) -> int | None:
     return None
 
 
-__all__ = ["PathStep", "ReachTable", "reach_table"]
+__all__ = ["AWS_TYPES", "PathStep", "ReachTable", "aws_reach", "reach_table", "with_aws"]

@@ -15,6 +15,9 @@ principals = ["Agent", "ServiceAccount"]
 reach = true
 # the most requests the graph build may decide for it (refused beyond: escalation_too_large)
 reach_max_checks = 250000
+# also the reach of AWS principals (IamUser / IamRole entities named by ARN, as the CloudTrail
+# importer names them), from an `aws iam get-account-authorization-details` export (workspace-relative)
+aws_iam = "iam/account-authorization-details.json"
 ```
 
 Methods: ``assume`` (the principal acts as the resource, an identity), ``create_key`` (it can
@@ -44,7 +47,7 @@ DEFAULT_PRIVILEGE_ACTIONS: Mapping[str, str] = {
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TYPE = re.compile(rf"{_NAME}(?:::{_NAME})*\Z")
 _UID = re.compile(rf'({_NAME}(?:::{_NAME})*)::"((?:[^"\\]|\\["\\])*)"\Z')
-_KEYS = ("privilege_actions", "admin", "context_guards", "principals", "reach", "reach_max_checks")
+_KEYS = ("privilege_actions", "admin", "context_guards", "principals", "reach", "reach_max_checks", "aws_iam")
 DEFAULT_REACH_MAX_CHECKS = 250_000
 _MAX_CHECKS_CEILING = 1_000_000_000
 
@@ -57,7 +60,9 @@ class EscalationSettings:
     ``principals`` the entity types that act (empty: ``[identity] types``); ``reach``: compute
     each identity's reach when the workspace loads, for ``context.vigil.reach`` and the
     ``escalation_path`` signal (docs/escalation.md, "At decision time"); ``reach_max_checks``: the
-    most requests that computation may decide (beyond it the workspace is refused)."""
+    most requests that computation may decide (beyond it the workspace is refused); ``aws_iam``:
+    an IAM export (path relative to the workspace, "" none) whose users' and roles' reach is added
+    for ``IamUser`` / ``IamRole`` entities named by ARN."""
 
     privilege_actions: Mapping[EntityUid, str] = field(
         default_factory=lambda: {("Action", k): v for k, v in DEFAULT_PRIVILEGE_ACTIONS.items()}
@@ -67,6 +72,7 @@ class EscalationSettings:
     principals: tuple[str, ...] = ()
     reach: bool = False
     reach_max_checks: int = DEFAULT_REACH_MAX_CHECKS
+    aws_iam: str = ""
 
     @property
     def admin_actions(self) -> frozenset[EntityUid]:
@@ -158,6 +164,12 @@ def parse_escalation(body: Any, path: str, problems: list[str]) -> EscalationSet
     if type(max_checks) is not int or not 1 <= max_checks <= _MAX_CHECKS_CEILING:
         problems.append(f"{where} reach_max_checks must be an integer from 1 to {_MAX_CHECKS_CEILING}")
         max_checks = DEFAULT_REACH_MAX_CHECKS
+    aws_iam = body.get("aws_iam", "")
+    if type(aws_iam) is not str or len(aws_iam) > 4_096 or "\0" in aws_iam:
+        problems.append(f"{where} aws_iam must be the path of an IAM export (a string)")
+        aws_iam = ""
+    elif aws_iam and not reach:
+        problems.append(f"{where} aws_iam needs reach = true (it adds AWS principals' reach)")
     return EscalationSettings(
         privilege_actions=out.privilege_actions if actions is None else actions,
         admin=tuple(dict.fromkeys(admin)),
@@ -165,6 +177,7 @@ def parse_escalation(body: Any, path: str, problems: list[str]) -> EscalationSet
         principals=principals,
         reach=reach,
         reach_max_checks=max_checks,
+        aws_iam=aws_iam,
     )
 
 

@@ -11,13 +11,16 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import orjson
 
 from vigil.errors import VigilError, WorkspaceError
-from vigil.escalation.reach import ReachTable, reach_table
+from vigil.escalation.iam_export import load_export
+from vigil.escalation.reach import ReachTable, aws_reach, reach_table, with_aws
 from vigil.policy.build import BuildError, EntitiesNeeded, PolicySet, build_policy_set
 from vigil.policy.cedar import CedarError, PolicySource, parse_policies
 from vigil.workspace.settings import Settings, parse_settings
@@ -131,10 +134,20 @@ def workspace_reach(policy_set: PolicySet, settings: Settings, root: Path) -> Re
     if not esc.reach:
         return None
     try:
-        return reach_table(policy_set.policies, policy_set.store, esc, settings.identity.types)
+        table = reach_table(policy_set.policies, policy_set.store, esc, settings.identity.types)
     except VigilError as e:
         problem = f"vigil.toml: [escalation] reach: {e.message} ({e.code})"
         raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problem}", [problem]) from None
+    if not esc.aws_iam:
+        return table
+    t0 = perf_counter()
+    try:
+        # the export's policies are judged as of now (a condition on aws:CurrentTime)
+        aws = aws_reach(load_export(root / esc.aws_iam, datetime.now(UTC)))
+    except VigilError as e:
+        problem = f"vigil.toml: [escalation] aws_iam: {esc.aws_iam}: {e.message} ({e.code})"
+        raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problem}", [problem]) from None
+    return with_aws(table, aws, perf_counter() - t0)
 
 
 def _entity_source_digest(files: EntityFiles, schema_text: str | None) -> str:
