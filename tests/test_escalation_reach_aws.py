@@ -38,7 +38,7 @@ def _labels() -> dict[str, str]:
 
 def _pick() -> tuple[str, str]:
     """A role that reaches admin (labelled so) and a role with no escalation (labelled so)."""
-    reach = aws_reach(load_export(SNAPSHOT / "account_authorization_details.json", datetime.now(UTC)))
+    reach, _ = aws_reach(load_export(SNAPSHOT / "account_authorization_details.json", datetime.now(UTC)))
     labels = _labels()
     up = next(
         u[1]
@@ -133,3 +133,63 @@ def test_a_bad_export_refuses_the_workspace(tmp_path: Path, escalation: str, pro
     toml = f'[behaviour]\nmode = "off"\n\n[escalation]\n{escalation}\n'
     with pytest.raises(WorkspaceError, match=problem):
         Engine.from_workspace(_workspace(tmp_path, (), toml), audit=MemorySink())
+
+
+def test_a_cloudtrail_call_that_is_a_step_of_a_path_to_admin_raises_escalation_path(tmp_path: Path) -> None:
+    """The snapshot's privesc4 user can create an access key for users that can become admin:
+    that CloudTrail call is an ``escalation_path`` step; a key for a user on no path is not."""
+    estate = load_export(SNAPSHOT / "account_authorization_details.json", datetime.now(UTC))
+    records, steps = aws_reach(estate)
+    actor = next(arn for arn in estate.principals if arn.endswith(":user/privesc4-CreateAccessKey-user"))
+    mine = steps[("IamUser", actor)]
+    account = actor.split(":")[4]
+    onto = sorted(
+        r[1] for (a, r) in mine if a == ("Action", "iam:CreateAccessKey") and r[1].split(":")[4] == account
+    )
+    assert onto, "the CreateAccessKey step leads somewhere"
+    target = onto[0]
+    bystander = next(
+        arn
+        for arn, p in estate.principals.items()
+        if p.kind == "user"
+        and records[("IamUser", arn)]["reach"]["verdict"] == "none"
+        and arn not in onto
+        and arn.split(":")[4] == account
+    )
+    toml = '[behaviour]\nmode = "shadow"\n\n[escalation]\nreach = true\naws_iam = "iam/export.json"\n'
+    root = _workspace(tmp_path, (), toml)
+    users = [
+        {"uid": {"type": "IamUser", "id": u}, "attrs": {}, "parents": []} for u in (actor, target, bystander)
+    ]
+    (root / "entities" / "e.json").write_text(json.dumps(users))
+    engine = Engine.from_workspace(root, audit=MemorySink())
+    try:
+
+        def create_key_for(user: str) -> Any:
+            account = actor.split(":")[4]
+            return engine.decide(
+                to_request(
+                    {
+                        "eventTime": "2026-10-05T10:00:00Z",
+                        "eventSource": "iam.amazonaws.com",
+                        "eventName": "CreateAccessKey",
+                        "awsRegion": "us-east-1",
+                        "sourceIPAddress": "10.1.2.3",
+                        "userIdentity": {
+                            "type": "IAMUser",
+                            "arn": actor,
+                            "accountId": account,
+                            "userName": "x",
+                        },
+                        "requestParameters": {"userName": user.rsplit("/", 1)[1]},
+                    }
+                )
+            )
+
+        on_path = create_key_for(target)
+        assert "escalation_path" in on_path.signals, on_path.explanations()
+        why = " ".join(on_path.explanations())
+        assert "iam-002" in why and target in why
+        assert "escalation_path" not in create_key_for(bystander).signals
+    finally:
+        engine.close()

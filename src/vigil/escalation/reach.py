@@ -23,15 +23,18 @@ no entry: their ``context.vigil`` has no ``reach``.
 With ``[escalation] aws_iam`` (an ``aws iam get-account-authorization-details`` export), the
 export's users and roles get ``vigil`` entries too (:func:`aws_reach`), under the uids the
 CloudTrail importer gives the principals of AWS calls (``IamUser`` / ``IamRole`` by ARN,
-:mod:`vigil.importers.cloudtrail`), with the verdicts ``vigil paths --aws-iam`` gives. Their steps
-are not ``escalation_path`` steps (an IAM method is no Cedar action of this workspace).
+:mod:`vigil.importers.cloudtrail`), with the verdicts ``vigil paths --aws-iam`` gives, and the
+steps of their shortest paths whose call CloudTrail records on the identity it reaches
+(:data:`AWS_CALLS`: ``iam:CreateAccessKey`` on a user, ``sts:AssumeRole`` on a role, a policy put
+or attached onto a user, role or group, ...) are ``escalation_path`` steps for the imported calls
+(action ``iam:CreateAccessKey``, resource ``AwsResource::"<ARN>"``, as the importer names them).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any
 
@@ -153,21 +156,98 @@ AWS_TYPES = {"user": "IamUser", "role": "IamRole"}
 them (``IAMUser`` -> ``IamUser``; an assumed role's calls are its role's, ``IamRole``)."""
 
 
-def aws_reach(estate: Estate) -> dict[EntityUid, dict[str, Any]]:
+AWS_CALLS: Mapping[str, tuple[str, str]] = {
+    "iam-002": ("iam:CreateAccessKey", "target"),
+    "iam-004": ("iam:CreateLoginProfile", "target"),
+    "iam-006": ("iam:UpdateLoginProfile", "target"),
+    "iam-012": ("iam:UpdateAssumeRolePolicy", "target"),
+    "sts-001": ("sts:AssumeRole", "target"),
+    "iam-005": ("iam:PutRolePolicy", "grantee"),
+    "iam-007": ("iam:PutUserPolicy", "grantee"),
+    "iam-011": ("iam:PutGroupPolicy", "grantee"),
+    "iam-008": ("iam:AttachUserPolicy", "grantee"),
+    "iam-009": ("iam:AttachRolePolicy", "grantee"),
+    "iam-010": ("iam:AttachGroupPolicy", "grantee"),
+}
+"""Escalation methods (``iam-privesc-methods`` ids) whose call CloudTrail records with the identity
+the step reaches as its resource: the call's action, and whether that identity is the edge's
+target (the user a key is made for, the role assumed) or its grantee (who gets the policy). Other
+methods (a pass-role through a service, a policy version, a group membership) name another
+resource and are not matched."""
+
+AwsSteps = dict[EntityUid, dict[tuple[EntityUid, EntityUid], PathStep]]
+
+
+def aws_reach(estate: Estate) -> tuple[dict[EntityUid, dict[str, Any]], AwsSteps]:
     """The ``context.vigil`` records of an IAM export's users and roles (``IamUser`` / ``IamRole``
-    uids by ARN): the verdicts, distances and privileged counts of its escalation graph, as
-    ``vigil paths --aws-iam`` analyses it. Never raises for a parsed export."""
+    uids by ARN: the verdicts, distances and privileged counts of its escalation graph, as
+    ``vigil paths --aws-iam`` analyses it) and their path steps (:data:`AWS_CALLS`). Never raises
+    for a parsed export."""
     graph = build_graph(estate)
     an = analyse(graph)
     idents = {arn: (AWS_TYPES[p.kind], arn) for arn, p in estate.principals.items() if p.kind in AWS_TYPES}
-    return _records(graph, an, idents)
+    return _records(graph, an, idents), _aws_steps(graph, an, idents)
 
 
-def with_aws(table: ReachTable, aws: Mapping[EntityUid, dict[str, Any]], seconds: float) -> ReachTable:
-    """``table`` with the AWS principals' records added (a workspace identity of the same uid keeps
-    its own)."""
+def _aws_steps(graph: Graph, an: Analysis, idents: Mapping[str, EntityUid]) -> AwsSteps:
+    """Identity uid -> {(action uid, resource uid) -> PathStep} for the CloudTrail calls that are a
+    step of one of its shortest paths to admin. A step into a hub (``any user``) is a step onto
+    each identity the hub leads to that is one step nearer admin."""
+    out: AwsSteps = {}
+    for node, uid in idents.items():
+        for e in graph.out.get(node, ()):
+            call = AWS_CALLS.get(e.method)
+            if call is None:
+                continue
+            remaining = _nearer(an, e)
+            if remaining is None:
+                continue
+            if call[1] == "grantee":
+                targets = [(e.grantee, max(0, remaining))] if e.grantee else []
+            elif e.target in graph.principals:
+                targets = [(e.target, remaining)]
+            else:  # a hub: the identities it matches that are nearer admin
+                targets = []
+                for m in graph.out.get(e.target, ()):
+                    left = _nearer(an, m)
+                    if left is not None:
+                        targets.append((m.target, left))
+            mine = out.setdefault(uid, {})
+            action = ("Action", call[0])
+            for arn, left in targets:
+                # the path through this very identity (a hub's step named by where it lands)
+                direct = e if arn == e.target or call[1] == "grantee" else replace(e, target=arn)
+                path, conditional = _path_text(an, direct, {})
+                step = PathStep(e.method, arn, left, path, conditional)
+                for form in _arn_forms(arn):
+                    key = (action, ("AwsResource", form))
+                    old = mine.get(key)
+                    if old is None or (old.remaining, old.conditional) > (step.remaining, step.conditional):
+                        mine[key] = step
+    return out
+
+
+def _arn_forms(arn: str) -> tuple[str, ...]:
+    """An IAM ARN as CloudTrail's importer may name it: as exported, and without its IAM path
+    (``role/service-role/name`` -> ``role/name``: the importer builds ARNs from names)."""
+    for kind in (":user/", ":role/", ":group/"):
+        head, sep, rest = arn.partition(kind)
+        if sep:
+            return (arn, head + sep + rest.rsplit("/", 1)[1]) if "/" in rest else (arn,)
+    return (arn,)
+
+
+def with_aws(
+    table: ReachTable,
+    aws: Mapping[EntityUid, dict[str, Any]],
+    steps: Mapping[EntityUid, Mapping[tuple[EntityUid, EntityUid], PathStep]],
+    seconds: float,
+) -> ReachTable:
+    """``table`` with the AWS principals' records and path steps added (a workspace identity of
+    the same uid keeps its own)."""
     vigil = {**aws, **table.vigil}
-    return ReachTable(vigil, table.steps, table.checks, table.seconds + seconds, table.identities + len(aws))
+    merged = {**steps, **table.steps}
+    return ReachTable(vigil, merged, table.checks, table.seconds + seconds, table.identities + len(aws))
 
 
 def _records(graph: Graph, an: Analysis, idents: Mapping[str, EntityUid]) -> dict[EntityUid, dict[str, Any]]:
@@ -234,4 +314,4 @@ def _nearer(an: Analysis, e: Edge) -> int | None:
     return None
 
 
-__all__ = ["AWS_TYPES", "PathStep", "ReachTable", "aws_reach", "reach_table", "with_aws"]
+__all__ = ["AWS_CALLS", "AWS_TYPES", "PathStep", "ReachTable", "aws_reach", "reach_table", "with_aws"]

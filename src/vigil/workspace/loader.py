@@ -143,11 +143,11 @@ def workspace_reach(policy_set: PolicySet, settings: Settings, root: Path) -> Re
     t0 = perf_counter()
     try:
         # the export's policies are judged as of now (a condition on aws:CurrentTime)
-        aws = aws_reach(load_export(root / esc.aws_iam, datetime.now(UTC)))
+        aws, steps = aws_reach(load_export(root / esc.aws_iam, datetime.now(UTC)))
     except VigilError as e:
         problem = f"vigil.toml: [escalation] aws_iam: {esc.aws_iam}: {e.message} ({e.code})"
         raise WorkspaceError(f"workspace {str(root)!r} is invalid: {problem}", [problem]) from None
-    return with_aws(table, aws, perf_counter() - t0)
+    return with_aws(table, aws, steps, perf_counter() - t0)
 
 
 def _entity_source_digest(files: EntityFiles, schema_text: str | None) -> str:
