@@ -6,7 +6,9 @@ enforced, and what followed from them; and once profiles learned the places of t
 arguments, issue 16: every decision row equal, only the profile digests changed, as a snapshot now
 holds the ``args`` table and its novelty count; and once the same sensitive action again stopped
 counting as a second step of an escalation chain: the rows that changed are approved retries,
-which the retry itself had turned into a chain and a risk_deny, now let through as approved).
+which the retry itself had turned into a chain and a risk_deny, now let through as approved; and
+once a new chain forgot the last chain's sensitive action: only explanations changed, "0 sensitive
+action(s)" now "1", no decision).
 
 Seeded streams of varied requests (habits, then new regions, networks, user agents, odd hours,
 privilege jumps, escalation chains, new and cross-segment resources, enumeration sweeps, rate

@@ -114,3 +114,17 @@ def test_the_importer_names_the_credential() -> None:
         "userIdentity": {"type": "IAMUser", "userName": "etl", "accountId": "1", "accessKeyId": KEY},
     }
     assert to_request(record)["context"]["credential_id"] == KEY
+
+
+def test_another_identity_naming_the_key_does_not_flag_its_owner(tmp_path: Path) -> None:
+    """Review finding: the credential table was keyed by the id alone, so any client naming a
+    victim's key from elsewhere could push the victim to step-up. It is kept per identity now."""
+    e = engine(write_workspace(tmp_path, {"learning_days": 7, "learning_requests": 100}))
+    when = _habit(e) + timedelta(minutes=3)
+    _use(e, when, HOME)
+    other = request(
+        "data-agent-3", "read", TABLES["data"][0], when + timedelta(minutes=1), credential_id=KEY, **AWAY
+    )
+    e.decide(other, now=when + timedelta(minutes=1))
+    owner = _use(e, when + timedelta(minutes=2), HOME)
+    assert "credential_two_places" not in owner.signals

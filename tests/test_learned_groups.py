@@ -171,3 +171,19 @@ def test_bad_peers_also_is_a_workspace_error(tmp_path: Path) -> None:
 
     with pytest.raises(WorkspaceError, match="peers_also"):
         engine(write_workspace(tmp_path, {"peers_also": ["not an attribute"]}))
+
+
+def test_a_client_cannot_name_a_work_group_into_being(tmp_path: Path) -> None:
+    """Review finding: the learned group came from the request's resource type even when no such
+    entity exists, so each made-up type made a group profile. Only stored resources count now."""
+    e = engine(_workspace(tmp_path))
+    try:
+        for i in range(20):
+            when = T0 + timedelta(minutes=i)
+            body = _call(f"svc-{'abcde'[i % 5]}", f"made-up-{i}", when, "10.20.0.1")
+            body["resource"]["type"] = f"MadeUp{i}"
+            e.decide(body, now=when)
+        groups = [uid for uid in e.profiles.profiles if uid[0] == GROUP_TYPE]
+        assert not any("MadeUp" in g[1] for g in groups), groups
+    finally:
+        e.close()

@@ -51,24 +51,37 @@ WHO = "data-agent-1"
         ("text", "please summarise the report", None),
         ("id", "12345", None),
         ("path", "", None),
+        # one spelling first: percent-encoding, Unicode look-alikes
+        ("path", "/srv/reports/%2e%2e/%2e%2e/etc/shadow", "path:/etc/shadow"),
+        ("path", "/srv/reports/..%2f..%2fetc/shadow", "path:/etc/shadow"),
+        ("path", "/srv/reports/%252e%252e/%252e%252e/etc/shadow", "path:/etc/shadow"),
+        ("path", "/srv/reports/\u2025/\u2025/etc", "path:/etc"),
+        ("url", "file:///etc/shadow", "path:/etc/shadow"),
+        ("url", "http://evil.example\\@good.example/x", "host:evil.example"),
+        ("share", "\\\\fileserver\\finance\\q3.xlsx", "host:fileserver"),
+        ("path", "/" + "./" * 3000 + "etc/shadow", "path:?overlong"),
     ],
 )
 def test_the_place_of_an_argument(name: str, value: str, key: str | None) -> None:
     assert place_of(name, value) == key
 
 
-def test_argument_keys_reads_top_level_strings_and_lists_only() -> None:
+def test_argument_keys_read_nested_values_places_first() -> None:
     args = {
         "path": "/srv/a/b",
         "n": 3,
         "flag": True,
         "tables": ["orders", "users", 4],
-        "nested": {"p": "/etc/x"},
+        "opts": {"p": "/etc/x"},
     }
-    assert argument_keys(args) == ("path:/srv/a", "tables=orders", "tables=users")
+    assert argument_keys(args) == ("path:/srv/a", "path:/etc/x", "tables=orders", "tables=users")
+    assert argument_keys({"a": [{"b": {"c": {"d": "/too/deep"}}}]}) == ()  # past MAX_DEPTH
     assert argument_keys(None) == () and argument_keys([1, 2]) == () and argument_keys({}) == ()
     many = {f"t{i}": f"table{i}" for i in range(20)}
     assert len(argument_keys(many)) == MAX_KEYS
+    # identifiers cannot push a place out of the keys
+    padded = {**many, "path": "/etc/shadow"}
+    assert argument_keys(padded)[0] == "path:/etc/shadow" and len(argument_keys(padded)) == MAX_KEYS
 
 
 _json = st.recursive(
@@ -102,6 +115,10 @@ def test_tool_class_from_annotations_then_name() -> None:
     assert tool_class("files.cleanup", {"destructiveHint": True}) == (WRITE, True)
     assert tool_class("iam.remove_role", {"destructiveHint": True}) == (ADMIN, True)
     assert tool_class("files.read_file", {"destructiveHint": False}) == (READ, False)
+    # an upstream's hints may raise a tool's class, never lower it
+    assert tool_class("iam.grant_admin_role", {"readOnlyHint": True}, raise_only=True) == (ADMIN, True)
+    assert tool_class("db.drop_database", {"readOnlyHint": True}, raise_only=True) == (WRITE, False)
+    assert tool_class("files.read_file", {"destructiveHint": True}, raise_only=True) == (WRITE, True)
 
 
 # -- in the engine -------------------------------------------------------------------------------
@@ -173,11 +190,11 @@ def test_a_read_only_agent_calling_a_destructive_tool_drifts(tool_engine: Engine
     assert "privilege_drift" in rec.signals and not rec.allowed
     why = next(h for h in rec.assessment.details() if h["signal"] == "privilege_drift")["why"]  # type: ignore[union-attr]
     assert "files.cleanup" in why
-    # an upstream that says its oddly named tool only reads: no drift
-    e.note_tools({("Tool", "files.purge_cache_view"): {"readOnlyHint": True}})
+    # an upstream cannot make its own tool look harmless: its name says it writes
+    e.note_tools({("Tool", "files.purge_cache"): {"readOnlyHint": True}})
     when += timedelta(minutes=1)
-    rec = e.decide(_call("files.purge_cache_view", when, path="/srv/reports/1"), now=when)
-    assert "privilege_drift" not in rec.signals
+    rec = e.decide(_call("files.purge_cache", when, path="/srv/reports/1"), now=when)
+    assert "privilege_drift" in rec.signals
 
 
 def test_a_declared_tool_entity_wins_over_the_upstreams_hints(tmp_path: Path) -> None:
@@ -188,6 +205,17 @@ def test_a_declared_tool_entity_wins_over_the_upstreams_hints(tmp_path: Path) ->
         assert beh.tool_class(("Tool", "files.read_file"))[:2] == (WRITE, True)
         e.note_tools({("Tool", "files.read_file"): {"readOnlyHint": True}})  # re-classed at once
         assert beh.tool_class(("Tool", "files.read_file"))[:2] == (READ, False)
+        # the operator's word (a declared Tool entity) may class a tool below its name, and an
+        # entity change re-classes it at once
+        purge = ("Tool", "files.purge_cache")
+        item = {"uid": {"type": "Tool", "id": purge[1]}, "attrs": {"readOnlyHint": True}, "parents": []}
+        e.change_entities(upserts=[item], by="priya")
+        e.decide(_call(purge[1], T0, path="/srv/x"), now=T0)
+        assert e._state.behaviour._tools[purge][:2] == (READ, False)
+        item["attrs"] = {"destructiveHint": True}
+        e.change_entities(upserts=[item], by="priya")
+        e.decide(_call(purge[1], T0, path="/srv/x"), now=T0)
+        assert e._state.behaviour._tools[purge][:2] == (WRITE, True)
     finally:
         e.close()
 
@@ -220,7 +248,7 @@ def test_places_survive_a_snapshot_and_old_snapshots_load() -> None:
 
     old = orjson.loads(zlib.decompress(p.to_blob()))
     del old["args"]
-    old["novelty"] = old["novelty"][:-1]
+    old["novelty"] = old["novelty"][:7]  # a snapshot from before tool-call places
     r = Profile.from_blob(zlib.compress(orjson.dumps(old)))
     assert r.args == {} and r.nov_arg == 0.0
 
@@ -276,3 +304,35 @@ def test_through_the_gateway_a_traversal_is_a_new_place_and_a_destructive_tool_d
     finally:
         gw.stop()
         engine.close()
+
+
+def test_a_request_id_new_on_every_call_does_not_silence_places(tool_engine: Engine) -> None:
+    """Review finding: one novelty count for every kind of key let a per-call unique identifier
+    (a request id) switch off new_argument for paths too. Each kind now counts its own."""
+    e = tool_engine
+    when = T0
+    for d in range(14):
+        day = T0 + timedelta(days=d)
+        if day.weekday() >= 5:
+            continue
+        for k in range(30):
+            when = day + timedelta(hours=9 + k % 8, minutes=(k * 7) % 50, seconds=k % 60)
+            req = _call("files.read_file", when, path=f"/srv/reports/{d}/{k}.csv", request_id=f"req{d}x{k}")
+            e.decide(req, now=when)
+    when += timedelta(minutes=5)
+    rec = e.decide(_call("files.read_file", when, path="/etc/shadow", request_id="reqnew"), now=when)
+    assert "new_argument" in rec.signals, rec.explanations()
+    assert "path:/etc/shadow" in " ".join(rec.explanations())
+
+
+def test_places_learned_elsewhere_are_known_here() -> None:
+    """Review finding: places were announced to other processes under the actions' prefix."""
+    from vigil.behaviour.model import BehaviourModel
+    from vigil.behaviour.settings import BehaviourSettings
+    from vigil.behaviour.shared import PREFIXES
+
+    assert "g:" in PREFIXES
+    model = BehaviourModel(BehaviourSettings())
+    p = Profile(T0.timestamp())
+    assert model.learn_remote(p, "g:", "path:/etc", 20_000)
+    assert "path:/etc" in p.args and "path:/etc" not in p.actions

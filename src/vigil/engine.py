@@ -127,7 +127,6 @@ class _State:
         workspace: Workspace,
         strings: dict[str, str],
         tool_hints: dict[EntityUid, dict[str, bool]] | None = None,
-        credentials: dict[str, tuple[str, float, str | None, float]] | None = None,
         outbox: Outbox | None = None,
     ) -> None:
         ps: PolicySet = workspace.policy_set
@@ -145,9 +144,7 @@ class _State:
         self.mode = workspace.settings.behaviour.mode
         self.overlay_rules = workspace.settings.overlay
         self.action_type = action_type(ps.schema)
-        self.behaviour = BehaviourModel(
-            workspace.settings.behaviour, ps.store, strings, tool_hints, credentials, outbox
-        )
+        self.behaviour = BehaviourModel(workspace.settings.behaviour, ps.store, strings, tool_hints, outbox)
         # Does any policy read context.vigil? If none does, behaviour can always be assessed after
         # the policy, in one pass with learning. (A fallback policy's code is not ours to read.)
         self.policy_reads_vigil = any(
@@ -212,13 +209,11 @@ class Engine:
         self._strings: dict[str, str] = {}
         # tools' MCP annotations as upstreams publish them (note_tools), kept across reloads
         self._tool_hints: dict[EntityUid, dict[str, bool]] = {}
-        # where each credential was last used (credential_two_places), kept across reloads
-        self._credentials: dict[str, tuple[str, float, str | None, float]] = {}
         # [cluster] redis + share_behaviour: the model hands its request counts and newly learned
         # values to this outbox, announced to the other processes (vigil.behaviour.shared)
         cs = workspace.settings.cluster
         self._outbox = Outbox() if cs.redis and cs.share_behaviour else None
-        self._state = _State(workspace, self._strings, self._tool_hints, self._credentials, self._outbox)
+        self._state = _State(workspace, self._strings, self._tool_hints, self._outbox)
         self._clock: Clock = clock or time.time
         self._ids: IdSource = ids or _id_source()
         try:
@@ -376,7 +371,7 @@ class Engine:
                     "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
                 )
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
-            state = _State(ws, self._strings, self._tool_hints, self._credentials, self._outbox)
+            state = _State(ws, self._strings, self._tool_hints, self._outbox)
             try:
                 issuers = self._issuers(ws.settings, ws.path)
             except WorkspaceError as e:
@@ -487,6 +482,11 @@ class Engine:
             for e in batch.upserts:
                 by_type.setdefault(e.uid[0], {})[e.uid[1]] = e
             st.authorizer.forget(moved)
+            tools = st.behaviour._tools  # a Tool entity's declared hints may have changed
+            for e in batch.upserts:
+                tools.pop(e.uid, None)
+            for uid in batch.deletes:
+                tools.pop(uid, None)
             self._recompute_reach(st)
             result = {
                 "upserted": len(batch.upserts),
@@ -914,7 +914,8 @@ class Engine:
             if prof is None:
                 return
             prof.base = self._group(beh, principal, f.t)
-            if prof.base is None and beh.peers:  # no attribute names one: the group of its work
+            if prof.base is None and beh.peers and f.resource in self._state.by_uid:
+                # no attribute names one: the group of its work (on a resource the workspace holds)
                 prof.base = self._work_group(beh.work_of_features(f), f.t)
             if beh.settings.peers_also and prof.base is not None:
                 prof.peers = self._groups_also(beh, principal, f.t, beh.work_of_features(f), prof.base)

@@ -36,6 +36,7 @@ cdef long long CAP_REGION, CAP_NET, CAP_UA, CAP_ACTION, CAP_RTYPE, CAP_SEG, CAP_
 cdef double _strength(double novel, double n, double scale=*)
 cdef str _wide(str net)
 cdef str _place(Features f)
+cdef int _arg_kind(str key)
 cdef double _group_strength(Profile g, Profile p, int kind, str value)
 cdef double _threshold(double floor, double mean, double mad, double ratio)
 cdef object _over(double points, double over)
@@ -52,7 +53,7 @@ cdef void _note_unknown(Features f, str name, str why)
 
 @cython.final
 cdef class BehaviourModel:
-    cdef public dict _acls, _resources, _uas, w, strings, tool_hints, _tools, credentials
+    cdef public dict _acls, _resources, _uas, w, strings, tool_hints, _tools
     cdef public tuple sessions, peers, bad_networks
     cdef public list rates_out, learned_out
     cdef public object _day, classes, reader, settings, store
@@ -111,7 +112,7 @@ cdef class BehaviourModel:
     @cython.locals(t=cython.double, w=cython.double, n=cython.longlong)
     cdef list _two_places(self, list hits, Profile p, Features f)
     @cython.locals(t=cython.double)
-    cpdef void note_credential(self, Features f)
+    cpdef void note_credential(self, Profile p, Features f)
     @cython.locals(dt=cython.double, c1=cython.double, c2=cython.double)
     cdef list _rate_signals(self, list hits, Profile p, Features f)
     @cython.locals(cls=cython.longlong, sens=cython.bint, t=cython.double, chain_t=cython.double,

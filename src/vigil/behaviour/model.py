@@ -47,6 +47,8 @@ from vigil.behaviour.profile import (
     HALVE_AT,
     NO_THRESHOLD,
     NOV_ARG,
+    NOV_FOR,
+    NOV_IDENT,
     NOV_NET,
     NOV_REGION,
     NOV_UA,
@@ -81,7 +83,7 @@ CAP_RTYPE: Final = CAPS["rtype"]
 CAP_SEG: Final = CAPS["seg"]
 CAP_ARG: Final = CAPS["arg"]
 TOOL_CACHE: Final = 65_536
-CREDENTIAL_CACHE: Final = 262_144
+CREDENTIALS_PER_IDENTITY: Final = 8
 MAX_CREDENTIAL_ID: Final = 256
 _NO_ARGS: Final[tuple[str, ...]] = ()
 RATIO1: Final = 4.0  # a per-minute count is unusual from 4x its usual level ...
@@ -274,6 +276,16 @@ def _latest(table: dict[str, int]) -> str:
     return best
 
 
+def _arg_kind(key: str) -> int:
+    """The novelty kind of an ``args`` key: a subject acted for (``for:``), an identifier
+    (``name=value``) or a place (``path:``, ``host:``, ``mail:``)."""
+    if key.startswith("for:"):
+        return NOV_FOR
+    if key.startswith(("path:", "host:", "mail:")):
+        return NOV_ARG
+    return NOV_IDENT
+
+
 def _place(f: Features) -> str | None:
     """Where a request came from, for ``credential_two_places``: its /16 (IPv6 /32) network and its
     region (``10.40.*|eu-west-1``); None when it has neither."""
@@ -392,7 +404,6 @@ class BehaviourModel:
         "chain_s",
         "classes",
         "cred_window",
-        "credentials",
         "deny_risk",
         "enforce",
         "enum_min",
@@ -431,7 +442,6 @@ class BehaviourModel:
         store: EntityStore | None = None,
         strings: dict[str, str] | None = None,
         tool_hints: dict[EntityUid, dict[str, bool]] | None = None,
-        credentials: dict[str, tuple[str, float, str | None, float]] | None = None,
         outbox: Any = None,
     ) -> None:
         self.settings = settings
@@ -493,11 +503,6 @@ class BehaviourModel:
         self.tool_actions = frozenset(settings.tool_actions)
         self.tool_hints: dict[EntityUid, dict[str, bool]] = tool_hints if tool_hints is not None else {}
         self._tools: dict[EntityUid, tuple[int, bool, str]] = {}
-        # where each credential (context.credential_id) was last used: (place, time, the place
-        # before it, its time); shared across reloads by the engine, bounded
-        self.credentials: dict[str, tuple[str, float, str | None, float]] = (
-            credentials if credentials is not None else {}
-        )
         self.cred_window = float(settings.credential_window_s)
         # sharing across processes (vigil.behaviour.shared.Outbox; None: alone): the profiles
         # with requests to announce, and the values learned for the first time
@@ -546,16 +551,15 @@ class BehaviourModel:
         self, action: EntityUid, resource: EntityUid, entity: Entity | None = None
     ) -> EntityUid | None:
         """The learned peer group (:func:`vigil.behaviour.peers.work_uid`) of an identity whose
-        request is ``action`` on ``resource``: the resource's segment (else its type) and the
-        request's privilege class; None when ``work`` is not in ``[behaviour] peers``."""
-        if WORK not in self.peers:
+        request is ``action`` on ``resource`` (whose stored entity is ``entity``): the resource's
+        segment (else its type) and the request's privilege class; None when ``work`` is not in
+        ``[behaviour] peers`` or the resource is not one the workspace holds (a client cannot name
+        a group into being)."""
+        if WORK not in self.peers or entity is None:
             return None
-        if entity is not None:
-            ri = entity.resource_info
-            if ri is None:
-                ri = entity.resource_info = self._resource_info(resource)
-        else:
-            ri = self.resource_info(resource)
+        ri = entity.resource_info
+        if ri is None:
+            ri = entity.resource_info = self._resource_info(resource)
         if action[1] in self.tool_actions:
             cls = self.tool_class(resource, entity)[0]
         else:
@@ -578,20 +582,23 @@ class BehaviourModel:
 
     def tool_class(self, tool: EntityUid, entity: Entity | None = None) -> tuple[int, bool, str]:
         """``(class, sensitive, name)`` of a call of ``tool``: the MCP annotations the workspace
-        declares on its entity (``readOnlyHint``, ``destructiveHint``) or, failing those, the ones
-        its upstream published (:meth:`note_tool`), else its name
-        (:func:`vigil.behaviour.privilege.tool_class`). Cached; never raises."""
+        declares on its entity (``readOnlyHint``, ``destructiveHint``: the operator's word, which
+        may class a tool below its name) or, failing those, its name, raised (never lowered) by the
+        annotations its upstream published (:meth:`note_tool`: an upstream is not trusted to make
+        its own tool look harmless) (:func:`vigil.behaviour.privilege.tool_class`). Cached; never
+        raises."""
         got = self._tools.get(tool)
         if got is not None:
             return got
-        hints: dict[str, bool] | None = None
+        declared: dict[str, bool] | None = None
         if entity is not None:
             attrs = entity.attrs
             declared = {k: v for k in ("readOnlyHint", "destructiveHint") if type(v := attrs.get(k)) is bool}
-            hints = declared or None
-        if hints is None:
-            hints = self.tool_hints.get(tool)
-        cls, sens = tool_class(tool[1], hints)
+        if declared:
+            cls, sens = tool_class(tool[1], declared)
+        else:
+            # an upstream's own hints may say a tool does more than its name, never less
+            cls, sens = tool_class(tool[1], self.tool_hints.get(tool), raise_only=True)
         got = (cls, sens, self.intern(tool[1]))
         if len(self._tools) >= TOOL_CACHE:
             self._tools.clear()
@@ -1119,45 +1126,57 @@ class BehaviourModel:
         """Arguments: ``new_argument``, a call of a tool the identity already uses reaching a place
         (path prefix, host, table) its calls never reached, or not within ``forget_days`` (one
         signal per request: the first such place; a tool's first call is new_action or
-        privilege_drift already, and of course reaches new places); ``new_on_behalf``, a delegated request for a subject the acting agent
-        never acted for (a ``for:`` key). Quiet for an identity whose places are new so often that
-        novelty says nothing (as ``new_network``)."""
+        privilege_drift already, and of course reaches new places); ``new_on_behalf``, a delegated
+        request for a subject the acting agent never acted for (a ``for:`` key). Each kind of key
+        (places; identifiers; subjects) has its own novelty count, and a kind that is new so often
+        for this identity that novelty says nothing (as ``new_network``) is not judged: a request
+        id new on every call silences identifiers only."""
         n = p.n
+        if not n:
+            for key in f.args:
+                if p.args.get(key) != f.day:
+                    f.fresh = False
+            return hits
         day = f.day
         table = p.args
-        new = None
         known_tool = f.aname in p.actions
         for key in f.args:
             d = table.get(key)
-            if d != day:
-                f.fresh = False
-                if (
-                    new is None
-                    and (d is None or day - d > self.forget_days)
-                    and (known_tool or key.startswith("for:"))
-                ):
-                    new = key
-        if new is not None and n and (p.nov_arg + 1.0) * INFORMATIVE < n + 2.0:
+            if d == day:
+                continue
+            f.fresh = False
+            if d is not None and day - d <= self.forget_days:
+                continue
+            kind = _arg_kind(key)
+            if kind == NOV_FOR:
+                novel = p.nov_for
+            elif not known_tool:
+                continue  # a tool's first call: new_action or privilege_drift says it
+            else:
+                novel = p.nov_ident if kind == NOV_IDENT else p.nov_arg
+            if (novel + 1.0) * INFORMATIVE >= n + 2.0:
+                continue  # this kind is new so often for this identity that it says nothing
             if hits is None:
                 hits = []
-            if new.startswith("for:"):
+            if kind == NOV_FOR:
                 hits.append(
                     (
                         S.NEW_ON_BEHALF,
-                        max(1, round(self.w[S.NEW_ON_BEHALF] * _strength(p.nov_arg, n))),
+                        max(1, round(self.w[S.NEW_ON_BEHALF] * _strength(novel, n))),
                         "first request on behalf of {0}; known: {1}",
-                        (new[4:], {k[4:]: d for k, d in list(table.items()) if k.startswith("for:")}),
+                        (key[4:], {k[4:]: v for k, v in list(table.items()) if k.startswith("for:")}),
                     )
                 )
-                return hits
-            hits.append(
-                (
-                    S.NEW_ARGUMENT,
-                    max(1, round(self.w[S.NEW_ARGUMENT] * _strength(p.nov_arg, n))),
-                    "first call reaching {0!r} (with {1!r}); known: {2}",
-                    (new, f.aname, table),
+            else:
+                hits.append(
+                    (
+                        S.NEW_ARGUMENT,
+                        max(1, round(self.w[S.NEW_ARGUMENT] * _strength(novel, n))),
+                        "first call reaching {0!r} (with {1!r}); known: {2}",
+                        (key, f.aname, {k: v for k, v in list(table.items()) if not k.startswith("for:")}),
+                    )
                 )
-            )
+            return hits  # one signal a request: the first such place
         return hits
 
     def _rate_signals(self, hits: list[Hit] | None, p: Profile, f: Features) -> list[Hit] | None:
@@ -1229,9 +1248,10 @@ class BehaviourModel:
         person who travels). Not judged for an identity whose networks churn (``new_network``'s
         informative rule), nor without a network or region to compare."""
         cid = f.cid
-        if cid is None:
+        creds = p.creds
+        if cid is None or creds is None:
             return hits
-        got = self.credentials.get(cid)
+        got = creds.get(cid)
         if got is None:
             return hits
         place = _place(f)
@@ -1257,23 +1277,26 @@ class BehaviourModel:
         )
         return hits
 
-    def note_credential(self, f: Features) -> None:
-        """Where ``f``'s credential was used (every decided request, learnable or not; called by
-        :meth:`learn`): its last place and the one before."""
+    def note_credential(self, p: Profile, f: Features) -> None:
+        """Where ``f``'s credential was used, on ``p`` (every decided request, learnable or not;
+        called by :meth:`learn`): its last place and the one before. Kept per identity (a
+        credential named by another identity's requests never mixes in), at most
+        :data:`CREDENTIALS_PER_IDENTITY` credentials, the least recently used forgotten first."""
         place = _place(f)
         cid = f.cid
         if place is None or cid is None:
             return
-        creds = self.credentials
-        got = creds.get(cid)
+        creds = p.creds
+        if creds is None:
+            creds = p.creds = {}
+        got = creds.pop(cid, None)  # re-inserted below: the dict's order is the order of use
         t = f.t
         if got is None:
-            if len(creds) >= CREDENTIAL_CACHE:
-                del creds[next(iter(creds))]  # the oldest credential seen
+            if len(creds) >= CREDENTIALS_PER_IDENTITY:
+                del creds[next(iter(creds))]
             creds[cid] = (place, t, None, 0.0)
         elif got[0] == place:
-            if t > got[1]:
-                creds[cid] = (place, t, got[2], got[3])
+            creds[cid] = (place, t, got[2], got[3]) if t > got[1] else got
         else:
             creds[cid] = (place, t, got[0], got[1])
 
@@ -1609,7 +1632,7 @@ class BehaviourModel:
         if f.counted:
             _count_new(p, f.ri, f.nr_c, t)
         if f.cid is not None:
-            self.note_credential(f)
+            self.note_credential(p, f)
         if self.rates_out is not None and not p.queued:
             p.queued = True  # its requests are announced at the next batch
             self.rates_out.append(p)
@@ -1620,6 +1643,8 @@ class BehaviourModel:
             p.chain_sens = f.chain_sens
             if f.sens:
                 p.chain_last = f.aname
+            elif f.chain_t == f.t:  # a new chain starts with this step: no sensitive step yet
+                p.chain_last = None
         if learnable:
             self._learn_normal(p, f, vetted)
             if p.base is not None:
@@ -1702,7 +1727,7 @@ class BehaviourModel:
         for key in f.args:
             d = p.args.get(key)
             if d != day:
-                self._learn_context(p, "a:", key, p.args, CAP_ARG, NOV_ARG, day, t, d, vetted)
+                self._learn_context(p, "g:", key, p.args, CAP_ARG, _arg_kind(key), day, t, d, vetted)
 
     def _learn_resource(self, p: Profile, f: Features) -> None:
         """A resource not in the newer bitmap: its bit (when tracked), its type and segment."""
@@ -1937,7 +1962,7 @@ class BehaviourModel:
     def learn_remote(self, p: Profile, prefix: str, value: Any, day: int) -> bool:
         """Another process learned ``value`` (``prefix``: ``r:`` region, ``n:`` network, ``u:``
         user agent, ``a:`` action, ``t:`` resource type, ``s:`` segment, ``x:`` a resource's
-        hash) for ``p``'s identity on ``day``: it is known here too, without counting as a
+        hash, ``g:`` a tool-call place or a subject acted for) for ``p``'s identity on ``day``: it is known here too, without counting as a
         request or a novelty here. Returns False (nothing changed) for a prefix or value it does
         not know how to apply."""
         if prefix == "x:":
@@ -1969,6 +1994,8 @@ class BehaviourModel:
             table, cap = p.rtypes, CAP_RTYPE
         elif prefix == "s:":
             table, cap = p.segs, CAP_SEG
+        elif prefix == "g:":
+            table, cap = p.args, CAP_ARG
         else:
             return False
         d = table.get(value)

@@ -116,16 +116,18 @@ def name_class(action_id: str) -> tuple[int, bool]:
     return WRITE, any(w in verb for w in _SENSITIVE_WRITES)
 
 
-def tool_class(tool: str, hints: Mapping[str, Any] | None) -> tuple[int, bool]:
+def tool_class(tool: str, hints: Mapping[str, Any] | None, *, raise_only: bool = False) -> tuple[int, bool]:
     """``(class, sensitive)`` of a tool call (``Action::"call_tool"`` on ``Tool::"NAME.tool"``):
-    the tool, not the action, says what the call does. The MCP annotations decide when present
-    (``readOnlyHint`` true: read; ``destructiveHint`` true: write and sensitive, or admin when the
-    name says so); otherwise the tool's name after its upstream prefix is read as an action's
-    (:func:`name_class`: ``list_files`` read, ``delete_table`` write, ``grant_role`` admin)."""
+    the tool, not the action, says what the call does. The tool's name after its upstream prefix
+    is read as an action's (:func:`name_class`: ``list_files`` read, ``delete_table`` write,
+    ``grant_role`` admin); the MCP annotations then decide (``readOnlyHint`` true: read;
+    ``destructiveHint`` true: write and sensitive, or admin when the name says so). With
+    ``raise_only`` (hints an upstream published, not the operator) they may raise the class and
+    sensitivity, never lower them."""
     name = tool.rsplit(".", 1)[-1]
     cls, sensitive = name_class(name)
     if hints:
-        if hints.get("readOnlyHint") is True:
+        if hints.get("readOnlyHint") is True and not raise_only:
             return READ, sensitive
         if hints.get("destructiveHint") is True:
             return max(cls, WRITE), True

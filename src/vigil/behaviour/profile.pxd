@@ -12,10 +12,12 @@ cdef class Profile:
     cdef public double r1, r2, r1_mean, r1_mad, r2_mean, r2_mad, r1_thr, r2_thr
     cdef public double nr_c, nr_mean, nr_mad, nr_thr
     cdef public double nov_region, nov_net, nov_ua, nov_action, nov_resource, nov_rtype, nov_seg, nov_arg
+    cdef public double nov_ident, nov_for
     cdef public bytearray bloom
     cdef public object how, class_day, nr_recent, last_region, base, link_from
     cdef public str chain_last
     cdef public tuple peers
+    cdef public dict creds
     cdef public list high
     cdef public bint net_wide, res_sat, quarantined, dirty
     # sharing across processes (vigil.behaviour.shared)

@@ -56,8 +56,13 @@ BLOOM_BYTES: Final = 256  # per generation
 BLOOM_BITS: Final = BLOOM_BYTES * 8
 BLOOM_ROTATE_AT: Final = 600  # insertions into the newer generation
 CAPS: Final = {"region": 16, "net": 48, "ua": 16, "action": 64, "rtype": 32, "seg": 32, "arg": 64}
-KINDS: Final = ("region", "net", "ua", "action", "resource", "rtype", "seg", "arg")
-NOV_REGION, NOV_NET, NOV_UA, NOV_ACTION, NOV_RESOURCE, NOV_RTYPE, NOV_SEG, NOV_ARG = range(8)
+KINDS: Final = ("region", "net", "ua", "action", "resource", "rtype", "seg", "arg", "ident", "for")
+# tool-call places (paths, hosts, mail domains), identifiers (tables, ...) and the subjects an agent
+# acts for share the ``args`` table but each kind has its own novelty count: a kind that is new on
+# every call (a request id) silences only itself
+NOV_REGION, NOV_NET, NOV_UA, NOV_ACTION, NOV_RESOURCE, NOV_RTYPE, NOV_SEG, NOV_ARG, NOV_IDENT, NOV_FOR = (
+    range(10)
+)
 RECENT_NEW: Final = 16
 RES_SAMPLE: Final = 64
 NO_THRESHOLD: Final = 1e300  # a rate or new-resource threshold not computed yet (too few samples)
@@ -84,6 +89,7 @@ class Profile:
         "chain_t",
         "chain_top",
         "class_day",
+        "creds",
         "decay_at",
         "denied",
         "dirty",
@@ -104,6 +110,8 @@ class Profile:
         "nets",
         "nov_action",
         "nov_arg",
+        "nov_for",
+        "nov_ident",
         "nov_net",
         "nov_region",
         "nov_resource",
@@ -166,6 +174,8 @@ class Profile:
         self.nov_rtype = 0.0
         self.nov_seg = 0.0
         self.nov_arg = 0.0
+        self.nov_ident = 0.0
+        self.nov_for = 0.0
         self.regions: dict[str, int] = {}
         self.nets: dict[str, int] = {}
         # networks are judged by /24 (IPv6 /48) until those churn; then by /16 (IPv6 /32)
@@ -215,6 +225,9 @@ class Profile:
         self.chain_climbs = 0
         self.chain_sens = 0
         self.chain_last: str | None = None  # the chain's last sensitive action (not snapshotted)
+        # credential id -> (its last place, when, the place before, when): credential_two_places;
+        # a few per identity, made at the first credential_id (not snapshotted: a window of minutes)
+        self.creds: dict[str, tuple[str, float, str | None, float]] | None = None
         self.high: list[float] | None = None
         self.quarantined = False
         self.dirty = True  # changed other than by a request (quarantine, high-risk times)
@@ -269,6 +282,10 @@ class Profile:
             return self.nov_rtype
         if kind == 7:  # NOV_ARG
             return self.nov_arg
+        if kind == 8:  # NOV_IDENT
+            return self.nov_ident
+        if kind == 9:  # NOV_FOR
+            return self.nov_for
         return self.nov_seg
 
     def count_novel(self, kind: int) -> None:
@@ -287,6 +304,10 @@ class Profile:
             self.nov_rtype += 1.0
         elif kind == 7:  # NOV_ARG
             self.nov_arg += 1.0
+        elif kind == 8:  # NOV_IDENT
+            self.nov_ident += 1.0
+        elif kind == 9:  # NOV_FOR
+            self.nov_for += 1.0
         else:
             self.nov_seg += 1.0
 
@@ -301,6 +322,8 @@ class Profile:
             self.nov_rtype,
             self.nov_seg,
             self.nov_arg,
+            self.nov_ident,
+            self.nov_for,
         ]
 
     def halve(self) -> None:
@@ -320,6 +343,8 @@ class Profile:
         self.nov_rtype *= 0.5
         self.nov_seg *= 0.5
         self.nov_arg *= 0.5
+        self.nov_ident *= 0.5
+        self.nov_for *= 0.5
         self.res_n >>= 1
 
     # -- persistence ---------------------------------------------------------------------------
@@ -389,7 +414,7 @@ class Profile:
             p.n = sum(how)
             p.decay_at = float(d["decay_at"])
             nov = [float(x) for x in d["novelty"]]
-            if len(nov) == len(KINDS) - 1:
+            while 7 <= len(nov) < len(KINDS):
                 nov.append(0.0)  # a snapshot from before tool-call places were learned
             if len(nov) != len(KINDS):
                 raise ValueError("novelty counters have the wrong size")
@@ -402,6 +427,8 @@ class Profile:
                 p.nov_rtype,
                 p.nov_seg,
                 p.nov_arg,
+                p.nov_ident,
+                p.nov_for,
             ) = nov
             share = intern if intern is not None else {}
             days = _DAYS

@@ -37,7 +37,7 @@ MAX_PENDING: Final = 100_000  # identities with counts but no profile here
 PENDING_S: Final = 900.0  # counts older than this are negligible (the longest time constant)
 MAX_COUNT: Final = 1_000_000  # requests of one identity in one batch: more is not a real count
 AHEAD_S: Final = 1.0  # an announced time later than this past the clock here is taken as this
-PREFIXES: Final = frozenset({"r:", "n:", "u:", "a:", "t:", "s:", "x:"})
+PREFIXES: Final = frozenset({"r:", "n:", "u:", "a:", "t:", "s:", "x:", "g:"})
 
 Rate = list[Any]  # [type, id, n, k, t]
 Learned = list[Any]  # [type, id, prefix, value, day]

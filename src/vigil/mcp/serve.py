@@ -109,7 +109,7 @@ class _AuditRefusals:
         details: dict[str, Any] = {
             "peer": client[0] if client else None,
             "method": scope.get("method"),
-            "path": scope.get("path"),
+            "path": str(scope.get("path"))[:256],
             "reason": holder.get("reason", "no_token"),
         }
         if "token" in holder:
