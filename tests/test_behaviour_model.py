@@ -28,6 +28,8 @@ from vigil.behaviour.profile import (
     KINDS,
     NOV_ACTION,
     NOV_ARG,
+    NOV_FOR,
+    NOV_IDENT,
     NOV_NET,
     NOV_REGION,
     NOV_RESOURCE,
@@ -374,6 +376,8 @@ def kind_index(kind: str) -> int:
         "rtype": NOV_RTYPE,
         "seg": NOV_SEG,
         "arg": NOV_ARG,
+        "ident": NOV_IDENT,
+        "for": NOV_FOR,
     }[kind]
 
 
