@@ -137,22 +137,27 @@ def _call(tool: str, when: datetime, **arguments: Any) -> dict[str, Any]:
     }
 
 
-def _tool_habit(e: Engine, days: int = 14, per_day: int = 30) -> datetime:
-    """Office hours on weekdays: ``files.read_file`` under /srv/reports and ``db.query`` on two
-    tables. Returns the time of the last call."""
-    last = T0
+def _office_hours(days: int = 14, per_day: int = 30) -> Iterator[tuple[int, int, datetime]]:
+    """``(day, k, time)`` of ``per_day`` calls in office hours on each weekday of ``days``."""
     for d in range(days):
         day = T0 + timedelta(days=d)
         if day.weekday() >= 5:
             continue
         for k in range(per_day):
-            when = day + timedelta(hours=9 + k % 8, minutes=(k * 7) % 50, seconds=k % 60)
-            if k % 3:
-                req = _call("files.read_file", when, path=f"/srv/reports/{d}/{k}.csv")
-            else:
-                req = _call("db.query", when, table=("orders", "invoices")[k % 2], sql=f"select {k}")
-            assert e.decide(req, now=when).allowed
-            last = max(last, when)
+            yield d, k, day + timedelta(hours=9 + k % 8, minutes=(k * 7) % 50, seconds=k % 60)
+
+
+def _tool_habit(e: Engine, days: int = 14, per_day: int = 30) -> datetime:
+    """Office hours on weekdays: ``files.read_file`` under /srv/reports and ``db.query`` on two
+    tables. Returns the time of the last call."""
+    last = T0
+    for d, k, when in _office_hours(days, per_day):
+        if k % 3:
+            req = _call("files.read_file", when, path=f"/srv/reports/{d}/{k}.csv")
+        else:
+            req = _call("db.query", when, table=("orders", "invoices")[k % 2], sql=f"select {k}")
+        assert e.decide(req, now=when).allowed
+        last = max(last, when)
     return last
 
 
@@ -224,13 +229,8 @@ def test_an_agent_whose_places_are_always_new_is_not_flagged(tool_engine: Engine
     """A search agent whose every call names a new ticket: novelty says nothing for it."""
     e = tool_engine
     when = T0
-    for d in range(14):
-        day = T0 + timedelta(days=d)
-        if day.weekday() >= 5:
-            continue
-        for k in range(30):
-            when = day + timedelta(hours=9 + k % 8, minutes=(k * 7) % 50, seconds=k % 60)
-            e.decide(_call("tickets.get_ticket", when, ticket=f"tk-{d}-{k}"), now=when)
+    for d, k, when in _office_hours():
+        e.decide(_call("tickets.get_ticket", when, ticket=f"tk-{d}-{k}"), now=when)
     when += timedelta(minutes=5)
     rec = e.decide(_call("tickets.get_ticket", when, ticket="tk-new"), now=when)
     assert "new_argument" not in rec.signals and rec.allowed
@@ -311,14 +311,9 @@ def test_a_request_id_new_on_every_call_does_not_silence_places(tool_engine: Eng
     (a request id) switch off new_argument for paths too. Each kind now counts its own."""
     e = tool_engine
     when = T0
-    for d in range(14):
-        day = T0 + timedelta(days=d)
-        if day.weekday() >= 5:
-            continue
-        for k in range(30):
-            when = day + timedelta(hours=9 + k % 8, minutes=(k * 7) % 50, seconds=k % 60)
-            req = _call("files.read_file", when, path=f"/srv/reports/{d}/{k}.csv", request_id=f"req{d}x{k}")
-            e.decide(req, now=when)
+    for d, k, when in _office_hours():
+        req = _call("files.read_file", when, path=f"/srv/reports/{d}/{k}.csv", request_id=f"req{d}x{k}")
+        e.decide(req, now=when)
     when += timedelta(minutes=5)
     rec = e.decide(_call("files.read_file", when, path="/etc/shadow", request_id="reqnew"), now=when)
     assert "new_argument" in rec.signals, rec.explanations()

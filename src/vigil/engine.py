@@ -799,7 +799,7 @@ class Engine:
             # no parent: an empty profile whose first request is judged against its peer group
             group = self._group(beh, entity.uid, when)
             if group is None and beh.peers:  # no attribute names one: the group of its work
-                group = self._work_group(beh.work_of(req.action, req.resource, rentity), when)
+                group = self._group_profile(beh.work_of(req.action, req.resource, rentity), when)
             if group is None or not group.learned:
                 return None
             prof = self.profiles.create(entity.uid, when)
@@ -847,21 +847,19 @@ class Engine:
         none."""
         out = []
         for guid in groups_also(self._group_attrs(uid), beh.settings.peers_also, work):
-            group = self._profiles.get(guid)
-            if group is None:
-                group = self.profiles.create(guid, when)
+            group = self._group_profile(guid, when)
             if group is not None and group is not base:
                 out.append(group)
         return tuple(out) or None
 
-    def _work_group(self, work: EntityUid | None, when: float) -> Profile | None:
-        """The shared profile of the learned group ``work`` (made empty at its first member), or
-        None (no such group)."""
-        if work is None:
+    def _group_profile(self, guid: EntityUid | None, when: float) -> Profile | None:
+        """The shared profile of the peer group ``guid`` (made empty at its first member), or None
+        (no group, or the profile book is full)."""
+        if guid is None:
             return None
-        group = self._profiles.get(work)
+        group = self._profiles.get(guid)
         if group is None:
-            group = self.profiles.create(work, when)
+            group = self.profiles.create(guid, when)
         return group
 
     def _group_attrs(self, uid: EntityUid) -> Any:
@@ -883,12 +881,7 @@ class Engine:
         if not beh.peers:
             return None
         guid = group_uid(self._group_attrs(uid), beh.peers)
-        if guid is None:
-            return self._work_group(work, when)
-        group = self._profiles.get(guid)
-        if group is None:
-            group = self.profiles.create(guid, when)
-        return group
+        return self._group_profile(work if guid is None else guid, when)
 
     def _learn(
         self,
@@ -916,7 +909,7 @@ class Engine:
             prof.base = self._group(beh, principal, f.t)
             if prof.base is None and beh.peers and f.resource in self._state.by_uid:
                 # no attribute names one: the group of its work (on a resource the workspace holds)
-                prof.base = self._work_group(beh.work_of_features(f), f.t)
+                prof.base = self._group_profile(beh.work_of_features(f), f.t)
             if beh.settings.peers_also and prof.base is not None:
                 prof.peers = self._groups_also(beh, principal, f.t, beh.work_of_features(f), prof.base)
         beh.learn(prof, f, learnable and allowed, allowed)

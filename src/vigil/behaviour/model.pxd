@@ -24,7 +24,7 @@ cdef class Features:
     cdef public int mask, res_state
     cdef public bint hour_ok, sens, fresh, novel_step, tracked, counted
     cdef public object day
-    cdef public str net, region, ua, aname, cred, bad, cid
+    cdef public str net, region, ua, aname, cred, bad, cid, place
     cdef public list unknown
     cdef public tuple resource, args
     cdef public object path

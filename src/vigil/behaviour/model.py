@@ -150,7 +150,8 @@ class Features:
     :meth:`BehaviourModel.tool_class`), ``resource`` and its ``ri``, ``args`` (the places the
     call's ``context.arguments`` reach, :func:`vigil.behaviour.arguments.argument_keys`),
     ``cid`` (``context.credential_id``: the credential the request was made with, when the PEP
-    names it; None otherwise); ``path`` the :class:`~vigil.escalation.reach.PathStep` this
+    names it; None otherwise) and ``place`` (where it was used from, :func:`_place`; None without
+    a ``cid``); ``path`` the :class:`~vigil.escalation.reach.PathStep` this
     request takes (a step of a path to admin, known from the workspace's escalation graph) or None.
 
     Derived against the profile by the detectors (:meth:`BehaviourModel.judge`), for
@@ -187,6 +188,7 @@ class Features:
         "novel_step",
         "nr_c",
         "path",
+        "place",
         "region",
         "res_state",
         "resource",
@@ -229,6 +231,7 @@ class Features:
         self.chain_sens = 0
         self.cred: str | None = None
         self.cid: str | None = None
+        self.place: str | None = None
         self.bad: str | None = None
         self.path: Any = None
 
@@ -691,6 +694,7 @@ class BehaviourModel:
         f.cred = None if source is None else self._credential(source, ctx.get("user_agent"))
         cid = ctx.get("credential_id")
         f.cid = cid if type(cid) is str and 0 < len(cid) <= MAX_CREDENTIAL_ID else None
+        f.place = None if f.cid is None else _place(f)
         f.bad = self._bad_network(ctx.get("ip")) if self.bad_networks else None
         f.path = None
         aname = action[1]
@@ -1254,7 +1258,7 @@ class BehaviourModel:
         got = creds.get(cid)
         if got is None:
             return hits
-        place = _place(f)
+        place = f.place
         if place is None:
             return hits
         last_place, last_t, before, before_t = got
@@ -1282,7 +1286,7 @@ class BehaviourModel:
         called by :meth:`learn`): its last place and the one before. Kept per identity (a
         credential named by another identity's requests never mixes in), at most
         :data:`CREDENTIALS_PER_IDENTITY` credentials, the least recently used forgotten first."""
-        place = _place(f)
+        place = f.place
         cid = f.cid
         if place is None or cid is None:
             return

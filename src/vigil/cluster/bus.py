@@ -32,7 +32,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import orjson
 import redis
@@ -59,6 +59,63 @@ def redact(url: str) -> str:
         return url
     scheme, _, cred = head.partition("://")
     return f"{scheme}://{cred.split(':', 1)[0]}:***@{tail}" if ":" in cred else url
+
+
+class Subscriber(Protocol):
+    """What :func:`subscribe_forever` uses of its owner (a :class:`ChangeBus`, a behaviour
+    :class:`~vigil.cluster.sharing.Sharing`)."""
+
+    url: str
+    connected: bool
+    errors: int
+    _stop: threading.Event
+    _sub: Any
+
+    def _client(self, role: str) -> Any: ...
+
+    def _on_message(self, data: bytes) -> None: ...
+
+
+def subscribe_forever(
+    owner: Subscriber, channels: tuple[str, ...], what: str, on_subscribed: Callable[[], object] | None = None
+) -> None:
+    """Subscribe ``owner`` to ``channels`` and hand each message to its ``_on_message`` until its
+    ``_stop`` is set: a lost connection is counted, logged once (``what`` names it) and retried
+    after :data:`BACKOFF_S`; each (re)subscription sets ``connected`` and calls
+    ``on_subscribed``. Never raises."""
+    failures = 0
+    while not owner._stop.is_set():
+        client = None
+        try:
+            client = owner._client("sub")
+            sub = client.pubsub(ignore_subscribe_messages=False)
+            owner._sub = sub
+            sub.subscribe(*channels)
+            while not owner._stop.is_set():
+                message = sub.get_message(timeout=0.5)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    owner.connected = True
+                    failures = 0
+                    if on_subscribed is not None:
+                        on_subscribed()
+                elif message["type"] == "message":
+                    owner._on_message(message["data"])
+        except Exception as e:  # Redis gone, or the connection closed under it by close()
+            if owner._stop.is_set():
+                break
+            owner.errors += 1
+            if owner.connected or failures == 0:
+                log.warning("cluster: %s to %s lost: %s", what, redact(owner.url), e)
+            owner.connected = False
+            failures += 1
+        finally:
+            owner._sub = None
+            if client is not None:
+                client.close()
+        owner._stop.wait(BACKOFF_S[min(max(failures, 1), len(BACKOFF_S)) - 1])
+    owner.connected = False
 
 
 class ChangeBus:
@@ -217,39 +274,8 @@ class ChangeBus:
 
     # -- subscribing -------------------------------------------------------------------------------
     def _subscribe(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            client = None
-            try:
-                client = self._client("sub")
-                sub = client.pubsub(ignore_subscribe_messages=False)
-                self._sub = sub
-                sub.subscribe(self.channel)
-                while not self._stop.is_set():
-                    message = sub.get_message(timeout=0.5)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        # (re)subscribed, also after redis-py reconnected by itself: catch up
-                        self.connected = True
-                        failures = 0
-                        self.catch_up()
-                    elif message["type"] == "message":
-                        self._on_message(message["data"])
-            except Exception as e:  # Redis gone, or the connection closed under it by close()
-                if self._stop.is_set():
-                    break
-                self.errors += 1
-                if self.connected or failures == 0:
-                    log.warning("cluster: subscription to %s lost: %s", redact(self.url), e)
-                self.connected = False
-                failures += 1
-            finally:
-                self._sub = None
-                if client is not None:
-                    client.close()
-            self._stop.wait(BACKOFF_S[min(max(failures, 1), len(BACKOFF_S)) - 1])
-        self.connected = False
+        # (re)subscribed, also after redis-py reconnected by itself: catch up
+        subscribe_forever(self, (self.channel,), "subscription", self.catch_up)
 
     def _on_message(self, data: bytes) -> None:
         try:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import redis
 
-from vigil.cluster.bus import BACKOFF_S, redact
+from vigil.cluster.bus import BACKOFF_S, redact, subscribe_forever
 
 log = logging.getLogger("vigil.cluster")
 
@@ -150,37 +150,7 @@ class BehaviourChannel:
 
     # -- subscribing -------------------------------------------------------------------------------
     def _subscribe(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            client = None
-            try:
-                client = self._client("sub")
-                sub = client.pubsub(ignore_subscribe_messages=False)
-                self._sub = sub
-                sub.subscribe(self.rates, self.learned)
-                while not self._stop.is_set():
-                    message = sub.get_message(timeout=0.5)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        self.connected = True
-                        failures = 0
-                    elif message["type"] == "message":
-                        self._on_message(message["data"])
-            except Exception as e:  # Redis gone, or the connection closed under it by close()
-                if self._stop.is_set():
-                    break
-                self.errors += 1
-                if self.connected or failures == 0:
-                    log.warning("cluster: behaviour subscription to %s lost: %s", redact(self.url), e)
-                self.connected = False
-                failures += 1
-            finally:
-                self._sub = None
-                if client is not None:
-                    client.close()
-            self._stop.wait(BACKOFF_S[min(max(failures, 1), len(BACKOFF_S)) - 1])
-        self.connected = False
+        subscribe_forever(self, (self.rates, self.learned), "behaviour subscription")
 
     def _on_message(self, data: bytes) -> None:
         """Hand one of the others' batches to ``receive``; a malformed one is counted, skipped."""

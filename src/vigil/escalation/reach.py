@@ -220,10 +220,7 @@ def _aws_steps(graph: Graph, an: Analysis, idents: Mapping[str, EntityUid]) -> A
                 path, conditional = _path_text(an, direct, {})
                 step = PathStep(e.method, arn, left, path, conditional)
                 for form in _arn_forms(arn):
-                    key = (action, ("AwsResource", form))
-                    old = mine.get(key)
-                    if old is None or (old.remaining, old.conditional) > (step.remaining, step.conditional):
-                        mine[key] = step
+                    _keep_nearer(mine, (action, ("AwsResource", form)), step)
     return out
 
 
@@ -296,10 +293,18 @@ def _steps(
             step = PathStep(e.method, e.target, remaining, path, conditional)
             mine = out.setdefault(actor, {})
             for action in by_method.get(e.method, ()):
-                old = mine.get((action, resource))
-                if old is None or (old.remaining, old.conditional) > (step.remaining, step.conditional):
-                    mine[(action, resource)] = step
+                _keep_nearer(mine, (action, resource), step)
     return out
+
+
+def _keep_nearer(
+    mine: dict[tuple[EntityUid, EntityUid], PathStep], key: tuple[EntityUid, EntityUid], step: PathStep
+) -> None:
+    """``step`` for the request ``key``, unless a step already kept for it leaves fewer steps to
+    admin (or as few, unconditionally)."""
+    old = mine.get(key)
+    if old is None or (old.remaining, old.conditional) > (step.remaining, step.conditional):
+        mine[key] = step
 
 
 def _nearer(an: Analysis, e: Edge) -> int | None:
