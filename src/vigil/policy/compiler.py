@@ -15,9 +15,17 @@ Leading conjuncts of the conditions that read only the principal and the action 
 per (principal, action) pair, so a policy that can never apply to a principal drops out of that
 principal's candidate list and a policy that passes its guard runs only the rest of its conditions.
 
-No user text is ever pasted into source: strings become ``repr`` literals, every other value a
-named constant. A construct this compiler does not handle raises :class:`Unsupported`; the caller
-then evaluates that one policy with cedarpy (a *fallback*).
+No user text is ever pasted into source: a policy's values (strings, longs, entities, sets...)
+are named constants ``K0``, ``K1``... in order of first use; attribute names, entity type names
+and booleans are ``repr`` literals. So the policies of one template (a grant per team, per
+folder) generate the same source, their *shape*: it is compiled once, into a maker whose
+parameters are the constants, and each policy is the maker's closures over its own values. A
+large estate's thousands of policies then run a few code objects, which stay in the CPU's caches
+and in the interpreter's specialised form, instead of one cold code object per policy (measured:
+docs/benchmarks.md, "Policies of one shape share their code").
+
+A construct this compiler does not handle raises :class:`Unsupported`; the caller then evaluates
+that one policy with cedarpy (a *fallback*).
 """
 
 from __future__ import annotations
@@ -68,7 +76,7 @@ class CompiledPolicy:
     resource_guard: Callable[[Any, Any, Any, Any], bool] | None = None
     match_r: MatchFn | None = None
     residual_r: MatchFn | None = None
-    source: str = ""
+    source: str = ""  # the shape's code: the policy's values are its constants K0, K1...
     # A guard reads entities other than the request's own (through E): its cached results depend
     # on them too, so an entity change forgets every cached result.
     guards_read_entities: bool = False
@@ -164,10 +172,7 @@ class _Gen:
             raise Unsupported(f"unlinked template slot ?{node.name}") from None
 
     def value_code(self, value: Any) -> str:
-        t = type(value)
-        if t is bool or t is int:
-            return repr(value)
-        if t is str:
+        if type(value) is bool:
             return repr(value)
         return self.const(value)
 
@@ -333,7 +338,7 @@ class _Gen:
             return f"({code} is {value!r})"
         if t is int:
             tmp = self.temp()
-            return f"(type({tmp} := {code}) is int and {tmp} == {value!r})"
+            return f"(type({tmp} := {code}) is int and {tmp} == {self.const(value)})"
         return f"_rt.eq({code}, {self.value_code(value)})"
 
     def _cmp(self, op: str, left: Any, right: Any) -> str:
@@ -342,7 +347,8 @@ class _Gen:
         rok, rval = self.literal(right)
         a = self.temp()
         if rok and type(rval) is int:
-            return f"(({a} {pyop} {rval!r}) if type({a} := {lcode}) is int else _rt.compare({op!r}, {a}, {rval!r}))"
+            k = self.const(rval)
+            return f"(({a} {pyop} {k}) if type({a} := {lcode}) is int else _rt.compare({op!r}, {a}, {k}))"
         b = self.temp()
         rcode = self.expr(right)
         return (
@@ -664,22 +670,19 @@ def compile_policy(
     def without(skip: set[int]) -> list[str]:
         return resource_lines + [b for i, b in enumerate(body) if i not in skip]
 
-    parts = [_function("match", _MATCH_ARGS, without(set()))]
+    parts = {"match": _function("match", _MATCH_ARGS, without(set()))}
     if p_steps:
-        parts.append(_function("guard", _GUARD_ARGS, [body[i] for i in sorted(p_steps)]))
-        parts.append(_function("residual", _MATCH_ARGS, without(p_steps)))
+        parts["guard"] = _function("guard", _GUARD_ARGS, [body[i] for i in sorted(p_steps)])
+        parts["residual"] = _function("residual", _MATCH_ARGS, without(p_steps))
     if r_steps:
-        parts.append(_function("resource_guard", _RGUARD_ARGS, [body[i] for i in sorted(r_steps)]))
-        parts.append(_function("match_r", _MATCH_ARGS, without(r_steps)))
+        parts["resource_guard"] = _function(
+            "resource_guard", _RGUARD_ARGS, [body[i] for i in sorted(r_steps)]
+        )
+        parts["match_r"] = _function("match_r", _MATCH_ARGS, without(r_steps))
     if p_steps and r_steps:
-        parts.append(_function("residual_r", _MATCH_ARGS, without(p_steps | r_steps)))
-    source = "\n\n".join(parts)
-    namespace: dict[str, Any] = {"_rt": runtime, "_Record": Record, **gen.consts}
-    try:
-        code = compile(source, f"<policy {policy_id}>", "exec")
-    except (SyntaxError, RecursionError, MemoryError, ValueError) as e:
-        raise Unsupported(f"generated code does not compile: {type(e).__name__}") from None
-    exec(code, namespace)
+        parts["residual_r"] = _function("residual_r", _MATCH_ARGS, without(p_steps | r_steps))
+    source = "\n\n".join(parts.values())
+    namespace = _shape(source, tuple(parts), len(gen.consts))(*gen.consts.values())
     return CompiledPolicy(
         id=policy_id,
         cedar_id=template.id,
@@ -703,3 +706,33 @@ def compile_policy(
 
 def _function(name: str, args: str, lines: list[str]) -> str:
     return "\n".join([f"def {name}({args}):", *lines, "    return True"])
+
+
+SHAPE_LIMIT = 4096  # distinct policy shapes kept compiled (a workspace past it recompiles some)
+_shapes: dict[tuple[str, tuple[str, ...], int], Callable[..., dict[str, Any]]] = {}
+
+
+def _shape(source: str, defined: tuple[str, ...], n_consts: int) -> Callable[..., dict[str, Any]]:
+    """The maker of ``source``'s functions (named ``defined``): called with the values of
+    ``K0``..``K<n-1>``, it returns the functions by name, as closures over them. Compiled once per
+    distinct source and kept (bounded: past ``SHAPE_LIMIT`` the table starts again). Raises
+    :class:`Unsupported` when the generated code does not compile."""
+    key = (source, defined, n_consts)
+    known = _shapes.get(key)
+    if known is not None:
+        return known
+    params = ", ".join(f"K{i}" for i in range(n_consts))
+    body = "\n".join("    " + line if line else line for line in source.split("\n"))
+    returns = ", ".join(f"{name!r}: {name}" for name in defined)
+    text = f"def _make({params}):\n{body}\n    return {{{returns}}}"
+    namespace: dict[str, Any] = {"_rt": runtime, "_Record": Record}
+    try:
+        code = compile(text, f"<policy shape {len(_shapes)}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as e:
+        raise Unsupported(f"generated code does not compile: {type(e).__name__}") from None
+    exec(code, namespace)
+    maker: Callable[..., dict[str, Any]] = namespace["_make"]
+    if len(_shapes) >= SHAPE_LIMIT:
+        _shapes.clear()
+    _shapes[key] = maker
+    return maker
