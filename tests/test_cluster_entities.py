@@ -11,6 +11,7 @@ import vigil
 from tests.behaviour_support import T0, engine, request
 from tests.pg_support import fresh_schema, unique
 from tests.test_cluster import cluster_workspace, wait_for
+from vigil.store import StoreError
 
 NEW = "data-agent-9"
 ENTITY = {
@@ -48,3 +49,65 @@ def test_an_entity_change_through_one_is_applied_by_the_others(tmp_path: Path) -
             a.close()
             b.close()
             c.close()
+
+
+def test_a_process_started_later_and_a_reload_have_the_logged_batches(tmp_path: Path) -> None:
+    with fresh_schema() as schema:
+        channel = unique("vigil_t")
+        ws = cluster_workspace(tmp_path / "ws", schema, channel)
+        a = engine(ws)
+        try:
+            a.change_entities([ENTITY], by="idp-sync")
+            other = {**ENTITY, "uid": {"type": "Agent", "id": "data-agent-10"}}
+            a.change_entities([other], by="idp-sync")
+            a.change_entities(deletes=[{"type": "Agent", "id": "data-agent-10"}], by="idp-sync")
+            late = engine(ws)  # started after the batches: it never heard them announced
+            try:
+                assert allowed(late)
+                assert ("Agent", "data-agent-10") not in late._state.by_uid  # in order: put, then deleted
+                assert late._state.entity_seq > 0
+                assert late.reload(by="t").ok  # the files again, and the batches on top
+                assert allowed(late)
+                assert a.reload(by="t").ok  # the process that made them too
+                assert allowed(a)
+                # a batch after the replay still arrives over the bus, once
+                a.change_entities(deletes=[{"type": "Agent", "id": NEW}], by="idp-sync")
+                assert wait_for(lambda: ("Agent", NEW) not in late._state.by_uid, 2) is not None
+                assert not allowed(late)
+            finally:
+                late.close()
+        finally:
+            a.close()
+
+
+def test_a_reload_that_cannot_read_the_batches_is_refused(tmp_path: Path) -> None:
+    with fresh_schema() as schema:
+        channel = unique("vigil_t")
+        ws = cluster_workspace(tmp_path / "ws", schema, channel)
+        a = engine(ws)
+        try:
+            a.change_entities([ENTITY], by="idp-sync")
+            revision = a._state.revision
+
+            def unreadable(**_: object) -> list[object]:
+                raise StoreError("the database is gone")
+
+            inner = a._store
+            a._store = _Patched(inner, changes=unreadable)
+            result = a.reload(by="t")
+            assert not result.ok and "entity changes" in result.problems[0]
+            assert a._state.revision == revision and allowed(a)  # the last good generation stays
+            a._store = inner
+        finally:
+            a.close()
+
+
+class _Patched:
+    """The store with one method replaced."""
+
+    def __init__(self, inner: object, **methods: object) -> None:
+        self._inner = inner
+        self._methods = methods
+
+    def __getattr__(self, name: str) -> object:
+        return self._methods.get(name) or getattr(self._inner, name)

@@ -20,6 +20,7 @@ cdef class _State:
     cdef public BehaviourModel behaviour
     cdef public dict by_uid, by_type, reach, path_steps
     cdef public bint policy_reads_vigil
+    cdef public long long entity_seq
 
 
 cdef class Engine:

@@ -112,6 +112,7 @@ class _State:
         "behaviour",
         "by_type",
         "by_uid",
+        "entity_seq",
         "mode",
         "overlay_rules",
         "path_steps",
@@ -131,6 +132,9 @@ class _State:
     ) -> None:
         ps: PolicySet = workspace.policy_set
         self.workspace = workspace
+        # the change log's last entry this generation's entities include (the entity batches
+        # replayed when it was built, [cluster]); the bus skips batches up to it
+        self.entity_seq = 0
         self.authorizer = ps.authorizer
         self.by_uid = ps.store.by_uid
         # the same entities by type, then id: the decision's two lookups hash and compare one
@@ -235,6 +239,8 @@ class Engine:
                     signal=_cluster_signal(self),
                 )
                 self._store = announcing(self._store, self.cluster)
+                # the entity batches made through the API since the files, by any process
+                self._replay_entity_log(self._state)
             self.profiles = ProfileBook(self._store, strings=self._strings)
             self.approvals = Approvals(self._store, ids=ticket_ids)
             self.quarantine = Quarantine(self._store, self.profiles)
@@ -372,6 +378,19 @@ class Engine:
                 )
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
             state = _State(ws, self._strings, self._tool_hints, self._outbox)
+            if self.cluster is not None:
+                try:
+                    self._replay_entity_log(state)
+                except StoreError as e:  # without them this process's entities would differ
+                    self.store_errors += 1
+                    self.last_reload_error = (f"[store]: the entity changes cannot be read: {e.message}",)
+                    self._operator_event(
+                        "reload_refused",
+                        by,
+                        revision=self._state.revision,
+                        problems=list(self.last_reload_error),
+                    )
+                    return ReloadResult(False, self._state.revision, self.last_reload_error)
             try:
                 issuers = self._issuers(ws.settings, ws.path)
             except WorkspaceError as e:
@@ -451,18 +470,29 @@ class Engine:
         decision sees the change. Atomic: the whole batch is checked first, and a bad item raises
         EntityChangeError (``invalid_entities``, with its ``index``) with nothing changed. Audited
         (``entities_changed``, with ``by``); raises AuditError first when ``[audit] required`` and the
-        log cannot be written. In memory: a reload reads the workspace's files again.
+        log cannot be written. Without ``[cluster]``, in memory: a reload reads the workspace's
+        files again.
 
         With ``[cluster] redis`` the batch is also written to the store's change log (before it is
         applied here: when the store cannot take it, StoreError ``store_unavailable`` is raised and
         nothing changed) and announced: every other running process applies it too
-        (:func:`_apply_entity_changes`), at once or when it catches up from the log."""
-        return self._change_entities(upserts, deletes, by, announce=self.cluster is not None)
+        (:func:`_apply_entity_changes`), at once or when it catches up from the log; a process
+        started later, and every reload, applies the log's batches on top of the files
+        (:meth:`_replay_entity_log`)."""
+        result = self._change_entities(upserts, deletes, by, announce=self.cluster is not None)
+        assert result is not None  # only a logged batch (seq) is ever skipped
+        return result
 
-    def _change_entities(self, upserts: Any, deletes: Any, by: str, *, announce: bool) -> dict[str, Any]:
+    def _change_entities(
+        self, upserts: Any, deletes: Any, by: str, *, announce: bool, seq: int | None = None
+    ) -> dict[str, Any] | None:
+        """``seq``: the change log entry of another process's batch; None (nothing done) when this
+        generation's replay included it already (a reload read the log after it was written)."""
         with self._reload_lock:
-            self._recordable()
             st = self._state
+            if seq is not None and seq <= st.entity_seq:
+                return None
+            self._recordable()
             ps = st.workspace.policy_set
             batch = read_batch(upserts, deletes, schema_handle=ps.schema_handle, action_type=st.action_type)
             if announce and self.cluster is not None:
@@ -472,21 +502,8 @@ class Engine:
                     "deletes": deletes if deletes is not None else [],
                 }
                 self._store.append_change(self._clock(), ENTITIES_CHANGED, _ENTITIES_SUBJECT, by, detail)
-            deleted = sum(1 for u in batch.deletes if u in ps.store.by_uid)
-            _, moved = ps.store.apply(batch.upserts, batch.deletes)
-            by_type = st.by_type
-            for uid in batch.deletes:
-                ids = by_type.get(uid[0])
-                if ids is not None:
-                    ids.pop(uid[1], None)
-            for e in batch.upserts:
-                by_type.setdefault(e.uid[0], {})[e.uid[1]] = e
+            deleted, moved = _apply_batch(st, batch)
             st.authorizer.forget(moved)
-            tools = st.behaviour._tools  # a Tool entity's declared hints may have changed
-            for e in batch.upserts:
-                tools.pop(e.uid, None)
-            for uid in batch.deletes:
-                tools.pop(uid, None)
             self._recompute_reach(st)
             result = {
                 "upserted": len(batch.upserts),
@@ -504,6 +521,45 @@ class Engine:
                 entities=len(ps.store),
             )
             return result
+
+    def _replay_entity_log(self, st: _State) -> int:
+        """Apply to ``st`` (a generation just built from the files) every entity batch of the
+        store's change log, in order ([cluster]: batches are logged, so a process started or
+        reloaded after them has them too), and note the last entry read (``st.entity_seq``: the
+        bus skips what the replay covered). A batch this workspace refuses (a schema deployed
+        since) is skipped and logged, as the bus does. Returns the batches applied; raises
+        StoreError when the log cannot be read."""
+        ps = st.workspace.policy_set
+        after = 0
+        applied = 0
+        moved: list[Entity] = []
+        while True:
+            page = self._store.changes(after=after, limit=_REPLAY_PAGE)
+            for c in page:
+                if c.kind != ENTITIES_CHANGED:
+                    continue
+                d = c.detail
+                try:
+                    batch = read_batch(
+                        d.get("upserts") or None,
+                        d.get("deletes") or None,
+                        schema_handle=ps.schema_handle,
+                        action_type=st.action_type,
+                    )
+                except VigilError as err:
+                    _log.warning("entity change %d not replayed: %s", c.seq, err)
+                    continue
+                moved.extend(_apply_batch(st, batch)[1])
+                applied += 1
+            if page:
+                after = page[-1].seq
+            if len(page) < _REPLAY_PAGE:
+                break
+        st.entity_seq = after
+        if applied:
+            st.authorizer.forget(moved)
+            self._recompute_reach(st)
+        return applied
 
     def _recompute_reach(self, st: _State) -> None:
         """After an entity change: each identity's escalation reach again (``[escalation]
@@ -1383,6 +1439,30 @@ def _decide_act_for(e: Engine, actor: EntityUid, subject: EntityUid, now: float)
     return bool(record.allowed), record.id
 
 
+def _apply_batch(st: _State, batch: Any) -> tuple[int, list[Entity]]:
+    """Put a checked entity batch into ``st``'s store and lookups; returns (how many of its
+    deletes were there, the stored entities whose ancestors moved) for the caller to forget."""
+    ps = st.workspace.policy_set
+    deleted = sum(1 for u in batch.deletes if u in ps.store.by_uid)
+    _, moved = ps.store.apply(batch.upserts, batch.deletes)
+    by_type = st.by_type
+    for uid in batch.deletes:
+        ids = by_type.get(uid[0])
+        if ids is not None:
+            ids.pop(uid[1], None)
+    for e in batch.upserts:
+        by_type.setdefault(e.uid[0], {})[e.uid[1]] = e
+    tools = st.behaviour._tools  # a Tool entity's declared hints may have changed
+    for e in batch.upserts:
+        tools.pop(e.uid, None)
+    for uid in batch.deletes:
+        tools.pop(uid, None)
+    return deleted, list(moved)
+
+
+_REPLAY_PAGE: Final = 1_000
+
+
 def _apply_entity_changes(e: Engine, changes: list[Change]) -> None:
     """What the cluster bus calls with each page of the change log it reads (in order): apply the
     entity batches other processes made (``entities_changed``; this process's own were applied
@@ -1395,7 +1475,11 @@ def _apply_entity_changes(e: Engine, changes: list[Change]) -> None:
         d = c.detail
         try:
             e._change_entities(
-                d.get("upserts") or None, d.get("deletes") or None, f"{c.by} (cluster)", announce=False
+                d.get("upserts") or None,
+                d.get("deletes") or None,
+                f"{c.by} (cluster)",
+                announce=False,
+                seq=c.seq,
             )
         except (VigilError, AuditError) as err:
             e.store_errors += 1
