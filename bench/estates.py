@@ -3,6 +3,7 @@
     .venv/bin/python bench/estates.py [--sizes S,M,L] [--seed 7] [--requests 20000]
                                       [--agree 500] [--no-cedarpy] [--out FILE.json]
                                       [--teams-per 20] [--docs-per-folder 50] [--global 12]
+                                      [--schema]
 
 An estate is generated from a seed (``random.Random(seed)``), never read from a file, and shaped
 differently from the shared benchmark's workload:
@@ -35,6 +36,10 @@ and M, and ``--agree`` requests are checked to get the same decision from both (
 changed) through ``Engine.change_entities``, timed (``upsert100_p50_ms``, ``upsert100_max_ms``), then one
 delete of 50.
 
+``--schema``: the workspace also has a Cedar schema declaring the estate's types, attributes,
+actions and context (``SCHEMA``): policies are validated against it and entities read by it (vigil
+reads entities that conform as written itself, policy/entity_schema.py; cedarpy the rest).
+
 Prints one JSON line per size and a table at the end.
 """
 
@@ -61,6 +66,24 @@ TAGS = ("pci", "gdpr", "internal", "public", "breakglass", "oncall", "batch", "m
 ACTIONS = ("read", "list", "write", "delete", "share", "admin")
 MUTATE = ("write", "delete", "share")
 ACTION_WEIGHTS = (50, 20, 15, 5, 5, 5)
+
+
+SCHEMA = """\
+entity Group in [Group] = { "level": Long };
+entity Folder in [Folder];
+entity Agent in [Group] = {
+  "kind": String, "env": String, "clearance": Long, "tags": Set<String>,
+  "home_net": __cedar::ipaddr, "owner_team"?: Group,
+};
+entity Doc in [Folder] = {
+  "classification": Long, "label": String, "path": String, "env": String, "tags": Set<String>,
+  "owner"?: Agent,
+};
+type Ctx = { "ip": __cedar::ipaddr, "hour": Long, "mfa": Bool, "risk"?: Long };
+action mutate;
+action read, list, admin appliesTo { principal: [Agent], resource: [Doc], context: Ctx };
+action write, delete, share in [mutate] appliesTo { principal: [Agent], resource: [Doc], context: Ctx };
+"""
 
 
 @dataclass
@@ -424,6 +447,8 @@ def run_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
         (ws / "policies").mkdir()
         (ws / "entities").mkdir()
         (ws / "vigil.toml").write_text('[behaviour]\nmode = "shadow"\n[store]\nbackend = "memory"\n')
+        if args.schema:
+            (ws / "schema.cedarschema").write_text(SCHEMA)
         (ws / "policies" / "estate.cedar").write_text(est.policies)
         (ws / "entities" / "estate.json").write_text(json.dumps(est.entities))
         (ws / "requests.json").write_text(json.dumps(est.requests))
@@ -464,6 +489,7 @@ def main() -> None:
     ap.add_argument("--teams-per", type=int, default=20)
     ap.add_argument("--docs-per-folder", type=int, default=50)
     ap.add_argument("--global", dest="n_global", type=int, default=12)
+    ap.add_argument("--schema", action="store_true", help="the workspace has a Cedar schema (SCHEMA)")
     ap.add_argument("--out")
     args = ap.parse_args()
     rows = []

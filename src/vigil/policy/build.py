@@ -17,6 +17,7 @@ from vigil.policy.cedar import CedarError, PolicySource, ReferenceAuthorizer
 from vigil.policy.compiler import CompiledPolicy, MatchFn, Scope, Unsupported, compile_policy
 from vigil.policy.entities import EntityStore
 from vigil.policy.entity_json import plain_entities
+from vigil.policy.entity_schema import schema_entities
 from vigil.policy.evaluator import Authorizer
 from vigil.policy.json_values import to_json
 from vigil.policy.schema import Schema, SchemaError, parse_schema
@@ -131,7 +132,7 @@ def build_policy_set(
         store = previous.store.copy()
         entity_digest = previous.entity_digest
     else:
-        normalized, store = _entity_store(entity_items, schema_handle, entity_origins)
+        normalized, store = _entity_store(entity_items, schema_handle, entity_origins, schema)
         # cedarpy returns entities in no stable order: sort so the revision depends on content only.
         entity_digest = hashlib.sha256(_canonical(sorted(normalized, key=_uid_key))).digest()
 
@@ -180,17 +181,31 @@ def build_policy_set(
 
 
 def _entity_store(
-    items: list[Any], schema_handle: Any, origins: Sequence[str] | None
+    items: list[Any], schema_handle: Any, origins: Sequence[str] | None, schema: Schema | None = None
 ) -> tuple[list[Any], EntityStore]:
     """The entities as Cedar reads them (JSON) and as a store; raises BuildError.
 
-    Without a schema, entities in the plain subset (``entity_json``) are read by vigil alone;
-    the rest, and every entity when there is a schema, are read by cedarpy first."""
-    if schema_handle is None and plain_entities(items):
+    Entities in the plain subset (``entity_json``) are read by vigil alone: without a schema, and
+    with one when every entity conforms to it as written (``entity_schema``; the schema's action
+    entities are added, as Cedar adds them). The rest are read by cedarpy first."""
+    if (schema_handle is None or schema is not None) and plain_entities(items):
+        if schema is not None:
+            typed = schema_entities(items, schema)
+            if typed is None:
+                return _cedar_entity_store(items, schema_handle, origins)
+            items = typed
         try:
             return items, EntityStore.from_json(items)
         except ValueConversionError:
             pass  # cedarpy says what is wrong (or accepts what vigil's reader refuses, as before)
+    return _cedar_entity_store(items, schema_handle, origins)
+
+
+def _cedar_entity_store(
+    items: list[Any], schema_handle: Any, origins: Sequence[str] | None
+) -> tuple[list[Any], EntityStore]:
+    """The entities as cedarpy reads them (by the schema when given) and as a store; raises
+    BuildError naming the first bad entity."""
     try:
         normalized = cedar.normalize_entities(items, schema_handle, origins)
     except CedarError as e:
