@@ -831,20 +831,80 @@ def _coerce(value: Any, ty: Any, depth: int) -> Any:
     if ty.kind == "Set" and type(value) is list:
         return [_coerce(item, ty.element, depth + 1) for item in value]
     if ty.kind == "Record" and type(value) is dict:
-        return _coerce_record(value, ty.attributes, depth)
+        return _coerce_record(value, ty, depth)
     return value
 
 
-def _coerce_record(value: dict[Any, Any], attributes: Any, depth: int) -> dict[Any, Any]:
-    if not isinstance(attributes, Mapping):
-        return value
-    out: dict[Any, Any] = {}
-    for key, item in value.items():
-        entry = attributes.get(key) if type(key) is str else None
-        if type(entry) is tuple and len(entry) == 2:
-            item = _coerce(item, entry[0], depth + 1)
-        out[key] = item
-    return out
+def _coerce_record(value: dict[Any, Any], ty: SchemaType, depth: int) -> dict[Any, Any]:
+    """``value`` with the attributes a coercion may change coerced: the same dict when none
+    changed (a request's context typed by the schema on every decision: most attributes are
+    Longs, Bools and Strings, which never change), else a copy."""
+    out: dict[Any, Any] | None = None
+    for key, attr_type in _coercible(ty):
+        item = value.get(key, _ABSENT)
+        if item is _ABSENT:
+            continue
+        if type(item) is dict and len(item) == 1:  # already explicit, the usual request: unchanged
+            kind = attr_type.kind
+            if kind == "Extension":
+                call = item.get("__extn")
+                if (
+                    type(call) is dict
+                    and len(call) == 2
+                    and type(call.get("arg")) is str
+                    and call.get("fn") == _PLAIN_CONSTRUCTOR.get(attr_type.name or "")
+                ):
+                    continue
+            elif kind == "Entity" and "__entity" in item:
+                continue
+        new = _coerce(item, attr_type, depth + 1)
+        if new is not item:
+            if out is None:
+                out = dict(value)
+            out[key] = new
+    return value if out is None else out
+
+
+_ABSENT: Final = object()
+_COERCIBLE_LIMIT: Final = 4_096
+# by id() of the type, which the entry keeps alive (SchemaType's own hash sorts its attribute names)
+_coercible_attrs: dict[int, tuple[SchemaType, tuple[tuple[str, SchemaType], ...]]] = {}
+
+
+def _coercible(ty: SchemaType) -> tuple[tuple[str, SchemaType], ...]:
+    """The attributes of record type ``ty`` whose values a coercion may rewrite (an extension, an
+    entity, or a set or record holding one), with their types; kept per type (bounded)."""
+    known = _coercible_attrs.get(id(ty))
+    if known is not None and known[0] is ty:
+        return known[1]
+    attributes = ty.attributes
+    found = tuple(
+        (name, entry[0])
+        for name, entry in (attributes.items() if isinstance(attributes, Mapping) else ())
+        if type(name) is str and type(entry) is tuple and len(entry) == 2 and _may_change(entry[0], 0)
+    )
+    if len(_coercible_attrs) >= _COERCIBLE_LIMIT:
+        _coercible_attrs.clear()
+    _coercible_attrs[id(ty)] = (ty, found)
+    return found
+
+
+def _may_change(ty: Any, depth: int) -> bool:
+    """Whether a value of type ``ty`` may be rewritten by :func:`coerce_json` (True when unsure)."""
+    if not isinstance(ty, SchemaType) or depth > _COERCE_DEPTH_LIMIT:
+        return True
+    if ty.kind in ("Extension", "Entity"):
+        return True
+    if ty.kind == "Set":
+        return _may_change(ty.element, depth + 1)
+    if ty.kind == "Record":
+        attributes = ty.attributes
+        if not isinstance(attributes, Mapping):
+            return False
+        return any(
+            type(e) is not tuple or len(e) != 2 or _may_change(e[0], depth + 1) for e in attributes.values()
+        )
+    return False
 
 
 def _coerce_entity(value: Any) -> Any:
@@ -887,7 +947,10 @@ def _coerce_call(
     if "arg" in call:  # Cedar reads `arg` first when both are present
         if len(params) != 1:
             return None
-        return {"fn": fn, "arg": _coerce(call["arg"], params[0], depth + 1)}
+        arg = call["arg"]
+        if type(arg) is str and params[0] is _STRING and len(call) == 2:
+            return call  # `{"fn": "ip", "arg": "10.0.0.1"}`: nothing to coerce
+        return {"fn": fn, "arg": _coerce(arg, params[0], depth + 1)}
     args = call.get("args")
     if type(args) is not list or len(args) != len(params):
         return None
