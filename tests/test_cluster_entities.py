@@ -11,6 +11,7 @@ import vigil
 from tests.behaviour_support import T0, engine, request
 from tests.pg_support import fresh_schema, unique
 from tests.test_cluster import cluster_workspace, wait_for
+from vigil.engine import ENTITIES_CHANGED, _apply_entity_changes
 from vigil.store import StoreError
 
 NEW = "data-agent-9"
@@ -111,3 +112,34 @@ class _Patched:
 
     def __getattr__(self, name: str) -> object:
         return self._methods.get(name) or getattr(self._inner, name)
+
+
+def test_batches_that_arrive_out_of_log_order_converge_on_the_logs_order(tmp_path: Path) -> None:
+    with fresh_schema() as schema:
+        channel = unique("vigil_t")
+        ws = cluster_workspace(tmp_path / "ws", schema, channel)
+        a = engine(ws)
+        uid = ("Agent", NEW)
+        try:
+            # another process's batch, earlier in the log, that reaches this one late
+            older = a._store._inner.append_change(  # type: ignore[attr-defined]
+                T0.timestamp(),
+                ENTITIES_CHANGED,
+                ("Vigil::Workspace", "entities"),
+                "idp-sync",
+                {"origin": "elsewhere", "upserts": [{**ENTITY, "attrs": {"team": "old"}}], "deletes": []},
+            )
+            a.change_entities([ENTITY], by="idp-sync")  # later in the log
+            _apply_entity_changes(a, [older])
+            assert a._state.by_uid[uid].attrs["team"] == "data"
+            assert allowed(a)
+            a.change_entities(deletes=[{"type": "Agent", "id": NEW}], by="idp-sync")
+            _apply_entity_changes(a, [older])  # an older put does not bring a deleted entity back
+            assert uid not in a._state.by_uid
+            late = engine(ws)  # the log's order, replayed: the same entities
+            try:
+                assert uid not in late._state.by_uid
+            finally:
+                late.close()
+        finally:
+            a.close()

@@ -21,6 +21,7 @@ cdef class _State:
     cdef public dict by_uid, by_type, reach, path_steps
     cdef public bint policy_reads_vigil
     cdef public long long entity_seq
+    cdef public dict entity_versions
 
 
 cdef class Engine:

@@ -65,7 +65,7 @@ from vigil.pipeline.authorize import NEUTRAL_VIGIL, action_type, authorize
 from vigil.pipeline.combine import QUARANTINE, Outcome, asks_approval, combine, counts_high, unsaved
 from vigil.policy.build import PolicySet
 from vigil.policy.entities import Entity
-from vigil.policy.entity_changes import read_batch
+from vigil.policy.entity_changes import EntityBatch, read_batch
 from vigil.policy.extensions import IPAddr
 from vigil.policy.json_values import record_to_cedar
 from vigil.policy.request_values import property_overlay, typed_context
@@ -113,6 +113,7 @@ class _State:
         "by_type",
         "by_uid",
         "entity_seq",
+        "entity_versions",
         "mode",
         "overlay_rules",
         "path_steps",
@@ -135,6 +136,9 @@ class _State:
         # the change log's last entry this generation's entities include (the entity batches
         # replayed when it was built, [cluster]); the bus skips batches up to it
         self.entity_seq = 0
+        # uid -> the change log entry of the batch that last put or deleted it ([cluster]): a
+        # batch applied late (out of log order) never overwrites a later one's entity
+        self.entity_versions: dict[EntityUid, int] = {}
         self.authorizer = ps.authorizer
         self.by_uid = ps.store.by_uid
         # the same entities by type, then id: the decision's two lookups hash and compare one
@@ -501,8 +505,10 @@ class Engine:
                     "upserts": upserts if upserts is not None else [],
                     "deletes": deletes if deletes is not None else [],
                 }
-                self._store.append_change(self._clock(), ENTITIES_CHANGED, _ENTITIES_SUBJECT, by, detail)
-            deleted, moved = _apply_batch(st, batch)
+                seq = self._store.append_change(
+                    self._clock(), ENTITIES_CHANGED, _ENTITIES_SUBJECT, by, detail
+                ).seq
+            deleted, moved = _apply_batch(st, batch, seq)
             st.authorizer.forget(moved)
             self._recompute_reach(st)
             result = {
@@ -549,7 +555,7 @@ class Engine:
                 except VigilError as err:
                     _log.warning("entity change %d not replayed: %s", c.seq, err)
                     continue
-                moved.extend(_apply_batch(st, batch)[1])
+                moved.extend(_apply_batch(st, batch, c.seq)[1])
                 applied += 1
             if page:
                 after = page[-1].seq
@@ -1439,9 +1445,22 @@ def _decide_act_for(e: Engine, actor: EntityUid, subject: EntityUid, now: float)
     return bool(record.allowed), record.id
 
 
-def _apply_batch(st: _State, batch: Any) -> tuple[int, list[Entity]]:
+def _apply_batch(st: _State, batch: EntityBatch, seq: int | None) -> tuple[int, list[Entity]]:
     """Put a checked entity batch into ``st``'s store and lookups; returns (how many of its
-    deletes were there, the stored entities whose ancestors moved) for the caller to forget."""
+    deletes were there, the stored entities whose ancestors moved) for the caller to forget.
+
+    ``seq``: the batch's change log entry ([cluster]; None: not logged). An entity a later entry
+    already put or deleted is left as it is, so the processes converge on the log's order
+    whatever order the batches reach them in (the last entry's version of each entity wins)."""
+    if seq is not None:
+        versions = st.entity_versions
+        upserts = tuple(e for e in batch.upserts if versions.get(e.uid, -1) < seq)
+        deletes = tuple(u for u in batch.deletes if versions.get(u, -1) < seq)
+        for e in upserts:
+            versions[e.uid] = seq
+        for u in deletes:
+            versions[u] = seq
+        batch = EntityBatch(upserts, deletes)
     ps = st.workspace.policy_set
     deleted = sum(1 for u in batch.deletes if u in ps.store.by_uid)
     _, moved = ps.store.apply(batch.upserts, batch.deletes)
