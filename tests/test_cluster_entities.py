@@ -69,6 +69,13 @@ def test_a_process_started_later_and_a_reload_have_the_logged_batches(tmp_path: 
                 assert late._state.entity_seq > 0
                 assert late.reload(by="t").ok  # the files again, and the batches on top
                 assert allowed(late)
+                # the files did not change: the entities were reused (with the batches in them)
+                assert late._state.workspace.policy_set.entities_reused
+                assert late._state.entity_versions
+                (ws / "entities" / "extra.json").write_text("[]")  # now they did: read again
+                assert late.reload(by="t").ok
+                assert not late._state.workspace.policy_set.entities_reused
+                assert allowed(late) and ("Agent", "data-agent-10") not in late._state.by_uid
                 assert a.reload(by="t").ok  # the process that made them too
                 assert allowed(a)
                 # a batch after the replay still arrives over the bus, once

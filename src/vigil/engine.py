@@ -374,7 +374,11 @@ class Engine:
             except StoreError:
                 self.store_errors += 1
             try:
-                ws = load_workspace(self._state.workspace.path, previous=self._state.workspace)
+                ws = load_workspace(
+                    self._state.workspace.path,
+                    previous=self._state.workspace,
+                    batches_logged=self.cluster is not None,
+                )
             except WorkspaceError as e:
                 self.last_reload_error = tuple(e.problems) or (e.message,)
                 self._operator_event(
@@ -383,6 +387,8 @@ class Engine:
                 return ReloadResult(False, self._state.revision, self.last_reload_error)
             state = _State(ws, self._strings, self._tool_hints, self._outbox)
             if self.cluster is not None:
+                if ws.policy_set.entities_reused:  # a copy of the store the batches were applied to
+                    state.entity_versions = dict(self._state.entity_versions)
                 try:
                     self._replay_entity_log(state)
                 except StoreError as e:  # without them this process's entities would differ

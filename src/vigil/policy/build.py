@@ -63,6 +63,7 @@ class PolicySet:
     # by (template, id, slot values).
     entity_digest: bytes = b""
     compiled_by_key: Mapping[Any, CompiledPolicy] = dataclasses.field(default_factory=dict)
+    entities_reused: bool = False  # the store is a copy of ``previous``'s (build_policy_set)
 
     @property
     def store(self) -> EntityStore:
@@ -177,6 +178,7 @@ def build_policy_set(
         schema_handle=schema_handle,
         entity_digest=entity_digest,
         compiled_by_key=keys,
+        entities_reused=reuse_entities and previous is not None,
     )
 
 

@@ -50,14 +50,19 @@ class Workspace:
         return self.policy_set.revision
 
 
-def load_workspace(path: str | Path, previous: Workspace | None = None) -> Workspace:
+def load_workspace(
+    path: str | Path, previous: Workspace | None = None, *, batches_logged: bool = False
+) -> Workspace:
     """Read, validate and compile the workspace at ``path``; raises WorkspaceError listing every
     problem.
 
     ``previous``: the workspace loaded from ``path`` before (a reload). Its compiled policies are
     reused where unchanged, and when the entity files and the schema are byte for byte the same
     and no entity batch changed its store since, its entities too (a policy change then costs
-    the policies' parse and what changed, not the estate)."""
+    the policies' parse and what changed, not the estate). ``batches_logged``: every batch that
+    changed it is in the change log and the caller replays the log onto the new store
+    ([cluster]; ``PolicySet.entities_reused`` says whether it was reused): then the entities are
+    reused despite the batches."""
     root = Path(path)
     if not root.is_dir():
         raise WorkspaceError(f"workspace {str(root)!r} is not a directory", [f"{root}: not a directory"])
@@ -73,7 +78,7 @@ def load_workspace(path: str | Path, previous: Workspace | None = None) -> Works
         previous is not None
         and source_digest != ""
         and previous.entity_source_digest == source_digest
-        and previous.policy_set.store.changes == 0
+        and (previous.policy_set.store.changes == 0 or batches_logged)
     )
     if reusable:
         assert previous is not None
