@@ -18,6 +18,7 @@ from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from vigil.mcp.fastpath import FastCalls
 from vigil.mcp.gateway import Gateway
 from vigil.mcp.identity import REFUSAL, Verifier
 
@@ -31,13 +32,15 @@ def http_app(
     authorization_server: str | None = None,
     host: str = "127.0.0.1",
     allowed_hosts: list[str] | None = None,
+    fast_calls: bool = True,
 ) -> Starlette:
     """The ASGI app: ``/mcp`` (bearer tokens checked by ``gateway.authenticate``; none or a bad
     one -> 401 with ``WWW-Authenticate: Bearer resource_metadata=...``), the RFC 9728 metadata at
     ``/.well-known/oauth-protected-resource`` and at the path-suffixed form (RFC 9728 §3.1),
     naming ``authorization_server`` (default: the workspace's own token service, the issuer of
     ``gateway.engine.tokens``, whose RFC 8414 metadata ``vigil serve`` publishes). Upstreams are
-    connected for the app's lifespan."""
+    connected for the app's lifespan. ``fast_calls``: serve ``tools/call`` of an initialized session
+    on the fast path (:mod:`vigil.mcp.fastpath`) where it is exact; False: the SDK's path only."""
     authorization_server = authorization_server or gateway.engine.tokens.issuer
     server = gateway.server()
     server.middleware = []  # the SDK's default OpenTelemetry span per message: not on this path
@@ -67,6 +70,13 @@ def http_app(
         custom_starlette_routes=[
             Route(WELL_KNOWN, endpoint=ProtectedResourceMetadataHandler(metadata).handle, methods=["GET"])
         ],
+    )
+
+    # inside the SDK's bearer authentication, in front of its session manager (whose route calls
+    # manager.asgi_app per request; typed as the SDK's body-limit middleware it wraps)
+    manager = server.session_manager
+    manager.asgi_app = FastCalls(  # type: ignore[assignment]
+        manager.asgi_app, manager, gateway, enabled=fast_calls
     )
 
     @asynccontextmanager
