@@ -76,12 +76,12 @@ class FastCalls:
             await self.app(scope, receive, send)
             return
         sid = length = version = None
-        for name, value in scope["headers"]:
-            if name == b"mcp-session-id":
+        for name, value in scope["headers"]:  # the first of each, as the SDK reads them
+            if name == b"mcp-session-id" and sid is None:
                 sid = value.decode("latin-1")
-            elif name == b"content-length":
+            elif name == b"content-length" and length is None:
                 length = value
-            elif name == b"mcp-protocol-version":
+            elif name == b"mcp-protocol-version" and version is None:
                 version = value.decode("latin-1")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await self.app(scope, receive, send)

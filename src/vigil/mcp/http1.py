@@ -177,5 +177,10 @@ async def _read_reply(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
         parser.feed_data(data)
         if parsed.too_big:
             raise OSError(f"the response body is larger than {MAX_BODY} bytes")
-    keep = parser.should_keep_alive() and not reader.at_eof()
+    # (httptools' should_keep_alive() is only meaningful before the message completes)
+    keep = (
+        parser.get_http_version() == "1.1"
+        and "close" not in parsed.headers.get("connection", "").lower()
+        and not reader.at_eof()
+    )
     return Reply(parser.get_status_code(), parsed.headers, b"".join(parsed.chunks)), keep
