@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,7 +21,8 @@ from starlette.routing import Mount, Route
 
 from vigil.mcp.fastpath import FastCalls
 from vigil.mcp.gateway import Gateway
-from vigil.mcp.identity import REFUSAL, Verifier
+from vigil.mcp.identity import REFUSAL, Verifier, fingerprint_key
+from vigil.store import state_dir
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
@@ -64,7 +66,7 @@ def http_app(
     inner = server.streamable_http_app(
         host=host,
         auth=auth,
-        token_verifier=Verifier(gateway.authenticate),
+        token_verifier=Verifier(gateway.authenticate, fingerprint_key(_state_dir(gateway))),
         transport_security=security,
         json_response=True,  # one JSON body per call: no SSE stream to open and close per request
         custom_starlette_routes=[
@@ -87,11 +89,17 @@ def http_app(
     return Starlette(routes=[Mount("/", app=_AuditRefusals(inner, gateway))], lifespan=lifespan)
 
 
+def _state_dir(gateway: Gateway) -> Path:
+    """The gateway's workspace's state directory (where its secrets are kept)."""
+    ws = gateway.engine.workspace
+    return state_dir(ws.settings.store, Path(ws.path))
+
+
 class _AuditRefusals:
     """ASGI wrapper: every request the bearer middleware refuses (401: no token, or one that did
     not verify) is an ``authentication_refused`` event in the audit log, with the peer, the path,
-    why (``no_token`` or the token error's code) and the refused token's fingerprint, never the
-    token. The 401 itself is the SDK's (with the RFC 9728 pointer); nothing else changes."""
+    why (``no_token`` or the token error's code) and the refused token's keyed fingerprint
+    (:func:`vigil.mcp.identity.token_fingerprint`), never the token. The 401 itself is the SDK's (with the RFC 9728 pointer); nothing else changes."""
 
     def __init__(self, app: Any, gateway: Gateway) -> None:
         self.app = app
