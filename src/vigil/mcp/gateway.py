@@ -299,11 +299,13 @@ class Gateway:
             if kind == "tools":
                 up.tools = {t.name: t for t in await _pages(client.list_tools)}
                 # behaviour classes each call by what the tool says it does (read-only, destructive)
+                # (what this upstream lists now replaces what it listed before)
                 self.engine.note_tools(
                     {
                         ("Tool", f"{up.spec.name}.{n}"): pm.annotations_of(_hints(t))
                         for n, t in up.tools.items()
-                    }
+                    },
+                    source=up.spec.name,
                 )
             elif kind == "resources":
                 up.resources = {str(r.uri): r for r in await _pages(client.list_resources)}
