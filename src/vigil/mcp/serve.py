@@ -3,6 +3,7 @@ OAuth protected-resource metadata, RFC 9728) and stdio (one local client, one ag
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -143,10 +144,11 @@ async def run_stdio(gateway: Gateway) -> None:
 
 
 def serve_http(app: Any, host: str, port: int) -> None:
-    """Run ``app`` with uvicorn until interrupted."""
+    """Run ``app`` with uvicorn (httptools, uvloop where it exists) until interrupted."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    loop = "uvloop" if sys.platform != "win32" else "asyncio"
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", loop=loop, http="httptools")
 
 
 def run_stdio_blocking(gateway: Gateway) -> None:
