@@ -331,6 +331,29 @@ def _manager_of(app: Any) -> Any:
     return seen[0]
 
 
+def test_a_fault_on_the_fast_path_is_the_sdks_internal_error(
+    fast: tuple[GatewayServer, Gateway, MemorySink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, gw, _ = fast
+    sid = _session(server.url, "tok-admin")
+    real = gw.fast_tool_call
+
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gw, "fast_tool_call", broken)
+    r = _post(server.url, "tok-admin", sid, _call(7, "files.add", {"a": 1, "b": 1}))
+    assert r.status_code == 200
+    assert r.json() == {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "error": {"code": -32603, "message": "Internal server error"},
+    }
+    monkeypatch.setattr(gw, "fast_tool_call", real)
+    ok = _post(server.url, "tok-admin", sid, _call(8, "files.add", {"a": 1, "b": 1}))
+    assert ok.json()["result"]["structuredContent"] == {"result": 2} and gw.fast_calls == 1
+
+
 def test_sse_and_stdio_upstreams_are_served_by_the_sdks_client(tmp_path: Path) -> None:
     sse = UpstreamProcess(mode="http-sse")
     server, gw, sink = _served(tmp_path / "ws", [UpstreamSpec("files", url=sse.url), stdio_spec("local")])

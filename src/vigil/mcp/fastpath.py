@@ -21,6 +21,7 @@ holds the session's idle countdown as the SDK's transport does for its own reque
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
@@ -31,6 +32,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorizat
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp_types import INTERNAL_ERROR
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 
@@ -44,6 +46,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_log = logging.getLogger("vigil.mcp")
 _REQUEST_KEYS: Final = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAM_KEYS: Final = frozenset({"name", "arguments", "_meta"})
 _MODERN_META: Final = "io.modelcontextprotocol/protocolVersion"
@@ -116,8 +119,12 @@ class FastCalls:
         caller = pm.Caller(
             agent.subject, sid, client[0], client[1], peer[0] if peer else None, agent.actors, agent.token
         )
-        with _InFlight(transport):
-            out = await self.gateway.fast_tool_call(caller, published, arguments)
+        try:
+            with _InFlight(transport):
+                out = await self.gateway.fast_tool_call(caller, published, arguments)
+        except Exception:  # a fault of ours: the SDK's answer to a handler that raised
+            _log.exception("tools/call on the fast path failed")
+            out = {"error": {"code": INTERNAL_ERROR, "message": "Internal server error"}}
         if out is None:
             await self.app(scope, replay, send)
             return
