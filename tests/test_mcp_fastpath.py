@@ -216,6 +216,35 @@ def test_the_sdk_client_through_the_gateway_takes_the_fast_path(
     assert sink.records[0].context["mcp"]["client"] == "test-agent"
 
 
+def test_concurrent_calls_get_their_own_answers(fast: tuple[GatewayServer, Gateway, MemorySink]) -> None:
+    """Many calls at once on one upstream session (and lists through the SDK's client beside them):
+    each answer goes back to its own request."""
+    server, gw, sink = fast
+
+    async def go() -> None:
+        import anyio
+
+        async with client(server.url, "tok-admin") as c, client(server.url, "tok-reader") as r:
+            await c.list_tools()
+            got: dict[int, Any] = {}
+
+            async def one(i: int) -> None:
+                got[i] = (await c.call_tool("files.add", {"a": i, "b": 1000})).structured_content
+
+            async def lists() -> None:
+                for _ in range(5):
+                    assert {t.name for t in (await r.list_tools()).tools} == {"files.read_file", "files.add"}
+
+            async with anyio.create_task_group() as tg:
+                for i in range(60):
+                    tg.start_soon(one, i)
+                tg.start_soon(lists)
+            assert got == {i: {"result": i + 1000} for i in range(60)}
+
+    run(go)
+    assert gw.fast_calls == 60 and len(sink.records) == 60 and all(r.allowed for r in sink.records)
+
+
 FALLBACKS: dict[str, tuple[Any, dict[str, str]]] = {
     "an unknown param": (
         {**_call(1, "files.add", {"a": 1, "b": 1}), "params": {"name": "files.add", "task": {}}},

@@ -24,6 +24,8 @@ IDLE_REUSE_S: Final = 2.0
 """An idle connection older than this is closed rather than reused: servers close idle
 connections (uvicorn after 5 s), and a request sent on one the server is closing is lost."""
 MAX_IDLE: Final = 8
+MAX_CONNECTIONS: Final = 100
+"""Exchanges at once per origin (more wait for one to finish), as httpx's default pool allows."""
 
 
 class Http1Error(Exception):
@@ -115,17 +117,23 @@ def origin_of(url: str) -> Origin | None:
 
 class Pool:
     """Keep-alive connections to one origin. :meth:`post` is safe to call concurrently (each
-    exchange has a connection of its own); :meth:`close` closes the idle ones."""
+    exchange has a connection of its own, at most :data:`MAX_CONNECTIONS` at once); :meth:`close`
+    closes the idle ones."""
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
         self._idle: list[_Conn] = []
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._head = b"POST " + origin.target.encode("ascii") + b" HTTP/1.1\r\nHost: " + origin.host_header
 
     async def post(self, headers: list[tuple[bytes, bytes]], body: bytes) -> Reply:
         """The server's response to a POST of ``body`` with ``headers`` (name, value: no CR/LF in
         them; Content-Length is added). Raises :class:`Http1Error` when the connection cannot be
         opened (``sent`` False), or breaks, or the response is not HTTP/1.1 (``sent`` True)."""
+        async with self._slots:
+            return await self._post(headers, body)
+
+    async def _post(self, headers: list[tuple[bytes, bytes]], body: bytes) -> Reply:
         conn = await self._connection()
         lines = [self._head]
         lines.extend(b"\r\n" + name + b": " + value for name, value in headers)
