@@ -124,6 +124,7 @@ class Pool:
         self.origin = origin
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._closed = False
         self._head = b"POST " + origin.target.encode("ascii") + b" HTTP/1.1\r\nHost: " + origin.host_header
 
     async def post(self, headers: list[tuple[bytes, bytes]], body: bytes) -> Reply:
@@ -143,7 +144,7 @@ class Pool:
         try:
             conn.writer.write(b"".join(lines))
             reply, keep = await _read_reply(conn.reader)
-            if keep:
+            if keep and not self._closed:
                 conn.idle_since = time.monotonic()
                 if len(self._idle) < MAX_IDLE:
                     self._idle.append(conn)
@@ -169,6 +170,7 @@ class Pool:
         return _Conn(reader, writer)
 
     def close(self) -> None:
+        self._closed = True  # (an exchange under way closes its connection when it ends)
         for conn in self._idle:
             conn.close()
         self._idle.clear()
