@@ -1,7 +1,7 @@
 """What the MCP gateway adds to a ``tools/call`` on loopback, and the decision's own share.
 
     .venv/bin/python bench/mcp_overhead.py [--calls 2000] [--warmup 200] [--audit jsonl|none]
-                                           [--auth jwt|static]
+                                           [--auth jwt|static] [--compare]
 
 An upstream MCP server (``tests/mcp_upstream.py``, the SDK's MCPServer over streamable HTTP) runs in
 a subprocess; the gateway (``vigil mcp proxy``) in another; one SDK client calls ``files.add``
@@ -13,6 +13,9 @@ what the gateway runs in a worker thread per call, with the same audit configura
 
 ``--auth jwt`` (default): the agent presents a token minted by the workspace's own token service
 (client credentials), verified by the gateway and backing each decision; ``static``: a static token.
+
+``--compare``: a second gateway with ``--no-fast-calls`` (the SDK's path only) on the same upstream,
+its blocks interleaved with the others': an A/B of the fast path on the same machine state.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
@@ -76,56 +80,91 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--audit", choices=["jsonl", "none"], default="jsonl")
     ap.add_argument("--auth", choices=["jwt", "static"], default="jwt")
+    ap.add_argument("--compare", action="store_true", help="also a gateway with --no-fast-calls")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     audit = 'sink = "jsonl"\npath = "audit.jsonl"' if a.audit == "jsonl" else 'sink = "none"'
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/mcp"
-    identity = f'[behaviour]\nmode = "off"\n\n[identity]\nissuer = "{ISSUER}"\naudiences = ["{url}"]\n'
+    ports = [free_port() for _ in range(2 if a.compare else 1)]
+    urls = [f"http://127.0.0.1:{p}/mcp" for p in ports]
+    audiences = ", ".join(f'"{u}"' for u in urls)
+    identity = f'[behaviour]\nmode = "off"\n\n[identity]\nissuer = "{ISSUER}"\naudiences = [{audiences}]\n'
     ws = write_workspace(tmp / "ws", audit=audit, behaviour=identity)
-    token = mint(ws, url) if a.auth == "jwt" else "tok"
+    tokens = [mint(ws, u) if a.auth == "jwt" else "tok" for u in urls]
     up = UpstreamProcess()
     vigil = Path(sys.executable).parent / "vigil"
-    argv = [str(vigil), "mcp", "proxy", "-w", str(ws), "--upstream", f"files={up.url}", "--port", str(port)]
-    if a.auth == "static":
-        argv += ["--token", "tok=Agent::admin"]
-    gw = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gws = []
+    for i, port in enumerate(ports):
+        argv = [
+            str(vigil),
+            "mcp",
+            "proxy",
+            "-w",
+            str(ws),
+            "--upstream",
+            f"files={up.url}",
+            "--port",
+            str(port),
+        ]
+        if a.auth == "static":
+            argv += ["--token", "tok=Agent::admin"]
+        if i == 1:
+            argv.append("--no-fast-calls")
+        gws.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     load0 = os.getloadavg()[0]
     try:
-        wait_port(port)
+        for port in ports:
+            wait_port(port)
         direct, proxied, cpu = anyio.run(
-            measure, up.url, url, token, a.calls, a.warmup, (gw.pid, up.proc.pid)
+            measure, up.url, urls, tokens, a.calls, a.warmup, [g.pid for g in gws], up.proc.pid
         )
     finally:
-        gw.terminate()
-        gw.wait(10)
+        for gw in gws:
+            gw.terminate()
+            gw.wait(10)
         up.stop()
     load1 = os.getloadavg()[0]
-    decision = decision_share(ws, a.calls, token if a.auth == "jwt" else None)
-    d50, p50 = statistics.median(direct), statistics.median(proxied)
+    decision = decision_share(ws, a.calls, tokens[0] if a.auth == "jwt" else None)
+    d50 = statistics.median(direct)
     print(
         f"calls each: {a.calls} (after {a.warmup} warm-up), audit: {a.audit}, auth: {a.auth}, "
         f"cores: {os.cpu_count()}, load average {load0:.2f} -> {load1:.2f}"
     )
     print(f"direct   p50 {d50 * 1e3:7.3f} ms   p99 {pct(direct, 0.99) * 1e3:7.3f} ms")
-    print(f"gateway  p50 {p50 * 1e3:7.3f} ms   p99 {pct(proxied, 0.99) * 1e3:7.3f} ms")
-    print(f"added    p50 {(p50 - d50) * 1e3:7.3f} ms   (target <= 2 ms)")
-    print(f"CPU per call: gateway process {cpu[0] * 1e3:.3f} ms, upstream process {cpu[1] * 1e3:.3f} ms")
+    for label, lat, c in zip(("gateway", "sdk-only"), proxied, cpu[:-1], strict=False):
+        p50 = statistics.median(lat)
+        print(
+            f"{label:8} p50 {p50 * 1e3:7.3f} ms   p99 {pct(lat, 0.99) * 1e3:7.3f} ms   "
+            f"added p50 {(p50 - d50) * 1e3:6.3f} ms   CPU per call {c * 1e3:.3f} ms"
+        )
+    print("(target: the gateway's added p50 <= 2 ms; sdk-only: the same gateway with --no-fast-calls)")
+    print(f"CPU per call: upstream process {cpu[-1] * 1e3:.3f} ms")
     print(f"decision p50 {statistics.median(decision) * 1e6:7.1f} us   (pm.decide_call in process)")
 
 
 async def measure(
-    direct_url: str, gateway_url: str, token: str, calls: int, warmup: int, pids: tuple[int, int]
-) -> tuple[list[float], list[float], tuple[float, float]]:
-    """Latencies direct and through the gateway, and the CPU seconds per call the gateway spent
-    (over its calls) and the upstream spent (over all calls it served)."""
+    direct_url: str,
+    gateway_urls: list[str],
+    tokens: list[str],
+    calls: int,
+    warmup: int,
+    gateway_pids: list[int],
+    upstream_pid: int,
+) -> tuple[list[float], list[list[float]], list[float]]:
+    """Latencies direct and through each gateway (blocks of 100 interleaved), and the CPU seconds
+    per call each gateway spent (over its calls), then the upstream (over all calls it served)."""
     direct: list[float] = []
-    proxied: list[float] = []
-    async with client(direct_url, None) as d, client(gateway_url, token) as g:
+    proxied: list[list[float]] = [[] for _ in gateway_urls]
+    async with AsyncExitStack() as stack:
+        d = await stack.enter_async_context(client(direct_url, None))
+        gs = [
+            await stack.enter_async_context(client(u, t)) for u, t in zip(gateway_urls, tokens, strict=True)
+        ]
         for _ in range(warmup):
             await d.call_tool("add", {"a": 1, "b": 2})
-            await g.call_tool("files.add", {"a": 1, "b": 2})
-        gw0, up0 = cpu_seconds(pids[0]), cpu_seconds(pids[1])
+            for g in gs:
+                await g.call_tool("files.add", {"a": 1, "b": 2})
+        pids = [*gateway_pids, upstream_pid]
+        cpu0 = [cpu_seconds(p) for p in pids]
         done = 0
         while done < calls:
             n = min(100, calls - done)
@@ -133,12 +172,14 @@ async def measure(
                 t = time.perf_counter()
                 await d.call_tool("add", {"a": 1, "b": 2})
                 direct.append(time.perf_counter() - t)
-            for _ in range(n):
-                t = time.perf_counter()
-                await g.call_tool("files.add", {"a": 1, "b": 2})
-                proxied.append(time.perf_counter() - t)
+            for g, out in zip(gs, proxied, strict=True):
+                for _ in range(n):
+                    t = time.perf_counter()
+                    await g.call_tool("files.add", {"a": 1, "b": 2})
+                    out.append(time.perf_counter() - t)
             done += n
-        cpu = ((cpu_seconds(pids[0]) - gw0) / calls, (cpu_seconds(pids[1]) - up0) / (2 * calls))
+        served = [calls] * len(gs) + [(1 + len(gs)) * calls]
+        cpu = [(cpu_seconds(p) - c0) / n for p, c0, n in zip(pids, cpu0, served, strict=True)]
     return direct, proxied, cpu
 
 

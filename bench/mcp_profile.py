@@ -1,6 +1,6 @@
 """Where the MCP gateway's time per ``tools/call`` goes: timing spans and a CPU sampling profile.
 
-    .venv/bin/python bench/mcp_profile.py [--calls 2000]
+    .venv/bin/python bench/mcp_profile.py [--calls 2000] [--no-fast-calls]
 
 Runs the test upstream (``tests/mcp_upstream.py``) and the gateway (``http_app`` on uvicorn, a
 static token, the audit log on) each in its own process, and one SDK client calling ``files.add``
@@ -8,8 +8,11 @@ through the gateway. The gateway process measures, per call (p50):
 
 - ``request``: the whole HTTP request inside the ASGI app (the SDK's streamable HTTP transport,
   session manager, JSON-RPC dispatch, our handler, the response);
-- ``handler``: the gateway's ``call_tool`` handler; inside it ``decide`` (the decision, in a worker
-  thread) and ``forward`` (the call to the upstream through the SDK's client);
+- ``fast``: the fast path's ``Gateway.fast_tool_call`` (docs/mcp.md "Overhead"); inside it
+  ``decide`` (the decision, in a worker thread) and ``link`` (the raw JSON-RPC exchange with the
+  upstream, its own work included);
+- ``handler``: the SDK path's ``call_tool`` handler (``--no-fast-calls``, or a call the fast path
+  does not take); inside it ``decide`` and ``forward`` (the call through the SDK's client);
 - ``auth``: the bearer token check of the SDK's middleware;
 
 and samples its own CPU time every 0.5 ms (``ITIMER_PROF``; the main thread's stack), attributed
@@ -38,19 +41,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 AREAS = ("mcp/client", "mcp/server", "mcp/shared", "starlette", "uvicorn", "anyio", "httpx", "httpcore",
-         "h11", "pydantic", "vigil/", "asyncio", "opentelemetry")  # fmt: skip
+         "h11", "pydantic", "vigil/", "vigil/mcp/", "asyncio", "opentelemetry", "concurrent")  # fmt: skip
 
 
-def serve(ws: str, upstream: str, port: int) -> None:
+def serve(ws: str, upstream: str, port: int, fast: bool) -> None:
     """The gateway with spans and the sampler; reports on stderr when interrupted."""
     import uvicorn
 
     from vigil.engine import Engine
     from vigil.mcp import Gateway, StaticTokens, UpstreamSpec
     from vigil.mcp import identity as ident
+    from vigil.mcp.passthrough import Link
     from vigil.mcp.serve import http_app
 
-    spans: dict[str, list[float]] = {k: [] for k in ("request", "handler", "decide", "forward", "auth")}
+    spans: dict[str, list[float]] = {
+        k: [] for k in ("request", "fast", "handler", "decide", "link", "forward", "auth")
+    }
     engine = Engine.from_workspace(ws)
     gw = Gateway(engine, [UpstreamSpec("files", url=upstream)], StaticTokens({"tok": ("Agent", "admin")}))
 
@@ -67,9 +73,17 @@ def serve(ws: str, upstream: str, port: int) -> None:
     gw._decide = timed("decide", gw._decide)  # type: ignore[method-assign]
     gw._forward = timed("forward", gw._forward)  # type: ignore[method-assign]
     gw.call_tool = timed("handler", gw.call_tool)  # type: ignore[method-assign]
+    gw.fast_tool_call = timed("fast", gw.fast_tool_call)  # type: ignore[method-assign]
+    call = Link.call
+    Link.call = lambda self, *a: timed("link", call)(self, *a)  # type: ignore[method-assign]
     verify = ident.Verifier.verify_token
     ident.Verifier.verify_token = lambda self, tok: timed("auth", verify)(self, tok)  # type: ignore[method-assign]
-    app = http_app(gw, resource_url=f"http://127.0.0.1:{port}/mcp", authorization_server="http://127.0.0.1:1")
+    app = http_app(
+        gw,
+        resource_url=f"http://127.0.0.1:{port}/mcp",
+        authorization_server="http://127.0.0.1:1",
+        fast_calls=fast,
+    )
 
     async def outer(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -122,10 +136,11 @@ def cpu_seconds(pid: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--no-fast-calls", action="store_true", help="the SDK's path only")
     ap.add_argument("--serve", nargs=3, metavar=("WS", "UPSTREAM", "PORT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:
-        serve(a.serve[0], a.serve[1], int(a.serve[2]))
+        serve(a.serve[0], a.serve[1], int(a.serve[2]), not a.no_fast_calls)
         return
     import anyio
     from tests.mcp_support import UpstreamProcess, client, free_port, wait_port, write_workspace
@@ -134,7 +149,8 @@ def main() -> None:
     up = UpstreamProcess()
     port = free_port()
     gw = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(ws), up.url, str(port)],
+        [sys.executable, __file__, "--serve", str(ws), up.url, str(port)]
+        + (["--no-fast-calls"] if a.no_fast_calls else []),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -142,6 +158,7 @@ def main() -> None:
 
     async def drive() -> tuple[float, float, float]:
         async with client(f"http://127.0.0.1:{port}/mcp", "tok") as c:
+            await c.list_tools()  # as agents do (the gateway learns the tools it forwards fast)
             for _ in range(200):
                 await c.call_tool("files.add", {"a": 1, "b": 2})
             gw.send_signal(signal.SIGUSR1)

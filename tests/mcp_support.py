@@ -76,13 +76,13 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 class UpstreamProcess:
     """The test upstream over streamable HTTP in a subprocess."""
 
-    def __init__(self, log: Path | None = None) -> None:
+    def __init__(self, log: Path | None = None, mode: str = "http") -> None:
         self.port = free_port()
         env = dict(os.environ)
         if log is not None:
             env["MCP_UPSTREAM_LOG"] = str(log)
         self.proc = subprocess.Popen(
-            [sys.executable, str(UPSTREAM), "http", str(self.port)],
+            [sys.executable, str(UPSTREAM), mode, str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -131,10 +131,13 @@ class GatewayServer:
         gateway: Gateway,
         port: int | None = None,
         authorization_server: str | None = "http://127.0.0.1:8765",
+        fast_calls: bool = True,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
-        app = http_app(gateway, resource_url=self.url, authorization_server=authorization_server)
+        app = http_app(
+            gateway, resource_url=self.url, authorization_server=authorization_server, fast_calls=fast_calls
+        )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -1,5 +1,6 @@
 """A small upstream MCP server for the gateway tests and bench (the SDK's MCPServer):
-``python tests/mcp_upstream.py stdio`` or ``python tests/mcp_upstream.py http PORT``.
+``python tests/mcp_upstream.py stdio``, ``... http PORT`` (JSON responses) or ``... http-sse PORT``
+(an SSE stream per request).
 With ``MCP_UPSTREAM_LOG`` set, each tool call appends its name to that file (so a test can tell
 that nothing was forwarded)."""
 
@@ -63,5 +64,7 @@ def greet(name: str) -> str:
 if __name__ == "__main__":
     if sys.argv[1] == "stdio":
         server.run("stdio")
-    else:
-        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=True)
+    else:  # "http PORT": JSON responses; "http-sse PORT": an SSE stream per request
+        server.run(
+            "streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=sys.argv[1] == "http"
+        )

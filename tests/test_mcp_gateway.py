@@ -481,3 +481,33 @@ def test_a_session_id_carries_no_identity(served: tuple[GatewayServer, Engine, M
     assert r.status_code >= 400 or "error" in r.json(), r.text
     assert not [x for x in sink.records if x.allowed and x.resource == ("Tool", "files.delete_file")]
     assert all(x.principal == ("Agent", "reader") for x in sink.records)
+
+
+def test_refused_token_fingerprints_are_keyed_by_the_workspaces_secret(
+    tmp_path: Path, upstream: UpstreamProcess
+) -> None:
+    import hashlib
+    import hmac
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"Accept": "application/json, text/event-stream", "Authorization": "Bearer refused-token"}
+    fingerprints = []
+    for name in ("a", "a", "b"):  # the same workspace twice (a restart), then another
+        ws = tmp_path / name
+        if not ws.exists():
+            write_workspace(ws)
+        sink = MemorySink()
+        engine = Engine.from_workspace(ws, audit=sink)
+        gw = GatewayServer(gateway(engine, [UpstreamSpec("files", url=upstream.url)]))
+        try:
+            assert httpx.post(gw.url, json=body, headers=headers).status_code == 401
+        finally:
+            gw.stop()
+            engine.close()
+        [event] = [e for e in sink.operator_events if e["type"] == "authentication_refused"]
+        fingerprints.append(event["token"])
+    key = tmp_path / "a" / ".vigil" / "token-fingerprint.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]
+    assert fingerprints[0] == hmac.new(key.read_bytes(), b"refused-token", hashlib.sha256).hexdigest()[:16]
+    assert fingerprints[0] != hashlib.sha256(b"refused-token").hexdigest()[:16]  # not the bare hash

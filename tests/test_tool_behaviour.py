@@ -122,6 +122,33 @@ def test_tool_class_from_annotations_then_name() -> None:
 
 
 # -- in the engine -------------------------------------------------------------------------------
+def test_tool_hints_are_replaced_per_upstream_and_bounded(tmp_path: Path) -> None:
+    from vigil.engine import MAX_TOOL_HINTS
+
+    engine = make_engine(write_mcp_workspace(tmp_path / "ws"))
+    try:
+        beh = engine._state.behaviour
+        a_x, a_y, b_z = ("Tool", "a.x"), ("Tool", "a.cleanup"), ("Tool", "b.z")
+        engine.note_tools({a_x: {"readOnlyHint": True}, a_y: {"destructiveHint": True}}, source="a")
+        engine.note_tools({b_z: {"readOnlyHint": True}}, source="b")
+        assert set(engine._tool_hints) == {a_x, a_y, b_z}
+        assert beh.tool_class(a_y)[:2] == (WRITE, True)  # the upstream says destructive
+        # upstream a lists again without a.cleanup: its hints go, b's stay
+        engine.note_tools({a_x: {"readOnlyHint": True}}, source="a")
+        assert set(engine._tool_hints) == {a_x, b_z}
+        assert beh.tool_class(a_y)[:2] == (WRITE, False)  # its name only now
+        engine.note_tools({}, source="b")
+        assert set(engine._tool_hints) == {a_x}
+        # an upstream publishing ever more tools cannot grow them without bound
+        many = {("Tool", f"c.t{i}"): {"readOnlyHint": True} for i in range(MAX_TOOL_HINTS + 50)}
+        engine.note_tools(many, source="c")
+        assert len(engine._tool_hints) == MAX_TOOL_HINTS
+        engine.note_tools({("Tool", f"c.u{i}"): {"readOnlyHint": True} for i in range(5)}, source="c")
+        assert set(engine._tool_hints) == {a_x} | {("Tool", f"c.u{i}") for i in range(5)}
+    finally:
+        engine.close()
+
+
 def _call(tool: str, when: datetime, **arguments: Any) -> dict[str, Any]:
     return {
         "subject": {"type": "Agent", "id": WHO},

@@ -25,7 +25,7 @@ cdef class _State:
 
 
 cdef class Engine:
-    cdef public dict _strings, _profiles, _seen, _tool_hints
+    cdef public dict _strings, _profiles, _seen, _tool_hints, _tool_sources
     cdef public _State _state
     cdef public object _clock, _ids, _store, _audit, _reload_lock, last_reload_error
     cdef public object profiles, approvals, quarantine, registry, identities, desk, cluster, sharing, _outbox

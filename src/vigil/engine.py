@@ -85,6 +85,8 @@ _INACTIVE: Final = (ReasonCode.IDENTITY_INACTIVE.value,)
 _NONE: Final[tuple[str, ...]] = ()
 _NO_ERRORS: Final[tuple[tuple[str, str], ...]] = ()
 _QUARANTINED: Final = (ReasonCode.QUARANTINED.value,)
+MAX_TOOL_HINTS: Final = 10_000
+"""The most tools whose upstream-published annotations an engine keeps (:meth:`Engine.note_tools`)."""
 _ADVICE_QUARANTINED: Final = (Advice.QUARANTINED.value,)
 _T = TypeVar("_T")
 
@@ -217,6 +219,7 @@ class Engine:
         self._strings: dict[str, str] = {}
         # tools' MCP annotations as upstreams publish them (note_tools), kept across reloads
         self._tool_hints: dict[EntityUid, dict[str, bool]] = {}
+        self._tool_sources: dict[str, frozenset[EntityUid]] = {}  # who published which hints
         # [cluster] redis + share_behaviour: the model hands its request counts and newly learned
         # values to this outbox, announced to the other processes (vigil.behaviour.shared)
         cs = workspace.settings.cluster
@@ -1250,14 +1253,29 @@ class Engine:
         self._record("signing_key_rotated", who, kid=kid)
         return kid
 
-    def note_tools(self, hints: Mapping[EntityUid, Mapping[str, bool]]) -> None:
+    def note_tools(self, hints: Mapping[EntityUid, Mapping[str, bool]], source: str = "") -> None:
         """The MCP annotations upstreams publish for their tools (``readOnlyHint``,
         ``destructiveHint``, ...), so that behaviour classes each tool call by what the tool does
         (a read-only tool reads; a destructive one is a sensitive write) when the workspace does
-        not declare the tool. Kept across reloads; never raises."""
+        not declare the tool. ``hints`` is everything ``source`` (an upstream) publishes now: it
+        replaces what that source published before (a tool it no longer lists loses its hints).
+        At most :data:`MAX_TOOL_HINTS` tools have hints; beyond, a new tool is classed by its name
+        only (hints can only raise a class). Kept across reloads; never raises."""
         beh = self._state.behaviour
-        for uid, h in hints.items():
-            beh.note_tool(uid, {k: v for k, v in h.items() if type(v) is bool})
+        known = self._tool_hints
+        fresh = {uid: {k: v for k, v in h.items() if type(v) is bool} for uid, h in hints.items()}
+        for uid in self._tool_sources.get(source, frozenset()):
+            if uid not in fresh:
+                beh.forget_tool(uid)
+        kept = []
+        for uid, h in fresh.items():
+            if uid in known or len(known) < MAX_TOOL_HINTS:
+                beh.note_tool(uid, h)
+                kept.append(uid)
+        if kept:
+            self._tool_sources[source] = frozenset(kept)
+        else:
+            self._tool_sources.pop(source, None)
 
     def identity_active(self, uid: EntityUid) -> bool:
         """Whether the registry lets ``uid`` act now (True for an identity it does not hold)."""

@@ -1,5 +1,6 @@
 """The audit log's Ed25519 signing key: created on first use (0600, its public key beside it as
-``.pub``), read after; the key id a checkpoint names."""
+``.pub``), read after; the key id a checkpoint names. And the workspace's secret for keyed
+fingerprints in audit events (:func:`load_or_create_secret`)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,34 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     except OSError as e:
         raise AuditKeyError(f"cannot create audit signing key {str(path)!r}: {e.strerror}") from None
     return key
+
+
+SECRET_BYTES: Final = 32
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The random secret stored at ``path`` (:data:`SECRET_BYTES` bytes, for HMAC keys); created
+    with mode 0600 when the file does not exist (by whichever process is first). Raises
+    AuditKeyError when it cannot be read or created, or is not a secret of that size."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = None
+    except OSError as e:
+        raise AuditKeyError(f"cannot read secret {str(path)!r}: {e.strerror}") from None
+    if data is not None:
+        if len(data) != SECRET_BYTES:
+            raise AuditKeyError(f"secret {str(path)!r} is not {SECRET_BYTES} bytes")
+        return data
+    secret = os.urandom(SECRET_BYTES)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_new(path, secret)
+    except FileExistsError:  # another process created it first: use that one
+        return load_or_create_secret(path)
+    except OSError as e:
+        raise AuditKeyError(f"cannot create secret {str(path)!r}: {e.strerror}") from None
+    return secret
 
 
 def _write_new(path: Path, data: bytes, *, replace: bool = False) -> None:

@@ -73,6 +73,7 @@ cdef class BehaviourModel:
     cpdef object work_of_profile(self, Profile p)
     cpdef object work_of_features(self, Features f)
     cpdef void note_tool(self, tuple tool, dict hints)
+    cpdef void forget_tool(self, tuple tool)
 
     # assess = features (from the request) + judge (the detectors, one per signal family)
     @cython.locals(f=Features, a=Assessment)

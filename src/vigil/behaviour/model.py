@@ -615,6 +615,12 @@ class BehaviourModel:
             self.tool_hints[tool] = dict(hints)
             self._tools.pop(tool, None)
 
+    def forget_tool(self, tool: EntityUid) -> None:
+        """Drop what an upstream published for ``tool`` (it no longer lists it): its next call is
+        classed by the workspace and its name only."""
+        if self.tool_hints.pop(tool, None) is not None:
+            self._tools.pop(tool, None)
+
     def is_learning(self, p: Profile | None, t: float) -> bool:
         """True while ``p`` has not yet learned enough (requests and days) to be enforced."""
         return p is None or p.learned < self.learning_requests or t - p.first_seen < self.learning_s

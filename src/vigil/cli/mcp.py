@@ -69,6 +69,13 @@ def proxy(
         typer.Option("--approve-hint", help="Shown with a step-up ticket ({ticket} = its id)."),
     ] = None,
     stdio: Annotated[bool, typer.Option("--stdio", help="Serve one client on stdin/stdout instead.")] = False,
+    fast_calls: Annotated[
+        bool,
+        typer.Option(
+            "--fast-calls/--no-fast-calls",
+            help="Forward tools/call on the fast path where it is exact (docs/mcp.md, Overhead); off: the SDK's path only.",
+        ),
+    ] = True,
 ) -> None:
     """Serve MCP at http://H:P/mcp (or on stdio) in front of the upstreams; every call is decided."""
     from vigil.engine import Engine
@@ -104,7 +111,13 @@ def proxy(
             return
         gateway = Gateway(engine, specs, authenticate, approve_hint=hint)
         serve_http(
-            http_app(gateway, resource_url=url, authorization_server=authorization_server, host=host),
+            http_app(
+                gateway,
+                resource_url=url,
+                authorization_server=authorization_server,
+                host=host,
+                fast_calls=fast_calls,
+            ),
             host,
             port,
         )

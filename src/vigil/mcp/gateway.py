@@ -15,13 +15,16 @@ from typing import Any, TypeVar
 import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from vigil.engine import Engine
 from vigil.errors import VigilError
 from vigil.mcp.identity import Agent, Authenticate, agent_of
+from vigil.mcp.passthrough import Link, Lost, NotForwarded, Seen, link_for
 from vigil.protocol import mcp as pm
 
 _log = logging.getLogger("vigil.mcp")
@@ -50,6 +53,8 @@ class _Upstream:
     tools: dict[str, types.Tool] = field(default_factory=dict)
     resources: dict[str, types.Resource] = field(default_factory=dict)
     prompts: dict[str, types.Prompt] = field(default_factory=dict)
+    # the fast tools/call forward on the SDK client's session (vigil.mcp.passthrough), when exact
+    link: Link | None = None
 
 
 class Gateway:
@@ -74,6 +79,8 @@ class Gateway:
         self.stdio_agent = stdio_agent
         self.timeout_s = timeout_s
         self._upstreams = {u.name: _Upstream(u) for u in upstreams}
+        self.fast_calls = 0
+        """How many ``tools/call`` were served on the fast path (:meth:`fast_tool_call`)."""
 
     # -- upstream connections -----------------------------------------------------------------
     @asynccontextmanager
@@ -197,6 +204,70 @@ class Gateway:
             code, message, data = pm.denial(record, approve_hint=self.approve_hint)
             raise MCPError(code, message, data)
 
+    # -- the fast path of tools/call ------------------------------------------------------------
+    def fast_target(self, published: str) -> tuple[_Upstream, types.Tool] | None:
+        """The upstream and tool of a published tool name when a call of it can take the fast
+        path (the upstream is connected, its link ready, the tool listed); None otherwise."""
+        prefix, found, name = published.partition(".")
+        up = self._upstreams.get(prefix)
+        if not found or up is None or up.client is None or up.link is None or not up.link.ready():
+            return None
+        tool = up.tools.get(name)
+        return None if tool is None else (up, tool)
+
+    async def fast_tool_call(
+        self, caller: pm.Caller, published: str, arguments: Any
+    ) -> dict[str, Any] | None:
+        """``tools/call`` of ``published`` on the fast path: the JSON-RPC response's member, either
+        ``{"result": ...}`` (the upstream's, as it sent it) or ``{"error": ...}``; None when the call
+        cannot take it (:meth:`fast_target`): nothing was decided, the SDK's path serves it.
+
+        Decided exactly as :meth:`call_tool` decides (same function, same audit); forwarded on
+        the upstream's :class:`Link`. A forward refused before it ran upstream (the link is then
+        off) is sent again through the SDK's client; a lost answer is :data:`pm.UNAVAILABLE` (the
+        upstream marked down where the SDK's path would mark it down); a timeout is
+        ``upstream_timeout``; an upstream's JSON-RPC error passes through (its transport error
+        codes are handled as the SDK's path handles them)."""
+        target = self.fast_target(published)
+        if target is None:
+            return None
+        up, tool = target
+        name = tool.name
+        item = pm.Item("Tool", published, pm.annotations_of(_hints(tool)))
+        self.fast_calls += 1
+        try:
+            await self._decide(caller, item, "tools/call", arguments)
+            link = up.link
+            try:
+                if link is None:
+                    raise NotForwarded("the link closed")
+                message = await asyncio.wait_for(link.call(name, arguments), self.timeout_s)
+            except NotForwarded:
+                client = up.client
+                result = await self._forward(up, lambda: _call_tool(_need(client), name, arguments))
+                return {"result": result.model_dump(by_alias=True, mode="json", exclude_none=True)}
+            except TimeoutError:
+                raise _timeout(up, self.timeout_s) from None
+            except Lost as e:
+                _log.warning("upstream %r: fast forward failed: %s", up.spec.name, e)
+                if e.down:
+                    _mark_down(up)
+                raise MCPError(
+                    pm.UNAVAILABLE, f"upstream {up.spec.name!r} failed", {"reasons": ["upstream_unavailable"]}
+                ) from None
+            error = message.get("error")
+            if error is None:
+                return {"result": message["result"]}
+            if error["code"] in _TRANSPORT_ERRORS:  # as _forward treats them
+                _log.warning("upstream %r failed: %r; marked down", up.spec.name, error)
+                _mark_down(up)
+                raise MCPError(
+                    pm.UNAVAILABLE, f"upstream {up.spec.name!r} failed", {"reasons": ["upstream_unavailable"]}
+                )
+            return {"error": error}
+        except MCPError as e:
+            return {"error": _error_of(e)}
+
     def _live(self) -> list[_Upstream]:
         return [u for u in self._upstreams.values() if u.client is not None]
 
@@ -228,11 +299,13 @@ class Gateway:
             if kind == "tools":
                 up.tools = {t.name: t for t in await _pages(client.list_tools)}
                 # behaviour classes each call by what the tool says it does (read-only, destructive)
+                # (what this upstream lists now replaces what it listed before)
                 self.engine.note_tools(
                     {
                         ("Tool", f"{up.spec.name}.{n}"): pm.annotations_of(_hints(t))
                         for n, t in up.tools.items()
-                    }
+                    },
+                    source=up.spec.name,
                 )
             elif kind == "resources":
                 up.resources = {str(r.uri): r for r in await _pages(client.list_resources)}
@@ -252,11 +325,7 @@ class Gateway:
         try:
             return await asyncio.wait_for(send(), self.timeout_s)
         except TimeoutError:  # a slow call, not a lost connection: the upstream stays up
-            raise MCPError(
-                pm.UNAVAILABLE,
-                f"upstream {up.spec.name!r} did not answer within {self.timeout_s:g} s",
-                {"reasons": ["upstream_timeout"]},
-            ) from None
+            raise _timeout(up, self.timeout_s) from None
         except MCPError as e:
             if e.code not in _TRANSPORT_ERRORS:
                 raise  # the upstream's own JSON-RPC error, as it sent it
@@ -264,7 +333,7 @@ class Gateway:
         except Exception as e:
             failure = e
         _log.warning("upstream %r failed: %r; marked down", up.spec.name, failure)
-        up.client = None
+        _mark_down(up)
         raise MCPError(
             pm.UNAVAILABLE, f"upstream {up.spec.name!r} failed", {"reasons": ["upstream_unavailable"]}
         )
@@ -275,18 +344,53 @@ class Gateway:
 _TRANSPORT_ERRORS = frozenset({-32000, -32603})
 
 
+def _timeout(up: _Upstream, timeout_s: float) -> MCPError:
+    return MCPError(
+        pm.UNAVAILABLE,
+        f"upstream {up.spec.name!r} did not answer within {timeout_s:g} s",
+        {"reasons": ["upstream_timeout"]},
+    )
+
+
+def _mark_down(up: _Upstream) -> None:
+    """``up`` is down until the gateway restarts: not listed, calls refused, no fast link."""
+    up.client = None
+    link, up.link = up.link, None
+    if link is not None:
+        link.close()
+
+
+def _error_of(e: MCPError) -> dict[str, Any]:
+    """The JSON-RPC error object of ``e``, as the SDK's server writes it."""
+    error = e.error.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return dict(error)
+
+
 async def _hold(up: _Upstream, ready: anyio.Event, stop: anyio.Event) -> None:
     """Keep ``up``'s client connected until ``stop``; a failure to connect or a connection that
-    dies marks it down and is logged, never raised into the gateway."""
+    dies marks it down and is logged, never raised into the gateway. A streamable HTTP upstream's
+    client gets an HTTP client of ours whose response hook watches the session (:class:`Seen`),
+    and the fast :class:`Link` onto that session when it can be exact."""
     try:
-        async with Client(up.spec.target(), cache=None, mode="legacy") as client:
-            up.client = client
-            ready.set()
-            await stop.wait()
+        if up.spec.url:
+            seen = Seen()
+            async with create_mcp_http_client() as http:
+                http.event_hooks = {"request": [], "response": [seen.response]}
+                transport = streamable_http_client(up.spec.url, http_client=http)
+                async with Client(transport, cache=None, mode="legacy") as client:
+                    up.client = client
+                    up.link = link_for(up.spec.url, seen, client.protocol_version)
+                    ready.set()
+                    await stop.wait()
+        else:
+            async with Client(up.spec.target(), cache=None, mode="legacy") as client:
+                up.client = client
+                ready.set()
+                await stop.wait()
     except Exception as e:  # any failure of that upstream's connection: it is down
         _log.warning("upstream %r is down: %r", up.spec.name, e)
     finally:
-        up.client = None
+        _mark_down(up)
         ready.set()
 
 

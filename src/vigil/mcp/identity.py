@@ -20,19 +20,24 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from mcp.server.auth.provider import AccessToken
 
+from vigil.audit.keys import SECRET_BYTES, AuditKeyError, load_or_create_secret
 from vigil.errors import VigilError
 from vigil.identity.parse import uid_text
 from vigil.identity.tokens import VerifiedToken
 from vigil.identity.tokens.verify import check_audience
 from vigil.policy.values import EntityUid
+
+_log = logging.getLogger("vigil.mcp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +212,25 @@ def _digest(token: str) -> bytes:
 REFUSAL: ContextVar[dict[str, str] | None] = ContextVar("vigil_mcp_refusal", default=None)
 
 
-def token_fingerprint(token: str) -> str:
-    """What the audit log keeps of a refused token: the first 16 hex digits of its SHA-256 (to
-    correlate refusals; never the token)."""
-    return _digest(token).hex()[:16]
+FINGERPRINT_KEY_FILE: Final = "token-fingerprint.key"
+
+
+def token_fingerprint(token: str, key: bytes) -> str:
+    """What the audit log keeps of a refused token: the first 16 hex digits of its HMAC-SHA256
+    under the workspace's secret ``key`` (:func:`fingerprint_key`), to correlate refusals. Keyed,
+    so a fingerprint in a log cannot be checked against guessed tokens without the key."""
+    return hmac.new(key, token.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+
+
+def fingerprint_key(state: Path) -> bytes:
+    """The workspace's secret for token fingerprints, in its state directory ``state`` (created
+    0600 on first use, shared by every gateway on the workspace). When it cannot be read or
+    created, a random key for this process (logged): fingerprints then correlate within it only."""
+    try:
+        return load_or_create_secret(state / FINGERPRINT_KEY_FILE)
+    except AuditKeyError as e:
+        _log.warning("token fingerprints use a key of this process only: %s", e)
+        return secrets.token_bytes(SECRET_BYTES)
 
 
 class Verifier:
@@ -220,8 +240,9 @@ class Verifier:
     (``vigil_agent``); the session is owned by (presenter, issuer, subject), so another identity's
     token cannot use it."""
 
-    def __init__(self, authenticate: Authenticate) -> None:
+    def __init__(self, authenticate: Authenticate, fingerprint_key: bytes) -> None:
         self._authenticate = authenticate
+        self._key = fingerprint_key
 
     async def verify_token(self, token: str) -> AccessToken | None:
         # inline when that cannot wait on I/O (a static token, a verification the verifier
@@ -235,7 +256,7 @@ class Verifier:
             holder = REFUSAL.get()
             if holder is not None:
                 holder["reason"] = e.code
-                holder["token"] = token_fingerprint(token)
+                holder["token"] = token_fingerprint(token, self._key)
             return None
         return AccessToken(
             token="",

@@ -3,9 +3,11 @@ OAuth protected-resource metadata, RFC 9728) and stdio (one local client, one ag
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -18,8 +20,10 @@ from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from vigil.mcp.fastpath import FastCalls
 from vigil.mcp.gateway import Gateway
-from vigil.mcp.identity import REFUSAL, Verifier
+from vigil.mcp.identity import REFUSAL, Verifier, fingerprint_key
+from vigil.store import state_dir
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
@@ -31,13 +35,15 @@ def http_app(
     authorization_server: str | None = None,
     host: str = "127.0.0.1",
     allowed_hosts: list[str] | None = None,
+    fast_calls: bool = True,
 ) -> Starlette:
     """The ASGI app: ``/mcp`` (bearer tokens checked by ``gateway.authenticate``; none or a bad
     one -> 401 with ``WWW-Authenticate: Bearer resource_metadata=...``), the RFC 9728 metadata at
     ``/.well-known/oauth-protected-resource`` and at the path-suffixed form (RFC 9728 §3.1),
     naming ``authorization_server`` (default: the workspace's own token service, the issuer of
     ``gateway.engine.tokens``, whose RFC 8414 metadata ``vigil serve`` publishes). Upstreams are
-    connected for the app's lifespan."""
+    connected for the app's lifespan. ``fast_calls``: serve ``tools/call`` of an initialized session
+    on the fast path (:mod:`vigil.mcp.fastpath`) where it is exact; False: the SDK's path only."""
     authorization_server = authorization_server or gateway.engine.tokens.issuer
     server = gateway.server()
     server.middleware = []  # the SDK's default OpenTelemetry span per message: not on this path
@@ -61,12 +67,19 @@ def http_app(
     inner = server.streamable_http_app(
         host=host,
         auth=auth,
-        token_verifier=Verifier(gateway.authenticate),
+        token_verifier=Verifier(gateway.authenticate, fingerprint_key(_state_dir(gateway))),
         transport_security=security,
         json_response=True,  # one JSON body per call: no SSE stream to open and close per request
         custom_starlette_routes=[
             Route(WELL_KNOWN, endpoint=ProtectedResourceMetadataHandler(metadata).handle, methods=["GET"])
         ],
+    )
+
+    # inside the SDK's bearer authentication, in front of its session manager (whose route calls
+    # manager.asgi_app per request; typed as the SDK's body-limit middleware it wraps)
+    manager = server.session_manager
+    manager.asgi_app = FastCalls(  # type: ignore[assignment]
+        manager.asgi_app, manager, gateway, enabled=fast_calls
     )
 
     @asynccontextmanager
@@ -77,11 +90,17 @@ def http_app(
     return Starlette(routes=[Mount("/", app=_AuditRefusals(inner, gateway))], lifespan=lifespan)
 
 
+def _state_dir(gateway: Gateway) -> Path:
+    """The gateway's workspace's state directory (where its secrets are kept)."""
+    ws = gateway.engine.workspace
+    return state_dir(ws.settings.store, Path(ws.path))
+
+
 class _AuditRefusals:
     """ASGI wrapper: every request the bearer middleware refuses (401: no token, or one that did
     not verify) is an ``authentication_refused`` event in the audit log, with the peer, the path,
-    why (``no_token`` or the token error's code) and the refused token's fingerprint, never the
-    token. The 401 itself is the SDK's (with the RFC 9728 pointer); nothing else changes."""
+    why (``no_token`` or the token error's code) and the refused token's keyed fingerprint
+    (:func:`vigil.mcp.identity.token_fingerprint`), never the token. The 401 itself is the SDK's (with the RFC 9728 pointer); nothing else changes."""
 
     def __init__(self, app: Any, gateway: Gateway) -> None:
         self.app = app
@@ -125,10 +144,11 @@ async def run_stdio(gateway: Gateway) -> None:
 
 
 def serve_http(app: Any, host: str, port: int) -> None:
-    """Run ``app`` with uvicorn until interrupted."""
+    """Run ``app`` with uvicorn (httptools, uvloop where it exists) until interrupted."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    loop = "uvloop" if sys.platform != "win32" else "asyncio"
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", loop=loop, http="httptools")
 
 
 def run_stdio_blocking(gateway: Gateway) -> None:
