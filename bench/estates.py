@@ -34,7 +34,9 @@ steady state (``decide_p50_us``/``p99``); then the same requests through the aut
 PolicySet and Entities handles, as in the shared harness's adapter) decides a sample of them on S
 and M, and ``--agree`` requests are checked to get the same decision from both (before the entity changes below, which cedarpy does not see). Entity changes: 20 batches of 100 documents (50 new, 50
 changed) through ``Engine.change_entities``, timed (``upsert100_p50_ms``, ``upsert100_max_ms``), then one
-delete of 50.
+delete of 50. Before them, a policy change three times: one policy appended to the policy file and
+``Engine.reload`` timed (``reload_wall_s``, ``reload_cpu_s``: it reuses the unchanged policies and
+the entities). At the end, issue 14's targets, each met or not, for the sizes that ran.
 
 ``--schema``: the workspace also has a Cedar schema declaring the estate's types, attributes,
 actions and context (``SCHEMA``): policies are validated against it and entities read by it (vigil
@@ -397,6 +399,19 @@ if n_cedar or n_agree:
     out["agree"] = f"{agree}/{len(sample)}"
     if disagree:
         out["disagree_examples"] = disagree
+# a policy change: one policy appended to the policy file, then a reload (three times; before the
+# entity changes below, after which a reload reads the entity files again)
+reloads = []
+pfile = ws + "/policies/estate.cedar"
+for k in range(3):
+    with open(pfile, "a") as f:
+        f.write(f'\n@id("bench-reload-{k}")\npermit(principal, action == Action::"read", resource) when {{ resource has label && resource.label == "bench-{k}" }};\n')
+    t, c = time.perf_counter(), time.process_time()
+    ok = engine.reload(by="bench").ok
+    reloads.append((round(time.perf_counter() - t, 2), round(time.process_time() - c, 2), ok))
+out["reload_wall_s"] = [r[0] for r in reloads]
+out["reload_cpu_s"] = [r[1] for r in reloads]
+out["reload_ok"] = all(r[2] for r in reloads)
 # entity changes without a reload: batches of 100 (half new documents, half existing ones changed)
 if hasattr(engine, "change_entities"):
     items = json.load(open(ws + "/entities/estate.json"))
@@ -510,6 +525,8 @@ def main() -> None:
         "policy_p50_us",
         "cedarpy_p50_us",
         "agree",
+        "upsert100_p50_ms",
+        "reload_wall_s",
     )
     print(" | ".join(cols))
     for r in rows:
@@ -524,8 +541,35 @@ def main() -> None:
         if "cedarpy_p50_us" in r:
             notes.append(f"cedarpy/vigil {r['cedarpy_p50_us'] / r['decide_p50_us']:.1f}")
         print(r["size"], "; ".join(notes))
+    for line in _targets({r["size"]: r for r in rows}):
+        print(line)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def _targets(by: dict[str, dict[str, Any]]) -> list[str]:
+    """Issue 14's single-node targets against this run's rows (those whose sizes ran)."""
+    out = []
+
+    def check(name: str, value: float | None, limit: float, unit: str = "") -> None:
+        if value is None:
+            return
+        out.append(
+            f"target {name}: {value:g}{unit} <= {limit:g}{unit}: {'met' if value <= limit else 'NOT met'}"
+        )
+
+    s, m, big = by.get("S", {}), by.get("M", {}), by.get("L", {})
+    check("load M (wall)", m.get("load_s"), 6, " s")
+    check("load L (wall)", big.get("load_s"), 60, " s")
+    check("RSS L", big.get("rss_peak_mb"), 4096, " MB")
+    if "decide_p50_us" in s and "decide_p50_us" in big:
+        check("decision p50 L / S", round(big["decide_p50_us"] / s["decide_p50_us"], 2), 1.5, "x")
+    if "cedarpy_p50_us" in m and "decide_p50_us" in m:
+        check("M p50 / cedarpy p50", round(m["decide_p50_us"] / m["cedarpy_p50_us"], 4), round(1 / 30, 4))
+    check("upsert of 100 at L (p50)", big.get("upsert100_p50_ms"), 10, " ms")
+    if big.get("reload_wall_s"):
+        check("policy change reload at L (slowest of 3, wall)", max(big["reload_wall_s"]), 5, " s")
+    return out
 
 
 if __name__ == "__main__":
