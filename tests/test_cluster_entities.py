@@ -11,8 +11,9 @@ import vigil
 from tests.behaviour_support import T0, engine, request
 from tests.pg_support import fresh_schema, unique
 from tests.test_cluster import cluster_workspace, wait_for
+from vigil.cluster import ChangeBus
 from vigil.engine import ENTITIES_CHANGED, _apply_entity_changes
-from vigil.store import StoreError
+from vigil.store import Change, StoreError
 
 NEW = "data-agent-9"
 ENTITY = {
@@ -150,3 +151,43 @@ def test_batches_that_arrive_out_of_log_order_converge_on_the_logs_order(tmp_pat
                 late.close()
         finally:
             a.close()
+
+
+class _Log:
+    """A change log whose end cannot be read the first time (the store was briefly down)."""
+
+    def __init__(self, entries: list[Change]) -> None:
+        self.entries = entries
+        self.down = True
+
+    def recent_changes(self, *, before: int | None = None, limit: int = 100) -> list[Change]:
+        if self.down:
+            self.down = False
+            raise StoreError("down")
+        return sorted(self.entries, key=lambda c: -c.seq)[:limit]
+
+    def changes(self, *, after: int = 0, limit: int = 1_000) -> list[Change]:
+        return [c for c in self.entries if c.seq > after][:limit]
+
+
+def test_a_bus_that_could_not_read_the_log_resumes_after_the_replay() -> None:
+    log = _Log(
+        [
+            Change(seq, T0.timestamp(), ENTITIES_CHANGED, ("Vigil::Workspace", "entities"), "x", {})
+            for seq in (1, 2)
+        ]
+    )
+    kinds: list[set[str]] = []
+    pages: list[list[int]] = []
+    bus = ChangeBus(
+        "redis://127.0.0.1:1/0",
+        "t",
+        log,
+        apply=lambda k: kinds.append(set(k)) or True,
+        on_changes=lambda page: pages.append([c.seq for c in page]),
+    )
+    bus.resume_after(2)  # the engine replayed entries 1 and 2 itself
+    log.entries.append(Change(3, T0.timestamp(), ENTITIES_CHANGED, ("Vigil::Workspace", "entities"), "x", {}))
+    assert bus.catch_up()
+    assert pages == [[3]]  # not skipped to the log's end, not 1 and 2 again
+    assert kinds and "*" in kinds[0]  # and everything refreshed, as a first catch-up does

@@ -220,3 +220,64 @@ def test_a_schema_workspace_decides_as_before() -> None:
     ps = build_policy_set([PolicySource("p.cedar", policies)], items, SCHEMA)
     assert ps.authorizer.is_authorized(("Agent", "a1"), ("Action", "write"), ("Team", "t2"), {}).allowed
     assert not ps.authorizer.is_authorized(("Agent", "a1"), ("Action", "read"), ("Team", "t2"), {}).allowed
+
+
+ENUM_SCHEMA = """
+entity Color enum ["red", "blue"];
+entity User in [Color] = { "fav"?: Color, "favs"?: Set<Color> } tags Color;
+action g2;
+action g1 in [g2];
+action read in [g1] appliesTo { principal: [User], resource: [User] };
+"""
+
+
+def _user(**fields: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"uid": _uid("User", "u"), "attrs": {}, "parents": []}
+    item.update(fields)
+    return item
+
+
+def _color(i: str) -> dict[str, Any]:
+    return {"__entity": _uid("Color", i)}
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        pytest.param([_user(attrs={"fav": _color("green")})], id="an attribute"),
+        pytest.param([_user(attrs={"favs": [_color("red"), _color("green")]})], id="a set element"),
+        pytest.param([_user(tags={"t": _color("green")})], id="a tag"),
+        pytest.param([_user(parents=[_uid("Color", "green")])], id="a parent"),
+        pytest.param(
+            [{"uid": _uid("Action", "read"), "attrs": {}, "parents": [_uid("Action", "g1")]}],
+            id="an action listed without all its ancestors",
+        ),
+    ],
+)
+def test_what_cedarpy_refuses_by_enumerations_and_action_groups_is_never_read(items: list[Any]) -> None:
+    assert _mine(items, ENUM_SCHEMA) is None
+    assert _cedar(items, ENUM_SCHEMA) is None
+    with pytest.raises(BuildError):
+        build_policy_set([PolicySource("p.cedar", "")], items, ENUM_SCHEMA)
+    with pytest.raises(BuildError):  # with a fallback policy (cedarpy's authorizer over them) too
+        build_policy_set(
+            [PolicySource("p.cedar", "permit(principal, action, resource);")],
+            items,
+            ENUM_SCHEMA,
+            force_fallback=frozenset({"policy0"}),
+        )
+
+
+def test_members_of_an_enumeration_and_an_action_with_all_its_ancestors_are_read() -> None:
+    items = [
+        _user(
+            attrs={"fav": _color("red"), "favs": [_color("blue")]},
+            tags={"t": _color("red")},
+            parents=[_uid("Color", "blue")],
+        ),
+        {"uid": _uid("Action", "read"), "attrs": {}, "parents": [_uid("Action", "g1"), _uid("Action", "g2")]},
+    ]
+    mine = _mine(items, ENUM_SCHEMA)
+    theirs = _cedar(items, ENUM_SCHEMA)
+    assert mine is not None and theirs is not None
+    _same(mine, theirs)

@@ -248,6 +248,7 @@ class Engine:
                 self._store = announcing(self._store, self.cluster)
                 # the entity batches made through the API since the files, by any process
                 self._replay_entity_log(self._state)
+                self.cluster.resume_after(self._state.entity_seq)
             self.profiles = ProfileBook(self._store, strings=self._strings)
             self.approvals = Approvals(self._store, ids=ticket_ids)
             self.quarantine = Quarantine(self._store, self.profiles)

@@ -145,6 +145,7 @@ class ChangeBus:
         self._signal = signal
         self._changes = on_changes
         self._last_seen = -1  # unknown until the first catch-up
+        self._refresh_all = False  # the first catch-up refreshes everything (resume_after)
         self._queue: queue.Queue[bytes] = queue.Queue(MAX_QUEUE)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -301,11 +302,23 @@ class ChangeBus:
                 self.errors += 1
                 log.exception("cluster: handling %r failed", kind)
 
+    def resume_after(self, seq: int) -> None:
+        """The owner has applied the log's entries up to ``seq`` itself (an engine's entity
+        replay at start): when this bus could not read where the log ended at construction, start
+        after ``seq`` instead of after whatever ends the log at the first catch-up (which would
+        skip the entries in between), refreshing everything then as that catch-up would."""
+        if self._last_seen < 0:
+            self._last_seen = seq
+            self._refresh_all = True
+
     def catch_up(self) -> bool:
         """Read the change log after the last seen change and apply what it holds; False when
         the store could not be read (the next message or reconnect tries again)."""
         kinds: set[str] = set()
         try:
+            if self._refresh_all:
+                self._refresh_all = False
+                kinds.add(ALL)
             if self._last_seen < 0:
                 latest = self._log.recent_changes(limit=1)
                 self._last_seen = latest[0].seq if latest else 0

@@ -142,7 +142,7 @@ def build_policy_set(
     if fallbacks and reuse_entities:
         raise EntitiesNeeded()
     if parsed.untyped:
-        reference = ReferenceAuthorizer(normalized, schema_handle)
+        reference = _reference(normalized, schema_handle)
         for cedar_id, text, reason in parsed.untyped:
             handle = reference.single_policy_text(text)
             compiled.append(
@@ -264,10 +264,19 @@ def _compile_all(
             compiled.append(pol)
         except Unsupported as e:
             if reference is None:
-                reference = ReferenceAuthorizer(entities, schema_handle)
+                reference = _reference(entities, schema_handle)
             compiled.append(_fallback_policy(template, pid, slots, reference, str(e)))
             fallbacks.append(Fallback(pid, str(e)))
     return compiled, fallbacks, keys
+
+
+def _reference(entities: list[Any], schema_handle: Any) -> ReferenceAuthorizer:
+    """cedarpy's authorizer over ``entities`` for the fallback policies; raises BuildError (never
+    cedarpy's ValueError) when cedarpy refuses the entities."""
+    try:
+        return ReferenceAuthorizer(entities, schema_handle)
+    except ValueError as e:
+        raise BuildError([f"entities: {str(e).splitlines()[0] if str(e) else type(e).__name__}"]) from None
 
 
 def _relabel(template: Any, new_id: str) -> Any:

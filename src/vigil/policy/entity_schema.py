@@ -48,10 +48,12 @@ def schema_plain(items: Sequence[Any], schema: Schema) -> bool:
     """Whether every item (already known to be in the plain subset) conforms to ``schema`` as
     written. False (never an exception) for anything this check does not decide."""
     types = schema.entity_types
+    enums = {name: frozenset(info.enum) for name, info in types.items() if info.enum is not None}
+    ancestors = _action_ancestors(schema)
     for item in items:
         etype, eid = _uid(item["uid"])
         if is_action_type(etype):
-            if not _the_schemas_action(item, (etype, eid), schema):
+            if not _the_schemas_action(item, (etype, eid), ancestors):
                 return False
             continue
         info = types.get(etype)
@@ -59,16 +61,17 @@ def schema_plain(items: Sequence[Any], schema: Schema) -> bool:
             return False
         allowed = info.parents
         for parent in item["parents"]:
-            if _uid(parent)[0] not in allowed:
+            ptype, pid = _uid(parent)
+            if ptype not in allowed or (ptype in enums and pid not in enums[ptype]):
                 return False
-        if not _fits_record(item["attrs"], info.attributes, 0):
+        if not _fits_record(item["attrs"], info.attributes, enums, 0):
             return False
         tags = item.get("tags")
         if tags:
             if info.tags is None:
                 return False
             for value in tags.values():
-                if not _fits(value, info.tags, 0):
+                if not _fits(value, info.tags, enums, 0):
                     return False
     return True
 
@@ -91,15 +94,41 @@ def _uid(spec: Any) -> tuple[str, str]:
     return spec["type"], spec["id"]
 
 
-def _the_schemas_action(item: Mapping[str, Any], uid: tuple[str, str], schema: Schema) -> bool:
-    info = schema.actions.get(uid)
-    if info is None or item["attrs"] or item.get("tags"):
+def _the_schemas_action(
+    item: Mapping[str, Any],
+    uid: tuple[str, str],
+    ancestors: Mapping[tuple[str, str], frozenset[tuple[str, str]]],
+) -> bool:
+    """Cedar accepts an action entity in the list when the schema declares it, it has no
+    attributes and no tags, and its parents are all its ancestors in the schema, no more."""
+    want = ancestors.get(uid)
+    if want is None or item["attrs"] or item.get("tags"):
         return False
     parents = [_uid(p) for p in item["parents"]]
-    return len(parents) == len(info.parents) and set(parents) == set(info.parents)
+    return len(parents) == len(want) and set(parents) == want
 
 
-def _fits_record(value: Mapping[str, Any], record: SchemaType, depth: int) -> bool:
+def _action_ancestors(schema: Schema) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
+    """Each declared action's ancestors (its parents, theirs, ...), by the schema."""
+    out: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
+    for uid in schema.actions:
+        seen: set[tuple[str, str]] = set()
+        todo = list(schema.actions[uid].parents)
+        while todo:
+            parent = todo.pop()
+            if parent in seen:
+                continue
+            seen.add(parent)
+            info = schema.actions.get(parent)
+            if info is not None:
+                todo.extend(info.parents)
+        out[uid] = frozenset(seen)
+    return out
+
+
+def _fits_record(
+    value: Mapping[str, Any], record: SchemaType, enums: Mapping[str, frozenset[str]], depth: int
+) -> bool:
     declared = record.attributes
     if declared is None:
         return False
@@ -108,12 +137,12 @@ def _fits_record(value: Mapping[str, Any], record: SchemaType, depth: int) -> bo
             return False
     for name, v in value.items():
         entry = declared.get(name)
-        if entry is None or not _fits(v, entry[0], depth + 1):
+        if entry is None or not _fits(v, entry[0], enums, depth + 1):
             return False
     return True
 
 
-def _fits(value: Any, t: SchemaType, depth: int) -> bool:
+def _fits(value: Any, t: SchemaType, enums: Mapping[str, frozenset[str]], depth: int) -> bool:
     if depth > _MAX_DEPTH:
         return False
     kind = t.kind
@@ -126,18 +155,21 @@ def _fits(value: Any, t: SchemaType, depth: int) -> bool:
         return vt is bool
     if kind == "Set":
         element = t.element
-        return vt is list and element is not None and all(_fits(v, element, depth + 1) for v in value)
+        return vt is list and element is not None and all(_fits(v, element, enums, depth + 1) for v in value)
     if vt is not dict:
         return False
     if kind == "Record":
         if len(value) == 1 and next(iter(value)) in ("__entity", "__extn", "__expr"):
             return False
-        return _fits_record(value, t, depth)
+        return _fits_record(value, t, enums, depth)
     if len(value) != 1:
         return False
     if kind == "Entity":
         spec = value.get("__entity")
-        return spec is not None and spec["type"] == t.name
+        if spec is None or spec["type"] != t.name:
+            return False
+        members = enums.get(spec["type"])
+        return members is None or spec["id"] in members  # an enumerated type's ids are its list
     if kind == "Extension":
         spec = value.get("__extn")
         return spec is not None and spec["fn"] == _EXTENSION_FN.get(t.name or "")
