@@ -212,3 +212,29 @@ def test_an_edit_before_another_writer_rotated_the_log_is_refused(tmp_path: Path
         _write(b, n, who="b")
     b.close()
     _refused(a, 20)
+
+
+def _chained(body: str, seq: int, prev: str) -> bytes:
+    return ("{" + body + f',"seq":{seq},"prev":"{prev}"' + "}").encode()
+
+
+HEAD = "ab" * 32
+
+
+def test_an_event_line_is_followed_by_its_chained_end_and_anything_else_by_its_json() -> None:
+    from vigil.audit.follow import _step
+
+    line = _chained('"v":1,"type":"decision","id":"x"', 8, HEAD)
+    assert _step(line, HEAD, 7, "t") == (hashlib.sha256(line).hexdigest(), 8)
+    # the same fields in another order: not a writer's layout, read as JSON, same answer
+    other = ('{"prev":"' + HEAD + '","seq":8,"type":"decision"}').encode()
+    assert _step(other, HEAD, 7, "t")[1] == 8
+    # a checkpoint keeps the sequence number: always read as JSON
+    cp = _chained('"v":1,"type":"checkpoint"', 7, HEAD)
+    assert _step(cp, HEAD, 7, "t")[1] == 7
+    for bad in (_chained('"type":"decision"', 9, HEAD), _chained('"type":"decision"', 8, "cd" * 32)):
+        with pytest.raises(ForeignEdit):
+            _step(bad, HEAD, 7, "t")
+    # a line that is not JSON but ends as a writer's would: its chain is checked, its JSON is
+    # left to `vigil audit verify` (documented in follow._step)
+    assert _step(_chained('"type":"decision",,', 8, HEAD), HEAD, 7, "t")[1] == 8
