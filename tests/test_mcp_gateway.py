@@ -26,6 +26,7 @@ from tests.mcp_support import (
     gateway,
     run,
     stdio_spec,
+    wait_port,
     write_workspace,
 )
 from vigil.audit import MemorySink
@@ -511,3 +512,32 @@ def test_refused_token_fingerprints_are_keyed_by_the_workspaces_secret(
     assert fingerprints[0] == fingerprints[1] != fingerprints[2]
     assert fingerprints[0] == hmac.new(key.read_bytes(), b"refused-token", hashlib.sha256).hexdigest()[:16]
     assert fingerprints[0] != hashlib.sha256(b"refused-token").hexdigest()[:16]  # not the bare hash
+
+
+def test_sigterm_flushes_the_gateways_audit_log(tmp_path: Path, upstream: UpstreamProcess) -> None:
+    """uvicorn raises SIGTERM again after its graceful shutdown: the gateway's audit log must
+    still be flushed (here nothing is flushed before the signal: a one-minute flush interval)."""
+    ws = write_workspace(tmp_path / "ws", audit='path = "audit.jsonl"\nflush_interval_ms = 60000')
+    port = free_port()
+    vigil = Path(sys.executable).parent / "vigil"
+    proc = subprocess.Popen(
+        [str(vigil), "mcp", "proxy", "-w", str(ws), "--port", str(port), "--upstream", f"files={upstream.url}",
+         "--token", "tok-admin=Agent::admin"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_port(port)
+
+        async def go() -> None:
+            async with client(f"http://127.0.0.1:{port}/mcp", "tok-admin") as c:
+                for i in range(3):
+                    assert not (await c.call_tool("files.add", {"a": i, "b": 1})).is_error
+
+        run(go)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode in (0, 143), err
+    calls = [json.loads(x) for x in (ws / "audit.jsonl").read_text().splitlines() if '"tools/call"' in x]
+    assert len(calls) == 3, err

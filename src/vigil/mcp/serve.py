@@ -3,6 +3,7 @@ OAuth protected-resource metadata, RFC 9728) and stdio (one local client, one ag
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from collections.abc import AsyncIterator
@@ -144,11 +145,27 @@ async def run_stdio(gateway: Gateway) -> None:
 
 
 def serve_http(app: Any, host: str, port: int) -> None:
-    """Run ``app`` with uvicorn (httptools, uvloop where it exists) until interrupted."""
+    """Run ``app`` with uvicorn (httptools, uvloop where it exists) until interrupted; returns
+    after a graceful shutdown, or raises SystemExit (128 + the signal) after one on SIGTERM.
+
+    uvicorn catches SIGTERM, shuts down, restores the handler it found and raises the signal
+    again: with the default handler the process would die right there, before the caller's
+    ``finally`` flushed the audit log (the last flush interval's events were lost). The handler
+    it finds here raises SystemExit instead, so the caller's cleanup runs."""
     import uvicorn
 
     loop = "uvloop" if sys.platform != "win32" else "asyncio"
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", loop=loop, http="httptools")
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        uvicorn.run(
+            app, host=host, port=port, log_level="warning", lifespan="on", loop=loop, http="httptools"
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run_stdio_blocking(gateway: Gateway) -> None:
