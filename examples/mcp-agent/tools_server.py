@@ -15,6 +15,7 @@ the client and hides any other exception's).
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -94,8 +95,18 @@ def send_report(name: str, to: str, body: str = "") -> str:
     return f"sent {name} to {to}"
 
 
+def _exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["http"]:
-        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=True)
-    else:
-        server.run("stdio")
+    # uvicorn raises SIGTERM again after its graceful shutdown: exit through the `finally` below
+    # instead of dying there, so the guard's last audit events are written
+    signal.signal(signal.SIGTERM, _exit)
+    try:
+        if sys.argv[1:2] == ["http"]:
+            server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=True)
+        else:
+            server.run("stdio")
+    finally:
+        engine.close()
