@@ -189,3 +189,24 @@ def test_errors_are_typed(tmp_path: Path) -> None:
     assert res.exit_code == 2 and json.loads(res.stdout)["error"]["code"] == "invalid_argument"
     res = runner.invoke(app, ["policy", "diff", str(FLEET), str(FLEET), "--replay", str(tmp_path / "x")])
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        pytest.param("resource.sensitivity <= 1", "resource.sensitivity <= 0", id="a Long"),
+        pytest.param('resource.tags.contains("shared")', 'resource.tags.contains("public")', id="a String"),
+    ],
+)
+def test_a_policy_whose_only_change_is_a_value_is_diffed(tmp_path: Path, old: str, new: str) -> None:
+    """Policies of one shape share their compiled code (policy/compiler.py): the diff must still
+    see a policy whose text changed only in a value (the same id, the same shape)."""
+    ws = _copy(tmp_path, "new")
+    path = ws / "policies" / "10-reads.cedar"
+    text = path.read_text()
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, new))
+    _, data = _diff(FLEET, ws)
+    assert data["access"]["gained"] or data["access"]["lost"]
+    changed = data["access"]["gained"] + data["access"]["lost"]
+    assert all(g["via"] == ["permit-shared-reads"] for g in changed)

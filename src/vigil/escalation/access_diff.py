@@ -34,7 +34,6 @@ from vigil.policy.entities import EntityStore
 RANK = {NEVER: 0, DEPENDS: 1, ALWAYS: 2}
 MAX_REQUESTS = 20_000_000
 _READS_ENTITIES = re.compile(r"\bE\b")
-_CONST = re.compile(r"K\d+\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +55,7 @@ def _fingerprint(p: CompiledPolicy) -> Any:
     """Equal for two compiled policies that decide every request alike (None: unknown)."""
     if p.fallback_reason is not None:
         return None
-    consts = getattr(p.match, "__globals__", {})
-    values = tuple(sorted((k, repr(v)) for k, v in consts.items() if _CONST.match(k)))
+    values = tuple((type(v).__name__, repr(v)) for v in p.constants)
     return (p.id, p.forbid, p.source, p.principal, p.actions, p.action_in, p.resource, values)
 
 

@@ -77,6 +77,7 @@ class CompiledPolicy:
     match_r: MatchFn | None = None
     residual_r: MatchFn | None = None
     source: str = ""  # the shape's code: the policy's values are its constants K0, K1...
+    constants: tuple[Any, ...] = ()  # the values of K0, K1... (two policies of one shape differ here)
     # A guard reads entities other than the request's own (through E): its cached results depend
     # on them too, so an entity change forgets every cached result.
     guards_read_entities: bool = False
@@ -698,6 +699,7 @@ def compile_policy(
         match_r=namespace.get("match_r"),
         residual_r=namespace.get("residual_r"),
         source=source,
+        constants=tuple(gen.consts.values()),
         guards_read_entities=any("E)" in body[i] for i in p_steps | r_steps),
         resource_guard_key=_guard_key([body[i] for i in sorted(r_steps)], gen.consts) if r_steps else None,
         annotations=dict(template.annotations),
