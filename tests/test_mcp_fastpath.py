@@ -5,6 +5,7 @@ case it cannot serve exactly falls back to the SDK's path."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -458,53 +459,77 @@ def _json(body: bytes, status: int = 200) -> Reply:
     return Reply(status, {"content-type": "application/json"}, body)
 
 
+_PARSE = {"code": -32700}
+_SERVER_ERROR = {"error": {"code": -32603, "message": "Server returned an error response"}}
+
+
 @pytest.mark.parametrize(
-    ("reply", "raised", "down", "enabled"),
+    ("reply", "expected", "enabled"),
     [
-        (Http1Error("refused", sent=False), NotForwarded, None, False),
-        (Http1Error("reset", sent=True), Lost, True, True),
-        (_json(b"{}", 404), NotForwarded, None, False),
-        (_json(b"{}", 406), NotForwarded, None, False),
-        (_json(b"{}", 500), Lost, True, True),
-        (Reply(200, {"content-type": "text/event-stream"}, b"data: {}\n\n"), Lost, False, False),
-        (_json(b'{"jsonrpc": "2.0", "id": "vigil-999", "result": {"content": []}}'), Lost, True, True),
-        (_json(b'{"jsonrpc": "2.0", "id": "vigil-1", "result": {}}'), Lost, True, True),
+        (Http1Error("refused", sent=False), NotForwarded, True),  # nothing sent: the SDK's path
+        (Http1Error("reset", sent=True), (Lost, True), True),  # the connection broke: down
+        (_json(b"{}", 404), NotForwarded, False),  # the session is gone: the SDK's path
+        (_json(b"{}", 406), _SERVER_ERROR, True),  # (it may have run: never sent again)
+        (_json(b"{}", 500), _SERVER_ERROR, True),
         (
-            _json(b'{"jsonrpc": "2.0", "id": "vigil-1", "error": {"code": "x", "message": "m"}}'),
-            Lost,
-            True,
+            _json(b'{"jsonrpc": "2.0", "id": null, "error": {"code": 7, "message": "m"}}', 400),
+            {"error": {"code": 7, "message": "m"}},
             True,
         ),
-        (
+        (Reply(200, {"content-type": "text/event-stream"}, b"data: {}\n\n"), (Lost, False), False),
+        (Reply(302, {"location": "/elsewhere"}, b""), (Lost, False), False),
+        (Reply(200, {"content-type": "text/html"}, b"x"), {"error": {"code": -32600}}, True),
+        (_json(b'{"jsonrpc": "2.0", "id": "vigil-999", "result": {"content": []}}'), (Lost, False), True),
+        (_json(b'{"jsonrpc": "2.0", "id": "vigil-1", "result": {}}'), {"result": {}}, True),
+        (_json(b'{"jsonrpc": "2.0", "id": "vigil-1", "error": {"code": "x", "message": "m"}}'), _PARSE, True),
+        (  # (the SDK's adapter reads the result and ignores the rest)
             _json(b'{"jsonrpc": "2.0", "id": "vigil-1", "result": {"content": []}, "error": {}}'),
-            Lost,
-            True,
-            True,
-        ),
-        (_json(b"not json"), Lost, True, True),
-        (
-            Reply(200, {"content-type": "application/json", "content-encoding": "gzip"}, b"x"),
-            Lost,
-            True,
+            {"result": {"content": []}},
             True,
         ),
+        (_json(b"not json"), _PARSE, True),
+        (Reply(200, {"content-type": "application/json", "content-encoding": "gzip"}, b"x"), (Lost, False), True),
     ],
 )
-def test_the_link_refuses_what_it_cannot_pass_through(
-    reply: Reply | Exception, raised: type[Exception], down: bool | None, enabled: bool
+def test_the_link_reads_an_answer_as_the_sdks_client_reads_it(
+    reply: Reply | Exception, expected: Any, enabled: bool
 ) -> None:
+    """Only a connection that broke is ``down``; an HTTP error status or a body the SDK's client
+    cannot parse is the JSON-RPC error that client makes of it; only 404 and no connection at all
+    are sent again (through the SDK's client)."""
     link = _link(reply)
-    with pytest.raises(raised) as e:
-        asyncio.run(link.call("add", {"a": 1}))
-    if down is not None:
-        assert isinstance(e.value, Lost) and e.value.down is down
+    if expected is NotForwarded:
+        with pytest.raises(NotForwarded):
+            asyncio.run(link.call("add", {"a": 1}))
+    elif isinstance(expected, tuple):
+        with pytest.raises(Lost) as e:
+            asyncio.run(link.call("add", {"a": 1}))
+        assert e.value.down is expected[1]
+    else:
+        got = asyncio.run(link.call("add", {"a": 1}))
+        if expected is _PARSE:
+            assert got["error"]["code"] == -32700 and got["error"]["message"].startswith("Failed to parse")
+        elif "error" in expected and "message" not in expected["error"]:
+            assert got["error"]["code"] == expected["error"]["code"]
+        else:
+            assert got == expected
     assert link.enabled is enabled
+
+
+def test_a_link_turned_off_for_a_session_is_on_again_for_the_next() -> None:
+    link = _link(_json(b"{}", 404))
+    with pytest.raises(NotForwarded):
+        asyncio.run(link.call("add", {}))
+    assert not link.ready()
+    link.seen.session_id = "def"  # the SDK's client opened a new upstream session
+    assert link.ready()
 
 
 def test_the_link_passes_the_upstreams_answer_through() -> None:
     answer = b'{"jsonrpc": "2.0", "id": "vigil-1", "result": {"content": [], "n": 123456789012345678901234}}'
     link = _link(_json(answer))
     got = asyncio.run(link.call("add", {"big": 2**70, "f": 0.1}))
+    assert set(got) == {"result"}
     assert got["result"]["n"] == 123456789012345678901234  # not rounded through a float
     assert link._ids and b'"big":1180591620717411303424' in link.pool.sent[0]  # type: ignore[attr-defined]
     assert b'"f":0.1' in link.pool.sent[0]  # type: ignore[attr-defined]
@@ -640,3 +665,102 @@ def test_malformed_json_rpc_on_the_fast_path_is_answered_never_crashes(
     assert ok.json()["result"]["structuredContent"] == {"result": 2}
     assert gw.fast_calls > 1  # some of the generated calls were well formed and went the fast way
     assert all(r.principal == ("Agent", "admin") for r in sink.records)
+
+
+# -- a hostile upstream: per-response problems fail that call as the SDK's path fails it ----------
+class HostileProcess(UpstreamProcess):
+    """tests/mcp_hostile.py in a subprocess (its tools answer what a test tells them to)."""
+
+    def __init__(self, log: Path | None = None) -> None:
+        import subprocess
+        import sys
+
+        from tests.mcp_support import free_port, wait_port
+
+        self.port = free_port()
+        env = dict(os.environ)
+        if log is not None:
+            env["MCP_UPSTREAM_LOG"] = str(log)
+        here = Path(__file__).parent
+        self.proc = subprocess.Popen(
+            [sys.executable, str(here / "mcp_hostile.py"), str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        wait_port(self.port)
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileProcess]:
+    up = HostileProcess(log=tmp_path_factory.mktemp("hostile") / "calls.log")
+    yield up
+    up.stop()
+
+
+def _raw(status: int, body: str, content_type: str = "application/json", *, ran: bool = False) -> dict[str, Any]:
+    return {"status": status, "content_type": content_type, "body": body}
+
+
+_RPC_ERROR = '{"jsonrpc": "2.0", "id": {id}, "error": {"code": -32001, "message": "insufficient scope"}}'
+_OK = '{"jsonrpc": "2.0", "id": {id}, "result": %s}'
+HOSTILE: dict[str, tuple[str, dict[str, Any]]] = {
+    "403 with a JSON-RPC error": ("raw", _raw(403, _RPC_ERROR)),
+    "429 with a JSON-RPC error": ("raw", _raw(429, _RPC_ERROR)),
+    "500 with a JSON-RPC error": ("raw", _raw(500, _RPC_ERROR)),
+    "403 with a JSON-RPC error of id null": ("raw", _raw(403, _RPC_ERROR.replace("{id}", "null"))),
+    "400 with a JSON-RPC error after it ran": ("ran_then", _raw(400, _RPC_ERROR)),
+    "406 with a JSON-RPC error after it ran": ("ran_then", _raw(406, _RPC_ERROR)),
+    "413 with a JSON-RPC error after it ran": ("ran_then", _raw(413, _RPC_ERROR)),
+    "421 with plain text after it ran": ("ran_then", _raw(421, "nope", "text/plain")),
+    "502 with HTML": ("raw", _raw(502, "<html>bad gateway</html>", "text/html")),
+    "403 with JSON that is not JSON-RPC": ("raw", _raw(403, '{"detail": "no"}')),
+    "200 with text": ("raw", _raw(200, "hello", "text/plain")),
+    "200 with no content type": ("raw", _raw(200, _OK % '{"content": []}', "")),
+    "202 to a request": ("raw", _raw(202, "")),
+    "a bogus content type of item": ("raw", _raw(200, _OK % '{"content": [{"type": "bogus"}]}')),
+    "isError not a boolean": ("raw", _raw(200, _OK % '{"content": [], "isError": "yes"}')),
+    "NaN in structuredContent": (
+        "raw",
+        _raw(200, _OK % '{"content": [], "structuredContent": {"x": NaN, "y": -Infinity}}'),
+    ),
+    "a null in a content item": (
+        "raw",
+        _raw(200, _OK % '{"content": [{"type": "text", "text": "a", "annotations": null}]}'),
+    ),
+    "an image item": (
+        "raw",
+        _raw(200, _OK % '{"content": [{"type": "image", "data": "AAAA", "mimeType": "image/png"}]}'),
+    ),
+    "an extra member of the result": ("raw", _raw(200, _OK % '{"content": [], "extra": {"a": [1, 2.5]}}')),
+    "a big integer": ("raw", _raw(200, _OK % '{"content": [], "structuredContent": {"n": 123456789012345678901234}}')),
+    "a plain result": ("raw", _raw(200, _OK % '{"content": [{"type": "text", "text": "t"}], "isError": true}')),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_upstreams_answer_is_the_sdk_paths_answer(
+    case: str, tmp_path: Path, hostile: HostileProcess
+) -> None:
+    """Each answer an upstream may give to one call: the fast path answers the agent what the SDK's
+    path answers, and keeps the upstream up exactly when the SDK's path keeps it up."""
+    tool, arguments = HOSTILE[case]
+    spec = [UpstreamSpec("files", url=hostile.url)]
+    got = []
+    for fast in (True, False):
+        server, gw, _ = _served(tmp_path / f"ws{fast}", spec, fast=fast)
+        try:
+            sid = _session(server.url, "tok-admin")
+            r = _post(server.url, "tok-admin", sid, _call(7, f"files.{tool}", arguments))
+            assert r.status_code == 200, r.text
+            up = gw._upstreams["files"]
+            got.append((_normal(r.json()), up.client is not None))
+            assert gw.fast_calls == (1 if fast else 0)
+            if up.client is not None:  # the next call is served as ever
+                ok = _post(server.url, "tok-admin", sid, _call(8, "files.echo", {"value": 1}))
+                assert ok.json()["result"]["content"] == [{"type": "text", "text": "1"}], ok.text
+        finally:
+            server.stop()
+            gw.engine.close()
+    assert got[0] == got[1], case
