@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic_core
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -488,7 +489,11 @@ _SERVER_ERROR = {"error": {"code": -32603, "message": "Server returned an error 
             True,
         ),
         (_json(b"not json"), _PARSE, True),
-        (Reply(200, {"content-type": "application/json", "content-encoding": "gzip"}, b"x"), (Lost, False), True),
+        (
+            Reply(200, {"content-type": "application/json", "content-encoding": "gzip"}, b"x"),
+            (Lost, False),
+            True,
+        ),
     ],
 )
 def test_the_link_reads_an_answer_as_the_sdks_client_reads_it(
@@ -699,7 +704,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileProcess
     up.stop()
 
 
-def _raw(status: int, body: str, content_type: str = "application/json", *, ran: bool = False) -> dict[str, Any]:
+def _raw(
+    status: int, body: str, content_type: str = "application/json", *, ran: bool = False
+) -> dict[str, Any]:
     return {"status": status, "content_type": content_type, "body": body}
 
 
@@ -734,8 +741,14 @@ HOSTILE: dict[str, tuple[str, dict[str, Any]]] = {
         _raw(200, _OK % '{"content": [{"type": "image", "data": "AAAA", "mimeType": "image/png"}]}'),
     ),
     "an extra member of the result": ("raw", _raw(200, _OK % '{"content": [], "extra": {"a": [1, 2.5]}}')),
-    "a big integer": ("raw", _raw(200, _OK % '{"content": [], "structuredContent": {"n": 123456789012345678901234}}')),
-    "a plain result": ("raw", _raw(200, _OK % '{"content": [{"type": "text", "text": "t"}], "isError": true}')),
+    "a big integer": (
+        "raw",
+        _raw(200, _OK % '{"content": [], "structuredContent": {"n": 123456789012345678901234}}'),
+    ),
+    "a plain result": (
+        "raw",
+        _raw(200, _OK % '{"content": [{"type": "text", "text": "t"}], "isError": true}'),
+    ),
 }
 
 
@@ -764,3 +777,134 @@ def test_a_hostile_upstreams_answer_is_the_sdk_paths_answer(
             server.stop()
             gw.engine.close()
     assert got[0] == got[1], case
+
+
+def test_a_call_that_may_have_run_is_never_sent_twice(tmp_path: Path) -> None:
+    """An error status after the tool ran (400, 406, 413, 415, 421...) is the upstream's answer,
+    not a reason to send the call again: the tool ran once, and the link stays on."""
+    log = tmp_path / "calls.log"
+    up = HostileProcess(log=log)
+    server, gw, _ = _served(tmp_path / "ws", [UpstreamSpec("files", url=up.url)])
+    try:
+        sid = _session(server.url, "tok-admin")
+        for i, status in enumerate((400, 405, 406, 413, 415, 421)):
+            r = _post(server.url, "tok-admin", sid, _call(i, "files.ran_then", _raw(status, _RPC_ERROR)))
+            assert r.json()["error"] == {"code": -32001, "message": "insufficient scope"}
+        assert log.read_text().splitlines() == ["ran_then"] * 6
+        link = gw._upstreams["files"].link
+        assert link is not None and link.ready() and gw.fast_calls == 6
+    finally:
+        server.stop()
+        gw.engine.close()
+        up.stop()
+
+
+def test_a_response_larger_than_64_mib_is_passed_as_the_sdk_passes_it(
+    tmp_path: Path, hostile: HostileProcess
+) -> None:
+    server, gw, _ = _served(tmp_path / "ws", [UpstreamSpec("files", url=hostile.url)])
+    try:
+        sid = _session(server.url, "tok-admin")
+        n = 65 * 1024 * 1024
+        r = _post(server.url, "tok-admin", sid, _call(1, "files.big", {"n": n}))
+        assert len(r.json()["result"]["content"][0]["text"]) == n
+        assert gw._upstreams["files"].client is not None and gw.fast_calls == 1
+    finally:
+        server.stop()
+        gw.engine.close()
+
+
+@pytest.mark.parametrize("kind", ["application/jsonx", "application/json-seq"])
+def test_a_content_type_the_sdks_transport_refuses_is_its_answer(
+    kind: str, fast: tuple[GatewayServer, Gateway, MemorySink]
+) -> None:
+    server, gw, sink = fast
+    sid = _session(server.url, "tok-admin")
+    body = pydantic_core.to_json(_call(1, "files.add", {"a": 1, "b": 1}))
+    r = _post(server.url, "tok-admin", sid, body, Content_Type=kind)
+    assert r.status_code == 415 and gw.fast_calls == 0 and not sink.records
+
+
+def test_the_client_of_a_session_is_the_one_the_sdks_server_knows(
+    fast: tuple[GatewayServer, Gateway, MemorySink],
+) -> None:
+    """A session re-initialized with another client, or opened by an initialize the SDK answered
+    with an error, is audited with the client the SDK's server holds (the SDK's path serves it)."""
+    server, gw, sink = fast
+    init = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "second", "version": "2"},
+        },
+    }
+    sid = _session(server.url, "tok-admin", name="first", version="1")
+    _post(server.url, "tok-admin", sid, init)
+    _post(server.url, "tok-admin", sid, _call(6, "files.add", {"a": 1, "b": 2}))
+    sdk_saw = {k: v for k, v in sink.records[-1].context["mcp"].items() if k != "session"}
+    assert gw.fast_calls == 0
+    # an initialize the SDK refuses opens no session served here
+    bad = init | {"params": init["params"] | {"capabilities": 5}}  # type: ignore[operator]
+    headers = BASE | {"Authorization": "Bearer tok-admin"}
+    r = httpx.post(server.url, json=bad, headers=headers)
+    if "mcp-session-id" in r.headers:
+        _post(server.url, "tok-admin", r.headers["mcp-session-id"], _call(7, "files.add", {"a": 1, "b": 2}))
+    assert gw.fast_calls == 0, sdk_saw
+
+
+def test_link_for_an_url_it_cannot_write_is_none() -> None:
+    from vigil.mcp.passthrough import link_for
+
+    seen = Seen("abc", json=True)
+    assert link_for("http://127.0.0.1:9/mcp", seen, "2025-06-18") is not None
+    for url in ("http://127.0.0.1:9/m\u00e9cp", "http://" + "a" * 64 + ".example/mcp"):
+        assert link_for(url, seen, "2025-06-18") is None, url
+
+
+def test_the_http_client_reuses_a_connection_only_when_nothing_else_came(
+    tmp_path: Path,
+) -> None:
+    """An interim 100 Continue is skipped; bytes after a response, or arriving later, mean the
+    connection is not reused; a protocol switch and endless headers are errors of that exchange."""
+    answers = [
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokgarbage",
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * (200 * 1024) + b"\r\n\r\n",
+    ]
+
+    async def go() -> None:
+        accepted = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+                    i = int(await reader.readexactly(length))
+                    writer.write(answers[i])
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        pool = Pool(Origin("127.0.0.1", srv.sockets[0].getsockname()[1], "/mcp"))
+        first = await pool.post([], b"0")
+        assert (first.status, first.body) == (200, b"ok") and len(pool._idle) == 1  # (read whole)
+        for i in (1, 2):
+            got = await pool.post([], b"%d" % i)
+            assert (got.status, got.body) == (200, b"ok") and not pool._idle
+        for i in (3, 4):
+            with pytest.raises(Http1Error) as e:
+                await pool.post([], b"%d" % i)
+            assert e.value.sent
+        assert accepted == 4
+        srv.close()
+
+    asyncio.run(go())

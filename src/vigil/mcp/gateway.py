@@ -14,15 +14,15 @@ from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
-from mcp_types import INTERNAL_ERROR
-from mcp_types import methods as _methods
-from pydantic import ValidationError
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR
+from mcp_types import methods as _methods
+from pydantic import ValidationError
 
 from vigil.engine import Engine
 from vigil.errors import VigilError

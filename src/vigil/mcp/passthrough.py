@@ -12,6 +12,7 @@ the SDK's client, the ``initialize`` answer being the probe). Everything else is
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -137,7 +138,9 @@ class Link:
             self.off_for = sid
             raise NotForwarded("HTTP 404")
         if status == 202:
-            return {"error": {"code": INVALID_REQUEST, "message": "server answered a request with 202 Accepted"}}
+            return {
+                "error": {"code": INVALID_REQUEST, "message": "server answered a request with 202 Accepted"}
+            }
         if 300 <= status < 400 and "location" in reply.headers:  # the SDK's client may follow it
             self.off_for = sid
             raise Lost(f"HTTP {status} (a redirect)", down=False)
@@ -180,10 +183,8 @@ def client_result(result: Any, version: str) -> types.CallToolResult:
         raise TypeError("the result is not an object")
     raw: dict[str, Any] = result
     _clamp_inbound_ttl(raw)
-    try:
+    with contextlib.suppress(KeyError):
         _methods.validate_server_result("tools/call", version, raw)
-    except KeyError:
-        pass
     if not (foreign := _later_revision_fields("tools/call", version)).isdisjoint(raw):
         raw = {key: value for key, value in raw.items() if key not in foreign}
     return types.CallToolResult.model_validate(raw, by_name=False)
