@@ -704,9 +704,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileProcess
     up.stop()
 
 
-def _raw(
-    status: int, body: str, content_type: str = "application/json", *, ran: bool = False
-) -> dict[str, Any]:
+def _raw(status: int, body: str, content_type: str = "application/json") -> dict[str, Any]:
     return {"status": status, "content_type": content_type, "body": body}
 
 

@@ -14,8 +14,10 @@ back with the agent's id. Anything else, malformed input included, goes to the S
 body replayed, untouched: the SDK answers it as it always did.
 
 The session's client name and version (``context.mcp``, ``user_agent``) are read from the
-``initialize`` request that opened it (the SDK's server keeps them where a request handler sees
-them, not by session id); a session opened otherwise is never served here. A request served here
+``initialize`` request that opened it and its negotiated protocol version from the SDK's answer
+(the SDK's server keeps them where a request handler sees them, not by session id); a session
+opened otherwise, whose ``initialize`` was not answered with a ``result``, or that sees another
+``initialize``, is never served here. A request served here
 holds the session's idle countdown as the SDK's transport does for its own requests.
 """
 
