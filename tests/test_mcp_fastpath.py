@@ -5,12 +5,14 @@ case it cannot serve exactly falls back to the SDK's path."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic_core
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -458,53 +460,81 @@ def _json(body: bytes, status: int = 200) -> Reply:
     return Reply(status, {"content-type": "application/json"}, body)
 
 
+_PARSE = {"code": -32700}
+_SERVER_ERROR = {"error": {"code": -32603, "message": "Server returned an error response"}}
+
+
 @pytest.mark.parametrize(
-    ("reply", "raised", "down", "enabled"),
+    ("reply", "expected", "enabled"),
     [
-        (Http1Error("refused", sent=False), NotForwarded, None, False),
-        (Http1Error("reset", sent=True), Lost, True, True),
-        (_json(b"{}", 404), NotForwarded, None, False),
-        (_json(b"{}", 406), NotForwarded, None, False),
-        (_json(b"{}", 500), Lost, True, True),
-        (Reply(200, {"content-type": "text/event-stream"}, b"data: {}\n\n"), Lost, False, False),
-        (_json(b'{"jsonrpc": "2.0", "id": "vigil-999", "result": {"content": []}}'), Lost, True, True),
-        (_json(b'{"jsonrpc": "2.0", "id": "vigil-1", "result": {}}'), Lost, True, True),
+        (Http1Error("refused", sent=False), NotForwarded, True),  # nothing sent: the SDK's path
+        (Http1Error("reset", sent=True), (Lost, True), True),  # the connection broke: down
+        (_json(b"{}", 404), NotForwarded, False),  # the session is gone: the SDK's path
+        (_json(b"{}", 406), _SERVER_ERROR, True),  # (it may have run: never sent again)
+        (_json(b"{}", 500), _SERVER_ERROR, True),
         (
-            _json(b'{"jsonrpc": "2.0", "id": "vigil-1", "error": {"code": "x", "message": "m"}}'),
-            Lost,
-            True,
+            _json(b'{"jsonrpc": "2.0", "id": null, "error": {"code": 7, "message": "m"}}', 400),
+            {"error": {"code": 7, "message": "m"}},
             True,
         ),
-        (
+        (Reply(200, {"content-type": "text/event-stream"}, b"data: {}\n\n"), (Lost, False), False),
+        (Reply(302, {"location": "/elsewhere"}, b""), (Lost, False), False),
+        (Reply(200, {"content-type": "text/html"}, b"x"), {"error": {"code": -32600}}, True),
+        (_json(b'{"jsonrpc": "2.0", "id": "vigil-999", "result": {"content": []}}'), (Lost, False), True),
+        (_json(b'{"jsonrpc": "2.0", "id": "vigil-1", "result": {}}'), {"result": {}}, True),
+        (_json(b'{"jsonrpc": "2.0", "id": "vigil-1", "error": {"code": "x", "message": "m"}}'), _PARSE, True),
+        (  # (the SDK's adapter reads the result and ignores the rest)
             _json(b'{"jsonrpc": "2.0", "id": "vigil-1", "result": {"content": []}, "error": {}}'),
-            Lost,
-            True,
+            {"result": {"content": []}},
             True,
         ),
-        (_json(b"not json"), Lost, True, True),
+        (_json(b"not json"), _PARSE, True),
         (
             Reply(200, {"content-type": "application/json", "content-encoding": "gzip"}, b"x"),
-            Lost,
-            True,
+            (Lost, False),
             True,
         ),
     ],
 )
-def test_the_link_refuses_what_it_cannot_pass_through(
-    reply: Reply | Exception, raised: type[Exception], down: bool | None, enabled: bool
+def test_the_link_reads_an_answer_as_the_sdks_client_reads_it(
+    reply: Reply | Exception, expected: Any, enabled: bool
 ) -> None:
+    """Only a connection that broke is ``down``; an HTTP error status or a body the SDK's client
+    cannot parse is the JSON-RPC error that client makes of it; only 404 and no connection at all
+    are sent again (through the SDK's client)."""
     link = _link(reply)
-    with pytest.raises(raised) as e:
-        asyncio.run(link.call("add", {"a": 1}))
-    if down is not None:
-        assert isinstance(e.value, Lost) and e.value.down is down
+    if expected is NotForwarded:
+        with pytest.raises(NotForwarded):
+            asyncio.run(link.call("add", {"a": 1}))
+    elif isinstance(expected, tuple):
+        with pytest.raises(Lost) as e:
+            asyncio.run(link.call("add", {"a": 1}))
+        assert e.value.down is expected[1]
+    else:
+        got = asyncio.run(link.call("add", {"a": 1}))
+        if expected is _PARSE:
+            assert got["error"]["code"] == -32700 and got["error"]["message"].startswith("Failed to parse")
+        elif "error" in expected and "message" not in expected["error"]:
+            assert got["error"]["code"] == expected["error"]["code"]
+        else:
+            assert got == expected
     assert link.enabled is enabled
+
+
+def test_a_link_turned_off_for_a_session_is_on_again_for_the_next() -> None:
+    link = _link(_json(b"{}", 404))
+    with pytest.raises(NotForwarded):
+        asyncio.run(link.call("add", {}))
+    assert not link.ready()
+    link.seen.session_id = "def"  # the SDK's client opened a new upstream session
+    assert link.ready()
 
 
 def test_the_link_passes_the_upstreams_answer_through() -> None:
     answer = b'{"jsonrpc": "2.0", "id": "vigil-1", "result": {"content": [], "n": 123456789012345678901234}}'
     link = _link(_json(answer))
     got = asyncio.run(link.call("add", {"big": 2**70, "f": 0.1}))
+    assert set(got) == {"result"}
     assert got["result"]["n"] == 123456789012345678901234  # not rounded through a float
     assert link._ids and b'"big":1180591620717411303424' in link.pool.sent[0]  # type: ignore[attr-defined]
     assert b'"f":0.1' in link.pool.sent[0]  # type: ignore[attr-defined]
@@ -640,3 +670,239 @@ def test_malformed_json_rpc_on_the_fast_path_is_answered_never_crashes(
     assert ok.json()["result"]["structuredContent"] == {"result": 2}
     assert gw.fast_calls > 1  # some of the generated calls were well formed and went the fast way
     assert all(r.principal == ("Agent", "admin") for r in sink.records)
+
+
+# -- a hostile upstream: per-response problems fail that call as the SDK's path fails it ----------
+class HostileProcess(UpstreamProcess):
+    """tests/mcp_hostile.py in a subprocess (its tools answer what a test tells them to)."""
+
+    def __init__(self, log: Path | None = None) -> None:
+        import subprocess
+        import sys
+
+        from tests.mcp_support import free_port, wait_port
+
+        self.port = free_port()
+        env = dict(os.environ)
+        if log is not None:
+            env["MCP_UPSTREAM_LOG"] = str(log)
+        here = Path(__file__).parent
+        self.proc = subprocess.Popen(
+            [sys.executable, str(here / "mcp_hostile.py"), str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        wait_port(self.port)
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileProcess]:
+    up = HostileProcess(log=tmp_path_factory.mktemp("hostile") / "calls.log")
+    yield up
+    up.stop()
+
+
+def _raw(status: int, body: str, content_type: str = "application/json") -> dict[str, Any]:
+    return {"status": status, "content_type": content_type, "body": body}
+
+
+_RPC_ERROR = '{"jsonrpc": "2.0", "id": {id}, "error": {"code": -32001, "message": "insufficient scope"}}'
+_OK = '{"jsonrpc": "2.0", "id": {id}, "result": %s}'
+HOSTILE: dict[str, tuple[str, dict[str, Any]]] = {
+    "403 with a JSON-RPC error": ("raw", _raw(403, _RPC_ERROR)),
+    "429 with a JSON-RPC error": ("raw", _raw(429, _RPC_ERROR)),
+    "500 with a JSON-RPC error": ("raw", _raw(500, _RPC_ERROR)),
+    "403 with a JSON-RPC error of id null": ("raw", _raw(403, _RPC_ERROR.replace("{id}", "null"))),
+    "400 with a JSON-RPC error after it ran": ("ran_then", _raw(400, _RPC_ERROR)),
+    "406 with a JSON-RPC error after it ran": ("ran_then", _raw(406, _RPC_ERROR)),
+    "413 with a JSON-RPC error after it ran": ("ran_then", _raw(413, _RPC_ERROR)),
+    "421 with plain text after it ran": ("ran_then", _raw(421, "nope", "text/plain")),
+    "502 with HTML": ("raw", _raw(502, "<html>bad gateway</html>", "text/html")),
+    "403 with JSON that is not JSON-RPC": ("raw", _raw(403, '{"detail": "no"}')),
+    "200 with text": ("raw", _raw(200, "hello", "text/plain")),
+    "200 with no content type": ("raw", _raw(200, _OK % '{"content": []}', "")),
+    "202 to a request": ("raw", _raw(202, "")),
+    "a bogus content type of item": ("raw", _raw(200, _OK % '{"content": [{"type": "bogus"}]}')),
+    "isError not a boolean": ("raw", _raw(200, _OK % '{"content": [], "isError": "yes"}')),
+    "NaN in structuredContent": (
+        "raw",
+        _raw(200, _OK % '{"content": [], "structuredContent": {"x": NaN, "y": -Infinity}}'),
+    ),
+    "a null in a content item": (
+        "raw",
+        _raw(200, _OK % '{"content": [{"type": "text", "text": "a", "annotations": null}]}'),
+    ),
+    "an image item": (
+        "raw",
+        _raw(200, _OK % '{"content": [{"type": "image", "data": "AAAA", "mimeType": "image/png"}]}'),
+    ),
+    "an extra member of the result": ("raw", _raw(200, _OK % '{"content": [], "extra": {"a": [1, 2.5]}}')),
+    "a big integer": (
+        "raw",
+        _raw(200, _OK % '{"content": [], "structuredContent": {"n": 123456789012345678901234}}'),
+    ),
+    "a plain result": (
+        "raw",
+        _raw(200, _OK % '{"content": [{"type": "text", "text": "t"}], "isError": true}'),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_upstreams_answer_is_the_sdk_paths_answer(
+    case: str, tmp_path: Path, hostile: HostileProcess
+) -> None:
+    """Each answer an upstream may give to one call: the fast path answers the agent what the SDK's
+    path answers, and keeps the upstream up exactly when the SDK's path keeps it up."""
+    tool, arguments = HOSTILE[case]
+    spec = [UpstreamSpec("files", url=hostile.url)]
+    got = []
+    for fast in (True, False):
+        server, gw, _ = _served(tmp_path / f"ws{fast}", spec, fast=fast)
+        try:
+            sid = _session(server.url, "tok-admin")
+            r = _post(server.url, "tok-admin", sid, _call(7, f"files.{tool}", arguments))
+            assert r.status_code == 200, r.text
+            up = gw._upstreams["files"]
+            got.append((_normal(r.json()), up.client is not None))
+            assert gw.fast_calls == (1 if fast else 0)
+            if up.client is not None:  # the next call is served as ever
+                ok = _post(server.url, "tok-admin", sid, _call(8, "files.echo", {"value": 1}))
+                assert ok.json()["result"]["content"] == [{"type": "text", "text": "1"}], ok.text
+        finally:
+            server.stop()
+            gw.engine.close()
+    assert got[0] == got[1], case
+
+
+def test_a_call_that_may_have_run_is_never_sent_twice(tmp_path: Path) -> None:
+    """An error status after the tool ran (400, 406, 413, 415, 421...) is the upstream's answer,
+    not a reason to send the call again: the tool ran once, and the link stays on."""
+    log = tmp_path / "calls.log"
+    up = HostileProcess(log=log)
+    server, gw, _ = _served(tmp_path / "ws", [UpstreamSpec("files", url=up.url)])
+    try:
+        sid = _session(server.url, "tok-admin")
+        for i, status in enumerate((400, 405, 406, 413, 415, 421)):
+            r = _post(server.url, "tok-admin", sid, _call(i, "files.ran_then", _raw(status, _RPC_ERROR)))
+            assert r.json()["error"] == {"code": -32001, "message": "insufficient scope"}
+        assert log.read_text().splitlines() == ["ran_then"] * 6
+        link = gw._upstreams["files"].link
+        assert link is not None and link.ready() and gw.fast_calls == 6
+    finally:
+        server.stop()
+        gw.engine.close()
+        up.stop()
+
+
+def test_a_response_larger_than_64_mib_is_passed_as_the_sdk_passes_it(
+    tmp_path: Path, hostile: HostileProcess
+) -> None:
+    server, gw, _ = _served(tmp_path / "ws", [UpstreamSpec("files", url=hostile.url)])
+    try:
+        sid = _session(server.url, "tok-admin")
+        n = 65 * 1024 * 1024
+        r = _post(server.url, "tok-admin", sid, _call(1, "files.big", {"n": n}))
+        assert len(r.json()["result"]["content"][0]["text"]) == n
+        assert gw._upstreams["files"].client is not None and gw.fast_calls == 1
+    finally:
+        server.stop()
+        gw.engine.close()
+
+
+@pytest.mark.parametrize("kind", ["application/jsonx", "application/json-seq"])
+def test_a_content_type_the_sdks_transport_refuses_is_its_answer(
+    kind: str, fast: tuple[GatewayServer, Gateway, MemorySink]
+) -> None:
+    server, gw, sink = fast
+    sid = _session(server.url, "tok-admin")
+    body = pydantic_core.to_json(_call(1, "files.add", {"a": 1, "b": 1}))
+    r = _post(server.url, "tok-admin", sid, body, Content_Type=kind)
+    assert r.status_code == 415 and gw.fast_calls == 0 and not sink.records
+
+
+def test_the_client_of_a_session_is_the_one_the_sdks_server_knows(
+    fast: tuple[GatewayServer, Gateway, MemorySink],
+) -> None:
+    """A session re-initialized with another client, or opened by an initialize the SDK answered
+    with an error, is audited with the client the SDK's server holds (the SDK's path serves it)."""
+    server, gw, sink = fast
+    init = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "second", "version": "2"},
+        },
+    }
+    sid = _session(server.url, "tok-admin", name="first", version="1")
+    _post(server.url, "tok-admin", sid, init)
+    _post(server.url, "tok-admin", sid, _call(6, "files.add", {"a": 1, "b": 2}))
+    sdk_saw = {k: v for k, v in sink.records[-1].context["mcp"].items() if k != "session"}
+    assert gw.fast_calls == 0
+    # an initialize the SDK refuses opens no session served here
+    bad = init | {"params": init["params"] | {"capabilities": 5}}  # type: ignore[operator]
+    headers = BASE | {"Authorization": "Bearer tok-admin"}
+    r = httpx.post(server.url, json=bad, headers=headers)
+    if "mcp-session-id" in r.headers:
+        _post(server.url, "tok-admin", r.headers["mcp-session-id"], _call(7, "files.add", {"a": 1, "b": 2}))
+    assert gw.fast_calls == 0, sdk_saw
+
+
+def test_link_for_an_url_it_cannot_write_is_none() -> None:
+    from vigil.mcp.passthrough import link_for
+
+    seen = Seen("abc", json=True)
+    assert link_for("http://127.0.0.1:9/mcp", seen, "2025-06-18") is not None
+    for url in ("http://127.0.0.1:9/m\u00e9cp", "http://" + "a" * 64 + ".example/mcp"):
+        assert link_for(url, seen, "2025-06-18") is None, url
+
+
+def test_the_http_client_reuses_a_connection_only_when_nothing_else_came(
+    tmp_path: Path,
+) -> None:
+    """An interim 100 Continue is skipped; bytes after a response, or arriving later, mean the
+    connection is not reused; a protocol switch and endless headers are errors of that exchange."""
+    answers = [
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokgarbage",
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * (200 * 1024) + b"\r\n\r\n",
+    ]
+
+    async def go() -> None:
+        accepted = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+                    i = int(await reader.readexactly(length))
+                    writer.write(answers[i])
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        pool = Pool(Origin("127.0.0.1", srv.sockets[0].getsockname()[1], "/mcp"))
+        first = await pool.post([], b"0")
+        assert (first.status, first.body) == (200, b"ok") and len(pool._idle) == 1  # (read whole)
+        for i in (1, 2):
+            got = await pool.post([], b"%d" % i)
+            assert (got.status, got.body) == (200, b"ok") and not pool._idle
+        for i in (3, 4):
+            with pytest.raises(Http1Error) as e:
+                await pool.post([], b"%d" % i)
+            assert e.value.sent
+        assert accepted == 4
+        srv.close()
+
+    asyncio.run(go())

@@ -14,8 +14,10 @@ back with the agent's id. Anything else, malformed input included, goes to the S
 body replayed, untouched: the SDK answers it as it always did.
 
 The session's client name and version (``context.mcp``, ``user_agent``) are read from the
-``initialize`` request that opened it (the SDK's server keeps them where a request handler sees
-them, not by session id); a session opened otherwise is never served here. A request served here
+``initialize`` request that opened it and its negotiated protocol version from the SDK's answer
+(the SDK's server keeps them where a request handler sees them, not by session id); a session
+opened otherwise, whose ``initialize`` was not answered with a ``result``, or that sees another
+``initialize``, is never served here. A request served here
 holds the session's idle countdown as the SDK's transport does for its own requests.
 """
 
@@ -65,7 +67,8 @@ class FastCalls:
         self.gateway = gateway
         self.max_body = manager.max_request_body_size
         self.security = TransportSecurityMiddleware(manager.security_settings)
-        self.sessions: dict[str, tuple[str, str]] = {}  # session id -> (client name, version)
+        # session id -> (client name, client version, negotiated protocol version)
+        self.sessions: dict[str, tuple[str, str, str]] = {}
         self.enabled = (
             enabled
             and manager.json_response
@@ -94,17 +97,22 @@ class FastCalls:
             return
         client = self.sessions.get(sid)
         transport = self._transport(scope, sid) if client is not None else None
-        if (
-            client is None
-            or transport is None
-            or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS)
-        ):
+        if client is None or transport is None:
             await self.app(scope, receive, send)
             return
+        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            body, replay = await _read_body(receive, self.max_body)
+            if body is not None and _initializes(body):
+                self.sessions.pop(sid, None)  # (see below)
+            await self.app(scope, replay, send)
+            return
         request = Request(scope)
+        content_type_ok = getattr(transport, "_check_content_type", None)
         if (
             await self.security.validate_request(request, is_post=True) is not None
             or not (check_accept_headers(request)[0])
+            or not callable(content_type_ok)
+            or not content_type_ok(request)
         ):
             await self.app(scope, receive, send)
             return
@@ -112,6 +120,10 @@ class FastCalls:
         call = _tools_call(body) if body is not None else None
         agent = agent_of(getattr(scope.get("user"), "access_token", None))
         if call is None or agent is None:
+            if body is not None and _initializes(body):
+                # a new initialize on the session may change what the SDK's server knows of
+                # its client: such a session is not served here again
+                self.sessions.pop(sid, None)
             await self.app(scope, replay, send)
             return
         rid, published, arguments = call
@@ -121,7 +133,7 @@ class FastCalls:
         )
         try:
             with _InFlight(transport):
-                out = await self.gateway.fast_tool_call(caller, published, arguments)
+                out = await self.gateway.fast_tool_call(caller, published, arguments, client[2])
         except Exception:  # a fault of ours: the SDK's answer to a handler that raised
             _log.exception("tools/call on the fast path failed")
             out = {"error": {"code": INTERNAL_ERROR, "message": "Internal server error"}}
@@ -167,27 +179,34 @@ class FastCalls:
 
     async def _opening(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A POST without a session id (an ``initialize``, else the SDK refuses it): served by the
-        SDK; when it opens a session, the client's name and version are kept for that session."""
+        SDK; when it opens a session with a ``result`` (a JSON answer of status 200 holding the
+        negotiated protocol version), the client's name and version and that protocol version are
+        kept for that session."""
         body, replay = await _read_body(receive, self.max_body)
         info = _client_info(body) if body is not None else None
         if info is None:
             await self.app(scope, replay, send)
             return
         opened: list[str] = []
+        answer: list[bytes] = []
 
         async def watch(message: Message) -> None:
-            if message.get("type") == "http.response.start" and message.get("status") == 200:
+            kind = message.get("type")
+            if kind == "http.response.start" and message.get("status") == 200:
                 opened.extend(
                     v.decode("latin-1")
                     for k, v in message.get("headers", ())
                     if k.lower() == b"mcp-session-id"
                 )
+            elif kind == "http.response.body" and opened:
+                answer.append(message.get("body", b""))
             await send(message)
 
         await self.app(scope, replay, watch)
         live = self.manager._server_instances
-        if len(opened) == 1 and opened[0] in live:
-            self.sessions[opened[0]] = info
+        version = _negotiated(b"".join(answer)) if len(opened) == 1 else None
+        if version is not None and opened[0] in live:
+            self.sessions[opened[0]] = (*info, version)
             if len(self.sessions) > 2 * len(live) + 64:  # forget the sessions the SDK ended
                 self.sessions = {k: v for k, v in self.sessions.items() if k in live}
 
@@ -273,6 +292,29 @@ def _tools_call(body: bytes) -> tuple[int | str, str, dict[str, Any] | None] | N
         return None
     assert isinstance(rid, int | str)
     return rid, name, arguments
+
+
+def _initializes(body: bytes) -> bool:
+    """Whether ``body`` holds an ``initialize`` request (alone or in a batch); False for
+    anything else, JSON or not."""
+    try:
+        message = pydantic_core.from_json(body)
+    except ValueError:
+        return False
+    messages = message if type(message) is list else [message]
+    return any(type(m) is dict and m.get("method") == "initialize" for m in messages)
+
+
+def _negotiated(body: bytes) -> str | None:
+    """The protocol version of a JSON answer to ``initialize`` holding a ``result``; None for
+    anything else (an error, an SSE stream, not JSON, a version beyond the handshake era)."""
+    try:
+        message = pydantic_core.from_json(body)
+    except ValueError:
+        return None
+    result = message.get("result") if type(message) is dict else None
+    version = result.get("protocolVersion") if type(result) is dict else None
+    return version if type(version) is str and version in HANDSHAKE_PROTOCOL_VERSIONS else None
 
 
 def _client_info(body: bytes) -> tuple[str, str] | None:

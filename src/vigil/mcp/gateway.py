@@ -20,11 +20,14 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR
+from mcp_types import methods as _methods
+from pydantic import ValidationError
 
 from vigil.engine import Engine
 from vigil.errors import VigilError
 from vigil.mcp.identity import Agent, Authenticate, agent_of
-from vigil.mcp.passthrough import Link, Lost, NotForwarded, Seen, link_for
+from vigil.mcp.passthrough import Link, Lost, NotForwarded, Seen, client_result, link_for
 from vigil.protocol import mcp as pm
 
 _log = logging.getLogger("vigil.mcp")
@@ -216,18 +219,21 @@ class Gateway:
         return None if tool is None else (up, tool)
 
     async def fast_tool_call(
-        self, caller: pm.Caller, published: str, arguments: Any
+        self, caller: pm.Caller, published: str, arguments: Any, version: str
     ) -> dict[str, Any] | None:
-        """``tools/call`` of ``published`` on the fast path: the JSON-RPC response's member, either
-        ``{"result": ...}`` (the upstream's, as it sent it) or ``{"error": ...}``; None when the call
-        cannot take it (:meth:`fast_target`): nothing was decided, the SDK's path serves it.
+        """``tools/call`` of ``published`` on the fast path, for an agent session of protocol
+        ``version``: the JSON-RPC response's member, ``{"result": ...}`` or ``{"error": ...}``, as
+        the SDK's path answers it; None when the call cannot take it (:meth:`fast_target`):
+        nothing was decided, the SDK's path serves it.
 
         Decided exactly as :meth:`call_tool` decides (same function, same audit); forwarded on
-        the upstream's :class:`Link`. A forward refused before it ran upstream (the link is then
-        off) is sent again through the SDK's client; a lost answer is :data:`pm.UNAVAILABLE` (the
-        upstream marked down where the SDK's path would mark it down); a timeout is
-        ``upstream_timeout``; an upstream's JSON-RPC error passes through (its transport error
-        codes are handled as the SDK's path handles them)."""
+        the upstream's :class:`Link` and its answer read as the SDK's client reads it
+        (:func:`client_result`) and written as the SDK's server writes it. A call that did not
+        run upstream (no connection, or the upstream's session is gone) is sent again through the
+        SDK's client; an upstream's JSON-RPC error passes through, and the errors the SDK's
+        client makes of the connection failing mark the upstream down as :meth:`_forward` does
+        (as does a lost connection on the link); a lost answer otherwise fails only that call
+        (:data:`pm.UNAVAILABLE`); a timeout is ``upstream_timeout``."""
         target = self.fast_target(published)
         if target is None:
             return None
@@ -245,11 +251,13 @@ class Gateway:
             except NotForwarded:
                 client = up.client
                 result = await self._forward(up, lambda: _call_tool(_need(client), name, arguments))
-                return {"result": result.model_dump(by_alias=True, mode="json", exclude_none=True)}
+                return {"result": _agent_result(result, version)}
             except TimeoutError:
                 raise _timeout(up, self.timeout_s) from None
             except Lost as e:
                 _log.warning("upstream %r: fast forward failed: %s", up.spec.name, e)
+                if e.unanswered:  # the SDK's client would wait for an answer until the timeout
+                    raise _timeout(up, self.timeout_s) from None
                 if e.down:
                     _mark_down(up)
                 raise MCPError(
@@ -257,14 +265,21 @@ class Gateway:
                 ) from None
             error = message.get("error")
             if error is None:
-                return {"result": message["result"]}
-            if error["code"] in _TRANSPORT_ERRORS:  # as _forward treats them
-                _log.warning("upstream %r failed: %r; marked down", up.spec.name, error)
-                _mark_down(up)
-                raise MCPError(
-                    pm.UNAVAILABLE, f"upstream {up.spec.name!r} failed", {"reasons": ["upstream_unavailable"]}
-                )
-            return {"error": error}
+                try:
+                    model = client_result(message["result"], link.protocol_version)
+                except Exception as e:  # what the SDK's client refuses, _forward marks down
+                    failure: BaseException = e
+                else:
+                    return {"result": _agent_result(model, version)}
+            elif error["code"] in _TRANSPORT_ERRORS:  # as _forward treats them
+                failure = MCPError.from_error_data(types.ErrorData.model_validate(error))
+            else:
+                return {"error": error}
+            _log.warning("upstream %r failed: %r; marked down", up.spec.name, failure)
+            _mark_down(up)
+            raise MCPError(
+                pm.UNAVAILABLE, f"upstream {up.spec.name!r} failed", {"reasons": ["upstream_unavailable"]}
+            )
         except MCPError as e:
             return {"error": _error_of(e)}
 
@@ -358,6 +373,16 @@ def _mark_down(up: _Upstream) -> None:
     link, up.link = up.link, None
     if link is not None:
         link.close()
+
+
+def _agent_result(result: types.CallToolResult, version: str) -> dict[str, Any]:
+    """``result`` as the SDK's server writes a ``tools/call`` result on a session of protocol
+    ``version`` (``ServerRunner._serialize``); raises its internal error for one it refuses."""
+    dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    try:
+        return _methods.serialize_server_result("tools/call", version, dumped)
+    except (ValidationError, ValueError, KeyError):
+        raise MCPError(INTERNAL_ERROR, "Handler returned an invalid result") from None
 
 
 def _error_of(e: MCPError) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 import httptools
 
-MAX_BODY: Final = 64 * 1024 * 1024
-"""The largest response body read (a bigger one is an :class:`Http1Error`)."""
+MAX_HEAD: Final = 100 * 1024
+"""The most bytes read before a response's headers end (httpcore's limit; more is an
+:class:`Http1Error`). The body is read whole, however large, as the SDK's client reads it."""
 IDLE_REUSE_S: Final = 2.0
 """An idle connection older than this is closed rather than reused: servers close idle
 connections (uvicorn after 5 s), and a request sent on one the server is closing is lost."""
@@ -53,8 +54,12 @@ class _Conn:
     idle_since: float = 0.0
 
     def usable(self, now: float) -> bool:
+        """Open, recently used, and nothing unread arrived on it since its last response."""
         return (
-            not self.writer.is_closing() and not self.reader.at_eof() and now - self.idle_since < IDLE_REUSE_S
+            not self.writer.is_closing()
+            and not self.reader.at_eof()
+            and not getattr(self.reader, "_buffer", b"")
+            and now - self.idle_since < IDLE_REUSE_S
         )
 
     def close(self) -> None:
@@ -67,22 +72,39 @@ class _Parsed:
 
     headers: dict[str, str] = field(default_factory=dict)
     chunks: list[bytes] = field(default_factory=list)
-    size: int = 0
+    head: bool = False
     done: bool = False
-    too_big: bool = False
+    extra: bool = False
+    """Bytes followed the response (another message began): the connection is not reused."""
+    status: int = 0
+    parser: httptools.HttpResponseParser | None = None
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.extra = True
+        else:  # (after an interim 1xx response: the final one starts afresh)
+            self.headers.clear()
+            self.chunks.clear()
+            self.head = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        if not self.done:
+            self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.head = True
 
     def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > MAX_BODY:
-            self.too_big = True
-        else:
+        if not self.done:
             self.chunks.append(body)
 
     def on_message_complete(self) -> None:
-        self.done = True
+        if self.done or self.parser is None:
+            return
+        status = self.parser.get_status_code()
+        if not 100 <= status < 200:  # an interim response (100 Continue) is skipped, as httpx does
+            self.status = status
+            self.done = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +152,8 @@ class Pool:
     async def post(self, headers: list[tuple[bytes, bytes]], body: bytes) -> Reply:
         """The server's response to a POST of ``body`` with ``headers`` (name, value: no CR/LF in
         them; Content-Length is added). Raises :class:`Http1Error` when the connection cannot be
-        opened (``sent`` False), or breaks, or the response is not HTTP/1.1 (``sent`` True)."""
+        opened (``sent`` False), or breaks, or the response is not HTTP/1.x (``sent`` True);
+        never anything else."""
         async with self._slots:
             return await self._post(headers, body)
 
@@ -150,7 +173,7 @@ class Pool:
                     self._idle.append(conn)
                     kept = True
             return reply
-        except (OSError, httptools.HttpParserError) as e:
+        except (OSError, httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
             raise Http1Error(f"{type(e).__name__}: {e}", sent=True) from None
         finally:  # a cancelled or failed exchange leaves the connection in an unknown state
             if not kept:
@@ -177,20 +200,32 @@ class Pool:
 
 
 async def _read_reply(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
-    """One whole response from ``reader`` and whether the connection may be reused."""
+    """One whole response from ``reader`` (the first final one: an interim 1xx is skipped) and
+    whether the connection may be reused (not when anything followed the response). Raises
+    ``OSError`` (closed early, headers too long), ``httptools.HttpParserError`` (not HTTP/1.x) or
+    ``httptools.HttpParserUpgrade`` (a protocol switch)."""
     parsed = _Parsed()
     parser = httptools.HttpResponseParser(parsed)
+    parsed.parser = parser
+    fed = 0
     while not parsed.done:
         data = await reader.read(65536)
         if not data:  # (a body delimited by the close is not read: uvicorn and others send lengths)
             raise OSError("the connection closed before the response was complete")
-        parser.feed_data(data)
-        if parsed.too_big:
-            raise OSError(f"the response body is larger than {MAX_BODY} bytes")
+        fed += len(data)
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:
+            if not parsed.done:
+                raise
+            parsed.extra = True  # (garbage after the response)
+        if not parsed.head and fed > MAX_HEAD:
+            raise OSError(f"the response headers are longer than {MAX_HEAD} bytes")
     # (httptools' should_keep_alive() is only meaningful before the message completes)
     keep = (
         parser.get_http_version() == "1.1"
+        and not parsed.extra
         and "close" not in parsed.headers.get("connection", "").lower()
         and not reader.at_eof()
     )
-    return Reply(parser.get_status_code(), parsed.headers, b"".join(parsed.chunks)), keep
+    return Reply(parsed.status, parsed.headers, b"".join(parsed.chunks)), keep
