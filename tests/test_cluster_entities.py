@@ -5,6 +5,8 @@ the real servers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import vigil
@@ -53,62 +55,63 @@ def test_an_entity_change_through_one_is_applied_by_the_others(tmp_path: Path) -
             c.close()
 
 
-def test_a_process_started_later_and_a_reload_have_the_logged_batches(tmp_path: Path) -> None:
+@contextmanager
+def one_engine(tmp_path: Path) -> Iterator[tuple[Path, vigil.Engine]]:
+    """A cluster workspace on a fresh PostgreSQL schema and Redis channel, and one engine on it
+    (closed after)."""
     with fresh_schema() as schema:
-        channel = unique("vigil_t")
-        ws = cluster_workspace(tmp_path / "ws", schema, channel)
+        ws = cluster_workspace(tmp_path / "ws", schema, unique("vigil_t"))
         a = engine(ws)
         try:
-            a.change_entities([ENTITY], by="idp-sync")
-            other = {**ENTITY, "uid": {"type": "Agent", "id": "data-agent-10"}}
-            a.change_entities([other], by="idp-sync")
-            a.change_entities(deletes=[{"type": "Agent", "id": "data-agent-10"}], by="idp-sync")
-            late = engine(ws)  # started after the batches: it never heard them announced
-            try:
-                assert allowed(late)
-                assert ("Agent", "data-agent-10") not in late._state.by_uid  # in order: put, then deleted
-                assert late._state.entity_seq > 0
-                assert late.reload(by="t").ok  # the files again, and the batches on top
-                assert allowed(late)
-                # the files did not change: the entities were reused (with the batches in them)
-                assert late._state.workspace.policy_set.entities_reused
-                assert late._state.entity_versions
-                (ws / "entities" / "extra.json").write_text("[]")  # now they did: read again
-                assert late.reload(by="t").ok
-                assert not late._state.workspace.policy_set.entities_reused
-                assert allowed(late) and ("Agent", "data-agent-10") not in late._state.by_uid
-                assert a.reload(by="t").ok  # the process that made them too
-                assert allowed(a)
-                # a batch after the replay still arrives over the bus, once
-                a.change_entities(deletes=[{"type": "Agent", "id": NEW}], by="idp-sync")
-                assert wait_for(lambda: ("Agent", NEW) not in late._state.by_uid, 2) is not None
-                assert not allowed(late)
-            finally:
-                late.close()
+            yield ws, a
         finally:
             a.close()
+
+
+def test_a_process_started_later_and_a_reload_have_the_logged_batches(tmp_path: Path) -> None:
+    with one_engine(tmp_path) as (ws, a):
+        a.change_entities([ENTITY], by="idp-sync")
+        other = {**ENTITY, "uid": {"type": "Agent", "id": "data-agent-10"}}
+        a.change_entities([other], by="idp-sync")
+        a.change_entities(deletes=[{"type": "Agent", "id": "data-agent-10"}], by="idp-sync")
+        late = engine(ws)  # started after the batches: it never heard them announced
+        try:
+            assert allowed(late)
+            assert ("Agent", "data-agent-10") not in late._state.by_uid  # in order: put, then deleted
+            assert late._state.entity_seq > 0
+            assert late.reload(by="t").ok  # the files again, and the batches on top
+            assert allowed(late)
+            # the files did not change: the entities were reused (with the batches in them)
+            assert late._state.workspace.policy_set.entities_reused
+            assert late._state.entity_versions
+            (ws / "entities" / "extra.json").write_text("[]")  # now they did: read again
+            assert late.reload(by="t").ok
+            assert not late._state.workspace.policy_set.entities_reused
+            assert allowed(late) and ("Agent", "data-agent-10") not in late._state.by_uid
+            assert a.reload(by="t").ok  # the process that made them too
+            assert allowed(a)
+            # a batch after the replay still arrives over the bus, once
+            a.change_entities(deletes=[{"type": "Agent", "id": NEW}], by="idp-sync")
+            assert wait_for(lambda: ("Agent", NEW) not in late._state.by_uid, 2) is not None
+            assert not allowed(late)
+        finally:
+            late.close()
 
 
 def test_a_reload_that_cannot_read_the_batches_is_refused(tmp_path: Path) -> None:
-    with fresh_schema() as schema:
-        channel = unique("vigil_t")
-        ws = cluster_workspace(tmp_path / "ws", schema, channel)
-        a = engine(ws)
-        try:
-            a.change_entities([ENTITY], by="idp-sync")
-            revision = a._state.revision
+    with one_engine(tmp_path) as (_, a):
+        a.change_entities([ENTITY], by="idp-sync")
+        revision = a._state.revision
 
-            def unreadable(**_: object) -> list[object]:
-                raise StoreError("the database is gone")
+        def unreadable(**_: object) -> list[object]:
+            raise StoreError("the database is gone")
 
-            inner = a._store
-            a._store = _Patched(inner, changes=unreadable)
-            result = a.reload(by="t")
-            assert not result.ok and "entity changes" in result.problems[0]
-            assert a._state.revision == revision and allowed(a)  # the last good generation stays
-            a._store = inner
-        finally:
-            a.close()
+        inner = a._store
+        a._store = _Patched(inner, changes=unreadable)
+        result = a.reload(by="t")
+        assert not result.ok and "entity changes" in result.problems[0]
+        assert a._state.revision == revision and allowed(a)  # the last good generation stays
+        a._store = inner
 
 
 class _Patched:
@@ -123,34 +126,28 @@ class _Patched:
 
 
 def test_batches_that_arrive_out_of_log_order_converge_on_the_logs_order(tmp_path: Path) -> None:
-    with fresh_schema() as schema:
-        channel = unique("vigil_t")
-        ws = cluster_workspace(tmp_path / "ws", schema, channel)
-        a = engine(ws)
-        uid = ("Agent", NEW)
+    uid = ("Agent", NEW)
+    with one_engine(tmp_path) as (ws, a):
+        # another process's batch, earlier in the log, that reaches this one late
+        older = a._store._inner.append_change(  # type: ignore[attr-defined]
+            T0.timestamp(),
+            ENTITIES_CHANGED,
+            ("Vigil::Workspace", "entities"),
+            "idp-sync",
+            {"origin": "elsewhere", "upserts": [{**ENTITY, "attrs": {"team": "old"}}], "deletes": []},
+        )
+        a.change_entities([ENTITY], by="idp-sync")  # later in the log
+        _apply_entity_changes(a, [older])
+        assert a._state.by_uid[uid].attrs["team"] == "data"
+        assert allowed(a)
+        a.change_entities(deletes=[{"type": "Agent", "id": NEW}], by="idp-sync")
+        _apply_entity_changes(a, [older])  # an older put does not bring a deleted entity back
+        assert uid not in a._state.by_uid
+        late = engine(ws)  # the log's order, replayed: the same entities
         try:
-            # another process's batch, earlier in the log, that reaches this one late
-            older = a._store._inner.append_change(  # type: ignore[attr-defined]
-                T0.timestamp(),
-                ENTITIES_CHANGED,
-                ("Vigil::Workspace", "entities"),
-                "idp-sync",
-                {"origin": "elsewhere", "upserts": [{**ENTITY, "attrs": {"team": "old"}}], "deletes": []},
-            )
-            a.change_entities([ENTITY], by="idp-sync")  # later in the log
-            _apply_entity_changes(a, [older])
-            assert a._state.by_uid[uid].attrs["team"] == "data"
-            assert allowed(a)
-            a.change_entities(deletes=[{"type": "Agent", "id": NEW}], by="idp-sync")
-            _apply_entity_changes(a, [older])  # an older put does not bring a deleted entity back
-            assert uid not in a._state.by_uid
-            late = engine(ws)  # the log's order, replayed: the same entities
-            try:
-                assert uid not in late._state.by_uid
-            finally:
-                late.close()
+            assert uid not in late._state.by_uid
         finally:
-            a.close()
+            late.close()
 
 
 class _Log:

@@ -384,11 +384,7 @@ class Engine:
                     batches_logged=self.cluster is not None,
                 )
             except WorkspaceError as e:
-                self.last_reload_error = tuple(e.problems) or (e.message,)
-                self._operator_event(
-                    "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
-                )
-                return ReloadResult(False, self._state.revision, self.last_reload_error)
+                return self._refuse_reload(by, tuple(e.problems) or (e.message,))
             state = _State(ws, self._strings, self._tool_hints, self._outbox)
             if self.cluster is not None:
                 if ws.policy_set.entities_reused:  # a copy of the store the batches were applied to
@@ -397,22 +393,13 @@ class Engine:
                     self._replay_entity_log(state)
                 except StoreError as e:  # without them this process's entities would differ
                     self.store_errors += 1
-                    self.last_reload_error = (f"[store]: the entity changes cannot be read: {e.message}",)
-                    self._operator_event(
-                        "reload_refused",
-                        by,
-                        revision=self._state.revision,
-                        problems=list(self.last_reload_error),
+                    return self._refuse_reload(
+                        by, (f"[store]: the entity changes cannot be read: {e.message}",)
                     )
-                    return ReloadResult(False, self._state.revision, self.last_reload_error)
             try:
                 issuers = self._issuers(ws.settings, ws.path)
             except WorkspaceError as e:
-                self.last_reload_error = tuple(e.problems) or (e.message,)
-                self._operator_event(
-                    "reload_refused", by, revision=self._state.revision, problems=list(self.last_reload_error)
-                )
-                return ReloadResult(False, self._state.revision, self.last_reload_error)
+                return self._refuse_reload(by, tuple(e.problems) or (e.message,))
             if not self._operator_event("reloaded", by, revision=state.revision) and self._audit_required:
                 raise AuditError("the audit log refused the reload's event ([audit] required): not reloaded")
             self._state = state
@@ -420,6 +407,12 @@ class Engine:
             self.reloads += 1
             self.last_reload_error = ()
             return ReloadResult(True, self._state.revision)
+
+    def _refuse_reload(self, by: str, problems: tuple[str, ...]) -> ReloadResult:
+        """Keep the last good generation: note ``problems``, audit ``reload_refused``, and say so."""
+        self.last_reload_error = problems
+        self._operator_event("reload_refused", by, revision=self._state.revision, problems=list(problems))
+        return ReloadResult(False, self._state.revision, problems)
 
     # -- tokens -------------------------------------------------------------------------------
     @property
